@@ -1,0 +1,48 @@
+"""Retention worklist for relationship managers: whom to call first, why, and what is at stake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.privacy import mask_frame
+
+
+def _pretty(name: str) -> str:
+    return name.replace("[", "=").replace("]", "")
+
+
+def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, value_col: str = "aum",
+                       rm_col: str = "rm_id", id_col: str = "customer_id", top_n: int | None = 20,
+                       n_drivers: int = 3, tenure_col: str | None = None, mask_ids: bool = True) -> pd.DataFrame:
+    """Ranked retention worklist per RM.
+
+    For each active customer: ``p_churn`` = probability of churning within ``horizon_days`` given
+    its tenure (from a fitted Cox :class:`ChurnModel`), ``value`` (``value_col``, e.g. AUM in
+    currency), ``value_at_stake`` = p_churn * value, and ``risk_drivers``: the ``n_drivers``
+    covariates that raise this customer's log-hazard most above the average customer
+    ((x - mean) * coef > 0). Customers are ranked within each RM by value at stake
+    (``rank`` 1 = first to contact); ``top_n`` per RM (None: all). Customer ids are masked unless
+    ``mask_ids=False``.
+    """
+    p = model.predict_churn_probability(active, horizon_days, tenure_col=tenure_col)
+    contrib = model.risk_contributions(active)
+    cols = np.array([_pretty(c) for c in contrib.columns])
+    vals = contrib.to_numpy()
+    order = np.argsort(-vals, axis=1)[:, :n_drivers]
+    drivers = [", ".join(f"{cols[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
+               for i in range(len(active))]
+    out = pd.DataFrame({
+        rm_col: active[rm_col].fillna("unassigned").to_numpy(),
+        id_col: active[id_col].to_numpy(),
+        "p_churn": p.to_numpy(),
+        "value": active[value_col].to_numpy(float),
+    })
+    out["value_at_stake"] = out["p_churn"] * out["value"]
+    out["risk_drivers"] = drivers
+    out = out.sort_values([rm_col, "value_at_stake", "p_churn"], ascending=[True, False, False], kind="stable")
+    out["rank"] = out.groupby(rm_col).cumcount() + 1
+    if top_n is not None:
+        out = out[out["rank"] <= top_n]
+    out = out[[rm_col, "rank", id_col, "p_churn", "value", "value_at_stake", "risk_drivers"]].reset_index(drop=True)
+    return mask_frame(out, (id_col,)) if mask_ids else out

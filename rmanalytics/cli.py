@@ -1,0 +1,264 @@
+"""The ``rmanalytics`` command.
+
+::
+
+    rmanalytics run NOTEBOOK [--params FILE] [-p KEY VALUE ...] [--data DIR] [--out DIR]
+    rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N]
+    rmanalytics params NOTEBOOK [--yaml]
+    rmanalytics validate DATA_DIR
+    rmanalytics synth [--customers N] [--out DIR] [--seed S]
+    rmanalytics kernel [--user]
+
+Exit codes: 0 success; 1 a notebook failed or the data is invalid; 2 bad usage or an invalid
+parameter (reported before any kernel starts). Heavy imports (papermill, pandas) happen inside
+the subcommands so that parameter errors come back in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _err(msg: str) -> None:
+    print(f"rmanalytics: error: {msg}", file=sys.stderr)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from rmanalytics.params import ParameterError, notebook_name, resolve
+
+    try:
+        name = notebook_name(args.notebook)
+        extra = {"data_dir": args.data} if args.data else {}
+        params = resolve(name, args.params, [tuple(p) for p in args.p or []], **extra)
+    except ParameterError as exc:
+        _err(str(exc))
+        return 2
+    from rmanalytics.runner import notebook_path, run_notebook
+
+    try:
+        nb = notebook_path(args.notebook, args.notebooks_dir)
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return 2
+    from rmanalytics.runner import KernelNotFound
+
+    source = {"params_file": args.params, "overrides": [list(p) for p in args.p or []], **extra}
+    try:
+        res = run_notebook(nb, params, out_dir=args.out, name=name, progress_bar=not args.no_progress,
+                           params_source=source, execution_timeout=args.timeout)
+    except KernelNotFound as exc:
+        _err(str(exc))
+        return 2
+    if res.ok:
+        print(f"{name}: ok in {res.duration_s:.1f} s")
+        print(f"run folder: {res.run_dir}")
+        return 0
+    _err(res.describe_failure())
+    return 1
+
+
+def _cmd_run_all(args: argparse.Namespace) -> int:
+    from rmanalytics.params import ParameterError
+    from rmanalytics.runner import KernelNotFound, run_all, summary_table
+
+    try:
+        results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
+                          notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
+                          progress_bar=not args.no_progress)
+    except (ParameterError, KernelNotFound) as exc:
+        _err(str(exc))
+        return 2
+    print()
+    print(summary_table(results))
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        _err(r.describe_failure())
+    if not results:
+        _err("no notebook was run")
+        return 1
+    return 1 if failed else 0
+
+
+def _cmd_params(args: argparse.Namespace) -> int:
+    from rmanalytics.params import ParameterError, get_model, notebook_name
+
+    try:
+        model = get_model(args.notebook)
+    except ParameterError as exc:
+        _err(str(exc))
+        return 2
+    if args.yaml:
+        import yaml
+
+        from rmanalytics.params.base import _json_default
+
+        defaults = {k: _json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
+        print(f"# parameters of {notebook_name(args.notebook)} (defaults)")
+        print(yaml.safe_dump(defaults, sort_keys=False, allow_unicode=True), end="")
+        return 0
+    rows = model.describe()
+    print(f"{notebook_name(args.notebook)}: {model.__name__}" + (f" - {model.__doc__.strip().splitlines()[0]}"
+                                                                  if model.__doc__ else ""))
+    cols = ("name", "type", "default")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols) + "  help")
+    print("  ".join("-" * widths[c] for c in cols) + "  ----")
+    for r in rows:
+        print("  ".join(r[c].ljust(widths[c]) for c in cols) + "  " + r["help"])
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from rmanalytics.io import validate_data_dir
+    from rmanalytics.schema import DataContractError
+
+    try:
+        tables, findings = validate_data_dir(args.data_dir, observation_end=args.observation_end)
+    except DataContractError as exc:
+        _err(f"invalid data in {args.data_dir}:\n{exc}")
+        return 1
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return 2
+    print(f"{args.data_dir}: data contract OK")
+    width = max((len(n) for n in tables), default=5)
+    for name, df in tables.items():
+        print(f"  {name.ljust(width)}  {len(df):>10,d} rows")
+    n = 0 if findings is None else len(findings)
+    print(f"data-quality findings: {n}")
+    if n:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 80):
+            print(findings.to_string(index=False))
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace, rest: list[str]) -> int:
+    from rmanalytics import synth
+
+    rc = synth.main(rest)
+    return int(rc or 0)
+
+
+def _cmd_kernel(args: argparse.Namespace) -> int:
+    import subprocess
+
+    cmd = [sys.executable, "-m", "ipykernel", "install", "--name", args.name,
+           "--display-name", args.display_name]
+    cmd.append("--user" if args.user else "--sys-prefix")
+    print("$ " + " ".join(cmd))
+    rc = subprocess.call(cmd)
+    if rc == 0:
+        print(f"kernel {args.name!r} registered for {sys.executable}")
+    return rc
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rmanalytics", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="execute one notebook into a new run folder")
+    p.add_argument("notebook", help="notebook name (01_segmentation), unique prefix (01) or .ipynb path")
+    p.add_argument("--params", metavar="FILE", help="YAML file of parameters (e.g. params/01_segmentation.ci.yaml)")
+    p.add_argument("-p", nargs=2, action="append", metavar=("KEY", "VALUE"),
+                   help="set one parameter; VALUE is read as YAML (180 is an int, 1e2 a string, null None)")
+    p.add_argument("--data", metavar="DIR", help="data folder (overrides data_dir)")
+    p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
+    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: ./notebooks)")
+    p.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("run-all", help="run the notebook chain 00 -> 04 in dependency order")
+    p.add_argument("--params-dir", metavar="DIR", help="folder of <notebook>[.<variant>].yaml (default: params/)")
+    p.add_argument("--variant", metavar="NAME", help="use <notebook>.<NAME>.yaml where present (e.g. ci)")
+    p.add_argument("--data", metavar="DIR", help="data folder for every notebook (default: each file's data_dir, "
+                                                 "i.e. the bundled sample)")
+    p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (chain order kept)")
+    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: ./notebooks)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
+                   help="notebooks run in parallel when independent (default: min(2, CPUs))")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run_all)
+
+    p = sub.add_parser("params", help="print a notebook's parameters: name, type, default, help")
+    p.add_argument("notebook")
+    p.add_argument("--yaml", action="store_true", help="print the defaults as a YAML parameters file")
+    p.set_defaults(func=_cmd_params)
+
+    p = sub.add_parser("validate", help="check a data folder against the data contract; list quality findings")
+    p.add_argument("data_dir")
+    p.add_argument("--observation-end", metavar="DATE", help="ISO date for the quality rules (default: last date)")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("synth", help="generate synthetic data (see: rmanalytics synth --help)", add_help=False)
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("kernel", help="register the 'python3' Jupyter kernel for this interpreter (venv or conda)")
+    p.add_argument("--user", action="store_true", help="install for the user instead of into sys.prefix")
+    p.add_argument("--name", default="python3", help="kernel name (default: python3, the one the notebooks use)")
+    p.add_argument("--display-name", default="Python 3 (rmanalytics)")
+    p.set_defaults(func=_cmd_kernel)
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    # A handler with its own level: papermill logs every cell's output at INFO into run.log and
+    # those records must not reach the console unless --verbose.
+    root = logging.getLogger()
+    if not any(getattr(h, "_rmanalytics", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler._rmanalytics = True  # type: ignore[attr-defined]
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    for h in root.handlers:
+        if getattr(h, "_rmanalytics", False):
+            h.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def _sigterm_as_interrupt() -> None:
+    """A scheduler's SIGTERM stops a run like Ctrl-C: the run folder stays ``.partial``, status
+    ``interrupted``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rmanalytics`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command != "synth" and rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    _setup_logging(args.verbose)
+    _sigterm_as_interrupt()
+    try:
+        if args.command == "synth":
+            return _cmd_synth(args, rest)
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

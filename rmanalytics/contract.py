@@ -1,0 +1,194 @@
+"""The data contract: the tables rmanalytics reads, their columns, dtypes, units and rules.
+
+This module is the single source of truth for table and column names. The validators in
+:mod:`rmanalytics.schema`, the loaders in :mod:`rmanalytics.io`, the generator in
+:mod:`rmanalytics.synth` and ``data/README.md`` all follow it.
+
+Conventions
+-----------
+- Identifiers are strings (``customer_id`` like ``"C0000001"``, ``rm_id`` like ``"R0001"``).
+- Dates are ``datetime64[ns]`` at day precision (timestamps are allowed for transactions and are
+  truncated to the day where a rule works in days).
+- Money is in currency units (CNY by default), as ``float64``.
+- ``transactions.amount`` is the value of the transaction seen from the customer: positive for a
+  purchase / deposit / payment, **negative for a refund or reversal**. Fees the bank earns are not
+  netted into ``amount``; they are in ``transactions.fee`` (>= 0).
+- Nullable end dates (``close_date``, ``exit_date``, ``end_date``) mean "still open".
+- An interval ``[start_date, end_date)`` includes its start and excludes its end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a contract table."""
+
+    name: str
+    dtype: str  # "str", "int", "float", "date", "bool"
+    description: str
+    nullable: bool = False
+    unit: str | None = None
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple | None = None
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Table:
+    """One contract table: its columns and its primary key."""
+
+    name: str
+    description: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(f"table {self.name!r} has no column {name!r}")
+
+
+PRODUCT_FAMILIES = ("deposit", "wealth", "loan", "card", "insurance", "fx", "payment")
+CHANNELS = ("branch", "mobile", "online", "atm", "rm")
+CUSTOMER_TYPES = ("retail", "corporate")
+ACQUISITION_CHANNELS = ("branch", "referral", "online", "rm_outreach")
+RM_LEVELS = ("junior", "senior", "principal")
+ORG_LEVELS = ("rm", "outlet", "sub_branch", "tier2_branch", "tier1_branch", "bank")
+
+CUSTOMERS = Table(
+    "customers",
+    "One row per customer.",
+    (
+        Column("customer_id", "str", "Customer identifier (primary key)."),
+        Column("open_date", "date", "Date the relationship (first account) was opened."),
+        Column("close_date", "date", "Date the last account was closed; null while open.", nullable=True),
+        Column("customer_type", "str", "Retail or corporate customer.", allowed=CUSTOMER_TYPES),
+        Column("risk_level", "int", "Risk-tolerance level, 1 (conservative) to 5 (aggressive).", min=1, max=5),
+        Column("industry", "str", "Industry tag (e.g. manufacturing, tech, trade).", nullable=True),
+        Column("scenario", "str", "Scenario tag (e.g. cross_border_ecommerce, young_family).", nullable=True),
+        Column("branch_id", "str", "Home outlet: an `outlet` of the `rms` hierarchy."),
+        Column("acquisition_channel", "str", "How the customer was acquired.", allowed=ACQUISITION_CHANNELS,
+               required=False),
+    ),
+    key=("customer_id",),
+)
+
+TRANSACTIONS = Table(
+    "transactions",
+    "One row per transaction. Amount > 0: purchase/deposit/payment; amount < 0: refund or reversal.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("date", "date", "Transaction date (or timestamp)."),
+        Column("amount", "float", "Transaction value; negative for refunds/reversals.", unit="currency"),
+        Column("product_family", "str", "Product family.", allowed=PRODUCT_FAMILIES),
+        Column("channel", "str", "Channel.", allowed=CHANNELS),
+        Column("fee", "float", "Fee income earned by the bank on this transaction.", unit="currency", min=0,
+               required=False),
+    ),
+    key=(),
+)
+
+BALANCES = Table(
+    "balances",
+    "Month-end snapshot per customer while the customer is open.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("snapshot_date", "date", "Last day of the month the snapshot describes."),
+        Column("aum", "float", "Assets under management (deposits + wealth products).", unit="currency", min=0),
+        Column("deposits", "float", "Deposit balance.", unit="currency", min=0),
+        Column("loans", "float", "Loan balance outstanding.", unit="currency", min=0),
+        Column("loans_strategic", "float", "Part of `loans` in strategic lines (inclusive / green lending).",
+               unit="currency", min=0, required=False),
+        Column("npl", "float", "Non-performing part of `loans`.", unit="currency", min=0, required=False),
+        Column("n_products", "int", "Number of distinct products held (product penetration).", min=0),
+    ),
+    key=("customer_id", "snapshot_date"),
+)
+
+RMS = Table(
+    "rms",
+    "One row per relationship manager, with the branch hierarchy of the RM's outlet.",
+    (
+        Column("rm_id", "str", "RM identifier (primary key)."),
+        Column("outlet", "str", "Outlet (网点), the lowest org unit."),
+        Column("sub_branch", "str", "Sub-branch (支行)."),
+        Column("tier2_branch", "str", "Tier-2 branch (二级分行)."),
+        Column("tier1_branch", "str", "Tier-1 branch (一级分行)."),
+        Column("hire_date", "date", "Date the RM joined."),
+        Column("exit_date", "date", "Date the RM left; null while employed.", nullable=True),
+        Column("level", "str", "RM grade.", allowed=RM_LEVELS),
+    ),
+    key=("rm_id",),
+)
+
+ASSIGNMENTS = Table(
+    "assignments",
+    "Which RM serves which customer, when, and with what credit share. "
+    "For every customer and date, the shares of the assignments covering that date sum to 1.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("rm_id", "str", "RM (must exist in `rms`)."),
+        Column("start_date", "date", "First day of the assignment."),
+        Column("end_date", "date", "Day the assignment ended (exclusive); null while running.", nullable=True),
+        Column("share", "float", "Credit share of this RM for this customer, in (0, 1].", min=0, max=1),
+    ),
+    key=("customer_id", "rm_id", "start_date"),
+)
+
+RM_ACTIVITY = Table(
+    "rm_activity",
+    "One row per RM and month: activity and process indicators.",
+    (
+        Column("rm_id", "str", "RM (must exist in `rms`)."),
+        Column("period", "date", "First day of the month."),
+        Column("visits", "int", "Customer visits made.", min=0),
+        Column("visits_required", "int", "Visits required by the tier-maintenance rules.", min=0),
+        Column("calls", "int", "Customer calls made.", min=0),
+        Column("cross_sell_offers", "int", "Cross-sell offers made.", min=0),
+        Column("digital_usage", "float", "Share of working days the digital tools were used, 0-1.", min=0, max=1),
+        Column("training_score", "float", "Training exam score, 0-100.", min=0, max=100, nullable=True),
+        Column("complaints", "int", "Customer complaints received.", min=0),
+        Column("nps_responses", "int", "NPS survey responses.", min=0),
+        Column("nps_promoters", "int", "Responses scoring 9-10.", min=0),
+        Column("nps_detractors", "int", "Responses scoring 0-6.", min=0),
+        Column("compliance_checks", "int", "Compliance checks performed.", min=0),
+        Column("compliance_passed", "int", "Compliance checks passed.", min=0),
+        Column("compliance_breaches", "int", "Minor compliance breaches.", min=0),
+        Column("major_breaches", "int", "Major compliance breaches (one-vote veto).", min=0),
+        Column("alert_response_hours", "float", "Mean hours to respond to a risk alert.", unit="hours", min=0,
+               nullable=True),
+        Column("referrals", "int", "New customers acquired by referral.", min=0),
+    ),
+    key=("rm_id", "period"),
+)
+
+KPI_TARGETS = Table(
+    "kpi_targets",
+    "Targets per RM (or org unit), period and KPI.",
+    (
+        Column("unit_id", "str", "rm_id, or the id of an org unit."),
+        Column("unit_level", "str", "Level of `unit_id`.", allowed=ORG_LEVELS),
+        Column("period", "str", "Period label: 'YYYY' (year), 'YYYYQn' (quarter) or 'YYYY-MM' (month)."),
+        Column("kpi", "str", "KPI name (see rmanalytics.kpi)."),
+        Column("target", "float", "Target value, in the KPI's unit."),
+    ),
+    key=("unit_id", "period", "kpi"),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS)
+}

@@ -1,0 +1,433 @@
+"""KPIs per RM and period from the contract tables (DOMAIN.md §3).
+
+The heavy aggregation over transactions, balances, assignments and activity runs once, as SQL
+(:func:`rm_month_sql`, DuckDB dialect, transpilable to Spark) at the grain *RM x calendar month*;
+:func:`kpi_table` then rolls the months up to months, quarters or years in pandas (a few rows per
+RM) and derives the ratios and growth KPIs.
+
+Crediting rules
+---------------
+- **Shared customers** are credited by assignment ``share`` (shares of a customer sum to 1).
+- **Pro-rating**: a balance snapshot of month *m* is credited with weight
+  ``share * (days the assignment covers in m) / (days in m)``. An RM who leaves (or joins, or
+  gets / loses a customer) mid-month is credited for the days held only. Transactions (fees,
+  volume) are credited to the assignment(s) covering the transaction date.
+- **Partial periods**: ``partial_period`` is True when the RM was hired after the period start or
+  left before its end; ``days_active`` counts the RM's employed days in the period. Balances are
+  averaged over *all* calendar months of the period (a month without credit counts as 0), so an
+  RM who leaves at the end of the first month of a quarter is credited about a third of the
+  quarter's average balance: the KPI is pro-rated, not extrapolated.
+
+KPI definitions (name: formula, unit, direction)
+------------------------------------------------
+See :data:`KPI_DEFINITIONS`; every name there can be used in the scorecard config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.engine import run_sql
+
+
+@dataclass(frozen=True)
+class KpiDef:
+    """One KPI: its formula, unit and whether higher is better."""
+
+    description: str
+    unit: str
+    higher_is_better: bool = True
+    additive: bool = False  # sums across RMs to the unit above (roll-up by sum)
+
+
+KPI_DEFINITIONS: dict[str, KpiDef] = {
+    "deposit_growth": KpiDef("Average credited deposit balance of the period minus that of the previous "
+                             "period (balances: mean of month-end snapshots).", "currency", True, True),
+    "avg_deposits": KpiDef("Average credited deposit balance over the period's months.", "currency", True, True),
+    "loan_volume": KpiDef("Average credited loan balance over the period's months.", "currency", True, True),
+    "strategic_loan_volume": KpiDef("Average credited loan balance in strategic lines (inclusive / green).",
+                                    "currency", True, True),
+    "strategic_loan_share": KpiDef("strategic_loan_volume / loan_volume.", "ratio 0-1", True),
+    "fee_income": KpiDef("Sum of transaction fees of the credited customers (x share).", "currency", True, True),
+    "expected_fee": KpiDef("Fee income the book's transactions would earn at the bank-wide fee rate of each "
+                           "product family (sum fee / sum amount over all positive transactions): the size "
+                           "and product mix of the book, free of pricing, market and RM effects.",
+                           "currency", True, True),
+    "new_customers": KpiDef("Customers opened in the period, credited (x share) to the RM holding them at "
+                            "opening.", "customers", True, True),
+    "new_effective_customers": KpiDef("Customers opened in the period, credited to the RM holding them at "
+                                      "opening, with a positive transaction within `effective_window_days`.",
+                                      "customers", True, True),
+    "aum": KpiDef("Average credited AUM over the period's months.", "currency", True, True),
+    "aum_growth": KpiDef("aum / aum of the previous period - 1.", "ratio", True),
+    "product_penetration": KpiDef("Credit-weighted mean number of products held by the book.", "products", True),
+    "cross_sell_rate": KpiDef("Credit-weighted share of book customer-months in which the number of products "
+                              "rose over the previous month.", "ratio 0-1 per month", True),
+    "churn_rate": KpiDef("Credited customers closed in the period / credited open book at period start.",
+                         "ratio 0-1 per period", False),
+    "nps": KpiDef("(promoters - detractors) / responses x 100.", "points -100..100", True),
+    "complaint_rate": KpiDef("Complaints per 100 credited customers (average book).", "per 100 customers", False),
+    "visit_coverage": KpiDef("sum(min(visits, visits_required)) / sum(visits_required).", "ratio 0-1", True),
+    "referral_share": KpiDef("Share of new customers (credited) acquired by referral.", "ratio 0-1", True),
+    "npl_ratio": KpiDef("Average credited NPL balance / average credited loan balance.", "ratio 0-1", False),
+    "alert_response_hours": KpiDef("Mean of the monthly mean risk-alert response time.", "hours", False),
+    "compliance_pass_rate": KpiDef("compliance_passed / compliance_checks.", "ratio 0-1", True),
+    "major_breaches": KpiDef("Number of major compliance breaches (one-vote veto).", "count", False, True),
+    "training_score": KpiDef("Mean training exam score.", "points 0-100", True),
+    "digital_usage": KpiDef("Mean share of working days the digital tools were used.", "ratio 0-1", True),
+}
+
+ACTIVITY_COLUMNS = ("visits", "visits_required", "calls", "cross_sell_offers", "digital_usage", "training_score",
+                    "complaints", "nps_responses", "nps_promoters", "nps_detractors", "compliance_checks",
+                    "compliance_passed", "compliance_breaches", "major_breaches", "alert_response_hours",
+                    "referrals")
+
+FREQS = {"month": "M", "quarter": "Q", "year": "Y"}
+
+
+def period_label(dates: pd.Series | pd.DatetimeIndex, freq: str) -> pd.Series:
+    """Contract period labels: 'YYYY-MM' (month), 'YYYYQn' (quarter) or 'YYYY' (year)."""
+    d = pd.to_datetime(pd.Series(dates))
+    if freq == "month":
+        return d.dt.strftime("%Y-%m")
+    if freq == "quarter":
+        return d.dt.year.astype(str) + "Q" + d.dt.quarter.astype(str)
+    if freq == "year":
+        return d.dt.year.astype(str)
+    raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+
+
+def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DataFrame:
+    """Calendar months covering [start, end]: ``month_start``, ``month_end`` (exclusive), ``days``."""
+    starts = pd.date_range(pd.Timestamp(start).to_period("M").to_timestamp(),
+                           pd.Timestamp(end).to_period("M").to_timestamp(), freq="MS")
+    ends = starts + pd.offsets.MonthBegin(1)
+    return pd.DataFrame({"month_start": starts, "month_end": ends, "days": (ends - starts).days.astype("int64")})
+
+
+def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: bool = True,
+                 has_channel: bool = True, effective_window_days: int = 90) -> str:
+    """The SQL (DuckDB dialect, Spark-transpilable) of the RM x month aggregation.
+
+    Inputs: ``customers, transactions, balances, assignments, rm_activity, months``
+    (``months`` from :func:`month_calendar`). One row per ``rm_id, month_start``.
+    """
+    fee = "t.fee" if has_fee else "0.0"
+    strat = "COALESCE(b.loans_strategic, 0.0)" if has_strategic else "0.0"
+    npl = "COALESCE(b.npl, 0.0)" if has_npl else "0.0"
+    channel = "c.acquisition_channel" if has_channel else "CAST(NULL AS VARCHAR)"
+    w = int(effective_window_days)
+    return f"""
+WITH asg AS (
+    SELECT customer_id, rm_id, CAST(start_date AS DATE) AS start_date,
+           COALESCE(CAST(end_date AS DATE), CAST('2999-12-31' AS DATE)) AS end_date, share
+    FROM assignments
+),
+mon AS (
+    SELECT CAST(month_start AS DATE) AS month_start, CAST(month_end AS DATE) AS month_end, days FROM months
+),
+asg_month AS (
+    SELECT a.customer_id, a.rm_id, m.month_start,
+           a.share * date_diff('day', GREATEST(a.start_date, m.month_start), LEAST(a.end_date, m.month_end))
+               / m.days AS w
+    FROM asg a JOIN mon m ON a.start_date < m.month_end AND a.end_date > m.month_start
+),
+bal AS (
+    SELECT b.customer_id, m.month_start, b.aum, b.deposits, b.loans, {strat} AS loans_strategic, {npl} AS npl,
+           b.n_products,
+           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products
+    FROM balances b
+    JOIN mon m ON CAST(b.snapshot_date AS DATE) >= m.month_start AND CAST(b.snapshot_date AS DATE) < m.month_end
+),
+book AS (
+    SELECT am.rm_id, am.month_start,
+           SUM(am.w) AS w_balances,
+           SUM(am.w * bal.aum) AS aum, SUM(am.w * bal.deposits) AS deposits, SUM(am.w * bal.loans) AS loans,
+           SUM(am.w * bal.loans_strategic) AS loans_strategic, SUM(am.w * bal.npl) AS npl,
+           SUM(am.w * bal.n_products) AS products_w,
+           SUM(CASE WHEN bal.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
+           SUM(CASE WHEN bal.n_products > bal.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w
+    FROM asg_month am
+    JOIN bal ON am.customer_id = bal.customer_id AND am.month_start = bal.month_start
+    GROUP BY am.rm_id, am.month_start
+),
+book_size AS (
+    SELECT rm_id, month_start, SUM(w) AS customers_credited FROM asg_month GROUP BY rm_id, month_start
+),
+fam AS (
+    SELECT product_family,
+           CASE WHEN SUM(t.amount) > 0 THEN SUM({fee}) / SUM(t.amount) ELSE 0.0 END AS fee_rate
+    FROM transactions t WHERE t.amount > 0 GROUP BY product_family
+),
+fees AS (
+    SELECT a.rm_id, m.month_start, SUM(a.share * {fee}) AS fee_income, SUM(a.share * t.amount) AS volume,
+           SUM(a.share * t.amount * fr.fee_rate) AS expected_fee, SUM(a.share) AS n_transactions
+    FROM transactions t
+    JOIN fam fr ON fr.product_family = t.product_family
+    JOIN asg a ON t.customer_id = a.customer_id
+              AND CAST(t.date AS DATE) >= a.start_date AND CAST(t.date AS DATE) < a.end_date
+    JOIN mon m ON CAST(t.date AS DATE) >= m.month_start AND CAST(t.date AS DATE) < m.month_end
+    GROUP BY a.rm_id, m.month_start
+),
+book_start AS (
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start
+    FROM asg a
+    JOIN mon m ON a.start_date <= m.month_start AND a.end_date > m.month_start
+    JOIN customers c ON c.customer_id = a.customer_id
+    WHERE CAST(c.open_date AS DATE) <= m.month_start
+      AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > m.month_start)
+    GROUP BY a.rm_id, m.month_start
+),
+churn AS (
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS churned
+    FROM customers c
+    JOIN asg a ON c.customer_id = a.customer_id
+              AND a.start_date < CAST(c.close_date AS DATE) AND a.end_date >= CAST(c.close_date AS DATE)
+    JOIN mon m ON CAST(c.close_date AS DATE) >= m.month_start AND CAST(c.close_date AS DATE) < m.month_end
+    WHERE c.close_date IS NOT NULL
+    GROUP BY a.rm_id, m.month_start
+),
+effective AS (
+    SELECT DISTINCT t.customer_id
+    FROM transactions t JOIN customers c ON t.customer_id = c.customer_id
+    WHERE t.amount > 0 AND CAST(t.date AS DATE) >= CAST(c.open_date AS DATE)
+      AND date_diff('day', CAST(c.open_date AS DATE), CAST(t.date AS DATE)) < {w}
+),
+new_cust AS (
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS new_customers,
+           SUM(CASE WHEN e.customer_id IS NOT NULL THEN a.share ELSE 0.0 END) AS new_effective_customers,
+           SUM(CASE WHEN {channel} = 'referral' THEN a.share ELSE 0.0 END) AS new_referred
+    FROM customers c
+    JOIN asg a ON c.customer_id = a.customer_id
+              AND a.start_date <= CAST(c.open_date AS DATE) AND a.end_date > CAST(c.open_date AS DATE)
+    JOIN mon m ON CAST(c.open_date AS DATE) >= m.month_start AND CAST(c.open_date AS DATE) < m.month_end
+    LEFT JOIN effective e ON e.customer_id = c.customer_id
+    GROUP BY a.rm_id, m.month_start
+),
+act AS (
+    SELECT r.rm_id, m.month_start, r.visits, r.visits_required, r.calls, r.cross_sell_offers, r.digital_usage,
+           r.training_score, r.complaints, r.nps_responses, r.nps_promoters, r.nps_detractors,
+           r.compliance_checks, r.compliance_passed, r.compliance_breaches, r.major_breaches,
+           r.alert_response_hours, r.referrals,
+           LEAST(r.visits, r.visits_required) AS visits_covered
+    FROM rm_activity r
+    JOIN mon m ON CAST(r.period AS DATE) >= m.month_start AND CAST(r.period AS DATE) < m.month_end
+),
+keys AS (
+    SELECT rm_id, month_start FROM book_size
+    UNION SELECT rm_id, month_start FROM act
+    UNION SELECT rm_id, month_start FROM fees
+)
+SELECT k.rm_id, k.month_start,
+       COALESCE(s.customers_credited, 0.0) AS customers_credited,
+       COALESCE(bs.book_start, 0.0) AS book_start,
+       COALESCE(b.w_balances, 0.0) AS w_balances, COALESCE(b.aum, 0.0) AS aum,
+       COALESCE(b.deposits, 0.0) AS deposits, COALESCE(b.loans, 0.0) AS loans,
+       COALESCE(b.loans_strategic, 0.0) AS loans_strategic, COALESCE(b.npl, 0.0) AS npl,
+       COALESCE(b.products_w, 0.0) AS products_w,
+       COALESCE(b.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(b.cross_sell_w, 0.0) AS cross_sell_w,
+       COALESCE(f.fee_income, 0.0) AS fee_income, COALESCE(f.volume, 0.0) AS volume,
+       COALESCE(f.expected_fee, 0.0) AS expected_fee,
+       COALESCE(f.n_transactions, 0.0) AS n_transactions,
+       COALESCE(ch.churned, 0.0) AS churned,
+       COALESCE(n.new_customers, 0.0) AS new_customers,
+       COALESCE(n.new_effective_customers, 0.0) AS new_effective_customers,
+       COALESCE(n.new_referred, 0.0) AS new_referred,
+       act.visits, act.visits_required, act.visits_covered, act.calls, act.cross_sell_offers, act.digital_usage,
+       act.training_score, act.complaints, act.nps_responses, act.nps_promoters, act.nps_detractors,
+       act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
+       act.alert_response_hours, act.referrals
+FROM keys k
+LEFT JOIN book_size s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
+LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
+LEFT JOIN book b ON b.rm_id = k.rm_id AND b.month_start = k.month_start
+LEFT JOIN fees f ON f.rm_id = k.rm_id AND f.month_start = k.month_start
+LEFT JOIN churn ch ON ch.rm_id = k.rm_id AND ch.month_start = k.month_start
+LEFT JOIN new_cust n ON n.rm_id = k.rm_id AND n.month_start = k.month_start
+LEFT JOIN act ON act.rm_id = k.rm_id AND act.month_start = k.month_start
+ORDER BY k.rm_id, k.month_start
+"""
+
+
+def _data_range(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    lo = min(pd.to_datetime(tables["transactions"]["date"]).min(),
+             pd.to_datetime(tables["balances"]["snapshot_date"]).min(),
+             pd.to_datetime(tables["rm_activity"]["period"]).min())
+    hi = max(pd.to_datetime(tables["transactions"]["date"]).max(),
+             pd.to_datetime(tables["balances"]["snapshot_date"]).max(),
+             pd.to_datetime(tables["rm_activity"]["period"]).max())
+    return lo, hi
+
+
+REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
+
+
+def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str = "duckdb",
+                      effective_window_days: int = 90) -> pd.DataFrame:
+    """Run :func:`rm_month_sql` on the contract tables: one row per RM and calendar month.
+
+    Amounts in currency, balances as credited month-end snapshots, counts credited by share.
+    """
+    missing = [t for t in REQUIRED if t not in tables]
+    if missing:
+        raise ValueError(f"rm_month_measures needs tables {missing}")
+    lo, hi = _data_range(tables)
+    months = month_calendar(start or lo, end or hi)
+    sql = rm_month_sql(
+        has_fee="fee" in tables["transactions"].columns,
+        has_strategic="loans_strategic" in tables["balances"].columns,
+        has_npl="npl" in tables["balances"].columns,
+        has_channel="acquisition_channel" in tables["customers"].columns,
+        effective_window_days=effective_window_days,
+    )
+    inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
+    inputs["months"] = months
+    out = run_sql(sql, inputs, engine=engine)
+    out["month_start"] = pd.to_datetime(out["month_start"])
+    return out
+
+
+def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
+    num, den = num.astype(float), den.astype(float)
+    return (num / den.where(den > 0)).astype(float)
+
+
+def kpi_table(
+    tables: dict[str, pd.DataFrame] | None = None,
+    *,
+    freq: str = "quarter",
+    monthly: pd.DataFrame | None = None,
+    start=None,
+    end=None,
+    engine: str = "duckdb",
+    effective_window_days: int = 90,
+) -> pd.DataFrame:
+    """KPIs per RM and period (see :data:`KPI_DEFINITIONS` for formulas and units).
+
+    Parameters
+    ----------
+    tables : contract tables (needs customers, transactions, balances, assignments, rm_activity, rms).
+    freq : 'month', 'quarter' or 'year'; ``period`` is labelled as in ``kpi_targets``.
+    monthly : precomputed :func:`rm_month_measures` (saves the SQL run when several freqs are needed).
+
+    Returns
+    -------
+    One row per ``rm_id, period`` with ``period_start, period_end`` (exclusive), every KPI,
+    the additive inputs (``volume``, ``customers_credited`` ...), ``days_active`` and
+    ``partial_period``.
+    """
+    if freq not in FREQS:
+        raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+    if monthly is None:
+        if tables is None:
+            raise ValueError("give tables or monthly")
+        monthly = rm_month_measures(tables, start=start, end=end, engine=engine,
+                                    effective_window_days=effective_window_days)
+    m = monthly.copy()
+    m["period"] = period_label(m["month_start"], freq).to_numpy()
+    p = m["month_start"].dt.to_period(FREQS[freq])
+    m["period_start"] = p.dt.start_time.dt.normalize()
+    m["period_end"] = (p + 1).dt.start_time.dt.normalize()
+    n_months = {"month": 1, "quarter": 3, "year": 12}[freq]
+    sums = ["fee_income", "volume", "expected_fee", "n_transactions", "churned", "new_customers", "new_effective_customers",
+            "new_referred", "visits", "visits_required", "visits_covered", "calls", "cross_sell_offers",
+            "complaints", "nps_responses", "nps_promoters", "nps_detractors", "compliance_checks",
+            "compliance_passed", "compliance_breaches", "major_breaches", "referrals", "aum", "deposits", "loans",
+            "loans_strategic", "npl", "products_w", "w_balances", "cross_sell_base", "cross_sell_w",
+            "customers_credited"]
+    means = ["digital_usage", "training_score", "alert_response_hours"]
+    m = m.sort_values(["rm_id", "month_start"])
+    g = m.groupby(["rm_id", "period"], sort=True)
+    out = g[sums].sum(min_count=1)
+    out[sums] = out[sums].fillna(0.0)
+    out[means] = g[means].mean()
+    out["period_start"] = g["period_start"].first()
+    out["period_end"] = g["period_end"].first()
+    first = m[m["month_start"] == m["period_start"]].set_index(["rm_id", "period"])["book_start"]
+    out["book_start"] = first.reindex(out.index).fillna(0.0)
+    out = out.reset_index()
+    # balances: average over all calendar months of the period (pro-rated, see module doc)
+    for col in ("aum", "deposits", "loans", "loans_strategic", "npl", "customers_credited"):
+        out[col] = out[col] / n_months
+    out["avg_deposits"] = out["deposits"]
+    out["loan_volume"] = out["loans"]
+    out["strategic_loan_volume"] = out["loans_strategic"]
+    out["strategic_loan_share"] = _ratio(out["loans_strategic"], out["loans"])
+    out["npl_ratio"] = _ratio(out["npl"], out["loans"])
+    out["product_penetration"] = _ratio(out["products_w"], out["w_balances"])
+    out["cross_sell_rate"] = _ratio(out["cross_sell_w"], out["cross_sell_base"])
+    out["churn_rate"] = _ratio(out["churned"], out["book_start"])
+    out["nps"] = 100.0 * _ratio(out["nps_promoters"] - out["nps_detractors"], out["nps_responses"])
+    out["complaint_rate"] = 100.0 * _ratio(out["complaints"], out["customers_credited"])
+    out["visit_coverage"] = _ratio(out["visits_covered"], out["visits_required"])
+    out["referral_share"] = _ratio(out["new_referred"], out["new_customers"])
+    out["compliance_pass_rate"] = _ratio(out["compliance_passed"], out["compliance_checks"])
+    out = out.sort_values(["rm_id", "period_start"]).reset_index(drop=True)
+    prev_start = out.groupby("rm_id")["period_end"].shift(1)
+    contiguous = prev_start == out["period_start"]
+    prev_dep = out.groupby("rm_id")["avg_deposits"].shift(1).where(contiguous)
+    prev_aum = out.groupby("rm_id")["aum"].shift(1).where(contiguous)
+    out["deposit_growth"] = out["avg_deposits"] - prev_dep
+    out["aum_growth"] = _ratio(out["aum"], prev_aum) - 1.0
+    # employment within the period
+    if tables is not None and "rms" in tables:
+        rms = tables["rms"].set_index("rm_id")
+        hire = pd.to_datetime(out["rm_id"].map(rms["hire_date"]))
+        exit_ = pd.to_datetime(out["rm_id"].map(rms["exit_date"]))
+        lo = np.maximum(hire.to_numpy("datetime64[ns]"), out["period_start"].to_numpy("datetime64[ns]"))
+        hi_exit = exit_.fillna(pd.Timestamp("2200-01-01")).to_numpy("datetime64[ns]")
+        hi = np.minimum(hi_exit, out["period_end"].to_numpy("datetime64[ns]"))
+        out["days_active"] = np.maximum((hi - lo).astype("timedelta64[D]").astype(int), 0)
+        out["partial_period"] = (hire > out["period_start"]) | (exit_.notna() & (exit_ < out["period_end"]))
+    else:
+        out["days_active"] = (out["period_end"] - out["period_start"]).dt.days
+        out["partial_period"] = False
+    kpis = list(KPI_DEFINITIONS)
+    extra = ["volume", "expected_fee", "customers_credited", "book_start", "new_customers", "visits", "calls",
+             "cross_sell_offers", "days_active", "partial_period"]
+    cols = ["rm_id", "period", "period_start", "period_end"] + kpis + [c for c in extra if c not in kpis]
+    return out[cols]
+
+
+def segment_period_sql() -> str:
+    """SQL (DuckDB dialect, Spark-transpilable): fee income and active customers per segment and
+    period. Inputs: ``customers, transactions, periods`` (``period, period_start, period_end``) and
+    the segment column exposed as ``segment`` by a CTE. Active = at least one transaction in the
+    period."""
+    return """
+WITH per AS (
+    SELECT period, CAST(period_start AS DATE) AS period_start, CAST(period_end AS DATE) AS period_end FROM periods
+)
+SELECT p.period, CAST(c.segment AS VARCHAR) AS segment, COUNT(DISTINCT t.customer_id) AS customers,
+       SUM(t.fee) AS fee_income, SUM(t.amount) AS volume
+FROM transactions t
+JOIN seg c ON c.customer_id = t.customer_id
+JOIN per p ON CAST(t.date AS DATE) >= p.period_start AND CAST(t.date AS DATE) < p.period_end
+GROUP BY p.period, CAST(c.segment AS VARCHAR)
+ORDER BY p.period, segment
+"""
+
+
+def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
+                      engine: str = "duckdb") -> pd.DataFrame:
+    """Fee income (currency), transaction volume and active customers per segment and period.
+
+    ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
+    value is reported as the segment ``"unknown"`` (counted, not dropped).
+    """
+    cust = tables["customers"]
+    if segment not in cust.columns:
+        raise ValueError(f"customers has no column {segment!r} to segment by")
+    tx = tables["transactions"]
+    if "fee" not in tx.columns:
+        raise ValueError("transactions has no 'fee' column: fee income cannot be decomposed")
+    seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment].astype("string").fillna("unknown")})
+    lo, hi = pd.to_datetime(tx["date"]).min(), pd.to_datetime(tx["date"]).max()
+    months = month_calendar(lo, hi)
+    months["period"] = period_label(months["month_start"], freq).to_numpy()
+    periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
+                                                           period_end=("month_end", "max"))
+    return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)

@@ -1,0 +1,384 @@
+"""RM scorecard: configuration, scoring, rating with one-vote veto, roll-up and review cycles.
+
+The configuration (YAML, default ``params/scorecard.yaml``) defines the dimensions (DOMAIN.md §3:
+business contribution, customer management, risk & compliance, teamwork & growth), their KPIs,
+directions, weights, scoring rules, veto rules, rating bands and bonus coefficients.
+
+Scoring rules (``achievement`` is then clipped to ``[floor, cap]`` and scaled to points x 100):
+
+- ``ratio`` : higher is better ``actual / target``; lower is better ``target / actual``
+  (an actual of 0 with lower-is-better earns the cap). Targets must be > 0.
+- ``difference`` : higher is better ``1 + (actual - target) / scale``; lower is better
+  ``1 - (actual - target) / scale``; ``scale`` is in the KPI's unit (e.g. 1,000,000 currency of
+  deposit growth per 100 points).
+
+Dimension score = sum of KPI weight x points (KPI weights within a dimension sum to 1);
+total = sum of dimension weight x dimension score (dimension weights sum to 1). A rating band is
+the first band (best first) whose ``min_score`` the total reaches; a veto rule that fires caps
+the rating at its ``cap_rating`` whatever the score ("one-vote veto").
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rmanalytics.kpi.measures import KPI_DEFINITIONS
+from rmanalytics.labels import register
+
+RATINGS = ("excellent", "good", "qualified", "needs_improvement")
+ORG_LEVELS = ("outlet", "sub_branch", "tier2_branch", "tier1_branch")
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
+
+register({
+    "excellent": {"en": "Excellent", "zh": "优秀"},
+    "good": {"en": "Good", "zh": "良好"},
+    "qualified": {"en": "Qualified", "zh": "合格"},
+    "needs_improvement": {"en": "Needs improvement", "zh": "待改进"},
+    "business_contribution": {"en": "Business contribution", "zh": "业绩贡献"},
+    "customer_management": {"en": "Customer management", "zh": "客户经营"},
+    "risk_compliance": {"en": "Risk & compliance", "zh": "风险合规"},
+    "teamwork_growth": {"en": "Teamwork & growth", "zh": "团队协作与成长"},
+    "book": {"en": "Book (portfolio)", "zh": "客户组合"},
+    "market": {"en": "Market", "zh": "市场"},
+    "rm": {"en": "RM", "zh": "客户经理"},
+    "volume": {"en": "Volume", "zh": "规模"},
+    "mix": {"en": "Mix", "zh": "结构"},
+    "rate": {"en": "Rate", "zh": "费率"},
+    "unexplained": {"en": "Joined/left", "zh": "新入/离职"},
+    "fee_income": {"en": "Fee income", "zh": "中间业务收入"},
+    "base": {"en": "Base", "zh": "基期"},
+    "current": {"en": "Current", "zh": "本期"},
+    "total": {"en": "Total change", "zh": "总变化"},
+})
+
+_TOL = 1e-9
+
+
+class KpiRule(BaseModel):
+    """Scoring of one KPI within a dimension."""
+
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(gt=0, le=1)
+    direction: Literal["higher", "lower"] | None = None  # default: from KPI_DEFINITIONS
+    rule: Literal["ratio", "difference"] = "ratio"
+    scale: float | None = Field(None, gt=0, description="difference rule: KPI units per 1.0 of achievement")
+    cap: float = 1.5
+    floor: float = 0.0
+    target: float | None = Field(None, description="standard target used where kpi_targets has none for the KPI")
+
+    @model_validator(mode="after")
+    def _check(self) -> "KpiRule":
+        if self.rule == "difference" and self.scale is None:
+            raise ValueError("rule 'difference' needs a 'scale' (KPI units per 100 points)")
+        if self.floor > self.cap:
+            raise ValueError(f"floor {self.floor} exceeds cap {self.cap}")
+        return self
+
+
+class Dimension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    weight: float = Field(gt=0, le=1)
+    kpis: dict[str, KpiRule]
+
+    @model_validator(mode="after")
+    def _weights(self) -> "Dimension":
+        s = sum(k.weight for k in self.kpis.values())
+        if abs(s - 1.0) > 1e-6:
+            raise ValueError(f"KPI weights must sum to 1, got {s:.6g} ({ {k: v.weight for k, v in self.kpis.items()} })")
+        return self
+
+
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rating: Literal["excellent", "good", "qualified", "needs_improvement"]
+    min_score: float
+
+
+class VetoRule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kpi: str
+    op: Literal[">", ">=", "<", "<=", "=="] = ">"
+    value: float = 0.0
+    cap_rating: Literal["excellent", "good", "qualified", "needs_improvement"] = "needs_improvement"
+    reason: str = "major compliance breach"
+
+
+class ScorecardConfig(BaseModel):
+    """The scorecard configuration (see module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dimensions: dict[str, Dimension]
+    bands: list[Band]
+    veto: list[VetoRule] = []
+    bonus_coefficients: dict[str, float]
+    peer_group: list[str] = ["tier1_branch", "level"]
+    missing_actual: Literal["floor", "error"] = "floor"
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScorecardConfig":
+        s = sum(d.weight for d in self.dimensions.values())
+        if abs(s - 1.0) > 1e-6:
+            raise ValueError(f"dimension weights must sum to 1, got {s:.6g} "
+                             f"({ {k: v.weight for k, v in self.dimensions.items()} })")
+        unknown = [k for d in self.dimensions.values() for k in d.kpis if k not in KPI_DEFINITIONS]
+        unknown += [v.kpi for v in self.veto if v.kpi not in KPI_DEFINITIONS]
+        if unknown:
+            raise ValueError(f"unknown KPIs {unknown}; known: {sorted(KPI_DEFINITIONS)}")
+        mins = [b.min_score for b in self.bands]
+        if mins != sorted(mins, reverse=True):
+            raise ValueError("bands must be listed best first with decreasing min_score")
+        if {b.rating for b in self.bands} != set(RATINGS):
+            raise ValueError(f"bands must define each rating once: {RATINGS}")
+        missing = set(RATINGS) - set(self.bonus_coefficients)
+        if missing:
+            raise ValueError(f"bonus_coefficients lack ratings {sorted(missing)}")
+        return self
+
+    @property
+    def kpis(self) -> list[str]:
+        return [k for d in self.dimensions.values() for k in d.kpis]
+
+    def direction(self, dim: str, kpi: str) -> str:
+        d = self.dimensions[dim].kpis[kpi].direction
+        return d or ("higher" if KPI_DEFINITIONS[kpi].higher_is_better else "lower")
+
+
+def load_scorecard_config(source: str | Path | dict) -> ScorecardConfig:
+    """Read and validate a scorecard config from a YAML path or a dict; errors name the field."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists() and not path.is_absolute():
+            repo_root = Path(__file__).resolve().parents[2]  # a relative path may be given from the repo root
+            if (repo_root / path).exists():
+                path = repo_root / path
+        if not path.exists():
+            raise FileNotFoundError(f"scorecard config {str(source)!r} not found (cwd: {Path.cwd()})")
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    else:
+        data = dict(source)
+    return ScorecardConfig.model_validate(data)
+
+
+def _targets_long(targets: pd.DataFrame) -> pd.DataFrame:
+    t = targets
+    if "unit_level" in t.columns:
+        t = t[t["unit_level"] == "rm"]
+    t = t.rename(columns={"unit_id": "rm_id"})
+    return t[["rm_id", "period", "kpi", "target"]]
+
+
+def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig) -> pd.DataFrame:
+    """Points per RM, period and scored KPI (long format).
+
+    Parameters
+    ----------
+    kpis : from :func:`rmanalytics.kpi.kpi_table` (``rm_id, period`` + KPI columns).
+    targets : the ``kpi_targets`` table (rows with ``unit_level == 'rm'`` are used) or a frame
+        ``rm_id, period, kpi, target``.
+
+    Returns
+    -------
+    ``rm_id, period, dimension, kpi, actual, target, target_source, achievement, points, weight,
+    missing_actual``. A target comes from ``kpi_targets`` when it has one for the (RM, period, KPI),
+    else from the KPI's standard ``target`` in the config (``target_source`` says which).
+    Raises ValueError naming the (rm_id, period, kpi) rows with neither.
+    """
+    missing_cols = [k for k in config.kpis if k not in kpis.columns]
+    if missing_cols:
+        raise ValueError(f"kpis frame lacks scored KPI columns {missing_cols}")
+    t = _targets_long(targets)
+    dup = t.duplicated(["rm_id", "period", "kpi"])
+    if dup.any():
+        raise ValueError(f"kpi_targets: {int(dup.sum())} duplicated (unit_id, period, kpi) rows, e.g. "
+                         f"{t.loc[dup, ['rm_id', 'period', 'kpi']].head(3).values.tolist()}")
+    rows = []
+    for dim, d in config.dimensions.items():
+        for kpi, rule in d.kpis.items():
+            part = kpis[["rm_id", "period", kpi]].rename(columns={kpi: "actual"})
+            part = part.assign(dimension=dim, kpi=kpi, weight=rule.weight)
+            rows.append(part)
+    long = pd.concat(rows, ignore_index=True).merge(t, on=["rm_id", "period", "kpi"], how="left")
+    long["target_source"] = np.where(long["target"].notna(), "kpi_targets", None)
+    for dim, d in config.dimensions.items():
+        for kpi, rule in d.kpis.items():
+            if rule.target is not None:
+                sel = (long["dimension"] == dim) & (long["kpi"] == kpi) & long["target"].isna()
+                long.loc[sel, "target"] = rule.target
+                long.loc[sel, "target_source"] = "config"
+    no_t = long["target"].isna()
+    if no_t.any():
+        ex = long.loc[no_t, ["rm_id", "period", "kpi"]].head(5).values.tolist()
+        raise ValueError(f"kpi_targets: {int(no_t.sum())} (rm_id, period, kpi) combinations have no target "
+                         f"(and the scorecard config gives no standard target for the KPI), e.g. {ex}")
+    ach = np.full(len(long), np.nan)
+    for (dim, kpi), idx in long.groupby(["dimension", "kpi"]).groups.items():
+        rule = config.dimensions[dim].kpis[kpi]
+        direction = config.direction(dim, kpi)
+        a = long.loc[idx, "actual"].to_numpy(float)
+        tg = long.loc[idx, "target"].to_numpy(float)
+        if rule.rule == "ratio":
+            bad = tg <= 0
+            if bad.any():
+                ex = long.loc[idx[bad], ["rm_id", "period"]].head(3).values.tolist()
+                raise ValueError(f"kpi_targets: KPI {kpi!r} uses the ratio rule but {int(bad.sum())} targets are "
+                                 f"<= 0 (e.g. {ex}); use the 'difference' rule for it")
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = a / tg if direction == "higher" else np.where(a == 0, np.inf, tg / a)
+        else:
+            sign = 1.0 if direction == "higher" else -1.0
+            r = 1.0 + sign * (a - tg) / rule.scale
+        r = np.where(np.isnan(a), np.nan, np.clip(r, rule.floor, rule.cap))
+        ach[long.index.get_indexer(idx)] = r
+    long["achievement"] = ach
+    long["missing_actual"] = long["actual"].isna()
+    if long["missing_actual"].any():
+        if config.missing_actual == "error":
+            ex = long.loc[long["missing_actual"], ["rm_id", "period", "kpi"]].head(5).values.tolist()
+            raise ValueError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
+        floors = long.apply(lambda r: config.dimensions[r["dimension"]].kpis[r["kpi"]].floor, axis=1)
+        long["achievement"] = long["achievement"].fillna(floors)
+    long["points"] = 100.0 * long["achievement"]
+    return long[["rm_id", "period", "dimension", "kpi", "actual", "target", "target_source", "achievement", "points",
+                 "weight", "missing_actual"]]
+
+
+def _rating(score: float, config: ScorecardConfig) -> str:
+    for b in config.bands:
+        if score >= b.min_score:
+            return b.rating
+    return config.bands[-1].rating
+
+
+def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig | dict | str,
+              rms: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score every RM and period: dimension scores, total, rating, veto, peer rank, bonus.
+
+    Parameters
+    ----------
+    kpis : per RM and period (:func:`rmanalytics.kpi.kpi_table`).
+    targets : ``kpi_targets`` table (rm rows) with a target for each scored KPI.
+    config : :class:`ScorecardConfig`, a dict or a YAML path.
+    rms : the ``rms`` table; adds the hierarchy columns and the peer groups for ranking (without
+        it every RM is in one peer group).
+
+    Returns
+    -------
+    One row per ``rm_id, period``: ``score_<dimension>`` (points), ``total_score``,
+    ``rating_by_score``, ``rating`` (after veto), ``veto_reason`` (None if none fired),
+    ``peer_rank`` (1 = best total score in its peer group and period), ``bonus_coefficient``,
+    ``n_missing_kpis``, ``partial_period`` when present in ``kpis``.
+    """
+    if not isinstance(config, ScorecardConfig):
+        config = load_scorecard_config(config)
+    pts = kpi_points(kpis, targets, config)
+    pts["wp"] = pts["weight"] * pts["points"]
+    dim = pts.pivot_table(index=["rm_id", "period"], columns="dimension", values="wp", aggfunc="sum")
+    dim = dim[list(config.dimensions)]
+    out = pd.DataFrame(index=dim.index)
+    for d in config.dimensions:
+        out[f"score_{d}"] = dim[d]
+    out["total_score"] = sum(config.dimensions[d].weight * dim[d] for d in config.dimensions)
+    out["n_missing_kpis"] = pts.groupby(["rm_id", "period"])["missing_actual"].sum().reindex(out.index)
+    out = out.reset_index()
+    out["rating_by_score"] = out["total_score"].map(lambda s: _rating(s, config))
+    k = kpis.set_index(["rm_id", "period"]).reindex(pd.MultiIndex.from_frame(out[["rm_id", "period"]]))
+    order = {r: i for i, r in enumerate(RATINGS)}
+    rating = out["rating_by_score"].to_numpy(object).copy()
+    reason = np.full(len(out), None, dtype=object)
+    for v in config.veto:
+        vals = k[v.kpi].to_numpy(float)
+        fired = _OPS[v.op](np.nan_to_num(vals, nan=-math.inf if v.op in (">", ">=") else math.inf), v.value)
+        for i in np.flatnonzero(fired):
+            if order[rating[i]] < order[v.cap_rating]:
+                rating[i] = v.cap_rating
+            reason[i] = v.reason if reason[i] is None else f"{reason[i]}; {v.reason}"
+    out["rating"] = rating
+    out["veto_reason"] = reason
+    if "partial_period" in kpis.columns:
+        out["partial_period"] = k["partial_period"].to_numpy()
+    peer_cols: list[str] = []
+    if rms is not None:
+        org = rms.set_index("rm_id")
+        for c in ["level", *ORG_LEVELS]:
+            if c in org.columns:
+                out[c] = out["rm_id"].map(org[c])
+        missing_peer = [c for c in config.peer_group if c not in out.columns]
+        if missing_peer:
+            raise ValueError(f"peer_group columns {missing_peer} not in the rms table")
+        peer_cols = list(config.peer_group)
+    grp = out.groupby(["period", *peer_cols])["total_score"]
+    out["peer_rank"] = grp.rank(ascending=False, method="min").astype(int)
+    out["peer_group_size"] = grp.transform("size").astype(int)
+    out["bonus_coefficient"] = out["rating"].map(config.bonus_coefficients)
+    return out.sort_values(["period", "rm_id"]).reset_index(drop=True)
+
+
+def rollup(scores: pd.DataFrame, rms: pd.DataFrame, levels: tuple[str, ...] = ORG_LEVELS) -> pd.DataFrame:
+    """Roll RM scorecards up the hierarchy: outlet, sub-branch, tier-2 and tier-1 branch.
+
+    Returns a long frame ``level, unit, period, n_rms, mean_score, score_<dim> (means),
+    n_<rating>, share_excellent, n_vetoed, mean_bonus`` (unweighted means over RMs).
+    """
+    org = rms.set_index("rm_id")
+    miss = [lv for lv in levels if lv not in org.columns]
+    if miss:
+        raise ValueError(f"rms table lacks hierarchy columns {miss}")
+    unknown = sorted(set(scores["rm_id"]) - set(org.index))
+    if unknown:
+        raise ValueError(f"rollup: {len(unknown)} rm_id not in rms, e.g. {unknown[:3]}")
+    dims = [c for c in scores.columns if c.startswith("score_")]
+    parts = []
+    for lv in levels:
+        s = scores.assign(unit=scores["rm_id"].map(org[lv]))
+        g = s.groupby(["unit", "period"])
+        df = g.agg(n_rms=("rm_id", "nunique"), mean_score=("total_score", "mean"),
+                   mean_bonus=("bonus_coefficient", "mean"),
+                   n_vetoed=("veto_reason", lambda x: int(x.notna().sum())))
+        df[dims] = g[dims].mean()
+        counts = pd.crosstab([s["unit"], s["period"]], s["rating"]).reindex(columns=list(RATINGS), fill_value=0)
+        for r in RATINGS:
+            df[f"n_{r}"] = counts[r].reindex(df.index).fillna(0).astype(int)
+        df["share_excellent"] = df["n_excellent"] / df["n_rms"]
+        parts.append(df.reset_index().assign(level=lv))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["level", "unit", "period", "n_rms", "mean_score", *dims, *[f"n_{r}" for r in RATINGS],
+                "share_excellent", "n_vetoed", "mean_bonus"]]
+
+
+def rollup_kpis(kpis: pd.DataFrame, rms: pd.DataFrame, level: str) -> pd.DataFrame:
+    """Sum the additive KPIs (see ``KpiDef.additive``) per org unit and period."""
+    add = [k for k, d in KPI_DEFINITIONS.items() if d.additive and k in kpis.columns]
+    org = rms.set_index("rm_id")[level]
+    return kpis.assign(**{level: kpis["rm_id"].map(org)}).groupby([level, "period"])[add].sum().reset_index()
+
+
+def _prev_quarter(label: str) -> str:
+    y, q = int(label[:4]), int(label[5])
+    return f"{y - 1}Q4" if q == 1 else f"{y}Q{q - 1}"
+
+
+def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
+    """Quarterly review flags per RM (DOMAIN.md §3 "Cycle").
+
+    ``two_consecutive_excellent``: rated excellent in this and the immediately preceding quarter
+    (priority for high-end client resources). ``needs_improvement``: rated needs improvement
+    (mandatory training). Periods must be quarter labels 'YYYYQn'.
+    """
+    bad = ~scores["period"].astype(str).str.fullmatch(r"\d{4}Q[1-4]")
+    if bad.any():
+        raise ValueError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
+                         f"{scores.loc[bad, 'period'].head(3).tolist()}")
+    s = scores[["rm_id", "period", "rating"]].copy()
+    prev = s.assign(period=s["period"].map(lambda p: p)).set_index(["rm_id", "period"])["rating"]
+    s["previous_rating"] = [prev.get((r, _prev_quarter(p))) for r, p in zip(s["rm_id"], s["period"])]
+    s["two_consecutive_excellent"] = (s["rating"] == "excellent") & (s["previous_rating"] == "excellent")
+    s["needs_improvement"] = s["rating"] == "needs_improvement"
+    return s.sort_values(["rm_id", "period"]).reset_index(drop=True)

@@ -1,0 +1,297 @@
+"""Notebook parameter models, one per notebook, and how parameters are resolved and validated.
+
+Registry
+--------
+``NOTEBOOKS`` lists the analysis notebooks in chain order; ``REGISTRY`` maps each notebook name to
+its pydantic model (a subclass of :class:`~rmanalytics.params.base.NotebookParams`);
+``CHAIN_INPUTS`` says which output of an upstream run feeds which parameter of a downstream
+notebook in ``rmanalytics run-all``.
+
+Validation happens in three places, always through the model, so the message is the same:
+
+- ``rmanalytics run`` / ``run-all`` call :func:`resolve` (YAML file + ``-p key value`` overrides)
+  before any kernel starts;
+- each notebook's third cell calls :func:`load_params` on its own namespace (JupyterLab and
+  papermill runs alike).
+
+``-p`` values are parsed like YAML scalars (:func:`yaml.safe_load`): ``-p horizon_days 180`` is the
+int 180, ``-p horizon_days 1e2`` is the *string* ``"1e2"`` and is rejected for an int field (papermill
+alone would inject the float 100.0), ``-p observation_end 2024-06-30`` is a date, ``-p lang zh`` a
+string, ``-p output_dir null`` is None, ``-p weights "[1, 2]"`` a list.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from pydantic import ValidationError
+
+from rmanalytics.params.base import NotebookParams, type_name
+
+#: Analysis notebooks in chain (dependency) order.
+NOTEBOOKS: tuple[str, ...] = (
+    "00_data_overview",
+    "01_segmentation",
+    "02_churn_survival",
+    "03_loyalty_clv",
+    "04_kpi_attribution",
+)
+
+
+class _Registry(MutableMapping):
+    """Notebook name -> model class, importing a model's module only when it is looked up, so
+    checking one notebook's parameters does not import every analysis module."""
+
+    def __init__(self, entries: Mapping[str, str | type[NotebookParams]]) -> None:
+        self._entries: dict[str, str | type[NotebookParams]] = dict(entries)
+
+    def __getitem__(self, name: str) -> type[NotebookParams]:
+        entry = self._entries[name]
+        if isinstance(entry, str):
+            module, _, cls = entry.partition(":")
+            entry = getattr(importlib.import_module(module), cls)
+            self._entries[name] = entry
+        return entry
+
+    def __setitem__(self, name: str, model: type[NotebookParams]) -> None:
+        self._entries[name] = model
+
+    def __delitem__(self, name: str) -> None:
+        del self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"REGISTRY({list(self._entries)})"
+
+
+#: Notebook name -> parameter model (imported on first use).
+REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
+    "00_data_overview": "rmanalytics.params.overview:OverviewParams",
+    "01_segmentation": "rmanalytics.params.segmentation:SegmentationParams",
+    "02_churn_survival": "rmanalytics.params.churn:ChurnParams",
+    "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
+    "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
+})
+
+_MODEL_MODULES = {
+    "OverviewParams": ("rmanalytics.params.overview", "00_data_overview"),
+    "SegmentationParams": ("rmanalytics.params.segmentation", "01_segmentation"),
+    "ChurnParams": ("rmanalytics.params.churn", "02_churn_survival"),
+    "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
+    "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
+}
+
+
+def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams (lazy)
+    if name in _MODEL_MODULES:
+        return REGISTRY[_MODEL_MODULES[name][1]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+#: Downstream notebook -> {parameter: (upstream notebook, file inside the upstream run folder)}.
+#: ``run-all`` applies an entry only when the downstream model has that field, the parameter was
+#: not set explicitly (it is None) and the upstream run succeeded and wrote the file.
+CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
+    "02_churn_survival": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+}
+
+
+class ParameterError(ValueError):
+    """A notebook parameter is unknown, ill-typed or impossible. The message names it."""
+
+
+__all__ = [
+    "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
+    "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
+    "notebook_name", "parse_value", "resolve", "validate",
+]
+
+
+def notebook_name(notebook: str | os.PathLike) -> str:
+    """Registry name of a notebook given as a name, a path or a unique prefix (``"01"``).
+
+    Raises :class:`ParameterError` listing the known notebooks otherwise.
+    """
+    stem = Path(str(notebook)).name
+    if stem.endswith(".ipynb"):
+        stem = stem[: -len(".ipynb")]
+    if stem in REGISTRY:
+        return stem
+    matches = [n for n in REGISTRY if n.startswith(stem) or n.split("_", 1)[-1] == stem]
+    if len(matches) == 1:
+        return matches[0]
+    raise ParameterError(f"unknown notebook {str(notebook)!r}; known notebooks: {', '.join(REGISTRY)}")
+
+
+def get_model(notebook: str | os.PathLike) -> type[NotebookParams]:
+    """Parameter model of a notebook (by name, path or unique prefix)."""
+    return REGISTRY[notebook_name(notebook)]
+
+
+def _format_error(exc: ValidationError, model: type[NotebookParams], notebook: str,
+                  values: Mapping[str, Any], source: str | None = None) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        name = str(loc[0]) if loc else "?"
+        where = ".".join(str(p) for p in loc)
+        field = model.model_fields.get(name)
+        if field is None:
+            lines.append(_unknown_message(name, model))
+            continue
+        if len(loc) > 1:  # inside a nested parameter (a dict of settings)
+            if err.get("type") == "extra_forbidden":
+                lines.append(f"parameter {name!r}: unknown key {where!r}")
+            else:
+                lines.append(f"parameter {where!r}: got {err.get('input')!r}: {err.get('msg')}")
+            continue
+        got = values.get(name, err.get("input"))
+        lines.append(
+            f"parameter {where!r}: expected {type_name(field.annotation)}, got {got!r} "
+            f"({type(got).__name__}): {err.get('msg')}"
+        )
+    head = f"invalid parameters for notebook {notebook}" + (f" (from {source})" if source else "")
+    return head + ":\n  " + "\n  ".join(lines)
+
+
+def _unknown_message(name: str, model: type[NotebookParams]) -> str:
+    close = difflib.get_close_matches(name, list(model.model_fields), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown parameter {name!r}{hint}"
+
+
+def _known_line(model: type[NotebookParams]) -> str:
+    return f"(parameters of this notebook: {', '.join(model.model_fields)}; see: rmanalytics params NOTEBOOK)"
+
+
+def validate(notebook: str, values: Mapping[str, Any], *, source: str | None = None) -> NotebookParams:
+    """Validate a mapping of parameter values against the notebook's model.
+
+    Unknown keys, wrong types and impossible values raise :class:`ParameterError` naming the
+    parameter, the expected type and the value received.
+    """
+    name = notebook_name(notebook)
+    model = REGISTRY[name]
+    head = f"invalid parameters for notebook {name}" + (f" (from {source})" if source else "")
+    problems = [_unknown_message(str(k), model) for k in values if k not in model.model_fields]
+    known = {k: v for k, v in values.items() if k in model.model_fields}
+    try:
+        params = model.from_mapping(known)
+    except ValidationError as exc:
+        problems += _format_error(exc, model, name, known, source).split("\n  ")[1:]
+        params = None
+    if problems:
+        if any(p.startswith("unknown parameter") for p in problems):
+            problems.append(_known_line(model))
+        raise ParameterError(head + ":\n  " + "\n  ".join(problems))
+    return params
+
+
+def parse_value(text: str) -> Any:
+    """Parse one ``-p key value`` value with YAML scalar semantics (see the module docstring)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text) if text.strip() != "" else ""
+    except (yaml.YAMLError, ValueError):  # e.g. 2024-13-01: keep the text, the model names the problem
+        return text
+
+
+def load_yaml(path: str | os.PathLike, notebook: str) -> dict[str, Any]:
+    """Read a parameters YAML file and check every key is a parameter of ``notebook``.
+
+    Returns the raw mapping (not yet type-validated; :func:`resolve` does that after applying
+    overrides). An empty file is an empty mapping.
+    """
+    data = _read_yaml(path)
+    model = get_model(notebook)
+    unknown = [k for k in data if k not in model.model_fields]
+    if unknown:
+        raise ParameterError(
+            f"invalid parameters for notebook {notebook_name(notebook)} (from {path}):\n  "
+            + "\n  ".join([*(_unknown_message(str(k), model) for k in unknown), _known_line(model)])
+        )
+    return data
+
+
+def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"parameters file not found: {path}")
+    with path.open(encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParameterError(f"{path}: expected a mapping of parameter: value, got {type(data).__name__}")
+    return {str(k): v for k, v in data.items()}
+
+
+def resolve(notebook: str, yaml_path: str | os.PathLike | None = None,
+            overrides: Iterable[tuple[str, str]] = (), **values: Any) -> NotebookParams:
+    """Resolved, validated parameters of one run: model defaults < YAML file < ``-p`` overrides < ``values``.
+
+    ``overrides`` are ``(key, text)`` pairs from the command line, parsed by :func:`parse_value`;
+    ``values`` are already-typed Python values (e.g. ``data_dir`` from ``--data``).
+    Raises :class:`ParameterError` naming the offending parameter; never starts a kernel.
+    """
+    name = notebook_name(notebook)
+    merged: dict[str, Any] = {}
+    source = []
+    if yaml_path is not None:
+        merged.update(_read_yaml(yaml_path))  # unknown keys are reported with the type errors
+        source.append(str(yaml_path))
+    for key, text in overrides:
+        merged[key] = parse_value(text)
+    if overrides:
+        source.append("-p")
+    merged.update(values)
+    return validate(name, merged, source=" + ".join(source) or None)
+
+
+def _find_upwards(rel: str, start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / rel
+        if candidate.exists():
+            return candidate.resolve()
+    return None
+
+
+def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
+    """Validate a notebook's parameters from its namespace (``globals()``); used in cell 3.
+
+    Collects the model's fields present in ``namespace`` (the ``parameters`` cell and papermill's
+    injected cell), validates them and returns the model instance. A bad value raises
+    :class:`ParameterError` naming the parameter, so it fails in the first cells in JupyterLab too.
+
+    Relative paths (``data_dir`` and fields ending in ``_path``) that do not exist from the current
+    folder are looked up in its parents, so the default ``data/sample`` works when JupyterLab runs
+    the notebook from ``notebooks/``. The runner always passes absolute paths.
+    """
+    name = notebook_name(notebook)
+    model = REGISTRY[name]
+    values = {k: namespace[k] for k in model.model_fields if k in namespace}
+    params = validate(name, values, source="notebook namespace")
+    fixes = {}
+    for key in model.model_fields:
+        if key != "data_dir" and not key.endswith("_path"):
+            continue
+        value = getattr(params, key)
+        if isinstance(value, str) and value and not os.path.isabs(value) and not os.path.exists(value):
+            found = _find_upwards(value, Path.cwd())
+            if found is not None:
+                fixes[key] = str(found)
+    return params.model_copy(update=fixes) if fixes else params

@@ -1,0 +1,45 @@
+"""Parameters of notebook `02_churn_survival`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from rmanalytics.params.base import NotebookParams
+
+
+class ChurnParams(NotebookParams):
+    """Parameters of `notebooks/02_churn_survival.ipynb` (survival-based churn)."""
+
+    churn_definition: Literal["closure", "inactivity"] = Field(
+        "closure", description="Churn definition: account closure, or the last activity followed by inactivity_days without any.")
+    inactivity_days: int = Field(180, gt=0, description="Days without activity that mean churn (inactivity definition).")
+    window_start: dt.date | None = Field(
+        None, description="First day of the observation window; default: the first transaction date in the data.")
+    lookback_days: int = Field(
+        90, ge=0, description="Days after max(open, window start) used for behaviour covariates; follow-up starts after.")
+    time_grid: Literal["day", "week", "month"] = Field("week", description="Grid of event times; coarser grids make Cox fits faster.")
+    horizon_days: int = Field(180, gt=0, description="Churn horizon in days for probabilities, worklists and evaluation.")
+    holdout_days: int = Field(
+        180, gt=0, description="Length in days of the time-based hold-out at the end of the window (model fitted before).")
+    covariates: list[str] = Field(
+        default_factory=lambda: ["customer_type", "risk_level", "log_aum", "n_products", "n_tx"],
+        description="Covariates of the churn model (columns of the survival frame); categorical ones are encoded.")
+    model: Literal["cox", "weibull_aft", "lognormal_aft", "loglogistic_aft"] = Field(
+        "cox", description="Churn model family.")
+    penalizer: float = Field(0.0, ge=0, description="Elastic-net penalizer of the churn model.")
+    l1_ratio: float = Field(0.0, ge=0, le=1, description="L1 share of the penalty.")
+    segments_path: str | None = Field(
+        None, description="tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
+                          "None: segment by customer_type and value tier from AUM at the landmark.")
+    worklist_top_n: int = Field(10, gt=0, description="Customers per RM in the retention worklist.")
+    value_col: Literal["aum", "tx_fee", "tx_amount"] = Field(
+        "aum", description="Value at stake per customer in the worklist (currency).")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ChurnParams":
+        if self.window_start is not None and self.observation_end is not None and self.window_start >= self.observation_end:
+            raise ValueError("window_start must be before observation_end")
+        return self

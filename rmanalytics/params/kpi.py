@@ -1,0 +1,38 @@
+"""Parameters of notebook `04_kpi_attribution`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from rmanalytics.params.base import NotebookParams
+
+
+class KpiParams(NotebookParams):
+    """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
+
+    scorecard_config_path: str = Field(
+        "params/scorecard.yaml",
+        description="Scorecard config YAML (dimensions, KPIs, weights, rules, veto, bands, bonus); a relative "
+                    "path is looked up from the working directory, then from the repository root.")
+    review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
+    effective_window_days: int = Field(
+        90, ge=1, description="A new customer is 'effective' with a positive transaction within this many days.")
+    attribution_base: str | None = Field(
+        None, description="Base period of the attribution ('YYYYQn' or 'YYYY'); None: the first period.")
+    attribution_current: str | None = Field(
+        None, description="Current period of the attribution; None: the last period.")
+    attribution_policy: Literal["direct", "chain"] = Field(
+        "direct", description="direct: compare base and current; chain: add up period-on-period splits.")
+    segment_column: str = Field("customer_type", description="customers column for the volume/mix/rate split.")
+    target_kpi: str = Field("fee_income", description="KPI whose annual target is decomposed into milestones.")
+    target_year: str | None = Field(None, description="Year of the milestones ('YYYY'); None: last year in data.")
+    base_share: float = Field(
+        0.8, ge=0, le=1, description="Share of the annual target spread evenly over months; the rest is "
+                                     "four quarterly sprints.")
+    driver_lags: list[int] = Field([0, 1], description="Activity lags (months) in the driver panel.")
+    driver_splits: int = Field(5, ge=2, description="Cross-validation folds (by RM and by time).")
+    driver_repeats: int = Field(5, ge=1, description="Permutation repeats per fold for importance.")
+    corr_threshold: float = Field(
+        0.9, gt=0, le=1, description="Activities correlated above this (|r|) are permuted as one group.")

@@ -1,0 +1,20 @@
+"""Parameters of notebook `00_data_overview`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from rmanalytics.params.base import NotebookParams
+
+
+class OverviewParams(NotebookParams):
+    """Parameters of `notebooks/00_data_overview.ipynb`."""
+
+    validate_data: bool = Field(
+        True, description="Validate every table against the data contract while loading (stop on violations)."
+    )
+    amount_bins: int = Field(50, ge=5, le=500, description="Number of bins of the transaction-amount histogram.")
+    amount_clip_quantile: float = Field(
+        0.99, gt=0.5, le=1.0, description="Histograms show values up to this quantile (outliers are counted, not drawn)."
+    )
+    show_rows: int = Field(10, ge=0, le=1000, description="Rows shown per table preview and per findings list.")

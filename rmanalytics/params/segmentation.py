@@ -1,0 +1,170 @@
+"""Parameters of notebook `01_segmentation`: RFM scoring, segment, lifecycle and tier rules,
+nine-grid bands and early-warning thresholds.
+
+Every threshold from the bank's documents (DOMAIN.md §1-2) is a default here, never a constant
+in code: 72 hours / 3 months / 1 year lifecycle boundaries, the 30% activity drop, 3 months
+without a wealth-product purchase. Rule sets use the rule language of
+:mod:`rmanalytics.rfm.rules` (ordered, first match wins, explicit default label).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rmanalytics.params.base import NotebookParams
+from rmanalytics.rfm.rules import Rule, as_rules
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _rules(*items: tuple) -> list[Rule]:
+    return as_rules([{"label": label, "when": when} for label, when in items])
+
+
+# The common 11-segment RFM scheme on R x FM (FM = round-half-up((F + M) / 2)), 5 score levels.
+# A complete partition of the 5 x 5 grid (rules in order, first match wins):
+#           FM=1        FM=2-3             FM=4-5
+#   R=5     new         potential_loyalist champions
+#   R=4     promising   potential_loyalist loyal
+#   R=3     about_to_sleep (FM 1-2), need_attention (FM 3), loyal (FM 4-5)
+#   R=1-2   lost (R1 FM1), hibernating (FM 1-2), at_risk (FM 3-4), cant_lose (FM 5)
+DEFAULT_SEGMENT_RULES = _rules(
+    ("champions", {"r_score": [5, 5], "fm_score": [4, 5]}),
+    ("loyal", {"r_score": [3, 4], "fm_score": [4, 5]}),
+    ("potential_loyalist", {"r_score": [4, 5], "fm_score": [2, 3]}),
+    ("new_customers", {"r_score": [5, 5], "fm_score": [1, 1]}),
+    ("promising", {"r_score": [4, 4], "fm_score": [1, 1]}),
+    ("need_attention", {"r_score": [3, 3], "fm_score": [3, 3]}),
+    ("about_to_sleep", {"r_score": [3, 3], "fm_score": [1, 2]}),
+    ("cant_lose", {"r_score": [1, 2], "fm_score": [5, 5]}),
+    ("at_risk", {"r_score": [1, 2], "fm_score": [3, 4]}),
+    ("lost", {"r_score": [1, 1], "fm_score": [1, 1]}),
+    ("hibernating", {"r_score": [1, 2], "fm_score": [1, 2]}),
+)
+
+
+class ScoreParams(_Section):
+    """How R, F, M scores are computed (see :func:`rmanalytics.rfm.rfm_scores`)."""
+
+    bins: int = Field(5, ge=2, le=10, description="Number of score levels.")
+    method: Literal["quantile", "fixed"] = Field("quantile", description="Quantile edges from the data, or fixed.")
+    edges: dict[str, list[float]] | None = Field(
+        None, description="Fixed edges for method='fixed': recency_days (days), frequency, monetary (currency).")
+    frequency: Literal["transactions", "days"] = Field("transactions", description="Count rows or distinct days.")
+    refunds: Literal["include", "exclude", "error"] = Field("include", description="Treatment of negative amounts.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "ScoreParams":
+        if self.method == "fixed":
+            if not self.edges or set(self.edges) != {"recency_days", "frequency", "monetary"}:
+                raise ValueError("scores.edges must give recency_days, frequency and monetary for method='fixed'")
+            for k, v in self.edges.items():
+                if len(v) != self.bins - 1:
+                    raise ValueError(f"scores.edges.{k} needs bins - 1 = {self.bins - 1} values, got {len(v)}")
+        return self
+
+
+class SegmentParams(_Section):
+    """Segment rules on r_score, f_score, m_score, fm_score (first match wins)."""
+
+    rules: list[Rule] = Field(default_factory=lambda: list(DEFAULT_SEGMENT_RULES))
+    default: str = Field("other", description="Label of customers no rule matches.")
+
+
+class LifecycleParams(_Section):
+    """Lifecycle stages from tenure and the change in activity.
+
+    Computed fields the rules can use: ``tenure_days`` (days since open_date, or the first
+    transaction without a customers table), ``tenure_hours`` (24 x tenure_days),
+    ``activity_drop`` (1 - recent rate / baseline rate; NaN without enough baseline),
+    ``recent_transactions``, ``baseline_transactions``.
+    """
+
+    onboarding_hours: float = Field(72, ge=0, description="First-contact window after opening (hours): flag.")
+    recent_days: int = Field(90, ge=1, description="Recent activity window (days before observation_end).")
+    baseline_days: int = Field(365, ge=1, description="Trailing baseline window before the recent window (days).")
+    min_baseline_days: int = Field(90, ge=1, description="Minimum baseline exposure (days) to compute a drop.")
+    min_baseline_transactions: int = Field(3, ge=1, description="Minimum baseline transactions to compute a drop.")
+    rules: list[Rule] = Field(default_factory=lambda: _rules(
+        ("decline_warning", {"activity_drop": [0.30, None]}),
+        ("new", {"tenure_days": [None, 90]}),
+        ("growth", {"tenure_days": [91, 364]}),
+        ("mature", {"tenure_days": [365, None]}),
+    ))
+    default: str = Field("other", description="Stage of customers no rule matches.")
+
+
+class TierParams(_Section):
+    """Service tiers from scores, segment, lifecycle stage, value and tags.
+
+    Fields: r_score, f_score, m_score, fm_score, segment, lifecycle_stage, value (AUM, currency),
+    value_pct (percentile rank of value, 0-1), n_products, customer_type, industry, scenario.
+    """
+
+    rules: list[Rule] = Field(default_factory=lambda: _rules(
+        ("attention", {"lifecycle_stage": {"in": ["decline_warning"]}}),
+        ("attention", {"segment": {"in": ["at_risk", "cant_lose", "about_to_sleep"]}}),
+        ("strategic", {"value_pct": [0.8, None], "f_score": [4, None]}),
+        ("growth", {"segment": {"in": ["potential_loyalist", "promising", "new_customers"]}}),
+        ("growth", {"lifecycle_stage": {"in": ["new", "growth"]}, "fm_score": [3, None]}),
+    ))
+    default: str = Field("basic", description="Tier of customers no rule matches.")
+
+
+class Band(_Section):
+    """Banding of one column: ``edges`` (ascending) split values into len(edges) + 1 bands,
+    each band [edge_k, edge_k+1) (left-inclusive)."""
+
+    column: str
+    edges: list[float]
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _check(self) -> "Band":
+        if len(self.labels) != len(self.edges) + 1:
+            raise ValueError(f"band {self.column}: {len(self.edges)} edges need {len(self.edges) + 1} labels")
+        if any(b < a for a, b in zip(self.edges, self.edges[1:])):
+            raise ValueError(f"band {self.column}: edges must be ascending")
+        return self
+
+
+class NineGridParams(_Section):
+    """The customer nine-grid: two banded attributes (default AUM band x risk level)."""
+
+    rows: Band = Band(column="aum", edges=[500_000, 6_000_000], labels=["aum_mass", "aum_affluent", "aum_private"])
+    cols: Band = Band(column="risk_level", edges=[3, 4], labels=["risk_low", "risk_mid", "risk_high"])
+    value: str = Field("aum", description="Column summed as the value of a cell.")
+
+
+class WarningParams(_Section):
+    """Early-warning signals for the per-RM worklist."""
+
+    families: list[str] = Field(default_factory=lambda: ["wealth"], description="Product families watched.")
+    silent_months: int = Field(3, ge=1, description="Months without a purchase of a watched family.")
+    lookback_months: int = Field(12, ge=1, description="The customer must have bought the family in this many "
+                                                      "months before the silent period.")
+    activity_drop: float = Field(0.30, gt=0, le=1, description="Drop of activity vs trailing baseline (fraction).")
+
+
+class WalletParams(_Section):
+    """Wallet-share proxy: AUM / a high quantile of AUM among peers (Perlich et al. 2007)."""
+
+    peer_columns: list[str] = Field(default_factory=lambda: ["customer_type", "risk_level"])
+    quantile: float = Field(0.9, gt=0, le=1)
+
+
+class SegmentationParams(NotebookParams):
+    """Parameters of `notebooks/01_segmentation.ipynb`."""
+
+    scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
+    segments: SegmentParams = Field(default_factory=SegmentParams, description="Segment rules.")
+    lifecycle: LifecycleParams = Field(default_factory=LifecycleParams, description="Lifecycle stages.")
+    tiers: TierParams = Field(default_factory=TierParams, description="Service tiers.")
+    nine_grid: NineGridParams = Field(default_factory=NineGridParams, description="Nine-grid bands.")
+    warning: WarningParams = Field(default_factory=WarningParams, description="Early-warning thresholds.")
+    wallet: WalletParams = Field(default_factory=WalletParams, description="Wallet-share proxy.")
+    migration_days: int = Field(90, ge=1, description="Days between the two snapshots of the migration matrix.")

@@ -1,0 +1,146 @@
+"""Lifecycle stages (新客培育期 / 成长爆发期 / 成熟稳定期 / 衰退预警期) from tenure and activity change.
+
+Stages are assigned by the rules in :class:`rmanalytics.params.segmentation.LifecycleParams`
+(first match wins). Defaults (DOMAIN.md §1, seed 002): decline warning when activity is down
+>= 30% against the customer's own trailing baseline; new for tenure <= 90 days (3 months);
+growth 91-364 days; mature from 365 days (1 year). The first 72 hours after opening are flagged
+(``onboarding``) as the new-customer contact window.
+
+Activity change (:func:`activity_change`): transactions in the recent window
+(observation_end - recent_days, observation_end] against the baseline window of
+``baseline_days`` before it, scaled to the same length:
+``activity_drop = 1 - recent / (baseline * recent_days / exposure_days)``, where exposure_days is
+the part of the baseline window after the customer started (open_date, else first transaction).
+It is NaN when exposure < min_baseline_days or the baseline has fewer than
+min_baseline_transactions transactions (too little history to call a drop).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.engine import run_sql
+from rmanalytics.labels import register
+from rmanalytics.rfm.rules import apply_rules
+from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs, _scan_findings, _window
+
+STAGES = ("new", "growth", "mature", "decline_warning")
+
+# label keys are namespaced ("stage:growth") because service tiers also have a "growth"
+register({
+    "stage:new": {"en": "New (nurturing)", "zh": "新客培育期"},
+    "stage:growth": {"en": "Growth", "zh": "成长爆发期"},
+    "stage:mature": {"en": "Mature", "zh": "成熟稳定期"},
+    "stage:decline_warning": {"en": "Decline warning", "zh": "衰退预警期"},
+    "stage:other": {"en": "Other", "zh": "其他"},
+    "lifecycle_stage": {"en": "Lifecycle stage", "zh": "生命周期阶段"},
+})
+
+
+def activity_sql(window: str, recent_start: dt.date, baseline_start: dt.date) -> str:
+    """SQL: per customer, transactions in the recent and baseline windows and the first date."""
+    r = _date_literal(recent_start)
+    b = _date_literal(baseline_start)
+    return f"""
+WITH t AS ({window})
+SELECT customer_id,
+       SUM(CASE WHEN date > {r} THEN 1 ELSE 0 END) AS recent_transactions,
+       SUM(CASE WHEN date > {b} AND date <= {r} THEN 1 ELSE 0 END) AS baseline_transactions,
+       MIN(date) AS first_date
+FROM t
+GROUP BY customer_id
+"""
+
+
+def activity_change(
+    transactions: Any,
+    *,
+    observation_end: Any,
+    recent_days: int = 90,
+    baseline_days: int = 365,
+    min_baseline_days: int = 90,
+    min_baseline_transactions: int = 3,
+    start_dates: pd.Series | None = None,
+    customer_col: str = "customer_id",
+    date_col: str = "date",
+    amount_col: str = "amount",
+    refunds: str = "include",
+) -> pd.DataFrame:
+    """Recent vs trailing-baseline activity per customer (see module docstring).
+
+    Parameters
+    ----------
+    start_dates : optional Series customer_id -> start of the relationship (open_date); default
+        the first transaction.
+
+    Returns
+    -------
+    DataFrame: customer_id, recent_transactions, baseline_transactions, exposure_days,
+    baseline_rate (transactions per recent_days), activity_drop (fraction, NaN if undefined).
+    """
+    end = _as_date(observation_end, "observation_end")
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col)
+    end, _ = _scan_findings(inputs, base, end, refunds)
+    recent_start = end - dt.timedelta(days=recent_days)
+    baseline_start = recent_start - dt.timedelta(days=baseline_days)
+    df = run_sql(activity_sql(_window(base, end, refunds), recent_start, baseline_start), inputs)
+    start = pd.to_datetime(df["first_date"])
+    if start_dates is not None:
+        given = pd.to_datetime(df["customer_id"].map(start_dates))
+        start = given.where(given.notna(), start)
+    exposure = ((pd.Timestamp(recent_start) - start).dt.days).clip(lower=0, upper=baseline_days)
+    df["recent_transactions"] = df["recent_transactions"].astype("int64")
+    df["baseline_transactions"] = df["baseline_transactions"].astype("int64")
+    df["exposure_days"] = exposure.astype("int64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = df["baseline_transactions"] * recent_days / df["exposure_days"].where(df["exposure_days"] > 0)
+    ok = (df["exposure_days"] >= min_baseline_days) & (df["baseline_transactions"] >= min_baseline_transactions)
+    df["baseline_rate"] = rate.where(ok)
+    df["activity_drop"] = (1 - df["recent_transactions"] / df["baseline_rate"]).where(ok)
+    df = df.drop(columns="first_date").sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+    return df
+
+
+def lifecycle_stages(
+    rfm: pd.DataFrame,
+    activity: pd.DataFrame,
+    *,
+    observation_end: Any,
+    customers: pd.DataFrame | None = None,
+    params: Any = None,
+) -> pd.DataFrame:
+    """Lifecycle stage per customer of ``rfm`` by the rules in ``params`` (LifecycleParams).
+
+    Parameters
+    ----------
+    rfm : output of :func:`rfm_table` (customer_id, first_date).
+    activity : output of :func:`activity_change`.
+    customers : optional customers table; its ``open_date`` defines tenure (else first_date).
+    params : :class:`LifecycleParams` (default: its defaults).
+
+    Returns
+    -------
+    DataFrame: customer_id, tenure_days, tenure_hours, onboarding (within onboarding_hours of
+    opening), activity_drop, recent_transactions, baseline_transactions, lifecycle_stage.
+    """
+    from rmanalytics.params.segmentation import LifecycleParams
+
+    p = params or LifecycleParams()
+    end = pd.Timestamp(_as_date(observation_end, "observation_end"))
+    out = rfm[["customer_id", "first_date"]].copy()
+    start = pd.to_datetime(out["first_date"])
+    if customers is not None and "open_date" in customers.columns:
+        opened = pd.to_datetime(out["customer_id"].map(customers.set_index("customer_id")["open_date"]))
+        start = opened.where(opened.notna(), start)
+    out["tenure_days"] = (end - start).dt.days
+    out["tenure_hours"] = out["tenure_days"] * 24.0
+    out["onboarding"] = out["tenure_hours"] < p.onboarding_hours
+    out = out.drop(columns="first_date").merge(
+        activity[["customer_id", "activity_drop", "recent_transactions", "baseline_transactions", "baseline_rate"]],
+        on="customer_id", how="left")
+    out["lifecycle_stage"] = apply_rules(out, p.rules, default=p.default).to_numpy()
+    return out

@@ -1,0 +1,90 @@
+"""Named RFM segments: the common 11-segment scheme on R x FM, defined as rules in params.
+
+The standard scheme (``scheme="standard"``, rules in
+:data:`rmanalytics.params.segmentation.DEFAULT_SEGMENT_RULES` and ``params/01_segmentation.yaml``)
+is the widely used R x FM grid for 5 score levels, FM = round-half-up((F + M) / 2)::
+
+              FM=1            FM=2          FM=3            FM=4          FM=5
+    R=5   new_customers   potential     potential       champions     champions
+    R=4   promising       potential     potential       loyal         loyal
+    R=3   about_to_sleep  about_to_sleep need_attention loyal         loyal
+    R=2   hibernating     hibernating   at_risk         at_risk       cant_lose
+    R=1   lost            hibernating   at_risk         at_risk       cant_lose
+
+Rules are evaluated in order (first match wins); a customer matching none (e.g. with other
+``bins``) gets the explicit label ``"other"``, never a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from rmanalytics.labels import register, relabel
+from rmanalytics.rfm.rules import Rule, apply_rules
+
+SEGMENTS = ("champions", "loyal", "potential_loyalist", "new_customers", "promising", "need_attention",
+            "about_to_sleep", "at_risk", "cant_lose", "hibernating", "lost")
+
+SEGMENT_LABELS = {
+    "champions": {"en": "Champions", "zh": "冠军客户"},
+    "loyal": {"en": "Loyal", "zh": "忠诚客户"},
+    "potential_loyalist": {"en": "Potential loyalist", "zh": "潜力忠诚客户"},
+    "new_customers": {"en": "New customers", "zh": "新客户"},
+    "promising": {"en": "Promising", "zh": "有希望客户"},
+    "need_attention": {"en": "Need attention", "zh": "需关注客户"},
+    "about_to_sleep": {"en": "About to sleep", "zh": "即将沉睡客户"},
+    "at_risk": {"en": "At risk", "zh": "高危客户"},
+    "cant_lose": {"en": "Can't lose them", "zh": "不能失去的客户"},
+    "hibernating": {"en": "Hibernating", "zh": "休眠客户"},
+    "lost": {"en": "Lost", "zh": "流失客户"},
+    "other": {"en": "Other", "zh": "其他"},
+}
+# label keys are namespaced: "segment:champions"
+register({f"segment:{k}": v for k, v in SEGMENT_LABELS.items()})
+register({"segment": {"en": "Segment", "zh": "客户分群"}})
+
+
+def localize(values: pd.Series, kind: str, lang: str = "en") -> pd.Series:
+    """Labels of segment / stage / tier keys in ``lang``; ``kind`` is "segment", "stage" or "tier"."""
+    if kind not in ("segment", "stage", "tier"):
+        raise ValueError(f"kind must be 'segment', 'stage' or 'tier', got {kind!r}")
+    keys = values.map(lambda v: f"{kind}:{v}" if isinstance(v, str) else v)
+    labelled = relabel(keys, lang)
+    # unregistered keys fall back to the raw key (without the prefix)
+    return labelled.where(labelled != keys, values)
+
+
+def standard_rules() -> list[Rule]:
+    """The rules of the standard 11-segment scheme (a copy of the params default)."""
+    from rmanalytics.params.segmentation import DEFAULT_SEGMENT_RULES
+
+    return list(DEFAULT_SEGMENT_RULES)
+
+
+def rfm_segments(
+    scores: pd.DataFrame,
+    scheme: str | Sequence[Rule | Mapping[str, Any]] = "standard",
+    *,
+    default: str = "other",
+    lang: str | None = None,
+) -> pd.DataFrame:
+    """Add a ``segment`` column (segment key) to the output of :func:`rfm_scores`.
+
+    Parameters
+    ----------
+    scores : frame with r_score, f_score, m_score, fm_score.
+    scheme : "standard" or a list of rules (see :mod:`rmanalytics.rfm.rules`).
+    default : label for customers no rule matches.
+    lang : if given ("en"/"zh"), also add ``segment_label`` in that language.
+    """
+    rules = standard_rules() if isinstance(scheme, str) else scheme
+    if isinstance(scheme, str) and scheme != "standard":
+        raise ValueError(f"unknown segment scheme {scheme!r}; use 'standard' or a list of rules")
+    out = scores.copy()
+    out["segment"] = apply_rules(out, rules, default=default).to_numpy()
+    if lang is not None:
+        out["segment_label"] = localize(out["segment"], "segment", lang).to_numpy()
+    return out

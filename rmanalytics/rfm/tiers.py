@@ -1,0 +1,54 @@
+"""Service tiers (战略级 / 成长级 / 基础级 / 关注级) from scores, segment, lifecycle, value and tags.
+
+Tiers follow the rules in :class:`rmanalytics.params.segmentation.TierParams` (first match
+wins, default "basic"). Defaults (DOMAIN.md §1, seed 002):
+
+1. attention (关注级): churn warning (decline_warning stage) or a lapsing segment still worth
+   winning back (at_risk, cant_lose, about_to_sleep) — needs re-activation;
+2. strategic (战略级): high value (top 20% by AUM) and high stickiness (F score >= 4);
+3. growth (成长级): potential segments (potential_loyalist, promising, new_customers), or new /
+   growth lifecycle with FM score >= 3 — potential and high growth;
+4. basic (基础级): everyone else (hibernating and lost customers included) — inclusive,
+   standardised, high-frequency service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rmanalytics.labels import register
+from rmanalytics.rfm.rules import apply_rules
+from rmanalytics.rfm.value import percentile_rank
+
+TIERS = ("strategic", "growth", "basic", "attention")
+
+# label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
+register({
+    "tier:strategic": {"en": "Strategic", "zh": "战略级"},
+    "tier:growth": {"en": "Growth", "zh": "成长级"},
+    "tier:basic": {"en": "Basic", "zh": "基础级"},
+    "tier:attention": {"en": "Attention", "zh": "关注级"},
+    "tier:other": {"en": "Other", "zh": "其他"},
+    "tier": {"en": "Service tier", "zh": "服务层级"},
+})
+
+
+def service_tiers(customers: pd.DataFrame, *, params: Any = None, value_col: str = "value") -> pd.DataFrame:
+    """Add ``value_pct`` (percentile rank of ``value_col``, 0-1) and ``tier`` by the tier rules.
+
+    Parameters
+    ----------
+    customers : one row per customer with the fields the rules use (r_score, f_score, m_score,
+        fm_score, segment, lifecycle_stage, value, tags ...).
+    params : :class:`TierParams` (default: its defaults).
+    """
+    from rmanalytics.params.segmentation import TierParams
+
+    p = params or TierParams()
+    out = customers.copy()
+    if value_col in out.columns:
+        out["value_pct"] = percentile_rank(out[value_col].astype("float64"))
+    out["tier"] = apply_rules(out, p.rules, default=p.default).to_numpy()
+    return out

@@ -1,0 +1,67 @@
+"""Customer value: the latest balance snapshot (AUM, products) and a wallet-share proxy.
+
+Wallet share (钱包份额) is the customer's assets at this bank as a share of the customer's total
+assets, which the bank does not observe. The proxy follows the peer-quantile idea of wallet
+estimation (Perlich, Rosset et al. 2007, "High-quantile modeling for customer wallet
+estimation"): the potential wallet of a customer is a high quantile (default 90%) of AUM among
+peers (same customer_type and risk_level by default), and
+
+    wallet_share_proxy = min(1, aum / peer_quantile_aum)   (NaN when the peer quantile is 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.engine import run_sql
+from rmanalytics.rfm.summary import _as_date, _date_literal
+
+
+def latest_balances_sql(end_literal: str) -> str:
+    """SQL: each customer's last balance snapshot on or before the end date."""
+    return f"""
+WITH b AS (SELECT * FROM balances WHERE CAST(snapshot_date AS DATE) <= {end_literal}),
+last AS (SELECT customer_id, MAX(CAST(snapshot_date AS DATE)) AS snapshot_date FROM b GROUP BY customer_id)
+SELECT b.* FROM b JOIN last l
+  ON b.customer_id = l.customer_id AND CAST(b.snapshot_date AS DATE) = l.snapshot_date
+"""
+
+
+def latest_balances(balances: Any, *, observation_end: Any) -> pd.DataFrame:
+    """Each customer's latest snapshot on or before ``observation_end`` (AUM etc. in currency).
+
+    A customer with several rows on that date is an error (the key is customer_id, snapshot_date).
+    """
+    end = _as_date(observation_end, "observation_end")
+    df = run_sql(latest_balances_sql(_date_literal(end)), {"balances": balances})
+    dup = df["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise ValueError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
+                         f"e.g. {df.loc[dup, 'customer_id'].head(5).tolist()}")
+    df["snapshot_date"] = pd.to_datetime(df["snapshot_date"])
+    return df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+
+
+def wallet_share_proxy(df: pd.DataFrame, *, value_col: str = "aum", peer_columns: Sequence[str] = (),
+                       quantile: float = 0.9) -> pd.Series:
+    """min(1, value / q-quantile of value among peers); see module docstring. NaN value -> NaN."""
+    missing = [c for c in [value_col, *peer_columns] if c not in df.columns]
+    if missing:
+        raise ValueError(f"wallet_share_proxy: input lacks column(s) {missing}")
+    v = df[value_col].astype("float64")
+    if peer_columns:
+        pot = v.groupby([df[c] for c in peer_columns], dropna=False).transform(lambda s: s.quantile(quantile))
+    else:
+        pot = pd.Series(v.quantile(quantile), index=df.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = (v / pot.where(pot > 0)).clip(upper=1.0)
+    return share.rename("wallet_share_proxy")
+
+
+def percentile_rank(values: pd.Series) -> pd.Series:
+    """Percentile rank in (0, 1] with ties at their average rank (independent of row order)."""
+    return values.rank(method="average", pct=True)

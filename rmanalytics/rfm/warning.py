@@ -1,0 +1,148 @@
+"""Early warning (预警): customers to re-activate, as a per-RM worklist sorted by value at stake.
+
+Signals (DOMAIN.md §2; thresholds from :class:`WarningParams`):
+
+- ``no_purchase:<family>``: the customer bought the product family (default ``wealth``) in the
+  ``lookback_months`` before the silent period but not in the last ``silent_months`` calendar
+  months (observation_end - silent_months months, observation_end] (default 3 months; seed 000);
+- ``activity_drop``: activity down at least ``activity_drop`` (default 30%, seed 002) against the
+  customer's own trailing baseline (:func:`rmanalytics.rfm.lifecycle.activity_change`).
+
+A purchase is a transaction with amount > 0. Customers closed on or before observation_end are
+not on the list. The RM is the customer's primary RM on observation_end (the assignment covering
+that day with the highest share; ties: smallest rm_id); the value at stake is the AUM of the
+latest balance snapshot on or before observation_end (0 without a snapshot, flagged).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.engine import run_sql
+from rmanalytics.labels import register
+from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs
+
+register({
+    "activity_drop": {"en": "Activity down vs own baseline", "zh": "活跃度较自身基线下降"},
+    "no_purchase:wealth": {"en": "No wealth-product purchase", "zh": "连续未购买理财产品"},
+})
+
+
+def family_last_purchase_sql(window: str, families: list[str], end_literal: str) -> str:
+    """SQL: the last purchase date (amount > 0) per customer and watched product family."""
+    fam = ", ".join("'" + f.replace("'", "''") + "'" for f in families)
+    return f"""
+WITH t AS ({window})
+SELECT customer_id, product_family, MAX(date) AS last_purchase
+FROM t
+WHERE amount > 0 AND product_family IN ({fam}) AND date <= {end_literal}
+GROUP BY customer_id, product_family
+"""
+
+
+def silent_families(transactions: Any, *, observation_end: Any, families: list[str] | tuple[str, ...] = ("wealth",),
+                    silent_months: int = 3, lookback_months: int = 12, customer_col: str = "customer_id",
+                    date_col: str = "date", amount_col: str = "amount") -> pd.DataFrame:
+    """Customers with no purchase of a watched family in the last ``silent_months`` months who
+    bought it in the ``lookback_months`` before that.
+
+    Returns customer_id, product_family, last_purchase, months_silent (whole months between the
+    last purchase and observation_end).
+    """
+    end = _as_date(observation_end, "observation_end")
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",))
+    df = run_sql(family_last_purchase_sql(base, list(families), _date_literal(end)), inputs)
+    silent_start = pd.Timestamp(end) - pd.DateOffset(months=silent_months)
+    look_start = silent_start - pd.DateOffset(months=lookback_months)
+    df["last_purchase"] = pd.to_datetime(df["last_purchase"])
+    hit = df[(df["last_purchase"] <= silent_start) & (df["last_purchase"] > look_start)].copy()
+    e = pd.Timestamp(end)
+    lp = hit["last_purchase"]
+    months = (e.year - lp.dt.year) * 12 + (e.month - lp.dt.month) - (e.day < lp.dt.day).astype(int)
+    hit["months_silent"] = months.astype("int64")
+    return hit.sort_values(["customer_id", "product_family"], kind="mergesort").reset_index(drop=True)
+
+
+def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
+    """customer_id -> rm_id, share of the assignment covering day ``on`` with the highest share
+    (ties: smallest rm_id). Intervals are [start_date, end_date)."""
+    day = pd.Timestamp(_as_date(on, "on"))
+    a = assignments
+    start = pd.to_datetime(a["start_date"])
+    stop = pd.to_datetime(a["end_date"])
+    cur = a[(start <= day) & (stop.isna() | (stop > day))]
+    cur = cur.sort_values(["customer_id", "share", "rm_id"], ascending=[True, False, True], kind="mergesort")
+    return cur.drop_duplicates("customer_id")[["customer_id", "rm_id", "share"]].reset_index(drop=True)
+
+
+def early_warnings(
+    transactions: Any,
+    *,
+    observation_end: Any,
+    activity: pd.DataFrame | None = None,
+    assignments: pd.DataFrame | None = None,
+    balances_latest: pd.DataFrame | None = None,
+    customers: pd.DataFrame | None = None,
+    params: Any = None,
+) -> pd.DataFrame:
+    """The early-warning worklist: one row per customer with at least one signal.
+
+    Parameters
+    ----------
+    transactions : contract transactions (customer_id, date, amount, product_family).
+    activity : output of :func:`activity_change` (for the activity-drop signal); None: skipped.
+    assignments : contract assignments (for the primary RM); None: rm_id is NaN.
+    balances_latest : output of :func:`latest_balances` (aum = value at stake).
+    customers : contract customers (closed customers are left out).
+    params : :class:`WarningParams`.
+
+    Returns
+    -------
+    DataFrame sorted by value_at_stake (descending, then rm_id, customer_id): rm_id, customer_id,
+    reason (signal codes joined by "; "), n_signals, detail, value_at_stake (currency),
+    has_balance, rank_in_rm (1 = highest value in the RM's list).
+    """
+    from rmanalytics.params.segmentation import WarningParams
+
+    p = params or WarningParams()
+    end = _as_date(observation_end, "observation_end")
+    rows = []
+    silent = silent_families(transactions, observation_end=end, families=p.families,
+                             silent_months=p.silent_months, lookback_months=p.lookback_months)
+    for r in silent.itertuples(index=False):
+        rows.append((r.customer_id, f"no_purchase:{r.product_family}",
+                     f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))
+    if activity is not None:
+        drop = activity[activity["activity_drop"] >= p.activity_drop]
+        for r in drop.itertuples(index=False):
+            rows.append((r.customer_id, "activity_drop",
+                         f"activity down {r.activity_drop:.0%} ({r.recent_transactions} recent vs "
+                         f"{r.baseline_rate:.1f} baseline)"))
+    sig = pd.DataFrame(rows, columns=["customer_id", "reason", "detail"])
+    if customers is not None and "close_date" in customers.columns and len(sig):
+        closed = customers.loc[pd.to_datetime(customers["close_date"]) <= pd.Timestamp(end), "customer_id"]
+        sig = sig[~sig["customer_id"].isin(set(closed))]
+    sig = sig.sort_values(["customer_id", "reason"], kind="mergesort")
+    out = (sig.groupby("customer_id", sort=True)
+           .agg(reason=("reason", "; ".join), n_signals=("reason", "size"), detail=("detail", "; ".join))
+           .reset_index())
+    if assignments is not None:
+        out = out.merge(primary_rm(assignments, on=end)[["customer_id", "rm_id"]], on="customer_id", how="left")
+    else:
+        out["rm_id"] = np.nan
+    if balances_latest is not None:
+        out = out.merge(balances_latest[["customer_id", "aum"]], on="customer_id", how="left")
+    else:
+        out["aum"] = np.nan
+    out["has_balance"] = out["aum"].notna()
+    out["value_at_stake"] = out["aum"].fillna(0.0).astype("float64")
+    out = out.drop(columns="aum")
+    out = out.sort_values(["value_at_stake", "rm_id", "customer_id"], ascending=[False, True, True],
+                          kind="mergesort", na_position="last").reset_index(drop=True)
+    out["rank_in_rm"] = out.groupby(out["rm_id"].fillna("(unassigned)")).cumcount() + 1
+    return out[["rm_id", "customer_id", "reason", "n_signals", "detail", "value_at_stake", "has_balance",
+                "rank_in_rm"]]

@@ -1,0 +1,650 @@
+"""Run notebooks with papermill into run folders that are never overwritten.
+
+One run of one notebook writes one folder::
+
+    <out>/<notebook>/<UTC timestamp>[_<git sha>]/
+        parameters.yaml       resolved, validated parameters of the run
+        <notebook>.ipynb      the executed notebook (kept when the run fails)
+        report.html           HTML report without code cells (nbconvert ``exclude_input=True``)
+        tables/*.parquet|csv  tables recorded by the notebook (:class:`rmanalytics.report.Recorder`)
+        figures/*.png         plots
+        metrics.json          key figures
+        run.log               papermill log and the cells' output
+        manifest.json         package/Python/library versions, parameters, input fingerprints,
+                              start/end time (UTC), status and, on failure, the failing cell
+
+Completion is atomic: the run writes into ``<folder>.partial`` (manifest status ``running``) and the
+folder is renamed to its final name only at the end; a failed run is renamed to ``<folder>.failed``.
+A folder without a suffix therefore always holds a finished, successful run; an interrupted run
+(Ctrl-C, killed job) leaves a ``.partial`` folder whose manifest says ``running`` or
+``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
+
+Parameters are validated (:func:`rmanalytics.params.resolve`) before any kernel starts. The kernel
+is the ``python3`` kernelspec; jupyter_client starts it with the interpreter running the runner, so
+runs use the same environment (venv or conda) as the ``rmanalytics`` command. The kernel's working
+folder is the ``notebooks/`` folder (as in JupyterLab); ``data_dir`` and existing relative
+``*_path`` parameters are made absolute before the run, so relative paths behave the same in both.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from rmanalytics.params import (
+    CHAIN_INPUTS,
+    NOTEBOOKS,
+    REGISTRY,
+    NotebookParams,
+    ParameterError,
+    notebook_name,
+    resolve,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+
+KERNEL_NAME = "python3"
+#: Packages whose versions go into every manifest.
+KEY_PACKAGES = (
+    "rmanalytics", "pandas", "numpy", "scipy", "scikit-learn", "lifelines", "matplotlib", "duckdb", "pyarrow",
+    "pydantic", "pandera", "sqlglot", "papermill", "nbconvert", "nbclient", "ipykernel", "pyspark",
+)
+#: Files above this size are fingerprinted by size, mtime and the hash of their first and last MiB.
+FULL_HASH_LIMIT = 256 * 2**20
+
+
+@dataclass
+class RunResult:
+    """Outcome of one notebook run."""
+
+    notebook: str
+    status: str  # "ok" | "failed" | "interrupted"
+    run_dir: Path
+    executed_notebook: Path
+    params: dict[str, Any] = field(default_factory=dict)
+    started_utc: str = ""
+    ended_utc: str = ""
+    duration_s: float = 0.0
+    error: str | None = None
+    failed_cell: int | None = None
+    failed_exec_count: int | None = None
+    failed_source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def describe_failure(self) -> str:
+        """One paragraph for the CLI: which cell failed and where the executed notebook is."""
+        where = ""
+        if self.failed_cell is not None:
+            where = f" at cell index {self.failed_cell}" + (
+                f" (In [{self.failed_exec_count}])" if self.failed_exec_count is not None else "")
+            if self.failed_source:
+                where += f" `{self.failed_source}`"
+        return (f"notebook {self.notebook} {self.status}{where}: {self.error}\n"
+                f"  executed notebook: {self.executed_notebook}\n"
+                f"  log: {self.run_dir / 'run.log'}")
+
+
+# ----------------------------------------------------------------------------- locations
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding ``notebooks/`` and ``params/``: the current folder or a parent of it,
+    else the source tree the package is installed from."""
+    start = (start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "notebooks").is_dir() and (folder / "params").is_dir():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+def notebook_path(notebook: str | os.PathLike, notebooks_dir: str | os.PathLike | None = None) -> Path:
+    """Path of a notebook given as a path, a registry name or a unique prefix."""
+    p = Path(notebook)
+    if p.suffix == ".ipynb" and p.is_file():
+        return p.resolve()
+    folder = Path(notebooks_dir) if notebooks_dir is not None else project_root() / "notebooks"
+    path = folder / f"{notebook_name(notebook)}.ipynb"
+    if not path.is_file():
+        raise FileNotFoundError(f"notebook not found: {path}")
+    return path.resolve()
+
+
+def git_info(folder: Path) -> dict[str, Any]:
+    """Short commit sha and dirty flag of the git work tree holding ``folder`` (empty if none)."""
+    try:
+        sha = subprocess.run(["git", "-C", str(folder), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10)
+        if sha.returncode != 0:
+            return {}
+        status = subprocess.run(["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=10)
+        return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
+    except (OSError, subprocess.SubprocessError):
+        return {}
+
+
+class KernelNotFound(RuntimeError):
+    """The Jupyter kernel the notebooks use is not registered."""
+
+
+def check_kernel(kernel_name: str = KERNEL_NAME) -> None:
+    """Fail before creating a run folder when ``kernel_name`` is not registered."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel_name)
+    except NoSuchKernel:
+        raise KernelNotFound(
+            f"Jupyter kernel {kernel_name!r} not found; register it for this interpreter "
+            f"({sys.executable}) with: rmanalytics kernel"
+        ) from None
+
+
+# ----------------------------------------------------------------------------- fingerprints
+def file_fingerprint(path: Path) -> dict[str, Any]:
+    """sha256 and size of a file (large files: first and last MiB plus size, flagged ``partial``)."""
+    st = path.stat()
+    h = hashlib.sha256()
+    partial = st.st_size > FULL_HASH_LIMIT
+    with path.open("rb") as fh:
+        if partial:
+            h.update(fh.read(2**20))
+            fh.seek(max(st.st_size - 2**20, 0))
+            h.update(fh.read(2**20))
+        else:
+            for chunk in iter(lambda: fh.read(2**20), b""):
+                h.update(chunk)
+    out = {"sha256": h.hexdigest(), "bytes": st.st_size}
+    if partial:
+        out["partial"] = True
+        out["mtime"] = dt.datetime.fromtimestamp(st.st_mtime, dt.timezone.utc).isoformat()
+    return out
+
+
+def input_fingerprints(paths: Iterable[str | os.PathLike]) -> dict[str, Any]:
+    """Fingerprints of every file under the given files/folders, keyed by absolute path."""
+    out: dict[str, Any] = {}
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            out[str(p)] = file_fingerprint(p)
+        elif p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+                out[str(f)] = file_fingerprint(f)
+        else:
+            out[str(p)] = {"missing": True}
+    return out
+
+
+def package_versions(names: Iterable[str] = KEY_PACKAGES) -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            out[n] = None
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _new_run_dir(base: Path, stamp: str) -> tuple[Path, Path]:
+    """Create ``<base>/<stamp>[-n].partial`` atomically; return (partial, final)."""
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        name = stamp if n == 1 else f"{stamp}-{n}"
+        final = base / name
+        partial = base / f"{name}.partial"
+        if not (final.exists() or (base / f"{name}.failed").exists()):
+            try:
+                partial.mkdir()
+                return partial, final
+            except FileExistsError:
+                pass
+        n += 1
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def absolutize_paths(params: NotebookParams, base: Path | None = None) -> NotebookParams:
+    """Copy of ``params`` with ``data_dir`` and relative ``*_path`` parameters made absolute
+    (relative to ``base``, default the current folder)."""
+    base = base or Path.cwd()
+    fixes = {}
+    for key in type(params).model_fields:
+        if key != "data_dir" and not key.endswith("_path"):
+            continue
+        value = getattr(params, key)
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            fixes[key] = str((base / value).resolve())
+    return params.model_copy(update=fixes) if fixes else params
+
+
+_ADDED_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
+
+
+def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None]:
+    """(index, execution count, first source line) of the first cell with an error output.
+
+    The index is 0-based and counts the cells of the *source* notebook (cells papermill adds,
+    the injected parameters and its error markers, are not counted).
+    """
+    import nbformat
+
+    try:
+        nb = nbformat.read(nb_path, as_version=4)
+    except Exception:  # noqa: BLE001 - the notebook may not have been written
+        return None, None, None
+    index = -1
+    for cell in nb.cells:
+        if _ADDED_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+            continue
+        index += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+                return index, cell.get("execution_count"), first
+    return None, None, None
+
+
+class _DropValidatedWarnings(logging.Filter):
+    """Drop papermill's "Passed unknown parameter" warnings: the model validated every name
+    already, and papermill's inspection cannot parse annotations such as ``str | None``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not (msg.startswith("Passed unknown parameter") or msg.startswith("Unable to parse line"))
+
+
+def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
+                header_markdown: str | None = None) -> Path:
+    """Write an HTML report of an executed notebook without code cells (nbconvert, ``exclude_input``).
+
+    ``header_markdown`` is shown first (the runner puts the run's status and parameters there).
+    Cells tagged ``parameters``/``injected-parameters``/``remove_cell`` are left out.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb = nbformat.read(nb_path, as_version=4)
+    if header_markdown:
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown))
+    if title:
+        nb.metadata["title"] = title
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={"parameters", "injected-parameters", "remove_cell"}, enabled=True),
+        enabled=True,
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def _report_header(name: str, status: str, params: Mapping[str, Any], error: str | None) -> str:
+    rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in params.items() if k != "output_dir")
+    msg = f"\n\n**Error:** `{error}`" if error else ""
+    return f"**Run of `{name}`** — status: **{status}**{msg}\n\n| parameter | value |\n|---|---|\n{rows}\n"
+
+
+class _LogToFile:
+    """Attach a file handler for ``run.log`` to the papermill and rmanalytics loggers."""
+
+    def __init__(self, path: Path) -> None:
+        self.handler = logging.FileHandler(path, encoding="utf-8")
+        self.handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self.loggers = [logging.getLogger("papermill"), logging.getLogger("rmanalytics")]
+        self.levels: list[int] = []
+        self.filter = _DropValidatedWarnings()
+        self.filtered = [logging.getLogger("papermill"), logging.getLogger("papermill.translators")]
+
+    def __enter__(self) -> "_LogToFile":
+        for lg in self.loggers:
+            self.levels.append(lg.level)
+            if lg.level == logging.NOTSET or lg.level > logging.INFO:
+                lg.setLevel(logging.INFO)
+            lg.addHandler(self.handler)
+        for lg in self.filtered:
+            lg.addFilter(self.filter)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for lg, level in zip(self.loggers, self.levels):
+            lg.removeHandler(self.handler)
+            lg.setLevel(level)
+        for lg in self.filtered:
+            lg.removeFilter(self.filter)
+        self.handler.close()
+
+
+# ----------------------------------------------------------------------------- one run
+def run_notebook(
+    notebook: str | os.PathLike,
+    params: NotebookParams,
+    *,
+    out_dir: str | os.PathLike = "runs",
+    notebooks_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+    progress_bar: bool = True,
+    kernel_name: str = KERNEL_NAME,
+    start_timeout: int = 60,
+    execution_timeout: int | None = None,
+    params_source: Mapping[str, Any] | None = None,
+    extra_inputs: Iterable[str | os.PathLike] = (),
+) -> RunResult:
+    """Execute one notebook with papermill into a new run folder and return the outcome.
+
+    Parameters
+    ----------
+    notebook : registry name (``"01_segmentation"``), unique prefix or path of the ``.ipynb``.
+    params : validated parameters (from :func:`rmanalytics.params.resolve`); ``output_dir`` is
+        replaced by the run folder, ``data_dir`` and relative ``*_path`` values are made absolute.
+    out_dir : root of the run folders (``<out_dir>/<notebook>/<UTC timestamp>[_<git sha>]``).
+    progress_bar : papermill's progress bar over cells (stderr).
+    params_source : recorded in the manifest (YAML file, ``-p`` overrides).
+    extra_inputs : more files/folders to fingerprint besides ``data_dir`` and ``*_path`` parameters.
+
+    Returns a :class:`RunResult`; a failing cell gives ``status="failed"`` (no exception). A
+    ``KeyboardInterrupt`` leaves the ``.partial`` folder with status ``interrupted`` and is re-raised.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    nb_in = notebook_path(notebook, notebooks_dir)
+    name = name or nb_in.stem
+    check_kernel(kernel_name)
+    params = absolutize_paths(params)
+    started = _utcnow()
+    t0 = time.perf_counter()
+    git = git_info(nb_in.parent)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + (f"_{git['sha']}" if git.get("sha") else "")
+    partial, final = _new_run_dir(Path(out_dir).resolve() / name, stamp)
+
+    run_params = params.model_copy(update={"output_dir": str(partial)})
+    injected = run_params.model_dump(mode="json", by_alias=True)
+    recorded = {**injected, "output_dir": str(final)}
+    import yaml
+
+    (partial / "parameters.yaml").write_text(
+        yaml.safe_dump(recorded, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+    fp_paths = [params.data_dir] if getattr(params, "data_dir", None) else []
+    fp_paths += [getattr(params, k) for k in type(params).model_fields
+                 if k.endswith("_path") and isinstance(getattr(params, k), str)]
+    fp_paths += [str(p) for p in extra_inputs]
+    manifest: dict[str, Any] = {
+        "notebook": name,
+        "notebook_path": str(nb_in),
+        "notebook_sha256": file_fingerprint(nb_in)["sha256"],
+        "run_id": final.name,
+        "run_dir": str(final),
+        "status": "running",
+        "started_utc": started.isoformat(),
+        "ended_utc": None,
+        "duration_s": None,
+        "parameters": recorded,
+        "parameters_source": dict(params_source or {}),
+        "inputs": input_fingerprints(fp_paths),
+        "package_version": package_versions(["rmanalytics"])["rmanalytics"],
+        "git": git,
+        "python": sys.version.split()[0],
+        "python_executable": sys.executable,
+        "platform": platform.platform(),
+        "kernel_name": kernel_name,
+        "packages": package_versions(),
+        "command": sys.argv,
+    }
+    _write_json(partial / "manifest.json", manifest)
+
+    executed = partial / nb_in.name
+    status, error, cell_idx, exec_count = "ok", None, None, None
+    with _LogToFile(partial / "run.log"):
+        log.info("run %s -> %s", name, partial)
+        log.info("parameters: %s", json.dumps(injected, ensure_ascii=False))
+        try:
+            pm.execute_notebook(
+                str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
+                progress_bar=progress_bar, log_output=True, cwd=str(nb_in.parent),
+                start_timeout=start_timeout, execution_timeout=execution_timeout,
+            )
+        except PapermillExecutionError as exc:
+            status, error = "failed", f"{exc.ename}: {exc.evalue}"
+            cell_idx, exec_count = exc.cell_index, exc.exec_count
+            log.info("In [%s] raised %s", exc.exec_count, error)
+        except KeyboardInterrupt:
+            manifest.update(status="interrupted", ended_utc=_utcnow().isoformat(),
+                            duration_s=round(time.perf_counter() - t0, 3))
+            _write_json(partial / "manifest.json", manifest)
+            log.error("interrupted; incomplete run left in %s", partial)
+            raise
+        except Exception as exc:  # kernel died, kernel not found, bad notebook ...
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("run failed")
+
+        first = None
+        if status == "failed" and executed.is_file():
+            idx, count, first = _failing_cell(executed)
+            if idx is not None:
+                cell_idx, exec_count = idx, count
+
+        if executed.is_file():
+            try:
+                export_html(executed, partial / "report.html", title=f"{name} ({final.name})",
+                            header_markdown=_report_header(name, status, recorded, error))
+            except Exception as exc:  # noqa: BLE001 - a report problem must not hide the run's result
+                log.exception("HTML export failed")
+                if status == "ok":
+                    status, error = "failed", f"HTML export failed: {type(exc).__name__}: {exc}"
+
+    ended = _utcnow()
+    duration = round(time.perf_counter() - t0, 3)
+    target = final if status == "ok" else final.with_name(final.name + ".failed")
+    manifest.update(
+        status=status, ended_utc=ended.isoformat(), duration_s=duration, run_dir=str(target),
+        outputs=sorted(str(p.relative_to(partial)) for p in partial.rglob("*") if p.is_file()),
+    )
+    if status != "ok":
+        manifest["error"] = {"message": error, "cell_index": cell_idx, "execution_count": exec_count,
+                             "cell_first_line": first, "executed_notebook": str(target / executed.name)}
+    _write_json(partial / "manifest.json", manifest)
+    partial.rename(target)
+    if status == "ok":
+        _update_latest(target)
+    return RunResult(
+        notebook=name, status=status, run_dir=target, executed_notebook=target / executed.name,
+        params=recorded, started_utc=started.isoformat(), ended_utc=ended.isoformat(), duration_s=duration,
+        error=error, failed_cell=cell_idx, failed_exec_count=exec_count, failed_source=first,
+    )
+
+
+def _update_latest(run_dir: Path) -> None:
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}.tmp"
+    try:
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        tmp.symlink_to(run_dir.name)
+        os.replace(tmp, link)
+    except OSError:  # e.g. no symlinks on this filesystem: 'latest' is a convenience only
+        pass
+
+
+def is_complete(run_dir: str | os.PathLike) -> bool:
+    """True when ``run_dir`` holds a finished successful run (final name, manifest status ok, report)."""
+    run_dir = Path(run_dir)
+    if run_dir.suffix in (".partial", ".failed"):
+        return False
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return manifest.get("status") == "ok" and (run_dir / "report.html").is_file()
+
+
+# ----------------------------------------------------------------------------- the chain
+def params_file(params_dir: Path, notebook: str, variant: str | None = None) -> Path | None:
+    """``<params_dir>/<nb>.<variant>.yaml`` if given and present, else ``<nb>.yaml`` if present."""
+    if variant:
+        p = params_dir / f"{notebook}.{variant}.yaml"
+        if p.is_file():
+            return p
+    p = params_dir / f"{notebook}.yaml"
+    return p if p.is_file() else None
+
+
+def dependencies(notebook: str) -> dict[str, tuple[str, str]]:
+    """Chain inputs of ``notebook`` that its model actually has (parameter -> (upstream, file))."""
+    model = REGISTRY[notebook]
+    return {k: v for k, v in CHAIN_INPUTS.get(notebook, {}).items() if k in model.model_fields}
+
+
+def _run_one(kwargs: dict[str, Any]) -> RunResult:  # top level: picklable for worker processes
+    params = validate(kwargs.pop("notebook_name"), kwargs.pop("values"))
+    return run_notebook(params=params, **kwargs)
+
+
+def run_all(
+    *,
+    params_dir: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    out_dir: str | os.PathLike = "runs",
+    variant: str | None = None,
+    notebooks: Iterable[str] | None = None,
+    notebooks_dir: str | os.PathLike | None = None,
+    jobs: int = 1,
+    progress_bar: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[RunResult]:
+    """Run the notebooks of the chain in dependency order; return one result per notebook.
+
+    Every notebook's parameters are resolved and validated first (``<params_dir>/<nb>[.<variant>].yaml``,
+    ``data_dir`` overriding the files), so a bad file fails before any kernel starts. Then the
+    notebooks run in :data:`~rmanalytics.params.NOTEBOOKS` order; a notebook with chain inputs
+    (:data:`~rmanalytics.params.CHAIN_INPUTS`) waits for its upstream run and reads its output
+    when that run succeeded and the parameter is not set explicitly (otherwise it recomputes, and
+    the result notes it). With ``jobs > 1`` independent notebooks run in parallel worker processes.
+    Notebooks missing from ``notebooks_dir`` are skipped with a note.
+    """
+    root = project_root()
+    params_dir = Path(params_dir) if params_dir is not None else root / "params"
+    nb_dir = Path(notebooks_dir) if notebooks_dir is not None else root / "notebooks"
+    wanted = [notebook_name(n) for n in notebooks] if notebooks else list(NOTEBOOKS)
+    order = [n for n in NOTEBOOKS if n in wanted] + [n for n in wanted if n not in NOTEBOOKS]
+
+    plan: dict[str, tuple[NotebookParams, dict[str, Any]]] = {}
+    for nb in order:
+        if not (nb_dir / f"{nb}.ipynb").is_file():
+            echo(f"skip {nb}: {nb_dir / (nb + '.ipynb')} not found")
+            continue
+        pfile = params_file(params_dir, nb, variant)
+        extra = {"data_dir": str(data_dir)} if data_dir is not None else {}
+        params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
+        plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
+
+    if plan:
+        check_kernel()
+    results: dict[str, RunResult] = {}
+
+    def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
+        params, source = plan[nb]
+        values = params.model_dump(mode="json", by_alias=True)
+        notes = []
+        for key, (up, rel) in dependencies(nb).items():
+            if values.get(key) is not None:
+                continue
+            res = results.get(up)
+            if res is not None and res.ok and (res.run_dir / rel).exists():
+                values[key] = str(res.run_dir / rel)
+            elif up in plan:
+                notes.append(f"{key}: upstream {up} did not succeed; recomputed")
+        return ({"notebook_name": nb, "values": values, "notebook": str(nb_dir / f"{nb}.ipynb"),
+                 "out_dir": str(out_dir), "name": nb, "params_source": source,
+                 "progress_bar": progress_bar and jobs <= 1}, notes)
+
+    def deps_of(nb: str) -> set[str]:
+        return {up for up, _ in dependencies(nb).values() if up in plan}
+
+    pending = list(plan)
+    if jobs <= 1:
+        for nb in pending:
+            kwargs, notes = job_for(nb)
+            echo(f"run {nb} ...")
+            res = _run_one(kwargs)
+            res.notes.extend(notes)
+            results[nb] = res
+            echo(_one_line(res))
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        running: dict[Any, tuple[str, list[str]]] = {}
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+            while pending or running:
+                for nb in list(pending):
+                    if len(running) >= jobs:
+                        break
+                    if deps_of(nb) <= set(results):
+                        kwargs, notes = job_for(nb)
+                        echo(f"run {nb} ...")
+                        running[pool.submit(_run_one, kwargs)] = (nb, notes)
+                        pending.remove(nb)
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for fut in done:
+                    nb, notes = running.pop(fut)
+                    res = fut.result()
+                    res.notes.extend(notes)
+                    results[nb] = res
+                    echo(_one_line(res))
+    return [results[nb] for nb in plan]
+
+
+def _one_line(res: RunResult) -> str:
+    return f"{res.notebook}: {res.status} in {res.duration_s:.1f} s -> {res.run_dir}"
+
+
+def summary_table(results: Iterable[RunResult]) -> str:
+    """Plain-text table: notebook, status, seconds, run folder, error/notes."""
+    rows = [("notebook", "status", "seconds", "run folder", "details")]
+    for r in results:
+        details = "; ".join(filter(None, [r.describe_failure().splitlines()[0] if not r.ok else "", *r.notes]))
+        rows.append((r.notebook, r.status, f"{r.duration_s:.1f}", str(r.run_dir), details))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = []
+    for j, row in enumerate(rows):
+        lines.append(("  ".join(c.ljust(w) for c, w in zip(row[:4], widths)) + "  " + row[4]).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+__all__ = [
+    "KERNEL_NAME", "KernelNotFound", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
+    "is_complete", "notebook_path", "params_file", "project_root", "run_all", "run_notebook", "summary_table",
+]
+
+# ParameterError is re-exported for callers that catch runner errors in one place.
+ParameterError = ParameterError

@@ -1,0 +1,967 @@
+"""A synthetic bank with known ground truth: all seven contract tables plus the true parameters.
+
+See :func:`generate` for the generative story and :class:`Truth` for every true parameter and
+its unit. Written in numpy (no library simulates a bank); every process is vectorised over
+customers/transactions, the only Python loops run over org units and RM exit events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.contract import (
+    ACQUISITION_CHANNELS,
+    CHANNELS,
+    PRODUCT_FAMILIES,
+    RM_LEVELS,
+    TABLES,
+)
+from rmanalytics.synth.processes import bgnbd_core, weibull_ph_invert
+
+DAYS_PER_WEEK = 7.0
+DAYS_PER_YEAR = 365.25
+
+#: Names of the independent random streams (children of ``SeedSequence(seed)``), in spawn order.
+#: A component only ever draws from its own stream, so changing how one component draws does not
+#: shift the others.
+COMPONENTS = (
+    "rms", "customers", "assignments", "closure", "bgnbd", "spend", "txn_attrs",
+    "activity", "balances", "targets",
+)
+
+
+def _d(**kw: Any):  # dict default factory helper
+    return field(default_factory=lambda: copy.deepcopy(kw))
+
+
+@dataclass
+class Truth:
+    """Ground truth of a synthetic bank. Inputs (overridable via ``generate(**overrides)``) first,
+    then the realised quantities filled by :func:`generate`.
+
+    Transactions (BG/NBD, time unit **weeks**)
+        ``bgnbd[type] = {r, alpha, a, b}``: purchase rate ``lambda ~ Gamma(r, rate=alpha)`` per
+        week, dropout probability after each repeat purchase ``p ~ Beta(a, b)``. Each customer's
+        process starts at ``open_date`` with a first purchase ON ``open_date`` (the BG/NBD "first
+        purchase"); purchase times are continuous and the recorded ``date`` is the day, so two
+        purchases on one day are possible (btyd summaries merge them).
+    Spend (Gamma-Gamma, currency units)
+        ``gamma_gamma[type] = {p, q, gamma}``: ``nu ~ Gamma(q, rate=gamma)`` per customer, each
+        amount ``z ~ Gamma(p, rate=nu)``; population mean amount ``p * gamma / (q - 1)``. Applies
+        to every purchase (first and repeat).
+    Refunds
+        Each purchase is refunded with probability ``refund_share``: a row with
+        ``amount = -purchase amount``, same family and channel, ``fee = 0``, dated
+        ``1..refund_max_lag_days`` days later (uniform); dropped if that date is after ``end`` or
+        after the customer's ``close_date``. Truth-recovery tests should exclude ``amount < 0``.
+    Fees
+        ``fee = amount * fee_base_rate[product_family] * M[rm, month]`` with
+        ``M = market_index[month] * exp(sum_k driver_betas[k] * z_k[rm, month] + rm_skill[rm])``,
+        ``z_k = (activity_k - activity_means[k]) / activity_sds[k]`` the RM's standardised activity
+        of that calendar month (``rm_activity``), ``rm`` the customer's **primary** RM (highest
+        share) on the transaction date. ``calls`` has beta 0: a decoy correlated with visits
+        (``calls ~ Poisson(calls_per_visit * visits + calls_base)``).
+    Closure (Weibull proportional hazards, time unit **years** since ``open_date``)
+        ``h(t) = shape/scale * (t/scale)**(shape-1) * exp(lin + closure_log_hr["rm_left"] * 1{t >= s})``
+        with ``lin = log_hr["corporate"]*corporate + log_hr["risk_level"]*(risk_level - 3)
+        + log_hr["cross_border_ecommerce"]*1{scenario == "cross_border_ecommerce"}`` and ``s``
+        the time the customer's primary RM left the bank (``truth.customers.rm_left_date``; the
+        covariate stays 1 after a reassignment). ``close_date = open_date + ceil(t * 365.25)``
+        days (at least 1 day); null when after ``end`` (right-censored at ``end``).
+    Left truncation
+        ``open_date`` of candidate customers is uniform over ``[start - open_years_before_start
+        years, end]``. Candidates that closed before ``start`` are not emitted at all (they never
+        appear: left-truncation selection); ``n_customers`` counts emitted customers. With
+        ``history="window"`` (default) only transactions and activity dated within
+        ``[start, end]`` are emitted, although every process runs from ``open_date``. With
+        ``history="full"`` transactions (and rm_activity) are emitted from ``open_date``.
+        The in-window rows are identical in both modes.
+    Closure vs purchases
+        With ``closure_stops_transactions=True`` (default) no purchase happens after the closure
+        time. For an exact BG/NBD truth test use ``history="full",
+        closure_stops_transactions=False``: each customer then shows the complete BG/NBD process
+        over ``T = (end + 1 day - open_date)`` weeks.
+    """
+
+    # ---- transactions
+    bgnbd: dict = _d(retail=dict(r=0.45, alpha=3.5, a=0.6, b=2.8),
+                     corporate=dict(r=0.9, alpha=2.0, a=0.4, b=3.5))
+    gamma_gamma: dict = _d(retail=dict(p=6.0, q=3.8, gamma=150.0),
+                           corporate=dict(p=4.0, q=3.0, gamma=4000.0))
+    refund_share: float = 0.01
+    refund_max_lag_days: int = 30
+    product_family_probs: dict = _d(
+        retail=dict(deposit=0.30, wealth=0.20, loan=0.05, card=0.25, insurance=0.05, fx=0.03, payment=0.12),
+        corporate=dict(deposit=0.25, wealth=0.10, loan=0.15, card=0.02, insurance=0.03, fx=0.15, payment=0.30),
+    )
+    channel_probs: dict = _d(
+        retail=dict(branch=0.15, mobile=0.50, online=0.20, atm=0.10, rm=0.05),
+        corporate=dict(branch=0.20, mobile=0.15, online=0.45, atm=0.0, rm=0.20),
+    )
+    fee_base_rate: dict = _d(deposit=0.001, wealth=0.010, loan=0.005, card=0.015, insurance=0.030,
+                             fx=0.004, payment=0.002)
+    closure_stops_transactions: bool = True
+    # ---- customers
+    corporate_share: float = 0.20
+    risk_level_probs: tuple = (0.15, 0.25, 0.30, 0.20, 0.10)
+    open_years_before_start: int = 3
+    industry_probs: dict = _d(corporate=dict(manufacturing=0.30, trade=0.25, tech=0.20, services=0.15,
+                                             construction=0.10))
+    scenario_probs: dict = _d(
+        retail=dict(young_family=0.20, retiree=0.10, cross_border_ecommerce=0.03),
+        corporate=dict(cross_border_ecommerce=0.15, tech_innovation=0.15, supply_chain=0.10),
+    )
+    acquisition_channel_probs: dict = _d(
+        retail=dict(branch=0.45, referral=0.20, online=0.25, rm_outreach=0.10),
+        corporate=dict(branch=0.30, referral=0.30, online=0.05, rm_outreach=0.35),
+    )
+    # ---- closure (years)
+    closure_shape: float = 1.1
+    closure_scale_years: float = 5.5
+    closure_log_hr: dict = _d(corporate=-0.5, risk_level=0.2, cross_border_ecommerce=0.4, rm_left=0.7)
+    closure_risk_center: int = 3
+    # ---- RMs and assignments
+    rm_exit_share: float = 0.20
+    rm_level_probs: tuple = (0.40, 0.45, 0.15)
+    shared_share: float = 0.10
+    shared_split: tuple = (0.6, 0.4)
+    # ---- activity drivers of fee income
+    driver_betas: dict = _d(visits=0.15, cross_sell_offers=0.10, digital_usage=0.08, calls=0.0)
+    activity_means: dict = _d(visits=20.0, cross_sell_offers=12.0, digital_usage=0.6, calls=50.0)
+    activity_sds: dict = _d(visits=6.0, cross_sell_offers=4.583, digital_usage=0.170, calls=13.93)
+    calls_per_visit: float = 2.0
+    calls_base: float = 10.0
+    skill_sd: float = 0.15
+    # ---- market index: exp(trend * years_since_start + amplitude * sin(2*pi*months_since_start / cycle))
+    market_trend_per_year: float = 0.04
+    market_cycle_amplitude: float = 0.10
+    market_cycle_months: float = 36.0
+    # ---- balances
+    aum_log_mean: dict = _d(retail=11.0, corporate=14.0)
+    aum_log_sd: dict = _d(retail=1.0, corporate=1.2)
+    aum_monthly_rw_sd: float = 0.04
+    loan_share_customers: dict = _d(retail=0.25, corporate=0.55)
+    npl_share_borrowers: float = 0.03
+
+    # ---- realised (filled by generate)
+    seed: int | None = None
+    n_customers: int | None = None
+    n_rms: int | None = None
+    start: str | None = None
+    end: str | None = None
+    history: str | None = None
+    market_index: pd.Series | None = None  # month start -> index (1.0 at the start month)
+    rm_skill: pd.Series | None = None  # rm_id -> log-multiplier
+    rm_exit_dates: pd.Series | None = None  # rm_id -> exit date (NaT: employed at end)
+    customers: pd.DataFrame | None = None  # per-customer latent truth, see generate()
+
+    def to_json_dict(self) -> dict:
+        """The scalar/dict parameters plus market_index, rm_skill and rm_exit_dates as JSON-able dict
+        (``customers`` is written separately as ``truth_customers.parquet``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "customers":
+                continue
+            if isinstance(v, pd.Series):
+                idx = [x.strftime("%Y-%m-%d") if isinstance(x, pd.Timestamp) else str(x) for x in v.index]
+                vals = [None if (isinstance(x, float) and math.isnan(x)) or x is pd.NaT
+                        else (x.strftime("%Y-%m-%d") if isinstance(x, pd.Timestamp) else float(x))
+                        for x in v.tolist()]
+                out[f.name] = dict(zip(idx, vals))
+            elif isinstance(v, tuple):
+                out[f.name] = list(v)
+            else:
+                out[f.name] = v
+        return out
+
+
+@dataclass
+class SynthBank:
+    """Result of :func:`generate`: ``tables`` (the seven contract tables) and ``truth``."""
+
+    tables: dict[str, pd.DataFrame]
+    truth: Truth
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
+def _day(ts: str | pd.Timestamp) -> int:
+    return int(pd.Timestamp(ts).to_datetime64().astype("datetime64[D]").astype(np.int64))
+
+
+def _to_dt(days: np.ndarray) -> np.ndarray:
+    """int day numbers (NaN / <0 sentinel handled by caller) -> datetime64[ns]."""
+    return np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[ns]")
+
+
+def _to_dt_nullable(days: np.ndarray, mask_null: np.ndarray) -> np.ndarray:
+    out = _to_dt(np.where(mask_null, 0, days))
+    out[mask_null] = np.datetime64("NaT")
+    return out
+
+
+def _choice(rng: np.random.Generator, probs: np.ndarray, u: np.ndarray | None = None, size: int | None = None):
+    """Vectorised categorical draw. ``probs`` (k,) or (n, k) rows of probabilities (may sum < 1:
+    the remainder maps to index k, i.e. "none")."""
+    probs = np.asarray(probs, dtype=float)
+    if u is None:
+        u = rng.random(size if probs.ndim == 1 else probs.shape[0])
+    cdf = np.cumsum(probs, axis=-1)
+    if probs.ndim == 1:
+        return np.searchsorted(cdf, u, side="right")
+    return (u[:, None] >= cdf).sum(axis=1)
+
+
+def _ids(prefix: str, n: int, width: int) -> np.ndarray:
+    w = max(width, len(str(n)))
+    return np.array([f"{prefix}{i:0{w}d}" for i in range(1, n + 1)], dtype=object)
+
+
+def _month_index(days: np.ndarray, month0: np.datetime64) -> np.ndarray:
+    m = np.asarray(days, dtype=np.int64).astype("datetime64[D]").astype("datetime64[M]")
+    return (m - month0).astype(np.int64)
+
+
+def _group_cumsum(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Cumulative sum of ``x`` restarting for each consecutive group of sizes ``counts``."""
+    cs = np.cumsum(x)
+    starts = np.cumsum(counts) - counts
+    base = np.zeros(len(counts))
+    nz = counts > 0
+    base[nz] = np.where(starts[nz] > 0, cs[np.maximum(starts[nz] - 1, 0)], 0.0)
+    return cs - np.repeat(base, counts)
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="synth", unit="step")
+
+    def step(self, name: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ----------------------------------------------------------------------------------------------
+# generate
+# ----------------------------------------------------------------------------------------------
+def generate(
+    n_customers: int = 3000,
+    n_rms: int = 40,
+    start: str = "2022-01-01",
+    end: str = "2024-12-31",
+    seed: int = 20261122,
+    progress: bool = False,
+    history: str = "window",
+    **truth_overrides: Any,
+) -> SynthBank:
+    """Generate a synthetic bank with known truth.
+
+    Parameters
+    ----------
+    n_customers : number of customers emitted (alive at ``start`` or opened within the window)
+    n_rms : number of RMs employed at ``start`` (replacements for leavers are added on top)
+    start, end : observation window (ISO dates, inclusive)
+    seed : master seed; each component draws from its own child stream (see ``COMPONENTS``)
+    progress : show a tqdm progress bar
+    history : ``"window"`` (default; transactions and activity only within ``[start, end]``) or
+        ``"full"`` (transactions and activity from each customer's ``open_date``)
+    **truth_overrides : any input field of :class:`Truth` (e.g. ``closure_log_hr={...}``)
+
+    Returns
+    -------
+    SynthBank with ``tables`` (customers, transactions, balances, rms, assignments, rm_activity,
+    kpi_targets; exactly the dtypes of :mod:`rmanalytics.contract`) and ``truth``. Same arguments
+    give bit-identical tables.
+
+    Notes
+    -----
+    ``truth.customers`` holds per-customer latent truth: ``customer_id, customer_type, lam``
+    (purchases per week), ``p_dropout``, ``dropout_date`` (date of the purchase after which the
+    customer became inactive; NaT if active at ``end``), ``nu``, ``mean_spend`` (= p/nu, currency),
+    ``closure_lin`` (time-fixed log-hazard), ``rm_left_date`` (NaT: never), ``close_time_years``
+    (simulated closure time since open, may exceed the window), ``first_rm_id``.
+    """
+    if history not in ("window", "full"):
+        raise ValueError(f"history must be 'window' or 'full', got {history!r}")
+    valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
+                                               "market_index", "rm_skill", "rm_exit_dates", "customers"}
+    bad = set(truth_overrides) - valid
+    if bad:
+        raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
+    truth = Truth(**truth_overrides)
+    truth.seed, truth.n_customers, truth.n_rms = int(seed), int(n_customers), int(n_rms)
+    truth.start, truth.end, truth.history = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date()), history
+    rngs = dict(zip(COMPONENTS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(COMPONENTS)))))
+    prog = _Progress(progress, 9)
+
+    start_day, end_day = _day(start), _day(end)
+    hist_start_day = _day(pd.Timestamp(start) - pd.DateOffset(years=truth.open_years_before_start))
+    month0 = np.datetime64(pd.Timestamp(hist_start_day, unit="D").strftime("%Y-%m"), "M")
+    month_last = np.datetime64(pd.Timestamp(end).strftime("%Y-%m"), "M")
+    n_months = int((month_last - month0).astype(np.int64)) + 1
+    month_starts = (month0 + np.arange(n_months)).astype("datetime64[D]")
+    start_month_idx = int((np.datetime64(pd.Timestamp(start).strftime("%Y-%m"), "M") - month0).astype(np.int64))
+
+    # ---- market index (monthly; 1.0 at the start month)
+    msince = np.arange(n_months) - start_month_idx
+    market = np.exp(truth.market_trend_per_year * msince / 12.0
+                    + truth.market_cycle_amplitude * np.sin(2 * np.pi * msince / truth.market_cycle_months))
+    truth.market_index = pd.Series(market, index=pd.DatetimeIndex(month_starts.astype("datetime64[ns]")),
+                                   name="market_index")
+
+    # ---- RMs and org hierarchy
+    rms_df, rm_outlet, rm_hire, rm_exit, org = _make_rms(rngs["rms"], n_rms, start_day, end_day, hist_start_day, truth)
+    n_rm_total = len(rms_df)
+    truth.rm_exit_dates = pd.Series(rms_df["exit_date"].values, index=rms_df["rm_id"].values, name="exit_date")
+    prog.step("rms")
+
+    # ---- customers (with left-truncation selection)
+    cust = _make_customers(rngs["customers"], rngs["closure"], n_customers, start_day, end_day, hist_start_day,
+                           rm_outlet, n_rms, truth)
+    n = len(cust["open"])
+    prog.step("customers")
+
+    # ---- assignments (before closure truncation) and rm_left dates
+    asg = _make_assignments(rngs["assignments"], cust, rm_outlet, rm_hire, rm_exit, truth)
+    prog.step("assignments")
+
+    # ---- closure with the time-varying rm_left covariate
+    s_years = np.where(np.isfinite(asg["rm_left_day"]), (asg["rm_left_day"] - cust["open"]) / DAYS_PER_YEAR, np.inf)
+    t_close = weibull_ph_invert(cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
+                                s_years, truth.closure_log_hr["rm_left"])
+    close_days_f = t_close * DAYS_PER_YEAR
+    close_day = cust["open"] + np.maximum(1, np.ceil(close_days_f)).astype(np.int64)
+    closed = close_day <= end_day
+    close_inf = np.where(closed, close_day, np.iinfo(np.int64).max)
+    assert (close_day >= start_day).all()
+
+    asg_df = _finish_assignments(asg, close_inf, cust["ids"], rms_df["rm_id"].to_numpy(), truth)
+    prog.step("closure")
+
+    # ---- rm activity (dense RM x month grid) and fee multipliers
+    act, M, skill = _make_activity(rngs["activity"], n_rm_total, n_months, market, truth)
+    truth.rm_skill = pd.Series(skill, index=rms_df["rm_id"].values, name="skill")
+    prog.step("activity")
+
+    # ---- transactions
+    tx, lam, pdrop, dropout_day, nu = _make_transactions(rngs["bgnbd"], rngs["spend"], rngs["txn_attrs"], cust,
+                                                          close_days_f, close_inf, asg, M, month0, start_day,
+                                                          end_day, history, truth)
+    prog.step("transactions")
+
+    # ---- balances
+    bal = _make_balances(rngs["balances"], cust, close_inf, start_day, end_day, month0, market, truth)
+    prog.step("balances")
+
+    # ---- emit tables
+    type_names = np.array(["retail", "corporate"], dtype=object)
+    customers = pd.DataFrame({
+        "customer_id": cust["ids"],
+        "open_date": _to_dt(cust["open"]),
+        "close_date": _to_dt_nullable(close_day, ~closed),
+        "customer_type": type_names[cust["corp"].astype(int)],
+        "risk_level": cust["risk"].astype(np.int64),
+        "industry": cust["industry"],
+        "scenario": cust["scenario"],
+        "branch_id": org["outlet_names"][cust["outlet"]],
+        "acquisition_channel": cust["acq"],
+    })
+    act_first = start_month_idx if history == "window" else 0
+    rm_activity = _emit_activity(act, rms_df, rm_hire, rm_exit, month_starts, act_first)
+    kpi = _make_targets(rngs["targets"], rms_df, rm_hire, rm_exit, tx, asg, cust, start, end)
+    prog.step("targets")
+
+    rm_ids = rms_df["rm_id"].to_numpy()
+    transactions = pd.DataFrame({
+        "customer_id": cust["ids"][tx["cust"]],
+        "date": _to_dt(tx["day"]),
+        "amount": tx["amount"],
+        "product_family": np.array(PRODUCT_FAMILIES, dtype=object)[tx["family"]],
+        "channel": np.array(CHANNELS, dtype=object)[tx["channel"]],
+        "fee": tx["fee"],
+    })
+    balances = pd.DataFrame({"customer_id": cust["ids"][bal.pop("cust")], **bal})
+    truth.customers = pd.DataFrame({
+        "customer_id": cust["ids"],
+        "customer_type": customers["customer_type"].to_numpy(),
+        "lam": lam,
+        "p_dropout": pdrop,
+        "dropout_date": _to_dt_nullable(np.where(np.isfinite(dropout_day), dropout_day, 0).astype(np.int64),
+                                        ~np.isfinite(dropout_day)),
+        "nu": nu,
+        "mean_spend": np.where(cust["corp"], truth.gamma_gamma["corporate"]["p"],
+                               truth.gamma_gamma["retail"]["p"]) / nu,
+        "closure_lin": cust["lin"],
+        "rm_left_date": _to_dt_nullable(np.where(np.isfinite(asg["rm_left_day"]), asg["rm_left_day"], 0)
+                                        .astype(np.int64), ~np.isfinite(asg["rm_left_day"])),
+        "close_time_years": t_close,
+        "first_rm_id": rm_ids[asg["first_rm"]],
+    })
+    tables = {
+        "customers": customers,
+        "transactions": transactions,
+        "balances": balances,
+        "rms": rms_df,
+        "assignments": asg_df,
+        "rm_activity": rm_activity,
+        "kpi_targets": kpi,
+    }
+    tables = {k: _conform(v, k) for k, v in tables.items()}
+    prog.step("emit")
+    prog.close()
+    return SynthBank(tables=tables, truth=truth)
+
+
+def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Check column order and cast any column whose dtype differs from the contract (no copy when
+    the frame already conforms, which is the normal case)."""
+    spec = TABLES[table]
+    if list(df.columns) != spec.column_names:
+        df = df[spec.column_names]
+    want = {"str": np.dtype(object), "int": np.dtype(np.int64), "float": np.dtype(np.float64),
+            "date": np.dtype("datetime64[ns]")}
+    fix = {c.name: want[c.dtype] for c in spec.columns if df[c.name].dtype != want[c.dtype]}
+    if fix:
+        df = df.astype(fix)
+    return df
+
+
+# ----------------------------------------------------------------------------------------------
+# components
+# ----------------------------------------------------------------------------------------------
+def _make_rms(rng, n_rms, start_day, end_day, hist_start_day, truth):
+    n_outlets = max(1, round(n_rms / 2.5))
+    n_sub = max(1, round(n_outlets / 2))
+    n_t2 = max(1, round(n_sub / 2))
+    n_t1 = max(1, round(n_t2 / 2))
+    outlet_names = np.array([f"OL-{j + 1:03d}" for j in range(n_outlets)], dtype=object)
+    sub_of_outlet = np.arange(n_outlets) * n_sub // n_outlets
+    t2_of_sub = np.arange(n_sub) * n_t2 // n_sub
+    t1_of_t2 = np.arange(n_t2) * n_t1 // n_t2
+    sub_names = np.array([f"SB-{k + 1:02d}" for k in range(n_sub)], dtype=object)
+    t2_names = np.array([f"T2-{k + 1:02d}" for k in range(n_t2)], dtype=object)
+    t1_names = np.array([f"T1-{k + 1:02d}" for k in range(n_t1)], dtype=object)
+
+    outlet = np.arange(n_rms) % n_outlets
+    hire = rng.integers(hist_start_day - 10 * 365, hist_start_day - 30, size=n_rms)
+    level = _choice(rng, np.array(truth.rm_level_probs), size=n_rms)
+    n_exit = int(round(truth.rm_exit_share * n_rms))
+    exit_ = np.full(n_rms, np.iinfo(np.int64).max, dtype=np.int64)
+    leavers = np.sort(rng.choice(n_rms, size=n_exit, replace=False))
+    exit_[leavers] = rng.integers(start_day + 30, end_day - 30, size=n_exit)
+    # replacements: same outlet, hired 0-60 days before the leaver's exit, never leave
+    r_outlet = outlet[leavers]
+    r_hire = exit_[leavers] - rng.integers(0, 61, size=n_exit)
+    r_level = _choice(rng, np.array([0.8, 0.2, 0.0]), size=n_exit)
+    outlet = np.concatenate([outlet, r_outlet])
+    hire = np.concatenate([hire, r_hire]).astype(np.int64)
+    exit_ = np.concatenate([exit_, np.full(n_exit, np.iinfo(np.int64).max, dtype=np.int64)])
+    level = np.concatenate([level, r_level])
+    n_tot = n_rms + n_exit
+    employed_end = exit_ == np.iinfo(np.int64).max
+    sub = sub_of_outlet[outlet]
+    t2 = t2_of_sub[sub]
+    rms_df = pd.DataFrame({
+        "rm_id": _ids("R", n_tot, 4),
+        "outlet": outlet_names[outlet],
+        "sub_branch": sub_names[sub],
+        "tier2_branch": t2_names[t2],
+        "tier1_branch": t1_names[t1_of_t2[t2]],
+        "hire_date": _to_dt(hire),
+        "exit_date": _to_dt_nullable(exit_, employed_end),
+        "level": np.array(RM_LEVELS, dtype=object)[level],
+    })
+    org = {"outlet_names": outlet_names}
+    return rms_df, outlet, hire, exit_, org
+
+
+def _make_customers(rng, rng_close, n_customers, start_day, end_day, hist_start_day, rm_outlet, n_rms, truth):
+    n_outlets = int(rm_outlet.max()) + 1
+    outlet_w = np.bincount(rm_outlet[:n_rms], minlength=n_outlets).astype(float)
+    outlet_w /= outlet_w.sum()
+    lh = truth.closure_log_hr
+    parts: list[dict] = []
+    got = 0
+    while got < n_customers:
+        m = int((n_customers - got) / 0.75) + 64
+        open_ = rng.integers(hist_start_day, end_day + 1, size=m)
+        corp = rng.random(m) < truth.corporate_share
+        risk = _choice(rng, np.array(truth.risk_level_probs), size=m) + 1
+        sc_names, sc_p = _cat_probs(truth.scenario_probs, corp)
+        scen = _choice(rng, sc_p)
+        in_names, in_p = _cat_probs(truth.industry_probs, corp)
+        ind = _choice(rng, in_p)
+        ac_names, ac_p = _cat_probs(truth.acquisition_channel_probs, corp)
+        acq = _choice(rng, ac_p)
+        outlet = _choice(rng, outlet_w, size=m)
+        lin = (lh["corporate"] * corp + lh["risk_level"] * (risk - truth.closure_risk_center)
+               + lh["cross_border_ecommerce"] * (sc_names[np.minimum(scen, len(sc_names) - 1)]
+                                                 == "cross_border_ecommerce") * (scen < len(sc_names)))
+        E = rng_close.exponential(1.0, size=m)
+        # closure before start can only happen with rm_left = 0 (RMs leave inside the window)
+        t0 = weibull_ph_invert(E, lin, truth.closure_shape, truth.closure_scale_years)
+        close0 = open_ + np.maximum(1, np.ceil(t0 * DAYS_PER_YEAR)).astype(np.int64)
+        keep = close0 >= start_day
+        parts.append(dict(open=open_[keep], corp=corp[keep], risk=risk[keep],
+                          scenario=_names_or_none(sc_names, scen[keep]), industry=_names_or_none(in_names, ind[keep]),
+                          acq=_names_or_none(ac_names, acq[keep]), outlet=outlet[keep], lin=lin[keep], E=E[keep]))
+        got += int(keep.sum())
+    cust = {k: np.concatenate([p[k] for p in parts])[:n_customers] for k in parts[0]}
+    order = np.argsort(cust["open"], kind="stable")
+    cust = {k: v[order] for k, v in cust.items()}
+    cust["ids"] = _ids("C", n_customers, 7)
+    return cust
+
+
+def _cat_probs(spec: dict, corp: np.ndarray):
+    """Category names (union over types) and per-row probability matrix (n, k)."""
+    names = []
+    for t in ("retail", "corporate"):
+        for k in spec.get(t, {}):
+            if k not in names:
+                names.append(k)
+    P = np.zeros((len(corp), len(names)))
+    for t, mask in (("retail", ~corp), ("corporate", corp)):
+        probs = spec.get(t, {})
+        for j, k in enumerate(names):
+            P[mask, j] = probs.get(k, 0.0)
+    return np.array(names, dtype=object), P
+
+
+def _names_or_none(names: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    ext = np.concatenate([names, np.array([None], dtype=object)])
+    return ext[np.minimum(idx, len(names))]
+
+
+def _make_assignments(rng, cust, rm_outlet, rm_hire, rm_exit, truth):
+    n = len(cust["open"])
+    big = np.iinfo(np.int64).max
+    prim = np.full(n, -1, dtype=np.int64)
+    sec = np.full(n, -1, dtype=np.int64)
+    prim_start = cust["open"].copy()
+    rm_left = np.full(n, np.inf)
+    rows: list[tuple[np.ndarray, ...]] = []  # (cust, rm, start, end, share)
+    share_p, share_s = truth.shared_split
+    want_share = cust["corp"] & (rng.random(n) < truth.shared_share)
+    u_prim = rng.random(n)
+    u_sec = rng.random(n)
+    order = np.argsort(cust["outlet"], kind="stable")
+    bounds = np.searchsorted(cust["outlet"][order], np.arange(int(rm_outlet.max()) + 2))
+    for o in range(int(rm_outlet.max()) + 1):
+        idx = order[bounds[o]:bounds[o + 1]]
+        if len(idx) == 0:
+            continue
+        rms_o = np.flatnonzero(rm_outlet == o)
+        op = cust["open"][idx]
+        elig = (rm_hire[rms_o][None, :] <= op[:, None]) & (op[:, None] < rm_exit[rms_o][None, :])
+        if not elig.any(axis=1).all():
+            raise RuntimeError(f"outlet {o}: no RM employed for some customers")
+        k = _pick(elig, u_prim[idx])
+        prim[idx] = rms_o[k]
+        # secondary: another RM of the outlet, employed at open, who never leaves
+        elig2 = elig & (rm_exit[rms_o][None, :] == big) & (np.arange(len(rms_o))[None, :] != k[:, None])
+        can = want_share[idx] & elig2.any(axis=1)
+        if can.any():
+            k2 = _pick(elig2[can], u_sec[idx][can])
+            sec[idx[can]] = rms_o[k2]
+        # RM exits in this outlet, in date order
+        for e in rms_o[np.argsort(rm_exit[rms_o], kind="stable")]:
+            d = rm_exit[e]
+            if d == big:
+                break
+            hit = idx[prim[idx] == e]
+            if len(hit) == 0:
+                continue
+            shared = sec[hit] >= 0
+            rows.append((hit, np.full(len(hit), e), prim_start[hit], np.full(len(hit), d),
+                         np.where(shared, share_p, 1.0)))
+            rm_left[hit] = np.minimum(rm_left[hit], d)
+            cand = (rm_hire[rms_o] <= d) & (d < rm_exit[rms_o]) & (rms_o != e)
+            elig_h = np.broadcast_to(cand, (len(hit), len(rms_o))) & (rms_o[None, :] != sec[hit][:, None])
+            ok = elig_h.any(axis=1)
+            newp = np.full(len(hit), -1, dtype=np.int64)
+            if ok.any():
+                newp[ok] = rms_o[_pick(elig_h[ok], rng.random(int(ok.sum())))]
+            # no RM left but the secondary: the secondary becomes the sole RM (share 1)
+            merge = ~ok
+            if merge.any():
+                hm = hit[merge]
+                rows.append((hm, sec[hm], cust["open"][hm], np.full(len(hm), d), np.full(len(hm), share_s)))
+                newp[merge] = sec[hm]
+                sec[hm] = -1
+            prim[hit] = newp
+            prim_start[hit] = d
+    first_rm = np.full(n, -1, dtype=np.int64)
+    # first RM: the primary at open = RM of the earliest row, or the current primary if no exit row
+    first_rm[:] = prim
+    for c, rm_, s_, e_, sh in rows:
+        is_first = (s_ == cust["open"][c]) & (sh >= 0.5)
+        first_rm[c[is_first]] = rm_[is_first]
+    has_sec = sec >= 0
+    rows.append((np.arange(n), prim, prim_start, np.full(n, big), np.where(has_sec, share_p, 1.0)))
+    hs = np.flatnonzero(has_sec)
+    rows.append((hs, sec[hs], cust["open"][hs], np.full(len(hs), big), np.full(len(hs), share_s)))
+    cols = [np.concatenate([r[i] for r in rows]) for i in range(5)]
+    return {"cust": cols[0].astype(np.int64), "rm": cols[1].astype(np.int64), "start": cols[2].astype(np.int64),
+            "end": cols[3].astype(np.int64), "share": cols[4].astype(float), "rm_left_day": rm_left,
+            "first_rm": first_rm}
+
+
+def _pick(elig: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Uniform choice of a True column per row of ``elig`` using uniforms ``u``."""
+    cnt = elig.sum(axis=1)
+    j = np.minimum((u * cnt).astype(np.int64), cnt - 1)
+    csum = np.cumsum(elig, axis=1)
+    return (csum <= j[:, None]).sum(axis=1)
+
+
+def _finish_assignments(asg, close_inf, ids, rm_ids, truth):
+    c = asg["cust"]
+    keep = asg["start"] < close_inf[c]
+    for k in ("cust", "rm", "start", "end", "share"):
+        asg[k] = asg[k][keep]
+    asg["end"] = np.minimum(asg["end"], close_inf[asg["cust"]])
+    big = np.iinfo(np.int64).max
+    order = np.lexsort((-asg["share"], asg["start"], asg["cust"]))
+    for k in ("cust", "rm", "start", "end", "share"):
+        asg[k] = asg[k][order]
+    return pd.DataFrame({
+        "customer_id": ids[asg["cust"]],
+        "rm_id": rm_ids[asg["rm"]],
+        "start_date": _to_dt(asg["start"]),
+        "end_date": _to_dt_nullable(asg["end"], asg["end"] == big),
+        "share": asg["share"],
+    })
+
+
+def _make_activity(rng, n_rm, n_months, market, truth):
+    am, sd = truth.activity_means, truth.activity_sds
+    shape = (n_rm, n_months)
+    v_level = rng.gamma(25.0, am["visits"] / 25.0, size=n_rm)
+    cs_level = rng.gamma(16.0, am["cross_sell_offers"] / 16.0, size=n_rm)
+    mu_d = rng.beta(6.0, 4.0, size=n_rm) * (am["digital_usage"] / 0.6)
+    mu_d = np.clip(mu_d, 0.01, 0.99)
+    skill = rng.normal(0.0, truth.skill_sd, size=n_rm)
+    visits = rng.poisson(np.repeat(v_level[:, None], n_months, axis=1))
+    calls = rng.poisson(truth.calls_per_visit * visits + truth.calls_base)
+    cross = rng.poisson(np.repeat(cs_level[:, None], n_months, axis=1))
+    kappa = 30.0
+    digital = rng.beta(kappa * mu_d[:, None] * np.ones(shape), kappa * (1 - mu_d[:, None]) * np.ones(shape))
+    z = {
+        "visits": (visits - am["visits"]) / sd["visits"],
+        "cross_sell_offers": (cross - am["cross_sell_offers"]) / sd["cross_sell_offers"],
+        "digital_usage": (digital - am["digital_usage"]) / sd["digital_usage"],
+        "calls": (calls - am["calls"]) / sd["calls"],
+    }
+    lin = skill[:, None] + sum(truth.driver_betas.get(k, 0.0) * z[k] for k in z)
+    M = market[None, :] * np.exp(lin)
+    # other indicators
+    visits_required = np.repeat(np.maximum(8, np.round(0.9 * v_level)).astype(np.int64)[:, None], n_months, axis=1)
+    complaints = rng.poisson(0.3, size=shape)
+    nps_resp = rng.poisson(8.0, size=shape)
+    p_prom = np.clip(0.45 + 0.5 * skill, 0.05, 0.95)[:, None] * np.ones(shape)
+    prom = rng.binomial(nps_resp, p_prom)
+    det = rng.binomial(nps_resp - prom, 0.35)
+    checks = rng.poisson(10.0, size=shape)
+    passed = rng.binomial(checks, 0.95)
+    minor = rng.binomial(checks - passed, 0.5)
+    major = (rng.random(shape) < 0.01 / 3).astype(np.int64)  # ~1% of RM-quarters
+    training = rng.normal(78.0, 9.0, size=shape).clip(0, 100)
+    alert = rng.gamma(4.0, 6.0, size=shape)
+    alert_null = rng.random(shape) < 0.10
+    referrals = rng.poisson(0.5, size=shape)
+    act = dict(visits=visits, visits_required=visits_required, calls=calls, cross_sell_offers=cross,
+               digital_usage=digital, training_score=training, complaints=complaints, nps_responses=nps_resp,
+               nps_promoters=prom, nps_detractors=det, compliance_checks=checks, compliance_passed=passed,
+               compliance_breaches=minor, major_breaches=major, alert_response_hours=alert, referrals=referrals,
+               _alert_null=alert_null)
+    return act, M, skill
+
+
+def _emit_activity(act, rms_df, rm_hire, rm_exit, month_starts, first_month):
+    n_rm, n_months = act["visits"].shape
+    ms = month_starts.astype(np.int64)
+    me = np.concatenate([ms[1:], [ms[-1] + 31]]) - 1  # approx for the last month: only used for hire check
+    r, m = np.meshgrid(np.arange(n_rm), np.arange(n_months), indexing="ij")
+    employed = (rm_hire[:, None] <= me[None, :]) & (rm_exit[:, None] > ms[None, :]) & (m >= first_month)
+    r, m = r[employed], m[employed]
+    cols = {"rm_id": rms_df["rm_id"].to_numpy()[r], "period": _to_dt(ms[m])}
+    quarter_end = (month_starts.astype("datetime64[M]").astype(np.int64) % 3) == 2
+    for k, v in act.items():
+        if k.startswith("_"):
+            continue
+        cols[k] = v[r, m]
+    cols["training_score"] = np.where(quarter_end[m], cols["training_score"], np.nan)  # exams quarterly
+    cols["alert_response_hours"] = np.where(act["_alert_null"][r, m], np.nan, cols["alert_response_hours"])
+    return pd.DataFrame(cols)
+
+
+def _make_transactions(rng_b, rng_s, rng_a, cust, close_days_f, close_inf, asg, M, month0, start_day, end_day,
+                       history, truth):
+    n = len(cust["open"])
+    corp = cust["corp"]
+    g = {k: np.where(corp, truth.bgnbd["corporate"][k], truth.bgnbd["retail"][k]) for k in ("r", "alpha", "a", "b")}
+    lam = rng_b.gamma(g["r"], 1.0 / g["alpha"])
+    pdrop = rng_b.beta(g["a"], g["b"])
+    T_weeks = (end_day + 1 - cust["open"]) / DAYS_PER_WEEK
+    res = bgnbd_core(lam, pdrop, T_weeks, rng_b, with_times=True)
+    dropout_day = np.where(np.isfinite(res["dropout_time"]),
+                           cust["open"] + np.floor(np.where(np.isfinite(res["dropout_time"]), res["dropout_time"], 0)
+                                                   * DAYS_PER_WEEK), np.inf)
+    owner = np.concatenate([np.arange(n), res["owner"]])
+    t_days = np.concatenate([np.zeros(n), res["times"] * DAYS_PER_WEEK])
+    order = np.lexsort((t_days, owner))
+    owner, t_days = owner[order], t_days[order]
+    m_all = len(owner)
+    # spend (Gamma-Gamma): drawn for every simulated purchase, before any filtering
+    gg = {k: np.where(corp, truth.gamma_gamma["corporate"][k], truth.gamma_gamma["retail"][k])
+          for k in ("p", "q", "gamma")}
+    nu = rng_s.gamma(gg["q"], 1.0 / gg["gamma"])
+    amount = rng_s.gamma(gg["p"][owner], 1.0) / nu[owner]
+    # attributes and refunds, drawn for every simulated purchase
+    fam_p = np.array([[truth.product_family_probs[t].get(f, 0.0) for f in PRODUCT_FAMILIES]
+                      for t in ("retail", "corporate")])
+    ch_p = np.array([[truth.channel_probs[t].get(c, 0.0) for c in CHANNELS] for t in ("retail", "corporate")])
+    fam_p /= fam_p.sum(axis=1, keepdims=True)
+    ch_p /= ch_p.sum(axis=1, keepdims=True)
+    ctype = corp[owner].astype(int)
+    u1, u2 = rng_a.random(m_all), rng_a.random(m_all)
+    fam = np.empty(m_all, dtype=np.int64)
+    chan = np.empty(m_all, dtype=np.int64)
+    for ti in (0, 1):  # per customer type: inverse-CDF lookup (same as _choice, without an (n, k) matrix)
+        mt = ctype == ti
+        fam[mt] = np.searchsorted(np.cumsum(fam_p[ti]), u1[mt], side="right")
+        chan[mt] = np.searchsorted(np.cumsum(ch_p[ti]), u2[mt], side="right")
+    fam = np.minimum(fam, len(PRODUCT_FAMILIES) - 1)
+    chan = np.minimum(chan, len(CHANNELS) - 1)
+    refund = rng_a.random(m_all) < truth.refund_share
+    lag = rng_a.integers(1, truth.refund_max_lag_days + 1, size=m_all)
+
+    day = cust["open"][owner] + np.floor(t_days).astype(np.int64)
+    keep = np.ones(m_all, dtype=bool)
+    if truth.closure_stops_transactions:
+        keep &= t_days < close_days_f[owner]
+    if history == "window":
+        keep &= day >= start_day
+    # fee multiplier of the primary RM on the purchase date
+    prim_mask = asg["share"] >= 0.5
+    pc, pr, ps = asg["cust"][prim_mask], asg["rm"][prim_mask], asg["start"][prim_mask]
+    pord = np.lexsort((ps, pc))
+    pc, pr, ps = pc[pord], pr[pord], ps[pord]
+    SH = 1 << 20  # day numbers < 2**20 until year 4840
+    key_int = pc * SH + ps
+    tkey = owner * SH + day
+    pos = np.searchsorted(key_int, tkey, side="right") - 1
+    rm_at = pr[pos]
+    if not (pc[pos] == owner).all():
+        raise RuntimeError("internal: transaction before the customer's first assignment")
+    mon = _month_index(day, month0)
+    rate = np.array([truth.fee_base_rate[f] for f in PRODUCT_FAMILIES])[fam]
+    fee = amount * rate * M[rm_at, mon]
+
+    sel = np.flatnonzero(keep)
+    rf = sel[refund[sel]]
+    rday = day[rf] + lag[rf]
+    okr = (rday <= end_day) & (rday <= close_inf[owner[rf]])
+    rf, rday = rf[okr], rday[okr]
+    tx = {
+        "cust": np.concatenate([owner[sel], owner[rf]]),
+        "day": np.concatenate([day[sel], rday]),
+        "t": np.concatenate([t_days[sel], rday - cust["open"][owner[rf]] + 0.5]),
+        "amount": np.concatenate([amount[sel], -amount[rf]]),
+        "family": np.concatenate([fam[sel], fam[rf]]),
+        "channel": np.concatenate([chan[sel], chan[rf]]),
+        "fee": np.concatenate([fee[sel], np.zeros(len(rf))]),
+        "rm": np.concatenate([rm_at[sel], rm_at[rf]]),
+    }
+    o = np.lexsort((tx["t"], tx["cust"]))
+    tx = {k: v[o] for k, v in tx.items()}
+    return tx, lam, pdrop, dropout_day, nu
+
+
+def _make_balances(rng, cust, close_inf, start_day, end_day, month0, market, truth):
+    n = len(cust["open"])
+    corp = cust["corp"]
+    first_m = np.datetime64(pd.Timestamp(start_day, unit="D").strftime("%Y-%m"), "M")
+    last_m = np.datetime64(pd.Timestamp(end_day, unit="D").strftime("%Y-%m"), "M")
+    months = np.arange(first_m, last_m + 1)
+    month_end = ((months + 1).astype("datetime64[D]") - 1).astype(np.int64)
+    valid_m = month_end <= end_day
+    months, month_end = months[valid_m], month_end[valid_m]
+    # per customer: first snapshot = first month end >= open; last = last month end < close
+    fi = np.searchsorted(month_end, cust["open"], side="left")
+    li = np.searchsorted(month_end, np.minimum(close_inf, end_day + 1), side="left") - 1
+    cnt = np.maximum(li - fi + 1, 0)
+    c = np.repeat(np.arange(n), cnt)
+    within = np.arange(len(c)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    mi = np.repeat(fi, cnt) + within
+    mkt = market[(months[mi] - month0).astype(np.int64)]
+    base = np.exp(rng.normal(np.where(corp, truth.aum_log_mean["corporate"], truth.aum_log_mean["retail"]),
+                             np.where(corp, truth.aum_log_sd["corporate"], truth.aum_log_sd["retail"])))
+    rw = _group_cumsum(rng.normal(0.0, truth.aum_monthly_rw_sd, size=len(c)), cnt)
+    aum = base[c] * mkt * np.exp(rw)
+    dep_share = np.where(corp, rng.beta(3.0, 3.0, size=n), rng.beta(4.0, 3.0, size=n))
+    deposits = aum * dep_share[c]
+    has_loan = rng.random(n) < np.where(corp, truth.loan_share_customers["corporate"],
+                                        truth.loan_share_customers["retail"])
+    loan_base = np.exp(rng.normal(np.where(corp, 14.5, 12.0), 0.8)) * has_loan
+    loan_rw = _group_cumsum(rng.normal(-0.005, 0.02, size=len(c)), cnt)
+    loans = loan_base[c] * np.exp(loan_rw)
+    strat = np.where(rng.random(n) < np.where(corp, 0.4, 0.1), rng.beta(2.0, 3.0, size=n), 0.0)
+    npl_flag = has_loan & (rng.random(n) < truth.npl_share_borrowers)
+    npl_from = rng.integers(0, max(len(months), 1), size=n)
+    npl_frac = rng.beta(2.0, 2.0, size=n)
+    npl = np.where(npl_flag[c] & (mi >= npl_from[c]), loans * npl_frac[c], 0.0)
+    n_prod = np.where(corp, 2 + rng.binomial(6, 0.35, size=n), 1 + rng.binomial(7, 0.15, size=n))
+    n_prod = np.minimum(n_prod + has_loan, 8)
+    return {
+        "cust": c,
+        "snapshot_date": _to_dt(month_end[mi]),
+        "aum": aum,
+        "deposits": deposits,
+        "loans": loans,
+        "loans_strategic": loans * strat[c],
+        "npl": npl,
+        "n_products": n_prod[c].astype(np.int64),
+    }
+
+
+def _make_targets(rng, rms_df, rm_hire, rm_exit, tx, asg, cust, start, end):
+    """Targets per RM for each quarter and year of the window overlapping the RM's employment.
+
+    fee_income (currency): realised fee of the RM's primary book in the period x LogNormal(0.03, 0.15),
+    at least 100; new_customers (count): realised new primary customers x LogNormal(0.05, 0.3),
+    rounded, at least 1; aum_growth (fraction): 0.0125 per quarter / 0.05 per year x LogNormal(0, 0.2).
+    Year targets of additive KPIs are the sums of the quarter targets.
+    """
+    quarters = pd.period_range(pd.Timestamp(start), pd.Timestamp(end), freq="Q")
+    n_rm = len(rms_df)
+    q_start = np.array([_day(q.start_time) for q in quarters])
+    q_end = np.array([_day(q.end_time.normalize()) for q in quarters])
+    qi_tx = np.searchsorted(q_start, tx["day"], side="right") - 1
+    fee = np.zeros((n_rm, len(quarters)))
+    np.add.at(fee, (tx["rm"], qi_tx), tx["fee"])
+    new = np.zeros((n_rm, len(quarters)))
+    op = cust["open"]
+    inq = (op >= q_start[0]) & (op <= q_end[-1])
+    qi_c = np.searchsorted(q_start, op[inq], side="right") - 1
+    np.add.at(new, (asg["first_rm"][inq], qi_c), 1.0)
+    emp = (rm_hire[:, None] <= q_end[None, :]) & (rm_exit[:, None] > q_start[None, :])
+    fee_t = np.maximum(fee * np.exp(rng.normal(0.03, 0.15, size=fee.shape)), 100.0)
+    new_t = np.maximum(np.round(new * np.exp(rng.normal(0.05, 0.3, size=new.shape))), 1.0)
+    aum_q = 0.0125 * np.exp(rng.normal(0.0, 0.2, size=fee.shape))
+    rows = []
+    rm_ids = rms_df["rm_id"].to_numpy()
+    labels = [f"{q.year}Q{q.quarter}" for q in quarters]
+    years = sorted({q.year for q in quarters})
+    for j, lab in enumerate(labels):
+        for kpi, vals in (("fee_income", fee_t), ("aum_growth", aum_q), ("new_customers", new_t)):
+            r = np.flatnonzero(emp[:, j])
+            rows.append(pd.DataFrame({"unit_id": rm_ids[r], "period": lab, "kpi": kpi, "target": vals[r, j]}))
+    for y in years:
+        js = [j for j, q in enumerate(quarters) if q.year == y]
+        r = np.flatnonzero(emp[:, js].any(axis=1))
+        e = emp[:, js]
+        for kpi, vals in (("fee_income", fee_t), ("new_customers", new_t)):
+            rows.append(pd.DataFrame({"unit_id": rm_ids[r], "period": str(y), "kpi": kpi,
+                                      "target": (vals[:, js] * e).sum(axis=1)[r]}))
+        yr = np.prod(1 + aum_q[:, js], axis=1) - 1
+        rows.append(pd.DataFrame({"unit_id": rm_ids[r], "period": str(y), "kpi": "aum_growth", "target": yr[r]}))
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(1, "unit_level", "rm")
+    return out.sort_values(["unit_id", "period", "kpi"], kind="stable").reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# IO and CLI
+# ----------------------------------------------------------------------------------------------
+def write(bank: SynthBank, out_dir: str | Path, format: str = "parquet") -> Path:
+    """Write ``<table>.parquet`` (or ``.csv``) for the seven tables, ``truth.json`` and
+    ``truth_customers.parquet`` (per-customer latent truth) into ``out_dir``; returns the path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, df in bank.tables.items():
+        if format == "parquet":
+            df.to_parquet(out / f"{name}.parquet", index=False, compression="zstd")
+        elif format == "csv":
+            df.to_csv(out / f"{name}.csv", index=False)
+        else:
+            raise ValueError(f"format must be 'parquet' or 'csv', got {format!r}")
+    (out / "truth.json").write_text(json.dumps(bank.truth.to_json_dict(), indent=1, sort_keys=True) + "\n")
+    if bank.truth.customers is not None:
+        bank.truth.customers.to_parquet(out / "truth_customers.parquet", index=False, compression="zstd")
+    return out
+
+
+def read_truth(path: str | Path) -> Truth:
+    """Read a :class:`Truth` from ``truth.json`` (or the folder holding it; also loads
+    ``truth_customers.parquet`` when present next to it)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "truth.json"
+    d = json.loads(p.read_text())
+    kw: dict[str, Any] = {}
+    names = {f.name for f in fields(Truth)}
+    for k, v in d.items():
+        if k not in names:
+            continue
+        if k in ("market_index", "rm_exit_dates") and v is not None:
+            s = pd.Series({kk: vv for kk, vv in v.items()})
+            if k == "market_index":
+                s.index = pd.DatetimeIndex(s.index)
+                s = s.astype(float)
+            else:
+                s = pd.to_datetime(s)
+            s.name = "market_index" if k == "market_index" else "exit_date"
+            kw[k] = s
+        elif k == "rm_skill" and v is not None:
+            kw[k] = pd.Series(v, dtype=float, name="skill")
+        elif k in ("risk_level_probs", "rm_level_probs", "shared_split"):
+            kw[k] = tuple(v)
+        else:
+            kw[k] = v
+    t = Truth(**kw)
+    cp = p.parent / "truth_customers.parquet"
+    if cp.exists():
+        t.customers = pd.read_parquet(cp)
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI: ``python -m rmanalytics.synth --customers N --out DIR [--seed S] [--rms R] ...``."""
+    ap = argparse.ArgumentParser(prog="rmanalytics synth", description="Generate a synthetic bank with known truth.")
+    ap.add_argument("--customers", type=int, default=3000, help="number of customers (default 3000)")
+    ap.add_argument("--rms", type=int, default=40, help="RMs employed at the window start (default 40)")
+    ap.add_argument("--start", default="2022-01-01")
+    ap.add_argument("--end", default="2024-12-31")
+    ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--history", choices=("window", "full"), default="window")
+    ap.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--progress", action="store_true")
+    a = ap.parse_args(argv)
+    bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history)
+    out = write(bank, a.out, a.format)
+    sizes = {k: len(v) for k, v in bank.tables.items()}
+    print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))
+    return 0

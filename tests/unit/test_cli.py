@@ -1,0 +1,127 @@
+"""The rmanalytics command: params, run (bad parameters rejected before any kernel), run-all,
+validate, synth forwarding and kernel registration."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import types
+
+import pandas as pd
+import pytest
+
+from rmanalytics import cli
+from test_runner import fake_pm, tiny  # noqa: F401 - fixtures (tests/unit is on sys.path: no __init__.py)
+
+
+def test_params_table(capsys):
+    assert cli.main(["params", "00_data_overview"]) == 0
+    out = capsys.readouterr().out
+    assert "amount_bins" in out and "int" in out and "50" in out and "histogram" in out
+
+
+def test_params_yaml_round_trips(capsys, tmp_path):
+    from rmanalytics.params import OverviewParams, resolve
+
+    assert cli.main(["params", "00", "--yaml"]) == 0
+    f = tmp_path / "d.yaml"
+    f.write_text(capsys.readouterr().out)
+    assert resolve("00", f) == OverviewParams()
+
+
+def test_params_unknown_notebook(capsys):
+    assert cli.main(["params", "09_nothing"]) == 2
+    assert "unknown notebook" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, named", [
+    (["-p", "amount_bins", "1e2"], "amount_bins"),
+    (["-p", "amount_bns", "10"], "amount_bns"),
+    (["-p", "observation_end", "31/12/2024"], "observation_end"),
+])
+def test_run_rejects_bad_parameter_before_kernel(args, named, capsys, monkeypatch):
+    import papermill
+
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **k: pytest.fail("kernel started"))
+    assert cli.main(["run", "00_data_overview", *args]) == 2
+    assert f"'{named}'" in capsys.readouterr().err
+
+
+def test_bad_parameter_rejected_fast_in_a_fresh_process(tmp_path):
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "rmanalytics", "run", "00_data_overview", "-p", "amount_bins",
+                           "1e2", "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - t0
+    assert proc.returncode == 2
+    assert "'amount_bins': expected int, got '1e2'" in proc.stderr
+    assert elapsed < 15
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_run_ok_and_failure_exit_codes(tiny, fake_pm, capsys):  # noqa: F811
+    assert cli.main(["run", "00_tiny", "--notebooks-dir", "notebooks", "--data", "data", "--no-progress"]) == 0
+    assert "run folder:" in capsys.readouterr().out
+    assert cli.main(["run", "00_tiny", "--notebooks-dir", "notebooks", "-p", "fail", "true", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "cell index 4" in err and "executed notebook:" in err and ".failed/00_tiny.ipynb" in err
+
+
+def test_run_all_summary_and_exit_code(tiny, fake_pm, capsys):  # noqa: F811
+    assert cli.main(["run-all", "--notebooks-dir", "notebooks", "--params-dir", "params", "--jobs", "1",
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "notebook" in out and "00_tiny" in out and "01_down" in out
+    (tiny / "params" / "01_down.yaml").write_text("lang: zh\nmask_ids: true\n")
+    (tiny / "params" / "00_tiny.yaml").write_text("fail: true\n")
+    assert cli.main(["run-all", "--notebooks-dir", "notebooks", "--params-dir", "params", "--jobs", "1",
+                     "--no-progress"]) == 1
+
+
+def test_run_all_bad_yaml_exit_2(tiny, fake_pm, capsys):  # noqa: F811
+    (tiny / "params" / "00_tiny.yaml").write_text("n: many\n")
+    assert cli.main(["run-all", "--notebooks-dir", "notebooks", "--params-dir", "params"]) == 2
+    assert "'n'" in capsys.readouterr().err and fake_pm.calls == []
+
+
+def _fake_io(monkeypatch, fail: bool):
+    class DataContractError(ValueError):
+        pass
+
+    def validate_data_dir(data_dir, observation_end=None):
+        if fail:
+            raise DataContractError("table 'customers', column 'risk_level', rule 1..5: 2 rows, e.g. C1, C2")
+        return ({"customers": pd.DataFrame({"customer_id": ["C1"]})},
+                pd.DataFrame({"table": ["customers"], "rule": ["x"], "n_rows": [1]}))
+
+    monkeypatch.setitem(sys.modules, "rmanalytics.io", types.SimpleNamespace(validate_data_dir=validate_data_dir))
+    monkeypatch.setitem(sys.modules, "rmanalytics.schema", types.SimpleNamespace(DataContractError=DataContractError))
+
+
+def test_validate_ok_and_invalid(monkeypatch, capsys):
+    _fake_io(monkeypatch, fail=False)
+    assert cli.main(["validate", "some/dir"]) == 0
+    out = capsys.readouterr().out
+    assert "customers" in out and "1 rows" in out and "findings: 1" in out
+    _fake_io(monkeypatch, fail=True)
+    assert cli.main(["validate", "some/dir"]) == 1
+    assert "risk_level" in capsys.readouterr().err
+
+
+def test_synth_forwards_arguments(monkeypatch):
+    seen = {}
+    monkeypatch.setitem(sys.modules, "rmanalytics.synth",
+                        types.SimpleNamespace(main=lambda argv: seen.setdefault("argv", argv) and 0))
+    import rmanalytics
+
+    monkeypatch.setattr(rmanalytics, "synth", sys.modules["rmanalytics.synth"], raising=False)
+    assert cli.main(["synth", "--customers", "50", "--out", "x", "--seed", "3"]) == 0
+    assert seen["argv"] == ["--customers", "50", "--out", "x", "--seed", "3"]
+
+
+def test_kernel_command(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(subprocess, "call", lambda cmd: seen.setdefault("cmd", cmd) and 0)
+    assert cli.main(["kernel"]) == 0
+    assert seen["cmd"][:4] == [sys.executable, "-m", "ipykernel", "install"]
+    assert "--sys-prefix" in seen["cmd"] and seen["cmd"][seen["cmd"].index("--name") + 1] == "python3"

@@ -1,0 +1,137 @@
+"""rmanalytics.engine without Spark: DuckDB behaviour, normalisation, transpilation, table renaming."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlglot
+
+from rmanalytics.engine import ENGINES, normalize_frame, run_sql, transpile
+
+
+@pytest.fixture
+def tx() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": ["a", "a", "b", "b", "b"],
+        "date": pd.to_datetime(["2024-01-31 23:00", "2024-02-01 01:00", "2024-03-01 00:00", "2024-03-01 12:00",
+                                "2024-05-15 00:00"]),
+        "amount": [10.0, -2.5, 3.0, 4.0, 5.5],
+        "n": [1, 2, 3, 4, 5],
+    })
+
+
+def test_engines():
+    assert ENGINES == ("duckdb", "spark")
+
+
+def test_run_sql_duckdb_frame_and_normalised_dtypes(tx):
+    sql = """
+        SELECT customer_id, COUNT(*) AS n_tx, COUNT(DISTINCT CAST(date AS DATE)) AS n_days,
+               SUM(n) AS n_sum, SUM(amount) AS total, MIN(CAST(date AS DATE)) AS first_day,
+               MAX(date) AS last_ts, CAST(1.5 AS DECIMAL(4, 1)) AS dec, CAST(7 AS INTEGER) AS i32
+        FROM tx GROUP BY customer_id ORDER BY customer_id
+    """
+    df = run_sql(sql, {"tx": tx})
+    assert df["customer_id"].tolist() == ["a", "b"]
+    assert df["n_tx"].tolist() == [2, 3]
+    assert df["n_days"].tolist() == [2, 2]
+    assert df["n_sum"].tolist() == [3, 12]
+    assert df["total"].tolist() == pytest.approx([7.5, 12.5])
+    assert df["first_day"].tolist() == [pd.Timestamp("2024-01-31"), pd.Timestamp("2024-03-01")]
+    assert df["last_ts"].tolist() == [pd.Timestamp("2024-02-01 01:00"), pd.Timestamp("2024-05-15")]
+    # HUGEINT (SUM of integers), INTEGER -> int64; DECIMAL -> float64; DATE/TIMESTAMP -> datetime64[ns]
+    assert df.dtypes.astype(str).to_dict() == {
+        "customer_id": "object", "n_tx": "int64", "n_days": "int64", "n_sum": "int64", "total": "float64",
+        "first_day": "datetime64[ns]", "last_ts": "datetime64[ns]", "dec": "float64", "i32": "int64"}
+
+
+def test_run_sql_normalize_false_keeps_duckdb_types(tx):
+    df = run_sql("SELECT SUM(n) AS s, MIN(CAST(date AS DATE)) AS d FROM tx", {"tx": tx}, normalize=False)
+    assert str(df["s"].dtype) == "float64"  # DuckDB hands HUGEINT to pandas as float64
+
+
+def test_normalize_nullable_ints_and_bools():
+    df = pd.DataFrame({
+        "a": pd.array([1, None], dtype="Int64"),
+        "b": pd.array([1, 2], dtype="Int64"),
+        "c": pd.array([True, None], dtype="boolean"),
+        "d": pd.array([True, False], dtype="boolean"),
+        "e": pd.Series([pd.Timestamp("2024-01-01").date(), None], dtype=object),
+        "f": [1.0, float("nan")],
+        "g": [1.0, 2.0],
+    })
+    out = normalize_frame(df, spark_schema=[("e", "date"), ("f", "bigint"), ("g", "bigint")])
+    assert out.dtypes.astype(str).to_dict() == {
+        "a": "float64", "b": "int64", "c": "object", "d": "bool", "e": "datetime64[ns]", "f": "float64",
+        "g": "int64"}
+    assert out["e"].iloc[0] == pd.Timestamp("2024-01-01") and pd.isna(out["e"].iloc[1])
+
+
+def test_normalize_tz_aware_to_naive_utc():
+    df = pd.DataFrame({"t": pd.to_datetime(["2024-01-01 08:00"]).tz_localize("Asia/Shanghai")})
+    assert normalize_frame(df)["t"].iloc[0] == pd.Timestamp("2024-01-01 00:00")
+
+
+def test_run_sql_paths_and_output(tmp_path, tx):
+    tx.to_parquet(tmp_path / "tx.parquet")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    tx.iloc[:2].to_parquet(folder / "p1.parquet")
+    tx.iloc[2:].to_parquet(folder / "p2.parquet")
+    tx.to_csv(tmp_path / "tx.csv", index=False)
+    sql = "SELECT customer_id, COUNT(*) AS n FROM tx GROUP BY customer_id ORDER BY customer_id"
+    for src in (tmp_path / "tx.parquet", str(folder), str(tmp_path / "tx.csv")):
+        assert run_sql(sql, {"tx": src})["n"].tolist() == [2, 3]
+    out = run_sql(sql, {"tx": tx}, output=tmp_path / "out" / "agg.parquet")
+    assert out.exists()
+    assert pd.read_parquet(out)["n"].tolist() == [2, 3]
+
+
+def test_run_sql_rejects_bad_engine_and_inputs(tx):
+    with pytest.raises(ValueError, match="engine must be one of"):
+        run_sql("SELECT 1 AS x", {}, engine="polars")
+    with pytest.raises(TypeError, match="engine='duckdb' takes a pandas DataFrame"):
+        run_sql("SELECT 1 AS x", {"tx": 42})
+    with pytest.raises(ValueError, match="cannot read"):
+        run_sql("SELECT * FROM tx", {"tx": "transactions.txt"})
+
+
+def test_transpile_duckdb_is_identity_and_spark_maps_functions():
+    sql = "SELECT date_diff('day', MIN(d), MAX(d)) AS x, a // b AS q FROM t"
+    assert transpile(sql, "duckdb") == sql
+    spark = transpile(sql, "spark")
+    assert "DATEDIFF(DAY, MIN(d), MAX(d))" in spark
+    assert "a DIV b" in spark
+    assert "INTERVAL '90' DAY" in transpile("SELECT CAST(d AS DATE) + INTERVAL 90 DAY AS x FROM t")
+
+
+def test_transpile_rejects_several_statements_and_bad_sql():
+    with pytest.raises(ValueError, match="exactly one SELECT"):
+        transpile("SELECT 1; SELECT 2")
+    with pytest.raises(sqlglot.errors.ParseError):
+        transpile("SELECT FROM WHERE (")
+    with pytest.raises(ValueError, match="engine must be one of"):
+        transpile("SELECT 1", "polars")
+
+
+def test_rename_tables_keeps_ctes_aliases_and_qualified_columns():
+    from rmanalytics.engine import _parse, _rename_tables
+
+    sql = ("WITH tx AS (SELECT * FROM transactions) "
+           "SELECT transactions.customer_id AS c, t2.x AS x FROM transactions JOIN other t2 "
+           "ON transactions.customer_id = t2.customer_id JOIN tx ON tx.customer_id = t2.customer_id")
+    out = _rename_tables(_parse(sql), {"transactions": "v1", "other": "v2", "tx": "v3"}).sql("spark")
+    assert "FROM v1 AS transactions" in out
+    assert "JOIN v2 AS t2" in out
+    assert "v3" not in out  # tx is a CTE: it shadows the input of the same name
+
+
+def test_spark_engine_without_pyspark_or_session_explains(monkeypatch, tx):
+    pyspark = pytest.importorskip("pyspark")
+    from pyspark.sql import SparkSession
+
+    if SparkSession.getActiveSession() is not None:
+        pytest.skip("a SparkSession is active in this process")
+    with pytest.raises(RuntimeError, match="needs a SparkSession"):
+        run_sql("SELECT COUNT(*) AS n FROM tx", {"tx": tx}, engine="spark")
+    assert pyspark

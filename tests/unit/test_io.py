@@ -1,0 +1,155 @@
+"""Loaders and writers: round trips, CSV parsing by the contract, errors, fingerprints."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from rmanalytics.contract import TABLES
+from rmanalytics.io import fingerprint, load_tables, validate_data_dir, write_tables
+from rmanalytics.schema import DataContractError
+
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+
+
+def _assert_tables_equal(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name].reset_index(drop=True), b[name].reset_index(drop=True),
+                                      check_dtype=True, obj=name)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "duckdb"])
+def test_round_trip(tiny_bank, tmp_path, fmt):
+    written = write_tables(tiny_bank, tmp_path / "out", format=fmt)
+    source = written["customers"] if fmt == "duckdb" else tmp_path / "out"
+    loaded = load_tables(source)
+    _assert_tables_equal(loaded, tiny_bank)
+
+
+def test_csv_parquet_duckdb_give_equal_frames(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path / "csv", format="csv")
+    from_csv = load_tables(tmp_path / "csv")
+    write_tables(from_csv, tmp_path / "pq", format="parquet")
+    from_pq = load_tables(tmp_path / "pq")
+    db = write_tables(from_pq, tmp_path / "bank.duckdb", format="duckdb")["rms"]
+    assert db == tmp_path / "bank.duckdb"
+    from_db = load_tables(db)
+    _assert_tables_equal(from_csv, from_pq)
+    _assert_tables_equal(from_pq, from_db)
+
+
+def test_csv_keeps_leading_zeros_and_parses_dates(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path, format="csv")
+    t = load_tables(tmp_path, tables=["customers", "transactions"])
+    assert "0042" in set(t["customers"]["customer_id"])
+    assert t["transactions"]["customer_id"].map(type).eq(str).all()
+    assert t["customers"]["open_date"].dtype == "datetime64[ns]"
+    assert t["customers"]["risk_level"].dtype == "int64"
+    assert t["customers"]["close_date"].isna().sum() == 4
+
+
+def test_csv_string_ids_like_na_stay_strings(tmp_path):
+    (tmp_path / "rms.csv").write_text(
+        "rm_id,outlet,sub_branch,tier2_branch,tier1_branch,hire_date,exit_date,level\n"
+        "NA,O1,S,T2,T1,2020-01-01,,junior\n"
+        "007,O1,S,T2,T1,2020/02/03,2021-01-01,senior\n")
+    rms = load_tables(tmp_path, tables=["rms"])["rms"]
+    assert rms["rm_id"].tolist() == ["NA", "007"]
+    assert rms["hire_date"].tolist() == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-02-03")]
+    assert rms["exit_date"].isna().tolist() == [True, False]
+
+
+def test_unparseable_dates_in_csv(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path, format="csv")
+    p = tmp_path / "transactions.csv"
+    df = pd.read_csv(p, dtype=str)
+    df.loc[[1, 4, 6], "date"] = ["2022-13-45", "yesterday", "yesterday"]
+    df.to_csv(p, index=False)
+    with pytest.raises(DataContractError) as ei:
+        load_tables(tmp_path)
+    err = ei.value
+    assert (err.table, err.column, err.rule, err.n_rows) == ("transactions", "date", "unparseable", 3)
+    assert err.examples == ["2022-13-45", "yesterday"]
+
+
+def test_unparseable_numbers_in_csv(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path, format="csv")
+    p = tmp_path / "customers.csv"
+    df = pd.read_csv(p, dtype=str, keep_default_na=False)
+    df.loc[0, "risk_level"] = "high"
+    df.loc[1, "risk_level"] = "2.5"
+    df.to_csv(p, index=False)
+    with pytest.raises(DataContractError) as ei:
+        load_tables(tmp_path)
+    assert (ei.value.table, ei.value.column, ei.value.rule, ei.value.n_rows) == (
+        "customers", "risk_level", "unparseable", 1)
+    assert ei.value.examples == ["high"]
+
+
+def test_missing_table_file_lists_what_was_found(tiny_bank, tmp_path):
+    write_tables({k: v for k, v in tiny_bank.items() if k != "balances"}, tmp_path)
+    with pytest.raises(FileNotFoundError) as ei:
+        load_tables(tmp_path)
+    msg = str(ei.value)
+    assert "balances.parquet|.csv" in msg and "customers.parquet" in msg
+    # a subset that is present loads fine
+    assert set(load_tables(tmp_path, tables=["customers", "transactions"])) == {"customers", "transactions"}
+
+
+def test_missing_duckdb_table(tiny_bank, tmp_path):
+    db = tmp_path / "x.db"
+    write_tables({"customers": tiny_bank["customers"]}, db, format="duckdb")
+    with pytest.raises(FileNotFoundError, match=r"lacks table\(s\).*found tables: \['customers'\]"):
+        load_tables(db)
+
+
+def test_load_validates_by_default(tiny_bank, tmp_path):
+    tiny_bank["transactions"].loc[0, "customer_id"] = "NOBODY"
+    write_tables(tiny_bank, tmp_path)
+    with pytest.raises(DataContractError, match="unknown_customer"):
+        load_tables(tmp_path)
+    raw = load_tables(tmp_path, validate=False)
+    assert raw["transactions"].loc[0, "customer_id"] == "NOBODY"
+
+
+def test_duckdb_narrow_types_are_widened(tmp_path):
+    import duckdb
+
+    db = tmp_path / "k.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("CREATE TABLE customers AS SELECT 'C1' AS customer_id, DATE '2022-01-01' AS open_date, "
+                    "CAST(NULL AS DATE) AS close_date, 'retail' AS customer_type, CAST(2 AS TINYINT) AS risk_level, "
+                    "CAST(NULL AS VARCHAR) AS industry, CAST(NULL AS VARCHAR) AS scenario, 'O1' AS branch_id")
+    c = load_tables(db, tables=["customers"])["customers"]
+    assert c["risk_level"].dtype == "int64" and c["open_date"].dtype == "datetime64[ns]"
+
+
+def test_fingerprint(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path)
+    (tmp_path / "notes.txt").write_text("not an input")
+    fp = fingerprint(tmp_path)
+    assert set(fp) == {f"{t}.parquet" for t in TABLES}
+    assert all(len(h) == 64 for h in fp.values())
+    assert fingerprint(tmp_path) == fp
+    tiny_bank["rms"].loc[0, "level"] = "junior"
+    write_tables({"rms": tiny_bank["rms"]}, tmp_path)
+    fp2 = fingerprint(tmp_path)
+    assert fp2["rms.parquet"] != fp["rms.parquet"] and fp2["customers.parquet"] == fp["customers.parquet"]
+
+
+def test_validate_data_dir(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path)
+    tables, findings = validate_data_dir(tmp_path, observation_end="2022-06-30")
+    _assert_tables_equal(tables, tiny_bank)
+    by = findings.set_index("finding")["n_rows"]
+    assert by["refunds (negative amounts)"] == 1
+    assert by["transactions after observation_end"] == 2  # 2022-08-09 and 2022-11-30
+
+
+@pytest.mark.skipif(not (SAMPLE / "customers.parquet").exists(), reason="data/sample not generated")
+def test_sample_data_loads_and_validates():
+    tables, findings = validate_data_dir(SAMPLE, observation_end="2024-12-31")
+    assert set(tables) == set(TABLES)
+    assert len(tables["customers"]) > 1000
+    assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}

@@ -1,0 +1,109 @@
+"""KPI measures on a hand-built bank: crediting by share, pro-rating, RM leaving mid-period."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlglot
+
+from rmanalytics.kpi import kpi_table, rm_month_sql, segment_fee_table
+from rmanalytics.kpi.measures import segment_period_sql
+
+D = pd.Timestamp
+
+
+@pytest.fixture(scope="module")
+def tables():
+    customers = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3"],
+        "open_date": [D("2023-12-01"), D("2023-01-01"), D("2024-01-10")],
+        "close_date": [pd.NaT, D("2024-02-15"), pd.NaT],
+        "customer_type": ["retail", "corporate", "retail"],
+        "risk_level": [2, 3, 1], "industry": [None] * 3, "scenario": [None] * 3,
+        "branch_id": ["OL-1"] * 3, "acquisition_channel": ["branch", "branch", "referral"],
+    })
+    rms = pd.DataFrame({
+        "rm_id": ["R1", "R2"], "outlet": ["OL-1", "OL-1"], "sub_branch": ["SB-1"] * 2, "tier2_branch": ["T2-1"] * 2,
+        "tier1_branch": ["T1-1"] * 2, "hire_date": [D("2015-01-01"), D("2020-01-01")],
+        "exit_date": [D("2024-02-01"), pd.NaT], "level": ["senior", "junior"],
+    })
+    assignments = pd.DataFrame({
+        "customer_id": ["C1", "C1", "C2", "C2", "C3"],
+        "rm_id": ["R1", "R2", "R1", "R2", "R2"],
+        "start_date": [D("2023-12-01"), D("2024-02-01"), D("2023-01-01"), D("2023-01-01"), D("2024-01-10")],
+        "end_date": [D("2024-02-01"), pd.NaT, D("2024-02-15"), D("2024-02-15"), pd.NaT],
+        "share": [1.0, 1.0, 0.6, 0.4, 1.0],
+    })
+    transactions = pd.DataFrame({
+        "customer_id": ["C1", "C1", "C2", "C3"],
+        "date": [D("2024-01-15"), D("2024-03-10"), D("2024-01-20"), D("2024-01-10")],
+        "amount": [100.0, 200.0, 1000.0, 50.0], "product_family": ["deposit", "deposit", "loan", "card"],
+        "channel": ["branch"] * 4, "fee": [2.0, 4.0, 10.0, 1.0],
+    })
+    balances = pd.DataFrame({
+        "customer_id": ["C1", "C1", "C1", "C2"],
+        "snapshot_date": [D("2024-01-31"), D("2024-02-29"), D("2024-03-31"), D("2024-01-31")],
+        "aum": [1000.0, 1000.0, 1000.0, 5000.0], "deposits": [1000.0, 1000.0, 1000.0, 5000.0],
+        "loans": [0.0, 0.0, 0.0, 2000.0], "loans_strategic": [0.0, 0.0, 0.0, 500.0], "npl": [0.0, 0.0, 0.0, 100.0],
+        "n_products": [1, 1, 2, 3],
+    })
+    act = []
+    for rm, months in (("R1", ["2024-01-01"]), ("R2", ["2024-01-01", "2024-02-01", "2024-03-01"])):
+        for m in months:
+            act.append({"rm_id": rm, "period": D(m), "visits": 10, "visits_required": 12, "calls": 20,
+                        "cross_sell_offers": 5, "digital_usage": 0.5, "training_score": 80.0, "complaints": 0,
+                        "nps_responses": 10, "nps_promoters": 6, "nps_detractors": 2, "compliance_checks": 4,
+                        "compliance_passed": 3, "compliance_breaches": 1, "major_breaches": 1 if rm == "R1" else 0,
+                        "alert_response_hours": 12.0, "referrals": 1})
+    return {"customers": customers, "rms": rms, "assignments": assignments, "transactions": transactions,
+            "balances": balances, "rm_activity": pd.DataFrame(act)}
+
+
+def test_quarter_kpis_shared_and_leaver(tables):
+    q = kpi_table(tables, freq="quarter").set_index(["rm_id", "period"])
+    r1, r2 = q.loc[("R1", "2024Q1")], q.loc[("R2", "2024Q1")]
+    # fees: C1 Jan (R1) 2 + C2 0.6 x 10 = 8; C1 Mar (R2) 4 + C2 0.4 x 10 + C3 1 = 9; all fees credited once
+    assert r1["fee_income"] == pytest.approx(8.0)
+    assert r2["fee_income"] == pytest.approx(9.0)
+    # average deposits over the quarter's 3 months, pro-rated: R1 holds C1 in Jan only (left 1 Feb)
+    assert r1["avg_deposits"] == pytest.approx((1000 + 0.6 * 5000) / 3)
+    assert r2["avg_deposits"] == pytest.approx((0.4 * 5000 + 1000 + 1000) / 3)
+    assert bool(r1["partial_period"]) and not bool(r2["partial_period"])
+    assert r1["days_active"] == 31 and r2["days_active"] == 91
+    # churn: C2 closed 15 Feb, shared 0.6 / 0.4; book at 1 Jan: R1 = C1 + 0.6 C2, R2 = 0.4 C2
+    assert r1["churn_rate"] == pytest.approx(0.6 / 1.6)
+    assert r2["churn_rate"] == pytest.approx(1.0)
+    assert r2["new_customers"] == 1.0 and r2["new_effective_customers"] == 1.0 and r2["referral_share"] == 1.0
+    assert r1["new_customers"] == 0.0
+    # cross-sell: R2's C1 goes 1 -> 2 products in March; customer-months with a previous snapshot: Feb, Mar
+    assert r2["cross_sell_rate"] == pytest.approx(0.5)
+    assert r1["npl_ratio"] == pytest.approx(100 / 2000)
+    assert r1["strategic_loan_share"] == pytest.approx(0.25)
+    assert r1["major_breaches"] == 1 and r2["major_breaches"] == 0
+    assert r2["nps"] == pytest.approx(40.0)
+    assert r2["visit_coverage"] == pytest.approx(30 / 36)
+    assert r2["compliance_pass_rate"] == pytest.approx(0.75)
+    # expected fee at bank-wide family rates equals the fee here (one rate per family)
+    assert r1["expected_fee"] + r2["expected_fee"] == pytest.approx(17.0)
+
+
+def test_monthly_and_year_labels(tables):
+    m = kpi_table(tables, freq="month")
+    assert set(m["period"]) >= {"2024-01", "2024-02", "2024-03"}
+    y = kpi_table(tables, freq="year")
+    assert y.groupby("period")["fee_income"].sum()["2024"] == pytest.approx(17.0)
+    with pytest.raises(ValueError, match="freq must be one of"):
+        kpi_table(tables, freq="week")
+
+
+def test_segment_fee_table(tables):
+    s = segment_fee_table(tables, segment="customer_type")
+    q1 = s[s["period"] == "2024Q1"].set_index("segment")
+    assert q1.loc["retail", "customers"] == 2 and q1.loc["retail", "fee_income"] == pytest.approx(7.0)
+    assert q1.loc["corporate", "fee_income"] == pytest.approx(10.0)
+
+
+def test_sql_transpiles_to_spark():
+    for sql in (rm_month_sql(), rm_month_sql(has_fee=False, has_npl=False, has_channel=False), segment_period_sql()):
+        out = sqlglot.transpile(sql, read="duckdb", write="spark")
+        assert len(out) == 1 and "SELECT" in out[0]

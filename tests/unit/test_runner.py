@@ -1,0 +1,261 @@
+"""Run folders, manifest, atomic completion, failing-cell detection and the run-all chain.
+
+Most tests replace papermill's execution by a fake (no kernel) to stay fast; two tests start a
+real kernel on a tiny notebook (success and a failing cell).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from pydantic import Field
+
+import rmanalytics.params as params_mod
+from rmanalytics import runner
+from rmanalytics.params import NotebookParams, ParameterError, resolve
+
+
+class TinyParams(NotebookParams):
+    """Parameters of the test notebook."""
+
+    n: int = Field(3, ge=0, description="How many rows.")
+    fail: bool = Field(False, description="Raise in the last cell.")
+
+
+class DownParams(NotebookParams):
+    """A downstream notebook reading the upstream table."""
+
+    segments_path: str | None = Field(None, description="Upstream table.")
+
+
+def write_notebook(path: Path, name: str, model: type[NotebookParams]) -> Path:
+    cells = [
+        new_markdown_cell(f"# {name}"),
+        new_code_cell(model.parameters_cell(), metadata={"tags": ["parameters"]}),
+        new_code_cell(f'from rmanalytics.params import load_params\nP = load_params("{name}", globals())'),
+        new_code_cell("import pandas as pd\nfrom rmanalytics.report import Recorder\n"
+                      "rec = Recorder(P.output_dir, mask_ids=P.mask_ids)\n"
+                      "df = rec.table('segments', pd.DataFrame({'customer_id': ['C1', 'C2'], 'x': [1, 2]}))\n"
+                      "rec.metric('n', getattr(P, 'n', 0))\nprint('SECRET_CODE_MARKER_OUTPUT')\ndf"),
+        new_code_cell("if getattr(P, 'fail', False):\n    raise ValueError('boom on purpose')"),
+    ]
+    nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                             "language": "python"}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """A registry with two tiny notebooks '00_tiny' -> '01_down' and a data folder."""
+    monkeypatch.setitem(params_mod.REGISTRY, "00_tiny", TinyParams)
+    monkeypatch.setitem(params_mod.REGISTRY, "01_down", DownParams)
+    monkeypatch.setattr(params_mod, "NOTEBOOKS", ("00_tiny", "01_down"))
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("00_tiny", "01_down"))
+    chain = {"01_down": {"segments_path": ("00_tiny", "tables/segments.parquet")}}
+    monkeypatch.setattr(params_mod, "CHAIN_INPUTS", chain)
+    monkeypatch.setattr(runner, "CHAIN_INPUTS", chain)
+    nbdir = tmp_path / "notebooks"
+    write_notebook(nbdir / "00_tiny.ipynb", "00_tiny", TinyParams)
+    write_notebook(nbdir / "01_down.ipynb", "01_down", DownParams)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "customers.csv").write_text("customer_id\nC1\n")
+    (tmp_path / "params").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+class FakePapermill:
+    """Stands in for papermill.execute_notebook: copies the notebook, writes what a run writes."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, input_path, output_path, parameters=None, **kwargs):
+        from papermill.exceptions import PapermillExecutionError
+
+        self.calls.append({"input": input_path, "parameters": dict(parameters), **kwargs})
+        nb = nbformat.read(input_path, as_version=4)
+        out = Path(parameters["output_dir"])
+        (out / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "tables" / "segments.parquet").write_bytes(b"PAR1")
+        (out / "metrics.json").write_text(json.dumps({"n": parameters.get("n", 0)}))
+        if parameters.get("fail"):
+            nb.cells[4].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
+                                                           traceback=["ValueError: boom"])]
+            nb.cells[4].execution_count = 3
+            nbformat.write(nb, output_path)
+            raise PapermillExecutionError(5, 3, nb.cells[4].source, "ValueError", "boom", [])
+        nbformat.write(nb, output_path)
+        return nb
+
+
+@pytest.fixture
+def fake_pm(monkeypatch):
+    import papermill
+
+    fake = FakePapermill()
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    return fake
+
+
+def test_run_folder_layout_and_manifest(tiny, fake_pm):
+    res = runner.run_notebook("00_tiny", resolve("00_tiny", overrides=[("n", "5")], data_dir="data"),
+                              out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert res.ok and res.run_dir.parent == (tiny / "runs" / "00_tiny").resolve()
+    assert not res.run_dir.name.endswith((".partial", ".failed"))
+    assert runner.is_complete(res.run_dir)
+    for f in ("parameters.yaml", "00_tiny.ipynb", "report.html", "metrics.json", "run.log", "manifest.json",
+              "tables/segments.parquet"):
+        assert (res.run_dir / f).is_file(), f
+    m = json.loads((res.run_dir / "manifest.json").read_text())
+    assert m["status"] == "ok" and m["parameters"]["n"] == 5
+    assert m["parameters"]["output_dir"] == str(res.run_dir)
+    assert m["parameters"]["data_dir"] == str((tiny / "data").resolve())
+    assert str((tiny / "data" / "customers.csv").resolve()) in m["inputs"]
+    assert len(m["inputs"][str((tiny / "data" / "customers.csv").resolve())]["sha256"]) == 64
+    assert m["packages"]["pandas"] and m["python"] and m["package_version"]
+    assert m["started_utc"] <= m["ended_utc"]
+    # the kernel got absolute paths and the .partial folder as output_dir; cwd is the notebooks folder
+    call = fake_pm.calls[0]
+    assert call["parameters"]["output_dir"].endswith(".partial")
+    assert call["cwd"] == str((tiny / "notebooks").resolve()) and call["kernel_name"] == "python3"
+    assert (res.run_dir.parent / "latest").resolve() == res.run_dir
+
+
+def test_runs_never_overwrite(tiny, fake_pm):
+    p = resolve("00_tiny", data_dir="data")
+    a = runner.run_notebook("00_tiny", p, out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    b = runner.run_notebook("00_tiny", p, out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert a.run_dir != b.run_dir and a.run_dir.is_dir() and b.run_dir.is_dir()
+
+
+def test_failed_run_kept_and_named(tiny, fake_pm):
+    res = runner.run_notebook("00_tiny", resolve("00_tiny", overrides=[("fail", "true")], data_dir="data"),
+                              out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert res.status == "failed" and res.run_dir.name.endswith(".failed")
+    assert res.executed_notebook.is_file() and not runner.is_complete(res.run_dir)
+    assert res.failed_cell == 4 and res.failed_exec_count == 3
+    msg = res.describe_failure()
+    assert "cell index 4" in msg and "In [3]" in msg and str(res.executed_notebook) in msg and "boom" in msg
+    m = json.loads((res.run_dir / "manifest.json").read_text())
+    assert m["status"] == "failed" and m["error"]["cell_index"] == 4
+    assert not (res.run_dir.parent / "latest").exists()
+
+
+def test_interrupted_run_stays_partial(tiny, monkeypatch):
+    import papermill
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run_notebook("00_tiny", resolve("00_tiny", data_dir="data"), out_dir="runs",
+                            notebooks_dir="notebooks", progress_bar=False)
+    folders = list((tiny / "runs" / "00_tiny").iterdir())
+    assert len(folders) == 1 and folders[0].name.endswith(".partial")
+    assert json.loads((folders[0] / "manifest.json").read_text())["status"] == "interrupted"
+    assert not runner.is_complete(folders[0])
+
+
+def test_run_all_chains_upstream_output(tiny, fake_pm):
+    (tiny / "params" / "00_tiny.yaml").write_text("n: 4\n")
+    (tiny / "params" / "00_tiny.ci.yaml").write_text("n: 1\n")
+    lines = []
+    results = runner.run_all(params_dir="params", data_dir="data", out_dir="runs", variant="ci",
+                             notebooks_dir="notebooks", progress_bar=False, echo=lines.append)
+    assert [r.notebook for r in results] == ["00_tiny", "01_down"] and all(r.ok for r in results)
+    assert fake_pm.calls[0]["parameters"]["n"] == 1  # the ci variant was picked
+    assert fake_pm.calls[1]["parameters"]["segments_path"] == str(results[0].run_dir / "tables/segments.parquet")
+    table = runner.summary_table(results)
+    assert "00_tiny" in table and "01_down" in table and "ok" in table
+
+
+def test_run_all_upstream_failure_noted_and_reported(tiny, fake_pm):
+    (tiny / "params" / "00_tiny.yaml").write_text("fail: true\n")
+    results = runner.run_all(params_dir="params", out_dir="runs", notebooks_dir="notebooks",
+                             progress_bar=False, echo=lambda s: None)
+    assert [r.status for r in results] == ["failed", "ok"]
+    assert fake_pm.calls[1]["parameters"]["segments_path"] is None
+    assert any("did not succeed" in n for n in results[1].notes)
+
+
+def test_run_all_validates_everything_before_running(tiny, fake_pm):
+    (tiny / "params" / "01_down.yaml").write_text("segment_path: x\n")
+    with pytest.raises(ParameterError, match="segment_path"):
+        runner.run_all(params_dir="params", out_dir="runs", notebooks_dir="notebooks", echo=lambda s: None)
+    assert fake_pm.calls == [] and not (tiny / "runs").exists()
+
+
+def test_run_all_skips_missing_notebooks(tiny, fake_pm):
+    (tiny / "notebooks" / "01_down.ipynb").unlink()
+    lines = []
+    results = runner.run_all(params_dir="params", out_dir="runs", notebooks_dir="notebooks",
+                             progress_bar=False, echo=lines.append)
+    assert [r.notebook for r in results] == ["00_tiny"]
+    assert any(line.startswith("skip 01_down") for line in lines)
+
+
+def test_missing_kernel_fails_before_any_folder(tiny, fake_pm):
+    with pytest.raises(runner.KernelNotFound, match="rmanalytics kernel"):
+        runner.run_notebook("00_tiny", resolve("00_tiny"), out_dir="runs", notebooks_dir="notebooks",
+                            kernel_name="no_such_kernel_xyz")
+    assert not (tiny / "runs").exists() and fake_pm.calls == []
+
+
+def test_fingerprints_change_with_content(tmp_path):
+    f = tmp_path / "a.csv"
+    f.write_text("x\n1\n")
+    a = runner.input_fingerprints([tmp_path])
+    f.write_text("x\n2\n")
+    b = runner.input_fingerprints([tmp_path])
+    assert a[str(f)]["sha256"] != b[str(f)]["sha256"]
+    assert runner.input_fingerprints([tmp_path / "nope"])[str(tmp_path / "nope")] == {"missing": True}
+
+
+# ----------------------------------------------------------------------------- real kernel
+# The kernel is a separate process and sees the real registry, so these use the real
+# '00_data_overview' name and model with a trivial notebook body.
+@pytest.fixture
+def real_nb(tmp_path, monkeypatch):
+    from rmanalytics.params import OverviewParams
+
+    nb = write_notebook(tmp_path / "notebooks" / "00_data_overview.ipynb", "00_data_overview", OverviewParams)
+    doc = nbformat.read(nb, as_version=4)
+    doc.cells[3].source = doc.cells[3].source.replace("getattr(P, 'n', 0)", "P.amount_bins")
+    doc.cells[4].source = "if P.amount_bins > 100:\n    raise ValueError('boom on purpose')"
+    nbformat.write(doc, nb)
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_real_kernel_success_and_html_without_code(real_nb):
+    res = runner.run_notebook("00_data_overview", resolve("00", overrides=[("amount_bins", "7")], data_dir="data"),
+                              out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert res.ok, res.describe_failure()
+    html = (res.run_dir / "report.html").read_text()
+    assert "SECRET_CODE_MARKER_OUTPUT" in html  # outputs are in the report
+    assert "print(" not in html and "load_params" not in html  # code is not
+    assert json.loads((res.run_dir / "metrics.json").read_text()) == {"n": 7}
+    log = (res.run_dir / "run.log").read_text()
+    assert "SECRET_CODE_MARKER_OUTPUT" in log and "Passed unknown parameter" not in log
+    executed = nbformat.read(res.executed_notebook, as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+
+
+def test_real_kernel_failing_cell(real_nb):
+    res = runner.run_notebook("00_data_overview", resolve("00", overrides=[("amount_bins", "200")], data_dir="data"),
+                              out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert res.status == "failed"
+    assert res.failed_cell == 4 and res.failed_exec_count is not None and "boom on purpose" in res.error
+    assert res.executed_notebook.is_file() and res.run_dir.name.endswith(".failed")
+    assert res.failed_source.startswith("if P.amount_bins > 100")
