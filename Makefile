@@ -17,7 +17,7 @@ demo: $(VENV)/.stamp-base kernel
 
 test: $(VENV)/.stamp-dev kernel
 	$(PY) -m pytest tests -q -p no:cacheprovider
-	$(PY) -m pytest --nbval-lax notebooks -q -p no:cacheprovider --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg
+	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q -p no:cacheprovider notebooks
 
 lab: $(VENV)/.stamp-dev kernel
 	$(VENV)/bin/jupyter lab notebooks
@@ -45,7 +45,7 @@ $(VENV)/share/jupyter/kernels/python3/kernel.json: | $(VENV)/bin/python
 	$(PY) -m rmanalytics kernel
 
 notebooks-clean: $(VENV)/.stamp-base
-	$(PY) tools/strip_notebooks.py notebooks/*.ipynb
+	$(PY) tools/strip_notebooks.py
 
 bench: $(VENV)/.stamp-dev
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

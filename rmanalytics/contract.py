@@ -33,6 +33,7 @@ class Column:
     unit: str | None = None
     min: float | None = None
     max: float | None = None
+    min_exclusive: bool = False  # True: values must be > min rather than >= min
     allowed: tuple | None = None
     required: bool = True
 
@@ -143,7 +144,8 @@ ASSIGNMENTS = Table(
         Column("rm_id", "str", "RM (must exist in `rms`)."),
         Column("start_date", "date", "First day of the assignment."),
         Column("end_date", "date", "Day the assignment ended (exclusive); null while running.", nullable=True),
-        Column("share", "float", "Credit share of this RM for this customer, in (0, 1].", min=0, max=1),
+        Column("share", "float", "Credit share of this RM for this customer, in (0, 1].", min=0, max=1,
+               min_exclusive=True),
     ),
     key=("customer_id", "rm_id", "start_date"),
 )

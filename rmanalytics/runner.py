@@ -37,7 +37,7 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
@@ -230,16 +230,24 @@ def _write_json(path: Path, data: Any) -> None:
 
 
 def absolutize_paths(params: NotebookParams, base: Path | None = None) -> NotebookParams:
-    """Copy of ``params`` with ``data_dir`` and relative ``*_path`` parameters made absolute
-    (relative to ``base``, default the current folder)."""
+    """Copy of ``params`` with ``data_dir`` and relative ``*_path`` parameters made absolute.
+
+    Relative to ``base`` (default: the current folder); a path that does not exist there but
+    exists under the project root (:func:`project_root`) is taken from there, so the defaults
+    (``data/sample``, ``params/...``) work from any folder.
+    """
     base = base or Path.cwd()
+    root = project_root(base)
     fixes = {}
     for key in type(params).model_fields:
         if key != "data_dir" and not key.endswith("_path"):
             continue
         value = getattr(params, key)
         if isinstance(value, str) and value and not os.path.isabs(value):
-            fixes[key] = str((base / value).resolve())
+            path = (base / value).resolve()
+            if not path.exists() and (root / value).exists():
+                path = (root / value).resolve()
+            fixes[key] = str(path)
     return params.model_copy(update=fixes) if fixes else params
 
 

@@ -119,6 +119,9 @@ class DataContractError(ValueError):
         head = f"data contract violated in table(s) {', '.join(tables)}: {len(self.failures)} failure(s)"
         super().__init__(head + "\n" + "\n".join(f"  - {f}" for f in self.failures))
 
+    def __reduce__(self):  # picklable (multiprocessing, papermill)
+        return (type(self), (self.failures,))
+
     def find(self, rule: str | None = None, column: str | None = None, table: str | None = None) -> list[Failure]:
         """Failures matching all given fields."""
         return [
@@ -326,8 +329,10 @@ def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
         if col.name not in typed_ok:
             continue
         if col.min is not None:
-            bad = (s < col.min).fillna(False).to_numpy(dtype=bool)
-            f = _mask_failure(table_name, col.name, "below_min", df, bad, f"must be >= {col.min:g}")
+            strict = bool(getattr(col, "min_exclusive", False))  # supported if the contract adds it
+            bad = ((s <= col.min) if strict else (s < col.min)).fillna(False).to_numpy(dtype=bool)
+            f = _mask_failure(table_name, col.name, "below_min", df, bad,
+                              f"must be {'>' if strict else '>='} {col.min:g}")
             if f:
                 failures.append(f)
         if col.max is not None:
@@ -522,9 +527,10 @@ def contract_markdown() -> str:
             if c.allowed is not None:
                 rng = ", ".join(f"`{a}`" for a in c.allowed)
             elif c.min is not None and c.max is not None:
-                rng = f"{_fmt_num(c.min)} to {_fmt_num(c.max)}"
+                lo = "(exclusive)" if getattr(c, "min_exclusive", False) else ""
+                rng = f"{_fmt_num(c.min)}{lo} to {_fmt_num(c.max)}"
             elif c.min is not None:
-                rng = f">= {_fmt_num(c.min)}"
+                rng = f"{'>' if getattr(c, 'min_exclusive', False) else '>='} {_fmt_num(c.min)}"
             elif c.max is not None:
                 rng = f"<= {_fmt_num(c.max)}"
             else:

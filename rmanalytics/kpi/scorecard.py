@@ -1,6 +1,6 @@
 """RM scorecard: configuration, scoring, rating with one-vote veto, roll-up and review cycles.
 
-The configuration (YAML, default ``params/scorecard.yaml``) defines the dimensions (DOMAIN.md §3:
+The configuration (YAML, default ``params/scorecards/default.yaml``) defines the dimensions (DOMAIN.md §3:
 business contribution, customer management, risk & compliance, teamwork & growth), their KPIs,
 directions, weights, scoring rules, veto rules, rating bands and bonus coefficients.
 

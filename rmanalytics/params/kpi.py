@@ -13,7 +13,7 @@ class KpiParams(NotebookParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
 
     scorecard_config_path: str = Field(
-        "params/scorecard.yaml",
+        "params/scorecards/default.yaml",
         description="Scorecard config YAML (dimensions, KPIs, weights, rules, veto, bands, bonus); a relative "
                     "path is looked up from the working directory, then from the repository root.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")

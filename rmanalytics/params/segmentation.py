@@ -116,16 +116,23 @@ class TierParams(_Section):
 
 
 class Band(_Section):
-    """Banding of one column: ``edges`` (ascending) split values into len(edges) + 1 bands,
-    each band [edge_k, edge_k+1) (left-inclusive)."""
+    """Banding of one column.
+
+    Numeric: ``edges`` (ascending) split values into len(edges) + 1 bands, each [edge_k, edge_k+1)
+    (left-inclusive), named by ``labels``. Categorical (``edges: null``, e.g. industry): each value
+    is its own band; ``labels`` (optional) fixes the bands and their order, other values go to
+    ``"other"``. Missing values go to ``"unknown"``.
+    """
 
     column: str
-    edges: list[float]
-    labels: list[str]
+    edges: list[float] | None = None
+    labels: list[str] | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "Band":
-        if len(self.labels) != len(self.edges) + 1:
+        if self.edges is None:
+            return self
+        if self.labels is None or len(self.labels) != len(self.edges) + 1:
             raise ValueError(f"band {self.column}: {len(self.edges)} edges need {len(self.edges) + 1} labels")
         if any(b < a for a, b in zip(self.edges, self.edges[1:])):
             raise ValueError(f"band {self.column}: edges must be ascending")

@@ -1,8 +1,10 @@
 """The customer nine-grid (客户九宫格): customers and value per cell of two banded attributes.
 
 Default (DOMAIN.md §1, seed 001): AUM band (mass < 500k <= affluent < 6M <= private, currency)
-x risk level (1-2 low, 3 mid, 4-5 high). Any two numeric columns with any edges work; bands are
-left-inclusive [edge_k, edge_k+1). Missing values go to an explicit ``"unknown"`` band.
+x risk level (1-2 low, 3 mid, 4-5 high). Any two columns work: numeric ones with edges (bands
+left-inclusive [edge_k, edge_k+1)), categorical ones (e.g. ``industry``) with ``edges: null``.
+Missing values go to an explicit ``"unknown"`` band (the cells of a "3 x 3" grid may thus be more
+than nine).
 """
 
 from __future__ import annotations
@@ -25,15 +27,31 @@ register({
 })
 
 
-def band(values: pd.Series, edges: list[float], labels: list[str]) -> pd.Series:
-    """Band labels: ``labels[k]`` for edges[k-1] <= value < edges[k]; NaN -> "unknown"."""
-    if len(labels) != len(edges) + 1:
+def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None) -> pd.Series:
+    """Band labels: ``labels[k]`` for edges[k-1] <= value < edges[k]; NaN -> "unknown".
+
+    ``edges=None``: categorical, each value is its band (as a string); with ``labels`` given,
+    values not among them go to "other".
+    """
+    if edges is None:
+        out = values.map(lambda v: v if isinstance(v, str) else str(v)).astype(object)
+        if labels is not None:
+            out = out.where(out.isin(labels), "other")
+        out[values.isna()] = "unknown"
+        return out
+    if labels is None or len(labels) != len(edges) + 1:
         raise ValueError(f"{len(edges)} edges need {len(edges) + 1} labels, got {len(labels)}")
     v = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     idx = np.searchsorted(np.asarray(edges, dtype="float64"), v, side="right")
     out = np.asarray(labels, dtype=object)[np.minimum(idx, len(labels) - 1)]
     out[np.isnan(v)] = "unknown"
     return pd.Series(out, index=values.index, dtype=object)
+
+
+def _levels(b, banded: pd.Series) -> list[str]:
+    base = list(b.labels) if b.labels is not None else sorted(set(banded) - {"unknown", "other"})
+    extra = [x for x in ("other", "unknown") if (banded == x).any() and x not in base]
+    return base + extra
 
 
 def nine_grid(df: pd.DataFrame, *, rows: Any = None, cols: Any = None, value: str = "aum") -> pd.DataFrame:
@@ -62,8 +80,8 @@ def nine_grid(df: pd.DataFrame, *, rows: Any = None, cols: Any = None, value: st
     cb = band(df[cols.column], cols.edges, cols.labels)
     g = (pd.DataFrame({"row_band": rb, "col_band": cb, "value": df[value].astype("float64").fillna(0.0)})
          .groupby(["row_band", "col_band"]).agg(customers=("value", "size"), value=("value", "sum")))
-    row_labels = rows.labels + (["unknown"] if (rb == "unknown").any() else [])
-    col_labels = cols.labels + (["unknown"] if (cb == "unknown").any() else [])
+    row_labels = _levels(rows, rb)
+    col_labels = _levels(cols, cb)
     full = pd.MultiIndex.from_product([row_labels, col_labels], names=["row_band", "col_band"])
     g = g.reindex(full, fill_value=0).reset_index()
     g["customers"] = g["customers"].astype("int64")

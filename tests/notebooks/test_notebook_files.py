@@ -72,6 +72,7 @@ def test_parameters_cell_matches_model(path):
         assert declared[name] == default, f"{path.name}: {name} = {declared[name]!r}, model default {default!r}"
     for line in nb.cells[1].source.splitlines():
         assert "#" in line, f"{path.name}: parameter without a help comment: {line}"
+        assert line.count("=") == 1, f"{path.name}: papermill's --help-notebook skips lines with two '=': {line}"
 
 
 @pytest.mark.parametrize("path", [p for p in PARAM_FILES if _notebook_of(p)], ids=lambda p: p.name)

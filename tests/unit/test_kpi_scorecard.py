@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -97,7 +98,7 @@ def test_ratio_rule_rejects_nonpositive_target():
 
 
 def test_default_config_loads():
-    cfg = load_scorecard_config("params/scorecard.yaml")
+    cfg = load_scorecard_config("params/scorecards/default.yaml")
     assert set(cfg.dimensions) == {"business_contribution", "customer_management", "risk_compliance",
                                    "teamwork_growth"}
     assert sum(d.weight for d in cfg.dimensions.values()) == pytest.approx(1.0)
@@ -143,3 +144,10 @@ def test_annual_targets_from_quarters():
     assert a["target"].iloc[0] == 3.0 and a["source"].iloc[0] == "sum of quarters"
     with pytest.raises(ValueError, match="no rm targets of 'fee_income' for 2023"):
         annual_targets_from(t, "fee_income", "2023")
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).resolve().parents[2].glob("params/scorecards/*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_committed_scorecard_config_validates(path):
+    cfg = load_scorecard_config(path)
+    assert cfg is not None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +9,36 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, special
 
-sys.path.insert(0, os.path.dirname(__file__))
-from loyalty_sim import simulate_bgnbd  # noqa: E402
-
-from rmanalytics.loyalty import (  # noqa: E402
+from rmanalytics.loyalty import (
     BetaGeoModel,
     ConvergenceError,
     LoyaltyInputError,
     bgnbd_loglik_terms,
     compress,
 )
-from rmanalytics.loyalty.beta_geo import _Data, _loglik_and_grad  # noqa: E402
+from rmanalytics.loyalty.beta_geo import _Data, _loglik_and_grad
 
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
+
+
+# A small simulator written for these tests, independent of rmanalytics.synth.
+def simulate_bgnbd(n: int, r: float, alpha: float, a: float, b: float, T, rng: np.random.Generator) -> pd.DataFrame:
+    """Simulate (frequency, recency, T) of ``n`` customers.
+
+    lambda ~ Gamma(r, rate alpha); p ~ Beta(a, b); the customer drops out right after repeat
+    purchase J ~ Geometric(p) (J >= 1); N(T) ~ Poisson(lambda T) purchases in (0, T];
+    x = min(N, J); given N = n events, the x-th event time is T * Beta(x, n - x + 1).
+    """
+    T = np.broadcast_to(np.asarray(T, dtype=float), (n,)).copy()
+    lam = rng.gamma(r, 1.0 / alpha, n)
+    p = rng.beta(a, b, n)
+    J = rng.geometric(np.clip(p, 1e-300, 1.0))
+    N = rng.poisson(lam * T)
+    x = np.minimum(N, J)
+    tx = np.zeros(n)
+    pos = x > 0
+    tx[pos] = T[pos] * rng.beta(x[pos], N[pos] - x[pos] + 1)
+    return pd.DataFrame({"frequency": x, "recency": tx, "T": T})
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +9,20 @@ import pandas as pd
 import pytest
 from scipy import integrate, optimize, stats
 
-sys.path.insert(0, os.path.dirname(__file__))
-from loyalty_sim import simulate_gamma_gamma  # noqa: E402
-
-from rmanalytics.loyalty import GammaGammaModel, LoyaltyInputError, gamma_gamma_loglik_terms  # noqa: E402
-from rmanalytics.loyalty.gamma_gamma import _loglik_and_grad  # noqa: E402
+from rmanalytics.loyalty import GammaGammaModel, LoyaltyInputError, gamma_gamma_loglik_terms
+from rmanalytics.loyalty.gamma_gamma import _loglik_and_grad
 
 CDNOW = Path(__file__).resolve().parents[1] / "data" / "cdnow"
+
+
+# A small simulator written for these tests, independent of rmanalytics.synth.
+def simulate_gamma_gamma(frequency: np.ndarray, p: float, q: float, gamma: float,
+                         rng: np.random.Generator) -> np.ndarray:
+    """Mean spend of ``frequency`` repeat transactions: z ~ Gamma(p, rate nu), nu ~ Gamma(q, rate gamma)."""
+    x = np.asarray(frequency)
+    nu = rng.gamma(q, 1.0 / gamma, len(x))
+    total = rng.gamma(np.maximum(p * x, 1e-12), 1.0 / nu)
+    return np.where(x > 0, total / np.maximum(x, 1), 0.0)
 
 
 @pytest.fixture(scope="module")

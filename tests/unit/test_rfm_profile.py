@@ -105,6 +105,11 @@ def test_band_and_nine_grid():
     assert other["customers"].tolist() == [1, 1, 1, 1] and other["row_band"].tolist() == ["lo", "lo", "hi", "hi"]
     with pytest.raises(ValueError, match="lacks"):
         nine_grid(df.drop(columns="risk_level"))
+    # a categorical attribute (industry) against AUM
+    cat = nine_grid(df.assign(industry=["tech", "trade", None, "tech"]), rows={"column": "industry"},
+                    cols=Band(column="aum", edges=[5e5], labels=["small", "large"]))
+    assert cat["row_band"].unique().tolist() == ["tech", "trade", "unknown"]
+    assert cat.set_index(["row_band", "col_band"]).loc[("tech", "small"), "customers"] == 2
 
 
 def test_wallet_share_proxy():

@@ -272,8 +272,13 @@ def test_validation_does_not_modify_bad_frames(tiny_bank):
     pd.testing.assert_frame_equal(tx, before)
 
 
-def test_error_is_a_value_error():
+def test_error_is_a_value_error_and_picklable(tiny_bank):
+    import pickle
+
     assert issubclass(DataContractError, ValueError)
+    tiny_bank["customers"].loc[0, "risk_level"] = 9
+    err = pickle.loads(pickle.dumps(_err(tiny_bank)))
+    assert (err.table, err.column, err.rule, err.n_rows, err.examples) == ("customers", "risk_level", "above_max", 1, [9])
 
 
 def test_unknown_table_name(tiny_bank):
