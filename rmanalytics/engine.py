@@ -102,13 +102,15 @@ Result normalisation (``normalize=True``, both engines)
 So that the same SQL returns equal frames on both engines: integer columns (any width; DuckDB's
 HUGEINT from ``SUM`` of integers included) become ``int64`` (``float64`` with NaN when the column
 holds NULLs), DECIMAL and FLOAT become ``float64``, DATE and TIMESTAMP become ``datetime64[ns]``
-(naive; Spark is expected to run with ``spark.sql.session.timeZone=UTC``), BOOLEAN stays ``bool``
+(``datetime64[us]`` for a column holding a date outside 1677-2262, e.g. an open-end sentinel
+2999-12-31; naive; Spark is expected to run with ``spark.sql.session.timeZone=UTC``), BOOLEAN stays ``bool``
 (``object`` when NULLs are present), strings stay ``object``. The casts for integers and decimals
 happen inside the engine (also for ``output=`` Parquet files); the datetime conversion in pandas.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import uuid
@@ -117,6 +119,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 Source = Any  # pandas.DataFrame | str | os.PathLike | pyspark.sql.DataFrame | table name (Spark)
@@ -286,7 +289,12 @@ def _nanos_columns(path: str) -> list[str]:
     p = Path(path)
     if "://" in str(path):
         return []
-    files = sorted(p.glob("*.parquet")) if p.is_dir() else sorted(Path().glob(str(path))) if "*" in str(path) else [p]
+    if p.is_dir():
+        files = sorted(p.glob("*.parquet"))
+    elif any(ch in str(path) for ch in "*?["):
+        files = [Path(f) for f in sorted(glob.glob(str(path)))]
+    else:
+        files = [p]
     if not files or not files[0].exists():
         return []
     schema = pq.read_schema(files[0])
@@ -391,6 +399,19 @@ def _run_spark(sql, inputs, output, spark, normalize):
 # --------------------------------------------------------------------------------------------
 # Normalisation and entry point
 # --------------------------------------------------------------------------------------------
+def _to_datetime(s: pd.Series) -> pd.Series:
+    """Dates/timestamps as naive datetime64[ns]; datetime64[us] if a value lies outside 1677-2262."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        s = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    try:
+        return pd.to_datetime(s).astype("datetime64[ns]")
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        if pd.api.types.is_datetime64_any_dtype(s):
+            return s.astype("datetime64[us]")
+        values = [None if pd.isna(v) else v for v in s]  # datetime.date / datetime objects
+        return pd.Series(np.array(values, dtype="datetime64[us]"), index=s.index, name=s.name)
+
+
 def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None = None) -> pd.DataFrame:
     """Give a result frame the engine-independent dtypes described in the module docstring.
 
@@ -406,10 +427,7 @@ def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None
         s = out[name]
         kind = kinds.get(name, "")
         if kind == "date" or kind.startswith("timestamp") or pd.api.types.is_datetime64_any_dtype(s):
-            s = pd.to_datetime(s)
-            if getattr(s.dt, "tz", None) is not None:
-                s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-            out[name] = s.astype("datetime64[ns]")
+            out[name] = _to_datetime(s)
         elif isinstance(s.dtype, pd.Int64Dtype) or str(s.dtype) in ("Int8", "Int16", "Int32", "UInt8",
                                                                      "UInt16", "UInt32", "UInt64"):
             out[name] = s.astype("float64") if s.isna().any() else s.astype("int64")

@@ -38,6 +38,35 @@ def relabel(values: pd.Series | pd.Index, lang: str = "en") -> pd.Series | pd.In
     return values.map(lambda k: label(k, lang) if isinstance(k, str) else k)
 
 
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
+             "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
+
+
+def use_cjk_fonts() -> str | None:
+    """Put the first installed Chinese font in front of matplotlib's sans-serif list.
+
+    Chinese labels in figures need a CJK font; matplotlib's default (DejaVu Sans) shows empty
+    boxes. Returns the font used, or None (with a warning) when none of :data:`CJK_FONTS` is
+    installed: tables still show Chinese, figures then need such a font installed.
+    """
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    for name in CJK_FONTS:
+        if name in installed:
+            current = [f for f in matplotlib.rcParams["font.sans-serif"] if f != name]
+            matplotlib.rcParams["font.sans-serif"] = [name, *current]
+            matplotlib.rcParams["font.family"] = "sans-serif"
+            matplotlib.rcParams["axes.unicode_minus"] = False
+            return name
+    warnings.warn("no Chinese font found for figures (install e.g. Noto Sans CJK SC); "
+                  "Chinese labels in figures will show as boxes", stacklevel=2)
+    return None
+
+
 def all_labels() -> dict[str, dict[str, str]]:
     """A copy of every registered label."""
     return {k: dict(v) for k, v in _LABELS.items()}

@@ -294,4 +294,8 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
             found = _find_upwards(value, Path.cwd())
             if found is not None:
                 fixes[key] = str(found)
+    if params.lang == "zh":
+        from rmanalytics.labels import use_cjk_fonts
+
+        use_cjk_fonts()
     return params.model_copy(update=fixes) if fixes else params

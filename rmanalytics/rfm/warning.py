@@ -16,7 +16,6 @@ latest balance snapshot on or before observation_end (0 without a snapshot, flag
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import numpy as np

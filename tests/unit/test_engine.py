@@ -135,3 +135,13 @@ def test_spark_engine_without_pyspark_or_session_explains(monkeypatch, tx):
     with pytest.raises(RuntimeError, match="needs a SparkSession"):
         run_sql("SELECT COUNT(*) AS n FROM tx", {"tx": tx}, engine="spark")
     assert pyspark
+
+
+def test_normalize_dates_outside_ns_range_fall_back_to_us():
+    import datetime as dt
+
+    spark_like = pd.DataFrame({"d": pd.Series([dt.date(2999, 12, 31), None], dtype=object)})
+    out = normalize_frame(spark_like, spark_schema=[("d", "date")])
+    assert str(out["d"].dtype) == "datetime64[us]" and out["d"].iloc[0].year == 2999 and pd.isna(out["d"].iloc[1])
+    duck = run_sql("SELECT DATE '2999-12-31' AS d", {})
+    assert str(duck["d"].dtype) == "datetime64[us]" and duck["d"].iloc[0].year == 2999

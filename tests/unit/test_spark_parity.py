@@ -336,7 +336,8 @@ def pandas_covariates(tables: dict[str, pd.DataFrame], ws: pd.Timestamp, lookbac
         out[col] = out[col].fillna(0.0)
     out["aum"] = b.set_index("customer_id")["aum"].reindex(out.index).fillna(0.0)
     out["n_products"] = b.set_index("customer_id")["n_products"].reindex(out.index).fillna(0).astype("int64")
-    out["rm_id"] = prm.reindex(out.index)
+    rm = prm.reindex(out.index).astype(object)
+    out["rm_id"] = rm.where(rm.notna(), None)
     return out.reset_index()
 
 
