@@ -21,7 +21,7 @@ What it does
    worker's whole process tree (Python + the Spark JVM) by sampling ``/proc`` via psutil every
    50 ms from this (parent) process. Spark's JVM start-up is reported separately.
 
-Both engines get 2 cores (DuckDB ``threads=2``; Spark ``local[2]`` with ``--spark-memory`` driver
+Both engines get 2 cores (DuckDB ``threads=2``, memory limit ``--duckdb-memory``; Spark ``local[2]`` with ``--spark-memory`` driver
 memory, default 4g). Prints a table of figures and the DuckDB/Spark ratios.
 """
 
@@ -94,7 +94,7 @@ def aggregations() -> dict[str, str]:
     return {"rfm_table": rfm_sql(window, end), "btyd_summary": btyd_sql(window, end, 7.0)}
 
 
-def worker(engine: str, data: str, spark_memory: str, repeat: int = 2) -> None:
+def worker(engine: str, data: str, spark_memory: str, repeat: int = 2, duckdb_memory: str | None = None) -> None:
     """Run the aggregations in this process on ``engine``; print one JSON line of timings."""
     from rmanalytics.engine import connect, run_sql
 
@@ -107,7 +107,7 @@ def worker(engine: str, data: str, spark_memory: str, repeat: int = 2) -> None:
         spark = local_session(cores=2, memory=spark_memory, log_level="OFF")
         out["startup_s"] = time.perf_counter() - t0
     else:
-        con = connect(threads=2)
+        con = connect(threads=2, memory_limit=duckdb_memory)
         out["startup_s"] = time.perf_counter() - t0
     for rep in range(repeat):
         for name, sql in aggregations().items():
@@ -126,13 +126,13 @@ def worker(engine: str, data: str, spark_memory: str, repeat: int = 2) -> None:
         spark.stop()
 
 
-def run_worker(engine: str, data: Path, spark_memory: str, repeat: int = 2) -> dict:
+def run_worker(engine: str, data: Path, spark_memory: str, repeat: int = 2, duckdb_memory: str | None = None) -> dict:
     """Start a worker process; sample its process tree's RSS; return its timings and peak RSS."""
     import psutil
 
     proc = subprocess.Popen(
         [sys.executable, __file__, "--worker", engine, "--data", str(data), "--spark-memory", spark_memory,
-         "--repeat", str(repeat)],
+         "--repeat", str(repeat), *(["--duckdb-memory", duckdb_memory] if duckdb_memory else [])],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     peak = 0
     stop = threading.Event()
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--engines", default="duckdb,spark")
     ap.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "rmanalytics_bench"))
     ap.add_argument("--spark-memory", default="4g", help="Spark driver memory (local mode)")
+    ap.add_argument("--duckdb-memory", default=None,
+                    help="DuckDB memory_limit, e.g. 2GB (default: DuckDB's own, 80%% of RAM); DuckDB spills beyond it")
     ap.add_argument("--repeat", type=int, default=2,
                     help="runs of each aggregation per engine; the best is reported, the first (cold: "
                          "JIT/codegen warm-up on Spark) too")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.data, args.spark_memory, args.repeat)
+        worker(args.worker, args.data, args.spark_memory, args.repeat, args.duckdb_memory)
         return
 
     rows = parse_rows(args.rows)
@@ -191,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     size_mb = sum(p.stat().st_size for p in data.glob("*.parquet")) / 2**20
     print(f"data: {rows:,} transactions, {rows // 100:,} customers, {size_mb:,.0f} MB Parquet in {data} "
           f"(ready in {time.perf_counter() - t:.1f} s)")
-    results = [run_worker(e.strip(), data, args.spark_memory, args.repeat)
+    results = [run_worker(e.strip(), data, args.spark_memory, args.repeat, args.duckdb_memory)
                for e in args.engines.split(",") if e.strip()]
     names = list(aggregations())
     header = f"{'engine':8} {'startup s':>10} " + " ".join(f"{n + ' s (cold)':>24}" for n in names) + \

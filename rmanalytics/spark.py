@@ -113,3 +113,15 @@ def active_session() -> Any:
             "from rmanalytics.spark import local_session; spark = local_session(cores=2)"
         )
     return spark
+
+
+def ensure_session(cores: int = 2, memory: str = "2g") -> Any:
+    """The active ``SparkSession``, or a new :func:`local_session` when none is active.
+
+    For notebooks run with ``engine="spark"``: inside spark-submit, Databricks or a Spark kernel
+    the existing (cluster) session is used; on a laptop or in CI a local one is started.
+    """
+    require_pyspark()
+    from pyspark.sql import SparkSession
+
+    return SparkSession.getActiveSession() or local_session(cores=cores, memory=memory)

@@ -26,6 +26,7 @@ See :data:`KPI_DEFINITIONS`; every name there can be used in the scorecard confi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -252,14 +253,48 @@ ORDER BY k.rm_id, k.month_start
 """
 
 
-def _data_range(tables: dict[str, pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp]:
-    lo = min(pd.to_datetime(tables["transactions"]["date"]).min(),
-             pd.to_datetime(tables["balances"]["snapshot_date"]).min(),
-             pd.to_datetime(tables["rm_activity"]["period"]).min())
-    hi = max(pd.to_datetime(tables["transactions"]["date"]).max(),
-             pd.to_datetime(tables["balances"]["snapshot_date"]).max(),
-             pd.to_datetime(tables["rm_activity"]["period"]).max())
-    return lo, hi
+def data_range_sql() -> str:
+    """SQL: first and last day over transactions.date, balances.snapshot_date, rm_activity.period."""
+    return """
+SELECT MIN(lo) AS lo, MAX(hi) AS hi FROM (
+    SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions
+    UNION ALL
+    SELECT MIN(CAST(snapshot_date AS DATE)) AS lo, MAX(CAST(snapshot_date AS DATE)) AS hi FROM balances
+    UNION ALL
+    SELECT MIN(CAST(period AS DATE)) AS lo, MAX(CAST(period AS DATE)) AS hi FROM rm_activity
+) r
+"""
+
+
+def _is_pandas(*frames: Any) -> bool:
+    return all(isinstance(f, pd.DataFrame) for f in frames)
+
+
+def _data_range(tables: dict[str, Any], engine: str = "duckdb") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last date of the data (days). pandas frames are read directly; Spark DataFrames,
+    table names and paths with a MIN/MAX query run by ``engine`` (only one row is collected)."""
+    names = ("transactions", "balances", "rm_activity")
+    if _is_pandas(*(tables[n] for n in names)):
+        lo = min(pd.to_datetime(tables["transactions"]["date"]).min(),
+                 pd.to_datetime(tables["balances"]["snapshot_date"]).min(),
+                 pd.to_datetime(tables["rm_activity"]["period"]).min())
+        hi = max(pd.to_datetime(tables["transactions"]["date"]).max(),
+                 pd.to_datetime(tables["balances"]["snapshot_date"]).max(),
+                 pd.to_datetime(tables["rm_activity"]["period"]).max())
+        return lo, hi
+    r = run_sql(data_range_sql(), {n: tables[n] for n in names}, engine=engine).iloc[0]
+    if pd.isna(r["lo"]):
+        raise ValueError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
+    return pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
+
+
+def _columns(src: Any, engine: str) -> list[str]:
+    """Column names of a pandas frame, or of a Spark DataFrame/table name/path (schema only)."""
+    if isinstance(src, pd.DataFrame):
+        return list(src.columns)
+    if hasattr(src, "columns") and type(src).__module__.startswith("pyspark."):
+        return list(src.columns)
+    return list(run_sql("SELECT * FROM t LIMIT 0", {"t": src}, engine=engine).columns)
 
 
 REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
@@ -270,17 +305,30 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     """Run :func:`rm_month_sql` on the contract tables: one row per RM and calendar month.
 
     Amounts in currency, balances as credited month-end snapshots, counts credited by share.
+
+    Parameters
+    ----------
+    tables : contract tables by name: pandas frames or Parquet/CSV paths; with ``engine="spark"``
+        also Spark DataFrames or catalog table names. The aggregation then runs entirely in Spark:
+        the data range (when ``start``/``end`` are not given) is one MIN/MAX query, the optional
+        columns are read from the schemas, and only the RM x month result is collected.
+    start, end : first and last day of the months to cover (default: the data range).
+    engine : "duckdb" or "spark" (see :mod:`rmanalytics.engine`).
     """
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
         raise ValueError(f"rm_month_measures needs tables {missing}")
-    lo, hi = _data_range(tables)
-    months = month_calendar(start or lo, end or hi)
+    if start is None or end is None:
+        lo, hi = _data_range(tables, engine=engine)
+        start, end = start or lo, end or hi
+    months = month_calendar(start, end)
+    tx_cols = _columns(tables["transactions"], engine)
+    bal_cols = _columns(tables["balances"], engine)
     sql = rm_month_sql(
-        has_fee="fee" in tables["transactions"].columns,
-        has_strategic="loans_strategic" in tables["balances"].columns,
-        has_npl="npl" in tables["balances"].columns,
-        has_channel="acquisition_channel" in tables["customers"].columns,
+        has_fee="fee" in tx_cols,
+        has_strategic="loans_strategic" in bal_cols,
+        has_npl="npl" in bal_cols,
+        has_channel="acquisition_channel" in _columns(tables["customers"], engine),
         effective_window_days=effective_window_days,
     )
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
@@ -309,7 +357,8 @@ def kpi_table(
 
     Parameters
     ----------
-    tables : contract tables (needs customers, transactions, balances, assignments, rm_activity, rms).
+    tables : contract tables (needs customers, transactions, balances, assignments, rm_activity, rms);
+        Spark DataFrames or table names with ``engine="spark"`` (see :func:`rm_month_measures`).
     freq : 'month', 'quarter' or 'year'; ``period`` is labelled as in ``kpi_targets``.
     monthly : precomputed :func:`rm_month_measures` (saves the SQL run when several freqs are needed).
 
@@ -374,7 +423,10 @@ def kpi_table(
     out["aum_growth"] = _ratio(out["aum"], prev_aum) - 1.0
     # employment within the period
     if tables is not None and "rms" in tables:
-        rms = tables["rms"].set_index("rm_id")
+        rms = tables["rms"]
+        if not isinstance(rms, pd.DataFrame):  # Spark DataFrame / table name / path: small, collect it
+            rms = run_sql("SELECT rm_id, hire_date, exit_date FROM rms", {"rms": rms}, engine=engine)
+        rms = rms.set_index("rm_id")
         hire = pd.to_datetime(out["rm_id"].map(rms["hire_date"]))
         exit_ = pd.to_datetime(out["rm_id"].map(rms["exit_date"]))
         lo = np.maximum(hire.to_numpy("datetime64[ns]"), out["period_start"].to_numpy("datetime64[ns]"))

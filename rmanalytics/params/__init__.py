@@ -100,8 +100,10 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: Downstream notebook -> {parameter: (upstream notebook, file inside the upstream run folder)}.
 #: ``run-all`` applies an entry only when the downstream model has that field, the parameter was
 #: not set explicitly (it is None) and the upstream run succeeded and wrote the file.
+#: 02 is deliberately absent: 01's segments describe customers at the observation end, after the
+#: churn outcomes (closed customers fall into "lost"), so feeding them to the churn notebook would
+#: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "02_churn_survival": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
     "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
 }
@@ -298,4 +300,8 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
         from rmanalytics.labels import use_cjk_fonts
 
         use_cjk_fonts()
+    if params.engine == "spark":  # the active SparkSession (cluster or notebook), else a local one
+        from rmanalytics.spark import ensure_session
+
+        ensure_session()
     return params.model_copy(update=fixes) if fixes else params

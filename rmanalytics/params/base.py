@@ -65,7 +65,7 @@ class NotebookParams(BaseModel):
     def parameters_cell(cls) -> str:
         """Source of the notebook's ``parameters`` cell: one typed, commented line per field.
 
-        Dates are written as ISO strings (``observation_end: str | None = None``) because that is
+        Dates are written as ISO strings (``observation_end: "Optional[str]" = None``) because that is
         what papermill injects; :func:`rmanalytics.params.load_params` turns them into dates.
         Notebook authors can paste this; a test checks the committed cell declares the same names
         and defaults.
@@ -73,10 +73,21 @@ class NotebookParams(BaseModel):
         lines = []
         for name, field in cls.model_fields.items():
             default = _json_default(field.get_default(call_default_factory=True))
-            ann = type_name(field.annotation, notebook=True)
+            ann = _papermill_annotation(type_name(field.annotation, notebook=True))
             comment = _comment_text(_help(field))
             lines.append(f"{name}: {ann} = {default!r}  # {comment}" if comment else f"{name}: {ann} = {default!r}")
         return "\n".join(lines)
+
+
+def _papermill_annotation(ann: str) -> str:
+    """Spell a union so papermill's ``--help-notebook`` reads it: its parser accepts
+    ``Optional[str]`` but not ``str | None``. Quoted, so the cell needs no ``typing`` import."""
+    parts = ann.split(" | ")
+    if len(parts) == 1:
+        return ann
+    rest = [p for p in parts if p != "None"]
+    inner = rest[0] if len(rest) == 1 else f"Union[{', '.join(rest)}]"
+    return f'"Optional[{inner}]"' if len(rest) < len(parts) else f'"{inner}"'
 
 
 def _comment_text(text: str) -> str:

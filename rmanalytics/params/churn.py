@@ -33,7 +33,9 @@ class ChurnParams(NotebookParams):
     l1_ratio: float = Field(0.0, ge=0, le=1, description="L1 share of the penalty.")
     segments_path: str | None = Field(
         None, description="tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
-                          "None: segment by customer_type and value tier from AUM at the landmark.")
+                          "None: segment by customer_type and value tier from AUM at the landmark. Caution: 01 segments are "
+                          "measured at the observation end, after the churn outcomes, so they leak the outcome into "
+                          "retention curves and the hold-out baseline; run-all does not pass them.")
     worklist_top_n: int = Field(10, gt=0, description="Customers per RM in the retention worklist.")
     value_col: Literal["aum", "tx_fee", "tx_amount"] = Field(
         "aum", description="Value at stake per customer in the worklist (currency).")

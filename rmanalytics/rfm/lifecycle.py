@@ -69,13 +69,17 @@ def activity_change(
     date_col: str = "date",
     amount_col: str = "amount",
     refunds: str = "include",
+    engine: str = "duckdb",
 ) -> pd.DataFrame:
     """Recent vs trailing-baseline activity per customer (see module docstring).
 
     Parameters
     ----------
+    transactions : contract transactions: DataFrame or Parquet/CSV path; with ``engine="spark"``
+        also a Spark DataFrame or catalog table name (the aggregation then runs in Spark).
     start_dates : optional Series customer_id -> start of the relationship (open_date); default
         the first transaction.
+    engine : "duckdb" or "spark" (see :mod:`rmanalytics.engine`).
 
     Returns
     -------
@@ -83,11 +87,11 @@ def activity_change(
     baseline_rate (transactions per recent_days), activity_drop (fraction, NaN if undefined).
     """
     end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col)
-    end, _ = _scan_findings(inputs, base, end, refunds)
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, engine=engine)
+    end, _ = _scan_findings(inputs, base, end, refunds, engine=engine)
     recent_start = end - dt.timedelta(days=recent_days)
     baseline_start = recent_start - dt.timedelta(days=baseline_days)
-    df = run_sql(activity_sql(_window(base, end, refunds), recent_start, baseline_start), inputs)
+    df = run_sql(activity_sql(_window(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
     start = pd.to_datetime(df["first_date"])
     if start_dates is not None:
         given = pd.to_datetime(df["customer_id"].map(start_dates))

@@ -37,6 +37,9 @@ def segment_snapshot(
     customers : contract customers (open_date for tenure; tags for tiers and the nine-grid).
     balances : contract balances (AUM, n_products of the latest snapshot = value).
     params : :class:`SegmentationParams` (default: its defaults).
+    engine : "duckdb" or "spark": runs the RFM table, the activity windows and the latest
+        balances (see :mod:`rmanalytics.engine`); with "spark", ``transactions`` and ``balances``
+        may be Spark DataFrames or catalog table names.
     quiet : silence :class:`BinsCollapsedWarning`.
 
     Returns
@@ -68,7 +71,7 @@ def segment_snapshot(
     act = activity_change(transactions, observation_end=end, recent_days=lc.recent_days,
                           baseline_days=lc.baseline_days, min_baseline_days=lc.min_baseline_days,
                           min_baseline_transactions=lc.min_baseline_transactions, start_dates=start_dates,
-                          refunds=s.refunds)
+                          refunds=s.refunds, engine=engine)
     stages = lifecycle_stages(rfm, act, observation_end=end, customers=customers, params=lc)
     # the RFM table's tenure_days counts from the first transaction; the lifecycle's from opening
     stages = stages.rename(columns={"tenure_days": "relationship_days", "tenure_hours": "relationship_hours"})
@@ -77,7 +80,7 @@ def segment_snapshot(
         tags = [c for c in TAG_COLUMNS if c in customers.columns]
         df = df.merge(customers[["customer_id", *tags]], on="customer_id", how="left")
     if balances is not None:
-        bal = latest_balances(balances, observation_end=end)
+        bal = latest_balances(balances, observation_end=end, engine=engine)
         keep = [c for c in ("aum", "deposits", "loans", "n_products") if c in bal.columns]
         df = df.merge(bal[["customer_id", *keep]], on="customer_id", how="left")
         df["value"] = df["aum"]

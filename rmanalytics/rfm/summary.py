@@ -3,7 +3,10 @@
 Both aggregations are written once, as SQL in DuckDB's dialect (see :func:`rfm_sql`,
 :func:`btyd_sql`, :func:`holdout_sql`) and run through :func:`rmanalytics.engine.run_sql`, so
 they scan pandas frames, Parquet and CSV files directly and work on inputs far larger than
-memory. The SQL is plain enough for ``sqlglot`` to transpile to Spark.
+memory. The SQL is plain enough for ``sqlglot`` to transpile to Spark: with ``engine="spark"``
+the functions take a Spark DataFrame, a catalog table name or a lake path and run the checks
+(one findings scan) and the aggregation entirely in Spark; only the per-customer result is
+collected, or written to Parquet by the executors with ``output=``.
 
 Conventions (all functions)
 ---------------------------
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -163,15 +168,22 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
 
 
 def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
-            extra: tuple[str, ...] = (), con: Any = None) -> tuple[dict[str, Any], str]:
+            extra: tuple[str, ...] = (), con: Any = None, engine: str = 'duckdb') -> tuple[dict[str, Any], str]:
     """Checked inputs for run_sql and the SQL of the normalised relation (customer_id, date, amount)."""
     if isinstance(transactions, pd.DataFrame):
         frame = _prepare_frame(transactions, customer_col, date_col, amount_col, extra)
         extras = "".join(f", {_q(c)}" for c in extra)
         return {"src": frame}, f"SELECT customer_id, CAST(date AS DATE) AS date, amount{extras} FROM src"
+    if engine == "spark" and (isinstance(transactions, (str, os.PathLike))
+                              or type(transactions).__module__.startswith("pyspark.")):
+        # Spark DataFrame, catalog table name or lake path: read and checked (findings scan) in Spark
+        extras = "".join(f", {_q(c)}" for c in extra)
+        return {"src": transactions}, (f"SELECT {_q(customer_col)} AS customer_id, CAST({_q(date_col)} AS DATE) AS date, "
+                                       f"CAST({_q(amount_col)} AS DOUBLE) AS amount{extras} FROM src")
     if isinstance(transactions, (str, os.PathLike)):
         return {"src": transactions}, _check_file(transactions, customer_col, date_col, amount_col, extra, con=con)
-    raise TypeError(f"transactions must be a pandas DataFrame or a path to Parquet/CSV, got {type(transactions)}")
+    raise TypeError(f"transactions must be a pandas DataFrame, a path to Parquet/CSV (or, with engine='spark', "
+                    f"a Spark DataFrame or table name), got {type(transactions)}")
 
 
 def _findings_sql(base: str, end: dt.date) -> str:
@@ -188,14 +200,15 @@ def _findings_sql(base: str, end: dt.date) -> str:
 
 
 def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
-                   con=None, cols: tuple[str, str, str] = ("customer_id", "date", "amount")
+                   con=None, engine: str = "duckdb", cols: tuple[str, str, str] = ("customer_id", "date", "amount")
                    ) -> tuple[dt.date, list[dict]]:
     """Run the findings scan; resolve observation_end; raise on null ids/dates/amounts,
     refunds='error' or an impossible end. ``cols``: the input's column names, for messages."""
     if refunds not in REFUND_OPTIONS:
         raise ValueError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
     probe_end = end or dt.date(9999, 12, 31)  # no end: every row is in the window
-    f = run_sql(_findings_sql(base, probe_end), inputs, con=con).iloc[0]
+    f = run_sql(_findings_sql(base, probe_end), inputs, engine=engine,
+                con=con if engine == "duckdb" else None).iloc[0]
     where = "" if isinstance(inputs.get("src"), pd.DataFrame) else f" ({inputs.get('src')})"
     for key, col, what in (("n_null_id", cols[0], "null customer id(s)"), ("n_null_date", cols[1], "null date(s)"),
                            ("n_null_amount", cols[2], "null/NaN amount(s)")):
@@ -268,18 +281,20 @@ ORDER BY customer_id
 """
 
 
-def btyd_sql(window: str, end: dt.date, time_unit_days: float) -> str:
+def btyd_sql(window: str, end: dt.date, time_unit_days: float, *, cte_prefix: str = "") -> str:
     """SQL of the BTYD summary: purchase days first (same-day amounts summed), then per customer.
 
     The repeat-day total is the total minus the first day's total (``ARG_MIN``; Spark: ``MIN_BY``),
-    which avoids a join back to each customer's first date.
+    which avoids a join back to each customer's first date. ``cte_prefix`` prefixes the CTE names
+    (sqlglot moves nested CTEs to the top for Spark, where names must be unique).
     """
     e = _date_literal(end)
     u = f"CAST({float(time_unit_days)!r} AS DOUBLE)"  # a decimal literal would be DECIMAL in Spark
+    t, days = f"{cte_prefix}t", f"{cte_prefix}days"
     return f"""
-WITH t AS ({window}),
-days AS (
-    SELECT customer_id, date, SUM(amount) AS day_amount FROM t GROUP BY customer_id, date
+WITH {t} AS ({window}),
+{days} AS (
+    SELECT customer_id, date, SUM(amount) AS day_amount FROM {t} GROUP BY customer_id, date
 )
 SELECT customer_id,
        COUNT(*) - 1 AS frequency,
@@ -288,30 +303,79 @@ SELECT customer_id,
        COALESCE((SUM(day_amount) - ARG_MIN(day_amount, date)) / NULLIF(COUNT(*) - 1, 0), 0.0) AS monetary_value,
        MIN(date) AS first_date,
        MAX(date) AS last_date
-FROM days
+FROM {days}
 GROUP BY customer_id
 ORDER BY customer_id
 """
 
 
-def holdout_sql(window: str, customers: str) -> str:
-    """SQL of the holdout counts: purchase days in the holdout window of calibration customers."""
+def holdout_sql(window: str, customers: str, *, cte_prefix: str = "") -> str:
+    """SQL of the holdout counts: purchase days in the holdout window of calibration customers.
+    ``cte_prefix`` as in :func:`btyd_sql`."""
+    t, days = f"{cte_prefix}t", f"{cte_prefix}days"
     return f"""
-WITH t AS ({window}),
-days AS (
-    SELECT customer_id, date, SUM(amount) AS day_amount FROM t GROUP BY customer_id, date
+WITH {t} AS ({window}),
+{days} AS (
+    SELECT customer_id, date, SUM(amount) AS day_amount FROM {t} GROUP BY customer_id, date
 )
 SELECT d.customer_id AS customer_id, COUNT(*) AS frequency_holdout, AVG(d.day_amount) AS monetary_value_holdout
-FROM days d JOIN ({customers}) c ON d.customer_id = c.customer_id
+FROM {days} d JOIN ({customers}) c ON d.customer_id = c.customer_id
 GROUP BY d.customer_id
 """
+
+
+def rfm_output_sql(rfm: str, *, distinct_days: bool = False) -> str:
+    """The :func:`rfm_table` columns over ``rfm`` (the SQL of :func:`rfm_sql`), for ``output=``."""
+    freq = "n_days" if distinct_days else "n_transactions"
+    return f"""
+SELECT customer_id, recency_days, {freq} AS frequency, monetary,
+       monetary / NULLIF(n_transactions, 0) AS monetary_mean, first_date, last_date, tenure_days,
+       n_transactions, n_days
+FROM ({rfm}) r
+ORDER BY customer_id
+"""
+
+
+def holdout_output_sql(calibration: str, holdout: str, duration: float) -> str:
+    """The :func:`calibration_holdout` columns: ``calibration`` (:func:`btyd_sql`) left-joined to
+    ``holdout`` (:func:`holdout_sql`), for ``output=``. Build the two with different
+    ``cte_prefix`` values (Spark rejects duplicate CTE names once sqlglot hoists them)."""
+    d = f"CAST({float(duration)!r} AS DOUBLE)"
+    return f"""
+SELECT c.customer_id AS customer_id, c.frequency AS frequency, c.recency AS recency, c.T AS T,
+       c.monetary_value AS monetary_value, c.first_date AS first_date, c.last_date AS last_date,
+       COALESCE(h.frequency_holdout, 0) AS frequency_holdout,
+       COALESCE(h.monetary_value_holdout, 0.0) AS monetary_value_holdout,
+       {d} AS duration_holdout
+FROM ({calibration}) c LEFT JOIN ({holdout}) h ON c.customer_id = h.customer_id
+ORDER BY customer_id
+"""
+
+
+def _written(path: Any, findings: list[dict], what: str) -> Path | str:
+    """The output path of a summary written to Parquet; its findings are raised as a warning."""
+    if findings:
+        text = "; ".join(f"{f['rule']}: {f['n_rows']} row(s) ({f['detail']})" for f in findings)
+        warnings.warn(f"{what} written to {path}; data-quality findings: {text}", UserWarning, stacklevel=3)
+    return path
+
+
+def _n_rows_written(path: Any) -> int | None:
+    """Rows in a local Parquet output (file or Spark folder), from the footers; None if remote."""
+    if "://" in str(path):
+        return None
+    import pyarrow.dataset as ds
+
+    p = Path(path)
+    files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    return ds.dataset([str(f) for f in files], format="parquet").count_rows() if files else 0
 
 
 # --------------------------------------------------------------------------------------------
 # Public functions
 # --------------------------------------------------------------------------------------------
 def rfm_table(
-    transactions: pd.DataFrame | str | os.PathLike,
+    transactions: pd.DataFrame | Source,
     *,
     observation_end: Any = None,
     customer_col: str = "customer_id",
@@ -320,17 +384,24 @@ def rfm_table(
     frequency: Literal["transactions", "days"] = "transactions",
     refunds: Refunds = "include",
     engine: str = "duckdb",
+    output: str | os.PathLike | None = None,
     con: Any = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Path:
     """Recency, frequency and monetary value per customer up to ``observation_end`` (inclusive).
 
     Parameters
     ----------
-    transactions : DataFrame, or path to Parquet/CSV (file, glob or folder).
+    transactions : DataFrame, or path to Parquet/CSV (file, glob or folder); with
+        ``engine="spark"`` also a Spark DataFrame or a table name of the session's catalog.
     observation_end : last day of the window (date or ISO string); None: the last transaction date.
     frequency : ``"transactions"`` counts rows, ``"days"`` counts distinct transaction days.
     refunds : how negative amounts are treated (see module docstring).
-    engine : "duckdb" (see :mod:`rmanalytics.engine`).
+    engine : "duckdb" or "spark" (see :mod:`rmanalytics.engine`). With "spark" the checks and the
+        aggregation run in Spark (Spark DataFrames, table names and paths are read by Spark; only
+        one row of findings and the per-customer result reach the driver).
+    output : if given, write the result to Parquet at this path (same columns; DuckDB: one file,
+        Spark: a folder) and return the path instead of a frame; findings are raised as a
+        ``UserWarning``.
     con : an existing DuckDB connection (e.g. ``rmanalytics.engine.connect(memory_limit="1.5GB")``).
 
     Returns
@@ -345,10 +416,15 @@ def rfm_table(
     if frequency not in ("transactions", "days"):
         raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
     end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, cols=(customer_col, date_col, amount_col))
-    df = run_sql(rfm_sql(_window(base, end, refunds), end, distinct_days=frequency == "days"), inputs,
-                 engine=engine, con=con)
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+                                   cols=(customer_col, date_col, amount_col))
+    sql = rfm_sql(_window(base, end, refunds), end, distinct_days=frequency == "days")
+    if output is not None:
+        out = run_sql(rfm_output_sql(sql, distinct_days=frequency == "days"), inputs, engine=engine, con=con,
+                      output=output)
+        return _written(out, findings, "rfm_table")
+    df = run_sql(sql, inputs, engine=engine, con=con)
     df["frequency"] = df["n_transactions"] if frequency == "transactions" else df["n_days"]
     df["monetary_mean"] = df["monetary"] / df["n_transactions"]
     for c in ("recency_days", "tenure_days", "n_transactions", "frequency"):
@@ -363,7 +439,7 @@ def rfm_table(
 
 
 def btyd_summary(
-    transactions: pd.DataFrame | str | os.PathLike,
+    transactions: pd.DataFrame | Source,
     *,
     observation_end: Any = None,
     customer_col: str = "customer_id",
@@ -372,8 +448,9 @@ def btyd_summary(
     time_unit_days: float = 1.0,
     refunds: Refunds = "include",
     engine: str = "duckdb",
+    output: str | os.PathLike | None = None,
     con: Any = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Path:
     """The buy-till-you-die customer summary (frequency, recency, T, monetary_value).
 
     Standard convention (Fader, Hardie & Lee 2005; the ``lifetimes`` package with ``freq="D"``):
@@ -392,13 +469,20 @@ def btyd_summary(
     observation_end is included. Transactions after it
     are left out and counted in ``.attrs["findings"]``. The result also holds ``first_date`` and
     ``last_date``.
+
+    ``transactions``, ``engine`` and ``output`` as in :func:`rfm_table` (Spark DataFrames and
+    table names with ``engine="spark"``; ``output=`` writes Parquet and returns the path).
     """
     if not time_unit_days > 0:
         raise ValueError(f"time_unit_days must be > 0, got {time_unit_days!r}")
     end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, cols=(customer_col, date_col, amount_col))
-    df = run_sql(btyd_sql(_window(base, end, refunds), end, time_unit_days), inputs, engine=engine, con=con)
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+                                   cols=(customer_col, date_col, amount_col))
+    sql = btyd_sql(_window(base, end, refunds), end, time_unit_days)
+    if output is not None:
+        return _written(run_sql(sql, inputs, engine=engine, con=con, output=output), findings, "btyd_summary")
+    df = run_sql(sql, inputs, engine=engine, con=con)
     df["frequency"] = df["frequency"].astype("int64")
     for c in ("recency", "T", "monetary_value"):
         df[c] = df[c].astype("float64")
@@ -408,7 +492,7 @@ def btyd_summary(
 
 
 def calibration_holdout(
-    transactions: pd.DataFrame | str | os.PathLike,
+    transactions: pd.DataFrame | Source,
     *,
     calibration_end: Any,
     observation_end: Any = None,
@@ -418,8 +502,9 @@ def calibration_holdout(
     time_unit_days: float = 1.0,
     refunds: Refunds = "include",
     engine: str = "duckdb",
+    output: str | os.PathLike | None = None,
     con: Any = None,
-) -> pd.DataFrame:
+) -> pd.DataFrame | Path:
     """BTYD summary of a calibration period plus what each customer did in the holdout period.
 
     The calibration summary is :func:`btyd_summary` at ``calibration_end`` (customers whose first
@@ -431,18 +516,32 @@ def calibration_holdout(
     0.11.3 on CDNOW (calibration to 1997-09-30, holdout to 1998-06-30, days): every column equal
     except ``monetary_value_holdout``, which lifetimes averages over holdout *transactions*
     while here it averages purchase-day totals, consistently with ``monetary_value``.
+
+    ``transactions``, ``engine`` and ``output`` as in :func:`rfm_table` (``output=`` runs the
+    calibration summary and the holdout counts as one query and writes Parquet).
     """
     cal_end = _as_date(calibration_end, "calibration_end")
     end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, cols=(customer_col, date_col, amount_col))
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+                                   cols=(customer_col, date_col, amount_col))
     if cal_end >= end:
         raise ValueError(f"calibration_end {cal_end} must be before observation_end {end}")
-    cal = run_sql(btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days), inputs, engine=engine, con=con)
+    cal_sql = btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days)
+    customers = f"SELECT customer_id FROM ({_window(base, cal_end, refunds)}) w GROUP BY customer_id"
+    hold_sql = holdout_sql(_window(base, end, refunds, start=cal_end), customers)
+    if output is not None:
+        one = holdout_output_sql(btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days, cte_prefix="cal_"),
+                                 holdout_sql(_window(base, end, refunds, start=cal_end), customers, cte_prefix="hold_"),
+                                 (end - cal_end).days / float(time_unit_days))
+        out = run_sql(one, inputs, engine=engine, con=con, output=output)
+        if _n_rows_written(out) == 0:
+            raise ValueError(f"calibration_end {cal_end} is before all transactions ({out} holds no rows)")
+        return _written(out, findings, "calibration_holdout")
+    cal = run_sql(cal_sql, inputs, engine=engine, con=con)
     if cal.empty:
         raise ValueError(f"calibration_end {cal_end} is before all transactions")
-    customers = f"SELECT customer_id FROM ({_window(base, cal_end, refunds)}) w GROUP BY customer_id"
-    hold = run_sql(holdout_sql(_window(base, end, refunds, start=cal_end), customers), inputs, engine=engine, con=con)
+    hold = run_sql(hold_sql, inputs, engine=engine, con=con)
     df = cal.merge(hold, on="customer_id", how="left")
     df["frequency"] = df["frequency"].astype("int64")
     df["frequency_holdout"] = df["frequency_holdout"].fillna(0).astype("int64")

@@ -31,13 +31,16 @@ SELECT b.* FROM b JOIN last l
 """
 
 
-def latest_balances(balances: Any, *, observation_end: Any) -> pd.DataFrame:
+def latest_balances(balances: Any, *, observation_end: Any, engine: str = "duckdb") -> pd.DataFrame:
     """Each customer's latest snapshot on or before ``observation_end`` (AUM etc. in currency).
+
+    ``balances``: contract balances as a DataFrame or Parquet/CSV path; with ``engine="spark"``
+    also a Spark DataFrame or catalog table name (the aggregation then runs in Spark).
 
     A customer with several rows on that date is an error (the key is customer_id, snapshot_date).
     """
     end = _as_date(observation_end, "observation_end")
-    df = run_sql(latest_balances_sql(_date_literal(end)), {"balances": balances})
+    df = run_sql(latest_balances_sql(_date_literal(end)), {"balances": balances}, engine=engine)
     dup = df["customer_id"].duplicated(keep=False)
     if dup.any():
         raise ValueError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "

@@ -45,16 +45,20 @@ GROUP BY customer_id, product_family
 
 def silent_families(transactions: Any, *, observation_end: Any, families: list[str] | tuple[str, ...] = ("wealth",),
                     silent_months: int = 3, lookback_months: int = 12, customer_col: str = "customer_id",
-                    date_col: str = "date", amount_col: str = "amount") -> pd.DataFrame:
+                    date_col: str = "date", amount_col: str = "amount", engine: str = "duckdb") -> pd.DataFrame:
     """Customers with no purchase of a watched family in the last ``silent_months`` months who
     bought it in the ``lookback_months`` before that.
+
+    ``engine``: "duckdb" or "spark" (with "spark", ``transactions`` may also be a Spark DataFrame
+    or a catalog table name; the aggregation runs in Spark).
 
     Returns customer_id, product_family, last_purchase, months_silent (whole months between the
     last purchase and observation_end).
     """
     end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",))
-    df = run_sql(family_last_purchase_sql(base, list(families), _date_literal(end)), inputs)
+    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",),
+                           engine=engine)
+    df = run_sql(family_last_purchase_sql(base, list(families), _date_literal(end)), inputs, engine=engine)
     silent_start = pd.Timestamp(end) - pd.DateOffset(months=silent_months)
     look_start = silent_start - pd.DateOffset(months=lookback_months)
     df["last_purchase"] = pd.to_datetime(df["last_purchase"])
@@ -87,6 +91,7 @@ def early_warnings(
     balances_latest: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     params: Any = None,
+    engine: str = "duckdb",
 ) -> pd.DataFrame:
     """The early-warning worklist: one row per customer with at least one signal.
 
@@ -98,6 +103,7 @@ def early_warnings(
     balances_latest : output of :func:`latest_balances` (aum = value at stake).
     customers : contract customers (closed customers are left out).
     params : :class:`WarningParams`.
+    engine : "duckdb" or "spark", for the product-family scan of ``transactions``.
 
     Returns
     -------
@@ -111,7 +117,8 @@ def early_warnings(
     end = _as_date(observation_end, "observation_end")
     rows = []
     silent = silent_families(transactions, observation_end=end, families=p.families,
-                             silent_months=p.silent_months, lookback_months=p.lookback_months)
+                             silent_months=p.silent_months, lookback_months=p.lookback_months,
+                             engine=engine)
     for r in silent.itertuples(index=False):
         rows.append((r.customer_id, f"no_purchase:{r.product_family}",
                      f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))

@@ -146,6 +146,7 @@ def test_rule_documented_difference(name, t, spark):
         assert_same(a, b)
 
 
+@pytest.mark.filterwarnings("ignore:toPandas attempted Arrow optimization")
 @pytest.mark.parametrize("sql", [
     "SELECT CAST(MAX(d) AS DATE) - CAST(MIN(d) AS DATE) AS v FROM t",  # rule 3: interval on Spark
     "SELECT epoch_ms(d) AS v FROM t",  # rule 6: becomes TIMESTAMP_MILLIS (the inverse)
@@ -398,3 +399,176 @@ def test_sample_dates_are_days():
     """The parity tests assume day-precision dates in the sample (as the contract says)."""
     tx = _read("transactions")
     assert isinstance(tx["date"].iloc[0], (pd.Timestamp, dt.date))
+
+
+def _other_sql_cases():
+    """(name, module, builder) of the package's other aggregation SQL: DuckDB == Spark."""
+    base = ("SELECT customer_id, CAST(date AS DATE) AS date, amount, product_family FROM transactions "
+            "WHERE CAST(date AS DATE) <= DATE '2024-12-31'")
+    end = dt.date(2024, 12, 31)
+    return {
+        "lifecycle.activity_sql": ("rmanalytics.rfm.lifecycle", lambda m: (
+            m.activity_sql(base, dt.date(2024, 10, 2), dt.date(2023, 10, 3)), ("transactions",), "customer_id")),
+        "warning.family_last_purchase_sql": ("rmanalytics.rfm.warning", lambda m: (
+            m.family_last_purchase_sql(base, ["wealth", "loan"], "DATE '2024-12-31'"), ("transactions",),
+            ["customer_id", "product_family"])),
+        "value.latest_balances_sql": ("rmanalytics.rfm.value", lambda m: (
+            m.latest_balances_sql("DATE '2024-06-30'"), ("balances",), "customer_id")),
+        "loyalty.tracking_sql": ("rmanalytics.loyalty.validation", lambda m: (
+            m.tracking_sql(dt.date(2023, 12, 31), end), ("transactions",), "day")),
+        "churn.last_activity_sql": ("rmanalytics.churn.frame", lambda m: (
+            m.last_activity_sql("2024-12-31"), ("transactions",), "customer_id")),
+        "overview.monthly_transactions_sql": ("rmanalytics.overview", lambda m: (
+            m.monthly_transactions_sql(True), ("transactions",), "month")),
+        "overview.latest_aum_sql": ("rmanalytics.overview", lambda m: (
+            m.latest_aum_sql(), ("balances",), "customer_id")),
+    }
+
+
+@pytest.mark.parametrize("name", list(_other_sql_cases()))
+def test_other_aggregation_sql_parity(name, sample, spark):
+    module, build = _other_sql_cases()[name]
+    m = pytest.importorskip(module)
+    sql, tables, key = build(m)
+    inputs = {t: sample[t] for t in tables}
+    duck, spk = both(sql, inputs, spark)
+    assert len(duck) > 0
+    assert_same(duck, spk, key=key)
+
+
+def test_segment_fee_table_parity(sample, spark):
+    measures = pytest.importorskip("rmanalytics.kpi.measures")
+    a = measures.segment_fee_table(dict(sample))
+    b = measures.segment_fee_table(dict(sample), engine="spark")
+    assert_same(a, b, key=["period", "segment"])
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 8: the public aggregations take Spark inputs (DataFrame, table name, lake path) and run
+# entirely in Spark; output= writes Parquet instead of collecting the result.
+# --------------------------------------------------------------------------------------------
+_END, _CAL_END = pd.Timestamp("2024-12-31"), pd.Timestamp("2023-12-31")
+
+
+@pytest.fixture(scope="module")
+def duck_summaries(sample) -> dict[str, pd.DataFrame]:
+    """DuckDB references on the pandas sample transactions."""
+    rfm = pytest.importorskip("rmanalytics.rfm.summary")
+    tx = sample["transactions"]
+    return {
+        "rfm": rfm.rfm_table(tx, observation_end=_END),
+        "btyd": rfm.btyd_summary(tx, observation_end=_END, time_unit_days=7.0),
+        "holdout": rfm.calibration_holdout(tx, calibration_end=_CAL_END, observation_end=_END, time_unit_days=7.0),
+    }
+
+
+@pytest.fixture(scope="module")
+def spark_sources(sample, spark) -> dict[str, object]:
+    """The sample transactions as a Spark DataFrame, a temp-view name and a Parquet path."""
+    sdf = spark.createDataFrame(sample["transactions"])
+    sdf.createOrReplaceTempView("rma_test_transactions")
+    yield {"frame": sdf, "table": "rma_test_transactions", "path": str(SAMPLE / "transactions.parquet")}
+    spark.catalog.dropTempView("rma_test_transactions")
+
+
+@pytest.mark.parametrize("kind", ["frame", "table", "path"])
+def test_summaries_take_spark_inputs(kind, spark_sources, duck_summaries):
+    """rfm_table / btyd_summary / calibration_holdout on a Spark DataFrame, a table name and a
+    Parquet path (engine="spark") equal the DuckDB results on the pandas sample."""
+    rfm = pytest.importorskip("rmanalytics.rfm.summary")
+    src = spark_sources[kind]
+    got = {
+        "rfm": rfm.rfm_table(src, observation_end=_END, engine="spark"),
+        "btyd": rfm.btyd_summary(src, observation_end=_END, time_unit_days=7.0, engine="spark"),
+        "holdout": rfm.calibration_holdout(src, calibration_end=_CAL_END, observation_end=_END,
+                                           time_unit_days=7.0, engine="spark"),
+    }
+    for name, ref in duck_summaries.items():
+        assert_same(ref, got[name], key="customer_id")
+        assert got[name].attrs["findings"] == ref.attrs["findings"], name
+
+
+def test_spark_source_bad_data_error(sample, spark):
+    """The findings scan runs in Spark and names the column and the number of offending rows."""
+    rfm = pytest.importorskip("rmanalytics.rfm.summary")
+    bad = sample["transactions"].head(200).copy()
+    bad.loc[bad.index[:3], "amount"] = np.nan
+    with pytest.raises(ValueError, match=r"transactions\.amount.*3 null/NaN amount"):
+        rfm.rfm_table(spark.createDataFrame(bad), engine="spark")
+    with pytest.raises(TypeError, match="Spark DataFrame"):
+        rfm.rfm_table(spark.createDataFrame(bad))  # engine="duckdb" cannot read a Spark frame
+
+
+def _read_output(path) -> pd.DataFrame:
+    df = pd.read_parquet(path)
+    for c in ("first_date", "last_date"):
+        df[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+    return df
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "spark"])
+def test_summaries_output_parquet(engine, sample, spark_sources, duck_summaries, tmp_path):
+    """output= writes the same table to Parquet (DuckDB: a file; Spark: a folder) and returns the
+    path; findings become a UserWarning."""
+    rfm = pytest.importorskip("rmanalytics.rfm.summary")
+    src = spark_sources["table"] if engine == "spark" else sample["transactions"]
+    calls = {
+        "rfm": lambda out: rfm.rfm_table(src, observation_end=_END, engine=engine, output=out),
+        "btyd": lambda out: rfm.btyd_summary(src, observation_end=_END, time_unit_days=7.0, engine=engine,
+                                             output=out),
+        "holdout": lambda out: rfm.calibration_holdout(src, calibration_end=_CAL_END, observation_end=_END,
+                                                       time_unit_days=7.0, engine=engine, output=out),
+    }
+    for name, call in calls.items():
+        target = tmp_path / f"{name}.parquet"
+        ref = duck_summaries[name]
+        if ref.attrs["findings"]:
+            with pytest.warns(UserWarning, match="data-quality findings"):
+                out = call(target)
+        else:
+            out = call(target)
+        assert Path(out) == target and target.exists()
+        assert target.is_dir() == (engine == "spark")
+        got = _read_output(target)
+        if name == "rfm":  # n_days is NULL without frequency="days" (NaN in memory)
+            assert got["n_days"].isna().all()
+            got, ref = got.drop(columns="n_days"), ref.drop(columns="n_days")
+        assert list(got.columns) == list(ref.columns)
+        assert_same(ref.reset_index(drop=True), got, key="customer_id")
+
+
+def test_rfm_output_days_and_empty_calibration(sample, tmp_path):
+    rfm = pytest.importorskip("rmanalytics.rfm.summary")
+    tx = sample["transactions"]
+    ref = rfm.rfm_table(tx, observation_end=_END, frequency="days")
+    with pytest.warns(UserWarning, match="refunds_included"):
+        out = rfm.rfm_table(tx, observation_end=_END, frequency="days", output=tmp_path / "r.parquet")
+    assert_same(ref, _read_output(out), key="customer_id")
+    with pytest.raises(ValueError, match="before all transactions"):
+        rfm.calibration_holdout(tx, calibration_end="2000-01-01", observation_end=_END,
+                                output=tmp_path / "h.parquet")
+
+
+def test_rm_month_measures_spark_inputs(sample, spark):
+    """rm_month_measures / kpi_table with Spark inputs (DataFrames, a table name, lake paths) and
+    engine="spark" equal DuckDB on the pandas sample; the data range comes from a MIN/MAX query."""
+    measures = pytest.importorskip("rmanalytics.kpi.measures")
+    duck = measures.rm_month_measures(dict(sample))
+    spark.createDataFrame(sample["assignments"]).createOrReplaceTempView("rma_test_assignments")
+    try:
+        tables = {
+            "transactions": str(SAMPLE / "transactions.parquet"),
+            "balances": str(SAMPLE / "balances.parquet"),
+            "rm_activity": spark.createDataFrame(sample["rm_activity"]),
+            "customers": spark.createDataFrame(sample["customers"]),
+            "assignments": "rma_test_assignments",
+            "rms": spark.createDataFrame(sample["rms"]),
+        }
+        assert measures._data_range(tables, engine="spark") == measures._data_range(dict(sample))
+        spk = measures.rm_month_measures(tables, engine="spark")
+        assert_same(duck, spk, key=["rm_id", "month_start"])
+        k_duck = measures.kpi_table(dict(sample), monthly=duck)
+        k_spk = measures.kpi_table(tables, monthly=spk, engine="spark")  # rms read from Spark
+        assert_same(k_duck, k_spk, key=["rm_id", "period"])
+    finally:
+        spark.catalog.dropTempView("rma_test_assignments")
