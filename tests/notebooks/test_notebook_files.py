@@ -92,3 +92,14 @@ def test_every_notebook_has_default_and_ci_params(notebook):
         pytest.skip(f"notebooks/{notebook}.ipynb does not exist yet")
     assert (PARAMS_DIR / f"{notebook}.yaml").is_file(), f"params/{notebook}.yaml missing"
     assert (PARAMS_DIR / f"{notebook}.ci.yaml").is_file(), f"params/{notebook}.ci.yaml missing"
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_FILES, ids=lambda p: p.stem)
+def test_papermill_sees_every_parameter(path):
+    """`papermill --help-notebook` lists every field (papermill cannot parse ``str | None``, which
+    is why the cell spells optional types as ``"Optional[str]"``), so papermill never warns
+    "Passed unknown parameter" for a real one."""
+    import papermill
+
+    seen = set(papermill.inspect_notebook(str(path)))
+    assert seen == set(REGISTRY[path.stem].model_fields)

@@ -159,4 +159,4 @@ def test_describe_types_and_bounds():
     assert rows["lang"]["type"] == "Literal['en', 'zh']"
     assert rows["amount_bins"]["default"] == "50"
     assert "min 5" in rows["amount_bins"]["help"] and "max 500" in rows["amount_bins"]["help"]
-    assert "observation_end: str | None = None  #" in OverviewParams.parameters_cell()
+    assert 'observation_end: "Optional[str]" = None  #' in OverviewParams.parameters_cell()
