@@ -58,7 +58,7 @@ KERNEL_NAME = "python3"
 #: Packages whose versions go into every manifest.
 KEY_PACKAGES = (
     "rmanalytics", "pandas", "numpy", "scipy", "scikit-learn", "lifelines", "matplotlib", "duckdb", "pyarrow",
-    "pydantic", "pandera", "sqlglot", "papermill", "nbconvert", "nbclient", "ipykernel", "pyspark",
+    "pydantic", "sqlglot", "papermill", "nbconvert", "nbclient", "ipykernel", "pyspark",
 )
 #: Files above this size are fingerprinted by size, mtime and the hash of their first and last MiB.
 FULL_HASH_LIMIT = 256 * 2**20
