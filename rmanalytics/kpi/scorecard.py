@@ -52,7 +52,7 @@ register({
     "volume": {"en": "Volume", "zh": "规模"},
     "mix": {"en": "Mix", "zh": "结构"},
     "rate": {"en": "Rate", "zh": "费率"},
-    "unexplained": {"en": "Joined/left", "zh": "新入/离职"},
+    "joined_left": {"en": "Joined/left", "zh": "新入/离职"},
     "fee_income": {"en": "Fee income", "zh": "中间业务收入"},
     "base": {"en": "Base", "zh": "基期"},
     "current": {"en": "Current", "zh": "本期"},

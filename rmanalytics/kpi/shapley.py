@@ -321,7 +321,7 @@ def rm_market_split(
     + rm == change`` for every RM. The ``market`` part is the basis of a shared performance pool.
 
     Units present in only one of the periods cannot be split (no yield in the other period); they
-    are kept with their whole change in ``unexplained`` so that the table still adds up to the
+    are kept with their whole change in ``joined_left`` so that the table still adds up to the
     bank total.
 
     Parameters
@@ -333,7 +333,7 @@ def rm_market_split(
 
     Returns
     -------
-    Frame per unit: ``base, current, change, book, market, rm, unexplained``.
+    Frame per unit: ``base, current, change, book, market, rm, joined_left``.
     """
     if policy not in ("direct", "chain"):
         raise ValueError(f"policy must be 'direct' or 'chain', got {policy!r}")
@@ -351,13 +351,13 @@ def rm_market_split(
     wide_b = panel.pivot_table(index=unit, columns=period, values=volume, aggfunc="sum")
     rows = []
     for u in wide_v.index:
-        acc = {"book": 0.0, "market": 0.0, "rm": 0.0, "unexplained": 0.0}
+        acc = {"book": 0.0, "market": 0.0, "rm": 0.0, "joined_left": 0.0}
         for p0, p1 in steps:
             v0, v1 = wide_v.at[u, p0] if p0 in wide_v else np.nan, wide_v.at[u, p1] if p1 in wide_v else np.nan
             b0, b1 = wide_b.at[u, p0] if p0 in wide_b else np.nan, wide_b.at[u, p1] if p1 in wide_b else np.nan
             v0n, v1n = (0.0 if pd.isna(v0) else float(v0)), (0.0 if pd.isna(v1) else float(v1))
             if any(pd.isna(x) or x <= 0 for x in (b0, b1)) or v0n <= 0 or v1n <= 0:
-                acc["unexplained"] += v1n - v0n
+                acc["joined_left"] += v1n - v0n
                 continue
             m0, m1 = float(market_index[p0]), float(market_index[p1])
             part = shapley_decomposition(

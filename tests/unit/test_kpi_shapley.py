@@ -241,7 +241,7 @@ def test_rm_market_split_credits_market_to_market(sim, policy):
     q = (df.assign(period=period_label(df["month_start"], "quarter").to_numpy())
          .groupby(["rm_id", "period"], as_index=False)[["fee_income", "volume"]].sum())
     s = rm_market_split(q, "2023Q1", "2024Q4", policy=policy)
-    parts = s[["book", "market", "rm", "unexplained"]].sum(axis=1)
+    parts = s[["book", "market", "rm", "joined_left"]].sum(axis=1)
     assert np.allclose(parts, s["change"], rtol=1e-10, atol=1e-6)  # exact per RM
     tot = s.sum()
     # oracle: the same split with the true market index (quarterly mean of the monthly truth)
