@@ -480,3 +480,16 @@ def run_sql(
     if engine == "spark":
         return _run_spark(sql, inputs, output, spark, normalize)
     return _run_duckdb(sql, inputs, output, con, normalize)
+
+
+def columns_of(src: Source, engine: str = "duckdb") -> list[str]:
+    """Column names of an input of :func:`run_sql`, reading only its schema.
+
+    pandas and Spark DataFrames answer directly; paths and Spark table names are asked with a
+    ``LIMIT 0`` query on ``engine`` (no rows are read or collected).
+    """
+    if isinstance(src, pd.DataFrame):
+        return list(src.columns)
+    if hasattr(src, "columns") and type(src).__module__.startswith("pyspark."):
+        return list(src.columns)
+    return list(run_sql("SELECT * FROM t LIMIT 0", {"t": src}, engine=engine).columns)

@@ -38,11 +38,12 @@ Durations are in days (floats). A customer that leaves on the day of its landmar
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, run_sql
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 DEFINITIONS = ("closure", "inactivity")
@@ -163,18 +164,37 @@ def to_grid(days: pd.Series | np.ndarray, time_grid: str = "day", *, how: str = 
     return k * step
 
 
-def _default_window(tables: dict[str, pd.DataFrame], observation_end, window_start):
+def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str = "duckdb"):
+    """Window defaults: the first and last transaction day. pandas frames are read directly; Spark
+    DataFrames, table names and paths with one MIN/MAX query on ``engine`` (one row collected)."""
+    if observation_end is not None and window_start is not None:
+        return pd.Timestamp(window_start), pd.Timestamp(observation_end)
     tx = tables.get("transactions")
+    if isinstance(tx, pd.DataFrame):
+        lo, hi = (None, None) if tx.empty else (tx["date"].min(), tx["date"].max())
+    else:
+        r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
+                    {"transactions": tx}, engine=engine).iloc[0]
+        lo, hi = (None, None) if pd.isna(r["lo"]) else (r["lo"], r["hi"])
     if observation_end is None:
-        if tx is None or tx.empty:
+        if hi is None:
             raise ChurnDataError("observation_end is None and table 'transactions' is empty: set observation_end")
-        observation_end = pd.Timestamp(tx["date"].max()).normalize()
+        observation_end = pd.Timestamp(hi).normalize()
     if window_start is None:
-        if tx is not None and not tx.empty:
-            window_start = pd.Timestamp(tx["date"].min()).normalize()
+        if lo is not None:
+            window_start = pd.Timestamp(lo).normalize()
         else:
-            window_start = pd.Timestamp(tables["customers"]["open_date"].min()).normalize()
+            window_start = pd.Timestamp(_customers_frame(tables, engine)["open_date"].min()).normalize()
     return pd.Timestamp(window_start), pd.Timestamp(observation_end)
+
+
+def _customers_frame(tables: dict[str, Any], engine: str) -> pd.DataFrame:
+    """``customer_id, open_date, close_date`` of the customers table as pandas. For Spark inputs
+    these three columns are collected: one row per customer, the size of the result anyway."""
+    cust = tables["customers"]
+    if isinstance(cust, pd.DataFrame):
+        return cust
+    return run_sql("SELECT customer_id, open_date, close_date FROM customers", {"customers": cust}, engine=engine)
 
 
 def survival_frame(
@@ -192,7 +212,10 @@ def survival_frame(
 
     Parameters
     ----------
-    tables : contract tables (needs customers, transactions, balances, assignments, rms).
+    tables : contract tables (needs customers, transactions, balances, assignments, rms): pandas
+        frames or Parquet/CSV paths; with ``engine="spark"`` also Spark DataFrames or catalog table
+        names. Transactions and balances are then only aggregated in Spark; the window defaults
+        come from one MIN/MAX query and only per-customer results are collected.
     observation_end : last day observed; default the last transaction date.
     window_start : first day of the observation window; default the first transaction date.
     definition : "closure" or "inactivity".
@@ -219,16 +242,16 @@ def survival_frame(
     for name in ("customers", "transactions", "balances", "assignments", "rms"):
         if name not in tables:
             raise ChurnDataError(f"table {name!r} is required for the survival frame")
-    cust = tables["customers"]
+    cust = _customers_frame(tables, engine)
     _bad_rows("customers", "close_date", "close_date must not be before open_date",
               cust["close_date"].notna() & (cust["close_date"] < cust["open_date"]), cust)
-    ws, oe = _default_window(tables, observation_end, window_start)
+    ws, oe = _default_window(tables, observation_end, window_start, engine)
     if ws >= oe:
         raise ValueError(f"window_start {ws.date()} must be before observation_end {oe.date()}")
 
     tx = tables["transactions"]
-    sql = covariates_sql(ws, lookback_days, has_fee="fee" in tx.columns,
-                         has_acquisition_channel="acquisition_channel" in cust.columns)
+    sql = covariates_sql(ws, lookback_days, has_fee="fee" in columns_of(tx, engine),
+                         has_acquisition_channel="acquisition_channel" in columns_of(tables["customers"], engine))
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rms")}
     df = run_sql(sql, inputs, engine=engine)
     for c in ("open_date", "close_date", "cov_start", "landmark", "rm_exit_date"):

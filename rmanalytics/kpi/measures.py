@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, run_sql
 
 
 @dataclass(frozen=True)
@@ -288,15 +288,6 @@ def _data_range(tables: dict[str, Any], engine: str = "duckdb") -> tuple[pd.Time
     return pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
 
 
-def _columns(src: Any, engine: str) -> list[str]:
-    """Column names of a pandas frame, or of a Spark DataFrame/table name/path (schema only)."""
-    if isinstance(src, pd.DataFrame):
-        return list(src.columns)
-    if hasattr(src, "columns") and type(src).__module__.startswith("pyspark."):
-        return list(src.columns)
-    return list(run_sql("SELECT * FROM t LIMIT 0", {"t": src}, engine=engine).columns)
-
-
 REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
 
 
@@ -322,13 +313,13 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
         lo, hi = _data_range(tables, engine=engine)
         start, end = start or lo, end or hi
     months = month_calendar(start, end)
-    tx_cols = _columns(tables["transactions"], engine)
-    bal_cols = _columns(tables["balances"], engine)
+    tx_cols = columns_of(tables["transactions"], engine)
+    bal_cols = columns_of(tables["balances"], engine)
     sql = rm_month_sql(
         has_fee="fee" in tx_cols,
         has_strategic="loans_strategic" in bal_cols,
         has_npl="npl" in bal_cols,
-        has_channel="acquisition_channel" in _columns(tables["customers"], engine),
+        has_channel="acquisition_channel" in columns_of(tables["customers"], engine),
         effective_window_days=effective_window_days,
     )
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
@@ -468,16 +459,26 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     """Fee income (currency), transaction volume and active customers per segment and period.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
-    value is reported as the segment ``"unknown"`` (counted, not dropped).
+    value is reported as the segment ``"unknown"`` (counted, not dropped). Inputs as in
+    :func:`rm_month_measures`: with ``engine="spark"`` transactions may be a Spark DataFrame, table
+    name or path and are only aggregated in Spark (the customer-to-segment map is collected).
     """
-    cust = tables["customers"]
-    if segment not in cust.columns:
+    cust, tx = tables["customers"], tables["transactions"]
+    if segment not in columns_of(cust, engine):
         raise ValueError(f"customers has no column {segment!r} to segment by")
-    tx = tables["transactions"]
-    if "fee" not in tx.columns:
+    if "fee" not in columns_of(tx, engine):
         raise ValueError("transactions has no 'fee' column: fee income cannot be decomposed")
-    seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment].astype("string").fillna("unknown")})
-    lo, hi = pd.to_datetime(tx["date"]).min(), pd.to_datetime(tx["date"]).max()
+    if isinstance(cust, pd.DataFrame):
+        seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment]})
+    else:  # one row per customer, collected: the size of a per-customer result
+        seg = run_sql(f'SELECT customer_id, "{segment}" AS segment FROM customers', {"customers": cust}, engine=engine)
+    seg["segment"] = seg["segment"].astype("string").fillna("unknown")
+    if isinstance(tx, pd.DataFrame):
+        lo, hi = pd.to_datetime(tx["date"]).min(), pd.to_datetime(tx["date"]).max()
+    else:  # one MIN/MAX query in the engine
+        r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
+                    {"transactions": tx}, engine=engine).iloc[0]
+        lo, hi = pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
     months = month_calendar(lo, hi)
     months["period"] = period_label(months["month_start"], freq).to_numpy()
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),

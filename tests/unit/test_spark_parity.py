@@ -441,6 +441,10 @@ def test_segment_fee_table_parity(sample, spark):
     a = measures.segment_fee_table(dict(sample))
     b = measures.segment_fee_table(dict(sample), engine="spark")
     assert_same(a, b, key=["period", "segment"])
+    # Spark inputs: a Parquet path for transactions, a Spark DataFrame for customers
+    c = measures.segment_fee_table({"transactions": str(SAMPLE / "transactions.parquet"),
+                                    "customers": spark.createDataFrame(sample["customers"])}, engine="spark")
+    assert_same(a, c, key=["period", "segment"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,3 +576,23 @@ def test_rm_month_measures_spark_inputs(sample, spark):
         assert_same(k_duck, k_spk, key=["rm_id", "period"])
     finally:
         spark.catalog.dropTempView("rma_test_assignments")
+
+
+@pytest.mark.parametrize("kind", ["frames", "paths"])
+def test_survival_frame_takes_spark_inputs(kind, sample, spark):
+    """survival_frame on Spark DataFrames / Parquet paths (engine="spark", window defaults from a
+    MIN/MAX query in Spark) equals the DuckDB result on the pandas sample, for both definitions."""
+    frame = pytest.importorskip("rmanalytics.churn.frame")
+    names = ("customers", "transactions", "balances", "assignments", "rms")
+    pandas_tables = {k: sample[k] for k in names}
+    if kind == "frames":
+        src = {k: spark.createDataFrame(sample[k]) for k in names}
+    else:
+        src = {k: str(SAMPLE / f"{k}.parquet") for k in names}
+    for definition in ("closure", "inactivity"):
+        a = frame.survival_frame(pandas_tables, definition=definition)
+        b = frame.survival_frame(src, definition=definition, engine="spark")
+        assert a.attrs["window_start"] == b.attrs["window_start"]
+        assert a.attrs["observation_end"] == b.attrs["observation_end"]
+        assert a.attrs["excluded"] == b.attrs["excluded"]
+        assert_same(a, b, key="customer_id")
