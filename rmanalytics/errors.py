@@ -1,0 +1,70 @@
+"""One exception family for the package, and one way to say "rule broken by N rows, e.g. ...".
+
+Every error a user can cause (bad data, bad parameters, a model that does not converge, a model
+used before it is fitted) derives from :class:`RmAnalyticsError`, so the CLI and the runner can
+print it as one message instead of a traceback. The kinds subclass the matching built-in (or
+scikit-learn) exception too, so ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sklearn.exceptions import NotFittedError as _SkNotFittedError
+
+N_EXAMPLES = 5
+
+
+class RmAnalyticsError(Exception):
+    """Base of every error a user can cause; printed as one message, never as a traceback."""
+
+
+class DataError(RmAnalyticsError, ValueError):
+    """Input data breaks a rule: names the table or file, column, row count and examples."""
+
+
+class ParameterError(RmAnalyticsError, ValueError):
+    """A parameter has the wrong type, an unknown name or an impossible value."""
+
+
+class ConvergenceError(RmAnalyticsError, RuntimeError):
+    """A model fit did not converge; the message says what to try."""
+
+
+class NotFittedError(RmAnalyticsError, _SkNotFittedError):
+    """A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`."""
+
+
+def examples(values: Iterable[Any], n: int = N_EXAMPLES) -> list[Any]:
+    """The first ``n`` distinct values, as plain Python scalars (for messages and JSON)."""
+    out: list[Any] = []
+    seen: set[Any] = set()
+    for v in values:
+        v = v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+        key = repr(v)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(v)
+        if len(out) >= n:
+            break
+    return out
+
+
+def rule_message(where: str, rule: str, n_rows: int, example_rows: Sequence[Mapping[str, Any]] | Sequence[Any] = (),
+                 hint: str | None = None) -> str:
+    """``"<where>: <rule>, broken by N rows, e.g. [...]. <hint>"``: the package's one message shape.
+
+    ``where`` names the table/file and column (``"transactions.amount"``); ``example_rows`` are
+    row keys with the offending value (``{"customer_id": "C1", "date": "2024-01-02", "amount": -5}``),
+    so the rows can be found.
+    """
+    noun = "row" if n_rows == 1 else "rows"
+    msg = f"{where}: {rule}, broken by {n_rows:,} {noun}"
+    ex = list(example_rows)[:N_EXAMPLES]
+    if ex:
+        msg += f", e.g. {ex}"
+    if hint:
+        msg += f". {hint}"
+    return msg
