@@ -46,6 +46,7 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = field(default_factory=tuple)
+    optional: bool = False  # an optional table: analyses that need it say so; loaders skip it when absent
 
     @property
     def column_names(self) -> list[str]:
@@ -190,7 +191,26 @@ KPI_TARGETS = Table(
     key=("unit_id", "period", "kpi"),
 )
 
+TRAINING = Table(
+    "training",
+    "Optional. One row per RM and training course taken (001 §二(二): 'needs improvement' -> "
+    "mandatory training; 003 篇5). Used by rmanalytics.kpi.training_effect.",
+    (
+        Column("rm_id", "str", "RM (must exist in `rms`)."),
+        Column("course", "str", "Course name."),
+        Column("start_date", "date", "First day of the course."),
+        Column("mandatory", "bool", "True when the training was mandatory (e.g. after a 'needs improvement' rating)."),
+        Column("score", "float", "Exam score at the end of the course, 0-100; null if not examined.", min=0,
+               max=100, nullable=True),
+    ),
+    key=("rm_id", "course", "start_date"),
+    optional=True,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS)
+    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS, TRAINING)
 }
+
+#: The tables every data set must have (the optional ones are used when present).
+REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if not t.optional)

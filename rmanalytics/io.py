@@ -194,7 +194,8 @@ def load_tables(
     ----------
     data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files, or a ``.duckdb``/``.db``
         database file with tables named as in the contract.
-    tables : table names to load (default: all seven contract tables, all required).
+    tables : table names to load (default: the required contract tables, plus the optional ones,
+        e.g. ``training``, whose file or table is present).
     validate : run :func:`rmanalytics.schema.validate_tables` on the loaded tables (default True).
 
     Returns
@@ -215,6 +216,8 @@ def load_tables(
         import duckdb
 
         present = _duckdb_tables(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in present]
         missing = [t for t in names if t not in present]
         if missing:
             raise FileNotFoundError(
@@ -226,6 +229,8 @@ def load_tables(
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
         files = _find_files(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in files]
         missing = [t for t in names if t not in files]
         if missing:
             found = sorted(p.name for p in path.iterdir() if p.is_file())

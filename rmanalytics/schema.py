@@ -469,7 +469,7 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
                     failures.append(f)
     if "rms" in ok:
         rm_ids = tables["rms"]["rm_id"]
-        for child in ("assignments", "rm_activity"):
+        for child in ("assignments", "rm_activity", "training"):
             if child in ok:
                 f = _unknown(child, tables[child], "rm_id", rm_ids, "unknown_rm", "rms")
                 if f:
