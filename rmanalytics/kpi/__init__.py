@@ -3,7 +3,9 @@
 See DOMAIN.md §3. Modules: :mod:`.measures` (KPIs from the contract tables, SQL),
 :mod:`.scorecard` (config, scoring, veto, roll-up, cycles), :mod:`.targets` (milestones),
 :mod:`.shapley` (exact attribution), :mod:`.drivers` (association of activities with outcomes),
-:mod:`.plots`, :mod:`.simulate` (small generator with known truth).
+:mod:`.plots`, :mod:`.simulate` (small generator with known truth), :mod:`.pool` (shared performance
+pool), :mod:`.training` (training effectiveness, Callaway & Sant'Anna), :mod:`.career` (career stages
+and review follow-through).
 """
 
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
@@ -15,8 +17,10 @@ from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kp
                                        rollup, rollup_kpis, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
                                      unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
+from rmanalytics.kpi.pool import performance_pool
 from rmanalytics.kpi.simulate import PanelTruth, simulate_rm_panel
 from rmanalytics.kpi.targets import annual_targets_from, decompose_annual_target, milestone_progress
+from rmanalytics.kpi.training import TrainingEffect, callaway_santanna, training_effect, training_panel
 
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
@@ -28,4 +32,6 @@ __all__ = [
     "volume_mix_rate", "volume_mix_rate_by_period",
     "PanelTruth", "simulate_rm_panel",
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
+    "performance_pool",
+    "TrainingEffect", "callaway_santanna", "training_effect", "training_panel",
 ]
