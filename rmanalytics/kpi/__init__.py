@@ -3,18 +3,19 @@
 See DOMAIN.md §3. Modules: :mod:`.measures` (KPIs from the contract tables, SQL),
 :mod:`.scorecard` (config, scoring, veto, roll-up, cycles), :mod:`.targets` (milestones),
 :mod:`.shapley` (exact attribution), :mod:`.drivers` (association of activities with outcomes),
-:mod:`.plots`, :mod:`.simulate` (small generator with known truth), :mod:`.pool` (shared performance
+:mod:`.plots`, :mod:`.simulate` (small generator with known truth), :mod:`.branch` (org-level scorecards, RM contributions), :mod:`.pool` (shared performance
 pool), :mod:`.training` (training effectiveness, Callaway & Sant'Anna), :mod:`.career` (career stages
 and review follow-through).
 """
 
+from rmanalytics.kpi.branch import rm_contributions, unit_kpi_table, unit_scorecard, unit_targets
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
                                      feature_groups)
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_calendar, period_label, segment_fee_table,
                                       rm_month_measures, rm_month_sql)
 from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
-                                       rollup, rollup_kpis, scorecard)
+                                       rollup, rollup_kpis, rollup_weights, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
                                      unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
 from rmanalytics.kpi.pool import performance_pool
@@ -32,6 +33,6 @@ __all__ = [
     "volume_mix_rate", "volume_mix_rate_by_period",
     "PanelTruth", "simulate_rm_panel",
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
-    "performance_pool",
+    "performance_pool", "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
     "TrainingEffect", "callaway_santanna", "training_effect", "training_panel",
 ]
