@@ -9,6 +9,7 @@ and review follow-through).
 """
 
 from rmanalytics.kpi.branch import rm_contributions, unit_kpi_table, unit_scorecard, unit_targets
+from rmanalytics.kpi.career import STAGES, career_stage, review_actions, stage_comparison
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
                                      feature_groups)
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_calendar, period_label, segment_fee_table,
@@ -33,6 +34,7 @@ __all__ = [
     "volume_mix_rate", "volume_mix_rate_by_period",
     "PanelTruth", "simulate_rm_panel",
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
+    "STAGES", "career_stage", "review_actions", "stage_comparison",
     "performance_pool", "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
     "TrainingEffect", "callaway_santanna", "training_effect", "training_panel",
 ]
