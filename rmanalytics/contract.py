@@ -116,8 +116,31 @@ BALANCES = Table(
                unit="currency", min=0, required=False),
         Column("npl", "float", "Non-performing part of `loans`.", unit="currency", min=0, required=False),
         Column("n_products", "int", "Number of distinct products held (product penetration).", min=0),
+        Column("deposits_avg", "float", "Average daily deposit balance of the month (日均); used for deposit "
+               "KPIs when present (month-end balances are easy to window-dress).", unit="currency", min=0,
+               required=False),
+        Column("npl_new", "float", "Loans that turned non-performing during the month.", unit="currency", min=0,
+               required=False),
+        Column("recovered", "float", "Non-performing loans recovered (repaid, collected) during the month.",
+               unit="currency", min=0, required=False),
+        Column("written_off", "float", "Non-performing loans written off during the month (not a recovery).",
+               unit="currency", min=0, required=False),
     ),
     key=("customer_id", "snapshot_date"),
+)
+
+DAILY_BALANCES = Table(
+    "daily_balances",
+    "Optional. Daily deposit balance per customer (one row per customer and calendar day while open; "
+    "days without a posting carry the previous balance). When present, the deposit KPIs use the "
+    "month's average of these rows (日均) instead of the month-end snapshot.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("date", "date", "Calendar day."),
+        Column("deposits", "float", "Deposit balance at the end of the day.", unit="currency", min=0),
+    ),
+    key=("customer_id", "date"),
+    optional=True,
 )
 
 RMS = Table(
@@ -209,7 +232,8 @@ TRAINING = Table(
 
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS, TRAINING)
+    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS, TRAINING,
+              DAILY_BALANCES)
 }
 
 #: The tables every data set must have (the optional ones are used when present).

@@ -462,7 +462,7 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
 
     if "customers" in ok:
         cust_ids = tables["customers"]["customer_id"]
-        for child in ("transactions", "balances", "assignments"):
+        for child in ("transactions", "balances", "assignments", "daily_balances"):
             if child in ok:
                 f = _unknown(child, tables[child], "customer_id", cust_ids, "unknown_customer", "customers")
                 if f:

@@ -27,6 +27,7 @@ from rmanalytics.contract import (
     TABLES,
 )
 from rmanalytics.synth.processes import bgnbd_core, weibull_ph_invert
+from rmanalytics.synth.flows import add_balance_flows
 from rmanalytics.synth.training import make_training
 
 DAYS_PER_WEEK = 7.0
@@ -37,7 +38,7 @@ DAYS_PER_YEAR = 365.25
 #: shift the others.
 COMPONENTS = (
     "rms", "customers", "assignments", "closure", "bgnbd", "spend", "txn_attrs",
-    "activity", "balances", "targets", "training",
+    "activity", "balances", "targets", "training", "balance_flows",
 )
 
 
@@ -159,6 +160,10 @@ class Truth:
     training_effect: float = 0.0
     training_voluntary_share: float = 0.40
     training_mandatory_share: float = 0.10
+    # ---- balance flows (rmanalytics.synth.flows): share of the initial RMs whose customers' quarter-end
+    # month-end deposits exceed the month's daily average by the uplift (window dressing)
+    window_dressing_share: float = 0.20
+    window_dressing_uplift: float = 0.10
 
     # ---- realised (filled by generate)
     seed: int | None = None
@@ -170,6 +175,7 @@ class Truth:
     market_index: pd.Series | None = None  # month start -> index (1.0 at the start month)
     rm_skill: pd.Series | None = None  # rm_id -> log-multiplier
     rm_exit_dates: pd.Series | None = None  # rm_id -> exit date (NaT: employed at end)
+    window_dressing_rms: list | None = None  # rm_ids that window-dress quarter-end deposits
     customers: pd.DataFrame | None = None  # per-customer latent truth, see generate()
 
     def to_json_dict(self) -> dict:
@@ -312,7 +318,8 @@ def generate(
     if history not in ("window", "full"):
         raise ValueError(f"history must be 'window' or 'full', got {history!r}")
     valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
-                                               "market_index", "rm_skill", "rm_exit_dates", "customers"}
+                                               "market_index", "rm_skill", "rm_exit_dates", "customers",
+                                               "window_dressing_rms"}
     bad = set(truth_overrides) - valid
     if bad:
         raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
@@ -381,6 +388,8 @@ def generate(
 
     # ---- balances
     bal = _make_balances(rngs["balances"], cust, close_inf, start_day, end_day, month0, market, truth)
+    dressers = add_balance_flows(rngs["balance_flows"], bal, asg["first_rm"], n_rms, truth)  # synth/flows.py
+    truth.window_dressing_rms = rms_df["rm_id"].to_numpy()[dressers].tolist()
     prog.step("balances")
 
     # ---- emit tables
