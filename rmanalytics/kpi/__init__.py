@@ -12,17 +12,19 @@ from rmanalytics.kpi.branch import rm_contributions, unit_kpi_table, unit_scorec
 from rmanalytics.kpi.career import STAGES, career_stage, review_actions, stage_comparison
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
                                      feature_groups)
-from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_calendar, period_label, segment_fee_table,
+from rmanalytics.kpi.dressing import deposit_definition_gap
+from rmanalytics.kpi.measures import (KPI_DEFINITIONS, EffectiveRule, KpiDef, QualityRule, definitions_table, kpi_table, month_calendar, period_label, segment_fee_table,
                                       rm_month_measures, rm_month_sql)
 from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, rollup_weights, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
                                      unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
-from rmanalytics.kpi.pool import performance_pool
+from rmanalytics.kpi.pool import performance_pool, plot_pool_allocation, worst_market_step
 from rmanalytics.kpi.simulate import PanelTruth, simulate_rm_panel
 from rmanalytics.kpi.targets import annual_targets_from, decompose_annual_target, milestone_progress
-from rmanalytics.kpi.training import TrainingEffect, callaway_santanna, training_effect, training_panel
+from rmanalytics.kpi.training import (TrainingEffect, callaway_santanna, naive_twfe, plot_event_study,
+                                      training_effect, training_panel)
 
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
@@ -35,6 +37,7 @@ __all__ = [
     "PanelTruth", "simulate_rm_panel",
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
     "STAGES", "career_stage", "review_actions", "stage_comparison",
-    "performance_pool", "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
+    "deposit_definition_gap", "EffectiveRule", "QualityRule", "definitions_table",
+    "performance_pool", "plot_pool_allocation", "worst_market_step", "naive_twfe", "plot_event_study", "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
     "TrainingEffect", "callaway_santanna", "training_effect", "training_panel",
 ]

@@ -149,3 +149,37 @@ def performance_pool(split: pd.DataFrame, *, bonus_budget: float, pool_share: fl
     out.attrs.update(pool=pool, pool_share=pool_share, bonus_budget=bonus_budget, cap_share=cap_share,
                      cap_to_shortfall=cap_to_shortfall, own_share_max=own_share_max)
     return out
+
+
+def worst_market_step(market_index: pd.Series) -> tuple:
+    """The consecutive pair of periods ``(base, current)`` with the largest relative fall of the
+    market index (e.g. from :func:`rmanalytics.kpi.estimate_market_index`); the default periods of
+    a pool allocation when none are given. Raises when the index never falls."""
+    s = market_index.sort_index()
+    if len(s) < 2:
+        raise ValueError("worst_market_step needs at least two periods")
+    rel = (s / s.shift(1) - 1.0).iloc[1:]
+    i = int(np.argmin(rel.to_numpy()))
+    if rel.iloc[i] >= 0:
+        raise ValueError("the market index never falls: no market-driven shortfall to compensate")
+    return s.index[i], s.index[i + 1]
+
+
+def plot_pool_allocation(alloc: pd.DataFrame, *, unit: str = "rm_id", top: int = 20, title: str | None = None):
+    """Bar chart of the pool allocation (CNY) of the ``top`` largest receivers, with each RM's
+    market-driven shortfall (KPI currency) beside it; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    a = alloc[alloc["allocation"] > 0].head(top)
+    fig, ax = plt.subplots(figsize=(9, 0.35 * max(len(a), 3) + 1.2))
+    y = np.arange(len(a))
+    ax.barh(y, a["allocation"], color="#4c72b0", label="allocation (CNY)")
+    ax.set_yticks(y, a[unit].astype(str))
+    ax.invert_yaxis()
+    ax.set_xlabel("pool allocation (CNY)")
+    ax2 = ax.twiny()
+    ax2.plot(a["market_shortfall"].fillna(0.0), y, "o", color="#dd8452", label="market-driven shortfall")
+    ax2.set_xlabel("market-driven shortfall of the KPI (currency)")
+    ax.set_title(title or f"Shared performance pool: {alloc.attrs.get('pool', float('nan')):,.2f} CNY", pad=30)
+    fig.tight_layout()
+    return fig

@@ -314,3 +314,26 @@ def training_effect(tables: dict[str, pd.DataFrame] | None = None, kpi: str = "f
         "control": control, "anticipation": anticipation, "method": "Callaway-Sant'Anna ATT(g,t), cluster bootstrap",
     }])
     return TrainingEffect(summary=summary, event_study=es, att_gt=agt, panel=panel)
+
+
+def plot_event_study(result: TrainingEffect, *, title: str | None = None):
+    """Event-study plot: relative effect by periods since the training start (``e``), 95 %
+    intervals, the overall estimate and the naive TWFE estimate; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    es = result.event_study
+    s = result.summary.iloc[0]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.axvline(-0.5, color="grey", lw=0.8, ls=":")
+    ax.errorbar(es["e"], es["estimate"], yerr=[es["estimate"] - es["lower"], es["upper"] - es["estimate"]],
+                fmt="o", color="#4c72b0", capsize=3, label="ATT by exposure (95 %)")
+    ax.axhline(s["estimate"], color="#4c72b0", ls="--", lw=1,
+               label=f"overall {s['estimate']:+.3f} [{s['lower']:+.3f}, {s['upper']:+.3f}]")
+    ax.axhline(s["naive_twfe"], color="#dd8452", ls="-.", lw=1, label=f"naive TWFE {s['naive_twfe']:+.3f}")
+    ax.set_xlabel("periods since training start (e; e = -1 is the review period)")
+    ax.set_ylabel("relative effect on the KPI")
+    ax.set_title(title or f"Training effect on {s['kpi']} (Callaway & Sant'Anna)")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig

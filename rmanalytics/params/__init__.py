@@ -40,6 +40,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_churn_survival",
     "03_loyalty_clv",
     "04_kpi_attribution",
+    "06_rm_review",
 )
 
 
@@ -81,6 +82,7 @@ REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
     "02_churn_survival": "rmanalytics.params.churn:ChurnParams",
     "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
     "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
+    "06_rm_review": "rmanalytics.params.review:RmReviewParams",
 })
 
 _MODEL_MODULES = {
@@ -89,6 +91,7 @@ _MODEL_MODULES = {
     "ChurnParams": ("rmanalytics.params.churn", "02_churn_survival"),
     "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
     "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
+    "RmReviewParams": ("rmanalytics.params.review", "06_rm_review"),
 }
 
 
@@ -115,7 +118,7 @@ class ParameterError(ValueError):
 
 __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
-    "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
+    "LoyaltyParams", "OverviewParams", "RmReviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
     "notebook_name", "parse_value", "resolve", "validate",
 ]
 

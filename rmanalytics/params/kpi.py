@@ -18,7 +18,8 @@ class KpiParams(NotebookParams):
                     "path is looked up from the working directory, then from the repository root.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
     effective_window_days: int = Field(
-        90, ge=1, description="A new customer is 'effective' with a positive transaction within this many days.")
+        90, ge=1, description="Window (days after opening) of effective new customers (asset threshold) and of "
+                             "new_active_customers (a positive transaction).")
     attribution_base: str | None = Field(
         None, description="Base period of the attribution ('YYYYQn' or 'YYYY'); None: the first period.")
     attribution_current: str | None = Field(

@@ -102,3 +102,15 @@ def test_synthetic_bank_market_only_versus_own_doing():
     unc = a.loc[fell][~a.loc[fell, "capped"]]
     ratio = unc["allocation"] / (-unc["market"])
     assert ratio.max() / ratio.min() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_worst_market_step_and_plot():
+    from rmanalytics.kpi.pool import plot_pool_allocation, worst_market_step
+
+    mi = pd.Series([1.0, 1.05, 0.95, 0.97, 0.90], index=["Q1", "Q2", "Q3", "Q4", "Q5"])
+    assert worst_market_step(mi) == ("Q2", "Q3")
+    with pytest.raises(ValueError, match="never falls"):
+        worst_market_step(pd.Series([1.0, 1.1], index=["a", "b"]))
+    s = split([("A", -100.0, 0.0, -100.0, 0.0), ("B", -10.0, 0.0, -10.0, 0.0)])
+    fig = plot_pool_allocation(performance_pool(s, bonus_budget=1000.0, cap_to_shortfall=None))
+    assert fig.axes[0].get_title().startswith("Shared performance pool")
