@@ -99,6 +99,10 @@ def unit_scorecard(unit_kpis: pd.DataFrame, targets: pd.DataFrame, config: Score
     Returns the columns of :func:`scorecard` with ``unit`` and ``level`` first (``rm_id`` holds
     the unit id), ranks within the level and period, and ``target_sources`` (the set of target
     origins used for the unit-period, e.g. ``"unit"`` or ``"sum_of_rm_targets"``).
+
+    Veto rules apply to the unit's summed KPIs: a major compliance breach by any of its RMs caps
+    the unit's rating too (the branch answers for its RMs' compliance). Pass a config without
+    ``veto`` to score units without it.
     """
     if not isinstance(config, ScorecardConfig):
         config = load_scorecard_config(config)

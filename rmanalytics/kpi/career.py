@@ -127,6 +127,7 @@ def review_actions(scores: pd.DataFrame, rms: pd.DataFrame | None = None, traini
                       & (t["start_date"] < e + pd.Timedelta(days=training_within_days)), "start_date"]
             starts.append(s.iloc[0] if len(s) else pd.NaT)
         out["training_start"] = pd.to_datetime(pd.Series(starts, index=out.index, dtype="datetime64[ns]"))
-        out["training_followed"] = np.where(out["action"] == "mandatory_training",
-                                            out["training_start"].notna(), None)
+        followed = pd.array(out["training_start"].notna().to_numpy(), dtype="boolean")
+        followed[(out["action"] != "mandatory_training").to_numpy()] = pd.NA
+        out["training_followed"] = followed
     return out.sort_values(["period", "action", "rm_id"]).reset_index(drop=True)
