@@ -3,9 +3,10 @@
 See docs/domain.md §3. Modules: :mod:`.measures` (KPIs from the contract tables, SQL),
 :mod:`.scorecard` (config, scoring, veto, roll-up, cycles), :mod:`.targets` (milestones),
 :mod:`.shapley` (exact attribution), :mod:`.drivers` (association of activities with outcomes),
-:mod:`.plots`, :mod:`.simulate` (small generator with known truth), :mod:`.branch` (org-level scorecards, RM contributions), :mod:`.pool` (shared performance
-pool), :mod:`.training` (training effectiveness, Callaway & Sant'Anna), :mod:`.career` (career stages
-and review follow-through).
+:mod:`.plots`, :mod:`.simulate` (small generator with known truth), :mod:`.branch` (org-level
+scorecards, RM contributions), :mod:`.pool` (shared performance pool), :mod:`.training` (training
+effectiveness, Callaway & Sant'Anna), :mod:`.career` (career stages and review follow-through),
+:mod:`.dressing` (month-end vs daily-average deposits).
 """
 
 from rmanalytics.kpi.branch import rm_contributions, unit_kpi_table, unit_scorecard, unit_targets
@@ -13,8 +14,9 @@ from rmanalytics.kpi.career import STAGES, career_stage, review_actions, stage_c
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
                                      feature_groups)
 from rmanalytics.kpi.dressing import deposit_definition_gap
-from rmanalytics.kpi.measures import (KPI_DEFINITIONS, EffectiveRule, KpiDef, QualityRule, definitions_table, kpi_table, month_calendar, period_label, segment_fee_table,
-                                      rm_month_measures, rm_month_sql)
+from rmanalytics.kpi.measures import (KPI_DEFINITIONS, EffectiveRule, KpiDef, QualityRule, definitions_table,
+                                      kpi_table, month_calendar, period_label, rm_month_measures, rm_month_sql,
+                                      segment_fee_table)
 from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, rollup_weights, scorecard)
@@ -38,6 +40,8 @@ __all__ = [
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
     "STAGES", "career_stage", "review_actions", "stage_comparison",
     "deposit_definition_gap", "EffectiveRule", "QualityRule", "definitions_table",
-    "performance_pool", "plot_pool_allocation", "worst_market_step", "naive_twfe", "plot_event_study", "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
+    "performance_pool", "plot_pool_allocation", "worst_market_step",
+    "rm_contributions", "unit_kpi_table", "unit_scorecard", "unit_targets", "rollup_weights",
+    "naive_twfe", "plot_event_study",
     "TrainingEffect", "callaway_santanna", "training_effect", "training_panel",
 ]
