@@ -52,3 +52,16 @@ bench: $(VENV)/.stamp-dev
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Optional: a Chinese font for the figures of lang: zh runs. Does nothing when one is found already;
+# else installs fonts-noto-cjk (Debian/Ubuntu apt) or font-ttf-noto-cjk (active conda env), else
+# says what to do. rmanalytics finds fonts installed later without clearing matplotlib's cache.
+.PHONY: fonts
+fonts: $(VENV)/.stamp-base
+	@if $(PY) -m rmanalytics.fonts >/dev/null 2>&1; then $(PY) -m rmanalytics.fonts; exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y fonts-noto-cjk; else sudo apt-get install -y fonts-noto-cjk; fi; \
+	elif [ -n "$$CONDA_PREFIX" ] && command -v conda >/dev/null 2>&1; then \
+	  conda install -y -c conda-forge font-ttf-noto-cjk; \
+	fi; \
+	$(PY) -m rmanalytics.fonts

@@ -38,33 +38,25 @@ def relabel(values: pd.Series | pd.Index, lang: str = "en") -> pd.Series | pd.In
     return values.map(lambda k: label(k, lang) if isinstance(k, str) else k)
 
 
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "WenQuanYi Micro Hei",
-             "Microsoft YaHei", "SimHei", "PingFang SC", "Heiti SC", "Arial Unicode MS")
-
-
-def use_cjk_fonts() -> str | None:
-    """Put the first installed Chinese font in front of matplotlib's sans-serif list.
+def use_cjk_fonts(font: str | None = None) -> str | None:
+    """Register a Chinese font with matplotlib for figures (:func:`rmanalytics.fonts.use_cjk_font`).
 
     Chinese labels in figures need a CJK font; matplotlib's default (DejaVu Sans) shows empty
-    boxes. Returns the font used, or None (with a warning) when none of :data:`CJK_FONTS` is
-    installed: tables still show Chinese, figures then need such a font installed.
+    boxes. ``font`` names a font file or folder (else ``RMANALYTICS_FONT``, then the system's
+    fonts). Returns the family used, or None with a warning that says how to install a font:
+    tables and text still show Chinese.
     """
     import warnings
 
-    import matplotlib
-    from matplotlib import font_manager
+    from rmanalytics import fonts
 
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    for name in CJK_FONTS:
-        if name in installed:
-            current = [f for f in matplotlib.rcParams["font.sans-serif"] if f != name]
-            matplotlib.rcParams["font.sans-serif"] = [name, *current]
-            matplotlib.rcParams["font.family"] = "sans-serif"
-            matplotlib.rcParams["axes.unicode_minus"] = False
-            return name
-    warnings.warn("no Chinese font found for figures (install e.g. Noto Sans CJK SC); "
-                  "Chinese labels in figures will show as boxes", stacklevel=2)
-    return None
+    info = fonts.use_cjk_font(font)
+    if info is None:
+        warnings.warn(fonts.install_hint(), stacklevel=2)
+        # Said once, in plain words: not again for every missing glyph of every figure.
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        return None
+    return info.family
 
 
 def all_labels() -> dict[str, dict[str, str]]:

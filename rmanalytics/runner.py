@@ -240,7 +240,7 @@ def absolutize_paths(params: NotebookParams, base: Path | None = None) -> Notebo
     root = project_root(base)
     fixes = {}
     for key in type(params).model_fields:
-        if key != "data_dir" and not key.endswith("_path"):
+        if key not in ("data_dir", "font") and not key.endswith("_path"):
             continue
         value = getattr(params, key)
         if isinstance(value, str) and value and not os.path.isabs(value):
@@ -313,10 +313,39 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     return html_path
 
 
-def _report_header(name: str, status: str, params: Mapping[str, Any], error: str | None) -> str:
-    rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in params.items() if k != "output_dir")
-    msg = f"\n\n**Error:** `{error}`" if error else ""
-    return f"**Run of `{name}`** — status: **{status}**{msg}\n\n| parameter | value |\n|---|---|\n{rows}\n"
+def _font_check(params: NotebookParams) -> tuple[dict[str, Any] | None, str | None]:
+    """(manifest entry, report notice) for the Chinese font of a ``lang: zh`` run; (None, None) for en.
+
+    The runner looks for the font as the kernel will (:func:`rmanalytics.fonts.find_cjk_font`: same
+    environment, same ``font`` parameter), so the manifest names the font the figures use.
+    """
+    if getattr(params, "lang", "en") != "zh":
+        return None, None
+    from rmanalytics import fonts
+
+    info = fonts.find_cjk_font(getattr(params, "font", None))
+    if info is not None:
+        return fonts.describe(info), None
+    return fonts.describe(None), f"**未找到中文字体 / No Chinese font found.** {fonts.install_hint('zh')}\n\n" \
+                                 f"{fonts.install_hint('en')}"
+
+
+def _report_header(name: str, status: str, params: Any, error: str | None,
+                   notice: str | None = None) -> str:
+    """Top of the HTML report: run status, an optional notice (e.g. how to install a Chinese font) and,
+    for a failed run, the collapsed parameter table (a successful run shows it from the notebook)."""
+    from rmanalytics.notebook import params_html
+
+    zh = (params.get("lang") if isinstance(params, Mapping) else getattr(params, "lang", "en")) == "zh"
+    word = {"ok": "完成" if zh else "ok", "failed": "失败" if zh else "failed"}.get(status, status)
+    out = (f"**运行 `{name}`** — 状态：**{word}**" if zh else f"**Run of `{name}`** — status: **{word}**")
+    if error:
+        out += f"\n\n**Error:** `{error}`"
+    if notice:
+        out += f"\n\n> {notice}"
+    if status != "ok":
+        out += "\n\n" + params_html(params, open_=True)
+    return out + "\n"
 
 
 class _LogToFile:
@@ -400,6 +429,7 @@ def run_notebook(
     (partial / "parameters.yaml").write_text(
         yaml.safe_dump(recorded, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
+    font_entry, font_notice = _font_check(params)
     fp_paths = [params.data_dir] if getattr(params, "data_dir", None) else []
     fp_paths += [getattr(params, k) for k in type(params).model_fields
                  if k.endswith("_path") and isinstance(getattr(params, k), str)]
@@ -425,6 +455,7 @@ def run_notebook(
         "kernel_name": kernel_name,
         "packages": package_versions(),
         "command": sys.argv,
+        "font": font_entry,
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -462,7 +493,7 @@ def run_notebook(
         if executed.is_file():
             try:
                 export_html(executed, partial / "report.html", title=f"{name} ({final.name})",
-                            header_markdown=_report_header(name, status, recorded, error))
+                            header_markdown=_report_header(name, status, run_params, error, font_notice))
             except Exception as exc:  # noqa: BLE001 - a report problem must not hide the run's result
                 log.exception("HTML export failed")
                 if status == "ok":
