@@ -16,18 +16,7 @@ import pandas as pd
 
 from rmanalytics.contract import TABLES
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import label, register
-
-register({
-    "overview.table": {"en": "Table", "zh": "数据表"},
-    "overview.rows": {"en": "Rows", "zh": "行数"},
-    "overview.transactions_per_month": {"en": "Transactions per month", "zh": "每月交易笔数"},
-    "overview.amount_distribution": {"en": "Transaction amount distribution", "zh": "交易金额分布"},
-    "overview.customers_by_type_risk": {"en": "Customers by type and risk level", "zh": "按类型和风险等级的客户数"},
-    "overview.aum_distribution": {"en": "AUM distribution (latest snapshot)", "zh": "资产规模分布（最新快照）"},
-    "retail": {"en": "Retail", "zh": "零售"},
-    "corporate": {"en": "Corporate", "zh": "对公"},
-})
+from rmanalytics.labels import label
 
 
 def table_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:

@@ -35,3 +35,33 @@ def test_use_cjk_fonts_puts_an_installed_font_first_or_warns():
             assert matplotlib.rcParams["font.sans-serif"][0] == name
     finally:
         matplotlib.rcParams["font.sans-serif"] = before
+
+
+def test_every_label_key_exists_in_both_language_files():
+    en, zh = labels.load_file("en"), labels.load_file("zh")
+    assert set(en) == set(zh), {"only in en.yaml": sorted(set(en) - set(zh)),
+                                "only in zh.yaml": sorted(set(zh) - set(en))}
+    empty = [k for k in en if not en[k].strip() or not zh[k].strip()]
+    assert not empty, empty
+    # the Chinese file really is Chinese where the English has letters (codes like "R" may stay)
+    untranslated = [k for k in en if en[k] == zh[k] and any(c.isalpha() for c in en[k]) and len(en[k]) > 3]
+    assert not untranslated, untranslated
+
+
+def test_labels_are_data_not_dicts_in_modules():
+    """No analysis module registers its own labels: translations live in rmanalytics/locale/*.yaml."""
+    from pathlib import Path
+
+    pkg = Path(labels.__file__).parent
+    offenders = [str(p.relative_to(pkg)) for p in pkg.rglob("*.py")
+                 if p.name != "labels.py" and "labels import register" in p.read_text(encoding="utf-8")]
+    assert not offenders, offenders
+
+
+def test_file_labels_are_loaded_and_column_headers_translate():
+    assert labels.label("segment:champions", "zh") == "冠军客户"
+    assert labels.label("stage:new", "zh") == "新客培育期"
+    df = pd.DataFrame({"customers": [1], "unlabelled_column": [2]})
+    out = labels.columns(df, "zh")
+    assert list(out.columns) == [labels.label("col.customers", "zh"), "unlabelled_column"]
+    assert list(df.columns) == ["customers", "unlabelled_column"]  # the input is not changed
