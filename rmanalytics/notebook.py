@@ -13,9 +13,24 @@ from typing import Any
 import pandas as pd
 
 
-def show(df: pd.DataFrame, n: int = 10) -> pd.DataFrame:
-    """First ``n`` rows of ``df`` for display (``n=0``: all rows)."""
-    return df if n <= 0 else df.head(n)
+def show(df: pd.DataFrame, n: int = 10, *, lang: str | None = None, kinds: dict[str, str] | None = None,
+         currency: str = "CNY") -> pd.DataFrame:
+    """First ``n`` rows of ``df`` for display (``n=0``: all rows).
+
+    ``kinds``: column -> money / count / percent / ratio / number, formatted with units
+    (:func:`rmanalytics.fmt.format_table`, money in ``currency``); ``lang``: column headers from the
+    ``col.*`` labels (:func:`rmanalytics.labels.columns`). Display only: the frame is a copy.
+    """
+    out = df if n <= 0 else df.head(n)
+    if kinds:
+        from rmanalytics.fmt import format_table
+
+        out = format_table(out, kinds, lang=lang or "en", currency=currency)
+    if lang:
+        from rmanalytics.labels import columns
+
+        out = columns(out, lang)
+    return out
 
 
 def _short(value: Any, width: int = 90) -> str:
@@ -85,3 +100,77 @@ def figure(fig: Any) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     display(Image(data=buf.getvalue(), format="png"))
+
+
+#: Tag prefix of markdown cells whose text has a translation: ``label:section.01.rfm_table``.
+LABEL_TAG = "label:"
+
+
+def cell_label(cell: Any) -> str | None:
+    """The label key of a cell tagged ``label:<key>``, else None."""
+    for tag in cell.get("metadata", {}).get("tags", []):
+        if tag.startswith(LABEL_TAG):
+            return tag[len(LABEL_TAG):]
+    return None
+
+
+def translate_cells(nb: Any, lang: str) -> int:
+    """Replace the text of tagged markdown cells (:func:`cell_label`) by their label in ``lang``.
+
+    The notebooks carry the English text; ``rmanalytics/locale/<lang>.yaml`` carries the
+    translation of each section heading and summary under the same key, so a report of a
+    ``lang: zh`` run reads in Chinese. English (and keys without a translation) leave the cell as
+    it is. Returns the number of cells replaced.
+    """
+    from rmanalytics.labels import label
+
+    if lang == "en":
+        return 0
+    n = 0
+    for cell in nb.cells:
+        key = cell_label(cell) if cell.get("cell_type") == "markdown" else None
+        if key and label(key, lang) != key:
+            cell.source = label(key, lang)
+            n += 1
+    return n
+
+
+#: Key figures shown first in each report (metric name, kind for :func:`rmanalytics.fmt.format_table`).
+HEADLINES: dict[str, list[tuple[str, str]]] = {
+    "00_data_overview": [("n_customers_open", "count"), ("total_amount", "money"), ("n_refunds", "count"),
+                         ("aum_total", "money"), ("n_findings", "count")],
+    "01_segmentation": [("n_customers", "count"), ("total_monetary", "money"), ("migration_stay_share", "percent"),
+                        ("n_warnings", "count"), ("n_warning_rms", "count"), ("value_at_stake_total", "money")],
+    "02_churn_survival": [("n_customers", "count"), ("event_rate", "percent"), ("retention_12m", "percent"),
+                          ("retention_24m", "percent"), ("hr_rm_left", "ratio"), ("mean_p_churn_horizon", "percent"),
+                          ("value_at_stake_total", "money")],
+    "03_loyalty_clv": [("n_customers_scored", "count"), ("mean_p_alive", "percent"), ("total_clv", "money"),
+                       ("median_clv", "money"), ("clv_top_decile_share", "percent"),
+                       ("holdout_total_rel_error", "percent")],
+    "04_kpi_attribution": [("n_rms", "count"), ("fee_change_total", "money"), ("fee_change_volume", "money"),
+                           ("fee_change_mix", "money"), ("fee_change_rate", "money"),
+                           ("milestone_attainment", "percent"), ("n_needs_improvement_latest", "count")],
+}
+
+
+def headline_html(notebook: str, metrics: dict[str, Any], *, lang: str = "en", currency: str = "CNY") -> str:
+    """HTML table of a run's key figures (:data:`HEADLINES`), formatted with units and labelled
+    (``metric.<name>`` labels) in ``lang``; empty when the notebook has none or none were recorded."""
+    import html
+
+    from rmanalytics import fmt
+    from rmanalytics.labels import label
+
+    rows = []
+    for name, kind in HEADLINES.get(notebook, []):
+        if metrics.get(name) is None:
+            continue
+        value = fmt.format_table(pd.DataFrame({"v": [metrics[name]]}), {"v": kind}, lang=lang,
+                                 currency=currency)["v"].iloc[0]
+        rows.append(f"<tr><td>{html.escape(label(f'metric.{name}', lang))}</td>"
+                    f'<td style="text-align:right"><b>{html.escape(str(value))}</b></td></tr>')
+    if not rows:
+        return ""
+    head = "关键数字" if lang == "zh" else "Key figures"
+    return f"<h3>{head}</h3>\n<table>{''.join(rows)}</table>"
+

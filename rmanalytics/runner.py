@@ -288,7 +288,7 @@ class _DropValidatedWarnings(logging.Filter):
 
 
 def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
-                header_markdown: str | None = None) -> Path:
+                header_markdown: str | None = None, lang: str = "en") -> Path:
     """Write an HTML report of an executed notebook without code cells (nbconvert, ``exclude_input``).
 
     ``header_markdown`` is shown first (the runner puts the run's status and parameters there).
@@ -299,6 +299,9 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(nb_path, as_version=4)
+    from rmanalytics.notebook import translate_cells
+
+    translate_cells(nb, lang)  # section headings and summaries in the run's language
     if header_markdown:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown))
     if title:
@@ -331,10 +334,11 @@ def _font_check(params: NotebookParams) -> tuple[dict[str, Any] | None, str | No
 
 
 def _report_header(name: str, status: str, params: Any, error: str | None,
-                   notice: str | None = None) -> str:
-    """Top of the HTML report: run status, an optional notice (e.g. how to install a Chinese font) and,
-    for a failed run, the collapsed parameter table (a successful run shows it from the notebook)."""
-    from rmanalytics.notebook import params_html
+                   notice: str | None = None, metrics: Mapping[str, Any] | None = None) -> str:
+    """Top of the HTML report: run status, an optional notice (e.g. how to install a Chinese font), the
+    key figures of the run (:func:`rmanalytics.notebook.headline_html`) and, for a failed run, the
+    collapsed parameter table (a successful run shows it from the notebook)."""
+    from rmanalytics.notebook import headline_html, params_html
 
     zh = (params.get("lang") if isinstance(params, Mapping) else getattr(params, "lang", "en")) == "zh"
     word = {"ok": "完成" if zh else "ok", "failed": "失败" if zh else "failed"}.get(status, status)
@@ -343,9 +347,19 @@ def _report_header(name: str, status: str, params: Any, error: str | None,
         out += f"\n\n**Error:** `{error}`"
     if notice:
         out += f"\n\n> {notice}"
+    if metrics:
+        lang = "zh" if zh else "en"
+        out += "\n\n" + headline_html(name, dict(metrics), lang=lang, currency=getattr(params, "currency", "CNY"))
     if status != "ok":
         out += "\n\n" + params_html(params, open_=True)
     return out + "\n"
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 class _LogToFile:
@@ -493,7 +507,9 @@ def run_notebook(
         if executed.is_file():
             try:
                 export_html(executed, partial / "report.html", title=f"{name} ({final.name})",
-                            header_markdown=_report_header(name, status, run_params, error, font_notice))
+                            header_markdown=_report_header(name, status, run_params, error, font_notice,
+                                                           _read_metrics(partial)),
+                            lang=getattr(params, "lang", "en"))
             except Exception as exc:  # noqa: BLE001 - a report problem must not hide the run's result
                 log.exception("HTML export failed")
                 if status == "ok":

@@ -65,3 +65,46 @@ def test_file_labels_are_loaded_and_column_headers_translate():
     out = labels.columns(df, "zh")
     assert list(out.columns) == [labels.label("col.customers", "zh"), "unlabelled_column"]
     assert list(df.columns) == ["customers", "unlabelled_column"]  # the input is not changed
+
+
+def test_tagged_report_sections_match_their_english_label_and_translate():
+    """Markdown cells tagged label:<key> hold the English text of <key>; zh reports show zh.yaml's."""
+    import json
+    from pathlib import Path
+
+    import nbformat
+
+    from rmanalytics.notebook import cell_label, translate_cells
+
+    en = labels.load_file("en")
+    root = Path(__file__).resolve().parents[2] / "notebooks"
+    tagged = 0
+    for path in sorted(root.glob("*.ipynb")):
+        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
+        for cell in nb.cells:
+            key = cell_label(cell)
+            if key is None:
+                continue
+            tagged += 1
+            assert key in en, f"{path.name}: {key} not in en.yaml"
+            assert cell.source.rstrip("\n") == en[key], (
+                f"{path.name}: the cell tagged {key} differs from en.yaml; update both (and zh.yaml)")
+        headings = [c for c in nb.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("#")]
+        assert all(cell_label(c) for c in headings), f"{path.name}: a section heading has no label tag"
+        n = translate_cells(nb, "zh")
+        assert n >= len(headings)
+        assert all(not c.source.lstrip().startswith("## ") or any("\u4e00" <= ch <= "\u9fff" for ch in c.source)
+                   for c in headings)
+    assert tagged >= 40
+    assert json  # keep import used
+
+
+def test_recorder_csv_headers_in_chinese_parquet_stays_english(tmp_path):
+    from rmanalytics.report import Recorder
+
+    rec = Recorder(tmp_path, mask_ids=False, lang="zh")
+    df = pd.DataFrame({"customer_id": ["C1"], "segment": ["loyal"], "value_at_stake": [1.5]})
+    rec.table("t", df)
+    assert list(pd.read_parquet(tmp_path / "tables/t.parquet").columns) == list(df.columns)
+    header = (tmp_path / "tables/t.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    assert header == "客户编号,客户分群,风险价值"
