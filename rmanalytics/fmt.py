@@ -91,6 +91,15 @@ def axis_unit(values: Any, lang: str = "en", currency: str = "CNY") -> tuple[flo
     return div, (f"{suffix}{unit}" if lang == "zh" else (f"{unit} {suffix}" if suffix else unit))
 
 
+def with_unit(text: str, unit: str, lang: str = "en") -> str:
+    """``text (unit)``; full-width brackets in Chinese: ``text（unit）``."""
+    if not unit:
+        return text
+    if not text:
+        return unit
+    return f"{text}（{unit}）" if lang == "zh" else f"{text} ({unit})"
+
+
 def money_axis(ax: Any, values: Any, *, axis: str = "y", lang: str = "en", currency: str = "CNY",
                label: str | None = None) -> tuple[float, str]:
     """Format a matplotlib axis showing money: ticks divided by a readable unit, no offset text
@@ -105,7 +114,7 @@ def money_axis(ax: Any, values: Any, *, axis: str = "y", lang: str = "en", curre
         return f"{x:,.0f}" if div == 1 or abs(x) >= 100 or float(x).is_integer() else f"{x:,.1f}"
 
     target.set_major_formatter(FuncFormatter(tick))
-    text = f"{label}（{unit}）" if lang == "zh" and label else (f"{label} ({unit})" if label else unit)
+    text = with_unit(label or "", unit, lang)
     (ax.set_ylabel if axis == "y" else ax.set_xlabel)(text)
     return div, unit
 
@@ -146,4 +155,4 @@ def format_table(df: pd.DataFrame, kinds: Mapping[str, str], *, lang: str = "en"
 
 
 __all__ = ["CURRENCY_ZH", "axis_unit", "bar_labels", "count", "currency_unit", "format_table", "money", "money_axis",
-           "percent", "scale"]
+           "percent", "scale", "with_unit"]

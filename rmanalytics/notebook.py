@@ -3,7 +3,7 @@
 ``show(df, n)`` previews a table; ``params_table(P)`` shows a run's parameters (collapsed); ``figure(fig)``
 displays a :class:`matplotlib.figure.Figure` built without pyplot (the package never calls
 ``plt.show()``) as an inline PNG, so it appears in JupyterLab, in the executed notebook and in
-the HTML report.
+the HTML report. Importing this module sets pandas' float display to :func:`readable_float`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,23 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+
+
+def readable_float(x: float) -> str:
+    """How the reports print a float that no :func:`show` ``kinds`` formats: thousands separators and
+    no scientific notation (``4,926,264`` rather than ``4.926264e+06``; ``0.1431``; ``12.35``)."""
+    if x != x:  # NaN
+        return "NaN"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 1 or a == 0:
+        return f"{x:,.2f}"
+    return f"{x:.4f}" if a >= 1e-4 else f"{x:.2e}"
+
+
+# Importing the display helpers (every notebook does) sets pandas' float display for the report.
+pd.set_option("display.float_format", readable_float)
 
 
 def show(df: pd.DataFrame, n: int = 10, *, lang: str | None = None, kinds: dict[str, str] | None = None,
@@ -54,7 +71,7 @@ def params_html(params: Any, *, lang: str | None = None, open_: bool = False,
     import html
 
     values = params.model_dump(mode="json", by_alias=True) if hasattr(params, "model_dump") else dict(params)
-    model = type(params) if hasattr(params, "model_fields") else None
+    model = type(params) if hasattr(type(params), "model_fields") else None
     lang = lang or values.get("lang") or "en"
     try:
         defaults = model().model_dump(mode="json", by_alias=True) if model is not None else {}

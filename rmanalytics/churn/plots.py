@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from rmanalytics import fmt
 from rmanalytics.churn.retention import DAYS_PER_MONTH
 from rmanalytics.labels import label
 
@@ -20,6 +21,18 @@ def _group_name(key: object, lang: str) -> str:
         if lab != f"{kind}:{k}":
             return lab
     return label(k, lang)
+
+
+def _covariate_name(name: object, lang: str) -> str:
+    """People's name of a model covariate: ``col.<name>``, and ``customer_type[corporate]`` as
+    "Customer type: Corporate"."""
+    text = str(name)
+    base, _, level = text.partition("[")
+    base_label = label(f"col.{base}", lang)
+    base_label = base if base_label == f"col.{base}" else base_label
+    if not level:
+        return base_label
+    return f"{base_label}{'：' if lang == 'zh' else ': '}{label(level.rstrip(']'), lang)}"
 
 
 def _percent_axis(axis) -> None:
@@ -46,8 +59,9 @@ def plot_km(kms: dict, *, title: str | None = None, at_risk: bool = True, lang: 
         extra = add_at_risk_counts(*kms.values(), ax=ax, fig=fig, rows_to_show=["At risk"],
                                    labels=[_group_name(k, lang) for k in kms])
         for a in extra if isinstance(extra, (list, tuple)) else [extra]:
-            texts = [t.get_text().replace("At risk", label("axis.at_risk", lang)) for t in a.get_xticklabels()]
-            a.set_xticklabels(texts, ha="right")
+            formatter = a.xaxis.get_major_formatter()  # lifelines writes the table as fixed tick labels
+            if hasattr(formatter, "seq"):
+                formatter.seq = [t.replace("At risk", label("axis.at_risk", lang)) for t in formatter.seq]
         ax.set_xlim(xlim)
     fig.tight_layout()
     return fig
@@ -67,10 +81,10 @@ def plot_hazard_ratios(model, *, title: str | None = None, lang: str = "en") -> 
     for yi, v in zip(y, s["exp(coef)"]):
         ax.annotate(f"{v:.2f}", (v, yi), xytext=(0, 6), textcoords="offset points", ha="center", fontsize=7)
     ax.axvline(1.0, color="grey", ls="--")
-    ax.set_yticks(y, [label(f"col.{i}", lang) if label(f"col.{i}", lang) != f"col.{i}" else str(i) for i in s.index])
+    ax.set_yticks(y, [_covariate_name(i, lang) for i in s.index])
     ax.set_xscale("log")
     ax.set_xlabel(label("axis.hazard_ratio", lang))
-    ax.set_title(title or f"{label('title.hazard_ratios', lang)} ({level} CI)")
+    ax.set_title(title or fmt.with_unit(label("title.hazard_ratios", lang), f"{level} {label('ci', lang)}", lang))
     fig.tight_layout()
     return fig
 
@@ -90,9 +104,8 @@ def plot_calibration(calibrations: dict[str, pd.DataFrame], *, horizon_days: flo
     ax.set_ylabel(label("axis.observed_churn", lang))
     _percent_axis(ax.xaxis)
     _percent_axis(ax.yaxis)
-    head = label("title.calibration", lang)
-    ax.set_title(head + (f" ({label('axis.within_days', lang).format(days=f'{horizon_days:.0f}')})"
-                         if horizon_days else ""))
+    within = label("axis.within_days", lang).format(days=f"{horizon_days:.0f}") if horizon_days else ""
+    ax.set_title(fmt.with_unit(label("title.calibration", lang), within, lang))
     ax.legend()
     fig.tight_layout()
     return fig
@@ -113,10 +126,8 @@ def plot_risk_distribution(p_churn: pd.Series, segment: pd.Series, *, title: str
                         fontsize=7, va="center")
     ax.set_xticks(range(1, len(groups) + 1), [_group_name(g, lang) for g in groups], rotation=30, ha="right")
     _percent_axis(ax.yaxis)
-    ylab = label("axis.churn_probability", lang)
-    if horizon_days:
-        ylab += f" ({label('axis.within_days', lang).format(days=f'{horizon_days:.0f}')})"
-    ax.set_ylabel(ylab)
+    within = label("axis.within_days", lang).format(days=f"{horizon_days:.0f}") if horizon_days else ""
+    ax.set_ylabel(fmt.with_unit(label("axis.churn_probability", lang), within, lang))
     ax.set_title(title or label("title.risk_by_segment", lang))
     fig.tight_layout()
     return fig

@@ -15,6 +15,12 @@ from rmanalytics.labels import label
 _RATING_COLORS = {"excellent": "#1a9850", "good": "#91cf60", "qualified": "#fee08b", "needs_improvement": "#d73027"}
 
 
+def kpi_name(kpi: object, lang: str = "en") -> str:
+    """People's name of a KPI (``kpi:<name>`` label), else its key."""
+    key = f"kpi:{kpi}"
+    return label(key, lang) if label(key, lang) != key else str(kpi)
+
+
 def plot_waterfall(contributions: pd.Series, *, base: float | None = None, title: str | None = None,
                    measure: str = "fee_income", currency: str = "CNY", lang: str = "en") -> Figure:
     """Waterfall: (optional) base bar, one bar per contribution, the total change (or current) bar.
@@ -62,14 +68,14 @@ def plot_scorecard_heat(points: pd.DataFrame, *, period: str | None = None, max_
     fig = Figure(figsize=(1.5 + 0.5 * tab.shape[1], 1.2 + 0.22 * tab.shape[0]))
     ax = fig.subplots()
     im = ax.imshow(tab.to_numpy(float), aspect="auto", cmap="RdYlGn", vmin=0, vmax=150)
-    ax.set_xticks(range(tab.shape[1]), [label(str(c), lang) for c in tab.columns], rotation=60, ha="right",
+    ax.set_xticks(range(tab.shape[1]), [kpi_name(c, lang) for c in tab.columns], rotation=60, ha="right",
                   fontsize=7)
     ax.set_yticks(range(tab.shape[0]), tab.index, fontsize=6)
     ax.set_xlabel(label("axis.kpi", lang))
     ax.set_ylabel(label("axis.rm", lang))
     fig.colorbar(im, ax=ax, label=label("axis.points", lang))
     head = title or label("title.scorecard_heat", lang)
-    ax.set_title(head if period is None else f"{head} ({period})")
+    ax.set_title(head if period is None else fmt.with_unit(head, str(period), lang))
     fig.tight_layout()
     return fig
 
@@ -115,6 +121,6 @@ def plot_milestones(progress: pd.DataFrame, *, unit_col: str = "unit_id", title:
     ax.tick_params(axis="x", rotation=45)
     ax.legend()
     n = progress[unit_col].nunique()
-    ax.set_title(f"{title or label('title.milestones', lang)} ({label('axis.units', lang).format(n=n)})")
+    ax.set_title(fmt.with_unit(title or label("title.milestones", lang), label("axis.units", lang).format(n=n), lang))
     fig.tight_layout()
     return fig

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
 
 from rmanalytics import fmt
 from rmanalytics.labels import label
@@ -22,23 +23,26 @@ def _name(key: object, kind: str | None, lang: str) -> str:
     return label(k, lang)
 
 
-def _heatmap(ax, data: pd.DataFrame, text: "callable", cmap: str = "viridis", colorbar: str | None = None) -> None:
+def _heatmap(ax, data: pd.DataFrame, text: "callable", cmap: str = "viridis", colorbar: str | None = None,
+             percent: bool = False) -> None:
     values = data.to_numpy(dtype="float64")
     im = ax.imshow(values, cmap=cmap, aspect="auto", origin="upper")
     ax.set_xticks(range(data.shape[1]), [str(c) for c in data.columns], rotation=45, ha="right")
     ax.set_yticks(range(data.shape[0]), [str(i) for i in data.index])
-    finite = values[np.isfinite(values)]
-    mid = (finite.max() + finite.min()) / 2 if finite.size else 0
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             v = values[i, j]
             if np.isfinite(v) and v != 0:
-                ax.text(j, i, text(v), ha="center", va="center", fontsize=8,
-                        color="white" if v < mid else "black")
+                r, g, b, _ = im.cmap(im.norm(v))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5  # text colour readable on the cell colour
+                ax.text(j, i, text(v), ha="center", va="center", fontsize=8, color="white" if dark else "black")
     cb = ax.figure.colorbar(im, ax=ax)
     if colorbar:
         cb.set_label(colorbar)
-    cb.formatter.set_useOffset(False)
+    if percent:
+        cb.formatter = PercentFormatter(1.0, decimals=0)
+    else:
+        cb.formatter.set_useOffset(False)
 
 
 def plot_rf_heatmap(scored: pd.DataFrame, *, value: str = "monetary", title: str | None = None, lang: str = "en",
@@ -50,10 +54,10 @@ def plot_rf_heatmap(scored: pd.DataFrame, *, value: str = "monetary", title: str
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
     _heatmap(ax, tab / div, lambda v: f"{v:,.1f}" if div != 1 else f"{v:,.0f}",
-             colorbar=f"{label('axis.mean_monetary', lang)} ({unit})")
+             colorbar=fmt.with_unit(label("axis.mean_monetary", lang), unit, lang))
     ax.set_xlabel(label("axis.f_score", lang))
     ax.set_ylabel(label("axis.r_score", lang))
-    ax.set_title(title or f"{label('title.rf_heatmap', lang)} ({unit})")
+    ax.set_title(title or fmt.with_unit(label("title.rf_heatmap", lang), unit, lang))
     return fig
 
 
@@ -95,7 +99,7 @@ def plot_migration_heatmap(matrix: pd.DataFrame, *, title: str | None = None, la
     fig = Figure(figsize=(1.6 + 0.65 * matrix.shape[1], 1.2 + 0.5 * matrix.shape[0]))
     ax = fig.subplots()
     _heatmap(ax, shown, (lambda v: f"{v:.0%}") if is_share else fmt.count, cmap="Blues",
-             colorbar=label("axis.share_of_row" if is_share else "axis.customers", lang))
+             colorbar=label("axis.share_of_row" if is_share else "axis.customers", lang), percent=is_share)
     ax.set_xlabel(label("axis.segment_now", lang))
     ax.set_ylabel(label("axis.segment_before", lang).format(days=days if days is not None else "N"))
     ax.set_title(title or label("title.migration", lang))
@@ -123,7 +127,7 @@ def plot_nine_grid(grid: pd.DataFrame, *, title: str | None = None, lang: str = 
     ax.set_yticks(range(len(order_r)), [_name(r, None, lang) for r in order_r])
     ax.set_xlabel(label(f"col.{grid.attrs['cols']}", lang) if "cols" in grid.attrs else "")
     ax.set_ylabel(label(f"col.{grid.attrs['rows']}", lang) if "rows" in grid.attrs else "")
-    cb = fig.colorbar(im, ax=ax, label=f"{label('col.value', lang)} ({unit})")
+    cb = fig.colorbar(im, ax=ax, label=fmt.with_unit(label("col.value", lang), unit, lang))
     cb.formatter.set_useOffset(False)
     ax.set_title(title or label("title.nine_grid", lang))
     return fig
