@@ -56,12 +56,14 @@ def plot_km(kms: dict, *, title: str | None = None, at_risk: bool = True, lang: 
     ax.set_xlim(left=0)
     if at_risk and len(kms) <= 6:
         xlim = ax.get_xlim()
-        extra = add_at_risk_counts(*kms.values(), ax=ax, fig=fig, rows_to_show=["At risk"],
-                                   labels=[_group_name(k, lang) for k in kms])
-        for a in extra if isinstance(extra, (list, tuple)) else [extra]:
-            formatter = a.xaxis.get_major_formatter()  # lifelines writes the table as fixed tick labels
-            if hasattr(formatter, "seq"):
-                formatter.seq = [t.replace("At risk", label("axis.at_risk", lang)) for t in formatter.seq]
+        add_at_risk_counts(*kms.values(), ax=ax, fig=fig, rows_to_show=["At risk"],
+                           labels=[_group_name(k, lang) for k in kms])
+        for a in fig.axes:  # lifelines writes the table as tick labels of added axes, row name in English
+            texts = [t.get_text() for t in a.get_xticklabels()]
+            if any("At risk" in t for t in texts):
+                a.set_xticks(a.get_xticks(), [t.replace("At risk", label("axis.at_risk", lang)) for t in texts],
+                             ha="right")
+                a.set_xlim(xlim)
         ax.set_xlim(xlim)
     fig.tight_layout()
     return fig
