@@ -177,7 +177,8 @@ def plot_customer_mix(mix: pd.DataFrame, lang: str = "en"):
     bottom = np.zeros(len(mix))
     names = [label(t, lang) for t in mix["customer_type"]]
     for c in risk_cols:
-        bars = ax.bar(names, mix[c], bottom=bottom, label=label("axis.risk_level_n", lang).format(n=c.replace("risk_", "")))
+        name = label("axis.risk_level_n", lang).format(n=c.replace("risk_", ""))
+        bars = ax.bar(names, mix[c], bottom=bottom, label=name)
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in mix[c]], label_type="center", fontsize=7)
         bottom += mix[c].to_numpy()
     ax.set_ylabel(label("axis.customers", lang))

@@ -164,3 +164,24 @@ def test_fontconfig_finds_a_font_matplotlib_has_not_cached(tmp_path):
     assert res.returncode == 0, res.stderr
     source, path = res.stdout.split()
     assert source == "fontconfig" and Path(path).parent == fontdir
+
+
+def test_runner_records_the_font_and_tells_how_to_install_one(monkeypatch):
+    from rmanalytics import runner
+    from rmanalytics.params import validate
+
+    en = validate("01_segmentation", {})
+    assert runner._font_check(en) == (None, None)
+    zh = validate("01_segmentation", {"lang": "zh"})
+    monkeypatch.setattr(fonts, "find_cjk_font", lambda font=None: None)
+    entry, notice = runner._font_check(zh)
+    assert entry == {"family": None, "path": None, "source": None}
+    assert "未找到中文字体" in notice and fonts.FONT_ENV in notice
+    header = runner._report_header("01_segmentation", "ok", zh, None, notice, {"n_customers": 2289})
+    assert header.index("未找到中文字体") < header.index("关键数字")  # at the top, before the key figures
+    assert "2,289" in header and "<details" not in header  # parameters: shown once, by the notebook
+    failed = runner._report_header("01_segmentation", "failed", zh, "ValueError: x", None, {})
+    assert "失败" in failed and "<details open>" in failed
+    info = fonts.FontInfo(family="X Sans", path="/f/x.ttf", source="env")
+    monkeypatch.setattr(fonts, "find_cjk_font", lambda font=None: info)
+    assert runner._font_check(zh) == ({"family": "X Sans", "path": "/f/x.ttf", "source": "env"}, None)
