@@ -88,7 +88,8 @@ def test_tagged_report_sections_match_their_english_label_and_translate():
             tagged += 1
             assert key in en, f"{path.name}: {key} not in en.yaml"
             assert cell.source.rstrip("\n") == en[key], (
-                f"{path.name}: the cell tagged {key} differs from en.yaml; update both (and zh.yaml)")
+                f"{path.name}: the cell tagged {key} differs from en.yaml: run python tools/sync_section_labels.py "
+                "and review the key in zh.yaml")
         headings = [c for c in nb.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("#")]
         assert all(cell_label(c) for c in headings), f"{path.name}: a section heading has no label tag"
         n = translate_cells(nb, "zh")
