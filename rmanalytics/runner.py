@@ -508,6 +508,7 @@ def run_notebook(
     with _LogToFile(partial / "run.log"):
         log.info("run %s -> %s", name, partial)
         log.info("parameters: %s", json.dumps(injected, ensure_ascii=False))
+        os.environ["RMANALYTICS_NOTEBOOK"] = name  # inherited by the kernel: tells monitors whose it is
         try:
             pm.execute_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
