@@ -334,3 +334,10 @@ def holdout_scores(
     s = pd.Series(p.to_numpy(), index=t["customer_id"].to_numpy(), name=f"p_churn_{int(horizon_days)}d")
     pop = customers_at(tables, day, [horizon_days], engine=engine)["customer_id"]
     return s.reindex(pop.to_numpy()).fillna(float(s.mean()))
+
+
+def default_as_of(observation_end: Any, horizons: list[int] | tuple[int, ...]) -> pd.Timestamp:
+    """The last month end ``d`` with ``d + max(horizons) days <= observation_end``: the latest
+    hold-out date whose every horizon is fully observed."""
+    last = pd.Timestamp(observation_end).normalize() - pd.Timedelta(days=int(max(horizons)))
+    return last if last.is_month_end else (last - pd.offsets.MonthEnd(1))
