@@ -69,7 +69,7 @@ def activity_change(
     date_col: str = "date",
     amount_col: str = "amount",
     refunds: str = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Recent vs trailing-baseline activity per customer (see module docstring).
 
