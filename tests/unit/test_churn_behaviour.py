@@ -104,3 +104,18 @@ def test_link_zero_behaviour_effects_vanish():
     s = m.summary_
     for k in churn.BEHAVIOUR_COVARIATES:
         assert s.loc[k, "coef lower 95%"] < 0 < s.loc[k, "coef upper 95%"] or abs(s.loc[k, "z"]) < 3, k
+
+
+def test_behaviour_and_audit_sql_is_portable():
+    """The SQL of the behaviour covariates and of the warning audit passes the portable-SQL checker."""
+    from rmanalytics.churn import audit
+    from rmanalytics.engine import portability_problems, record_sql
+
+    t = small_tables()
+    f = churn.survival_frame(t, window_start="2022-01-01", observation_end="2022-12-31", lookback_days=90)
+    with record_sql() as log:
+        churn.behaviour_covariates(t, f)
+        audit.warning_audit(t, "2022-06-30", horizons=[90])
+    assert len(log) >= 3
+    bad = {q[:100]: portability_problems(q) for q in log if portability_problems(q)}
+    assert not bad, bad
