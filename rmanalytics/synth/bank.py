@@ -76,7 +76,8 @@ class Truth:
         + log_hr["cross_border_ecommerce"]*1{scenario == "cross_border_ecommerce"}`` and ``s``
         the time the customer's primary RM left the bank (``truth.customers.rm_left_date``; the
         covariate stays 1 after a reassignment). ``close_date = open_date + ceil(t * 365.25)``
-        days (at least 1 day); null when after ``end`` (right-censored at ``end``).
+        days (at least 1 day); null when after ``end`` (right-censored at ``end``). With the behaviour
+        link on, the hazard is further multiplied by the behaviour term below.
     Behaviour link (``behaviour_link != 0``, the default; time-varying covariates, monthly)
         Customers disengage before they drop out and the closure hazard follows their behaviour:
 
@@ -88,7 +89,7 @@ class Truth:
           ``aum_withdrawal_days`` (180) and stays there.
         - *Closure.* From ``start`` on, the hazard above is multiplied in each calendar month by
           ``exp(behaviour_link * sum_k closure_behaviour_log_hr[k] * (x_k - closure_behaviour_ref[k]))``
-          with ``x_k`` the covariates of :func:`behaviour_covariates`, measured from data strictly
+          with ``x_k`` the covariates of :func:`hazard_covariates`, measured from data strictly
           before the month: ``months_since_purchase`` (days since the last purchase, capped at
           ``silence_cap_days`` = 180, per 30 days; log-HR +0.45 per 30 days), ``activity_change``
           (``log((n_90 + 1) / (baseline rate * 90 + 1))`` against the customer's own
@@ -428,7 +429,7 @@ def generate(
         pur = _disengage_purchases(rngs["behaviour"], pur, truth)
         bal = _make_balances(rngs["balances"], cust, np.full(n, np.iinfo(np.int64).max), start_day, end_day,
                              month0, market, truth, log_shift=_withdrawal_shift(pur, cust, truth))
-        cov = behaviour_covariates(pur, bal, cust, start_day, end_day, truth)
+        cov = hazard_covariates(pur, bal, cust, start_day, end_day, truth)
         t_close = _linked_closure(cust, cov, s_years, start_day, truth)
     close_days_f = t_close * DAYS_PER_YEAR
     close_day = cust["open"] + np.maximum(1, np.ceil(np.where(np.isfinite(close_days_f), close_days_f, 0.0))
@@ -992,7 +993,7 @@ def _withdrawal_shift(pur, cust, truth):
     return shift
 
 
-def behaviour_covariates(pur, bal, cust, start_day, end_day, truth) -> dict[str, np.ndarray]:
+def hazard_covariates(pur, bal, cust, start_day, end_day, truth) -> dict[str, np.ndarray]:
     """The behaviour covariates of the closure hazard, per customer and calendar month of the window.
 
     One row per customer ``i`` and month ``j`` (``tau_j`` = its first day) in which the customer is
@@ -1073,7 +1074,7 @@ def _linked_closure(cust, cov, s_years, start_day, truth):
     Before ``start`` the hazard is the static one (as in the independent world, so the
     left-truncation selection of :func:`_make_customers` stays exact); from ``start`` it is
     multiplied month by month by ``exp(link * sum_k beta_k * (x_k - ref_k))`` with the covariates of
-    :func:`behaviour_covariates`, and by ``exp(beta_rm_left)`` from the RM exit. After the last
+    :func:`hazard_covariates`, and by ``exp(beta_rm_left)`` from the RM exit. After the last
     month of the window the covariates of that month are carried forward.
     """
     opened = cust["open"]

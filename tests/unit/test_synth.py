@@ -275,6 +275,24 @@ def test_weibull_ph_baseline_and_inversion():
     np.testing.assert_allclose(H, E, rtol=1e-9)
 
 
+def test_piecewise_ph_invert_matches_switch_inversion():
+    from rmanalytics.synth import piecewise_ph_invert
+
+    rng = np.random.default_rng(0)
+    n, shape, scale = 1000, 1.3, 4.0
+    E, lin, s = rng.exponential(size=n), rng.normal(size=n), rng.uniform(0, 5, size=n)
+    ref = weibull_ph_invert(E, lin, shape, scale, s, 0.7)
+    owner = np.repeat(np.arange(n), 2)
+    a = np.column_stack([np.zeros(n), s]).ravel()
+    b = np.column_stack([s, np.full(n, np.inf)]).ravel()
+    logm = np.column_stack([lin, lin + 0.7]).ravel()
+    np.testing.assert_allclose(piecewise_ph_invert(E, owner, a, b, logm, shape, scale), ref, rtol=1e-9)
+    # segments that end before the event: inf
+    capped = piecewise_ph_invert(E, owner, a, np.where(np.isinf(b), 6.0, b), logm, shape, scale)
+    assert (np.isinf(capped) == (ref > 6.0)).all()
+    np.testing.assert_allclose(capped[ref <= 6.0], ref[ref <= 6.0], rtol=1e-9)
+
+
 def test_weibull_ph_cox_recovers_betas():
     from lifelines import CoxPHFitter
 
