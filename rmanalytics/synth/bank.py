@@ -372,6 +372,7 @@ def generate(
     if bad:
         raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
     truth = Truth(**truth_overrides)
+    _check_behaviour_params(truth)
     truth.seed, truth.n_customers, truth.n_rms = int(seed), int(n_customers), int(n_rms)
     truth.start, truth.end, truth.history = str(pd.Timestamp(start).date()), str(pd.Timestamp(end).date()), history
     rngs = dict(zip(COMPONENTS, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(COMPONENTS)))))
@@ -518,6 +519,27 @@ def generate(
         hz = pd.DataFrame({"customer_id": cust["ids"][cov["owner"]], "month_start": _to_dt(cov["month_start"]),
                            **{k: cov[k] for k in BEHAVIOUR_COVARIATES}})
     return SynthBank(tables=tables, truth=truth, hazard_covariates=hz)
+
+
+def _check_behaviour_params(truth: Truth) -> None:
+    """Reject impossible behaviour-link parameters (one message naming every bad one)."""
+    from rmanalytics.errors import ParameterError
+
+    bad = []
+    if not 0.0 <= truth.disengage_floor <= 1.0:
+        bad.append(f"disengage_floor={truth.disengage_floor} (a probability, 0..1)")
+    if not 0.0 <= truth.aum_withdrawal_share < 1.0:
+        bad.append(f"aum_withdrawal_share={truth.aum_withdrawal_share} (a share, 0 <= x < 1)")
+    for k in ("disengage_days", "aum_withdrawal_days", "silence_cap_days", "activity_recent_days",
+              "activity_baseline_days", "aum_trend_months"):
+        if getattr(truth, k) <= 0:
+            bad.append(f"{k}={getattr(truth, k)} (must be > 0)")
+    missing = set(BEHAVIOUR_COVARIATES) - set(truth.closure_behaviour_log_hr) | (
+        set(BEHAVIOUR_COVARIATES) - set(truth.closure_behaviour_ref))
+    if missing:
+        bad.append(f"closure_behaviour_log_hr / closure_behaviour_ref lack {sorted(missing)}")
+    if bad:
+        raise ParameterError("synthetic bank: impossible behaviour-link parameters: " + "; ".join(bad))
 
 
 def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:

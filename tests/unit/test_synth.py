@@ -408,6 +408,15 @@ def test_behaviour_link_zero_is_the_independent_world():
     pd.testing.assert_series_equal(last.loc[d.index], d, check_names=False)
 
 
+def test_behaviour_parameters_checked():
+    from rmanalytics.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="aum_withdrawal_share=1.0.*disengage_days=0"):
+        generate(n_customers=10, aum_withdrawal_share=1.0, disengage_days=0)
+    with pytest.raises(ParameterError, match="lack"):
+        generate(n_customers=10, closure_behaviour_log_hr={"months_since_purchase": 0.4})
+
+
 def test_cli_behaviour_link_flag(tmp_path):
     assert main(["--customers", "300", "--rms", "8", "--seed", "2", "--behaviour-link", "0",
                  "--out", str(tmp_path / "z")]) == 0
