@@ -1,4 +1,4 @@
-"""KPIs per RM and period from the contract tables (DOMAIN.md §3).
+"""KPIs per RM and period from the contract tables (docs/domain.md §3).
 
 The heavy aggregation over transactions, balances, assignments and activity runs once, as SQL
 (:func:`rm_month_sql`, DuckDB dialect, transpilable to Spark) at the grain *RM x calendar month*;

@@ -1,6 +1,6 @@
 """Early warning (预警): customers to re-activate, as a per-RM worklist sorted by value at stake.
 
-Signals (DOMAIN.md §2; thresholds from :class:`WarningParams`):
+Signals (docs/domain.md §2; thresholds from :class:`WarningParams`):
 
 - ``no_purchase:<family>``: the customer bought the product family (default ``wealth``) in the
   ``lookback_months`` before the silent period but not in the last ``silent_months`` calendar
