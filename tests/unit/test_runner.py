@@ -58,7 +58,7 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setitem(params_mod.REGISTRY, "01_down", DownParams)
     monkeypatch.setattr(params_mod, "NOTEBOOKS", ("00_tiny", "01_down"))
     monkeypatch.setattr(runner, "NOTEBOOKS", ("00_tiny", "01_down"))
-    chain = {"01_down": {"segments_path": ("00_tiny", "tables/segments.parquet")}}
+    chain = {"01_down": {"segments_path": ("00_tiny", "restricted/tables/segments.parquet")}}
     monkeypatch.setattr(params_mod, "CHAIN_INPUTS", chain)
     monkeypatch.setattr(runner, "CHAIN_INPUTS", chain)
     nbdir = tmp_path / "notebooks"
@@ -84,8 +84,8 @@ class FakePapermill:
         self.calls.append({"input": input_path, "parameters": dict(parameters), **kwargs})
         nb = nbformat.read(input_path, as_version=4)
         out = Path(parameters["output_dir"])
-        (out / "tables").mkdir(parents=True, exist_ok=True)
-        (out / "tables" / "segments.parquet").write_bytes(b"PAR1")
+        (out / "restricted" / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "restricted" / "tables" / "segments.parquet").write_bytes(b"PAR1")
         (out / "metrics.json").write_text(json.dumps({"n": parameters.get("n", 0)}))
         if parameters.get("fail"):
             nb.cells[4].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
@@ -113,7 +113,7 @@ def test_run_folder_layout_and_manifest(tiny, fake_pm):
     assert not res.run_dir.name.endswith((".partial", ".failed"))
     assert runner.is_complete(res.run_dir)
     for f in ("parameters.yaml", "00_tiny.ipynb", "report.html", "metrics.json", "run.log", "manifest.json",
-              "tables/segments.parquet"):
+              "restricted/tables/segments.parquet"):
         assert (res.run_dir / f).is_file(), f
     m = json.loads((res.run_dir / "manifest.json").read_text())
     assert m["status"] == "ok" and m["parameters"]["n"] == 5
@@ -174,7 +174,7 @@ def test_run_all_chains_upstream_output(tiny, fake_pm):
                              notebooks_dir="notebooks", progress_bar=False, echo=lines.append)
     assert [r.notebook for r in results] == ["00_tiny", "01_down"] and all(r.ok for r in results)
     assert fake_pm.calls[0]["parameters"]["n"] == 1  # the ci variant was picked
-    assert fake_pm.calls[1]["parameters"]["segments_path"] == str(results[0].run_dir / "tables/segments.parquet")
+    assert fake_pm.calls[1]["parameters"]["segments_path"] == str(results[0].run_dir / "restricted/tables/segments.parquet")
     table = runner.summary_table(results)
     assert "00_tiny" in table and "01_down" in table and "ok" in table
 
