@@ -206,21 +206,29 @@ def _isnull(value: object) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
 
 
+def _as_text(value: object) -> str:
+    return value if isinstance(value, str) else str(value.item() if isinstance(value, np.generic) else value)
+
+
 def mask_id(value: object, key: MaskKey | bytes | str, *, hex_digits: int = PSEUDONYM_HEX) -> object:
     """Pseudonym of one identifier: ``"C#"`` + ``hex_digits`` hex of HMAC-SHA256(key, str(id)); nulls stay null."""
     if _isnull(value):
         return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    digest = hmac.new(_secret(key), str(value).encode("utf-8"), hashlib.sha256).hexdigest()
+    digest = hmac.new(_secret(key), _as_text(value).encode("utf-8"), hashlib.sha256).hexdigest()
     return PREFIX + digest[:hex_digits]
 
 
-def _mask_values(values: pd.Series | pd.Index, secret: bytes) -> list:
-    """Mask each distinct value once (ids repeat across rows)."""
-    uniq = pd.unique(np.asarray(values, dtype=object))
-    lookup = {v: mask_id(v, secret) for v in uniq if not _isnull(v)}
-    return [lookup.get(v, v) if not _isnull(v) else v for v in values]
+def _mask_values(values: pd.Series | pd.Index, secret: bytes) -> np.ndarray:
+    """Mask each distinct value once (ids repeat across rows); nulls stay as they are."""
+    arr = np.asarray(values, dtype=object)
+    codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+    new, sha, n = hmac.new, hashlib.sha256, PSEUDONYM_HEX
+    masks = np.array([PREFIX + new(secret, _as_text(v).encode("utf-8"), sha).hexdigest()[:n] for v in uniq]
+                     + [None], dtype=object)
+    out = masks[codes]  # code -1 (null) picks the trailing None ...
+    null = codes < 0
+    out[null] = arr[null]  # ... and gets its own null back (None, NaN, pd.NA)
+    return out
 
 
 def _mask_nested(obj: Any, secret: bytes, columns: tuple[str, ...]) -> Any:
@@ -267,7 +275,7 @@ def mask_frame(df: pd.DataFrame, key: MaskKey | bytes | str, columns: tuple[str,
     out = df.copy()
     for col in columns:
         if col in out.columns:
-            out[col] = pd.Series(_mask_values(out[col], secret), index=out.index, dtype=object)
+            out[col] = pd.Series(_mask_values(out[col], secret), index=out.index, dtype=object)  # noqa: PD011
     for col in _nested_columns(out, columns):
         out[col] = out[col].map(lambda v: _mask_nested(v, secret, columns))
     if isinstance(out.index, pd.MultiIndex):
