@@ -641,6 +641,10 @@ def run_all(
 
     if plan:
         check_kernel()
+        if any(getattr(p, "mask_ids", True) for p, _ in plan.values()):
+            key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
+            if key.created:
+                echo(key.describe())
     results: dict[str, RunResult] = {}
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:

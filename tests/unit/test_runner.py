@@ -267,6 +267,7 @@ def test_generated_key_is_logged_and_only_its_fingerprint_recorded(tiny, fake_pm
     from rmanalytics import privacy
 
     monkeypatch.delenv(privacy.KEY_ENV, raising=False)
+    monkeypatch.delenv(privacy.KEY_FILE_ENV, raising=False)
     monkeypatch.setenv(privacy.CONFIG_DIR_ENV, str(tiny / "cfg"))
     res = runner.run_notebook("00_tiny", resolve("00_tiny", data_dir="data"), out_dir="runs",
                               notebooks_dir="notebooks", progress_bar=False)
