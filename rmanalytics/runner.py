@@ -376,6 +376,7 @@ def run_notebook(
     execution_timeout: int | None = None,
     params_source: Mapping[str, Any] | None = None,
     extra_inputs: Iterable[str | os.PathLike] = (),
+    mask_key: privacy.MaskKey | None = None,
 ) -> RunResult:
     """Execute one notebook with papermill into a new run folder and return the outcome.
 
@@ -388,6 +389,8 @@ def run_notebook(
     progress_bar : papermill's progress bar over cells (stderr).
     params_source : recorded in the manifest (YAML file, ``-p`` overrides).
     extra_inputs : more files/folders to fingerprint besides ``data_dir`` and ``*_path`` parameters.
+    mask_key : the pseudonymisation key already loaded by the caller (``run_all``); None:
+        :func:`rmanalytics.privacy.load_key`. Only its fingerprint and source are recorded.
 
     Returns a :class:`RunResult`; a failing cell gives ``status="failed"`` (no exception). A
     ``KeyboardInterrupt`` leaves the ``.partial`` folder with status ``interrupted`` and is re-raised.
@@ -400,7 +403,7 @@ def run_notebook(
     check_kernel(kernel_name)
     params = absolutize_paths(params)
     masked = bool(getattr(params, "mask_ids", True))
-    key = privacy.load_key() if masked else None  # a bad key fails before the run folder exists
+    key = (mask_key or privacy.load_key()) if masked else None  # a bad key fails before the run folder exists
     started = _utcnow()
     t0 = time.perf_counter()
     git = git_info(nb_in.parent)
@@ -639,12 +642,13 @@ def run_all(
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
 
+    key = None
     if plan:
         check_kernel()
         if any(getattr(p, "mask_ids", True) for p, _ in plan.values()):
             key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
             if key.created:
-                echo(key.describe())
+                echo(key.describe())  # and every run log of this chain says so
     results: dict[str, RunResult] = {}
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
@@ -661,7 +665,7 @@ def run_all(
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_dir / f"{nb}.ipynb"),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
-                 "progress_bar": progress_bar and jobs <= 1}, notes)
+                 "progress_bar": progress_bar and jobs <= 1, "mask_key": key}, notes)
 
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}

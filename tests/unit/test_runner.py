@@ -344,3 +344,18 @@ def test_real_kernel_masks_every_people_facing_file(leaky_nb):
         assert m["privacy"]["key_fingerprint"] == key.fingerprint and m["privacy"]["raw_ids_masked_in_text"] > 0
     assert "C0000009" not in res.error and privacy.mask_id("C0000009", key) in res.error
     assert privacy.mask_id("C0000009", key) in m["error"]["message"]
+
+
+def test_run_all_generates_the_key_once_and_logs_it(tiny, fake_pm, monkeypatch):
+    from rmanalytics import privacy
+
+    monkeypatch.delenv(privacy.KEY_ENV, raising=False)
+    monkeypatch.delenv(privacy.KEY_FILE_ENV, raising=False)
+    monkeypatch.setenv(privacy.CONFIG_DIR_ENV, str(tiny / "cfg"))
+    lines = []
+    results = runner.run_all(params_dir="params", data_dir="data", out_dir="runs", notebooks_dir="notebooks",
+                             progress_bar=False, echo=lines.append)
+    assert any("NEW random key generated" in line for line in lines)
+    fps = {json.loads((r.run_dir / "manifest.json").read_text())["privacy"]["key_fingerprint"] for r in results}
+    assert fps == {privacy.load_key().fingerprint}
+    assert all("NEW random key generated" in (r.run_dir / "run.log").read_text() for r in results)
