@@ -17,7 +17,7 @@ demo: $(VENV)/.stamp-base kernel
 
 test: $(VENV)/.stamp-dev kernel
 	$(PY) -m pytest tests -q -p no:cacheprovider
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q -p no:cacheprovider notebooks
+	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q -p no:cacheprovider notebooks
 
 lab: $(VENV)/.stamp-dev kernel
 	$(VENV)/bin/jupyter lab notebooks

@@ -642,13 +642,13 @@ def run_all(
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
 
-    key = None
+    mask_key = None
     if plan:
         check_kernel()
         if any(getattr(p, "mask_ids", True) for p, _ in plan.values()):
-            key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
-            if key.created:
-                echo(key.describe())  # and every run log of this chain says so
+            mask_key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
+            if mask_key.created:
+                echo(mask_key.describe())  # and every run log of this chain says so
     results: dict[str, RunResult] = {}
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
@@ -665,7 +665,7 @@ def run_all(
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_dir / f"{nb}.ipynb"),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
-                 "progress_bar": progress_bar and jobs <= 1, "mask_key": key}, notes)
+                 "progress_bar": progress_bar and jobs <= 1, "mask_key": mask_key}, notes)
 
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}
