@@ -67,7 +67,7 @@ from rmanalytics.errors import ParameterError
 __all__ = [
     "ID_COLUMNS", "KEY_ENV", "KEY_FILE_ENV", "CONFIG_DIR_ENV", "PSEUDONYM_HEX", "RESTRICTED_DIR", "MaskKey",
     "collision_bound", "config_dir", "load_key", "mask_id", "mask_frame", "mask_text", "mask_json", "has_ids",
-    "restricted_dir", "write_restricted_parquet", "lock_down", "people_facing_files", "scrub_files",
+    "restricted_dir", "open_restricted", "write_restricted_parquet", "lock_down", "people_facing_files", "scrub_files",
 ]
 
 #: Columns (and index names, and keys of nested example rows) that hold customer identifiers.
@@ -346,14 +346,31 @@ def restricted_dir(run_dir: str | os.PathLike) -> Path:
     return path
 
 
+def _make_private_dirs(folder: Path) -> None:
+    missing = [d for d in (folder, *folder.parents) if not d.exists()]
+    for d in reversed(missing):  # mkdir(parents=True) would give the parents default permissions
+        d.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(d, 0o700)
+
+
+def open_restricted(path: str | os.PathLike, mode: str = "wb", **kwargs: Any):
+    """Open ``path`` for writing as an owner-only file (0600; missing folders created 0700), e.g.
+    for an Excel pack holding raw ids: ``with open_restricted(p) as fh: workbook.save(fh)``."""
+    if not any(m in mode for m in "wax"):
+        raise ValueError(f"open_restricted is for writing; mode {mode!r}")
+    path = Path(path)
+    _make_private_dirs(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC) | (os.O_EXCL if "x" in mode else 0)
+    fd = os.open(path, flags, 0o600)
+    os.chmod(path, 0o600)
+    return os.fdopen(fd, mode.replace("x", "w"), **kwargs)
+
+
 def write_restricted_parquet(df: pd.DataFrame, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Write ``df`` (raw ids) to ``path`` as Parquet readable by the owner only (0600; its folder
     and any folder created for it 0700). For tables that must keep raw identifiers."""
     path = Path(path)
-    missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
-    for d in reversed(missing):  # mkdir(parents=True) would give the parents default permissions
-        d.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(d, 0o700)
+    _make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.close(fd)

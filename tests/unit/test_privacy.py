@@ -247,3 +247,13 @@ def test_analysis_packages_never_mask():
         for f in (root / pkg).glob("*.py"):
             src = f.read_text()
             assert "rmanalytics.privacy" not in src and "mask_frame" not in src and "mask_id" not in src, f
+
+
+def test_open_restricted_for_packs(tmp_path):
+    p = tmp_path / "packs" / "R01" / "pack.txt"
+    with privacy.open_restricted(p, "w", encoding="utf-8") as fh:
+        fh.write("C001\n")
+    assert p.read_text() == "C001\n" and _mode(p) == 0o600 and _mode(p.parent) == 0o700
+    assert _mode(tmp_path / "packs") == 0o700
+    with pytest.raises(ValueError):
+        privacy.open_restricted(p, "r")
