@@ -17,7 +17,7 @@ from rmanalytics.kpi.dressing import deposit_definition_gap
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, EffectiveRule, KpiDef, QualityRule, definitions_table,
                                       kpi_table, month_calendar, period_label, rm_month_measures, rm_month_sql,
                                       segment_fee_table)
-from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
+from rmanalytics.kpi.plots import plot_milestones, plot_rating_distribution, plot_scorecard_heat, plot_waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, rollup_weights, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
@@ -31,7 +31,7 @@ from rmanalytics.kpi.training import (TrainingEffect, callaway_santanna, naive_t
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
     "KPI_DEFINITIONS", "KpiDef", "kpi_table", "segment_fee_table", "month_calendar", "period_label", "rm_month_measures", "rm_month_sql",
-    "milestone_chart", "rating_distribution", "scorecard_heat", "waterfall",
+    "plot_milestones", "plot_rating_distribution", "plot_scorecard_heat", "plot_waterfall",
     "RATINGS", "ScorecardConfig", "cycle_flags", "kpi_points", "load_scorecard_config", "rollup", "rollup_kpis",
     "scorecard",
     "MAX_FACTORS", "estimate_market_index", "rm_market_split", "shapley_decomposition", "unit_contributions",

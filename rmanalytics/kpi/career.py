@@ -21,17 +21,9 @@ import pandas as pd
 
 from rmanalytics.errors import ParameterError
 from rmanalytics.kpi.scorecard import cycle_flags
-from rmanalytics.labels import register
 
 STAGES = ("new", "growing", "experienced")
 
-register({
-    "new": {"en": "New (0-1 year)", "zh": "新入职(0-1年)"},
-    "growing": {"en": "Growing (1-3 years)", "zh": "成长期(1-3年)"},
-    "experienced": {"en": "Experienced (3+ years)", "zh": "资深(3年以上)"},
-    "resource_priority": {"en": "Resource priority", "zh": "优先配置高端客户资源"},
-    "mandatory_training": {"en": "Mandatory training", "zh": "参加专项培训"},
-})
 
 
 def career_stage(tenure_years: pd.Series | np.ndarray, bounds: tuple[float, float] = (1.0, 3.0)) -> np.ndarray:

@@ -29,18 +29,9 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError, rule_message
-from rmanalytics.labels import register
 
 CARRIED = "(carried forward)"
 
-register({
-    "pool_eligible": {"en": "market-driven shortfall", "zh": "市场因素导致业绩下滑"},
-    "pool_own_part": {"en": "own part caused the shortfall", "zh": "业绩下滑主要由个人因素造成"},
-    "pool_no_fall": {"en": "result did not fall", "zh": "业绩未下滑"},
-    "pool_market_up": {"en": "market part not negative", "zh": "市场因素未造成下滑"},
-    "pool_carried": {"en": "carried forward (all eligible RMs capped, or none eligible)",
-                     "zh": "结转下期(符合条件者均已封顶或无人符合条件)"},
-})
 
 
 def _largest_remainder(x: np.ndarray, total: float, decimals: int) -> np.ndarray:
