@@ -114,21 +114,46 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from rmanalytics.io import validate_data_dir
+    from rmanalytics.errors import RmAnalyticsError
+    from rmanalytics.io import table_columns, validate_data_dir
+    from rmanalytics.params import notebook_support
     from rmanalytics.schema import DataContractError
 
+    try:
+        columns = table_columns(args.data_dir)
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return 2
+    if not columns:
+        _err(f"{args.data_dir}: no contract table found (expected <table>.parquet or <table>.csv files, e.g. "
+             f"transactions.csv); see data/README.md")
+        return 1
     try:
         tables, findings = validate_data_dir(args.data_dir, observation_end=args.observation_end)
     except DataContractError as exc:
         _err(f"invalid data in {args.data_dir}:\n{exc}")
         return 1
-    except FileNotFoundError as exc:
+    except (RmAnalyticsError, ValueError) as exc:
         _err(str(exc))
-        return 2
-    print(f"{args.data_dir}: data contract OK")
+        return 1
+    print(f"{args.data_dir}: data contract OK for the {len(tables)} table(s) present")
     width = max((len(n) for n in tables), default=5)
     for name, df in tables.items():
         print(f"  {name.ljust(width)}  {len(df):>10,d} rows")
+    from rmanalytics.contract import TABLES
+
+    absent = [t for t in TABLES if t not in tables]
+    if absent:
+        print(f"  absent: {', '.join(absent)}")
+    support = notebook_support(columns)
+    print("notebooks this data supports:")
+    for s in support:
+        if s["supported"]:
+            gone = "; ".join(f"without {t}: {what}" for t, what in s["left_out"].items())
+            print(f"  {s['notebook']}: yes" + (f" (left out {gone})" if gone else ""))
+        else:
+            print(f"  {s['notebook']}: no, needs {', '.join(s['missing'])} "
+                  f"(required: {', '.join(s['required'])})")
     n = 0 if findings is None else len(findings)
     print(f"data-quality findings: {n}")
     if n:
@@ -136,6 +161,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 80):
             print(findings.to_string(index=False))
+    if not any(s["supported"] for s in support):
+        _err(f"{args.data_dir}: no notebook can run on these tables (every notebook needs a transactions table)")
+        return 1
     return 0
 
 

@@ -116,7 +116,7 @@ class ParameterError(ValueError):
 __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
     "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
-    "notebook_name", "parse_value", "resolve", "validate",
+    "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out", "load_notebook_tables",
 ]
 
 
@@ -305,3 +305,62 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
 
         ensure_session()
     return params.model_copy(update=fixes) if fixes else params
+
+
+# ----------------------------------------------------------------------------- tables per notebook
+def _needs(notebook: str | NotebookParams | type[NotebookParams]) -> type[NotebookParams]:
+    if isinstance(notebook, NotebookParams):
+        return type(notebook)
+    if isinstance(notebook, type) and issubclass(notebook, NotebookParams):
+        return notebook
+    return get_model(notebook)
+
+
+def notebook_support(columns: Mapping[str, Iterable[str] | None],
+                     notebooks: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Which notebooks a data folder supports, from its tables and their columns.
+
+    ``columns``: table -> column names present (``rmanalytics.io.table_columns``). Returns one
+    dict per notebook: ``notebook``, ``supported`` (bool), ``missing`` (required tables or
+    ``table.column`` absent), ``left_out`` (optional tables absent -> what the notebook leaves out).
+    """
+    out = []
+    for name in notebooks or NOTEBOOKS:
+        model = _needs(name)
+        missing = [t for t in model.tables_required if t not in columns]
+        for t, cols in model.columns_required.items():
+            if columns.get(t) is not None:  # None: header unreadable, loading says why
+                missing += [f"{t}.{c}" for c in cols if c not in set(columns[t])]
+        gone = {t: what for t, what in model.tables_optional.items() if t not in columns and what}
+        out.append({"notebook": name, "supported": not missing, "missing": missing, "left_out": gone,
+                    "required": list(model.tables_required), "optional": list(model.tables_optional)})
+    return out
+
+
+def left_out(params: NotebookParams | str, tables: Mapping[str, Any]) -> list[str]:
+    """One line per optional table absent from ``tables``: what the notebook leaves out without it."""
+    model = _needs(params)
+    return [f"no {t} table: {what} left out" for t, what in model.tables_optional.items()
+            if t not in tables and what]
+
+
+def load_notebook_tables(params: NotebookParams, *, validate: bool = True) -> dict[str, Any]:
+    """Load the tables a notebook declares (required and, when present, optional) from ``params.data_dir``.
+
+    A missing required table is a FileNotFoundError naming the notebook and the tables it needs; a
+    missing required column (``columns_required``) is a DataError naming table, column and notebook.
+    """
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import load_tables
+
+    model = type(params)
+    name = next((n for n in REGISTRY if REGISTRY[n] is model), model.__name__)
+    tables = load_tables(params.data_dir, tables=model.tables_required, optional=list(model.tables_optional),
+                         validate=validate, needed_by=name)
+    for t, cols in model.columns_required.items():
+        absent = [c for c in cols if t in tables and c not in tables[t].columns]
+        if absent:
+            raise DataError(f"{params.data_dir}: table {t} lacks column(s) {absent}, which notebook {name} needs "
+                            f"(it reads {', '.join(model.tables_required)}); add them or run a notebook that "
+                            f"does without (see: rmanalytics validate {params.data_dir})")
+    return tables

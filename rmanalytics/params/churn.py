@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,10 @@ from rmanalytics.params.base import NotebookParams
 
 class ChurnParams(NotebookParams):
     """Parameters of `notebooks/02_churn_survival.ipynb` (survival-based churn)."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments")
+    tables_optional: ClassVar[dict[str, str]] = {}
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     churn_definition: Literal["closure", "inactivity"] = Field(
         "closure", description="Churn definition: account closure, or the last activity followed by inactivity_days without any.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -11,6 +11,10 @@ from rmanalytics.params.base import NotebookParams
 
 class KpiParams(NotebookParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_optional: ClassVar[dict[str, str]] = {}
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     scorecard_config_path: str = Field(
         "params/scorecards/default.yaml",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,12 @@ from rmanalytics.params.base import NotebookParams
 
 class LoyaltyParams(NotebookParams):
     """Parameters of `notebooks/03_loyalty_clv.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    tables_optional: ClassVar[dict[str, str]] = {
+        "customers": "one model group per customer_type (one group 'all' is fitted)",
+        "balances": "AUM-based service tiers of the recomputed segments",
+    }
 
     time_unit_days: int = Field(7, gt=0, description="Days per model time unit (7: recency and T in weeks).")
     calibration_end: dt.date | None = Field(

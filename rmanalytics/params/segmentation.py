@@ -9,7 +9,7 @@ without a wealth-product purchase. Rule sets use the rule language of
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -166,6 +166,14 @@ class WalletParams(_Section):
 
 class SegmentationParams(NotebookParams):
     """Parameters of `notebooks/01_segmentation.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    tables_optional: ClassVar[dict[str, str]] = {
+        "customers": "tenure from open_date (the first transaction stands in), customer tags, closed customers "
+                     "in the worklist",
+        "balances": "AUM as value: service tiers, the nine-grid and the wallet-share proxy",
+        "assignments": "the RM of each early warning (rm_id left empty)",
+    }
 
     scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
     segments: SegmentParams = Field(default_factory=SegmentParams, description="Segment rules.")
