@@ -117,6 +117,7 @@ __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
     "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
     "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out", "load_notebook_tables",
+    "check_against_data",
 ]
 
 
@@ -233,8 +234,17 @@ def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"parameters file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{path}: not valid YAML{where}: {problem}; fix the file (one 'name: value' per "
+                             f"line, spaces not tabs, quote text with ':' or '#')") from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -364,3 +374,40 @@ def load_notebook_tables(params: NotebookParams, *, validate: bool = True) -> di
                             f"(it reads {', '.join(model.tables_required)}); add them or run a notebook that "
                             f"does without (see: rmanalytics validate {params.data_dir})")
     return tables
+
+
+def check_against_data(params: NotebookParams, first_date: Any, last_date: Any) -> None:
+    """Check parameters against the span of the data (first and last transaction date).
+
+    ``observation_end`` (and ``calibration_end``/``window_start`` where the model has them) must
+    fall inside the data; every day count in the model's ``span_fields`` must be shorter than the
+    span from the first date to the observation end. Raises :class:`ParameterError` naming the
+    parameter, its value and the span.
+    """
+    import datetime as dt
+
+    import pandas as pd
+
+    first = pd.Timestamp(first_date).normalize()
+    last = pd.Timestamp(last_date).normalize()
+    end = pd.Timestamp(params.observation_end) if params.observation_end is not None else last
+    name = next((n for n in REGISTRY if REGISTRY[n] is type(params)), type(params).__name__)
+    span = f"the data run from {first.date()} to {last.date()}"
+    problems = []
+    if end < first:
+        problems.append(f"parameter 'observation_end' = {end.date()} is before the first transaction; {span}")
+    for key in ("calibration_end", "window_start"):
+        v = getattr(params, key, None)
+        if isinstance(v, dt.date) and not (first <= pd.Timestamp(v) < end):
+            problems.append(f"parameter {key!r} = {v} is outside the data before observation_end "
+                            f"({first.date()} to {end.date()}); {span}")
+    days = int((end - first).days)
+    for key in type(params).span_fields:
+        v = getattr(params, key)
+        if isinstance(v, int) and v >= days:
+            problems.append(f"parameter {key!r} = {v} days is not shorter than the data span "
+                            f"({days} days: {first.date()} to observation end {end.date()}); use fewer days "
+                            f"or data covering more time")
+    if problems:
+        raise ParameterError(f"invalid parameters for notebook {name} on {params.data_dir}:\n  "
+                             + "\n  ".join(problems))

@@ -28,6 +28,9 @@ class NotebookParams(BaseModel):
     tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
     tables_optional: ClassVar[dict[str, str]] = {}
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Day-count parameters that must be shorter than the span of the data (first to last
+    # transaction date), checked by :func:`rmanalytics.params.check_against_data` after loading.
+    span_fields: ClassVar[tuple[str, ...]] = ()
 
     data_dir: str = Field("data/sample", description="Folder with the contract tables (Parquet, CSV or a DuckDB file).")
     observation_end: dt.date | None = Field(

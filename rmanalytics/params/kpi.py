@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -22,7 +22,7 @@ class KpiParams(NotebookParams):
                     "path is looked up from the working directory, then from the repository root.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
     effective_window_days: int = Field(
-        90, ge=1, description="A new customer is 'effective' with a positive transaction within this many days.")
+        90, ge=1, le=3660, description="A new customer is 'effective' with a positive transaction within this many days.")
     attribution_base: str | None = Field(
         None, description="Base period of the attribution ('YYYYQn' or 'YYYY'); None: the first period.")
     attribution_current: str | None = Field(
@@ -35,8 +35,9 @@ class KpiParams(NotebookParams):
     base_share: float = Field(
         0.8, ge=0, le=1, description="Share of the annual target spread evenly over months; the rest is "
                                      "four quarterly sprints.")
-    driver_lags: list[int] = Field([0, 1], description="Activity lags (months) in the driver panel.")
-    driver_splits: int = Field(5, ge=2, description="Cross-validation folds (by RM and by time).")
-    driver_repeats: int = Field(5, ge=1, description="Permutation repeats per fold for importance.")
+    driver_lags: list[Annotated[int, Field(ge=0, le=24)]] = Field(
+        [0, 1], min_length=1, max_length=12, description="Activity lags (months) in the driver panel.")
+    driver_splits: int = Field(5, ge=2, le=50, description="Cross-validation folds (by RM and by time).")
+    driver_repeats: int = Field(5, ge=1, le=1000, description="Permutation repeats per fold for importance.")
     corr_threshold: float = Field(
         0.9, gt=0, le=1, description="Activities correlated above this (|r|) are permuted as one group.")
