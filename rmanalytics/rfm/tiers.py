@@ -23,6 +23,8 @@ from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.value import percentile_rank
 
 TIERS = ("strategic", "growth", "basic", "attention")
+#: Tier of every customer when there are no balances: the tier rules are about AUM value.
+NOT_TIERED = "not_tiered"
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
 register({
@@ -31,6 +33,7 @@ register({
     "tier:basic": {"en": "Basic", "zh": "基础级"},
     "tier:attention": {"en": "Attention", "zh": "关注级"},
     "tier:other": {"en": "Other", "zh": "其他"},
+    "tier:not_tiered": {"en": "Not tiered (no balances)", "zh": "未分级（无余额数据）"},
     "tier": {"en": "Service tier", "zh": "服务层级"},
 })
 
