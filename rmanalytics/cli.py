@@ -6,6 +6,7 @@
     rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N]
     rmanalytics params NOTEBOOK [--yaml]
     rmanalytics validate DATA_DIR
+    rmanalytics clean [--out DIR] [--older-than 7d] [--keep N] [--dry-run]
     rmanalytics synth [--customers N] [--out DIR] [--seed S]
     rmanalytics kernel [--user]
 
@@ -45,8 +46,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         _err(str(exc))
         return 2
-    from rmanalytics.runner import KernelNotFound
+    from rmanalytics.runner import KernelNotFound, _partial_of, _support_problem
+    from rmanalytics.runs import mark_abandoned
 
+    problem = _support_problem(name, params)
+    if problem:
+        _err(f"notebook {name} cannot run: {problem}")
+        return 2
+    mark_abandoned(args.out)
     source = {"params_file": args.params, "overrides": [list(p) for p in args.p or []], **extra}
     try:
         res = run_notebook(nb, params, out_dir=args.out, name=name, progress_bar=not args.no_progress,
@@ -54,6 +61,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except KernelNotFound as exc:
         _err(str(exc))
         return 2
+    except KeyboardInterrupt:
+        folder = _partial_of(args.out, name, {os.getpid()})
+        _err(f"interrupted: {name} did not finish; incomplete run folder: {folder or '(none yet)'}")
+        return 130
     if res.ok:
         print(f"{name}: ok in {res.duration_s:.1f} s")
         print(f"run folder: {res.run_dir}")
@@ -64,7 +75,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
     from rmanalytics.params import ParameterError
-    from rmanalytics.runner import KernelNotFound, run_all, summary_table
+    from rmanalytics.runner import KernelNotFound, RunInterrupted, run_all, summary_table
 
     try:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
@@ -73,13 +84,20 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     except (ParameterError, KernelNotFound) as exc:
         _err(str(exc))
         return 2
+    except RunInterrupted as exc:
+        logging.disable(logging.CRITICAL)  # late kernel/ZMQ noise of the stopped runs
+        print(exc.summary(), file=sys.stderr)
+        return 130
     print()
     print(summary_table(results))
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if r.status not in ("ok", "skipped")]
     for r in failed:
         _err(r.describe_failure())
     if not results:
         _err("no notebook was run")
+        return 1
+    if not any(r.ok for r in results):
+        _err("no notebook ran: " + "; ".join(r.error or r.status for r in results))
         return 1
     return 1 if failed else 0
 
@@ -167,6 +185,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from rmanalytics.runs import clean, mark_abandoned, parse_age
+
+    try:
+        age = parse_age(args.older_than) if args.older_than else None
+    except ValueError as exc:
+        _err(f"--older-than: {exc}")
+        return 2
+    if args.keep is not None and args.keep < 0:
+        _err("--keep must be >= 0")
+        return 2
+    for p in mark_abandoned(args.out):
+        print(f"abandoned (its process is gone): {p}")
+    removed = clean(args.out, older_than=age, keep=args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, why in removed:
+        print(f"{verb} {path} ({why})")
+    print(f"{verb} {len(removed)} run folder(s) under {args.out}")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace, rest: list[str]) -> int:
     from rmanalytics import synth
 
@@ -226,6 +265,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data_dir")
     p.add_argument("--observation-end", metavar="DATE", help="ISO date for the quality rules (default: last date)")
     p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("clean", help="remove failed/interrupted/abandoned run folders; keep the newest N "
+                                     "successful runs per notebook")
+    p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
+    p.add_argument("--older-than", metavar="AGE", help="only runs started longer ago than AGE (e.g. 7d, 12h, 2w)")
+    p.add_argument("--keep", type=int, metavar="N", help="keep the newest N successful runs per notebook "
+                                                         "(default: keep all successful runs)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.set_defaults(func=_cmd_clean)
 
     p = sub.add_parser("synth", help="generate synthetic data (see: rmanalytics synth --help)", add_help=False)
     p.set_defaults(func=_cmd_synth)

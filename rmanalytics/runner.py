@@ -16,8 +16,11 @@ One run of one notebook writes one folder::
 Completion is atomic: the run writes into ``<folder>.partial`` (manifest status ``running``) and the
 folder is renamed to its final name only at the end; a failed run is renamed to ``<folder>.failed``.
 A folder without a suffix therefore always holds a finished, successful run; an interrupted run
-(Ctrl-C, killed job) leaves a ``.partial`` folder whose manifest says ``running`` or
-``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
+(Ctrl-C, SIGTERM) leaves a ``.partial`` folder whose manifest says ``interrupted``; a killed run
+(``kill -9``) one that says ``running`` until the next ``run``/``run-all``/``clean`` notices its
+process (``pid`` and ``host`` in the manifest) is gone and marks it ``abandoned``
+(:mod:`rmanalytics.runs`, which also explains how every process a run starts dies with it).
+``<out>/<notebook>/latest`` points to the newest successful run.
 
 Parameters are validated (:func:`rmanalytics.params.resolve`) before any kernel starts. The kernel
 is the ``python3`` kernelspec; jupyter_client starts it with the interpreter running the runner, so
@@ -34,6 +37,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -51,6 +55,8 @@ from rmanalytics.params import (
     resolve,
     validate,
 )
+
+from rmanalytics.runs import die_with_parent, mark_abandoned, process_identity
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,8 @@ class RunResult:
     failed_cell: int | None = None
     failed_exec_count: int | None = None
     failed_source: str | None = None
+    failed_line: int | None = None
+    raised_at: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -87,13 +95,19 @@ class RunResult:
         return self.status == "ok"
 
     def describe_failure(self) -> str:
-        """One paragraph for the CLI: which cell failed and where the executed notebook is."""
+        """One paragraph for the CLI: the line that raised, its error, where the executed notebook is."""
+        if self.status == "skipped":
+            return f"notebook {self.notebook} skipped: {self.error}"
         where = ""
         if self.failed_cell is not None:
             where = f" at cell index {self.failed_cell}" + (
                 f" (In [{self.failed_exec_count}])" if self.failed_exec_count is not None else "")
+            if self.failed_line is not None:
+                where += f", line {self.failed_line}"
             if self.failed_source:
                 where += f" `{self.failed_source}`"
+            if self.raised_at:
+                where += f" (raised in {self.raised_at})"
         return (f"notebook {self.notebook} {self.status}{where}: {self.error}\n"
                 f"  executed notebook: {self.executed_notebook}\n"
                 f"  log: {self.run_dir / 'run.log'}")
@@ -254,18 +268,52 @@ def absolutize_paths(params: NotebookParams, base: Path | None = None) -> Notebo
 _ADDED_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
 
 
-def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None]:
-    """(index, execution count, first source line) of the first cell with an error output.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_FRAME = re.compile(r"^(?:Cell In ?\[\d*\]|Input In ?\[\d*\]), line (\d+)")
+_FILE_FRAME = re.compile(r"^File (.+?):(\d+)(?:, in (\S+?)(?:\(|$))?")
+
+
+def _raising_line(traceback: list[str], source: str) -> tuple[int | None, str | None, str | None]:
+    """(line number in the cell, its text, deepest file frame) from an error output's traceback.
+
+    IPython tracebacks name the cell frame ``Cell In[4], line 3`` and library frames
+    ``File /path/module.py:123, in func(...)``; the cell line is the one the notebook author
+    wrote that led to the error, the last file frame is where the error was raised.
+    """
+    line_no, raised = None, None
+    for chunk in traceback:
+        for ln in _ANSI.sub("", chunk).splitlines():
+            ln = ln.strip()
+            m = _CELL_FRAME.match(ln)
+            if m and line_no is None:
+                line_no = int(m.group(1))
+                continue
+            m = _FILE_FRAME.match(ln)
+            if m:
+                path = m.group(1)
+                parts = Path(path).parts
+                short = "/".join(parts[parts.index("rmanalytics"):]) if "rmanalytics" in parts[:-1] else \
+                    "/".join(parts[-2:])
+                raised = f"{short}:{m.group(2)}" + (f" in {m.group(3)}" if m.group(3) else "")
+    lines = source.splitlines()
+    text = lines[line_no - 1].strip() if line_no is not None and 0 < line_no <= len(lines) else None
+    return line_no, text, raised
+
+
+def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None, int | None, str | None]:
+    """(index, execution count, source line that raised, its line number, deepest frame) of the
+    first cell with an error output.
 
     The index is 0-based and counts the cells of the *source* notebook (cells papermill adds,
-    the injected parameters and its error markers, are not counted).
+    the injected parameters and its error markers, are not counted). The line is the cell line
+    named by the traceback (the first non-blank line when the traceback names none).
     """
     import nbformat
 
     try:
         nb = nbformat.read(nb_path, as_version=4)
     except Exception:  # noqa: BLE001 - the notebook may not have been written
-        return None, None, None
+        return None, None, None, None, None
     index = -1
     for cell in nb.cells:
         if _ADDED_TAGS & set(cell.get("metadata", {}).get("tags", [])):
@@ -273,9 +321,11 @@ def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None]:
         index += 1
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
-                return index, cell.get("execution_count"), first
-    return None, None, None
+                line_no, text, raised = _raising_line(list(out.get("traceback", [])), cell.source)
+                if text is None:
+                    text = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+                return index, cell.get("execution_count"), text, line_no, raised
+    return None, None, None, None, None
 
 
 class _DropValidatedWarnings(logging.Filter):
@@ -425,6 +475,8 @@ def run_notebook(
         "kernel_name": kernel_name,
         "packages": package_versions(),
         "command": sys.argv,
+        **process_identity(),  # pid, host, pid_start: a dead owner means the run was abandoned
+        "parent_pid": os.getppid(),
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -453,9 +505,9 @@ def run_notebook(
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("run failed")
 
-        first = None
+        first = line_no = raised = None
         if status == "failed" and executed.is_file():
-            idx, count, first = _failing_cell(executed)
+            idx, count, first, line_no, raised = _failing_cell(executed)
             if idx is not None:
                 cell_idx, exec_count = idx, count
 
@@ -477,7 +529,8 @@ def run_notebook(
     )
     if status != "ok":
         manifest["error"] = {"message": error, "cell_index": cell_idx, "execution_count": exec_count,
-                             "cell_first_line": first, "executed_notebook": str(target / executed.name)}
+                             "line": line_no, "source_line": first, "raised_at": raised,
+                             "executed_notebook": str(target / executed.name)}
     _write_json(partial / "manifest.json", manifest)
     partial.rename(target)
     if status == "ok":
@@ -486,6 +539,7 @@ def run_notebook(
         notebook=name, status=status, run_dir=target, executed_notebook=target / executed.name,
         params=recorded, started_utc=started.isoformat(), ended_utc=ended.isoformat(), duration_s=duration,
         error=error, failed_cell=cell_idx, failed_exec_count=exec_count, failed_source=first,
+        failed_line=line_no, raised_at=raised,
     )
 
 
@@ -535,6 +589,79 @@ def _run_one(kwargs: dict[str, Any]) -> RunResult:  # top level: picklable for w
     return run_notebook(params=params, **kwargs)
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker start-up: die with run-all (see :mod:`rmanalytics.runs`), leave Ctrl-C to it."""
+    die_with_parent(parent_pid, ignore_sigint=True)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """run-all was interrupted (Ctrl-C, SIGTERM): what finished, what was cut off, what never started.
+
+    ``results``: RunResults of finished notebooks; ``interrupted``: notebook -> its ``.partial``
+    folder (or None if it had not created one); ``not_started``: notebooks never started.
+    """
+
+    def __init__(self, results: list[RunResult], interrupted: dict[str, Path | None], not_started: list[str]):
+        super().__init__("interrupted")
+        self.results, self.interrupted, self.not_started = results, interrupted, not_started
+
+    def summary(self) -> str:
+        lines = ["interrupted: " + (f"{len(self.results)} notebook(s) finished, " if self.results else "")
+                 + f"{len(self.interrupted)} cut off, {len(self.not_started)} not started"]
+        for r in self.results:
+            lines.append(f"  finished     {_one_line(r)}")
+        for nb, folder in self.interrupted.items():
+            lines.append(f"  interrupted  {nb} -> {folder or '(no run folder yet)'}")
+        for nb in self.not_started:
+            lines.append(f"  not started  {nb}")
+        return "\n".join(lines)
+
+
+def _partial_of(out_dir: str | os.PathLike, notebook: str, pids: set[int]) -> Path | None:
+    """The newest ``.partial`` folder of ``notebook`` run by one of ``pids``."""
+    base = Path(out_dir).resolve() / notebook
+    found = []
+    for p in base.glob("*.partial") if base.is_dir() else []:
+        try:
+            m = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if m.get("pid") in pids:
+            found.append(p)
+    return max(found, default=None)
+
+
+def _mark_interrupted(folder: Path | None) -> None:
+    if folder is None:
+        return
+    try:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if m.get("status") == "running":
+        m.update(status="interrupted", ended_utc=_utcnow().isoformat())
+        _write_json(folder / "manifest.json", m)
+
+
+def _support_problem(nb: str, params: NotebookParams) -> str | None:
+    """Why the data of ``params`` cannot support notebook ``nb`` (None when it can, or unknown)."""
+    from rmanalytics.io import table_columns
+    from rmanalytics.params import notebook_support
+
+    data = getattr(params, "data_dir", None)
+    if nb not in REGISTRY or not data:
+        return None
+    try:
+        columns = table_columns(data)
+    except (FileNotFoundError, OSError):
+        return None  # the notebook reports a missing folder itself
+    s = notebook_support(columns, [nb])[0]
+    if s["supported"]:
+        return None
+    return (f"the data in {data} lack {', '.join(s['missing'])} (it needs: {', '.join(s['required'])}; "
+            f"see: rmanalytics validate {data})")
+
+
 def run_all(
     *,
     params_dir: str | os.PathLike | None = None,
@@ -575,7 +702,15 @@ def run_all(
 
     if plan:
         check_kernel()
+    mark_abandoned(out_dir)
     results: dict[str, RunResult] = {}
+    for nb in list(plan):  # notebooks the data cannot support are skipped with the reason
+        problem = _support_problem(nb, plan[nb][0])
+        if problem:
+            folder = Path(out_dir).resolve() / nb
+            results[nb] = RunResult(notebook=nb, status="skipped", run_dir=folder, executed_notebook=folder,
+                                    error=problem)
+            echo(f"skip {nb}: {problem}")
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
         params, source = plan[nb]
@@ -596,38 +731,78 @@ def run_all(
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}
 
-    pending = list(plan)
-    if jobs <= 1:
-        for nb in pending:
-            kwargs, notes = job_for(nb)
-            echo(f"run {nb} ...")
-            res = _run_one(kwargs)
-            res.notes.extend(notes)
-            results[nb] = res
-            echo(_one_line(res))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        running: dict[Any, tuple[str, list[str]]] = {}
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            while pending or running:
-                for nb in list(pending):
-                    if len(running) >= jobs:
-                        break
-                    if deps_of(nb) <= set(results):
-                        kwargs, notes = job_for(nb)
-                        echo(f"run {nb} ...")
-                        running[pool.submit(_run_one, kwargs)] = (nb, notes)
-                        pending.remove(nb)
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    nb, notes = running.pop(fut)
-                    res = fut.result()
-                    res.notes.extend(notes)
-                    results[nb] = res
-                    echo(_one_line(res))
+    pending = [nb for nb in plan if nb not in results]
+    current: dict[str, Any] = {}  # notebook -> future (pool) or True (this process)
+    try:
+        if jobs <= 1:
+            for nb in list(pending):
+                kwargs, notes = job_for(nb)
+                echo(f"run {nb} ...")
+                pending.remove(nb)
+                current[nb] = True
+                res = _run_one(kwargs)
+                del current[nb]
+                res.notes.extend(notes)
+                results[nb] = res
+                echo(_one_line(res))
+        else:
+            _run_pool(pending, jobs, job_for, deps_of, results, current, echo)
+    except KeyboardInterrupt:
+        pids = {os.getpid(), *current.pop("__pids__", set())}
+        cut = {nb: _partial_of(out_dir, nb, pids) for nb in current if nb != "__pids__"}
+        for folder in cut.values():
+            _mark_interrupted(folder)
+        raise RunInterrupted([results[nb] for nb in plan if nb in results], cut, list(pending)) from None
     return [results[nb] for nb in plan]
+
+
+def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callable, results: dict[str, RunResult],
+              current: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Run ``pending`` notebooks in ``jobs`` worker processes that die with this one."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    running: dict[Any, tuple[str, list[str]]] = {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        while pending or running:
+            for nb in list(pending):
+                if len(running) >= jobs:
+                    break
+                if deps_of(nb) <= set(results):
+                    kwargs, notes = job_for(nb)
+                    echo(f"run {nb} ...")
+                    fut = pool.submit(_run_one, kwargs)
+                    running[fut] = (nb, notes)
+                    current[nb] = fut
+                    current["__pids__"] = set(getattr(pool, "_processes", {}) or {})
+                    pending.remove(nb)
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                nb, notes = running.pop(fut)
+                current.pop(nb, None)
+                res = fut.result()
+                res.notes.extend(notes)
+                results[nb] = res
+                echo(_one_line(res))
+    except BaseException:
+        # Ctrl-C / SIGTERM: stop the workers now (their kernels follow their parent), no tracebacks
+        procs = dict(getattr(pool, "_processes", {}) or {})
+        current["__pids__"] = set(procs)
+        for p in procs.values():
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001
+                pass
+        for p in procs.values():
+            try:
+                p.join(5)
+            except Exception:  # noqa: BLE001
+                pass
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _one_line(res: RunResult) -> str:

@@ -25,7 +25,7 @@ class NotebookParams(BaseModel):
     # without, the ones it uses when present with what is left out without them, and contract
     # columns it needs beyond the required ones. Read by ``rmanalytics validate`` and ``run-all``
     # (:func:`rmanalytics.params.notebook_support`) and by the notebook's loading cell.
-    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    tables_required: ClassVar[tuple[str, ...]] = ()
     tables_optional: ClassVar[dict[str, str]] = {}
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {}
     # Day-count parameters that must be shorter than the span of the data (first to last

@@ -12,7 +12,8 @@ from rmanalytics.params.base import NotebookParams
 class KpiParams(NotebookParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
 
-    tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_required: ClassVar[tuple[str, ...]] = (
+        "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
     tables_optional: ClassVar[dict[str, str]] = {}
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
