@@ -369,6 +369,30 @@ def _report_header(name: str, status: str, params: Mapping[str, Any], error: str
     return f"**Run of `{name}`** — status: **{status}**{msg}\n\n| parameter | value |\n|---|---|\n{rows}\n"
 
 
+def _kernel_manager_class(stderr_path: Path) -> type:
+    """An AsyncKernelManager whose kernel writes its own stderr (start-up warnings, and the ZMQ
+    tracebacks of a kernel stopped mid-cell by Ctrl-C) to ``run.log`` instead of the console."""
+    from jupyter_client import AsyncKernelManager
+
+    class _RunKernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw: Any) -> None:
+            if "stderr" not in kw:
+                kw["stderr"] = self._run_log = open(stderr_path, "ab")  # noqa: SIM115 - lives with the kernel
+            await super()._async_start_kernel(**kw)
+
+        start_kernel = _async_start_kernel
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            fh = getattr(self, "_run_log", None)
+            if fh is not None and not restart:
+                fh.close()
+
+        cleanup_resources = _async_cleanup_resources
+
+    return _RunKernelManager
+
+
 class _LogToFile:
     """Attach a file handler for ``run.log`` to the papermill and rmanalytics loggers."""
 
@@ -490,6 +514,7 @@ def run_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
                 progress_bar=progress_bar, log_output=True, cwd=str(nb_in.parent),
                 start_timeout=start_timeout, execution_timeout=execution_timeout,
+                kernel_manager_class=_kernel_manager_class(partial / "run.log"),
             )
         except PapermillExecutionError as exc:
             status, error = "failed", f"{exc.ename}: {exc.evalue}"
@@ -499,7 +524,7 @@ def run_notebook(
             manifest.update(status="interrupted", ended_utc=_utcnow().isoformat(),
                             duration_s=round(time.perf_counter() - t0, 3))
             _write_json(partial / "manifest.json", manifest)
-            log.error("interrupted; incomplete run left in %s", partial)
+            log.info("interrupted; incomplete run left in %s", partial)
             raise
         except Exception as exc:  # kernel died, kernel not found, bad notebook ...
             status, error = "failed", f"{type(exc).__name__}: {exc}"
@@ -651,10 +676,12 @@ def _support_problem(nb: str, params: NotebookParams) -> str | None:
     data = getattr(params, "data_dir", None)
     if nb not in REGISTRY or not data:
         return None
+    if not Path(data).exists():
+        return f"data_dir {data} does not exist"
     try:
         columns = table_columns(data)
     except (FileNotFoundError, OSError):
-        return None  # the notebook reports a missing folder itself
+        return None  # the notebook reports it itself
     s = notebook_support(columns, [nb])[0]
     if s["supported"]:
         return None
