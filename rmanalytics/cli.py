@@ -167,8 +167,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     print("notebooks this data supports:")
     for s in support:
         if s["supported"]:
-            gone = "; ".join(f"without {t}: {what}" for t, what in s["left_out"].items())
-            print(f"  {s['notebook']}: yes" + (f" (left out {gone})" if gone else ""))
+            print(f"  {s['notebook']}: yes")
+            for t, what in s["left_out"].items():
+                print(f"      no {t} table, left out: {what}")
         else:
             print(f"  {s['notebook']}: no, needs {', '.join(s['missing'])} "
                   f"(required: {', '.join(s['required'])})")

@@ -841,7 +841,8 @@ def summary_table(results: Iterable[RunResult]) -> str:
     rows = [("notebook", "status", "seconds", "run folder", "details")]
     for r in results:
         details = "; ".join(filter(None, [r.describe_failure().splitlines()[0] if not r.ok else "", *r.notes]))
-        rows.append((r.notebook, r.status, f"{r.duration_s:.1f}", str(r.run_dir), details))
+        rows.append((r.notebook, r.status, f"{r.duration_s:.1f}", "-" if r.status == "skipped" else str(r.run_dir),
+                     details))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for j, row in enumerate(rows):

@@ -350,7 +350,7 @@ def notebook_support(columns: Mapping[str, Iterable[str] | None],
 def left_out(params: NotebookParams | str, tables: Mapping[str, Any]) -> list[str]:
     """One line per optional table absent from ``tables``: what the notebook leaves out without it."""
     model = _needs(params)
-    return [f"no {t} table: {what} left out" for t, what in model.tables_optional.items()
+    return [f"no {t} table, left out: {what}" for t, what in model.tables_optional.items()
             if t not in tables and what]
 
 

@@ -16,7 +16,7 @@ class LoyaltyParams(NotebookParams):
     tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
     span_fields: ClassVar[tuple[str, ...]] = ("holdout_days",)
     tables_optional: ClassVar[dict[str, str]] = {
-        "customers": "one model group per customer_type (one group 'all' is fitted)",
+        "customers": "one model per customer_type (one group 'all' is fitted)",
         "balances": "AUM-based service tiers of the recomputed segments",
     }
 

@@ -173,7 +173,7 @@ class SegmentationParams(NotebookParams):
         "customers": "tenure from open_date (the first transaction stands in), customer tags, closed customers "
                      "in the worklist",
         "balances": "AUM as value: service tiers, the nine-grid and the wallet-share proxy",
-        "assignments": "the RM of each early warning (rm_id left empty)",
+        "assignments": "the RM of each early warning (rm_id is empty)",
     }
 
     scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
