@@ -49,10 +49,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rmanalytics.runner import KernelNotFound, _partial_of, _support_problem
     from rmanalytics.runs import mark_abandoned
 
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import precheck
+
     problem = _support_problem(name, params)
     if problem:
         _err(f"notebook {name} cannot run: {problem}")
         return 2
+    try:
+        if os.path.exists(params.data_dir):
+            precheck(params.data_dir)
+    except DataError as exc:
+        _err(str(exc))
+        return 1
     mark_abandoned(args.out)
     source = {"params_file": args.params, "overrides": [list(p) for p in args.p or []], **extra}
     try:
@@ -75,6 +84,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
     from rmanalytics.params import ParameterError
+    from rmanalytics.errors import DataError
     from rmanalytics.runner import KernelNotFound, RunInterrupted, run_all, summary_table
 
     try:
@@ -84,6 +94,9 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     except (ParameterError, KernelNotFound) as exc:
         _err(str(exc))
         return 2
+    except DataError as exc:  # found by the fast pre-check of the data folder, before any kernel
+        _err(str(exc))
+        return 1
     except RunInterrupted as exc:
         logging.disable(logging.CRITICAL)  # late kernel/ZMQ noise of the stopped runs
         print(exc.summary(), file=sys.stderr)

@@ -44,7 +44,8 @@ from rmanalytics.contract import TABLES, Column
 from rmanalytics.errors import DataError, rule_message
 from rmanalytics.schema import DataContractError, Failure, _examples, check_tables, example_rows
 
-__all__ = ["DATA_CONFIG", "FORMATS", "TableOptions", "available_tables", "fingerprint", "load_tables", "table_columns",
+__all__ = ["DATA_CONFIG", "FORMATS", "TableOptions", "available_tables", "fingerprint", "load_tables", "precheck",
+           "table_columns",
            "read_data_config", "validate_data_dir", "write_tables"]
 
 #: Name of the optional file beside the tables declaring date layouts and encodings.
@@ -376,6 +377,47 @@ def available_tables(data_dir: str | os.PathLike) -> list[str]:
     if not path.is_dir():
         raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
     return list(_find_files(path))
+
+
+def precheck(data_dir: str | os.PathLike, head_bytes: int = 1 << 20) -> None:
+    """Fast checks of a data folder before any kernel starts (seconds, whatever the data size).
+
+    ``data.yaml`` is valid; no table file is 0 bytes; a CSV's first ``head_bytes`` decode in
+    its declared encoding and hold a header and at least one row; a Parquet file's footer is
+    readable and counts rows. Raises the same one-line :class:`DataError` as :func:`load_tables`
+    (which still checks everything when the notebook loads the tables).
+    """
+    import codecs
+
+    path = Path(data_dir)
+    if _is_db(path) or not path.is_dir():
+        return
+    options = read_data_config(path)
+    for t, p in _find_files(path).items():
+        if p.stat().st_size == 0:
+            _read_file(p, t, options[t])  # raises the 0-byte message
+        if p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                n = pq.ParquetFile(p).metadata.num_rows
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+                raise DataError(f"{p}: not a readable Parquet file ({type(exc).__name__}: "
+                                f"{_one_line(exc)[:200]}); write it again") from None
+            if n == 0:
+                _check_rows(pd.DataFrame(), t, str(p))
+            continue
+        with open(p, "rb") as fh:
+            head = fh.read(head_bytes)
+            more = bool(fh.read(1))
+        try:
+            text = codecs.getincrementaldecoder(options[t].encoding)().decode(head, final=not more)
+        except UnicodeDecodeError:
+            _check_encoding(p, t, options[t].encoding)  # locates the byte and says what to do
+            raise
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if len(lines) < 2 and not more:
+            _check_rows(pd.DataFrame(), t, str(p))
 
 
 def table_columns(data_dir: str | os.PathLike) -> dict[str, list[str] | None]:

@@ -730,6 +730,11 @@ def run_all(
     if plan:
         check_kernel()
     mark_abandoned(out_dir)
+    from rmanalytics.io import precheck
+
+    for data in sorted({str(p.data_dir) for p, _ in plan.values() if getattr(p, "data_dir", None)}):
+        if Path(data).exists():
+            precheck(data)  # a 0-byte / undecodable / empty file fails in seconds, before any kernel
     results: dict[str, RunResult] = {}
     for nb in list(plan):  # notebooks the data cannot support are skipped with the reason
         problem = _support_problem(nb, plan[nb][0])

@@ -221,3 +221,38 @@ def test_validate_data_dir_with_a_subset(tiny_bank, tmp_path):
     tables, findings = validate_data_dir(tmp_path)
     assert set(tables) == {"transactions"}
     assert "refunds (negative amounts)" in set(findings["finding"])
+
+
+# ----------------------------------------------------------------------------- before any kernel
+@pytest.mark.parametrize("case", ["zero_bytes", "gbk", "header_only", "bad_data_yaml"])
+def test_run_and_run_all_refuse_unreadable_data_in_seconds(tiny_bank, tmp_path, capsys, monkeypatch, case):
+    import time
+
+    import papermill
+
+    from rmanalytics import runner
+
+    def never(*a, **k):
+        raise AssertionError("no kernel may start")
+
+    monkeypatch.setattr(papermill, "execute_notebook", never)
+    monkeypatch.setattr(runner, "check_kernel", lambda *a, **k: None)
+    write_tables(tiny_bank, tmp_path, format="csv")
+    if case == "zero_bytes":
+        (tmp_path / "rms.csv").write_bytes(b"")
+    elif case == "gbk":
+        (tmp_path / "customers.csv").write_bytes(
+            (tmp_path / "customers.csv").read_text().replace("manufacturing", "制造业").encode("gbk"))
+    elif case == "header_only":
+        (tmp_path / "transactions.csv").write_text(TX_HEADER)
+    else:
+        (tmp_path / "data.yaml").write_text("tables: {transactions: {date_format: '%d/%m/%Y'\n")
+    for argv in (["run", "01", "--data", str(tmp_path), "--out", str(tmp_path / "runs")],
+                 ["run-all", "--data", str(tmp_path), "--out", str(tmp_path / "runs"), "--jobs", "1"]):
+        t0 = time.perf_counter()
+        assert cli.main(argv) == 1
+        assert time.perf_counter() - t0 < 10
+        err = capsys.readouterr().err
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert str(tmp_path) in lines[0]
