@@ -46,12 +46,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         _err(str(exc))
         return 2
-    from rmanalytics.runner import KernelNotFound, _partial_of, _support_problem
+    from rmanalytics.runner import KernelNotFound, _partial_of, _support_problem, absolutize_paths
     from rmanalytics.runs import mark_abandoned
 
     from rmanalytics.errors import DataError
     from rmanalytics.io import precheck
 
+    params = absolutize_paths(params)
     problem = _support_problem(name, params)
     if problem:
         _err(f"notebook {name} cannot run: {problem}")
