@@ -45,8 +45,7 @@ from rmanalytics.errors import DataError, rule_message
 from rmanalytics.schema import DataContractError, Failure, _examples, check_tables, example_rows
 
 __all__ = ["DATA_CONFIG", "FORMATS", "TableOptions", "available_tables", "fingerprint", "load_tables", "precheck",
-           "table_columns",
-           "read_data_config", "validate_data_dir", "write_tables"]
+           "read_data_config", "table_columns", "validate_data_dir", "write_tables"]
 
 #: Name of the optional file beside the tables declaring date layouts and encodings.
 DATA_CONFIG = "data.yaml"

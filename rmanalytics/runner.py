@@ -800,24 +800,24 @@ def run_all(
         return {up for up, _ in dependencies(nb).values() if up in plan}
 
     pending = [nb for nb in plan if nb not in results]
-    current: dict[str, Any] = {}  # notebook -> future (pool) or True (this process)
+    current: set[str] = set()  # notebooks running now
+    pids: set[int] = {os.getpid()}  # processes executing them (this one, pool workers)
     try:
         if jobs <= 1:
             for nb in list(pending):
                 kwargs, notes = job_for(nb)
                 echo(f"run {nb} ...")
                 pending.remove(nb)
-                current[nb] = True
+                current.add(nb)
                 res = _run_one(kwargs)
-                del current[nb]
+                current.discard(nb)
                 res.notes.extend(notes)
                 results[nb] = res
                 echo(_one_line(res))
         else:
-            _run_pool(pending, jobs, job_for, deps_of, results, current, echo)
+            _run_pool(pending, jobs, job_for, deps_of, results, current, pids, echo)
     except KeyboardInterrupt:
-        pids = {os.getpid(), *current.pop("__pids__", set())}
-        cut = {nb: _partial_of(out_dir, nb, pids) for nb in current if nb != "__pids__"}
+        cut = {nb: _partial_of(out_dir, nb, pids) for nb in plan if nb in current}
         for folder in cut.values():
             _mark_interrupted(folder)
         raise RunInterrupted([results[nb] for nb in plan if nb in results], cut, list(pending)) from None
@@ -825,8 +825,12 @@ def run_all(
 
 
 def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callable, results: dict[str, RunResult],
-              current: dict[str, Any], echo: Callable[[str], None]) -> None:
-    """Run ``pending`` notebooks in ``jobs`` worker processes that die with this one."""
+              current: set[str], pids: set[int], echo: Callable[[str], None]) -> None:
+    """Run ``pending`` notebooks in ``jobs`` worker processes that die with this one.
+
+    Keeps ``current`` (notebooks running) and ``pids`` (worker pids) up to date for the caller's
+    Ctrl-C summary; on any interruption the workers are killed (their kernels follow them).
+    """
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -843,13 +847,13 @@ def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callabl
                     echo(f"run {nb} ...")
                     fut = pool.submit(_run_one, kwargs)
                     running[fut] = (nb, notes)
-                    current[nb] = fut
-                    current["__pids__"] = set(getattr(pool, "_processes", {}) or {})
+                    current.add(nb)
+                    pids.update(getattr(pool, "_processes", {}) or {})
                     pending.remove(nb)
             done, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for fut in done:
                 nb, notes = running.pop(fut)
-                current.pop(nb, None)
+                current.discard(nb)
                 res = fut.result()
                 res.notes.extend(notes)
                 results[nb] = res
@@ -857,7 +861,7 @@ def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callabl
     except BaseException:
         # Ctrl-C / SIGTERM: stop the workers now (their kernels follow their parent), no tracebacks
         procs = dict(getattr(pool, "_processes", {}) or {})
-        current["__pids__"] = set(procs)
+        pids.update(procs)
         for p in procs.values():
             try:
                 p.kill()
