@@ -256,3 +256,20 @@ def test_run_and_run_all_refuse_unreadable_data_in_seconds(tiny_bank, tmp_path, 
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert len(lines) == 1 and "Traceback" not in err, err
         assert str(tmp_path) in lines[0]
+
+
+def test_findings_and_warnings_without_product_family(tiny_bank):
+    """product_family is optional: the quality SQL and the early warnings do without it (portable SQL)."""
+    from rmanalytics.engine import portability_problems, record_sql
+    from rmanalytics.quality import quality_report
+    from rmanalytics.rfm import early_warnings
+
+    tx = tiny_bank["transactions"][["customer_id", "date", "amount"]]
+    tx = pd.concat([tx, tx.iloc[[0]]], ignore_index=True)  # one same-day duplicate
+    with record_sql() as log:
+        q = quality_report({"transactions": tx}, "2023-12-31").set_index("finding")
+    assert not [portability_problems(s) for s in log if portability_problems(s)]
+    dup = q.loc["same-day duplicates (customer, day, amount, product_family); n_rows = extra copies"]
+    assert dup["n_rows"] == 1 and "product_family" not in dup["examples"][0]
+    w = early_warnings(tx, observation_end="2022-12-31")
+    assert not w["reason"].str.contains("no_purchase").any()
