@@ -18,7 +18,6 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.labels import register
 from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.value import percentile_rank
 
@@ -27,15 +26,6 @@ TIERS = ("strategic", "growth", "basic", "attention")
 NOT_TIERED = "not_tiered"
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
-register({
-    "tier:strategic": {"en": "Strategic", "zh": "战略级"},
-    "tier:growth": {"en": "Growth", "zh": "成长级"},
-    "tier:basic": {"en": "Basic", "zh": "基础级"},
-    "tier:attention": {"en": "Attention", "zh": "关注级"},
-    "tier:other": {"en": "Other", "zh": "其他"},
-    "tier:not_tiered": {"en": "Not tiered (no balances)", "zh": "未分级（无余额数据）"},
-    "tier": {"en": "Service tier", "zh": "服务层级"},
-})
 
 
 def service_tiers(customers: pd.DataFrame, *, params: Any = None, value_col: str = "value") -> pd.DataFrame:
