@@ -102,9 +102,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
-    from rmanalytics.errors import RmAnalyticsError
+    from rmanalytics.errors import DataError, RmAnalyticsError
     from rmanalytics.params import ParameterError
-    from rmanalytics.errors import DataError
     from rmanalytics.runner import KernelNotFound, RunInterrupted, run_all, summary_table
 
     if (msg := _use_key_file(args)) is not None:
@@ -114,12 +113,12 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
                           notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
                           progress_bar=not args.no_progress)
-    except (ParameterError, KernelNotFound, RmAnalyticsError) as exc:
-        _err(str(exc))
-        return 2
     except DataError as exc:  # found by the fast pre-check of the data folder, before any kernel
         _err(str(exc))
         return 1
+    except (ParameterError, KernelNotFound, RmAnalyticsError) as exc:
+        _err(str(exc))
+        return 2
     except RunInterrupted as exc:
         logging.disable(logging.CRITICAL)  # late kernel/ZMQ noise of the stopped runs
         print(exc.summary(), file=sys.stderr)
