@@ -3,7 +3,7 @@ performance pool, training effectiveness, career stages)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -12,6 +12,14 @@ from rmanalytics.params.base import NotebookParams
 
 class RmReviewParams(NotebookParams):
     """Parameters of `notebooks/06_rm_review.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = (
+        "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_optional: ClassVar[dict[str, str]] = {
+        "training": "training effectiveness and whether mandatory training followed a review",
+        "daily_balances": "deposits from daily balances (balances.deposits_avg, else month-end snapshots, is used)",
+    }
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family", "fee")}
 
     scorecard_config_path: str = Field(
         "params/scorecards/default.yaml",
