@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, examples, rule_message
 from rmanalytics.loyalty.beta_geo import BetaGeoModel
 from rmanalytics.loyalty.gamma_gamma import GammaGammaModel
 
@@ -27,6 +28,7 @@ class GroupModels:
     bgnbd: BetaGeoModel
     gamma_gamma: GammaGammaModel
     n_customers: int
+    n_nonpositive: int = 0  # repeat buyers left out of the Gamma-Gamma fit: mean repeat spend <= 0
 
 
 def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
@@ -36,7 +38,7 @@ def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
         raise KeyError(f"summary has no column {by!r} to group by; columns: {list(summary.columns)}")
     if summary[by].isna().any():
         n = int(summary[by].isna().sum())
-        raise ValueError(f"summary.{by}: rule 'not null' broken by {n} row(s)")
+        raise DataError(rule_message(f"summary.{by}", "rule 'not null'", n, examples(summary.index[summary[by].isna()])))
     return {str(k): g for k, g in summary.groupby(by, sort=True)}
 
 
@@ -45,7 +47,7 @@ def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float
     with ``monetary_value > 0``) per value of ``by`` (one group ``"all"`` when ``by`` is None).
 
     Repeat buyers whose mean repeat spend is <= 0 (refunds netting out a purchase) cannot enter
-    the Gamma-Gamma fit: their number is kept in ``gamma_gamma.n_nonpositive_``.
+    the Gamma-Gamma fit: their number is kept in ``GroupModels.n_nonpositive``.
     """
     out = {}
     for key, g in _groups(summary, by).items():
@@ -53,8 +55,7 @@ def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float
         rep = g[(g["frequency"] > 0)]
         ok = rep["monetary_value"] > 0
         gg = GammaGammaModel(penalizer).fit(rep[ok])
-        gg.n_nonpositive_ = int((~ok).sum())
-        out[key] = GroupModels(bg, gg, len(g))
+        out[key] = GroupModels(bg, gg, len(g), n_nonpositive=int((~ok).sum()))
     return out
 
 
