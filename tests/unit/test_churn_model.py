@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter
 from lifelines.datasets import load_rossi
 
 from rmanalytics.churn import (ChurnModel, ChurnModelError, breslow_baseline, compress_frame, fit_cox_efron,
                                time_varying_frame, to_grid)
+from rmanalytics.errors import ParameterError
 from rmanalytics.synth.processes import simulate_weibull_ph
 
 ROSSI_COVS = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
@@ -215,8 +217,9 @@ def test_clear_errors():
     m = ChurnModel(covariates=["customer_type"]).fit(df, entry_col="entry")
     with pytest.raises(ValueError, match="not seen in training"):
         m.predict_churn_probability(df.head(3).assign(customer_type="sme"), 90)
-    with pytest.raises(ValueError, match="model must be"):
-        ChurnModel("rsf")
+    # arguments are checked in fit (scikit-learn convention: __init__ only stores them)
+    with pytest.raises(ParameterError, match="model must be"):
+        ChurnModel("rsf").fit(df)
 
 
 def test_recovers_synth_bank_truth_including_rm_turnover():
