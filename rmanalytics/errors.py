@@ -36,20 +36,40 @@ class NotFittedError(RmAnalyticsError, _SkNotFittedError):
     """A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`."""
 
 
-def examples(values: Iterable[Any], n: int = N_EXAMPLES) -> list[Any]:
-    """The first ``n`` distinct values, as plain Python scalars (for messages and JSON)."""
+def _plain(v: Any) -> Any:
+    """A value as a plain Python scalar: numpy scalars unwrapped, timestamps as ISO dates/times."""
+    import pandas as pd
+
+    if isinstance(v, pd.Timestamp):
+        return str(v.date()) if v == v.normalize() else str(v)
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        try:
+            return v.item()
+        except (TypeError, ValueError):
+            return v
+    return v
+
+
+def examples(values: Iterable[Any], n: int = N_EXAMPLES, distinct: bool = True) -> list[Any]:
+    """The first ``n`` (distinct, unless ``distinct=False``) values, as plain Python scalars (for
+    messages and JSON); timestamps become ISO dates (or date-times when not at midnight)."""
     out: list[Any] = []
     seen: set[Any] = set()
     for v in values:
-        v = v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+        v = _plain(v)
         key = repr(v)
-        if key in seen:
+        if distinct and key in seen:
             continue
         seen.add(key)
         out.append(v)
         if len(out) >= n:
             break
     return out
+
+
+def row_examples(values: Iterable[Any], n: int = N_EXAMPLES) -> list[Any]:
+    """The first ``n`` values in row order, repeats kept (each stands for an offending row)."""
+    return examples(values, n, distinct=False)
 
 
 def rule_message(where: str, rule: str, n_rows: int, example_rows: Sequence[Mapping[str, Any]] | Sequence[Any] = (),

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES, Column
-from rmanalytics.schema import DataContractError, Failure, _examples, check_tables
+from rmanalytics.errors import row_examples
+from rmanalytics.schema import DataContractError, Failure, check_tables
 
 __all__ = ["fingerprint", "load_tables", "validate_data_dir", "write_tables", "FORMATS"]
 
@@ -63,25 +64,25 @@ def _parse_text(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, Failu
             parsed = parsed.where(~bad, again)
             bad = notna & parsed.isna()
         if getattr(parsed.dtype, "tz", None) is not None:
-            return s, Failure(table, col.name, "dtype", int(notna.sum()), _examples(s[notna]),
+            return s, Failure(table, col.name, "dtype", int(notna.sum()), row_examples(s[notna]),
                               "timestamps carry a time zone; contract dates are tz-naive")
         failure = None
         if bad.any():
-            failure = Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
+            failure = Failure(table, col.name, "unparseable", int(bad.sum()), row_examples(pd.unique(s[bad])),
                               "text that is not a date")
         return parsed.astype("datetime64[ns]"), failure
     if col.dtype in ("int", "float"):
         num = pd.to_numeric(s, errors="coerce")
         bad = notna & num.isna()
         if bad.any():
-            return s, Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
+            return s, Failure(table, col.name, "unparseable", int(bad.sum()), row_examples(pd.unique(s[bad])),
                               f"text that is not a number ({col.dtype})")
         if col.dtype == "float":
             return num.astype("float64"), None
         vals = num.to_numpy(dtype=float, na_value=np.nan)
         nonint = notna.to_numpy() & (np.mod(vals, 1) != 0)
         if nonint.any():
-            return s, Failure(table, col.name, "unparseable", int(nonint.sum()), _examples(pd.unique(s[nonint])),
+            return s, Failure(table, col.name, "unparseable", int(nonint.sum()), row_examples(pd.unique(s[nonint])),
                               "text that is not an integer")
         if notna.all():
             return num.astype("int64"), None
@@ -90,7 +91,7 @@ def _parse_text(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, Failu
         low = s.str.strip().str.lower()
         bad = notna & ~low.isin(_TRUE | _FALSE)
         if bad.any():
-            return s, Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
+            return s, Failure(table, col.name, "unparseable", int(bad.sum()), row_examples(pd.unique(s[bad])),
                               "text that is not a boolean")
         if notna.all():
             return low.isin(_TRUE), None

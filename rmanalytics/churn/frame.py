@@ -44,12 +44,13 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.errors import DataError
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 DEFINITIONS = ("closure", "inactivity")
 
 
-class ChurnDataError(ValueError):
+class ChurnDataError(DataError):
     """Bad input data for a churn frame (names table, column, rule, rows, examples)."""
 
 

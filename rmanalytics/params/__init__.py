@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
+from rmanalytics.errors import ParameterError  # re-exported: a bad notebook parameter (the message names it)
 from rmanalytics.params.base import NotebookParams, type_name
 
 #: Analysis notebooks in chain (dependency) order.
@@ -109,8 +110,6 @@ CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-class ParameterError(ValueError):
-    """A notebook parameter is unknown, ill-typed or impossible. The message names it."""
 
 
 __all__ = [

@@ -41,10 +41,10 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import Source, _scan_expr, connect, run_sql
+from rmanalytics.errors import N_EXAMPLES, row_examples
 
 Refunds = Literal["include", "exclude", "error"]
 REFUND_OPTIONS = ("include", "exclude", "error")
-_N_EXAMPLES = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -69,10 +69,6 @@ def _as_date(value: Any, name: str) -> dt.date:
     return ts.date()
 
 
-def _examples(values: Any) -> list:
-    return [v.item() if hasattr(v, "item") else v for v in list(values)[:_N_EXAMPLES]]
-
-
 def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_col: str,
                    extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """Check a pandas transactions frame; return the needed columns with dates parsed to days."""
@@ -84,7 +80,7 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
     null_ids = ids.isna()
     if null_ids.any():
         raise ValueError(f"transactions.{customer_col}: {int(null_ids.sum())} row(s) with a null customer id "
-                         f"(row positions {_examples(np.flatnonzero(null_ids.to_numpy()))})")
+                         f"(row positions {row_examples(np.flatnonzero(null_ids.to_numpy()))})")
     if ids.dtype == object:
         kind = pd.api.types.infer_dtype(ids, skipna=True)
         if kind not in ("string", "integer", "empty"):
@@ -93,7 +89,7 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
             minority = counts.index[-1]
             raise ValueError(
                 f"transactions.{customer_col}: mixed-type customer ids ({dict(counts)}); e.g. "
-                f"{_examples(ids[types == minority].unique())} are {minority}. Convert all ids to one type (str).")
+                f"{row_examples(ids[types == minority].unique())} are {minority}. Convert all ids to one type (str).")
     dates = df[date_col]
     if not pd.api.types.is_datetime64_any_dtype(dates):
         if pd.api.types.is_numeric_dtype(dates) or pd.api.types.is_bool_dtype(dates):
@@ -103,25 +99,25 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
         bad = parsed.isna() & dates.notna()
         if bad.any():
             raise ValueError(f"transactions.{date_col}: {int(bad.sum())} unparseable date(s), e.g. "
-                             f"{_examples(dates[bad].unique())}")
+                             f"{row_examples(dates[bad].unique())}")
         dates = parsed
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     null_dates = dates.isna()
     if null_dates.any():
         raise ValueError(f"transactions.{date_col}: {int(null_dates.sum())} null date(s) "
-                         f"(customers {_examples(ids[null_dates].unique())})")
+                         f"(customers {row_examples(ids[null_dates].unique())})")
     amounts = df[amount_col]
     if not pd.api.types.is_numeric_dtype(amounts) or pd.api.types.is_bool_dtype(amounts):
         raise ValueError(f"transactions.{amount_col}: dtype {amounts.dtype} is not numeric")
     nan = amounts.isna()
     if nan.any():
         raise ValueError(f"transactions.{amount_col}: {int(nan.sum())} null/NaN amount(s) "
-                         f"(customers {_examples(ids[nan].unique())})")
+                         f"(customers {row_examples(ids[nan].unique())})")
     inf = ~np.isfinite(amounts.to_numpy(dtype="float64"))
     if inf.any():
         raise ValueError(f"transactions.{amount_col}: {int(inf.sum())} infinite amount(s) "
-                         f"(customers {_examples(ids[inf].unique())})")
+                         f"(customers {row_examples(ids[inf].unique())})")
     out = pd.DataFrame({"customer_id": ids.to_numpy(), "date": dates.dt.floor("D").to_numpy(),
                         "amount": amounts.to_numpy(dtype="float64")})
     for c in extra:
@@ -147,7 +143,7 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
             date_expr = f"CAST({_q(date_col)} AS DATE)"
         elif dtype in ("VARCHAR",):
             bad = con.execute(
-                f"SELECT COUNT(*), LIST(DISTINCT {_q(date_col)})[1:{_N_EXAMPLES}] FROM {scan} "
+                f"SELECT COUNT(*), LIST(DISTINCT {_q(date_col)})[1:{N_EXAMPLES}] FROM {scan} "
                 f"WHERE {_q(date_col)} IS NOT NULL AND TRY_CAST({_q(date_col)} AS DATE) IS NULL").fetchone()
             if bad[0]:
                 raise ValueError(f"transactions.{date_col} ({path}): {bad[0]} unparseable date(s), e.g. {bad[1]}")
