@@ -24,10 +24,14 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES, Column
-from rmanalytics.errors import row_examples
+from rmanalytics.errors import DataError, row_examples, rule_message
 from rmanalytics.schema import DataContractError, Failure, check_tables
 
-__all__ = ["fingerprint", "load_tables", "validate_data_dir", "write_tables", "FORMATS"]
+__all__ = ["fingerprint", "load_tables", "read_segments", "validate_data_dir", "write_tables", "FORMATS",
+           "SEGMENT_COLUMNS"]
+
+#: Columns of ``tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
+SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
 DB_SUFFIXES = (".duckdb", ".db")
@@ -294,6 +298,30 @@ def write_tables(
             df.to_csv(p, index=False)
         written[name] = p
     return written
+
+
+def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGMENT_COLUMNS) -> pd.DataFrame | None:
+    """The segments of a 01 run (``tables/segments.parquet``): ``columns`` only, one row per customer.
+
+    None when ``path`` is None (the caller's documented fallback applies). Raises
+    :class:`~rmanalytics.errors.DataError` naming the file when it is missing, lacks a column or
+    repeats a customer.
+    """
+    if path is None:
+        return None
+    cols = list(columns)
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: segments file not found (expected tables/segments.parquet of a 01 run)")
+    seg = pd.read_parquet(p)
+    missing = [c for c in cols if c not in seg.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (tables/segments.parquet of a 01 run)")
+    dup = seg["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataError(rule_message(f"{p}.customer_id", "rule 'one row per customer'", int(dup.sum()),
+                                     row_examples(seg.loc[dup, "customer_id"])))
+    return seg[cols].reset_index(drop=True)
 
 
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:

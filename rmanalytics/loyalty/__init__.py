@@ -15,7 +15,6 @@ from rmanalytics.loyalty.groups import (
     GroupModels,
     apply_by_group,
     fit_models,
-    load_segments,
     params_table,
     tracking_by_group,
 )
@@ -49,7 +48,6 @@ __all__ = [
     "GroupModels",
     "apply_by_group",
     "fit_models",
-    "load_segments",
     "localize_index",
     "loyalty_score",
     "tracking_by_group",

@@ -106,34 +106,3 @@ def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame,
     for p in parts[1:]:
         total = total.add(p, fill_value=0.0)
     return total.reset_index()[["date", "actual", "predicted", "period"]]
-
-
-def load_segments(segments_path: str | None, tables: dict, *, observation_end, engine: str = "duckdb",
-                  lang: str = "en") -> tuple[pd.DataFrame, str]:
-    """Segments, lifecycle stages and tiers per customer, and where they came from.
-
-    ``segments_path``: ``tables/segments.parquet`` of a 01 run (columns customer_id, segment,
-    lifecycle_stage, tier). Otherwise they are recomputed with
-    :func:`rmanalytics.rfm.pipeline.segment_snapshot` at ``observation_end`` when that module is
-    available, else every customer's ``customer_type`` stands in for all three.
-    Returns ``(frame, source)`` with source one of ``"file"``, ``"recomputed"``, ``"customer_type"``.
-    """
-    cols = ["customer_id", "segment", "lifecycle_stage", "tier"]
-    if segments_path is not None:
-        seg = pd.read_parquet(segments_path)
-        missing = [c for c in cols if c not in seg.columns]
-        if missing:
-            raise ValueError(f"{segments_path}: missing column(s) {missing}; expected {cols}")
-        return seg[cols], "file"
-    try:
-        from rmanalytics.rfm.pipeline import segment_snapshot
-    except ImportError:
-        segment_snapshot = None
-    if segment_snapshot is not None:
-        seg = segment_snapshot(tables["transactions"], observation_end=observation_end,
-                               customers=tables.get("customers"), balances=tables.get("balances"),
-                               engine=engine, quiet=True)
-        return seg[cols], "recomputed"
-    cust = tables["customers"][["customer_id", "customer_type"]]
-    return cust.assign(segment=cust["customer_type"], lifecycle_stage=cust["customer_type"],
-                       tier=cust["customer_type"])[cols], "customer_type"

@@ -18,6 +18,7 @@ min_baseline_transactions transactions (too little history to call a drop).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import pandas as pd
 
 from rmanalytics.engine import run_sql
 from rmanalytics.labels import register
-from rmanalytics.rfm.rules import apply_rules
+from rmanalytics.rules import Rule, apply_rules
 from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs, _scan_findings, _window
 
 STAGES = ("new", "growth", "mature", "decline_warning")
@@ -114,26 +115,28 @@ def lifecycle_stages(
     activity: pd.DataFrame,
     *,
     observation_end: Any,
+    rules: Sequence[Rule | Mapping[str, Any]],
+    default: str = "other",
+    onboarding_hours: float = 72.0,
     customers: pd.DataFrame | None = None,
-    params: Any = None,
 ) -> pd.DataFrame:
-    """Lifecycle stage per customer of ``rfm`` by the rules in ``params`` (LifecycleParams).
+    """Lifecycle stage per customer of ``rfm`` by the lifecycle ``rules`` (first match wins).
 
     Parameters
     ----------
     rfm : output of :func:`rfm_table` (customer_id, first_date).
     activity : output of :func:`activity_change`.
+    rules : lifecycle rules (:mod:`rmanalytics.rules`) on tenure_days, tenure_hours, activity_drop,
+        recent_transactions, baseline_transactions (the notebook default is ``LifecycleParams().rules``).
+    default : stage of customers no rule matches.
+    onboarding_hours : first-contact window after opening (hours) for the ``onboarding`` flag.
     customers : optional customers table; its ``open_date`` defines tenure (else first_date).
-    params : :class:`LifecycleParams` (default: its defaults).
 
     Returns
     -------
     DataFrame: customer_id, tenure_days, tenure_hours, onboarding (within onboarding_hours of
     opening), activity_drop, recent_transactions, baseline_transactions, lifecycle_stage.
     """
-    from rmanalytics.params.segmentation import LifecycleParams
-
-    p = params or LifecycleParams()
     end = pd.Timestamp(_as_date(observation_end, "observation_end"))
     out = rfm[["customer_id", "first_date"]].copy()
     start = pd.to_datetime(out["first_date"])
@@ -142,9 +145,9 @@ def lifecycle_stages(
         start = opened.where(opened.notna(), start)
     out["tenure_days"] = (end - start).dt.days
     out["tenure_hours"] = out["tenure_days"] * 24.0
-    out["onboarding"] = out["tenure_hours"] < p.onboarding_hours
+    out["onboarding"] = out["tenure_hours"] < onboarding_hours
     out = out.drop(columns="first_date").merge(
         activity[["customer_id", "activity_drop", "recent_transactions", "baseline_transactions", "baseline_rate"]],
         on="customer_id", how="left")
-    out["lifecycle_stage"] = apply_rules(out, p.rules, default=p.default).to_numpy()
+    out["lifecycle_stage"] = apply_rules(out, rules, default=default).to_numpy()
     return out

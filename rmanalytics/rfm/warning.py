@@ -16,6 +16,7 @@ latest balance snapshot on or before observation_end (0 without a snapshot, flag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -90,7 +91,10 @@ def early_warnings(
     assignments: pd.DataFrame | None = None,
     balances_latest: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
-    params: Any = None,
+    families: Sequence[str] = ("wealth",),
+    silent_months: int = 3,
+    lookback_months: int = 12,
+    activity_drop: float = 0.30,
     engine: str = "duckdb",
 ) -> pd.DataFrame:
     """The early-warning worklist: one row per customer with at least one signal.
@@ -102,7 +106,9 @@ def early_warnings(
     assignments : contract assignments (for the primary RM); None: rm_id is NaN.
     balances_latest : output of :func:`latest_balances` (aum = value at stake).
     customers : contract customers (closed customers are left out).
-    params : :class:`WarningParams`.
+    families, silent_months, lookback_months : the "no purchase of a watched product family"
+        signal (see :func:`silent_families`).
+    activity_drop : the activity-drop signal fires at ``activity_drop >=`` this fraction.
     engine : "duckdb" or "spark", for the product-family scan of ``transactions``.
 
     Returns
@@ -111,19 +117,16 @@ def early_warnings(
     reason (signal codes joined by "; "), n_signals, detail, value_at_stake (currency),
     has_balance, rank_in_rm (1 = highest value in the RM's list).
     """
-    from rmanalytics.params.segmentation import WarningParams
-
-    p = params or WarningParams()
     end = _as_date(observation_end, "observation_end")
     rows = []
-    silent = silent_families(transactions, observation_end=end, families=p.families,
-                             silent_months=p.silent_months, lookback_months=p.lookback_months,
+    silent = silent_families(transactions, observation_end=end, families=list(families),
+                             silent_months=silent_months, lookback_months=lookback_months,
                              engine=engine)
     for r in silent.itertuples(index=False):
         rows.append((r.customer_id, f"no_purchase:{r.product_family}",
                      f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))
     if activity is not None:
-        drop = activity[activity["activity_drop"] >= p.activity_drop]
+        drop = activity[activity["activity_drop"] >= activity_drop]
         for r in drop.itertuples(index=False):
             rows.append((r.customer_id, "activity_drop",
                          f"activity down {r.activity_drop:.0%} ({r.recent_transactions} recent vs "

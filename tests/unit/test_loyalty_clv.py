@@ -221,16 +221,3 @@ def test_models_per_group(summary, cdnow_holdout):
     assert tr["actual"].iloc[-1] == ch["frequency"].sum() + ch["frequency_holdout"].sum()
     with pytest.raises(KeyError, match="group"):
         fit_models(ch, by="nope")
-
-
-def test_load_segments_from_file(tmp_path):
-    from rmanalytics.loyalty import load_segments
-
-    seg = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["loyal", "lost"], "lifecycle_stage": ["mature", "new"],
-                        "tier": ["strategic", "basic"], "extra": [1, 2]})
-    seg.to_parquet(tmp_path / "segments.parquet")
-    out, source = load_segments(str(tmp_path / "segments.parquet"), {}, observation_end="2024-12-31")
-    assert source == "file" and list(out.columns) == ["customer_id", "segment", "lifecycle_stage", "tier"]
-    seg.drop(columns="tier").to_parquet(tmp_path / "bad.parquet")
-    with pytest.raises(ValueError, match="tier"):
-        load_segments(str(tmp_path / "bad.parquet"), {}, observation_end="2024-12-31")

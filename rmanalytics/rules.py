@@ -1,4 +1,5 @@
-"""A small rule language for segments, lifecycle stages and service tiers.
+"""A small rule language for segments, lifecycle stages and service tiers (used by :mod:`rmanalytics.rfm`
+and validated in the notebook parameters, so it sits below both).
 
 A rule set is an ordered list of rules; each customer gets the label of the **first** rule whose
 conditions all hold, else the ``default`` label (never a silent gap). Rules live in the notebook
