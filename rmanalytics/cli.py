@@ -95,9 +95,9 @@ def _cmd_params(args: argparse.Namespace) -> int:
     if args.yaml:
         import yaml
 
-        from rmanalytics.params.base import _json_default
+        from rmanalytics.params.base import json_default
 
-        defaults = {k: _json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
+        defaults = {k: json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
         print(f"# parameters of {notebook_name(args.notebook)} (defaults)")
         print(yaml.safe_dump(defaults, sort_keys=False, allow_unicode=True), end="")
         return 0

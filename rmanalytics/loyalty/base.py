@@ -16,6 +16,7 @@ on millions of customers usually has only tens of thousands of distinct rows.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from rmanalytics.errors import N_EXAMPLES, ConvergenceError, DataError, rule_mes
 from rmanalytics.estimator import interval_columns, z_value
 
 __all__ = ["ConvergenceError", "LoyaltyInputError", "as_array", "check_columns", "check_rfm", "check_rule",
-           "compress", "dot", "like_input", "fit_log_params", "hessian_from_gradient", "single_threaded_blas",
+           "compress", "dot", "is_number", "like_input", "param_series", "fit_log_params", "hessian_from_gradient", "single_threaded_blas",
            "standard_errors"]
 
 Z95 = 1.959963984540054
@@ -274,6 +275,16 @@ def like_input(result: np.ndarray, *inputs):
     if np.ndim(result) == 0:
         return float(result)
     return result
+
+
+def is_number(v) -> bool:
+    """A real number that is not a bool (for checking constructor arguments in ``fit``)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def param_series(values, names) -> pd.Series:
+    """Model parameters as a float Series indexed by ``parameter`` (the ``params_`` of the loyalty models)."""
+    return pd.Series([float(v) for v in values], index=pd.Index(list(names), name="parameter"), name="value")
 
 
 def as_array(*values) -> list[np.ndarray]:

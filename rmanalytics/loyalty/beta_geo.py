@@ -28,7 +28,6 @@ numerical integral over the dropout probability ``p`` (exact expectation) is use
 
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import numpy as np
@@ -36,29 +35,23 @@ import pandas as pd
 from scipy import integrate, special
 from sklearn.base import BaseEstimator
 
+from rmanalytics.errors import ConvergenceError, DataError, ParameterError
+from rmanalytics.estimator import check_alpha, check_fitted
 from rmanalytics.loyalty.base import (
-    dot,
     as_array,
     check_rfm,
     compress,
+    dot,
     fit_log_params,
     hessian_from_gradient,
+    is_number,
     like_input,
+    param_series,
     single_threaded_blas,
     standard_errors,
 )
-from rmanalytics.errors import ConvergenceError, DataError, ParameterError
-from rmanalytics.estimator import check_alpha, check_fitted
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
-
-def _param_series(values, names) -> pd.Series:
-    return pd.Series([float(v) for v in values], index=pd.Index(list(names), name="parameter"), name="value")
 _WARM_START_ROWS = 50_000
 
 
@@ -210,7 +203,7 @@ class BetaGeoModel(BaseEstimator):
         self.alpha = alpha
 
     def _check_params(self) -> None:
-        if not _is_number(self.penalizer) or not self.penalizer >= 0:
+        if not is_number(self.penalizer) or not self.penalizer >= 0:
             raise ParameterError(f"BetaGeoModel: penalizer must be a number >= 0, got {self.penalizer!r}")
         check_alpha(self.alpha, "BetaGeoModel")
 
@@ -299,7 +292,7 @@ class BetaGeoModel(BaseEstimator):
         """A model with given parameters (no fit; ``alpha`` here is the model parameter): for
         scenario analysis and tests. It predicts but has no ``summary_``."""
         m = cls()
-        m.params_ = _param_series([r, alpha, a, b], PARAM_NAMES)
+        m.params_ = param_series([r, alpha, a, b], PARAM_NAMES)
         return m
 
     def _check_fitted(self):

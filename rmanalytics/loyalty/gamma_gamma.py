@@ -35,11 +35,12 @@ from rmanalytics.loyalty.base import (
     dot,
     fit_log_params,
     hessian_from_gradient,
+    is_number,
     like_input,
+    param_series,
     single_threaded_blas,
     standard_errors,
 )
-from rmanalytics.loyalty.beta_geo import _is_number, _param_series
 
 PARAM_NAMES = ("p", "q", "gamma")
 
@@ -92,7 +93,7 @@ class GammaGammaModel(BaseEstimator):
 
     def fit(self, summary: pd.DataFrame, *, weights=None) -> "GammaGammaModel":
         """Fit on ``summary[["frequency", "monetary_value"]]`` of customers with frequency > 0; returns self."""
-        if not _is_number(self.penalizer) or not self.penalizer >= 0:
+        if not is_number(self.penalizer) or not self.penalizer >= 0:
             raise ParameterError(f"GammaGammaModel: penalizer must be a number >= 0, got {self.penalizer!r}")
         check_alpha(self.alpha, "GammaGammaModel")
         check_columns(summary, ["frequency", "monetary_value"])
@@ -141,7 +142,7 @@ class GammaGammaModel(BaseEstimator):
     def from_params(cls, p: float, q: float, gamma: float) -> "GammaGammaModel":
         """A model with given parameters (no fit): for scenario analysis and tests."""
         m = cls()
-        m.params_ = _param_series([p, q, gamma], PARAM_NAMES)
+        m.params_ = param_series([p, q, gamma], PARAM_NAMES)
         return m
 
     def expected_average_value(self, frequency, monetary_value):

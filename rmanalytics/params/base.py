@@ -56,7 +56,7 @@ class NotebookParams(BaseModel):
             rows.append({
                 "name": name,
                 "type": type_name(field.annotation),
-                "default": repr(_json_default(field.get_default(call_default_factory=True))),
+                "default": repr(json_default(field.get_default(call_default_factory=True))),
                 "help": _help(field),
             })
         return rows
@@ -72,7 +72,7 @@ class NotebookParams(BaseModel):
         """
         lines = []
         for name, field in cls.model_fields.items():
-            default = _json_default(field.get_default(call_default_factory=True))
+            default = json_default(field.get_default(call_default_factory=True))
             ann = _papermill_annotation(type_name(field.annotation, notebook=True))
             comment = _comment_text(_help(field))
             lines.append(f"{name}: {ann} = {default!r}  # {comment}" if comment else f"{name}: {ann} = {default!r}")
@@ -113,7 +113,7 @@ def _help(field: Any) -> str:
     return text
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """Default as it appears in YAML/notebooks: dates as ISO strings, tuples as lists, nested
     models as dicts."""
     if isinstance(value, BaseModel):
@@ -121,11 +121,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, tuple):
-        return [_json_default(v) for v in value]
+        return [json_default(v) for v in value]
     if isinstance(value, list):
-        return [_json_default(v) for v in value]
+        return [json_default(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_default(v) for k, v in value.items()}
+        return {k: json_default(v) for k, v in value.items()}
     return value
 
 

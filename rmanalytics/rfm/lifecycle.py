@@ -27,7 +27,7 @@ import pandas as pd
 from rmanalytics.engine import run_sql
 from rmanalytics.labels import register
 from rmanalytics.rules import Rule, apply_rules
-from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs, _scan_findings, _window
+from rmanalytics.rfm.summary import as_date, date_literal, scan_findings, transaction_inputs, window_sql
 
 STAGES = ("new", "growth", "mature", "decline_warning")
 
@@ -44,8 +44,8 @@ register({
 
 def activity_sql(window: str, recent_start: dt.date, baseline_start: dt.date) -> str:
     """SQL: per customer, transactions in the recent and baseline windows and the first date."""
-    r = _date_literal(recent_start)
-    b = _date_literal(baseline_start)
+    r = date_literal(recent_start)
+    b = date_literal(baseline_start)
     return f"""
 WITH t AS ({window})
 SELECT customer_id,
@@ -87,12 +87,12 @@ def activity_change(
     DataFrame: customer_id, recent_transactions, baseline_transactions, exposure_days,
     baseline_rate (transactions per recent_days), activity_drop (fraction, NaN if undefined).
     """
-    end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, engine=engine)
-    end, _ = _scan_findings(inputs, base, end, refunds, engine=engine)
+    end = as_date(observation_end, "observation_end")
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, engine=engine)
+    end, _ = scan_findings(inputs, base, end, refunds, engine=engine)
     recent_start = end - dt.timedelta(days=recent_days)
     baseline_start = recent_start - dt.timedelta(days=baseline_days)
-    df = run_sql(activity_sql(_window(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
+    df = run_sql(activity_sql(window_sql(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
     start = pd.to_datetime(df["first_date"])
     if start_dates is not None:
         given = pd.to_datetime(df["customer_id"].map(start_dates))
@@ -137,7 +137,7 @@ def lifecycle_stages(
     DataFrame: customer_id, tenure_days, tenure_hours, onboarding (within onboarding_hours of
     opening), activity_drop, recent_transactions, baseline_transactions, lifecycle_stage.
     """
-    end = pd.Timestamp(_as_date(observation_end, "observation_end"))
+    end = pd.Timestamp(as_date(observation_end, "observation_end"))
     out = rfm[["customer_id", "first_date"]].copy()
     start = pd.to_datetime(out["first_date"])
     if customers is not None and "open_date" in customers.columns:

@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import Source, _scan_expr, connect, run_sql
+from rmanalytics.engine import Source, scan_expr, connect, run_sql
 from rmanalytics.errors import N_EXAMPLES, row_examples
 
 Refunds = Literal["include", "exclude", "error"]
@@ -55,11 +55,13 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _date_literal(d: Any) -> str:
+def date_literal(d: Any) -> str:
+    """A day as a SQL date literal: ``DATE 'YYYY-MM-DD'``."""
     return f"DATE '{pd.Timestamp(d).date().isoformat()}'"
 
 
-def _as_date(value: Any, name: str) -> dt.date:
+def as_date(value: Any, name: str) -> dt.date:
+    """``value`` as a date; a ValueError naming the parameter ``name`` when it is not one."""
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
@@ -128,7 +130,7 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
 def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
                 extra: tuple[str, ...] = (), con: Any = None) -> str:
     """Check a Parquet/CSV source with DuckDB; return a SELECT giving customer_id, date, amount."""
-    scan = _scan_expr(path)
+    scan = scan_expr(path)
     own = con is None
     con = con or connect()
     try:
@@ -163,7 +165,7 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
             f"CAST({_q(amount_col)} AS DOUBLE) AS amount{extras} FROM src")
 
 
-def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
+def transaction_inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
             extra: tuple[str, ...] = (), con: Any = None, engine: str = 'duckdb') -> tuple[dict[str, Any], str]:
     """Checked inputs for run_sql and the SQL of the normalised relation (customer_id, date, amount)."""
     if isinstance(transactions, pd.DataFrame):
@@ -185,7 +187,7 @@ def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: st
 def _findings_sql(base: str, end: dt.date) -> str:
     """One scan of the normalised relation: null keys/values, date range and counts of rows the
     summary leaves out."""
-    e = _date_literal(end)
+    e = date_literal(end)
     return (f"WITH t AS ({base}) SELECT MIN(date) AS min_date, MAX(date) AS max_date, COUNT(*) AS n_rows, "
             f"SUM(CASE WHEN customer_id IS NULL THEN 1 ELSE 0 END) AS n_null_id, "
             f"SUM(CASE WHEN date IS NULL THEN 1 ELSE 0 END) AS n_null_date, "
@@ -195,7 +197,7 @@ def _findings_sql(base: str, end: dt.date) -> str:
             f"SUM(CASE WHEN amount < 0 AND date <= {e} THEN 1 ELSE 0 END) AS n_refunds_in_window FROM t")
 
 
-def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
+def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
                    con=None, engine: str = "duckdb", cols: tuple[str, str, str] = ("customer_id", "date", "amount")
                    ) -> tuple[dt.date, list[dict]]:
     """Run the findings scan; resolve observation_end; raise on null ids/dates/amounts,
@@ -234,10 +236,11 @@ def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, re
     return end, findings
 
 
-def _window(base: str, end: dt.date, refunds: str, start: dt.date | None = None) -> str:
-    cond = [f"date <= {_date_literal(end)}"]
+def window_sql(base: str, end: dt.date, refunds: str, start: dt.date | None = None) -> str:
+    """SQL of the transactions of relation ``base`` in (start, end] (days), refunds as given."""
+    cond = [f"date <= {date_literal(end)}"]
     if start is not None:
-        cond.append(f"date > {_date_literal(start)}")
+        cond.append(f"date > {date_literal(start)}")
     if refunds == "exclude":
         cond.append("amount >= 0")
     return f"SELECT customer_id, date, amount FROM ({base}) b WHERE " + " AND ".join(cond)
@@ -259,7 +262,7 @@ def rfm_sql(window: str, end: dt.date, *, distinct_days: bool = False) -> str:
 
     ``distinct_days`` adds ``n_days`` (COUNT DISTINCT of dates: a second hash table, so only on
     request)."""
-    e = _date_literal(end)
+    e = date_literal(end)
     days = "COUNT(DISTINCT date)" if distinct_days else "CAST(NULL AS BIGINT)"
     return f"""
 WITH t AS ({window})
@@ -284,7 +287,7 @@ def btyd_sql(window: str, end: dt.date, time_unit_days: float, *, cte_prefix: st
     which avoids a join back to each customer's first date. ``cte_prefix`` prefixes the CTE names
     (sqlglot moves nested CTEs to the top for Spark, where names must be unique).
     """
-    e = _date_literal(end)
+    e = date_literal(end)
     u = f"CAST({float(time_unit_days)!r} AS DOUBLE)"  # a decimal literal would be DECIMAL in Spark
     t, days = f"{cte_prefix}t", f"{cte_prefix}days"
     return f"""
@@ -411,11 +414,11 @@ def rfm_table(
     """
     if frequency not in ("transactions", "days"):
         raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
-    sql = rfm_sql(_window(base, end, refunds), end, distinct_days=frequency == "days")
+    sql = rfm_sql(window_sql(base, end, refunds), end, distinct_days=frequency == "days")
     if output is not None:
         out = run_sql(rfm_output_sql(sql, distinct_days=frequency == "days"), inputs, engine=engine, con=con,
                       output=output)
@@ -471,11 +474,11 @@ def btyd_summary(
     """
     if not time_unit_days > 0:
         raise ValueError(f"time_unit_days must be > 0, got {time_unit_days!r}")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
-    sql = btyd_sql(_window(base, end, refunds), end, time_unit_days)
+    sql = btyd_sql(window_sql(base, end, refunds), end, time_unit_days)
     if output is not None:
         return _written(run_sql(sql, inputs, engine=engine, con=con, output=output), findings, "btyd_summary")
     df = run_sql(sql, inputs, engine=engine, con=con)
@@ -516,19 +519,19 @@ def calibration_holdout(
     ``transactions``, ``engine`` and ``output`` as in :func:`rfm_table` (``output=`` runs the
     calibration summary and the holdout counts as one query and writes Parquet).
     """
-    cal_end = _as_date(calibration_end, "calibration_end")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+    cal_end = as_date(calibration_end, "calibration_end")
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
     if cal_end >= end:
         raise ValueError(f"calibration_end {cal_end} must be before observation_end {end}")
-    cal_sql = btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days)
-    customers = f"SELECT customer_id FROM ({_window(base, cal_end, refunds)}) w GROUP BY customer_id"
-    hold_sql = holdout_sql(_window(base, end, refunds, start=cal_end), customers)
+    cal_sql = btyd_sql(window_sql(base, cal_end, refunds), cal_end, time_unit_days)
+    customers = f"SELECT customer_id FROM ({window_sql(base, cal_end, refunds)}) w GROUP BY customer_id"
+    hold_sql = holdout_sql(window_sql(base, end, refunds, start=cal_end), customers)
     if output is not None:
-        one = holdout_output_sql(btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days, cte_prefix="cal_"),
-                                 holdout_sql(_window(base, end, refunds, start=cal_end), customers, cte_prefix="hold_"),
+        one = holdout_output_sql(btyd_sql(window_sql(base, cal_end, refunds), cal_end, time_unit_days, cte_prefix="cal_"),
+                                 holdout_sql(window_sql(base, end, refunds, start=cal_end), customers, cte_prefix="hold_"),
                                  (end - cal_end).days / float(time_unit_days))
         out = run_sql(one, inputs, engine=engine, con=con, output=output)
         if _n_rows_written(out) == 0:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.rfm.summary import _as_date, _date_literal
+from rmanalytics.rfm.summary import as_date, date_literal
 
 
 def latest_balances_sql(end_literal: str) -> str:
@@ -39,8 +39,8 @@ def latest_balances(balances: Any, *, observation_end: Any, engine: str = "duckd
 
     A customer with several rows on that date is an error (the key is customer_id, snapshot_date).
     """
-    end = _as_date(observation_end, "observation_end")
-    df = run_sql(latest_balances_sql(_date_literal(end)), {"balances": balances}, engine=engine)
+    end = as_date(observation_end, "observation_end")
+    df = run_sql(latest_balances_sql(date_literal(end)), {"balances": balances}, engine=engine)
     dup = df["customer_id"].duplicated(keep=False)
     if dup.any():
         raise ValueError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "

@@ -24,7 +24,7 @@ import pandas as pd
 
 from rmanalytics.engine import run_sql
 from rmanalytics.labels import register
-from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs
+from rmanalytics.rfm.summary import as_date, date_literal, transaction_inputs
 
 register({
     "activity_drop": {"en": "Activity down vs own baseline", "zh": "活跃度较自身基线下降"},
@@ -56,10 +56,10 @@ def silent_families(transactions: Any, *, observation_end: Any, families: list[s
     Returns customer_id, product_family, last_purchase, months_silent (whole months between the
     last purchase and observation_end).
     """
-    end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",),
+    end = as_date(observation_end, "observation_end")
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",),
                            engine=engine)
-    df = run_sql(family_last_purchase_sql(base, list(families), _date_literal(end)), inputs, engine=engine)
+    df = run_sql(family_last_purchase_sql(base, list(families), date_literal(end)), inputs, engine=engine)
     silent_start = pd.Timestamp(end) - pd.DateOffset(months=silent_months)
     look_start = silent_start - pd.DateOffset(months=lookback_months)
     df["last_purchase"] = pd.to_datetime(df["last_purchase"])
@@ -74,7 +74,7 @@ def silent_families(transactions: Any, *, observation_end: Any, families: list[s
 def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
     """customer_id -> rm_id, share of the assignment covering day ``on`` with the highest share
     (ties: smallest rm_id). Intervals are [start_date, end_date)."""
-    day = pd.Timestamp(_as_date(on, "on"))
+    day = pd.Timestamp(as_date(on, "on"))
     a = assignments
     start = pd.to_datetime(a["start_date"])
     stop = pd.to_datetime(a["end_date"])
@@ -117,7 +117,7 @@ def early_warnings(
     reason (signal codes joined by "; "), n_signals, detail, value_at_stake (currency),
     has_balance, rank_in_rm (1 = highest value in the RM's list).
     """
-    end = _as_date(observation_end, "observation_end")
+    end = as_date(observation_end, "observation_end")
     rows = []
     silent = silent_families(transactions, observation_end=end, families=list(families),
                              silent_months=silent_months, lookback_months=lookback_months,
