@@ -35,6 +35,13 @@ class AnalysisWindow:
         """The day ``days`` days before ``end`` (e.g. the start of a hold-out of that length)."""
         return self.end - pd.Timedelta(days=int(days))
 
+    def calibration_end(self, holdout_days: int, given: Any = None) -> dt.date:
+        """Last day of a calibration period followed by a hold-out of ``holdout_days`` days up to
+        ``end``: ``given`` when set, else ``end - holdout_days``."""
+        if given is not None:
+            return _day(given, "calibration_end").date()
+        return self.days_before_end(holdout_days).date()
+
     def as_metrics(self) -> dict[str, str]:
         """``{"window_start": ISO date, "observation_end": ISO date}`` for run metrics."""
         return {"window_start": self.start.date().isoformat(), "observation_end": self.end.date().isoformat()}

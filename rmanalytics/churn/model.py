@@ -306,6 +306,8 @@ class ChurnModel(BaseEstimator):
     alpha : 1 - level of the confidence intervals (0.05: 95%).
     solver : "lifelines" (default; CoxPHFitter, or CoxTimeVaryingFitter with an entry column) or
         "fast" (Cox only, no strata, l1_ratio = 0: :func:`fit_cox_efron`, same estimates).
+    random_state : seed of the fixed subsample (200,000 customers) on which concordance is computed
+        for larger frames.
 
     Learned attributes: ``covariates_`` (columns used), ``strata_`` (list or None), ``columns_``
     (design columns), ``params_`` (coefficients, a Series), ``summary_`` (``estimate``, ``se``,
@@ -318,7 +320,7 @@ class ChurnModel(BaseEstimator):
 
     def __init__(self, model: str = "cox", covariates: list[str] | None = None, penalizer: float = 0.0,
                  l1_ratio: float = 0.0, strata: str | list[str] | None = None, alpha: float = 0.05,
-                 solver: str = "lifelines") -> None:
+                 solver: str = "lifelines", random_state: int | None = 0) -> None:
         self.model = model
         self.covariates = covariates
         self.penalizer = penalizer
@@ -326,6 +328,7 @@ class ChurnModel(BaseEstimator):
         self.strata = strata
         self.alpha = alpha
         self.solver = solver
+        self.random_state = random_state
 
     def _check_params(self) -> list[str] | None:
         """Check the constructor arguments; returns the strata as a list (or None)."""
@@ -524,7 +527,7 @@ class ChurnModel(BaseEstimator):
             last = ~frame[self.id_col_].duplicated(keep="last").to_numpy()
             risk, T, E = risk[last], T[last], E[last]
         if len(T) > 200_000:  # concordance on a fixed subsample for very large frames
-            idx = np.random.default_rng(0).choice(len(T), 200_000, replace=False)
+            idx = np.random.default_rng(self.random_state).choice(len(T), 200_000, replace=False)
             risk, T, E = risk[idx], T[idx], E[idx]
         return float(concordance_index(T, -risk, E))
 

@@ -10,8 +10,7 @@ from matplotlib.figure import Figure
 from rmanalytics.churn.retention import DAYS_PER_MONTH
 
 
-def km_plot(kms: dict, *, title: str = "Retention (Kaplan-Meier)", months: bool = True,
-            at_risk: bool = True) -> Figure:
+def km_plot(kms: dict, *, title: str = "Retention (Kaplan-Meier)", at_risk: bool = True) -> Figure:
     """Kaplan-Meier curves with confidence bands (from :func:`km_by_group`) and an at-risk table."""
     from lifelines.plotting import add_at_risk_counts
 

@@ -15,7 +15,6 @@ from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kp
                                        rollup, rollup_kpis, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
                                      unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
-from rmanalytics.kpi.simulate import PanelTruth, simulate_rm_panel
 from rmanalytics.kpi.targets import annual_targets_from, decompose_annual_target, milestone_progress
 
 __all__ = [
@@ -26,6 +25,5 @@ __all__ = [
     "scorecard",
     "MAX_FACTORS", "estimate_market_index", "rm_market_split", "shapley_decomposition", "unit_contributions",
     "volume_mix_rate", "volume_mix_rate_by_period",
-    "PanelTruth", "simulate_rm_panel",
     "annual_targets_from", "decompose_annual_target", "milestone_progress",
 ]

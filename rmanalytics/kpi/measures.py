@@ -455,8 +455,11 @@ ORDER BY p.period, segment
 
 
 def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
-                      engine: str = "duckdb") -> pd.DataFrame:
+                      end: str | pd.Timestamp | None = None, engine: str = "duckdb") -> pd.DataFrame:
     """Fee income (currency), transaction volume and active customers per segment and period.
+
+    ``end``: last day counted (the observation end; default the last transaction date); later
+    transactions are left out, and the period holding ``end`` is then partial.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
     value is reported as the segment ``"unknown"`` (counted, not dropped). Inputs as in
@@ -479,8 +482,12 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
         r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
                     {"transactions": tx}, engine=engine).iloc[0]
         lo, hi = pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
+    if end is not None:
+        hi = pd.Timestamp(end)
     months = month_calendar(lo, hi)
     months["period"] = period_label(months["month_start"], freq).to_numpy()
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
                                                            period_end=("month_end", "max"))
+    if end is not None:  # period_end is exclusive: count transactions up to and including ``end``
+        periods["period_end"] = periods["period_end"].clip(upper=pd.Timestamp(end).normalize() + pd.Timedelta(days=1))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)

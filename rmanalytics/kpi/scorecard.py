@@ -377,7 +377,7 @@ def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
                          f"{scores.loc[bad, 'period'].head(3).tolist()}")
     s = scores[["rm_id", "period", "rating"]].copy()
-    prev = s.assign(period=s["period"].map(lambda p: p)).set_index(["rm_id", "period"])["rating"]
+    prev = s.set_index(["rm_id", "period"])["rating"]
     s["previous_rating"] = [prev.get((r, _prev_quarter(p))) for r, p in zip(s["rm_id"], s["period"])]
     s["two_consecutive_excellent"] = (s["rating"] == "excellent") & (s["previous_rating"] == "excellent")
     s["needs_improvement"] = s["rating"] == "needs_improvement"

@@ -188,6 +188,8 @@ class BetaGeoModel(BaseEstimator):
         log-likelihood per customer (the convention of lifetimes); 0 for plain maximum likelihood.
     alpha : 1 - confidence level of the intervals in ``summary_`` (0.05: 95% intervals). Not to be
         confused with the model parameter ``alpha`` (the rate of the Gamma prior), found in ``params_``.
+    random_state : seed of the random subset of distinct rows that gives a warm start when there are
+        more than 200,000 of them (the optimum does not depend on it, only the time to reach it).
 
     Attributes (after ``fit``)
     --------------------------
@@ -198,9 +200,10 @@ class BetaGeoModel(BaseEstimator):
     n_customers_ : customers (sum of weights); ``n_unique_`` : distinct (x, t_x, T) rows fitted.
     """
 
-    def __init__(self, penalizer: float = 0.0, alpha: float = 0.05) -> None:
+    def __init__(self, penalizer: float = 0.0, alpha: float = 0.05, random_state: int | None = 0) -> None:
         self.penalizer = penalizer
         self.alpha = alpha
+        self.random_state = random_state
 
     def _check_params(self) -> None:
         if not is_number(self.penalizer) or not self.penalizer >= 0:
@@ -247,7 +250,7 @@ class BetaGeoModel(BaseEstimator):
         if len(d.x) > 4 * _WARM_START_ROWS:
             # many distinct rows: a fit on a random subset of them gives a start close to the
             # optimum, so the full fit needs only a few iterations (same optimum, less time)
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(self.random_state)
             sub = rng.choice(len(d.x), _WARM_START_ROWS, replace=False)
             try:
                 sub_data = _Data(d.x[sub], d.tx[sub], d.T[sub], d.w[sub], unique=True)

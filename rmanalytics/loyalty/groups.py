@@ -42,16 +42,18 @@ def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
     return {str(k): g for k, g in summary.groupby(by, sort=True)}
 
 
-def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float = 0.0) -> dict[str, GroupModels]:
+def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float = 0.0,
+               random_state: int | None = 0) -> dict[str, GroupModels]:
     """Fit BG/NBD (``frequency, recency, T``) and Gamma-Gamma (``frequency, monetary_value``, repeaters
     with ``monetary_value > 0``) per value of ``by`` (one group ``"all"`` when ``by`` is None).
 
     Repeat buyers whose mean repeat spend is <= 0 (refunds netting out a purchase) cannot enter
-    the Gamma-Gamma fit: their number is kept in ``GroupModels.n_nonpositive``.
+    the Gamma-Gamma fit: their number is kept in ``GroupModels.n_nonpositive``. ``random_state`` seeds
+    the BG/NBD warm start on very large data (see :class:`~rmanalytics.loyalty.BetaGeoModel`).
     """
     out = {}
     for key, g in _groups(summary, by).items():
-        bg = BetaGeoModel(penalizer).fit(g)
+        bg = BetaGeoModel(penalizer, random_state=random_state).fit(g)
         rep = g[(g["frequency"] > 0)]
         ok = rep["monetary_value"] > 0
         gg = GammaGammaModel(penalizer).fit(rep[ok])

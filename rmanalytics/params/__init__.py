@@ -106,7 +106,6 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
 }
 
 

@@ -27,7 +27,6 @@ class NotebookParams(BaseModel):
     )
     lang: Literal["en", "zh"] = Field("en", description="Language of segment and report labels.")
     mask_ids: bool = Field(True, description="Mask customer identifiers in exported reports.")
-    seed: int = Field(20261122, ge=0, description="Random seed for everything random in the run.")
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="Engine for the heavy aggregations.")
     output_dir: str | None = Field(
         None, description="Where tables, metrics and figures go; the runner sets the run folder. None: do not write."
@@ -77,6 +76,12 @@ class NotebookParams(BaseModel):
             comment = _comment_text(_help(field))
             lines.append(f"{name}: {ann} = {default!r}  # {comment}" if comment else f"{name}: {ann} = {default!r}")
         return "\n".join(lines)
+
+
+class SeededParams(NotebookParams):
+    """Parameters of a notebook that does something random (model subsamples, cross-validation)."""
+
+    seed: int = Field(20261122, ge=0, description="Random seed for everything random in the run.")
 
 
 def _papermill_annotation(ann: str) -> str:

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class ChurnParams(NotebookParams):
+class ChurnParams(SeededParams):
     """Parameters of `notebooks/02_churn_survival.ipynb` (survival-based churn)."""
 
     churn_definition: Literal["closure", "inactivity"] = Field(

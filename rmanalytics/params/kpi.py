@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class KpiParams(NotebookParams):
+class KpiParams(SeededParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
 
     scorecard_config_path: str = Field(

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpi_panel import simulate_rm_panel
 from rmanalytics.kpi import (activity_panel, driver_analysis, estimate_market_index, fe_regression, feature_groups,
-                             rm_month_measures, simulate_rm_panel)
+                             rm_month_measures)
 
 ACTS = ["visits", "calls", "cross_sell_offers", "digital_usage"]
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
