@@ -352,3 +352,15 @@ def test_bank_closure_hazard_ratios_recovered(bank):
     for k, b in (("corporate", lh["corporate"]), ("risk", lh["risk_level"]),
                  ("cbe", lh["cross_border_ecommerce"]), ("rm_left", lh["rm_left"])):
         assert ci.loc[k].iloc[0] < b < ci.loc[k].iloc[1], (k, ctv.summary)
+
+
+def test_loyalty_truth_of_the_sample(tmp_path):
+    """The known BG/NBD and Gamma-Gamma parameters per customer type; None for a folder without truth.json."""
+    from rmanalytics.synth import loyalty_truth
+
+    t = loyalty_truth(SAMPLE)
+    raw = json.loads((SAMPLE / "truth.json").read_text())
+    assert set(t) == {"retail", "corporate"}
+    for g in t:
+        assert t[g] == {**raw["bgnbd"][g], **raw["gamma_gamma"][g]}
+    assert loyalty_truth(tmp_path) is None
