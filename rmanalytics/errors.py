@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
-
 N_EXAMPLES = 5
 
 
@@ -32,8 +30,20 @@ class ConvergenceError(RmAnalyticsError, RuntimeError):
     """A model fit did not converge; the message says what to try."""
 
 
-class NotFittedError(RmAnalyticsError, _SkNotFittedError):
-    """A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`."""
+def __getattr__(name: str) -> Any:
+    """``NotFittedError`` is created on first use: it subclasses scikit-learn's, and importing
+    scikit-learn (with SciPy) would make every light import of the package (parameter models, CLI)
+    take seconds."""
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as sk_not_fitted
+
+        cls = type("NotFittedError", (RmAnalyticsError, sk_not_fitted), {
+            "__doc__": "A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`.",
+            "__module__": __name__,
+        })
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _plain(v: Any) -> Any:
