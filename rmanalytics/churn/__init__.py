@@ -6,7 +6,7 @@ from rmanalytics.churn.frame import (ChurnDataError, active_customers, add_segme
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
-                                        integrated_brier_score, ph_check, ph_narrative)
+                                        integrated_brier_score, ph_check, ph_narrative, time_grid_effect)
 from rmanalytics.churn.worklist import retention_worklist
 from rmanalytics.labels import register as _register
 
@@ -27,7 +27,7 @@ _register({
 __all__ = [
     "KMBaseline", "active_customers", "add_segments", "holdout_cutoff", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",
     "km_by_group", "logrank_table", "logrank_test", "ph_check", "ph_narrative", "retention_table",
-    "retention_worklist",
+    "retention_worklist", "time_grid_effect",
     "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql",
     "fit_cox_efron", "holdout_split", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
 ]

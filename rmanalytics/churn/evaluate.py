@@ -210,3 +210,38 @@ def ph_narrative(ph: pd.DataFrame) -> str:
             "Their hazard ratios are tenure-averaged; the risk ranking and short-horizon churn probabilities remain "
             "usable, but for statements about these covariates stratify on them (ChurnModel(strata=...)) or compare "
             "Kaplan-Meier curves by group. With large data tiny, harmless departures also test significant.")
+
+
+def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str = "day",
+                     id_col: str = "customer_id") -> pd.DataFrame:
+    """How much the grid of event times moves a Cox model's coefficients.
+
+    ``frames``: survival frames of the same customers on different grids (``{"day": ..., "week": ...}``,
+    from :func:`~rmanalytics.churn.frame.survival_frame`); ``model``: a :class:`ChurnModel` whose
+    unfitted clone is fitted on the time-varying frame of each. Returns one row per design column
+    with ``<grid>_coef``, ``<grid>_se(coef)``, ``<grid>_fit_seconds`` per grid (reference grid first)
+    and, when another grid is present, ``shift_in_se``: (coef on the last other grid - coef on the
+    reference grid) / SE on the reference grid.
+    """
+    import time
+
+    from sklearn.base import clone
+
+    from rmanalytics.churn.frame import time_varying_frame
+
+    if reference not in frames:
+        raise ParameterError(f"time_grid_effect: the reference grid {reference!r} is not among {list(frames)}")
+    rows = {}
+    for grid in dict.fromkeys([reference, *frames]):
+        t0 = time.perf_counter()
+        m = clone(model).fit(time_varying_frame(frames[grid]), "stop", "event", entry_col="start", id_col=id_col)
+        rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(
+            fit_seconds=time.perf_counter() - t0)
+    table = pd.concat(rows, axis=1)
+    others = [g for g in rows if g != reference]
+    if others:
+        g = others[-1]
+        table["shift_in_se"] = (table[(g, "coef")] - table[(reference, "coef")]) / table[(reference, "se(coef)")]
+    table.columns = ["_".join(c) if isinstance(c, tuple) and c[1] else (c[0] if isinstance(c, tuple) else c)
+                     for c in table.columns]
+    return table
