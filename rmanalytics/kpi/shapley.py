@@ -35,6 +35,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import ParameterError
+
 MAX_FACTORS = 12
 
 Policy = Literal["direct", "chain"]
@@ -182,6 +184,26 @@ def volume_mix_rate(
     )
     out.attrs.update(base_total=float(vb.sum()), current_total=float(vc.sum()))
     return out
+
+
+def attribution_span(periods: Sequence[str], base: str | None = None,
+                     current: str | None = None) -> tuple[str, str, list[str]]:
+    """The base and current period of an attribution and the periods from one to the other.
+
+    ``periods``: period labels ('YYYYQn' or 'YYYY', sortable); ``base`` defaults to the first,
+    ``current`` to the last. Returns ``(base, current, [base, ..., current])``.
+    """
+    labels = sorted(set(periods))
+    if not labels:
+        raise ValueError("attribution_span: no periods")
+    b = base if base is not None else labels[0]
+    c = current if current is not None else labels[-1]
+    for name, v in (("attribution_base", b), ("attribution_current", c)):
+        if v not in labels:
+            raise ParameterError(f"{name}={v!r} is not a period of the data; periods: {labels}")
+    if b >= c:
+        raise ParameterError(f"attribution_base {b!r} must come before attribution_current {c!r}")
+    return b, c, [p for p in labels if b <= p <= c]
 
 
 def volume_mix_rate_by_period(
