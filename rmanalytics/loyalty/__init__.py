@@ -14,8 +14,10 @@ from rmanalytics.loyalty.gamma_gamma import GammaGammaModel, gamma_gamma_loglik_
 from rmanalytics.loyalty.groups import (
     GroupModels,
     apply_by_group,
+    calibration_split,
     fit_models,
     params_table,
+    spend_model_check,
     tracking_by_group,
 )
 from rmanalytics.loyalty.plots import (
@@ -47,6 +49,8 @@ __all__ = [
     "GammaGammaModel",
     "GroupModels",
     "apply_by_group",
+    "calibration_split",
+    "spend_model_check",
     "fit_models",
     "localize_index",
     "loyalty_score",

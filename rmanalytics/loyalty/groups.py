@@ -108,3 +108,26 @@ def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame,
     for p in parts[1:]:
         total = total.add(p, fill_value=0.0)
     return total.reset_index()[["date", "actual", "predicted", "period"]]
+
+
+def calibration_split(cal_holdout: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Per group: customers, repeat buyers (frequency > 0), mean frequency and mean ``T`` in the
+    calibration period (model time units), and purchases in the hold-out period."""
+    if by is None:
+        by, cal_holdout = "group", cal_holdout.assign(group=ALL)
+    _groups(cal_holdout, by)  # checks the column
+    return cal_holdout.groupby(by).agg(customers=("frequency", "size"),
+                                       repeat_buyers=("frequency", lambda f: (f > 0).sum()),
+                                       mean_frequency=("frequency", "mean"), mean_T=("T", "mean"),
+                                       holdout_purchases=("frequency_holdout", "sum"))
+
+
+def spend_model_check(models: dict[str, GroupModels]) -> pd.DataFrame:
+    """Per group, what the Gamma-Gamma model rests on: repeat buyers fitted, the correlation of
+    frequency and mean spend (the model assumes about 0), the population mean spend (currency) and
+    the repeat buyers left out because their mean spend is <= 0."""
+    return pd.DataFrame({g: {"repeat_buyers": m.gamma_gamma.n_customers_,
+                             "frequency_monetary_corr": m.gamma_gamma.frequency_monetary_corr_,
+                             "population_mean_value": m.gamma_gamma.population_mean_value_,
+                             "nonpositive_spend_excluded": m.n_nonpositive}
+                         for g, m in models.items()}).T

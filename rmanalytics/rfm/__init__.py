@@ -17,7 +17,7 @@ from rmanalytics.rfm.segments import SEGMENTS, localize, rfm_segments
 from rmanalytics.rfm.summary import btyd_summary, calibration_holdout, findings_frame, rfm_table
 from rmanalytics.rfm.tiers import TIERS, service_tiers
 from rmanalytics.rfm.value import latest_balances, percentile_rank, wallet_share_proxy
-from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families
+from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families, warnings_per_rm
 
 __all__ = [
     "STAGES", "SEGMENTS", "TIERS", "BandSpec", "BinsCollapsedWarning", "Condition", "Rule",
@@ -25,5 +25,5 @@ __all__ = [
     "findings_frame", "latest_balances", "lifecycle_stages", "localize", "migration_heatmap", "migration_matrix",
     "nine_grid", "nine_grid_plot", "percentile_rank", "primary_rm", "rf_heatmap", "rfm_scores", "rfm_segments",
     "rfm_table", "rule", "rules_table", "segment_bars", "segment_profile", "segment_snapshot", "service_tiers",
-    "silent_families", "wallet_share_proxy",
+    "silent_families", "wallet_share_proxy", "warnings_per_rm",
 ]

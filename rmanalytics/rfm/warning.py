@@ -155,3 +155,11 @@ def early_warnings(
     out["rank_in_rm"] = out.groupby(out["rm_id"].fillna("(unassigned)")).cumcount() + 1
     return out[["rm_id", "customer_id", "reason", "n_signals", "detail", "value_at_stake", "has_balance",
                 "rank_in_rm"]]
+
+
+def warnings_per_rm(worklist: pd.DataFrame) -> pd.DataFrame:
+    """Customers and value at stake (currency) per RM of an :func:`early_warnings` worklist, largest
+    value first; customers without an RM are one row with ``rm_id`` NaN."""
+    return (worklist.groupby("rm_id", dropna=False)
+            .agg(customers=("customer_id", "size"), value_at_stake=("value_at_stake", "sum"))
+            .sort_values("value_at_stake", ascending=False))

@@ -203,7 +203,8 @@ def test_yaml_params_are_valid():
 
 
 def test_models_per_group(summary, cdnow_holdout):
-    from rmanalytics.loyalty import apply_by_group, fit_models, params_table, tracking_by_group
+    from rmanalytics.loyalty import (apply_by_group, calibration_split, fit_models, params_table, spend_model_check,
+                                     tracking_by_group)
 
     tx, ch = cdnow_holdout
     ch = ch.assign(group=np.where(ch["customer_id"].astype(int) % 2 == 0, "even", "odd"))
@@ -221,3 +222,10 @@ def test_models_per_group(summary, cdnow_holdout):
     assert tr["actual"].iloc[-1] == ch["frequency"].sum() + ch["frequency_holdout"].sum()
     with pytest.raises(KeyError, match="group"):
         fit_models(ch, by="nope")
+    split = calibration_split(ch, "group")
+    assert split["customers"].sum() == len(ch) and split.loc["odd", "repeat_buyers"] == (
+        ch.loc[ch["group"] == "odd", "frequency"] > 0).sum()
+    assert split["holdout_purchases"].sum() == ch["frequency_holdout"].sum()
+    assert calibration_split(ch, None).index.tolist() == ["all"]
+    check = spend_model_check(models)
+    assert list(check.index) == ["even", "odd"] and (check["nonpositive_spend_excluded"] == 0).all()
