@@ -84,7 +84,7 @@ def monthly_transactions_sql(has_fee: bool = True) -> str:
     """
 
 
-def monthly_transactions(transactions: pd.DataFrame, *, engine: str = "duckdb") -> pd.DataFrame:
+def monthly_transactions(transactions: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
     """Transactions per calendar month: ``month`` (first day), ``n_transactions``, ``n_customers``
     (distinct), ``amount`` (sum, currency, refunds negative), ``n_refunds`` (amount < 0), ``fee``
     (sum, currency; NaN when the optional ``fee`` column is absent)."""
@@ -104,7 +104,7 @@ def latest_aum_sql() -> str:
     """
 
 
-def latest_aum(balances: pd.DataFrame, *, engine: str = "duckdb") -> pd.DataFrame:
+def latest_aum(balances: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
     """Balances of every customer at the latest month-end snapshot (currency units)."""
     return run_sql(latest_aum_sql(), {"balances": balances}, engine=engine).reset_index(drop=True)
 

@@ -57,7 +57,7 @@ def _day(value: Any, name: str) -> pd.Timestamp:
     return ts
 
 
-def transaction_date_range(tables: dict[str, Any], engine: str = "duckdb") -> tuple[pd.Timestamp | None,
+def transaction_date_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.Timestamp | None,
                                                                                       pd.Timestamp | None]:
     """First and last transaction date (None, None when there are no transactions)."""
     if "transactions" not in tables:
@@ -74,7 +74,7 @@ def transaction_date_range(tables: dict[str, Any], engine: str = "duckdb") -> tu
 
 
 def analysis_window(tables: dict[str, Any], observation_end: Any = None, window_start: Any = None, *,
-                    engine: str = "duckdb") -> AnalysisWindow:
+                    engine: str | None = None) -> AnalysisWindow:
     """Resolve a notebook's analysis window from its parameters and the data (see the module docstring).
 
     Raises :class:`~rmanalytics.errors.ParameterError` for an unparseable date or a start that is

@@ -184,7 +184,7 @@ def survival_frame(
     inactivity_days: int = 180,
     lookback_days: int = 90,
     time_grid: str = "day",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One row per customer for survival analysis of churn (see the module docstring for the rules).
 

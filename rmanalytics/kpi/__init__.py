@@ -1,6 +1,6 @@
 """RM KPIs: measures per RM and period, scorecard, roll-up, targets, attribution and drivers.
 
-See DOMAIN.md §3. Modules: :mod:`.measures` (KPIs from the contract tables, SQL),
+See docs/domain.md §3. Modules: :mod:`.measures` (KPIs from the contract tables, SQL),
 :mod:`.scorecard` (config, scoring, veto, roll-up, cycles), :mod:`.targets` (milestones),
 :mod:`.shapley` (exact attribution), :mod:`.drivers` (association of activities with outcomes),
 :mod:`.plots`, :mod:`.simulate` (small generator with known truth).

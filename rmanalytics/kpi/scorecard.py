@@ -1,6 +1,6 @@
 """RM scorecard: configuration, scoring, rating with one-vote veto, roll-up and review cycles.
 
-The configuration (YAML, default ``params/scorecards/default.yaml``) defines the dimensions (DOMAIN.md §3:
+The configuration (YAML, default ``params/scorecards/default.yaml``) defines the dimensions (docs/domain.md §3:
 business contribution, customer management, risk & compliance, teamwork & growth), their KPIs,
 directions, weights, scoring rules, veto rules, rating bands and bonus coefficients.
 
@@ -366,7 +366,7 @@ def _prev_quarter(label: str) -> str:
 
 
 def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
-    """Quarterly review flags per RM (DOMAIN.md §3 "Cycle").
+    """Quarterly review flags per RM (docs/domain.md §3 "Cycle").
 
     ``two_consecutive_excellent``: rated excellent in this and the immediately preceding quarter
     (priority for high-end client resources). ``needs_improvement``: rated needs improvement

@@ -1,5 +1,5 @@
 """Customer value segmentation: RFM and BTYD summaries, scores, segments, lifecycle stages,
-service tiers, the nine-grid, early warning, segment profiles and plots (DOMAIN.md §1-2).
+service tiers, the nine-grid, early warning, segment profiles and plots (docs/domain.md §1-2).
 
 The heavy aggregations (:func:`rfm_table`, :func:`btyd_summary`, :func:`calibration_holdout`,
 :func:`activity_change`, :func:`silent_families`, :func:`latest_balances`) run as SQL through

@@ -1,7 +1,7 @@
 """Lifecycle stages (新客培育期 / 成长爆发期 / 成熟稳定期 / 衰退预警期) from tenure and activity change.
 
 Stages are assigned by the rules in :class:`rmanalytics.params.segmentation.LifecycleParams`
-(first match wins). Defaults (DOMAIN.md §1, seed 002): decline warning when activity is down
+(first match wins). Defaults (docs/domain.md §1, seed 002): decline warning when activity is down
 >= 30% against the customer's own trailing baseline; new for tenure <= 90 days (3 months);
 growth 91-364 days; mature from 365 days (1 year). The first 72 hours after opening are flagged
 (``onboarding``) as the new-customer contact window.
@@ -70,7 +70,7 @@ def activity_change(
     date_col: str = "date",
     amount_col: str = "amount",
     refunds: str = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Recent vs trailing-baseline activity per customer (see module docstring).
 

@@ -1,6 +1,6 @@
 """The customer nine-grid (客户九宫格): customers and value per cell of two banded attributes.
 
-Default (DOMAIN.md §1, seed 001): AUM band (mass < 500k <= affluent < 6M <= private, currency)
+Default (docs/domain.md §1, seed 001): AUM band (mass < 500k <= affluent < 6M <= private, currency)
 x risk level (1-2 low, 3 mid, 4-5 high). Any two columns work: numeric ones with edges (bands
 left-inclusive [edge_k, edge_k+1)), categorical ones (e.g. ``industry``) with ``edges: null``.
 Missing values go to an explicit ``"unknown"`` band (the cells of a "3 x 3" grid may thus be more

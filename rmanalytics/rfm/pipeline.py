@@ -45,7 +45,7 @@ def segment_snapshot(
     tier_default: str = "basic",
     wallet_peer_columns: Sequence[str] = ("customer_type", "risk_level"),
     wallet_quantile: float = 0.9,
-    engine: str = "duckdb",
+    engine: str | None = None,
     quiet: bool = False,
 ) -> pd.DataFrame:
     """RFM table, scores, segment, lifecycle stage, value and service tier per customer.
@@ -121,7 +121,7 @@ def segment_snapshot(
 
 
 def current_segments(tables: dict[str, Any], *, segments_path: Any = None, observation_end: Any,
-                     engine: str = "duckdb", **snapshot_args: Any) -> tuple[pd.DataFrame, str]:
+                     engine: str | None = None, **snapshot_args: Any) -> tuple[pd.DataFrame, str]:
     """Segment, lifecycle stage and service tier per customer at ``observation_end``, and their source.
 
     From ``segments_path`` (``tables/segments.parquet`` of a 01 run, read with

@@ -1,7 +1,7 @@
 """Service tiers (战略级 / 成长级 / 基础级 / 关注级) from scores, segment, lifecycle, value and tags.
 
 Tiers follow the rules in :class:`rmanalytics.params.segmentation.TierParams` (first match
-wins, default "basic"). Defaults (DOMAIN.md §1, seed 002):
+wins, default "basic"). Defaults (docs/domain.md §1, seed 002):
 
 1. attention (关注级): churn warning (decline_warning stage) or a lapsing segment still worth
    winning back (at_risk, cant_lose, about_to_sleep) — needs re-activation;
