@@ -40,12 +40,12 @@ class LoyaltyInputError(DataError):
 
 def _example_rows(df: pd.DataFrame, mask: np.ndarray, columns: Sequence[str]) -> list[dict]:
     """Offending rows with their key (``customer_id`` when the summary has one, else the row label)."""
-    rows = df.loc[np.asarray(mask, dtype=bool)].head(N_EXAMPLES)
+    idx = df.index[np.asarray(mask, dtype=bool)][:N_EXAMPLES]
     key = "customer_id" if "customer_id" in df.columns else None
     out = []
-    for idx, row in rows.iterrows():
-        ex = {key: row[key]} if key else {"row": idx}
-        ex.update({c: row[c] for c in columns})
+    for i in idx:
+        ex = {key: df.at[i, key]} if key else {"row": i}
+        ex.update({c: df.at[i, c] for c in columns})
         out.append({k: (v.item() if hasattr(v, "item") else v) for k, v in ex.items()})
     return out
 
@@ -72,7 +72,7 @@ def check_rule(df: pd.DataFrame, bad: np.ndarray, rule: str, columns: Sequence[s
     if bad.any():
         raise LoyaltyInputError(rule_message(
             f"{table}.{'/'.join(columns)}", f"rule '{rule}'", int(bad.sum()), _example_rows(df, bad, columns),
-            hint=f"{int(bad.sum()):,} of {len(df):,} rows break it; fix or drop them explicitly before fitting"))
+            hint=f"{len(df):,} rows checked; fix or drop the offending rows explicitly before fitting"))
 
 
 def check_rfm(df: pd.DataFrame, table: str = "summary") -> None:
