@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import Source, connect, resolve_engine, run_sql, scan_expr
-from rmanalytics.errors import N_EXAMPLES, row_examples
+from rmanalytics.errors import N_EXAMPLES, DataError, ParameterError, row_examples
 
 Refunds = Literal["include", "exclude", "error"]
 REFUND_OPTIONS = ("include", "exclude", "error")
@@ -65,9 +65,9 @@ def as_date(value: Any, name: str) -> dt.date:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date") from exc
+        raise ParameterError(f"{name}={value!r} is not a date") from exc
     if pd.isna(ts):
-        raise ValueError(f"{name} must be a date, got {value!r}")
+        raise ParameterError(f"{name} must be a date, got {value!r}")
     return ts.date()
 
 
@@ -77,11 +77,11 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
     cols = [customer_col, date_col, amount_col, *extra]
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"transactions: missing column(s) {missing}; columns present: {list(df.columns)}")
+        raise DataError(f"transactions: missing column(s) {missing}; columns present: {list(df.columns)}")
     ids = df[customer_col]
     null_ids = ids.isna()
     if null_ids.any():
-        raise ValueError(f"transactions.{customer_col}: {int(null_ids.sum())} row(s) with a null customer id "
+        raise DataError(f"transactions.{customer_col}: {int(null_ids.sum())} row(s) with a null customer id "
                          f"(row positions {row_examples(np.flatnonzero(null_ids.to_numpy()))})")
     if ids.dtype == object:
         kind = pd.api.types.infer_dtype(ids, skipna=True)
@@ -89,36 +89,36 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
             types = ids.map(lambda v: type(v).__name__)
             counts = types.value_counts()
             minority = counts.index[-1]
-            raise ValueError(
+            raise DataError(
                 f"transactions.{customer_col}: mixed-type customer ids ({dict(counts)}); e.g. "
                 f"{row_examples(ids[types == minority].unique())} are {minority}. Convert all ids to one type (str).")
     dates = df[date_col]
     if not pd.api.types.is_datetime64_any_dtype(dates):
         if pd.api.types.is_numeric_dtype(dates) or pd.api.types.is_bool_dtype(dates):
-            raise ValueError(f"transactions.{date_col}: dtype {dates.dtype} is not a date; "
+            raise DataError(f"transactions.{date_col}: dtype {dates.dtype} is not a date; "
                              f"parse it first (e.g. pd.to_datetime(..., format='%Y%m%d'))")
         parsed = pd.to_datetime(dates, errors="coerce", format="mixed")
         bad = parsed.isna() & dates.notna()
         if bad.any():
-            raise ValueError(f"transactions.{date_col}: {int(bad.sum())} unparseable date(s), e.g. "
+            raise DataError(f"transactions.{date_col}: {int(bad.sum())} unparseable date(s), e.g. "
                              f"{row_examples(dates[bad].unique())}")
         dates = parsed
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     null_dates = dates.isna()
     if null_dates.any():
-        raise ValueError(f"transactions.{date_col}: {int(null_dates.sum())} null date(s) "
+        raise DataError(f"transactions.{date_col}: {int(null_dates.sum())} null date(s) "
                          f"(customers {row_examples(ids[null_dates].unique())})")
     amounts = df[amount_col]
     if not pd.api.types.is_numeric_dtype(amounts) or pd.api.types.is_bool_dtype(amounts):
-        raise ValueError(f"transactions.{amount_col}: dtype {amounts.dtype} is not numeric")
+        raise DataError(f"transactions.{amount_col}: dtype {amounts.dtype} is not numeric")
     nan = amounts.isna()
     if nan.any():
-        raise ValueError(f"transactions.{amount_col}: {int(nan.sum())} null/NaN amount(s) "
+        raise DataError(f"transactions.{amount_col}: {int(nan.sum())} null/NaN amount(s) "
                          f"(customers {row_examples(ids[nan].unique())})")
     inf = ~np.isfinite(amounts.to_numpy(dtype="float64"))
     if inf.any():
-        raise ValueError(f"transactions.{amount_col}: {int(inf.sum())} infinite amount(s) "
+        raise DataError(f"transactions.{amount_col}: {int(inf.sum())} infinite amount(s) "
                          f"(customers {row_examples(ids[inf].unique())})")
     out = pd.DataFrame({"customer_id": ids.to_numpy(), "date": dates.dt.floor("D").to_numpy(),
                         "amount": amounts.to_numpy(dtype="float64")})
@@ -139,7 +139,7 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
         cols = [customer_col, date_col, amount_col, *extra]
         missing = [c for c in cols if c not in types]
         if missing:
-            raise ValueError(f"transactions ({path}): missing column(s) {missing}; columns present: {list(types)}")
+            raise DataError(f"transactions ({path}): missing column(s) {missing}; columns present: {list(types)}")
         dtype = types[date_col]
         if dtype.startswith(("DATE", "TIMESTAMP")):
             date_expr = f"CAST({_q(date_col)} AS DATE)"
@@ -148,14 +148,14 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
                 f"SELECT COUNT(*), LIST(DISTINCT {_q(date_col)})[1:{N_EXAMPLES}] FROM {scan} "
                 f"WHERE {_q(date_col)} IS NOT NULL AND TRY_CAST({_q(date_col)} AS DATE) IS NULL").fetchone()
             if bad[0]:
-                raise ValueError(f"transactions.{date_col} ({path}): {bad[0]} unparseable date(s), e.g. {bad[1]}")
+                raise DataError(f"transactions.{date_col} ({path}): {bad[0]} unparseable date(s), e.g. {bad[1]}")
             date_expr = f"CAST({_q(date_col)} AS DATE)"
         else:
-            raise ValueError(f"transactions.{date_col} ({path}): type {dtype} is not a date")
+            raise DataError(f"transactions.{date_col} ({path}): type {dtype} is not a date")
         atype = types[amount_col]
         if not any(atype.startswith(t) for t in ("DOUBLE", "FLOAT", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                                                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "REAL")):
-            raise ValueError(f"transactions.{amount_col} ({path}): type {atype} is not numeric")
+            raise DataError(f"transactions.{amount_col} ({path}): type {atype} is not numeric")
         # null ids / dates / amounts are counted in the findings scan (one pass over the data)
     finally:
         if own:
@@ -204,7 +204,7 @@ def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, ref
     """Run the findings scan; resolve observation_end; raise on null ids/dates/amounts,
     refunds='error' or an impossible end. ``cols``: the input's column names, for messages."""
     if refunds not in REFUND_OPTIONS:
-        raise ValueError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
+        raise ParameterError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
     probe_end = end or dt.date(9999, 12, 31)  # no end: every row is in the window
     f = run_sql(_findings_sql(base, probe_end), inputs, engine=engine,
                 con=con if resolve_engine(engine, inputs) == "duckdb" else None).iloc[0]
@@ -212,15 +212,15 @@ def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, ref
     for key, col, what in (("n_null_id", cols[0], "null customer id(s)"), ("n_null_date", cols[1], "null date(s)"),
                            ("n_null_amount", cols[2], "null/NaN amount(s)")):
         if f[key]:
-            raise ValueError(f"transactions.{col}{where}: {int(f[key])} {what}")
+            raise DataError(f"transactions.{col}{where}: {int(f[key])} {what}")
     if f["n_rows"] == 0:
-        raise ValueError("transactions: no rows")
+        raise DataError("transactions: no rows")
     min_date = pd.Timestamp(f["min_date"]).date()
     max_date = pd.Timestamp(f["max_date"]).date()
     if end is None:
         end = max_date
     if end < min_date:
-        raise ValueError(f"observation_end {end} is before all transactions (first transaction {min_date}, "
+        raise ParameterError(f"observation_end {end} is before all transactions (first transaction {min_date}, "
                          f"last {max_date})")
     findings: list[dict] = []
     n_after = int(f["n_after_end"])
@@ -230,7 +230,7 @@ def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, ref
     n_ref = int(f["n_refunds_in_window"])
     if n_ref:
         if refunds == "error":
-            raise ValueError(f"transactions.amount: {n_ref} refund row(s) (negative amount) up to {end}; "
+            raise DataError(f"transactions.amount: {n_ref} refund row(s) (negative amount) up to {end}; "
                              f"refunds='error'. Use refunds='include' or 'exclude'.")
         findings.append({"rule": f"refunds_{refunds}d", "n_rows": n_ref,
                          "detail": f"refund rows (amount < 0) {'netted in' if refunds == 'include' else 'left out'}"})
@@ -414,7 +414,7 @@ def rfm_table(
     Findings in ``.attrs["findings"]``.
     """
     if frequency not in ("transactions", "days"):
-        raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
+        raise ParameterError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
     end = as_date(observation_end, "observation_end") if observation_end is not None else None
     inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
     end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
@@ -474,7 +474,7 @@ def btyd_summary(
     table names with ``engine="spark"``; ``output=`` writes Parquet and returns the path).
     """
     if not time_unit_days > 0:
-        raise ValueError(f"time_unit_days must be > 0, got {time_unit_days!r}")
+        raise ParameterError(f"time_unit_days must be > 0, got {time_unit_days!r}")
     end = as_date(observation_end, "observation_end") if observation_end is not None else None
     inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
     end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
@@ -526,7 +526,7 @@ def calibration_holdout(
     end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
     if cal_end >= end:
-        raise ValueError(f"calibration_end {cal_end} must be before observation_end {end}")
+        raise ParameterError(f"calibration_end {cal_end} must be before observation_end {end}")
     cal_sql = btyd_sql(window_sql(base, cal_end, refunds), cal_end, time_unit_days)
     customers = f"SELECT customer_id FROM ({window_sql(base, cal_end, refunds)}) w GROUP BY customer_id"
     hold_sql = holdout_sql(window_sql(base, end, refunds, start=cal_end), customers)
@@ -536,11 +536,11 @@ def calibration_holdout(
                                  (end - cal_end).days / float(time_unit_days))
         out = run_sql(one, inputs, engine=engine, con=con, output=output)
         if _n_rows_written(out) == 0:
-            raise ValueError(f"calibration_end {cal_end} is before all transactions ({out} holds no rows)")
+            raise ParameterError(f"calibration_end {cal_end} is before all transactions ({out} holds no rows)")
         return _written(out, findings, "calibration_holdout")
     cal = run_sql(cal_sql, inputs, engine=engine, con=con)
     if cal.empty:
-        raise ValueError(f"calibration_end {cal_end} is before all transactions")
+        raise ParameterError(f"calibration_end {cal_end} is before all transactions")
     hold = run_sql(hold_sql, inputs, engine=engine, con=con)
     df = cal.merge(hold, on="customer_id", how="left")
     df["frequency"] = df["frequency"].astype("int64")
