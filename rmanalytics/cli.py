@@ -260,6 +260,8 @@ def _sigterm_as_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmanalytics`` command; returns the exit code."""
+    from rmanalytics.errors import RmAnalyticsError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -274,6 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except RmAnalyticsError as exc:  # a user's mistake (data, parameters, ...): one message, no traceback
+        _err(str(exc))
+        return 2
 
 
 if __name__ == "__main__":

@@ -153,3 +153,17 @@ def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path, capsy
     assert cli.main(["init", str(dest)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert cli.main(["init", str(dest), "--force"]) == 0
+
+
+def test_package_errors_print_one_line(monkeypatch, capsys):
+    """Any RmAnalyticsError (a user's mistake) ends the command with one message and exit code 2."""
+    import rmanalytics.cli as cli
+    from rmanalytics.errors import DataError
+
+    def boom(args):
+        raise DataError("transactions.amount: rule 'finite', broken by 2 rows, e.g. [...]")
+
+    monkeypatch.setattr(cli, "_cmd_params", boom)
+    assert cli.main(["params", "00"]) == 2
+    err = capsys.readouterr().err
+    assert "broken by 2 rows" in err and "Traceback" not in err
