@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
 
+from rmanalytics.errors import DataError
+
 
 class Condition(BaseModel):
     """A condition on one column: an inclusive range and/or a membership test."""
@@ -120,7 +122,7 @@ def apply_rules(df: pd.DataFrame, rules: Sequence[Rule | Mapping[str, Any]], *, 
     rules = as_rules(rules)
     missing = sorted({c for r in rules for c in r.when if c not in df.columns})
     if missing:
-        raise ValueError(f"rules refer to column(s) {missing} that the input lacks; columns: {list(df.columns)}")
+        raise DataError(f"rules refer to column(s) {missing} that the input lacks; columns: {list(df.columns)}")
     out = np.full(len(df), None, dtype=object)
     free = np.ones(len(df), dtype=bool)
     for r in rules:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, ParameterError
 from rmanalytics.kpi.measures import kpi_table
 
 
@@ -40,10 +41,10 @@ def decompose_annual_target(
     ``monthly_base``, ``sprint``, ``milestone`` (= base + sprint), ``cumulative_milestone``.
     """
     if not 0.0 <= base_share <= 1.0:
-        raise ValueError(f"base_share must be within [0, 1], got {base_share}")
+        raise ParameterError(f"base_share must be within [0, 1], got {base_share}")
     bad = ~annual[year_col].astype(str).str.fullmatch(r"\d{4}")
     if bad.any():
-        raise ValueError(f"decompose_annual_target: {int(bad.sum())} rows of {year_col!r} are not 'YYYY' years, "
+        raise DataError(f"decompose_annual_target: {int(bad.sum())} rows of {year_col!r} are not 'YYYY' years, "
                          f"e.g. {annual.loc[bad, year_col].head(3).tolist()}")
     keys = [unit_col] + (["kpi"] if "kpi" in annual.columns else [])
     rows = []
@@ -111,7 +112,7 @@ def annual_targets_from(targets: pd.DataFrame, kpi: str, year: str, *, unit_leve
         if not part.empty:
             s = part.groupby("unit_id", as_index=False)["target"].sum()
             return s.assign(period=str(year), kpi=kpi, source=name)[["unit_id", "period", "kpi", "target", "source"]]
-    raise ValueError(f"kpi_targets has no {unit_level} targets of {kpi!r} for {year}")
+    raise DataError(f"kpi_targets has no {unit_level} targets of {kpi!r} for {year}")
 
 
 def target_tracking(tables: dict[str, pd.DataFrame], monthly: pd.DataFrame, *, kpi: str, year: str | None = None,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.errors import ParameterError
+from rmanalytics.errors import DataError, ParameterError
 from rmanalytics.labels import register
 
 register({
@@ -43,7 +43,7 @@ def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None)
         out[values.isna()] = "unknown"
         return out
     if labels is None or len(labels) != len(edges) + 1:
-        raise ValueError(f"{len(edges)} edges need {len(edges) + 1} labels, got {len(labels)}")
+        raise ParameterError(f"{len(edges)} edges need {len(edges) + 1} labels, got {len(labels)}")
     v = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     idx = np.searchsorted(np.asarray(edges, dtype="float64"), v, side="right")
     out = np.asarray(labels, dtype=object)[np.minimum(idx, len(labels) - 1)]
@@ -94,7 +94,7 @@ def nine_grid(df: pd.DataFrame, *, rows: Any, cols: Any, value: str = "aum") -> 
     rows, cols = BandSpec.of(rows), BandSpec.of(cols)
     missing = [c for c in (rows.column, cols.column, value) if c not in df.columns]
     if missing:
-        raise ValueError(f"nine_grid: input lacks column(s) {missing}")
+        raise DataError(f"nine_grid: input lacks column(s) {missing}")
     rb = band(df[rows.column], rows.edges, rows.labels)
     cb = band(df[cols.column], cols.edges, cols.labels)
     g = (pd.DataFrame({"row_band": rb, "col_band": cb, "value": df[value].astype("float64").fillna(0.0)})
