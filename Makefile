@@ -24,7 +24,7 @@ test: $(VENV)/.stamp-dev kernel pytest
 # The suite itself, on whatever $(VENV) holds (make test: the lock; make test-latest: the newest).
 pytest:
 	$(PYTEST) tests -q
-	$(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
+	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
 
 # JupyterLab with the project's kernel; --allow-root where it runs as root (containers).
 lab: $(VENV)/.stamp-dev kernel
@@ -85,3 +85,16 @@ bench: $(VENV)/.stamp-dev
 
 clean:
 	rm -rf $(VENV) .venv-latest runs .pytest_cache build *.egg-info
+
+# Optional: a Chinese font for the figures of lang: zh runs. Does nothing when one is found already;
+# else installs fonts-noto-cjk (Debian/Ubuntu apt) or font-ttf-noto-cjk (active conda env), else
+# says what to do. rmanalytics finds fonts installed later without clearing matplotlib's cache.
+.PHONY: fonts
+fonts: $(VENV)/.stamp-base
+	@if $(PY) -m rmanalytics.fonts >/dev/null 2>&1; then $(PY) -m rmanalytics.fonts; exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y fonts-noto-cjk; else sudo apt-get install -y fonts-noto-cjk; fi; \
+	elif [ -n "$$CONDA_PREFIX" ] && command -v conda >/dev/null 2>&1; then \
+	  conda install -y -c conda-forge font-ttf-noto-cjk; \
+	fi; \
+	$(PY) -m rmanalytics.fonts

@@ -30,7 +30,7 @@ from rmanalytics.schema import DataContractError, Failure, check_tables
 __all__ = ["fingerprint", "load_tables", "read_segments", "validate_data_dir", "write_tables", "FORMATS",
            "SEGMENT_COLUMNS"]
 
-#: Columns of ``tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
+#: Columns of ``restricted/tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
 SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
@@ -301,7 +301,7 @@ def write_tables(
 
 
 def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGMENT_COLUMNS) -> pd.DataFrame | None:
-    """The segments of a 01 run (``tables/segments.parquet``): ``columns`` only, one row per customer.
+    """The segments of a 01 run (``restricted/tables/segments.parquet``): ``columns`` only, one row per customer.
 
     None when ``path`` is None (the caller's documented fallback applies). Raises
     :class:`~rmanalytics.errors.DataError` naming the file when it is missing, lacks a column or
@@ -312,11 +312,11 @@ def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGME
     cols = list(columns)
     p = Path(path)
     if not p.is_file():
-        raise DataError(f"{p}: segments file not found (expected tables/segments.parquet of a 01 run)")
+        raise DataError(f"{p}: segments file not found (expected restricted/tables/segments.parquet of a 01 run)")
     seg = pd.read_parquet(p)
     missing = [c for c in cols if c not in seg.columns]
     if missing:
-        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (tables/segments.parquet of a 01 run)")
+        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (restricted/tables/segments.parquet of a 01 run)")
     dup = seg["customer_id"].duplicated(keep=False)
     if dup.any():
         raise DataError(rule_message(f"{p}.customer_id", "rule 'one row per customer'", int(dup.sum()),
@@ -364,3 +364,44 @@ def validate_data_dir(
 
     tables = load_tables(data_dir, validate=True)
     return tables, quality_report(tables, observation_end=observation_end)
+
+
+def known_customer_ids(data_dir: str | os.PathLike, candidates: Iterable[str]) -> set[str]:
+    """Which of ``candidates`` are customer ids of the data in ``data_dir``.
+
+    Looks in the ``customer_id`` column of every contract table that has one (customers,
+    transactions, balances, assignments: an id quoted in a quality finding may be an orphan that
+    exists in transactions only). DuckDB semi-joins the candidates against the files, so no id
+    list is held in memory; used by the runner to mask ids quoted in text
+    (:func:`rmanalytics.privacy.scrub_files`). Tables missing from the source are skipped.
+    """
+    import duckdb
+
+    cands = pd.DataFrame({"token": sorted(set(candidates))}, dtype=object)
+    if cands.empty:
+        return set()
+    path = Path(data_dir)
+    names = [t for t, spec in TABLES.items() if "customer_id" in spec.column_names]
+    with duckdb.connect() as con:
+        if _is_db(path):
+            con.execute(f"ATTACH '{str(path)}' AS src (READ_ONLY)")
+            present = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'").fetchall()}
+            sources = [f'SELECT CAST(customer_id AS VARCHAR) AS id FROM src."{t}"' for t in names if t in present]
+        else:
+            files = _find_files(path) if path.is_dir() else {}
+            sources = []
+            for t in names:
+                p = files.get(t)
+                if p is None:
+                    continue
+                lit = str(p).replace("'", "''")
+                reader = (f"read_parquet('{lit}')" if p.suffix == ".parquet"
+                          else f"read_csv('{lit}', all_varchar = true, header = true)")
+                sources.append(f"SELECT CAST(customer_id AS VARCHAR) AS id FROM {reader}")
+        if not sources:
+            return set()
+        con.register("cands", cands)
+        rows = con.execute(f"SELECT DISTINCT token FROM cands WHERE token IN "
+                           f"(SELECT id FROM ({' UNION ALL '.join(sources)}) s)").fetchall()
+    return {r[0] for r in rows}

@@ -6,7 +6,10 @@ One run of one notebook writes one folder::
         parameters.yaml       resolved, validated parameters of the run
         <notebook>.ipynb      the executed notebook (kept when the run fails)
         report.html           HTML report without code cells (nbconvert ``exclude_input=True``)
-        tables/*.parquet|csv  tables recorded by the notebook (:class:`rmanalytics.report.Recorder`)
+        tables/*.csv          tables recorded by the notebook (:class:`rmanalytics.report.Recorder`),
+                              customer ids masked; tables/*.parquet for tables without customer ids
+        restricted/tables/*.parquet  tables with RAW customer ids (folder 0700, files 0600); the chain
+                              reads these. Everything outside restricted/ is safe to share.
         figures/*.png         plots
         metrics.json          key figures
         run.log               papermill log and the cells' output
@@ -18,6 +21,15 @@ folder is renamed to its final name only at the end; a failed run is renamed to 
 A folder without a suffix therefore always holds a finished, successful run; an interrupted run
 (Ctrl-C, killed job) leaves a ``.partial`` folder whose manifest says ``running`` or
 ``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
+
+Privacy (:mod:`rmanalytics.privacy`): the pseudonymisation key is resolved before the kernel
+starts (``RMANALYTICS_MASK_KEY``, a key file, or a key generated once in the user's config folder,
+which the log then says); the manifest records only its fingerprint. After the kernel ends, the
+people-facing text files of the run (executed notebook, report.html, run.log, CSV, JSON, ...)
+are scanned and any raw customer id still quoted in them (error messages, warnings, printed
+examples) is replaced by its pseudonym; ids are recognised by asking the run's data
+(:func:`rmanalytics.io.known_customer_ids`). With ``mask_ids: false`` nothing is masked and the
+whole run folder is made owner-only.
 
 Parameters are validated (:func:`rmanalytics.params.resolve`) before any kernel starts. The kernel
 is the ``rmanalytics`` kernelspec (registered on first use); jupyter_client starts it with the interpreter running the runner, so
@@ -41,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from rmanalytics import privacy
 from rmanalytics.errors import RmAnalyticsError
 from rmanalytics.resources import bundled_root, find_project, locate
 from rmanalytics.params import (
@@ -271,7 +284,7 @@ def absolutize_paths(params: NotebookParams, base: Path | None = None) -> Notebo
     base = base or Path.cwd()
     fixes = {}
     for key in type(params).model_fields:
-        if key != "data_dir" and not key.endswith("_path"):
+        if key not in ("data_dir", "font") and not key.endswith("_path"):
             continue
         value = getattr(params, key)
         if isinstance(value, str) and value and not os.path.isabs(value):
@@ -319,7 +332,7 @@ class _DropValidatedWarnings(logging.Filter):
 
 
 def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
-                header_markdown: str | None = None) -> Path:
+                header_markdown: str | None = None, lang: str = "en") -> Path:
     """Write an HTML report of an executed notebook without code cells (nbconvert, ``exclude_input``).
 
     ``header_markdown`` is shown first (the runner puts the run's status and parameters there).
@@ -330,6 +343,9 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(nb_path, as_version=4)
+    from rmanalytics.notebook import translate_cells
+
+    translate_cells(nb, lang)  # section headings and summaries in the run's language
     if header_markdown:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown))
     if title:
@@ -344,10 +360,50 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     return html_path
 
 
-def _report_header(name: str, status: str, params: Mapping[str, Any], error: str | None) -> str:
-    rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in params.items() if k != "output_dir")
-    msg = f"\n\n**Error:** `{error}`" if error else ""
-    return f"**Run of `{name}`** — status: **{status}**{msg}\n\n| parameter | value |\n|---|---|\n{rows}\n"
+def _font_check(params: NotebookParams) -> tuple[dict[str, Any] | None, str | None]:
+    """(manifest entry, report notice) for the Chinese font of a ``lang: zh`` run; (None, None) for en.
+
+    The runner looks for the font as the kernel will (:func:`rmanalytics.fonts.find_cjk_font`: same
+    environment, same ``font`` parameter), so the manifest names the font the figures use.
+    """
+    if getattr(params, "lang", "en") != "zh":
+        return None, None
+    from rmanalytics import fonts
+
+    info = fonts.find_cjk_font(getattr(params, "font", None))
+    if info is not None:
+        return fonts.describe(info), None
+    return fonts.describe(None), f"**未找到中文字体 / No Chinese font found.** {fonts.install_hint('zh')}\n\n" \
+                                 f"{fonts.install_hint('en')}"
+
+
+def _report_header(name: str, status: str, params: Any, error: str | None,
+                   notice: str | None = None, metrics: Mapping[str, Any] | None = None) -> str:
+    """Top of the HTML report: run status, an optional notice (e.g. how to install a Chinese font), the
+    key figures of the run (:func:`rmanalytics.notebook.headline_html`) and, for a failed run, the
+    collapsed parameter table (a successful run shows it from the notebook)."""
+    from rmanalytics.notebook import headline_html, params_html
+
+    zh = (params.get("lang") if isinstance(params, Mapping) else getattr(params, "lang", "en")) == "zh"
+    word = {"ok": "完成" if zh else "ok", "failed": "失败" if zh else "failed"}.get(status, status)
+    out = (f"**运行 `{name}`** — 状态：**{word}**" if zh else f"**Run of `{name}`** — status: **{word}**")
+    if error:
+        out += f"\n\n**Error:** `{error}`"
+    if notice:
+        out += f"\n\n> {notice}"
+    if metrics:
+        lang = "zh" if zh else "en"
+        out += "\n\n" + headline_html(name, dict(metrics), lang=lang, currency=getattr(params, "currency", "CNY"))
+    if status != "ok":
+        out += "\n\n" + params_html(params, open_=True)
+    return out + "\n"
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 class _LogToFile:
@@ -394,6 +450,7 @@ def run_notebook(
     execution_timeout: int | None = None,
     params_source: Mapping[str, Any] | None = None,
     extra_inputs: Iterable[str | os.PathLike] = (),
+    mask_key: privacy.MaskKey | None = None,
 ) -> RunResult:
     """Execute one notebook with papermill into a new run folder and return the outcome.
 
@@ -406,6 +463,8 @@ def run_notebook(
     progress_bar : papermill's progress bar over cells (stderr).
     params_source : recorded in the manifest (YAML file, ``-p`` overrides).
     extra_inputs : more files/folders to fingerprint besides ``data_dir`` and ``*_path`` parameters.
+    mask_key : the pseudonymisation key already loaded by the caller (``run_all``); None:
+        :func:`rmanalytics.privacy.load_key`. Only its fingerprint and source are recorded.
 
     Returns a :class:`RunResult`; a failing cell gives ``status="failed"`` (no exception). A
     ``KeyboardInterrupt`` leaves the ``.partial`` folder with status ``interrupted`` and is re-raised.
@@ -417,6 +476,8 @@ def run_notebook(
     name = name or nb_in.stem
     check_kernel(kernel_name)
     params = absolutize_paths(params)
+    masked = bool(getattr(params, "mask_ids", True))
+    key = (mask_key or privacy.load_key()) if masked else None  # a bad key fails before the run folder exists
     started = _utcnow()
     t0 = time.perf_counter()
     git = git_info(nb_in.parent)
@@ -431,6 +492,7 @@ def run_notebook(
     (partial / "parameters.yaml").write_text(
         yaml.safe_dump(recorded, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
+    font_entry, font_notice = _font_check(params)
     fp_paths = [params.data_dir] if getattr(params, "data_dir", None) else []
     fp_paths += [getattr(params, k) for k in type(params).model_fields
                  if k.endswith("_path") and isinstance(getattr(params, k), str)]
@@ -456,6 +518,10 @@ def run_notebook(
         "kernel_name": kernel_name,
         "packages": package_versions(),
         "command": sys.argv,
+        "font": font_entry,
+        "privacy": {"mask_ids": masked, "key_fingerprint": key.fingerprint if key else None,
+                    "key_source": key.source if key else None, "restricted_dir": privacy.RESTRICTED_DIR,
+                    "shareable": "everything outside restricted/" if masked else "nothing (mask_ids: false)"},
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -464,6 +530,13 @@ def run_notebook(
     with _LogToFile(partial / "run.log"):
         log.info("run %s -> %s", name, partial)
         log.info("parameters: %s", json.dumps(injected, ensure_ascii=False))
+        os.environ["RMANALYTICS_NOTEBOOK"] = name  # inherited by the kernel: tells monitors whose it is
+        if key is not None:
+            log.info(key.describe())
+            for note in key.notes:
+                log.warning(note)
+        else:
+            log.warning("mask_ids is false: customer ids are NOT masked in this run; its folder is owner-only")
         try:
             pm.execute_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
@@ -493,11 +566,19 @@ def run_notebook(
         if executed.is_file():
             try:
                 export_html(executed, partial / "report.html", title=f"{name} ({final.name})",
-                            header_markdown=_report_header(name, status, recorded, error))
+                            header_markdown=_report_header(name, status, run_params, error, font_notice,
+                                                           _read_metrics(partial)),
+                            lang=getattr(params, "lang", "en"))
             except Exception as exc:  # noqa: BLE001 - a report problem must not hide the run's result
                 log.exception("HTML export failed")
                 if status == "ok":
                     status, error = "failed", f"HTML export failed: {type(exc).__name__}: {exc}"
+
+    if key is not None:
+        error, first = _mask_run_texts(partial, key, getattr(params, "data_dir", None), manifest, error, first)
+    else:
+        privacy.lock_down(partial)
+    privacy.lock_down(partial / privacy.RESTRICTED_DIR)
 
     ended = _utcnow()
     duration = round(time.perf_counter() - t0, 3)
@@ -518,6 +599,42 @@ def run_notebook(
         params=recorded, started_utc=started.isoformat(), ended_utc=ended.isoformat(), duration_s=duration,
         error=error, failed_cell=cell_idx, failed_exec_count=exec_count, failed_source=first,
     )
+
+
+class _IdLookup:
+    """Which tokens are customer ids of ``data_dir`` (asks the data once per new token)."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir, self.ids, self.seen = data_dir, set(), set()
+
+    def __call__(self, tokens: set[str]) -> set[str]:
+        new = set(tokens) - self.seen
+        if new and self.data_dir:
+            from rmanalytics.io import known_customer_ids
+
+            self.ids |= known_customer_ids(self.data_dir, new)
+        self.seen |= new
+        return set(tokens) & self.ids
+
+
+def _mask_run_texts(run_dir: Path, key: privacy.MaskKey, data_dir: str | None, manifest: dict[str, Any],
+                    error: str | None, first: str | None) -> tuple[str | None, str | None]:
+    """Mask raw customer ids quoted in the people-facing files of ``run_dir`` and in the error
+    texts that go into the manifest; note what was done in the manifest and the run log."""
+    lookup = _IdLookup(data_dir)
+    files = [p for p in privacy.people_facing_files(run_dir) if p.name != "manifest.json"]
+    try:
+        counts = privacy.scrub_files(files, key, lookup)
+        error = privacy.mask_text(error, key, lookup) if error else error
+        first = privacy.mask_text(first, key, lookup) if first else first
+        note = {"raw_ids_masked_in_text": sum(counts.values()),
+                "files_masked": sorted(str(Path(p).relative_to(run_dir)) for p in counts)}
+    except Exception as exc:  # noqa: BLE001 - the data may be unreadable (that can be why the run failed)
+        note = {"text_masking_failed": f"{type(exc).__name__}: {exc}"}
+    manifest["privacy"].update(note)
+    with (run_dir / "run.log").open("a", encoding="utf-8") as fh:
+        fh.write(f"privacy: {json.dumps(note, ensure_ascii=False)}\n")
+    return error, first
 
 
 def _update_latest(run_dir: Path) -> None:
@@ -609,8 +726,13 @@ def run_all(
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
 
+    mask_key = None
     if plan:
         check_kernel()
+        if any(getattr(p, "mask_ids", True) for p, _ in plan.values()):
+            mask_key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
+            if mask_key.created:
+                echo(mask_key.describe())  # and every run log of this chain says so
     results: dict[str, RunResult] = {}
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
@@ -627,7 +749,7 @@ def run_all(
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_paths[nb]),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
-                 "progress_bar": progress_bar and jobs <= 1}, notes)
+                 "progress_bar": progress_bar and jobs <= 1, "mask_key": mask_key}, notes)
 
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}

@@ -212,13 +212,15 @@ def ph_narrative(ph: pd.DataFrame) -> str:
             "Kaplan-Meier curves by group. With large data tiny, harmless departures also test significant.")
 
 
-def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str = "day",
+def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str = "day", tables: dict | None = None,
+                     behaviour: bool = False, engine: str | None = None,
                      id_col: str = "customer_id") -> pd.DataFrame:
     """How much the grid of event times moves a Cox model's coefficients.
 
     ``frames``: survival frames of the same customers on different grids (``{"day": ..., "week": ...}``,
     from :func:`~rmanalytics.churn.frame.survival_frame`); ``model``: a :class:`ChurnModel` whose
-    unfitted clone is fitted on the time-varying frame of each. Returns one row per design column
+    unfitted clone is fitted on the time-varying frame of each (with the monthly behaviour covariates
+    of :func:`~rmanalytics.churn.frame.behaviour_covariates` from ``tables`` when ``behaviour``). Returns one row per design column
     with ``<grid>_coef``, ``<grid>_se(coef)``, ``<grid>_fit_seconds`` per grid (reference grid first)
     and, when another grid is present, ``shift_in_se``: (coef on the last other grid - coef on the
     reference grid) / SE on the reference grid.
@@ -227,14 +229,18 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
 
     from sklearn.base import clone
 
-    from rmanalytics.churn.frame import time_varying_frame
+    from rmanalytics.churn.frame import behaviour_covariates, time_varying_frame
 
+    if behaviour and tables is None:
+        raise ParameterError("time_grid_effect: behaviour=True needs the contract tables")
     if reference not in frames:
         raise ParameterError(f"time_grid_effect: the reference grid {reference!r} is not among {list(frames)}")
     rows = {}
     for grid in dict.fromkeys([reference, *frames]):
         t0 = time.perf_counter()
-        m = clone(model).fit(time_varying_frame(frames[grid]), "stop", "event", entry_col="start", id_col=id_col)
+        f = frames[grid]
+        monthly = behaviour_covariates(tables, f, engine=engine) if behaviour else None
+        m = clone(model).fit(time_varying_frame(f, monthly=monthly), "stop", "event", entry_col="start", id_col=id_col)
         rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(
             fit_seconds=time.perf_counter() - t0)
     table = pd.concat(rows, axis=1)

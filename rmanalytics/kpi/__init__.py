@@ -10,7 +10,7 @@ from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analys
                                      feature_groups)
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_calendar, period_label, segment_fee_table,
                                       rm_month_measures, rm_month_sql)
-from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
+from rmanalytics.kpi.plots import plot_milestones, plot_rating_distribution, plot_scorecard_heat, plot_waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, scorecard)
 from rmanalytics.kpi.shapley import (MAX_FACTORS, attribution_span, estimate_market_index, rm_market_split,
@@ -22,7 +22,7 @@ from rmanalytics.kpi.targets import (annual_targets_from, bank_attainment, decom
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
     "KPI_DEFINITIONS", "KpiDef", "kpi_table", "segment_fee_table", "month_calendar", "period_label", "rm_month_measures", "rm_month_sql",
-    "milestone_chart", "rating_distribution", "scorecard_heat", "waterfall",
+    "plot_milestones", "plot_rating_distribution", "plot_scorecard_heat", "plot_waterfall",
     "RATINGS", "ScorecardConfig", "cycle_flags", "kpi_points", "load_scorecard_config", "rollup", "rollup_kpis",
     "scorecard",
     "MAX_FACTORS", "estimate_market_index", "rm_market_split", "shapley_decomposition", "unit_contributions",

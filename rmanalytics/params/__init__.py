@@ -105,7 +105,7 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: churn outcomes (closed customers fall into "lost"), so feeding them to the churn notebook would
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
 }
 
 
@@ -297,7 +297,7 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
     if params.lang == "zh":
         from rmanalytics.labels import use_cjk_fonts
 
-        use_cjk_fonts()
+        use_cjk_fonts(params.font)
     if params.engine == "spark":  # the active SparkSession (cluster or notebook), else a local one
         from rmanalytics.spark import ensure_session
 

@@ -29,8 +29,8 @@ class LoyaltyParams(SeededParams):
     )
     max_frequency_bucket: int = Field(7, gt=0, description="Top calibration-frequency bucket of the holdout table.")
     segments_path: str | None = Field(
-        None, description="tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
-        "None: recompute them at observation_end with the default segmentation rules of 01."
+        None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, "
+        "tier); None: recompute them at observation_end with the default segmentation rules of 01."
     )
 
     def segmentation_args(self) -> dict:

@@ -25,21 +25,12 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import register
-from rmanalytics.rules import Rule, apply_rules
 from rmanalytics.rfm.summary import as_date, date_literal, scan_findings, transaction_inputs, window_sql
+from rmanalytics.rules import Rule, apply_rules
 
 STAGES = ("new", "growth", "mature", "decline_warning")
 
 # label keys are namespaced ("stage:growth") because service tiers also have a "growth"
-register({
-    "stage:new": {"en": "New (nurturing)", "zh": "新客培育期"},
-    "stage:growth": {"en": "Growth", "zh": "成长爆发期"},
-    "stage:mature": {"en": "Mature", "zh": "成熟稳定期"},
-    "stage:decline_warning": {"en": "Decline warning", "zh": "衰退预警期"},
-    "stage:other": {"en": "Other", "zh": "其他"},
-    "lifecycle_stage": {"en": "Lifecycle stage", "zh": "生命周期阶段"},
-})
 
 
 def activity_sql(window: str, recent_start: dt.date, baseline_start: dt.date) -> str:

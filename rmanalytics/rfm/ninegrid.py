@@ -17,17 +17,6 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError
-from rmanalytics.labels import register
-
-register({
-    "aum_mass": {"en": "AUM < 500k", "zh": "资产50万以下"},
-    "aum_affluent": {"en": "AUM 500k-6M", "zh": "资产50万-600万"},
-    "aum_private": {"en": "AUM >= 6M", "zh": "资产600万以上"},
-    "risk_low": {"en": "Risk low (1-2)", "zh": "低风险(1-2)"},
-    "risk_mid": {"en": "Risk mid (3)", "zh": "中风险(3)"},
-    "risk_high": {"en": "Risk high (4-5)", "zh": "高风险(4-5)"},
-    "unknown": {"en": "Unknown", "zh": "未知"},
-})
 
 
 def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None) -> pd.Series:

@@ -124,7 +124,7 @@ def current_segments(tables: dict[str, Any], *, segments_path: Any = None, obser
                      engine: str | None = None, **snapshot_args: Any) -> tuple[pd.DataFrame, str]:
     """Segment, lifecycle stage and service tier per customer at ``observation_end``, and their source.
 
-    From ``segments_path`` (``tables/segments.parquet`` of a 01 run, read with
+    From ``segments_path`` (``restricted/tables/segments.parquet`` of a 01 run, read with
     :func:`rmanalytics.io.read_segments`) when given, else recomputed with :func:`segment_snapshot`
     on ``tables`` (transactions, customers, balances) at ``observation_end`` with ``snapshot_args``
     (the segmentation rules; the notebooks pass ``SegmentationParams().snapshot_args()``).

@@ -19,21 +19,12 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.labels import register
 from rmanalytics.rfm.value import percentile_rank
 from rmanalytics.rules import Rule, apply_rules
 
 TIERS = ("strategic", "growth", "basic", "attention")
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
-register({
-    "tier:strategic": {"en": "Strategic", "zh": "战略级"},
-    "tier:growth": {"en": "Growth", "zh": "成长级"},
-    "tier:basic": {"en": "Basic", "zh": "基础级"},
-    "tier:attention": {"en": "Attention", "zh": "关注级"},
-    "tier:other": {"en": "Other", "zh": "其他"},
-    "tier": {"en": "Service tier", "zh": "服务层级"},
-})
 
 
 def service_tiers(customers: pd.DataFrame, *, rules: Sequence[Rule | Mapping[str, Any]], default: str = "basic",

@@ -23,13 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import register
 from rmanalytics.rfm.summary import as_date, date_literal, transaction_inputs
-
-register({
-    "activity_drop": {"en": "Activity down vs own baseline", "zh": "活跃度较自身基线下降"},
-    "no_purchase:wealth": {"en": "No wealth-product purchase", "zh": "连续未购买理财产品"},
-})
 
 
 def family_last_purchase_sql(window: str, families: list[str], end_literal: str) -> str:

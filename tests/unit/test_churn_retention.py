@@ -12,10 +12,9 @@ from matplotlib.figure import Figure
 from rmanalytics.churn import ChurnModel
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
                                         integrated_brier_score, ph_check, ph_narrative)
-from rmanalytics.churn.plots import calibration_plot, forest_plot, km_plot, risk_distribution
+from rmanalytics.churn.plots import plot_calibration, plot_hazard_ratios, plot_km, plot_risk_distribution
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.worklist import retention_worklist
-from rmanalytics.privacy import mask_id
 
 from test_churn_model import simulate_book  # noqa: E402
 
@@ -89,7 +88,7 @@ def test_evaluate_holdout_model_beats_baseline(book):
     assert tab.loc["model", "integrated_brier_score"] <= tab.loc["baseline (KM by segment)", "integrated_brier_score"] + 1e-3
     assert tab.loc["model", "mean_predicted"] == pytest.approx(tab.loc["model", "observed_churn"], abs=0.03)
     assert len(res["calibration"]["model"]) == 10
-    assert isinstance(calibration_plot(res["calibration"], horizon_days=180), Figure)
+    assert isinstance(plot_calibration(res["calibration"], horizon_days=180), Figure)
 
 
 def test_ph_check_and_narrative(book):
@@ -119,14 +118,13 @@ def test_ph_check_equals_lifelines_without_entry():
     np.testing.assert_allclose(ours["statistic"].to_numpy(), ref.loc[covs, "test_statistic"].to_numpy(), rtol=1e-8)
 
 
-def test_worklist_ranked_and_masked(book):
+def test_worklist_ranked_with_raw_ids(book):
     m = ChurnModel(covariates=["customer_type", "risk_level", "scenario"]).fit(book, entry_col="entry")
     active = book[book["event"] == 0]
-    wl = retention_worklist(m, active, 180, top_n=5)
-    assert len(wl) == 10 and set(wl["rm_id"]) == {"R1", "R2"}
-    assert wl["customer_id"].str.startswith("C#").all()
-    raw = retention_worklist(m, active, 180, top_n=5, mask_ids=False)
-    assert wl["customer_id"].tolist() == [mask_id(c) for c in raw["customer_id"]]
+    raw = retention_worklist(m, active, 180, top_n=5)
+    assert len(raw) == 10 and set(raw["rm_id"]) == {"R1", "R2"}
+    # analysis functions never mask: the ids are the book's own (masking is the Recorder's job)
+    assert set(raw["customer_id"]) <= set(active["customer_id"])
     for _, g in raw.groupby("rm_id"):
         assert g["value_at_stake"].is_monotonic_decreasing and g["rank"].tolist() == [1, 2, 3, 4, 5]
     p = m.predict_churn_probability(active, 180)
@@ -140,7 +138,7 @@ def test_worklist_ranked_and_masked(book):
 
 def test_plots_return_figures(book):
     m = ChurnModel(covariates=["customer_type", "risk_level"]).fit(book, entry_col="entry")
-    assert isinstance(km_plot(km_by_group(book, "customer_type")), Figure)
-    assert isinstance(forest_plot(m), Figure)
+    assert isinstance(plot_km(km_by_group(book, "customer_type")), Figure)
+    assert isinstance(plot_hazard_ratios(m), Figure)
     p = m.predict_churn_probability(book.head(200), 180)
-    assert isinstance(risk_distribution(p, book.head(200)["segment"]), Figure)
+    assert isinstance(plot_risk_distribution(p, book.head(200)["segment"]), Figure)

@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # conda-forge names that differ from the PyPI names
 CONDA_NAMES = {"duckdb": "python-duckdb"}
-CONDA_ONLY = {"python", "pip", "openjdk"}
+CONDA_ONLY = {"python", "pip", "openjdk", "font-ttf-noto-cjk"}
 
 
 def _split(req: str) -> tuple[str, str]:
