@@ -23,6 +23,8 @@ from rmanalytics.rfm.value import percentile_rank
 from rmanalytics.rules import Rule, apply_rules
 
 TIERS = ("strategic", "growth", "basic", "attention")
+#: Tier of every customer when there are no balances: the tier rules are about AUM value.
+NOT_TIERED = "not_tiered"
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
 
