@@ -7,10 +7,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class RmReviewParams(NotebookParams):
+class RmReviewParams(SeededParams):
     """Parameters of `notebooks/06_rm_review.ipynb`."""
 
     tables_required: ClassVar[tuple[str, ...]] = (
