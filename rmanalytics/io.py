@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rmanalytics.contract import TABLES, Column
+from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
 from rmanalytics.schema import DataContractError, Failure, _examples, check_tables
 
 __all__ = ["fingerprint", "load_tables", "validate_data_dir", "write_tables", "FORMATS"]
@@ -194,7 +194,9 @@ def load_tables(
     ----------
     data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files, or a ``.duckdb``/``.db``
         database file with tables named as in the contract.
-    tables : table names to load (default: all seven contract tables, all required).
+    tables : table names to load, all required. Default: the seven core tables (required) plus
+        those of the optional relationship tables (products, holdings, interactions, feedback,
+        digital_activity) that are present.
     validate : run :func:`rmanalytics.schema.validate_tables` on the loaded tables (default True).
 
     Returns
@@ -207,7 +209,8 @@ def load_tables(
     DataContractError when a value cannot be parsed or a contract rule fails.
     """
     path = Path(data_dir)
-    names = _table_names(tables)
+    names = _table_names(CORE_TABLES if tables is None else tables)
+    optional = list(OPTIONAL_TABLES) if tables is None else []
     out: dict[str, pd.DataFrame] = {}
     if _is_db(path):
         if not path.is_file():
@@ -215,6 +218,7 @@ def load_tables(
         import duckdb
 
         present = _duckdb_tables(path)
+        names += [t for t in optional if t in present]
         missing = [t for t in names if t not in present]
         if missing:
             raise FileNotFoundError(
@@ -226,6 +230,7 @@ def load_tables(
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
         files = _find_files(path)
+        names += [t for t in optional if t in files]
         missing = [t for t in names if t not in files]
         if missing:
             found = sorted(p.name for p in path.iterdir() if p.is_file())

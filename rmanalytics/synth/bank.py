@@ -25,7 +25,8 @@ from rmanalytics.contract import (
     RM_LEVELS,
     TABLES,
 )
-from rmanalytics.synth.processes import bgnbd_core, weibull_ph_invert
+from rmanalytics.synth import relationship as _rel
+from rmanalytics.synth.processes import bgnbd_core, weibull_ph_invert, weibull_ph_invert_steps
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_YEAR = 365.25
@@ -35,7 +36,7 @@ DAYS_PER_YEAR = 365.25
 #: shift the others.
 COMPONENTS = (
     "rms", "customers", "assignments", "closure", "bgnbd", "spend", "txn_attrs",
-    "activity", "balances", "targets",
+    "activity", "balances", "targets", "relationship", "relationship_tables",
 )
 
 
@@ -151,6 +152,26 @@ class Truth:
     aum_monthly_rw_sd: float = 0.04
     loan_share_customers: dict = _d(retail=0.25, corporate=0.55)
     npl_share_borrowers: float = 0.03
+    # ---- customer-level relationship data and its churn hazard terms (rmanalytics.synth.relationship)
+    relationship: bool = True  # False: only the seven core tables, closure without the terms below
+    rm_lax_share: float = 0.25
+    contact_rate_per_year: dict = _d(diligent=10.0, lax=3.0)
+    corporate_contact_multiplier: float = 1.5
+    first_contact_mean_hours: dict = _d(diligent=24.0, lax=120.0)
+    contact_kind_probs: dict = _d(visit=0.25, call=0.40, message=0.25, meeting=0.10)
+    contact_lapse_days: int = 90
+    relationship_log_hr: dict = _d(contact_lapsed=0.5, complained=0.6)
+    complaint_rate_per_year: dict = _d(diligent=0.10, lax=0.30)
+    complaint_response_mean_hours: dict = _d(diligent=20.0, lax=50.0)
+    complaint_resolve_workdays_probs: dict = _d(diligent=(0.35, 0.30, 0.20, 0.10, 0.05),
+                                                lax=(0.15, 0.20, 0.25, 0.20, 0.20))
+    nps_rate_per_year: float = 0.4
+    survey_rate_per_year: float = 0.2
+    nps_class_probs: dict = _d(diligent=(0.50, 0.30, 0.20), lax=(0.30, 0.30, 0.40))  # promoter, passive, detractor
+    holdings_per_customer: dict = _d(retail=1.5, corporate=2.5)
+    suitability_breach_share: float = 0.05
+    redemption_mean_years: float = 3.0
+    logins_mean: dict = _d(retail=6.0, corporate=3.0)
 
     # ---- realised (filled by generate)
     seed: int | None = None
@@ -163,6 +184,8 @@ class Truth:
     rm_skill: pd.Series | None = None  # rm_id -> log-multiplier
     rm_exit_dates: pd.Series | None = None  # rm_id -> exit date (NaT: employed at end)
     customers: pd.DataFrame | None = None  # per-customer latent truth, see generate()
+    rm_lax: pd.Series | None = None  # rm_id -> True for a lax RM (relationship data)
+    suitability: dict | None = None  # injected suitability breaches: n_holdings, n_eligible, n_breaches, ...
 
     def to_json_dict(self) -> dict:
         """The scalar/dict parameters plus market_index, rm_skill and rm_exit_dates as JSON-able dict
@@ -304,7 +327,8 @@ def generate(
     if history not in ("window", "full"):
         raise ValueError(f"history must be 'window' or 'full', got {history!r}")
     valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
-                                               "market_index", "rm_skill", "rm_exit_dates", "customers"}
+                                               "market_index", "rm_skill", "rm_exit_dates", "customers",
+                                               "rm_lax", "suitability"}
     bad = set(truth_overrides) - valid
     if bad:
         raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
@@ -347,8 +371,13 @@ def generate(
 
     # ---- closure with the time-varying rm_left covariate
     s_years = np.where(np.isfinite(asg["rm_left_day"]), (asg["rm_left_day"] - cust["open"]) / DAYS_PER_YEAR, np.inf)
-    t_close = weibull_ph_invert(cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
-                                s_years, truth.closure_log_hr["rm_left"])
+    steps = [(np.arange(n), s_years, np.full(n, truth.closure_log_hr["rm_left"]))]
+    rel = None
+    if truth.relationship:  # additional hazard terms: contact lapse and complaints (from the window start)
+        rel = _rel.latent(rngs["relationship"], cust, asg, len(rms_df), start_day, end_day, truth)
+        steps.append(rel["steps"])
+    t_close = weibull_ph_invert_steps(cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
+                                      *(np.concatenate(x) for x in zip(*steps)))
     close_days_f = t_close * DAYS_PER_YEAR
     close_day = cust["open"] + np.maximum(1, np.ceil(close_days_f)).astype(np.int64)
     closed = close_day <= end_day
@@ -426,6 +455,8 @@ def generate(
         "rm_activity": rm_activity,
         "kpi_targets": kpi,
     }
+    if rel is not None:
+        tables.update(_rel.emit(rngs["relationship_tables"], rel, cust, close_inf, start_day, end_day, rm_ids, truth))
     tables = {k: _conform(v, k) for k, v in tables.items()}
     prog.step("emit")
     prog.close()
@@ -440,7 +471,8 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
         df = df[spec.column_names]
     want = {"str": np.dtype(object), "int": np.dtype(np.int64), "float": np.dtype(np.float64),
             "date": np.dtype("datetime64[ns]")}
-    fix = {c.name: want[c.dtype] for c in spec.columns if df[c.name].dtype != want[c.dtype]}
+    fix = {c.name: want[c.dtype] for c in spec.columns
+           if df[c.name].dtype != want[c.dtype] and not (c.nullable and str(df[c.name].dtype) == "Int64")}
     if fix:
         df = df.astype(fix)
     return df
@@ -936,6 +968,8 @@ def read_truth(path: str | Path) -> Truth:
             kw[k] = s
         elif k == "rm_skill" and v is not None:
             kw[k] = pd.Series(v, dtype=float, name="skill")
+        elif k == "rm_lax" and v is not None:
+            kw[k] = pd.Series(v, dtype=float, name="lax").astype(bool)
         elif k in ("risk_level_probs", "rm_level_probs", "shared_split"):
             kw[k] = tuple(v)
         else:
