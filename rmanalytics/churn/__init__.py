@@ -1,7 +1,8 @@
 """Survival-based churn: survival frames, retention curves, churn models, evaluation, worklists."""
 
-from rmanalytics.churn.frame import (ChurnDataError, add_segments, compress_frame, covariates_sql, holdout_split,
-                                     last_activity_sql, survival_frame, time_varying_frame, to_grid)
+from rmanalytics.churn.frame import (ChurnDataError, add_relationship_covariates, add_segments, compress_frame,
+                                     covariates_sql, holdout_split, last_activity_sql, relationship_events,
+                                     relationship_frame, survival_frame, time_varying_frame, to_grid)
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
@@ -28,5 +29,5 @@ __all__ = [
     "km_by_group", "logrank_table", "logrank_test", "ph_check", "ph_narrative", "retention_table",
     "retention_worklist",
     "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql",
-    "fit_cox_efron", "holdout_split", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
+    "fit_cox_efron", "holdout_split", "add_relationship_covariates", "relationship_events", "relationship_frame", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
 ]
