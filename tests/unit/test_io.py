@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rmanalytics.contract import TABLES
+from rmanalytics.contract import CORE_TABLES, TABLES
 from rmanalytics.io import fingerprint, load_tables, validate_data_dir, write_tables
 from rmanalytics.schema import DataContractError
 
@@ -129,7 +129,7 @@ def test_fingerprint(tiny_bank, tmp_path):
     write_tables(tiny_bank, tmp_path)
     (tmp_path / "notes.txt").write_text("not an input")
     fp = fingerprint(tmp_path)
-    assert set(fp) == {f"{t}.parquet" for t in TABLES}
+    assert set(fp) == {f"{t}.parquet" for t in CORE_TABLES}
     assert all(len(h) == 64 for h in fp.values())
     assert fingerprint(tmp_path) == fp
     tiny_bank["rms"].loc[0, "level"] = "junior"
