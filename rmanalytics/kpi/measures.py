@@ -79,7 +79,16 @@ KPI_DEFINITIONS: dict[str, KpiDef] = {
     "major_breaches": KpiDef("Number of major compliance breaches (one-vote veto).", "count", False, True),
     "training_score": KpiDef("Mean training exam score.", "points 0-100", True),
     "digital_usage": KpiDef("Mean share of working days the digital tools were used.", "ratio 0-1", True),
+    "suitability_breaches": KpiDef("Holdings bought in the period whose product risk level exceeds the customer's "
+                                   "(RM at purchase; needs the optional holdings/products tables, else NaN).",
+                                   "count", False, True),
+    "suitability_major_breaches": KpiDef("Suitability breaches with a risk gap >= major_risk_gap (one-vote veto "
+                                         "in the scorecard config).", "count", False, True),
 }
+
+#: KPIs computed from customer-level data when the optional tables are present (else from rm_activity):
+#: the ``<kpi>_source`` column of :func:`kpi_table` says which ("customer_level" or "rm_activity").
+CUSTOMER_LEVEL_KPIS = ("visit_coverage", "complaint_rate", "nps")
 
 ACTIVITY_COLUMNS = ("visits", "visits_required", "calls", "cross_sell_offers", "digital_usage", "training_score",
                     "complaints", "nps_responses", "nps_promoters", "nps_detractors", "compliance_checks",
@@ -343,6 +352,10 @@ def kpi_table(
     end=None,
     engine: str = "duckdb",
     effective_window_days: int = 90,
+    customer_level: bool = True,
+    hnw_aum: float = 1_000_000.0,
+    visits_per_year: float = 4.0,
+    major_risk_gap: int = 2,
 ) -> pd.DataFrame:
     """KPIs per RM and period (see :data:`KPI_DEFINITIONS` for formulas and units).
 
@@ -352,12 +365,17 @@ def kpi_table(
         Spark DataFrames or table names with ``engine="spark"`` (see :func:`rm_month_measures`).
     freq : 'month', 'quarter' or 'year'; ``period`` is labelled as in ``kpi_targets``.
     monthly : precomputed :func:`rm_month_measures` (saves the SQL run when several freqs are needed).
+    customer_level : with the optional relationship tables present (pandas), compute
+        visit_coverage, complaint_rate and nps from them (:func:`customer_level_measures`) and
+        the suitability KPIs from holdings; ``<kpi>_source`` says, per row, which data were used.
+    hnw_aum, visits_per_year, major_risk_gap : thresholds of the customer-level KPIs (currency,
+        visits a year, risk levels), see :mod:`rmanalytics.service.rules`.
 
     Returns
     -------
     One row per ``rm_id, period`` with ``period_start, period_end`` (exclusive), every KPI,
-    the additive inputs (``volume``, ``customers_credited`` ...), ``days_active`` and
-    ``partial_period``.
+    the additive inputs (``volume``, ``customers_credited`` ...), ``days_active``,
+    ``partial_period`` and ``visit_coverage_source``, ``complaint_rate_source``, ``nps_source``.
     """
     if freq not in FREQS:
         raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
@@ -412,6 +430,13 @@ def kpi_table(
     prev_aum = out.groupby("rm_id")["aum"].shift(1).where(contiguous)
     out["deposit_growth"] = out["avg_deposits"] - prev_dep
     out["aum_growth"] = _ratio(out["aum"], prev_aum) - 1.0
+    for k in CUSTOMER_LEVEL_KPIS:
+        out[f"{k}_source"] = "rm_activity"
+    out["suitability_breaches"] = np.nan
+    out["suitability_major_breaches"] = np.nan
+    if customer_level and tables is not None:
+        out = _apply_customer_level(out, tables, freq, hnw_aum=hnw_aum, visits_per_year=visits_per_year,
+                                    major_risk_gap=major_risk_gap, engine=engine)
     # employment within the period
     if tables is not None and "rms" in tables:
         rms = tables["rms"]
@@ -430,7 +455,7 @@ def kpi_table(
         out["partial_period"] = False
     kpis = list(KPI_DEFINITIONS)
     extra = ["volume", "expected_fee", "customers_credited", "book_start", "new_customers", "visits", "calls",
-             "cross_sell_offers", "days_active", "partial_period"]
+             "cross_sell_offers", "days_active", "partial_period"] + [f"{k}_source" for k in CUSTOMER_LEVEL_KPIS]
     cols = ["rm_id", "period", "period_start", "period_end"] + kpis + [c for c in extra if c not in kpis]
     return out[cols]
 
@@ -484,3 +509,89 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
                                                            period_end=("month_end", "max"))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)
+
+
+# --------------------------------------------------------------------------------------------
+# customer-level KPIs (optional tables interactions / feedback / holdings; issue 14)
+# --------------------------------------------------------------------------------------------
+def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float = 1_000_000.0,
+                            visits_per_year: float = 4.0, major_risk_gap: int = 2,
+                            engine: str = "duckdb") -> pd.DataFrame:
+    """Customer-level inputs of the KPIs per ``rm_id, period``, from whichever optional tables exist.
+
+    - from ``feedback`` (rows with an rm_id): ``cl_complaints`` (complaints opened in the period),
+      ``cl_nps_responses``, ``cl_nps_promoters`` (score >= 9), ``cl_nps_detractors`` (score <= 6);
+    - from ``interactions`` + ``balances``: high-net-worth visit coverage. A customer is HNW in a
+      month when its month-end AUM >= ``hnw_aum``; it then requires ``visits_per_year / 12`` visits
+      (kinds visit / meeting) that month from its primary RM on the snapshot date. Per RM, customer
+      and period: covered = min(visits, required); ``cl_visits_required`` and ``cl_visits_covered``
+      are the sums over customers;
+    - from ``holdings`` + ``products``: ``suitability_breaches`` / ``suitability_major_breaches``
+      bought in the period, credited to the primary RM on the purchase day.
+    Missing tables give missing columns. Periods are labelled as in :func:`period_label`.
+    """
+    from rmanalytics.service import rules as svc
+
+    parts: list[pd.DataFrame] = []
+    fb = tables.get("feedback")
+    if isinstance(fb, pd.DataFrame):
+        f = fb[fb["rm_id"].notna()].copy()
+        f["period"] = period_label(f["opened_at"], freq).to_numpy()
+        comp = f[f["kind"] == "complaint"].groupby(["rm_id", "period"]).size().rename("cl_complaints")
+        n = f[f["kind"] == "nps"]
+        g = n.groupby(["rm_id", "period"])["score"]
+        nps = pd.DataFrame({"cl_nps_responses": g.size(), "cl_nps_promoters": g.apply(lambda x: int((x >= 9).sum())),
+                            "cl_nps_detractors": g.apply(lambda x: int((x <= 6).sum()))})
+        parts += [comp.to_frame(), nps]
+    it, bal, asg = tables.get("interactions"), tables.get("balances"), tables.get("assignments")
+    if isinstance(it, pd.DataFrame) and bal is not None and isinstance(asg, pd.DataFrame):
+        hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
+                      f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
+        hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
+        hnw["rm_id"] = svc.rm_at(asg, hnw, "snapshot_date").to_numpy()
+        hnw = hnw[hnw["rm_id"].notna()]
+        hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
+        v = it[it["kind"].isin(svc.VISIT_KINDS)]
+        v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
+        hnw["visits"] = v.reindex(pd.MultiIndex.from_frame(hnw[["customer_id", "rm_id", "month"]])).fillna(0).to_numpy()
+        hnw["required"] = float(visits_per_year) / 12.0
+        hnw["period"] = period_label(hnw["month"].dt.start_time, freq).to_numpy()
+        pc = hnw.groupby(["rm_id", "customer_id", "period"])[["visits", "required"]].sum()
+        pc["covered"] = np.minimum(pc["visits"], pc["required"])
+        vc = pc.groupby(["rm_id", "period"])[["required", "covered"]].sum()
+        parts.append(vc.rename(columns={"required": "cl_visits_required", "covered": "cl_visits_covered"}))
+    if all(isinstance(tables.get(t), pd.DataFrame) for t in ("holdings", "products", "customers", "assignments")):
+        b = svc.suitability_breaches(tables, major_risk_gap=major_risk_gap)
+        b = b[b["rm_id"].notna()].assign(period=lambda d: period_label(d["start_date"], freq).to_numpy())
+        g = b.groupby(["rm_id", "period"])
+        parts.append(pd.DataFrame({"suitability_breaches": g.size(), "suitability_major_breaches": g["major"].sum()}))
+    if not parts:
+        return pd.DataFrame(columns=["rm_id", "period"])
+    return pd.concat(parts, axis=1).reset_index().rename(columns={"level_0": "rm_id", "level_1": "period"})
+
+
+def _apply_customer_level(out: pd.DataFrame, tables: dict[str, Any], freq: str, **kw: Any) -> pd.DataFrame:
+    """Replace visit_coverage / complaint_rate / nps by their customer-level values where the data
+    exist (row by row), set the ``*_source`` columns, and add the suitability KPIs."""
+    cl = customer_level_measures(tables, freq, **kw)
+    if cl.empty:
+        return out
+    out = out.merge(cl, on=["rm_id", "period"], how="left")
+    if "cl_complaints" in out:
+        ok = out["customers_credited"] > 0
+        out.loc[ok, "complaint_rate"] = 100.0 * out.loc[ok, "cl_complaints"].fillna(0.0) / out.loc[ok, "customers_credited"]
+        out.loc[ok, "complaint_rate_source"] = "customer_level"
+    if "cl_nps_responses" in out:
+        ok = out["cl_nps_responses"].fillna(0) > 0
+        out.loc[ok, "nps"] = 100.0 * (out.loc[ok, "cl_nps_promoters"] - out.loc[ok, "cl_nps_detractors"]) \
+            / out.loc[ok, "cl_nps_responses"]
+        out.loc[ok, "nps_source"] = "customer_level"
+    if "cl_visits_required" in out:
+        ok = out["cl_visits_required"].fillna(0) > 0
+        out.loc[ok, "visit_coverage"] = out.loc[ok, "cl_visits_covered"] / out.loc[ok, "cl_visits_required"]
+        out.loc[ok, "visit_coverage_source"] = "customer_level"
+    if isinstance(tables.get("holdings"), pd.DataFrame) and "suitability_breaches" in cl:
+        for c in ("suitability_breaches", "suitability_major_breaches"):
+            out[c] = out.pop(c + "_y").fillna(0.0) if c + "_y" in out else out[c]
+            out = out.drop(columns=[c + "_x"], errors="ignore")
+    return out.drop(columns=[c for c in out.columns if c.startswith("cl_")])

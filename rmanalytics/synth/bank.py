@@ -165,7 +165,7 @@ class Truth:
     complaint_response_mean_hours: dict = _d(diligent=20.0, lax=50.0)
     complaint_resolve_workdays_probs: dict = _d(diligent=(0.35, 0.30, 0.20, 0.10, 0.05),
                                                 lax=(0.15, 0.20, 0.25, 0.20, 0.20))
-    nps_rate_per_year: float = 0.4
+    nps_rate_per_year: float = 1.0
     survey_rate_per_year: float = 0.2
     nps_class_probs: dict = _d(diligent=(0.50, 0.30, 0.20), lax=(0.30, 0.30, 0.40))  # promoter, passive, detractor
     holdings_per_customer: dict = _d(retail=1.5, corporate=2.5)

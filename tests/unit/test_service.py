@@ -192,3 +192,37 @@ def test_synth_suitability_breaches_match_truth():
     assert lo < bank.truth.suitability_breach_share < hi
     summ = service.service_summary(bank.tables)
     assert summ["metrics"]["suitability_breaches"] == len(b)
+
+
+def test_kpi_table_uses_customer_level_data_when_present_and_says_so():
+    from rmanalytics import kpi
+
+    t = relationship_bank()
+    k = kpi.kpi_table(t, freq="quarter").set_index(["rm_id", "period"])
+    # NPS from feedback: R03's only Q3 answer is a 9 (promoter), R02's a 3 (detractor)
+    assert k.loc[("R03", "2022Q3"), "nps"] == 100.0 and k.loc[("R03", "2022Q3"), "nps_source"] == "customer_level"
+    assert k.loc[("R02", "2022Q3"), "nps"] == -100.0
+    # complaints per 100 credited customers from feedback rows of the RM
+    r = k.loc[("R01", "2022Q3")]
+    assert r["complaint_rate_source"] == "customer_level"
+    assert r["complaint_rate"] == pytest.approx(100.0 * 1 / r["customers_credited"])
+    # Q1 has no customer-level NPS answers: RM aggregates are kept, and the source says so
+    assert k.loc[("R01", "2022Q1"), "nps_source"] == "rm_activity"
+    # suitability: C003's R5 product (gap 4, major) bought 2022-04-01 via R03; C001's gap-1 breach via R02
+    assert k.loc[("R03", "2022Q2"), "suitability_major_breaches"] == 1
+    assert k.loc[("R02", "2022Q2"), ["suitability_breaches", "suitability_major_breaches"]].tolist() == [1, 0]
+    seven = kpi.kpi_table(make_tiny_bank(), freq="quarter")
+    assert set(seven["nps_source"]) == {"rm_activity"} and seven["suitability_breaches"].isna().all()
+    # the default scorecard's veto fires on the major suitability breach
+    from pathlib import Path
+
+    import yaml
+
+    cfg = yaml.safe_load((Path(__file__).resolve().parents[2] / "params" / "scorecards" / "default.yaml").read_text())
+    # the default veto rules with one KPI that has a standard target (the tiny bank has few targets)
+    cfg["dimensions"] = {"risk_compliance": {"weight": 1.0, "kpis": {
+        "npl_ratio": {"weight": 1.0, "rule": "difference", "scale": 0.05, "target": 0.01, "cap": 1.3, "floor": 0.0}}}}
+    sc = kpi.scorecard(k.reset_index(), t["kpi_targets"], cfg).set_index(["rm_id", "period"])
+    assert sc.loc[("R03", "2022Q2"), "veto_reason"] == "major suitability breach"
+    assert sc.loc[("R03", "2022Q2"), "rating"] == "needs_improvement"
+    assert pd.isna(sc.loc[("R02", "2022Q2"), "veto_reason"])
