@@ -26,7 +26,7 @@ import pandas as pd
 from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
 from rmanalytics.schema import DataContractError, Failure, _examples, check_tables
 
-__all__ = ["fingerprint", "load_tables", "validate_data_dir", "write_tables", "FORMATS"]
+__all__ = ["fingerprint", "load_tables", "optional_tables_present", "validate_data_dir", "write_tables", "FORMATS"]
 
 FORMATS = ("parquet", "csv", "duckdb")
 DB_SUFFIXES = (".duckdb", ".db")
@@ -174,6 +174,14 @@ def _find_files(folder: Path) -> dict[str, Path]:
                 found[name] = p
                 break
     return found
+
+
+def optional_tables_present(data_dir: str | os.PathLike) -> list[str]:
+    """Names of the optional relationship tables (contract ``OPTIONAL_TABLES``) found in a folder
+    or DuckDB file, in contract order."""
+    path = Path(data_dir)
+    present = _duckdb_tables(path) if _is_db(path) else list(_find_files(path)) if path.is_dir() else []
+    return [t for t in OPTIONAL_TABLES if t in present]
 
 
 def _duckdb_tables(path: Path) -> list[str]:

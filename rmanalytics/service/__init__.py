@@ -7,6 +7,7 @@ from rmanalytics.service.rules import (DEFAULT_STAGE_INTERVALS, VISIT_KINDS, com
                                        contact_rhythm, customer_satisfaction, first_contact_compliance,
                                        hnw_visit_coverage, nps_score, rm_at, suitability_breaches,
                                        upcoming_maturities, visit_coverage_by_rm)
+from rmanalytics.service.plots import plot_first_contact_hours, plot_service_by_rm
 from rmanalytics.service.summary import has_relationship_data, service_summary
 
 _register({
@@ -24,6 +25,7 @@ _register({
 
 __all__ = [
     "DEFAULT_STAGE_INTERVALS", "VISIT_KINDS", "complaint_handling", "complaint_kpis", "contact_rhythm",
-    "customer_satisfaction", "first_contact_compliance", "has_relationship_data", "hnw_visit_coverage", "nps_score",
+    "customer_satisfaction", "first_contact_compliance", "has_relationship_data", "plot_first_contact_hours",
+    "plot_service_by_rm", "hnw_visit_coverage", "nps_score",
     "rm_at", "service_summary", "suitability_breaches", "upcoming_maturities", "visit_coverage_by_rm",
 ]

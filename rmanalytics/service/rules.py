@@ -166,6 +166,8 @@ def contact_rhythm(tables: Mapping[str, pd.DataFrame], stages: pd.DataFrame, *, 
         :data:`DEFAULT_STAGE_INTERVALS`: new and growth 30, mature 91, decline_warning 0 = at once).
         Customers of a stage not in the mapping get no due date.
 
+    Customers closed on or before ``as_of`` are left out.
+
     Returns
     -------
     customer_id, stage, rm_id (primary on as_of), last_contact (timestamp, NaT if none),
@@ -178,7 +180,10 @@ def contact_rhythm(tables: Mapping[str, pd.DataFrame], stages: pd.DataFrame, *, 
     it = tables["interactions"]
     it = it[it["timestamp"] < as_of + pd.Timedelta(days=1)]
     last = it.groupby("customer_id")["timestamp"].max()
-    s = stages[["customer_id", stage_col]].rename(columns={stage_col: "stage"}).copy()
+    c = tables["customers"]
+    gone = c.loc[c["close_date"].notna() & (c["close_date"] <= as_of), "customer_id"]
+    s = stages.loc[~stages["customer_id"].isin(gone), ["customer_id", stage_col]].rename(
+        columns={stage_col: "stage"}).copy()
     s["rm_id"] = rm_at(tables["assignments"], s.assign(_d=as_of), "_d")
     s["last_contact"] = s["customer_id"].map(last)
     opened = s["customer_id"].map(tables["customers"].set_index("customer_id")["open_date"])
