@@ -169,7 +169,7 @@ class Truth:
     survey_rate_per_year: float = 0.2
     nps_class_probs: dict = _d(diligent=(0.50, 0.30, 0.20), lax=(0.30, 0.30, 0.40))  # promoter, passive, detractor
     holdings_per_customer: dict = _d(retail=1.5, corporate=2.5)
-    suitability_breach_share: float = 0.05
+    suitability_breach_share: float = 0.02
     redemption_mean_years: float = 3.0
     logins_mean: dict = _d(retail=6.0, corporate=3.0)
 
