@@ -10,6 +10,7 @@ from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analys
                                      feature_groups)
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_calendar, period_label, segment_fee_table,
                                       rm_month_measures, rm_month_sql)
+from rmanalytics.kpi.measures import CUSTOMER_LEVEL_KPIS, customer_level_measures
 from rmanalytics.kpi.plots import milestone_chart, rating_distribution, scorecard_heat, waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, scorecard)
@@ -20,6 +21,7 @@ from rmanalytics.kpi.targets import annual_targets_from, decompose_annual_target
 
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
+    "CUSTOMER_LEVEL_KPIS", "customer_level_measures",
     "KPI_DEFINITIONS", "KpiDef", "kpi_table", "segment_fee_table", "month_calendar", "period_label", "rm_month_measures", "rm_month_sql",
     "milestone_chart", "rating_distribution", "scorecard_heat", "waterfall",
     "RATINGS", "ScorecardConfig", "cycle_flags", "kpi_points", "load_scorecard_config", "rollup", "rollup_kpis",

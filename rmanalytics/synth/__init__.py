@@ -1,6 +1,6 @@
 """Synthetic bank with known ground truth (:func:`generate`) and exact process simulators.
 
-- :func:`generate` / :class:`SynthBank` / :class:`Truth`: all seven contract tables plus the true
+- :func:`generate` / :class:`SynthBank` / :class:`Truth`: the contract tables (optional relationship tables included) plus the true
   parameters (BG/NBD, Gamma-Gamma, Weibull PH closure, RM driver effects, market index).
 - :func:`write` / :func:`read_truth`: Parquet tables + ``truth.json``.
 - Building blocks: :func:`simulate_bgnbd`, :func:`simulate_bgnbd_transactions`,
@@ -17,10 +17,11 @@ from rmanalytics.synth.processes import (
     simulate_gamma_gamma,
     simulate_weibull_ph,
     weibull_ph_invert,
+    weibull_ph_invert_steps,
 )
 
 __all__ = [
     "COMPONENTS", "SynthBank", "Truth", "generate", "main", "read_truth", "write",
     "bgnbd_core", "bgnbd_expected_frequency", "simulate_bgnbd", "simulate_bgnbd_transactions",
-    "simulate_gamma_gamma", "simulate_weibull_ph", "weibull_ph_invert",
+    "simulate_gamma_gamma", "simulate_weibull_ph", "weibull_ph_invert", "weibull_ph_invert_steps",
 ]

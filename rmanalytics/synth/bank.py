@@ -1,4 +1,4 @@
-"""A synthetic bank with known ground truth: all seven contract tables plus the true parameters.
+"""A synthetic bank with known ground truth: the contract tables (seven core, five optional) plus the true parameters.
 
 See :func:`generate` for the generative story and :class:`Truth` for every true parameter and
 its unit. Written in numpy (no library simulates a bank); every process is vectorised over
@@ -86,6 +86,14 @@ class Truth:
         ``[start, end]`` are emitted, although every process runs from ``open_date``. With
         ``history="full"`` transactions (and rm_activity) are emitted from ``open_date``.
         The in-window rows are identical in both modes.
+    Relationship data (``relationship=True``; :mod:`rmanalytics.synth.relationship`)
+        The optional tables products, holdings, interactions, feedback and digital_activity, with
+        lax RMs (``rm_lax_share``), injected suitability breaches (``suitability_breach_share``,
+        realised counts in ``suitability``) and two further time-varying closure terms from the
+        window start on: ``relationship_log_hr["contact_lapsed"]`` while the last contact is
+        ``contact_lapse_days`` or more ago, ``relationship_log_hr["complained"]`` from the first
+        complaint on. All closure terms are inverted exactly by
+        :func:`rmanalytics.synth.processes.weibull_ph_invert_steps`.
     Closure vs purchases
         With ``closure_stops_transactions=True`` (default) no purchase happens after the closure
         time. For an exact BG/NBD truth test use ``history="full",
@@ -210,7 +218,7 @@ class Truth:
 
 @dataclass
 class SynthBank:
-    """Result of :func:`generate`: ``tables`` (the seven contract tables) and ``truth``."""
+    """Result of :func:`generate`: ``tables`` (the contract tables) and ``truth``."""
 
     tables: dict[str, pd.DataFrame]
     truth: Truth
@@ -313,7 +321,8 @@ def generate(
     Returns
     -------
     SynthBank with ``tables`` (customers, transactions, balances, rms, assignments, rm_activity,
-    kpi_targets; exactly the dtypes of :mod:`rmanalytics.contract`) and ``truth``. Same arguments
+    kpi_targets, and unless ``relationship=False`` products, holdings, interactions, feedback,
+    digital_activity; exactly the dtypes of :mod:`rmanalytics.contract`) and ``truth``. Same arguments
     give bit-identical tables.
 
     Notes
@@ -928,7 +937,7 @@ def _make_targets(rng, rms_df, rm_hire, rm_exit, tx, asg, cust, start, end):
 # IO and CLI
 # ----------------------------------------------------------------------------------------------
 def write(bank: SynthBank, out_dir: str | Path, format: str = "parquet") -> Path:
-    """Write ``<table>.parquet`` (or ``.csv``) for the seven tables, ``truth.json`` and
+    """Write ``<table>.parquet`` (or ``.csv``) for every table, ``truth.json`` and
     ``truth_customers.parquet`` (per-customer latent truth) into ``out_dir``; returns the path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
