@@ -8,21 +8,7 @@ from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
                                         integrated_brier_score, ph_check, ph_narrative)
 from rmanalytics.churn.worklist import retention_worklist
-from rmanalytics.labels import register as _register
 
-_register({
-    "value_low": {"en": "Low value", "zh": "低价值"},
-    "value_mid": {"en": "Mid value", "zh": "中价值"},
-    "value_high": {"en": "High value", "zh": "高价值"},
-    "retail": {"en": "Retail", "zh": "零售客户"},
-    "corporate": {"en": "Corporate", "zh": "对公客户"},
-    "unsegmented": {"en": "Unsegmented", "zh": "未分群"},
-    "retention": {"en": "Retention", "zh": "留存率"},
-    "churn_probability": {"en": "Churn probability", "zh": "流失概率"},
-    "value_at_stake": {"en": "Value at stake", "zh": "风险价值"},
-    "retention_worklist": {"en": "Retention worklist", "zh": "客户挽留清单"},
-    "hazard_ratio": {"en": "Hazard ratio", "zh": "风险比"},
-})
 
 __all__ = [
     "KMBaseline", "add_segments", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",

@@ -164,7 +164,7 @@ def to_grid(days: pd.Series | np.ndarray, time_grid: str = "day", *, how: str = 
     return k * step
 
 
-def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str = "duckdb"):
+def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str | None = None):
     """Window defaults: the first and last transaction day. pandas frames are read directly; Spark
     DataFrames, table names and paths with one MIN/MAX query on ``engine`` (one row collected)."""
     if observation_end is not None and window_start is not None:
@@ -206,7 +206,7 @@ def survival_frame(
     inactivity_days: int = 180,
     lookback_days: int = 90,
     time_grid: str = "day",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One row per customer for survival analysis of churn (see the module docstring for the rules).
 
