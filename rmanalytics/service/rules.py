@@ -1,4 +1,4 @@
-"""Service rules of the seeds that need customer-level data (DOMAIN.md §1, §5; seeds 000, 002, 004).
+"""Service rules of the seeds that need customer-level data (docs/domain.md §1, §5; seeds 000, 002, 004).
 
 Every threshold is a parameter whose default is the seed's value:
 
