@@ -226,3 +226,22 @@ def test_kpi_table_uses_customer_level_data_when_present_and_says_so():
     assert sc.loc[("R03", "2022Q2"), "veto_reason"] == "major suitability breach"
     assert sc.loc[("R03", "2022Q2"), "rating"] == "needs_improvement"
     assert pd.isna(sc.loc[("R02", "2022Q2"), "veto_reason"])
+
+
+def test_quality_findings_on_relationship_tables():
+    from rmanalytics.engine import portability_problems, record_sql
+    from rmanalytics.quality import quality_report
+
+    t = relationship_bank()
+    t["interactions"].loc[3, "timestamp"] = pd.Timestamp("2023-07-01 10:00")  # C002 closed 2023-06-30
+    t["interactions"].loc[1, "timestamp"] = pd.Timestamp("2022-04-20 10:00")  # 0042 opens 2022-05-01
+    t["holdings"].loc[4, "start_date"] = pd.Timestamp("2022-05-01")
+    t["digital_activity"].loc[2, "month"] = pd.Timestamp("2022-07-15")
+    with record_sql() as log:
+        q = quality_report(t).set_index("finding")
+    assert q.loc["contacts on or after the customer's close_date", "n_rows"] == 1
+    assert q.loc["contacts before the customer's open_date (prospecting)", "examples"][0]["customer_id"] == "0042"
+    assert q.loc["month is not the first day of a month", "n_rows"] == 1
+    assert "holdings opened on or after the customer's close_date" not in q.index
+    assert not [x for x in log if portability_problems(x)]
+    assert "contacts on or after the customer's close_date" not in set(quality_report(make_tiny_bank())["finding"])
