@@ -138,3 +138,41 @@ def plot_risk_distribution(p_churn: pd.Series, segment: pd.Series, *, title: str
 def months_axis(days: float) -> float:
     """Days to months (365.25/12 days per month)."""
     return days / DAYS_PER_MONTH
+
+
+def plot_warning_tradeoff(curve: pd.DataFrame, *, title: str = "Early-warning rules: threshold trade-off",
+                          current: dict[str, float] | None = None) -> Figure:
+    """Lift, recall and alert rate of each early-warning rule over its threshold (from
+    :func:`rmanalytics.churn.audit.warning_tradeoff`), one panel per rule.
+
+    Left axis: lift against the whole book and lift among the customers the rule can judge
+    (with its 95% band); 1 = no better than chance. Right axis: recall and alert rate (shares).
+    ``current``: rule -> the threshold in use, marked with a vertical line.
+    """
+    rules = list(dict.fromkeys(curve["rule"]))
+    fig = Figure(figsize=(5.2 * len(rules), 4.4))
+    h = curve.attrs.get("horizon_days")
+    for i, rule in enumerate(rules):
+        d = curve[curve["rule"] == rule].sort_values("threshold")
+        x = d["threshold"].to_numpy(float)
+        ax = fig.add_subplot(1, len(rules), i + 1)
+        ax.fill_between(x, d["lift_eligible_lower"], d["lift_eligible_upper"], color="C0", alpha=0.15)
+        ax.plot(x, d["lift_eligible"], "o-", color="C0", label="lift among eligible")
+        ax.plot(x, d["lift"], "s--", color="C1", label="lift vs whole book")
+        ax.axhline(1.0, color="grey", lw=0.8)
+        ax.set_ylabel("lift (x base rate)")
+        pct = rule == "activity_drop"
+        ax.set_xlabel("activity drop threshold (fraction)" if pct else "months without a purchase")
+        ax2 = ax.twinx()
+        ax2.plot(x, d["recall"], "^:", color="C2", label="recall")
+        ax2.plot(x, d["alert_rate"], "v:", color="C3", label="alert rate")
+        ax2.set_ylabel("share of customers / of churners")
+        ax2.set_ylim(0, 1)
+        if current and rule in current:
+            ax.axvline(float(current[rule]), color="k", ls=":", lw=1)
+        ax.set_title(rule + (f" (churn within {h} days)" if h else ""), fontsize=10)
+        lines = ax.get_lines()[:2] + ax2.get_lines()[:2]
+        ax.legend(lines, [ln.get_label() for ln in lines], fontsize=8, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

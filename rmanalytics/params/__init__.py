@@ -104,8 +104,8 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: churn outcomes (closed customers fall into "lost"), so feeding them to the churn notebook would
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
+    "04_kpi_attribution": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
 }
 
 

@@ -65,21 +65,27 @@ def test_lax_rms_contact_less_and_first_contacts_later():
 
 
 def test_churn_model_recovers_contact_and_complaint_effects():
-    """Larger bank: the time-varying Cox model recovers the injected log-HRs within 95% intervals."""
-    from rmanalytics.churn import ChurnModel, relationship_frame, survival_frame
+    """Larger bank: the time-varying Cox model recovers the injected log-HRs within 95% intervals.
+
+    Contact lapse, complaints and rm_left from the tables (:func:`relationship_frame`); the behaviour
+    link's monthly covariates from the generator (``bank.hazard_covariates``), so every term of the
+    true hazard is in the model."""
+    from rmanalytics.churn import ChurnModel, relationship_frame, split_monthly, survival_frame
     from rmanalytics.synth import generate
 
     bank = generate(n_customers=12000, n_rms=60, seed=5)
     f = survival_frame(bank.tables, lookback_days=0)
     f["cross_border"] = (f["scenario"] == "cross_border_ecommerce").astype(int)
     long = relationship_frame(f, bank.tables, lapse_days=bank.truth.contact_lapse_days)
-    covs = ["customer_type", "risk_level", "cross_border", "rm_left", "contact_lapsed", "complained"]
+    long = split_monthly(long, bank.hazard_covariates)
+    behaviour = bank.truth.closure_behaviour_log_hr
+    covs = ["customer_type", "risk_level", "cross_border", "rm_left", "contact_lapsed", "complained", *behaviour]
     m = ChurnModel(covariates=covs, solver="fast").fit(long, "stop", "event", entry_col="start",
                                                         id_col="customer_id")
     hr, rel = bank.truth.closure_log_hr, bank.truth.relationship_log_hr
     truth = {"customer_type[corporate]": hr["corporate"], "risk_level": hr["risk_level"],
              "cross_border": hr["cross_border_ecommerce"], "rm_left": hr["rm_left"],
-             "contact_lapsed": rel["contact_lapsed"], "complained": rel["complained"]}
+             "contact_lapsed": rel["contact_lapsed"], "complained": rel["complained"], **behaviour}
     s = m.summary_
     for k, v in truth.items():
         assert s.loc[k, "coef lower 95%"] < v < s.loc[k, "coef upper 95%"], (k, v, s.loc[k].to_dict())
