@@ -60,6 +60,8 @@ __all__ = [
     "check_table",
     "check_tables",
     "contract_markdown",
+    "example_rows",
+    "row_key_columns",
     "validate_table",
     "validate_tables",
 ]
@@ -161,6 +163,46 @@ def _examples(values: Iterable, n: int = N_EXAMPLES) -> list:
     return out
 
 
+#: Columns that identify a row of a table without a primary key (shown with failing values).
+_ROW_KEYS: dict[str, tuple[str, ...]] = {"transactions": ("customer_id", "date")}
+
+
+def row_key_columns(table: str) -> list[str]:
+    """Columns that let a user find a row: the primary key, else e.g. (customer_id, date)."""
+    t = TABLES[table]
+    return list(t.key) or list(_ROW_KEYS.get(table, ()))
+
+
+def example_rows(keys: pd.DataFrame | None, values: pd.Series, mask, column: str,
+                 n: int = N_EXAMPLES) -> list:
+    """Up to ``n`` failing rows as ``{key columns..., column: value}`` (plain values for messages).
+
+    ``keys`` holds the row-key columns (:func:`row_key_columns`) aligned with ``values``; without
+    keys the examples are ``{"row": 0-based position, column: value}``.
+    """
+    idx = np.flatnonzero(np.asarray(mask, dtype=bool))[:n]
+    out = []
+    for i in idx:
+        row = {}
+        if keys is not None:
+            for k in keys.columns:
+                if k != column:
+                    row[k] = _examples([keys[k].iloc[i]])[0]
+        else:
+            row["row"] = int(i)
+        v = values.iloc[i]
+        row[column] = None if (not isinstance(v, (list, tuple)) and pd.isna(v)) else _examples([v])[0]
+        out.append(row)
+    return out
+
+
+def _isnull(v) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):
+        return False
+
+
 def _mask_failure(table: str, column: str | None, rule: str, df: pd.DataFrame, mask, detail: str = "",
                   show: list[str] | None = None) -> Failure | None:
     """A Failure for the rows where ``mask`` is True (None when no row fails)."""
@@ -171,7 +213,8 @@ def _mask_failure(table: str, column: str | None, rule: str, df: pd.DataFrame, m
     idx = np.flatnonzero(mask)[:N_EXAMPLES]
     if show:
         rows = df.iloc[idx][show]
-        examples = [{k: _examples([v])[0] for k, v in r.items()} for r in rows.to_dict("records")]
+        examples = [{k: (None if _isnull(v) else _examples([v])[0]) for k, v in r.items()}
+                    for r in rows.to_dict("records")]
     else:
         examples = _examples(df[column].iloc[idx])
     return Failure(table, column, rule, n, examples, detail)
@@ -356,22 +399,23 @@ def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
         else:
             typed_ok.add(col.name)
 
+        keys = [c for c in row_key_columns(table_name) if c in df.columns and c != col.name]
+        show = (keys + [col.name]) if keys else None
         if not col.nullable and isna.any():
-            show = [c for c in table.key if c in df.columns and c != col.name] or None
             failures.append(_mask_failure(table_name, col.name, "not_null", df, isna, "null in non-nullable column",
-                                          (show + [col.name]) if show else None))
+                                          show))
         if col.name not in typed_ok:
             continue
         if col.min is not None:
             strict = bool(getattr(col, "min_exclusive", False))  # supported if the contract adds it
             bad = ((s <= col.min) if strict else (s < col.min)).fillna(False).to_numpy(dtype=bool)
             f = _mask_failure(table_name, col.name, "below_min", df, bad,
-                              f"must be {'>' if strict else '>='} {col.min:g}")
+                              f"must be {'>' if strict else '>='} {col.min:g}", show)
             if f:
                 failures.append(f)
         if col.max is not None:
             bad = (s > col.max).fillna(False).to_numpy(dtype=bool)
-            f = _mask_failure(table_name, col.name, "above_max", df, bad, f"must be <= {col.max:g}")
+            f = _mask_failure(table_name, col.name, "above_max", df, bad, f"must be <= {col.max:g}", show)
             if f:
                 failures.append(f)
         if col.allowed is not None:

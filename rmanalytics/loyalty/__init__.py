@@ -14,6 +14,7 @@ from rmanalytics.loyalty.gamma_gamma import GammaGammaModel, gamma_gamma_loglik_
 from rmanalytics.loyalty.groups import (
     GroupModels,
     apply_by_group,
+    customer_groups,
     fit_models,
     load_segments,
     params_table,
@@ -48,6 +49,7 @@ __all__ = [
     "GammaGammaModel",
     "GroupModels",
     "apply_by_group",
+    "customer_groups",
     "fit_models",
     "load_segments",
     "localize_index",

@@ -40,6 +40,17 @@ def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
     return {str(k): g for k, g in summary.groupby(by, sort=True)}
 
 
+def customer_groups(frame: pd.DataFrame, customers: pd.DataFrame | None, by: str = "customer_type") -> pd.DataFrame:
+    """``frame`` (one row per customer_id) with the model-group column ``by`` from ``customers``.
+
+    Without a customers table every customer is in the one group ``"all"`` (one model is fitted
+    for everybody; the notebook says so).
+    """
+    if customers is None:
+        return frame.assign(**{by: ALL})
+    return frame.merge(customers[["customer_id", by]], on="customer_id", how="left")
+
+
 def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float = 0.0) -> dict[str, GroupModels]:
     """Fit BG/NBD (``frequency, recency, T``) and Gamma-Gamma (``frequency, monetary_value``, repeaters
     with ``monetary_value > 0``) per value of ``by`` (one group ``"all"`` when ``by`` is None).

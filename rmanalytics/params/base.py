@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import types
 import typing
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +20,17 @@ class NotebookParams(BaseModel):
     """Parameters every notebook shares."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_default=True, frozen=True)
+
+    # What the notebook reads (class attributes, not parameters): the tables it cannot run
+    # without, the ones it uses when present with what is left out without them, and contract
+    # columns it needs beyond the required ones. Read by ``rmanalytics validate`` and ``run-all``
+    # (:func:`rmanalytics.params.notebook_support`) and by the notebook's loading cell.
+    tables_required: ClassVar[tuple[str, ...]] = ()
+    tables_optional: ClassVar[dict[str, str]] = {}
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Day-count parameters that must be shorter than the span of the data (first to last
+    # transaction date), checked by :func:`rmanalytics.params.check_against_data` after loading.
+    span_fields: ClassVar[tuple[str, ...]] = ()
 
     data_dir: str = Field("data/sample", description="Folder with the contract tables (Parquet, CSV or a DuckDB file).")
     observation_end: dt.date | None = Field(

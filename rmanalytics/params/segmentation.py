@@ -9,7 +9,7 @@ without a wealth-product purchase. Rule sets use the rule language of
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -84,11 +84,11 @@ class LifecycleParams(_Section):
     ``recent_transactions``, ``baseline_transactions``.
     """
 
-    onboarding_hours: float = Field(72, ge=0, description="First-contact window after opening (hours): flag.")
-    recent_days: int = Field(90, ge=1, description="Recent activity window (days before observation_end).")
-    baseline_days: int = Field(365, ge=1, description="Trailing baseline window before the recent window (days).")
-    min_baseline_days: int = Field(90, ge=1, description="Minimum baseline exposure (days) to compute a drop.")
-    min_baseline_transactions: int = Field(3, ge=1, description="Minimum baseline transactions to compute a drop.")
+    onboarding_hours: float = Field(72, ge=0, le=8784, description="First-contact window after opening (hours): flag.")
+    recent_days: int = Field(90, ge=1, le=3660, description="Recent activity window (days before observation_end).")
+    baseline_days: int = Field(365, ge=1, le=3660, description="Trailing baseline window before the recent window (days).")
+    min_baseline_days: int = Field(90, ge=1, le=3660, description="Minimum baseline exposure (days) to compute a drop.")
+    min_baseline_transactions: int = Field(3, ge=1, le=100_000, description="Minimum baseline transactions to compute a drop.")
     rules: list[Rule] = Field(default_factory=lambda: _rules(
         ("decline_warning", {"activity_drop": [0.30, None]}),
         ("new", {"tenure_days": [None, 90]}),
@@ -151,8 +151,8 @@ class WarningParams(_Section):
     """Early-warning signals for the per-RM worklist."""
 
     families: list[str] = Field(default_factory=lambda: ["wealth"], description="Product families watched.")
-    silent_months: int = Field(3, ge=1, description="Months without a purchase of a watched family.")
-    lookback_months: int = Field(12, ge=1, description="The customer must have bought the family in this many "
+    silent_months: int = Field(3, ge=1, le=120, description="Months without a purchase of a watched family.")
+    lookback_months: int = Field(12, ge=1, le=120, description="The customer must have bought the family in this many "
                                                       "months before the silent period.")
     activity_drop: float = Field(0.30, gt=0, le=1, description="Drop of activity vs trailing baseline (fraction).")
 
@@ -185,6 +185,19 @@ class ServiceParams(_Section):
 class SegmentationParams(NotebookParams):
     """Parameters of `notebooks/01_segmentation.ipynb`."""
 
+    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    span_fields: ClassVar[tuple[str, ...]] = ("migration_days",)
+    tables_optional: ClassVar[dict[str, str]] = {
+        "customers": "tenure from open_date (the first transaction stands in), customer tags, closed customers "
+                     "in the worklist",
+        "balances": "AUM as value: service tiers, the nine-grid and the wallet-share proxy",
+        "assignments": "the RM of each early warning (rm_id is empty)",
+        "products": "the service rules (suitability, contact compliance, complaints)",
+        "holdings": "the service rules (suitability, renewal contacts)",
+        "interactions": "the service rules (first contact, contact rhythm, high-net-worth visits)",
+        "feedback": "the service rules (complaint handling)",
+    }
+
     scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
     segments: SegmentParams = Field(default_factory=SegmentParams, description="Segment rules.")
     lifecycle: LifecycleParams = Field(default_factory=LifecycleParams, description="Lifecycle stages.")
@@ -192,6 +205,6 @@ class SegmentationParams(NotebookParams):
     nine_grid: NineGridParams = Field(default_factory=NineGridParams, description="Nine-grid bands.")
     warning: WarningParams = Field(default_factory=WarningParams, description="Early-warning thresholds.")
     wallet: WalletParams = Field(default_factory=WalletParams, description="Wallet-share proxy.")
-    migration_days: int = Field(90, ge=1, description="Days between the two snapshots of the migration matrix.")
+    migration_days: int = Field(90, ge=1, le=3660, description="Days between the two snapshots of the migration matrix.")
     service: ServiceParams = Field(default_factory=ServiceParams,
                                    description="Service rules on customer-level data (when present).")

@@ -11,7 +11,7 @@ from rmanalytics.rfm.lifecycle import activity_change, lifecycle_stages
 from rmanalytics.rfm.scores import rfm_scores
 from rmanalytics.rfm.segments import rfm_segments
 from rmanalytics.rfm.summary import rfm_table
-from rmanalytics.rfm.tiers import service_tiers
+from rmanalytics.rfm.tiers import NOT_TIERED, service_tiers
 from rmanalytics.rfm.value import latest_balances, wallet_share_proxy
 
 TAG_COLUMNS = ("customer_type", "risk_level", "industry", "scenario", "branch_id")
@@ -48,8 +48,10 @@ def segment_snapshot(
     transaction), r/f/m/fm_score, rfm_cell, segment, relationship_days / relationship_hours (the
     lifecycle's tenure: days since open_date, else the first transaction), onboarding,
     activity_drop, recent/baseline_transactions, baseline_rate, lifecycle_stage, tags, aum, n_products, value
-    (AUM, or monetary without balances), value_pct, wallet_share_proxy, tier. Data-quality
-    findings of the RFM table in ``.attrs["findings"]``.
+    (AUM, or monetary without balances), value_pct, wallet_share_proxy, tier. Service tiers are
+    about AUM value: without ``balances`` no tier is assigned and ``tier`` is ``"not_tiered"`` for
+    every customer (said, not guessed from purchases). Data-quality findings of the RFM table in
+    ``.attrs["findings"]``.
     """
     from rmanalytics.params.segmentation import SegmentationParams
 
@@ -91,6 +93,8 @@ def segment_snapshot(
         df["wallet_share_proxy"] = wallet_share_proxy(df, value_col="aum", peer_columns=peers,
                                                       quantile=p.wallet.quantile)
     df = service_tiers(df, params=p.tiers, value_col="value")
+    if balances is None:
+        df["tier"] = NOT_TIERED
     df.attrs["findings"] = rfm.attrs.get("findings", [])
     df.attrs["edges"] = sc.attrs.get("edges", {})
     return df

@@ -22,6 +22,8 @@ from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.value import percentile_rank
 
 TIERS = ("strategic", "growth", "basic", "attention")
+#: Tier of every customer when there are no balances: the tier rules are about AUM value.
+NOT_TIERED = "not_tiered"
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs
 
 
@@ -91,7 +91,8 @@ def early_warnings(
 
     Parameters
     ----------
-    transactions : contract transactions (customer_id, date, amount, product_family).
+    transactions : contract transactions (customer_id, date, amount, product_family; without
+        ``product_family`` the no-purchase signal is left out).
     activity : output of :func:`activity_change` (for the activity-drop signal); None: skipped.
     assignments : contract assignments (for the primary RM); None: rm_id is NaN.
     balances_latest : output of :func:`latest_balances` (aum = value at stake).
@@ -110,9 +111,11 @@ def early_warnings(
     p = params or WarningParams()
     end = _as_date(observation_end, "observation_end")
     rows = []
-    silent = silent_families(transactions, observation_end=end, families=p.families,
+    # without product families (an optional contract column) the no-purchase signal is left out
+    watch = list(p.families) if "product_family" in columns_of(transactions, engine) else []
+    silent = silent_families(transactions, observation_end=end, families=watch,
                              silent_months=p.silent_months, lookback_months=p.lookback_months,
-                             engine=engine)
+                             engine=engine) if watch else pd.DataFrame(columns=["customer_id", "product_family"])
     for r in silent.itertuples(index=False):
         rows.append((r.customer_id, f"no_purchase:{r.product_family}",
                      f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))

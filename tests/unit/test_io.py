@@ -70,7 +70,9 @@ def test_unparseable_dates_in_csv(tiny_bank, tmp_path):
         load_tables(tmp_path)
     err = ei.value
     assert (err.table, err.column, err.rule, err.n_rows) == ("transactions", "date", "unparseable", 3)
-    assert err.examples == ["2022-13-45", "yesterday"]
+    assert err.examples == [{"customer_id": "C001", "date": "2022-13-45"},
+                            {"customer_id": "C002", "date": "yesterday"},
+                            {"customer_id": "C004", "date": "yesterday"}]
 
 
 def test_unparseable_numbers_in_csv(tiny_bank, tmp_path):
@@ -84,7 +86,7 @@ def test_unparseable_numbers_in_csv(tiny_bank, tmp_path):
         load_tables(tmp_path)
     assert (ei.value.table, ei.value.column, ei.value.rule, ei.value.n_rows) == (
         "customers", "risk_level", "unparseable", 1)
-    assert ei.value.examples == ["high"]
+    assert ei.value.examples == [{"customer_id": "C001", "risk_level": "high"}]
 
 
 def test_missing_table_file_lists_what_was_found(tiny_bank, tmp_path):
