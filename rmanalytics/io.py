@@ -41,14 +41,16 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
-from rmanalytics.errors import DataError, rule_message
-from rmanalytics.schema import DataContractError, Failure, _examples, check_tables, example_rows
+from rmanalytics.errors import DataError, row_examples, rule_message
+from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
 
-__all__ = ["DATA_CONFIG", "FORMATS", "TableOptions", "available_tables", "fingerprint", "load_tables", "precheck",
-           "read_data_config", "table_columns", "validate_data_dir", "write_tables"]
+__all__ = ["DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "fingerprint", "load_tables",
+           "precheck", "read_data_config", "read_segments", "table_columns", "validate_data_dir", "write_tables"]
 
 #: Name of the optional file beside the tables declaring date layouts and encodings.
 DATA_CONFIG = "data.yaml"
+#: Columns of ``restricted/tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
+SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
 DB_SUFFIXES = (".duckdb", ".db")
@@ -112,7 +114,7 @@ def _parse_text(table: str, col: Column, s: pd.Series, *, date_format: str | Non
             return s, Failure(table, col.name, "unparseable", int(bad.sum()),
                               example_rows(keys, s, bad, col.name), f"dates do not parse: {exc}")
         if getattr(parsed.dtype, "tz", None) is not None:
-            return s, Failure(table, col.name, "dtype", int(notna.sum()), _examples(s[notna]),
+            return s, Failure(table, col.name, "dtype", int(notna.sum()), row_examples(s[notna]),
                               "timestamps carry a time zone; contract dates are tz-naive")
         bad = (notna & parsed.isna()).to_numpy()
         if bad.any():
@@ -585,6 +587,30 @@ def write_tables(
             df.to_csv(p, index=False)
         written[name] = p
     return written
+
+
+def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGMENT_COLUMNS) -> pd.DataFrame | None:
+    """The segments of a 01 run (``restricted/tables/segments.parquet``): ``columns`` only, one row per customer.
+
+    None when ``path`` is None (the caller's documented fallback applies). Raises
+    :class:`~rmanalytics.errors.DataError` naming the file when it is missing, lacks a column or
+    repeats a customer.
+    """
+    if path is None:
+        return None
+    cols = list(columns)
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: segments file not found (expected restricted/tables/segments.parquet of a 01 run)")
+    seg = pd.read_parquet(p)
+    missing = [c for c in cols if c not in seg.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (restricted/tables/segments.parquet of a 01 run)")
+    dup = seg["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataError(rule_message(f"{p}.customer_id", "rule 'one row per customer'", int(dup.sum()),
+                                     row_examples(seg.loc[dup, "customer_id"])))
+    return seg[cols].reset_index(drop=True)
 
 
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.errors import DataError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def period_label(dates: pd.Series | pd.DatetimeIndex, freq: str) -> pd.Series:
         return d.dt.year.astype(str) + "Q" + d.dt.quarter.astype(str)
     if freq == "year":
         return d.dt.year.astype(str)
-    raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+    raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
 
 
 def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DataFrame:
@@ -293,7 +294,7 @@ def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.T
         return lo, hi
     r = run_sql(data_range_sql(), {n: tables[n] for n in names}, engine=engine).iloc[0]
     if pd.isna(r["lo"]):
-        raise ValueError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
+        raise DataError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
     return pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
 
 
@@ -317,7 +318,7 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     """
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
-        raise ValueError(f"rm_month_measures needs tables {missing}")
+        raise DataError(f"rm_month_measures needs tables {missing}")
     if start is None or end is None:
         lo, hi = _data_range(tables, engine=engine)
         start, end = start or lo, end or hi
@@ -378,10 +379,10 @@ def kpi_table(
     ``partial_period`` and ``visit_coverage_source``, ``complaint_rate_source``, ``nps_source``.
     """
     if freq not in FREQS:
-        raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+        raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
     if monthly is None:
         if tables is None:
-            raise ValueError("give tables or monthly")
+            raise ParameterError("give tables or monthly")
         monthly = rm_month_measures(tables, start=start, end=end, engine=engine,
                                     effective_window_days=effective_window_days)
     m = monthly.copy()
@@ -480,8 +481,11 @@ ORDER BY p.period, segment
 
 
 def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
-                      engine: str | None = None) -> pd.DataFrame:
+                      end: str | pd.Timestamp | None = None, engine: str | None = None) -> pd.DataFrame:
     """Fee income (currency), transaction volume and active customers per segment and period.
+
+    ``end``: last day counted (the observation end; default the last transaction date); later
+    transactions are left out, and the period holding ``end`` is then partial.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
     value is reported as the segment ``"unknown"`` (counted, not dropped). Inputs as in
@@ -490,9 +494,9 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     """
     cust, tx = tables["customers"], tables["transactions"]
     if segment not in columns_of(cust, engine):
-        raise ValueError(f"customers has no column {segment!r} to segment by")
+        raise DataError(f"customers has no column {segment!r} to segment by")
     if "fee" not in columns_of(tx, engine):
-        raise ValueError("transactions has no 'fee' column: fee income cannot be decomposed")
+        raise DataError("transactions has no 'fee' column: fee income cannot be decomposed")
     if isinstance(cust, pd.DataFrame):
         seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment]})
     else:  # one row per customer, collected: the size of a per-customer result
@@ -504,10 +508,14 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
         r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
                     {"transactions": tx}, engine=engine).iloc[0]
         lo, hi = pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
+    if end is not None:
+        hi = pd.Timestamp(end)
     months = month_calendar(lo, hi)
     months["period"] = period_label(months["month_start"], freq).to_numpy()
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
                                                            period_end=("month_end", "max"))
+    if end is not None:  # period_end is exclusive: count transactions up to and including ``end``
+        periods["period_end"] = periods["period_end"].clip(upper=pd.Timestamp(end).normalize() + pd.Timedelta(days=1))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)
 
 
@@ -530,8 +538,6 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
       bought in the period, credited to the primary RM on the purchase day.
     Missing tables give missing columns. Periods are labelled as in :func:`period_label`.
     """
-    from rmanalytics.service import rules as svc
-
     parts: list[pd.DataFrame] = []
     fb = tables.get("feedback")
     if isinstance(fb, pd.DataFrame):
@@ -548,10 +554,10 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
         hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
                       f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
         hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
-        hnw["rm_id"] = svc.rm_at(asg, hnw, "snapshot_date").to_numpy()
+        hnw["rm_id"] = _primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
         hnw = hnw[hnw["rm_id"].notna()]
         hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
-        v = it[it["kind"].isin(svc.VISIT_KINDS)]
+        v = it[it["kind"].isin(VISIT_KINDS)]
         v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
         hnw["visits"] = v.reindex(pd.MultiIndex.from_frame(hnw[["customer_id", "rm_id", "month"]])).fillna(0).to_numpy()
         hnw["required"] = float(visits_per_year) / 12.0
@@ -561,13 +567,43 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
         vc = pc.groupby(["rm_id", "period"])[["required", "covered"]].sum()
         parts.append(vc.rename(columns={"required": "cl_visits_required", "covered": "cl_visits_covered"}))
     if all(isinstance(tables.get(t), pd.DataFrame) for t in ("holdings", "products", "customers", "assignments")):
-        b = svc.suitability_breaches(tables, major_risk_gap=major_risk_gap)
+        b = _suitability_gaps(tables)
+        b = b[b["risk_gap"] > 0].assign(major=lambda d: d["risk_gap"] >= int(major_risk_gap))
+        b["rm_id"] = _primary_rm_at(tables["assignments"], b, "start_date").to_numpy()
         b = b[b["rm_id"].notna()].assign(period=lambda d: period_label(d["start_date"], freq).to_numpy())
         g = b.groupby(["rm_id", "period"])
         parts.append(pd.DataFrame({"suitability_breaches": g.size(), "suitability_major_breaches": g["major"].sum()}))
     if not parts:
         return pd.DataFrame(columns=["rm_id", "period"])
     return pd.concat(parts, axis=1).reset_index().rename(columns={"level_0": "rm_id", "level_1": "period"})
+
+
+VISIT_KINDS = ("visit", "meeting")  # interaction kinds that count as visits (as rmanalytics.service)
+
+
+def _primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) -> pd.Series:
+    """Primary RM (largest share, ties smallest rm_id) of ``keys.customer_id`` on the day of
+    ``keys[date_col]``; NaN when no assignment covers it. The rule of
+    :func:`rmanalytics.service.rm_at` (kpi and service are sibling layers and do not import each
+    other; a test checks both agree)."""
+    k = pd.DataFrame({"customer_id": keys["customer_id"].to_numpy(),
+                      "_day": pd.to_datetime(keys[date_col]).dt.normalize().to_numpy(), "_row": np.arange(len(keys))})
+    m = k.merge(assignments[["customer_id", "rm_id", "start_date", "end_date", "share"]], on="customer_id")
+    m = m[(m["start_date"] <= m["_day"]) & (m["end_date"].isna() | (m["end_date"] > m["_day"]))]
+    m = m.sort_values(["_row", "share", "rm_id"], ascending=[True, False, True], kind="mergesort").drop_duplicates("_row")
+    out = np.full(len(keys), np.nan, dtype=object)
+    out[m["_row"].to_numpy()] = m["rm_id"].to_numpy()
+    return pd.Series(out, index=keys.index)
+
+
+def _suitability_gaps(tables: dict[str, Any]) -> pd.DataFrame:
+    """Holdings with ``risk_gap`` = product risk level - customer risk level (breach when > 0)."""
+    h = tables["holdings"][["customer_id", "product_id", "start_date"]]
+    h = h.merge(tables["products"][["product_id", "risk_level"]].rename(columns={"risk_level": "p_risk"}),
+                on="product_id", how="left")
+    h = h.merge(tables["customers"][["customer_id", "risk_level"]].rename(columns={"risk_level": "c_risk"}),
+                on="customer_id", how="left")
+    return h.assign(risk_gap=h["p_risk"] - h["c_risk"])
 
 
 def _apply_customer_level(out: pd.DataFrame, tables: dict[str, Any], freq: str, **kw: Any) -> pd.DataFrame:

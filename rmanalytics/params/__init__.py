@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
+from rmanalytics.errors import ParameterError  # re-exported: a bad notebook parameter (the message names it)
 from rmanalytics.params.base import NotebookParams, type_name
 
 #: Analysis notebooks in chain (dependency) order.
@@ -105,12 +106,9 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
 }
 
 
-class ParameterError(ValueError):
-    """A notebook parameter is unknown, ill-typed or impossible. The message names it."""
 
 
 __all__ = [

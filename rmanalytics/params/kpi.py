@@ -6,10 +6,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class KpiParams(NotebookParams):
+class KpiParams(SeededParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
 
     tables_required: ClassVar[tuple[str, ...]] = (

@@ -155,3 +155,27 @@ def test_sample_data_loads_and_validates():
     assert set(tables) == set(TABLES)
     assert len(tables["customers"]) > 1000
     assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}
+
+
+def test_read_segments(tmp_path):
+    """The segments of a 01 run: only the segment columns; a clear error naming the file otherwise."""
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import read_segments
+    from rmanalytics.rfm import current_segments
+
+    seg = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["loyal", "lost"], "lifecycle_stage": ["mature", "new"],
+                        "tier": ["strategic", "basic"], "extra": [1, 2]})
+    seg.to_parquet(tmp_path / "segments.parquet")
+    out = read_segments(tmp_path / "segments.parquet")
+    assert list(out.columns) == ["customer_id", "segment", "lifecycle_stage", "tier"] and len(out) == 2
+    assert read_segments(None) is None
+    out2, source = current_segments({}, segments_path=tmp_path / "segments.parquet", observation_end="2024-12-31")
+    assert source == "file" and out2.equals(out)
+    seg.drop(columns="tier").to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="bad.parquet.*tier"):
+        read_segments(tmp_path / "bad.parquet")
+    pd.concat([seg, seg]).to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="one row per customer', broken by 4 rows"):
+        read_segments(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="not found"):
+        read_segments(tmp_path / "nope.parquet")

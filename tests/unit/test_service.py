@@ -245,3 +245,18 @@ def test_quality_findings_on_relationship_tables():
     assert "holdings opened on or after the customer's close_date" not in q.index
     assert not [x for x in log if portability_problems(x)]
     assert "contacts on or after the customer's close_date" not in set(quality_report(make_tiny_bank())["finding"])
+
+
+def test_kpi_and_service_agree_on_rm_at_and_breaches():
+    """kpi keeps its own copy of the RM-at-date and suitability rules (sibling layers): same answers."""
+    from rmanalytics.kpi import measures
+    from rmanalytics.synth import generate
+
+    t = generate(n_customers=800, n_rms=12, seed=3).tables
+    b = service.suitability_breaches(t)
+    g = measures._suitability_gaps(t)
+    g = g[g["risk_gap"] > 0].sort_values(["customer_id", "start_date", "product_id"]).reset_index(drop=True)
+    assert len(g) == len(b) and (g["customer_id"] == b["customer_id"]).all()
+    keys = t["holdings"].head(300)
+    pd.testing.assert_series_equal(measures._primary_rm_at(t["assignments"], keys, "start_date"),
+                                   service.rm_at(t["assignments"], keys, "start_date"), check_names=False)
