@@ -231,11 +231,103 @@ TRAINING = Table(
     optional=True,
 )
 
+# ---- optional customer-level relationship tables (issue 14) -------------------------------
+# A dataset without them meets the contract; the service rules (rmanalytics.service) and the
+# customer-level KPIs need them. Timestamps (interactions, feedback) may carry a time of day.
+
+INTERACTION_CHANNELS = ("branch", "customer_site", "phone", "online", "wechat")
+INTERACTION_KINDS = ("visit", "call", "message", "meeting")
+INTERACTION_OUTCOMES = ("reached", "not_reached", "sale", "follow_up")
+FEEDBACK_KINDS = ("complaint", "nps", "survey")
+
+PRODUCTS = Table(
+    "products",
+    "OPTIONAL. One row per product the bank sells (the product catalogue).",
+    (
+        Column("product_id", "str", "Product identifier (primary key)."),
+        Column("product_family", "str", "Product family.", allowed=PRODUCT_FAMILIES),
+        Column("risk_level", "int", "Product risk level, 1 (lowest, R1) to 5 (highest, R5); compared with "
+                                    "`customers.risk_level` for suitability.", min=1, max=5),
+        Column("term_days", "int", "Term of a fixed-term product; null for open-ended products.", unit="days",
+               min=1, nullable=True),
+        Column("product_name", "str", "Display name.", nullable=True, required=False),
+    ),
+    key=("product_id",),
+    optional=True,
+)
+
+HOLDINGS = Table(
+    "holdings",
+    "OPTIONAL. One row per product position a customer opened (purchase, account, loan), "
+    "`[start_date, end_date)`. The customer's risk level at purchase is `customers.risk_level` "
+    "(the contract keeps no risk-level history).",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("product_id", "str", "Product (must exist in `products`)."),
+        Column("start_date", "date", "Day the position was opened (purchase date)."),
+        Column("end_date", "date", "Day the position was closed (exclusive); null while held.", nullable=True),
+        Column("amount", "float", "Amount invested / borrowed at purchase.", unit="currency", min=0),
+        Column("maturity_date", "date", "Contractual maturity of a fixed-term product; null if open-ended.",
+               nullable=True),
+    ),
+    key=("customer_id", "product_id", "start_date"),
+    optional=True,
+)
+
+INTERACTIONS = Table(
+    "interactions",
+    "OPTIONAL. One row per RM contact with a customer (visit, call, message, meeting).",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("rm_id", "str", "RM who made the contact (must exist in `rms`)."),
+        Column("timestamp", "date", "When the contact happened (timestamp)."),
+        Column("channel", "str", "Where / how.", allowed=INTERACTION_CHANNELS),
+        Column("kind", "str", "Kind of contact; visits and meetings count as visits.", allowed=INTERACTION_KINDS),
+        Column("outcome", "str", "Outcome of the contact.", allowed=INTERACTION_OUTCOMES, nullable=True),
+    ),
+    key=(),
+    optional=True,
+)
+
+FEEDBACK = Table(
+    "feedback",
+    "OPTIONAL. One row per complaint, NPS answer or survey answer of a customer.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("rm_id", "str", "RM concerned (must exist in `rms`); null if none.", nullable=True),
+        Column("opened_at", "date", "When the complaint was lodged / the answer given (timestamp)."),
+        Column("kind", "str", "complaint, nps (score 0-10) or survey (score 1-5).", allowed=FEEDBACK_KINDS),
+        Column("score", "float", "NPS score 0-10 or survey score 1-5; null for complaints.", min=0, max=10,
+               nullable=True),
+        Column("responded_at", "date", "First response to a complaint (timestamp); null if none yet.",
+               nullable=True, required=False),
+        Column("resolved_at", "date", "When a complaint was resolved (timestamp); null while open.", nullable=True),
+    ),
+    key=(),
+    optional=True,
+)
+
+DIGITAL_ACTIVITY = Table(
+    "digital_activity",
+    "OPTIONAL. Logins to the bank's digital channels per customer and month.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("month", "date", "First day of the month."),
+        Column("logins", "int", "Number of logins (app and online banking) in the month.", min=0),
+    ),
+    key=("customer_id", "month"),
+    optional=True,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS, TRAINING,
-              DAILY_BALANCES)
+              DAILY_BALANCES, PRODUCTS, HOLDINGS, INTERACTIONS, FEEDBACK, DIGITAL_ACTIVITY)
 }
 
 #: The tables every data set must have (the optional ones are used when present).
 REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if not t.optional)
+#: The seven core tables (the same as REQUIRED_TABLES; name kept for the relationship modules).
+CORE_TABLES: tuple[str, ...] = REQUIRED_TABLES
+#: Customer-level relationship tables (issue 14): validated and used when present, never required.
+OPTIONAL_TABLES: tuple[str, ...] = ("products", "holdings", "interactions", "feedback", "digital_activity")

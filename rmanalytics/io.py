@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rmanalytics.contract import TABLES, Column
+from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
 from rmanalytics.errors import DataError, row_examples, rule_message
 from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
 
@@ -467,8 +467,9 @@ def load_tables(
     data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files (and optionally
         ``data.yaml``, see :func:`read_data_config`), or a ``.duckdb``/``.db`` database file with
         tables named as in the contract.
-    tables : required table names (default: the seven required contract tables; the optional ones
-        of the contract, e.g. ``training``, are then loaded when present).
+    tables : required table names. Default: the seven required contract tables, plus the optional
+        ones (training, daily_balances, products, holdings, interactions, feedback,
+        digital_activity) when present.
     validate : run :func:`rmanalytics.schema.check_tables` on the loaded tables (default True).
     optional : tables loaded when present and left out of the result when absent (with
         ``tables=None`` the contract's optional tables are always among them).

@@ -186,3 +186,41 @@ def plot_customer_mix(mix: pd.DataFrame, lang: str = "en"):
     ax.set_title(label("overview.customers_by_type_risk", lang))
     ax.legend(fontsize=8, title=label("col.risk_level", lang), title_fontsize=8)
     return fig
+
+
+def relationship_profile(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Profile of the optional relationship tables present: one row per table, attribute and value
+    with ``rows`` and ``share`` within the attribute (products by family and risk level, holdings
+    by product risk level and open/closed, interactions by kind and channel, feedback by kind,
+    digital activity by logins band). Empty frame when none is present."""
+    out = []
+
+    def add(table: str, attribute: str, s: pd.Series) -> None:
+        vc = s.astype("object").where(s.notna(), "(missing)").value_counts().sort_index()
+        for v, n in vc.items():
+            out.append({"table": table, "attribute": attribute, "value": str(v), "rows": int(n),
+                        "share": float(n / len(s)) if len(s) else float("nan")})
+
+    p, h = tables.get("products"), tables.get("holdings")
+    if p is not None:
+        add("products", "product_family", p["product_family"])
+        add("products", "risk_level", p["risk_level"])
+    if h is not None:
+        if p is not None:
+            add("holdings", "product_risk_level", h["product_id"].map(p.set_index("product_id")["risk_level"]))
+        add("holdings", "status", pd.Series(np.where(h["end_date"].isna(), "held", "ended"), index=h.index))
+        add("holdings", "fixed_term", h["maturity_date"].notna())
+    it = tables.get("interactions")
+    if it is not None:
+        add("interactions", "kind", it["kind"])
+        add("interactions", "channel", it["channel"])
+    fb = tables.get("feedback")
+    if fb is not None:
+        add("feedback", "kind", fb["kind"])
+        q = fb[fb["kind"] == "complaint"]
+        add("feedback", "complaint_resolved", q["resolved_at"].notna())
+    d = tables.get("digital_activity")
+    if d is not None:
+        add("digital_activity", "logins_band", pd.cut(d["logins"], [-1, 0, 2, 5, 10, np.inf],
+                                                        labels=["0", "1-2", "3-5", "6-10", ">10"]))
+    return pd.DataFrame(out, columns=["table", "attribute", "value", "rows", "share"])

@@ -162,6 +162,38 @@ def sql_activity_months_missing() -> str:
     )
 
 
+def sql_interactions_after_close() -> str:
+    """Contacts recorded on or after the customer's close_date (optional table interactions)."""
+    return (
+        "SELECT i.customer_id AS customer_id, i.timestamp AS contact_at, c.close_date AS close_date "
+        "FROM interactions i JOIN customers c ON i.customer_id = c.customer_id "
+        "WHERE c.close_date IS NOT NULL AND CAST(i.timestamp AS DATE) >= CAST(c.close_date AS DATE)"
+    )
+
+
+def sql_interactions_before_open() -> str:
+    """Contacts before the customer's open_date (prospecting; allowed by the contract)."""
+    return (
+        "SELECT i.customer_id AS customer_id, i.timestamp AS contact_at, c.open_date AS open_date "
+        "FROM interactions i JOIN customers c ON i.customer_id = c.customer_id "
+        "WHERE CAST(i.timestamp AS DATE) < CAST(c.open_date AS DATE)"
+    )
+
+
+def sql_holdings_after_close() -> str:
+    """Positions opened after the customer's close_date (optional table holdings)."""
+    return (
+        "SELECT h.customer_id AS customer_id, h.product_id AS product_id, h.start_date AS start_date, "
+        "c.close_date AS close_date FROM holdings h JOIN customers c ON h.customer_id = c.customer_id "
+        "WHERE c.close_date IS NOT NULL AND CAST(h.start_date AS DATE) >= CAST(c.close_date AS DATE)"
+    )
+
+
+def sql_month_not_first_day() -> str:
+    return ("SELECT customer_id, month FROM digital_activity "
+            "WHERE day(CAST(month AS DATE)) <> 1")
+
+
 @dataclass(frozen=True)
 class _Spec:
     table: str
@@ -210,6 +242,15 @@ FINDINGS: tuple[_Spec, ...] = (
     _Spec("rm_activity", "period", "rm_activity months missing while the RM was employed; n_rows = missing months",
           "warning", ("rm_activity", "rms"), sql_activity_months_missing, "rm_id", "rm_activity", summed=True,
           missing=True),
+    # optional relationship tables (skipped when absent)
+    _Spec("interactions", "timestamp", "contacts on or after the customer's close_date", "warning",
+          ("interactions", "customers"), sql_interactions_after_close, "customer_id, contact_at", "interactions"),
+    _Spec("interactions", "timestamp", "contacts before the customer's open_date (prospecting)", "info",
+          ("interactions", "customers"), sql_interactions_before_open, "customer_id, contact_at", "interactions"),
+    _Spec("holdings", "start_date", "holdings opened on or after the customer's close_date", "warning",
+          ("holdings", "customers"), sql_holdings_after_close, "customer_id, start_date", "holdings"),
+    _Spec("digital_activity", "month", "month is not the first day of a month", "warning", ("digital_activity",),
+          sql_month_not_first_day, "customer_id, month", "digital_activity"),
 )
 
 

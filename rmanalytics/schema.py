@@ -19,11 +19,17 @@ Rules (the ``rule`` attribute of a failure)
 ``below_min``          value below the contract minimum (e.g. a negative fee)
 ``above_max``          value above the contract maximum
 ``not_allowed``        value outside the contract's allowed values
-``end_before_start``   close_date < open_date, exit_date < hire_date, assignments end <= start
+``end_before_start``   close_date < open_date, exit_date < hire_date, assignments end <= start,
+                       holdings end_date < start_date, feedback resolved_at/responded_at < opened_at
+``maturity_before_start`` holdings.maturity_date < start_date
+``score_by_kind``      feedback score outside its kind's scale (nps 0-10 integral, survey 1-5,
+                       complaint null)
 ``compliance_passed_gt_checks``  rm_activity.compliance_passed > compliance_checks
 ``nps_gt_responses``   rm_activity.nps_promoters + nps_detractors > nps_responses
 ``unknown_customer``   customer_id not in ``customers`` (transactions, balances, assignments)
-``unknown_rm``         rm_id not in ``rms`` (assignments, rm_activity)
+``unknown_rm``         rm_id not in ``rms`` (assignments, rm_activity, interactions, feedback)
+``unknown_product``    holdings.product_id not in ``products`` (or ``products`` absent)
+``before_open``        holdings.start_date or feedback.opened_at before the customer's open_date
 ``shares_not_1``       a customer's assignment shares do not sum to 1 (+-1e-6) on a covered date
 
 Why not pandera
@@ -79,6 +85,10 @@ RULES: dict[str, str] = {
     "unknown_customer": "customer_id not found in `customers`",
     "unknown_rm": "rm_id not found in `rms`",
     "shares_not_1": "assignment shares of a customer do not sum to 1 on a covered date",
+    "maturity_before_start": "holdings.maturity_date before start_date",
+    "score_by_kind": "feedback score outside its kind's scale (nps 0-10 integral, survey 1-5, complaint null)",
+    "unknown_product": "holdings.product_id not found in `products` (or `products` absent)",
+    "before_open": "holdings.start_date / feedback.opened_at before the customer's open_date",
 }
 
 
@@ -308,6 +318,30 @@ def _row_rules(table: Table, df: pd.DataFrame) -> list[Failure]:
         end_before_start("hire_date", "exit_date", strict=False)
     elif table.name == "assignments":
         end_before_start("start_date", "end_date", strict=True)
+    elif table.name == "holdings":
+        end_before_start("start_date", "end_date", strict=False)
+        s, m = df["start_date"], df["maturity_date"]
+        bad = (m < s).fillna(False).to_numpy(dtype=bool) & m.notna().to_numpy()
+        out.append(_mask_failure(table.name, "maturity_date", "maturity_before_start", df, bad,
+                                 "maturity_date < start_date",
+                                 ["customer_id", "product_id", "start_date", "maturity_date"]))
+    elif table.name == "feedback":
+        for end in ("responded_at", "resolved_at"):
+            if end in df.columns:
+                o, e = df["opened_at"], df[end]
+                bad = (e < o).fillna(False).to_numpy(dtype=bool) & e.notna().to_numpy()
+                out.append(_mask_failure(table.name, end, "end_before_start", df, bad, f"{end} < opened_at",
+                                         ["customer_id", "opened_at", end]))
+        kind, score = df["kind"], df["score"]
+        sc = score.to_numpy(dtype=float, na_value=np.nan)
+        has = ~np.isnan(sc)
+        k = kind.to_numpy(dtype=object)
+        bad = ((k == "complaint") & has) \
+            | ((k == "nps") & (~has | (np.nan_to_num(np.mod(sc, 1)) != 0))) \
+            | ((k == "survey") & (~has | (np.nan_to_num(sc, nan=1) < 1) | (np.nan_to_num(sc, nan=1) > 5)))
+        out.append(_mask_failure(table.name, "score", "score_by_kind", df, bad,
+                                 "nps: integer 0-10; survey: 1-5; complaint: null",
+                                 ["customer_id", "opened_at", "kind", "score"]))
     elif table.name == "rm_activity":
         bad = (df["compliance_passed"] > df["compliance_checks"]).to_numpy(dtype=bool)
         out.append(_mask_failure(table.name, "compliance_passed", "compliance_passed_gt_checks", df, bad,
@@ -392,6 +426,9 @@ def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
         "assignments": ["start_date", "end_date"],
         "rm_activity": ["compliance_passed", "compliance_checks", "nps_promoters", "nps_detractors",
                         "nps_responses", "rm_id", "period"],
+        "holdings": ["customer_id", "product_id", "start_date", "end_date", "maturity_date"],
+        "feedback": ["customer_id", "opened_at", "kind", "score", "resolved_at"]
+        + (["responded_at"] if "responded_at" in df.columns else []),
     }.get(table_name, [])
     if needed and all(c in typed_ok for c in needed):
         failures.extend(_row_rules(table, df))
@@ -493,16 +530,40 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
 
     if "customers" in ok:
         cust_ids = tables["customers"]["customer_id"]
-        for child in ("transactions", "balances", "assignments", "daily_balances"):
+        for child in ("transactions", "balances", "assignments", "daily_balances", "holdings", "interactions",
+                      "feedback", "digital_activity"):
             if child in ok:
                 f = _unknown(child, tables[child], "customer_id", cust_ids, "unknown_customer", "customers")
                 if f:
                     failures.append(f)
     if "rms" in ok:
         rm_ids = tables["rms"]["rm_id"]
-        for child in ("assignments", "rm_activity", "training"):
+        for child in ("assignments", "rm_activity", "training", "interactions", "feedback"):
             if child in ok:
-                f = _unknown(child, tables[child], "rm_id", rm_ids, "unknown_rm", "rms")
+                df = tables[child]
+                if child == "feedback":  # rm_id is nullable there
+                    df = df[df["rm_id"].notna()]
+                f = _unknown(child, df, "rm_id", rm_ids, "unknown_rm", "rms")
+                if f:
+                    failures.append(f)
+    if "holdings" in ok:
+        h = tables["holdings"]
+        if "products" in ok:
+            f = _unknown("holdings", h, "product_id", tables["products"]["product_id"], "unknown_product", "products")
+            if f:
+                failures.append(f)
+        elif "products" not in tables and len(h):
+            failures.append(Failure("holdings", "product_id", "unknown_product", len(h), row_examples(h["product_id"]),
+                                    "table `products` is absent: holdings need the product catalogue"))
+    if "customers" in ok:
+        opened = tables["customers"].set_index("customer_id")["open_date"]
+        for child, col in (("holdings", "start_date"), ("feedback", "opened_at")):
+            if child in ok:
+                df = tables[child]
+                op = df["customer_id"].map(opened)
+                bad = (df[col].dt.normalize() < op).fillna(False).to_numpy(dtype=bool)
+                f = _mask_failure(child, col, "before_open", df, bad, f"{col} before customers.open_date",
+                                  ["customer_id", col])
                 if f:
                     failures.append(f)
     if "assignments" in ok:
@@ -518,9 +579,11 @@ def validate_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFram
     Parameters
     ----------
     tables : table name -> DataFrame; any subset of the contract tables. Cross-table rules run
-        between the tables present: transactions/balances/assignments of unknown customers,
-        assignments/rm_activity of unknown RMs, and assignment shares summing to 1 (+-1e-6) on
-        every date a customer is covered.
+        between the tables present: transactions/balances/assignments (and the optional
+        holdings/interactions/feedback/digital_activity) of unknown customers,
+        assignments/rm_activity/interactions/feedback of unknown RMs, holdings of unknown products,
+        holdings and feedback dated before the customer opened, and assignment shares summing to
+        1 (+-1e-6) on every date a customer is covered.
 
     Raises
     ------

@@ -1,9 +1,9 @@
 """Survival-based churn: survival frames, retention curves, churn models, evaluation, worklists."""
 
-from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, ChurnDataError, active_customers, add_segments,
-                                     behaviour_covariates, behaviour_sql, compress_frame, covariates_sql, holdout_cutoff,
-                                     holdout_split, last_activity_sql, split_monthly, survival_frame, time_varying_frame,
-                                     to_grid)
+from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, ChurnDataError, active_customers, add_relationship_covariates,
+                                     add_segments, behaviour_covariates, behaviour_sql, compress_frame, covariates_sql,
+                                     holdout_cutoff, holdout_split, last_activity_sql, relationship_events,
+                                     relationship_frame, split_monthly, survival_frame, time_varying_frame, to_grid)
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
@@ -21,4 +21,5 @@ __all__ = [
     "retention_worklist", "time_grid_effect",
     "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql",
     "fit_cox_efron", "holdout_split", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
+    "add_relationship_covariates", "relationship_events", "relationship_frame",
 ]

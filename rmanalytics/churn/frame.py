@@ -210,7 +210,9 @@ def survival_frame(
     attributes, the behaviour covariates of :func:`covariates_sql`, ``log_aum`` = log1p(aum),
     ``log_tx_amount`` = sign * log1p(|amount|), and (null industry, scenario, acquisition_channel and
     rm_level become the level ``"none"`` so they can be used as categorical covariates), ``rm_exit_days`` (days from open to the exit of
-    the customer's RM, NaN if none before the end). ``attrs``: ``excluded`` (reason -> count),
+    the customer's RM, NaN if none before the end); with the optional ``interactions`` /
+    ``feedback`` tables also the contact and complaint covariates of
+    :func:`add_relationship_covariates` (measured before the landmark). ``attrs``: ``excluded`` (reason -> count),
     ``window_start``, ``observation_end`` (ISO dates), ``definition``, ``time_grid``.
     """
     if definition not in DEFINITIONS:
@@ -281,6 +283,8 @@ def survival_frame(
     df["risk_level"] = df["risk_level"].astype(int)
     df["n_tx"] = df["n_tx"].astype(int)
     df["n_products"] = df["n_products"].astype(int)
+    if any(isinstance(tables.get(t), pd.DataFrame) for t in ("interactions", "feedback")):
+        df = add_relationship_covariates(df, tables)  # optional tables: contacts / complaints before the landmark
     df = df.reset_index(drop=True)
     df.attrs.update(excluded={k: v for k, v in excluded.items() if v}, window_start=ws.date().isoformat(),
                     observation_end=oe.date().isoformat(),
@@ -596,3 +600,120 @@ def add_segments(frame: pd.DataFrame, segments: pd.DataFrame | None = None, *,
     ranks = out[value_col].rank(method="first", pct=True)
     out["tier"] = np.select([ranks <= 1 / 3, ranks <= 2 / 3], ["value_low", "value_mid"], "value_high")
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# relationship covariates (optional tables interactions / feedback; issue 14)
+# --------------------------------------------------------------------------------------------
+def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90) -> pd.DataFrame:
+    """Contact and complaint covariates measured strictly before each customer's landmark.
+
+    From ``interactions`` and ``feedback`` rows in ``[cov_start, landmark)`` (the lookback window of
+    :func:`survival_frame`): ``n_contacts``, ``days_since_contact`` (days from the last contact
+    day to the landmark; from ``cov_start`` when there was none), ``contact_lapsed``
+    (``days_since_contact >= lapse_days``), ``n_complaints`` and ``complained`` (0/1). Missing
+    tables leave the frame unchanged. No row after the landmark is read (no leakage).
+    """
+    out = frame.copy()
+    key = out[["customer_id", "cov_start", "landmark"]]
+    it = tables.get("interactions")
+    if isinstance(it, pd.DataFrame):
+        x = it[["customer_id", "timestamp"]].merge(key, on="customer_id")
+        day = x["timestamp"].dt.normalize()
+        x = x[(day >= x["cov_start"]) & (day < x["landmark"])].assign(day=day)
+        g = x.groupby("customer_id")
+        out["n_contacts"] = out["customer_id"].map(g.size()).fillna(0).astype(int)
+        last = out["customer_id"].map(g["day"].max())
+        ref = last.where(last.notna(), out["cov_start"])
+        out["days_since_contact"] = (out["landmark"] - ref).dt.days.astype(float)
+        out["contact_lapsed"] = (out["days_since_contact"] >= int(lapse_days)).astype(int)
+    fb = tables.get("feedback")
+    if isinstance(fb, pd.DataFrame):
+        q = fb.loc[fb["kind"] == "complaint", ["customer_id", "opened_at"]].merge(key, on="customer_id")
+        day = q["opened_at"].dt.normalize()
+        q = q[(day >= q["cov_start"]) & (day < q["landmark"])]
+        out["n_complaints"] = out["customer_id"].map(q.groupby("customer_id").size()).fillna(0).astype(int)
+        out["complained"] = (out["n_complaints"] > 0).astype(int)
+    return out
+
+
+def relationship_events(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90) -> pd.DataFrame:
+    """Switch events of the time-varying relationship covariates, in days since ``open_date``.
+
+    ``contact_lapsed`` switches on ``lapse_days`` after a contact day (the clock starts at
+    ``cov_start``) unless another contact comes first, and off on the next contact day;
+    ``complained`` switches on at the day of the first complaint; ``rm_left`` at ``rm_exit_days``.
+    Each value holds from its day on, so a customer's covariates at time ``t`` use only records
+    dated before ``t``. Returns ``customer_id, t, covariate, value``.
+    """
+    f = frame[["customer_id", "open_date", "cov_start"]]
+    parts = []
+    it = tables.get("interactions")
+    if isinstance(it, pd.DataFrame):
+        x = it[["customer_id", "timestamp"]].merge(f, on="customer_id")
+        d = pd.concat([pd.DataFrame({"customer_id": f["customer_id"], "day": f["cov_start"]}),
+                       pd.DataFrame({"customer_id": x["customer_id"], "day": x["timestamp"].dt.normalize()})
+                       [x["timestamp"].dt.normalize().to_numpy() >= x["cov_start"].to_numpy()]])
+        d = d.drop_duplicates().sort_values(["customer_id", "day"], kind="mergesort")
+        nxt = d.groupby("customer_id")["day"].shift(-1)
+        on = d["day"] + pd.Timedelta(days=int(lapse_days))
+        lapse = nxt.isna() | (nxt > on)
+        opened = d["customer_id"].map(f.set_index("customer_id")["open_date"])
+        parts.append(pd.DataFrame({"customer_id": d["customer_id"][lapse], "t": (on - opened)[lapse].dt.days,
+                                   "covariate": "contact_lapsed", "value": 1}))
+        off = lapse & nxt.notna()
+        parts.append(pd.DataFrame({"customer_id": d["customer_id"][off], "t": (nxt - opened)[off].dt.days,
+                                   "covariate": "contact_lapsed", "value": 0}))
+    fb = tables.get("feedback")
+    if isinstance(fb, pd.DataFrame):
+        q = fb[fb["kind"] == "complaint"].groupby("customer_id")["opened_at"].min().dt.normalize()
+        q = q[q.index.isin(f["customer_id"])]
+        opened = pd.Series(q.index, index=q.index).map(f.set_index("customer_id")["open_date"])
+        parts.append(pd.DataFrame({"customer_id": q.index, "t": (q - opened).dt.days.to_numpy(),
+                                   "covariate": "complained", "value": 1}))
+    if "rm_exit_days" in frame.columns:
+        r = frame[frame["rm_exit_days"].notna()]
+        parts.append(pd.DataFrame({"customer_id": r["customer_id"], "t": r["rm_exit_days"],
+                                   "covariate": "rm_left", "value": 1}))
+    if not parts:
+        return pd.DataFrame(columns=["customer_id", "t", "covariate", "value"])
+    ev = pd.concat(parts, ignore_index=True)
+    ev["t"] = ev["t"].astype(float)
+    return ev
+
+
+def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90,
+                       covariates: tuple[str, ...] = ("contact_lapsed", "complained", "rm_left")) -> pd.DataFrame:
+    """Start/stop frame with time-varying ``contact_lapsed``, ``complained`` and ``rm_left``.
+
+    Each customer's follow-up ``[entry, duration]`` of :func:`survival_frame` (time grid "day") is
+    cut at the switch days of :func:`relationship_events`; every row carries the covariate values
+    holding from its ``start`` (last switch at or before it, 0 before any), the event sits on the
+    last row. Input of :class:`ChurnModel` with ``entry_col="start", duration_col="stop"``.
+    """
+    ev = relationship_events(frame, tables, lapse_days=lapse_days)
+    ev = ev[ev["covariate"].isin(covariates)]
+    base = frame.drop(columns=[c for c in covariates if c in frame.columns])  # landmark values -> time-varying
+    base["start"] = base["entry"].astype(float)
+    base["stop"] = base["duration"].astype(float)
+    lim = ev.merge(base[["customer_id", "start", "stop"]], on="customer_id")
+    cuts = lim[(lim["t"] > lim["start"]) & (lim["t"] < lim["stop"])][["customer_id", "t"]].drop_duplicates()
+    pts = pd.concat([base[["customer_id", "start"]].rename(columns={"start": "t"}), cuts], ignore_index=True)
+    pts = pts.sort_values(["customer_id", "t"], kind="mergesort").reset_index(drop=True)
+    pts["t_next"] = pts.groupby("customer_id")["t"].shift(-1)
+    long = pts.merge(base.drop(columns=["start"]), on="customer_id")
+    last = long["t_next"].isna()
+    long["start"] = long["t"]
+    long["stop"] = long["t_next"].where(~last, long["stop"])
+    long["event"] = np.where(last, long["event"], 0)
+    long = long.drop(columns=["t", "t_next"])
+    for cov in covariates:
+        e = ev[ev["covariate"] == cov].sort_values(["t", "customer_id"])[["customer_id", "t", "value"]]
+        long = long.sort_values("start", kind="mergesort")
+        if len(e):
+            long = pd.merge_asof(long, e.rename(columns={"t": "start", "value": cov}), on="start", by="customer_id",
+                                 direction="backward")
+        else:
+            long[cov] = 0
+        long[cov] = long[cov].fillna(0).astype(int)
+    return long.sort_values(["customer_id", "start"], kind="mergesort").reset_index(drop=True)

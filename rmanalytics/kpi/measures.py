@@ -128,7 +128,16 @@ KPI_DEFINITIONS: dict[str, KpiDef] = {
     "major_breaches": KpiDef("Number of major compliance breaches (one-vote veto).", "count", False, True),
     "training_score": KpiDef("Mean training exam score.", "points 0-100", True),
     "digital_usage": KpiDef("Mean share of working days the digital tools were used.", "ratio 0-1", True),
+    "suitability_breaches": KpiDef("Holdings bought in the period whose product risk level exceeds the customer's "
+                                   "(RM at purchase; needs the optional holdings/products tables, else NaN).",
+                                   "count", False, True),
+    "suitability_major_breaches": KpiDef("Suitability breaches with a risk gap >= major_risk_gap (one-vote veto "
+                                         "in the scorecard config).", "count", False, True),
 }
+
+#: KPIs computed from customer-level data when the optional tables are present (else from rm_activity):
+#: the ``<kpi>_source`` column of :func:`kpi_table` says which ("customer_level" or "rm_activity").
+CUSTOMER_LEVEL_KPIS = ("visit_coverage", "complaint_rate", "nps")
 
 ACTIVITY_COLUMNS = ("visits", "visits_required", "calls", "cross_sell_offers", "digital_usage", "training_score",
                     "complaints", "nps_responses", "nps_promoters", "nps_detractors", "compliance_checks",
@@ -517,6 +526,10 @@ def kpi_table(
     strategic_loan_weight: float = 1.5,
     effective: EffectiveRule | None = None,
     quality: QualityRule | None = None,
+    customer_level: bool = True,
+    hnw_aum: float = 1_000_000.0,
+    visits_per_year: float = 4.0,
+    major_risk_gap: int = 2,
 ) -> pd.DataFrame:
     """KPIs per RM and period (see :data:`KPI_DEFINITIONS` for formulas and units).
 
@@ -529,12 +542,17 @@ def kpi_table(
     strategic_loan_weight : weight of strategic-line loans in ``weighted_loan_volume`` (1 = no
         extra weight; the bank's choice, default 1.5).
     effective, quality : see :func:`rm_month_measures`.
+    customer_level : with the optional relationship tables present (pandas), compute
+        visit_coverage, complaint_rate and nps from them (:func:`customer_level_measures`) and
+        the suitability KPIs from holdings; ``<kpi>_source`` says, per row, which data were used.
+    hnw_aum, visits_per_year, major_risk_gap : thresholds of the customer-level KPIs (currency,
+        visits a year, risk levels), see :mod:`rmanalytics.service.rules`.
 
     Returns
     -------
     One row per ``rm_id, period`` with ``period_start, period_end`` (exclusive), every KPI,
-    the additive inputs (``volume``, ``customers_credited`` ...), ``days_active`` and
-    ``partial_period``.
+    the additive inputs (``volume``, ``customers_credited`` ...), ``days_active``,
+    ``partial_period`` and ``visit_coverage_source``, ``complaint_rate_source``, ``nps_source``.
     """
     if freq not in FREQS:
         raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
@@ -613,6 +631,13 @@ def kpi_table(
     prev_aum = out.groupby("rm_id")["aum"].shift(1).where(contiguous)
     out["deposit_growth"] = out["avg_deposits"] - prev_dep
     out["aum_growth"] = _ratio(out["aum"], prev_aum) - 1.0
+    for k in CUSTOMER_LEVEL_KPIS:
+        out[f"{k}_source"] = "rm_activity"
+    out["suitability_breaches"] = np.nan
+    out["suitability_major_breaches"] = np.nan
+    if customer_level and tables is not None:
+        out = _apply_customer_level(out, tables, freq, hnw_aum=hnw_aum, visits_per_year=visits_per_year,
+                                    major_risk_gap=major_risk_gap, engine=engine)
     # employment within the period
     if tables is not None and "rms" in tables:
         rms = tables["rms"]
@@ -632,7 +657,7 @@ def kpi_table(
     kpis = list(KPI_DEFINITIONS)
     extra = ["volume", "expected_fee", "customers_credited", "book_start", "new_customers", "visits", "calls",
              "cross_sell_offers", "days_active", "partial_period", "book_start_quality", "npl_open", "npl_new",
-             "recovered", "written_off", "deposits_avg_fallback"]
+             "recovered", "written_off", "deposits_avg_fallback"] + [f"{k}_source" for k in CUSTOMER_LEVEL_KPIS]
     cols = ["rm_id", "period", "period_start", "period_end"] + kpis + [c for c in extra if c not in kpis]
     res = out[cols]
     res.attrs["definitions"] = definitions
@@ -695,3 +720,117 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     if end is not None:  # period_end is exclusive: count transactions up to and including ``end``
         periods["period_end"] = periods["period_end"].clip(upper=pd.Timestamp(end).normalize() + pd.Timedelta(days=1))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)
+
+
+# --------------------------------------------------------------------------------------------
+# customer-level KPIs (optional tables interactions / feedback / holdings; issue 14)
+# --------------------------------------------------------------------------------------------
+def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float = 1_000_000.0,
+                            visits_per_year: float = 4.0, major_risk_gap: int = 2,
+                            engine: str = "duckdb") -> pd.DataFrame:
+    """Customer-level inputs of the KPIs per ``rm_id, period``, from whichever optional tables exist.
+
+    - from ``feedback`` (rows with an rm_id): ``cl_complaints`` (complaints opened in the period),
+      ``cl_nps_responses``, ``cl_nps_promoters`` (score >= 9), ``cl_nps_detractors`` (score <= 6);
+    - from ``interactions`` + ``balances``: high-net-worth visit coverage. A customer is HNW in a
+      month when its month-end AUM >= ``hnw_aum``; it then requires ``visits_per_year / 12`` visits
+      (kinds visit / meeting) that month from its primary RM on the snapshot date. Per RM, customer
+      and period: covered = min(visits, required); ``cl_visits_required`` and ``cl_visits_covered``
+      are the sums over customers;
+    - from ``holdings`` + ``products``: ``suitability_breaches`` / ``suitability_major_breaches``
+      bought in the period, credited to the primary RM on the purchase day.
+    Missing tables give missing columns. Periods are labelled as in :func:`period_label`.
+    """
+    parts: list[pd.DataFrame] = []
+    fb = tables.get("feedback")
+    if isinstance(fb, pd.DataFrame):
+        f = fb[fb["rm_id"].notna()].copy()
+        f["period"] = period_label(f["opened_at"], freq).to_numpy()
+        comp = f[f["kind"] == "complaint"].groupby(["rm_id", "period"]).size().rename("cl_complaints")
+        n = f[f["kind"] == "nps"]
+        g = n.groupby(["rm_id", "period"])["score"]
+        nps = pd.DataFrame({"cl_nps_responses": g.size(), "cl_nps_promoters": g.apply(lambda x: int((x >= 9).sum())),
+                            "cl_nps_detractors": g.apply(lambda x: int((x <= 6).sum()))})
+        parts += [comp.to_frame(), nps]
+    it, bal, asg = tables.get("interactions"), tables.get("balances"), tables.get("assignments")
+    if isinstance(it, pd.DataFrame) and bal is not None and isinstance(asg, pd.DataFrame):
+        hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
+                      f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
+        hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
+        hnw["rm_id"] = _primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
+        hnw = hnw[hnw["rm_id"].notna()]
+        hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
+        v = it[it["kind"].isin(VISIT_KINDS)]
+        v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
+        hnw["visits"] = v.reindex(pd.MultiIndex.from_frame(hnw[["customer_id", "rm_id", "month"]])).fillna(0).to_numpy()
+        hnw["required"] = float(visits_per_year) / 12.0
+        hnw["period"] = period_label(hnw["month"].dt.start_time, freq).to_numpy()
+        pc = hnw.groupby(["rm_id", "customer_id", "period"])[["visits", "required"]].sum()
+        pc["covered"] = np.minimum(pc["visits"], pc["required"])
+        vc = pc.groupby(["rm_id", "period"])[["required", "covered"]].sum()
+        parts.append(vc.rename(columns={"required": "cl_visits_required", "covered": "cl_visits_covered"}))
+    if all(isinstance(tables.get(t), pd.DataFrame) for t in ("holdings", "products", "customers", "assignments")):
+        b = _suitability_gaps(tables)
+        b = b[b["risk_gap"] > 0].assign(major=lambda d: d["risk_gap"] >= int(major_risk_gap))
+        b["rm_id"] = _primary_rm_at(tables["assignments"], b, "start_date").to_numpy()
+        b = b[b["rm_id"].notna()].assign(period=lambda d: period_label(d["start_date"], freq).to_numpy())
+        g = b.groupby(["rm_id", "period"])
+        parts.append(pd.DataFrame({"suitability_breaches": g.size(), "suitability_major_breaches": g["major"].sum()}))
+    if not parts:
+        return pd.DataFrame(columns=["rm_id", "period"])
+    return pd.concat(parts, axis=1).reset_index().rename(columns={"level_0": "rm_id", "level_1": "period"})
+
+
+VISIT_KINDS = ("visit", "meeting")  # interaction kinds that count as visits (as rmanalytics.service)
+
+
+def _primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) -> pd.Series:
+    """Primary RM (largest share, ties smallest rm_id) of ``keys.customer_id`` on the day of
+    ``keys[date_col]``; NaN when no assignment covers it. The rule of
+    :func:`rmanalytics.service.rm_at` (kpi and service are sibling layers and do not import each
+    other; a test checks both agree)."""
+    k = pd.DataFrame({"customer_id": keys["customer_id"].to_numpy(),
+                      "_day": pd.to_datetime(keys[date_col]).dt.normalize().to_numpy(), "_row": np.arange(len(keys))})
+    m = k.merge(assignments[["customer_id", "rm_id", "start_date", "end_date", "share"]], on="customer_id")
+    m = m[(m["start_date"] <= m["_day"]) & (m["end_date"].isna() | (m["end_date"] > m["_day"]))]
+    m = m.sort_values(["_row", "share", "rm_id"], ascending=[True, False, True], kind="mergesort").drop_duplicates("_row")
+    out = np.full(len(keys), np.nan, dtype=object)
+    out[m["_row"].to_numpy()] = m["rm_id"].to_numpy()
+    return pd.Series(out, index=keys.index)
+
+
+def _suitability_gaps(tables: dict[str, Any]) -> pd.DataFrame:
+    """Holdings with ``risk_gap`` = product risk level - customer risk level (breach when > 0)."""
+    h = tables["holdings"][["customer_id", "product_id", "start_date"]]
+    h = h.merge(tables["products"][["product_id", "risk_level"]].rename(columns={"risk_level": "p_risk"}),
+                on="product_id", how="left")
+    h = h.merge(tables["customers"][["customer_id", "risk_level"]].rename(columns={"risk_level": "c_risk"}),
+                on="customer_id", how="left")
+    return h.assign(risk_gap=h["p_risk"] - h["c_risk"])
+
+
+def _apply_customer_level(out: pd.DataFrame, tables: dict[str, Any], freq: str, **kw: Any) -> pd.DataFrame:
+    """Replace visit_coverage / complaint_rate / nps by their customer-level values where the data
+    exist (row by row), set the ``*_source`` columns, and add the suitability KPIs."""
+    cl = customer_level_measures(tables, freq, **kw)
+    if cl.empty:
+        return out
+    out = out.merge(cl, on=["rm_id", "period"], how="left")
+    if "cl_complaints" in out:
+        ok = out["customers_credited"] > 0
+        out.loc[ok, "complaint_rate"] = 100.0 * out.loc[ok, "cl_complaints"].fillna(0.0) / out.loc[ok, "customers_credited"]
+        out.loc[ok, "complaint_rate_source"] = "customer_level"
+    if "cl_nps_responses" in out:
+        ok = out["cl_nps_responses"].fillna(0) > 0
+        out.loc[ok, "nps"] = 100.0 * (out.loc[ok, "cl_nps_promoters"] - out.loc[ok, "cl_nps_detractors"]) \
+            / out.loc[ok, "cl_nps_responses"]
+        out.loc[ok, "nps_source"] = "customer_level"
+    if "cl_visits_required" in out:
+        ok = out["cl_visits_required"].fillna(0) > 0
+        out.loc[ok, "visit_coverage"] = out.loc[ok, "cl_visits_covered"] / out.loc[ok, "cl_visits_required"]
+        out.loc[ok, "visit_coverage_source"] = "customer_level"
+    if isinstance(tables.get("holdings"), pd.DataFrame) and "suitability_breaches" in cl:
+        for c in ("suitability_breaches", "suitability_major_breaches"):
+            out[c] = out.pop(c + "_y").fillna(0.0) if c + "_y" in out else out[c]
+            out = out.drop(columns=[c + "_x"], errors="ignore")
+    return out.drop(columns=[c for c in out.columns if c.startswith("cl_")])

@@ -15,7 +15,9 @@ class ChurnParams(SeededParams):
 
     tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments")
     span_fields: ClassVar[tuple[str, ...]] = ("holdout_days", "lookback_days")
-    tables_optional: ClassVar[dict[str, str]] = {}
+    tables_optional: ClassVar[dict[str, str]] = {
+        "interactions": "", "feedback": "",  # contact / complaint covariates of the survival frame when present
+    }
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     churn_definition: Literal["closure", "inactivity"] = Field(

@@ -16,6 +16,9 @@ class KpiParams(SeededParams):
         "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
     tables_optional: ClassVar[dict[str, str]] = {
         "daily_balances": "deposits from daily balances (balances.deposits_avg, else month-end snapshots, is used)",
+        "products": "customer-level suitability KPIs", "holdings": "customer-level suitability KPIs",
+        "interactions": "customer-level visit coverage (rm_activity otherwise)",
+        "feedback": "customer-level complaint rate and NPS (rm_activity otherwise)",
     }
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 

@@ -17,6 +17,7 @@ class OverviewParams(NotebookParams):
         "customers": "the customer mix by type and risk level",
         "balances": "the AUM distribution",
         "rms": "", "assignments": "", "rm_activity": "", "kpi_targets": "", "training": "", "daily_balances": "",
+        "products": "", "holdings": "", "interactions": "", "feedback": "", "digital_activity": "",
     }
 
     validate_data: bool = Field(

@@ -179,6 +179,24 @@ class WalletParams(_Section):
     quantile: float = Field(0.9, gt=0, le=1)
 
 
+class ServiceParams(_Section):
+    """Service rules on the optional customer-level tables (seeds 000, 002, 004; rmanalytics.service).
+    Used only when the data carry products, holdings, interactions, feedback and digital_activity."""
+
+    first_contact_hours: float = Field(72.0, gt=0, description="First contact with a new customer within (hours).")
+    contact_intervals_days: dict[str, int] = Field(
+        default_factory=lambda: {"new": 30, "growth": 30, "mature": 91, "decline_warning": 0},
+        description="Days allowed between contacts per lifecycle stage (0: at once).")
+    hnw_aum: float = Field(1_000_000.0, gt=0, description="AUM from which a customer is high-net-worth (currency).")
+    visits_per_year: float = Field(4.0, gt=0, description="Visits a year required for a high-net-worth customer.")
+    response_hours: float = Field(48.0, gt=0, description="First response to a complaint within (hours).")
+    resolve_workdays: int = Field(3, ge=1, description="Complaint resolved within (working days).")
+    resolved_target_share: float = Field(0.8, gt=0, le=1, description="Target share of complaints resolved in time.")
+    major_risk_gap: int = Field(2, ge=1, le=4, description="Suitability breach is major from this risk-level gap.")
+    maturity_horizon_days: int = Field(90, ge=1, description="Maturities listed up to this many days ahead.")
+    renewal_lead_months: int = Field(1, ge=0, description="Renewal contact due this many months before maturity.")
+
+
 class SegmentationParams(NotebookParams):
     """Parameters of `notebooks/01_segmentation.ipynb`."""
 
@@ -189,6 +207,10 @@ class SegmentationParams(NotebookParams):
                      "in the worklist",
         "balances": "AUM as value: service tiers, the nine-grid and the wallet-share proxy",
         "assignments": "the RM of each early warning (rm_id is empty)",
+        "products": "the service rules (suitability, contact compliance, complaints)",
+        "holdings": "the service rules (suitability, renewal contacts)",
+        "interactions": "the service rules (first contact, contact rhythm, high-net-worth visits)",
+        "feedback": "the service rules (complaint handling)",
     }
 
     scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
@@ -199,6 +221,8 @@ class SegmentationParams(NotebookParams):
     warning: WarningParams = Field(default_factory=WarningParams, description="Early-warning thresholds.")
     wallet: WalletParams = Field(default_factory=WalletParams, description="Wallet-share proxy.")
     migration_days: int = Field(90, ge=1, le=3660, description="Days between the two snapshots of the migration matrix.")
+    service: ServiceParams = Field(default_factory=ServiceParams,
+                                   description="Service rules on customer-level data (when present).")
 
     def snapshot_args(self) -> dict:
         """These parameters as the explicit arguments of :func:`rmanalytics.rfm.segment_snapshot`."""

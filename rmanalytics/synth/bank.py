@@ -1,5 +1,5 @@
-"""A synthetic bank with known ground truth: all contract tables (the seven required ones and the optional
-``training``) plus the true parameters.
+"""A synthetic bank with known ground truth: the contract tables (seven required; the optional
+``training`` and five relationship tables) plus the true parameters.
 
 See :func:`generate` for the generative story and :class:`Truth` for every true parameter and
 its unit. Written in numpy (no library simulates a bank); every process is vectorised over
@@ -29,6 +29,9 @@ from rmanalytics.contract import (
 from rmanalytics.synth.flows import add_balance_flows
 from rmanalytics.synth.processes import bgnbd_core, piecewise_ph_invert, weibull_ph_invert
 from rmanalytics.synth.training import make_training
+from rmanalytics.synth import relationship as _rel
+from rmanalytics.synth.processes import (bgnbd_core, piecewise_ph_invert, split_segments_at_steps,
+                                         weibull_ph_invert, weibull_ph_invert_steps)
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_YEAR = 365.25
@@ -38,7 +41,8 @@ DAYS_PER_YEAR = 365.25
 #: shift the others.
 COMPONENTS = (
     "rms", "customers", "assignments", "closure", "bgnbd", "spend", "txn_attrs",
-    "activity", "balances", "targets", "behaviour", "training", "balance_flows",
+    "activity", "balances", "targets", "behaviour", "training", "balance_flows", "relationship",
+    "relationship_tables",
 )
 
 
@@ -130,6 +134,14 @@ class Truth:
         ``[start, end]`` are emitted, although every process runs from ``open_date``. With
         ``history="full"`` transactions (and rm_activity) are emitted from ``open_date``.
         The in-window rows are identical in both modes.
+    Relationship data (``relationship=True``; :mod:`rmanalytics.synth.relationship`)
+        The optional tables products, holdings, interactions, feedback and digital_activity, with
+        lax RMs (``rm_lax_share``), injected suitability breaches (``suitability_breach_share``,
+        realised counts in ``suitability``) and two further time-varying closure terms from the
+        window start on: ``relationship_log_hr["contact_lapsed"]`` while the last contact is
+        ``contact_lapse_days`` or more ago, ``relationship_log_hr["complained"]`` from the first
+        complaint on. All closure terms are inverted exactly by
+        :func:`rmanalytics.synth.processes.weibull_ph_invert_steps`.
     Closure vs purchases
         With ``closure_stops_transactions=True`` (default) no purchase happens after the closure
         time. For an exact BG/NBD truth test use ``history="full",
@@ -219,6 +231,26 @@ class Truth:
     # month-end deposits exceed the month's daily average by the uplift (window dressing)
     window_dressing_share: float = 0.20
     window_dressing_uplift: float = 0.10
+    # ---- customer-level relationship data and its churn hazard terms (rmanalytics.synth.relationship)
+    relationship: bool = True  # False: only the seven core tables, closure without the terms below
+    rm_lax_share: float = 0.25
+    contact_rate_per_year: dict = _d(diligent=10.0, lax=3.0)
+    corporate_contact_multiplier: float = 1.5
+    first_contact_mean_hours: dict = _d(diligent=24.0, lax=120.0)
+    contact_kind_probs: dict = _d(visit=0.25, call=0.40, message=0.25, meeting=0.10)
+    contact_lapse_days: int = 90
+    relationship_log_hr: dict = _d(contact_lapsed=0.5, complained=0.6)
+    complaint_rate_per_year: dict = _d(diligent=0.10, lax=0.30)
+    complaint_response_mean_hours: dict = _d(diligent=20.0, lax=50.0)
+    complaint_resolve_workdays_probs: dict = _d(diligent=(0.35, 0.30, 0.20, 0.10, 0.05),
+                                                lax=(0.15, 0.20, 0.25, 0.20, 0.20))
+    nps_rate_per_year: float = 1.0
+    survey_rate_per_year: float = 0.2
+    nps_class_probs: dict = _d(diligent=(0.50, 0.30, 0.20), lax=(0.30, 0.30, 0.40))  # promoter, passive, detractor
+    holdings_per_customer: dict = _d(retail=1.5, corporate=2.5)
+    suitability_breach_share: float = 0.02
+    redemption_mean_years: float = 3.0
+    logins_mean: dict = _d(retail=6.0, corporate=3.0)
 
     # ---- realised (filled by generate)
     seed: int | None = None
@@ -233,6 +265,8 @@ class Truth:
     window_dressing_rms: list | None = None  # rm_ids that window-dress quarter-end deposits
     customers: pd.DataFrame | None = None  # per-customer latent truth, see generate()
     behaviour_summary: dict | None = None  # realised calibration figures of the linked bank
+    rm_lax: pd.Series | None = None  # rm_id -> True for a lax RM (relationship data)
+    suitability: dict | None = None  # injected suitability breaches: n_holdings, n_eligible, n_breaches, ...
 
     def to_json_dict(self) -> dict:
         """The scalar/dict parameters plus market_index, rm_skill and rm_exit_dates as JSON-able dict
@@ -257,7 +291,7 @@ class Truth:
 
 @dataclass
 class SynthBank:
-    """Result of :func:`generate`: ``tables`` (the contract tables, with the optional ``training``), ``truth`` and, in memory
+    """Result of :func:`generate`: ``tables`` (the contract tables, with the optional ones), ``truth`` and, in memory
     only (not written), ``hazard_covariates``: with the behaviour link on, the customer x month
     behaviour covariates the closure hazard used (customer_id, month_start and the columns of
     :data:`BEHAVIOUR_COVARIATES`), None otherwise."""
@@ -364,7 +398,8 @@ def generate(
     Returns
     -------
     SynthBank with ``tables`` (customers, transactions, balances, rms, assignments, rm_activity,
-    kpi_targets; exactly the dtypes of :mod:`rmanalytics.contract`) and ``truth``. Same arguments
+    kpi_targets, and unless ``relationship=False`` products, holdings, interactions, feedback,
+    digital_activity; exactly the dtypes of :mod:`rmanalytics.contract`) and ``truth``. Same arguments
     give bit-identical tables.
 
     Notes
@@ -381,7 +416,7 @@ def generate(
         raise ValueError(f"history must be 'window' or 'full', got {history!r}")
     valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
                                                "market_index", "rm_skill", "rm_exit_dates", "customers",
-                                               "behaviour_summary", "window_dressing_rms"}
+                                               "behaviour_summary", "window_dressing_rms", "rm_lax", "suitability"}
     bad = set(truth_overrides) - valid
     if bad:
         raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
@@ -439,15 +474,25 @@ def generate(
     s_years = np.where(np.isfinite(asg["rm_left_day"]), (asg["rm_left_day"] - cust["open"]) / DAYS_PER_YEAR, np.inf)
     linked = float(truth.behaviour_link) != 0.0
     bal, cov = None, None
+    rel = None
+    if truth.relationship:  # issue 14: contact-lapse and complaint hazard terms (from the window start)
+        rel = _rel.latent(rngs["relationship"], cust, asg, len(rms_df), start_day, end_day, truth)
     if not linked:
-        t_close = weibull_ph_invert(cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
-                                    s_years, truth.closure_log_hr["rm_left"])
+        if rel is None:
+            t_close = weibull_ph_invert(cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
+                                        s_years, truth.closure_log_hr["rm_left"])
+        else:  # rm_left and the relationship steps together (exact piecewise inversion)
+            t_close = weibull_ph_invert_steps(
+                cust["E"], cust["lin"], truth.closure_shape, truth.closure_scale_years,
+                *(np.concatenate(x) for x in zip((np.arange(n), s_years, np.full(n, truth.closure_log_hr["rm_left"])),
+                                                 rel["steps"])))
     else:
         pur = _disengage_purchases(rngs["behaviour"], pur, truth)
         bal = _make_balances(rngs["balances"], cust, np.full(n, np.iinfo(np.int64).max), start_day, end_day,
                              month0, market, truth, log_shift=_withdrawal_shift(pur, cust, truth))
         cov = hazard_covariates(pur, bal, cust, start_day, end_day, truth)
-        t_close = _linked_closure(cust, cov, s_years, start_day, truth)
+        t_close = _linked_closure(cust, cov, s_years, start_day, truth,
+                                  extra_steps=None if rel is None else rel["steps"])
     close_days_f = t_close * DAYS_PER_YEAR
     close_day = cust["open"] + np.maximum(1, np.ceil(np.where(np.isfinite(close_days_f), close_days_f, 0.0))
                                           ).astype(np.int64)
@@ -530,6 +575,8 @@ def generate(
         "kpi_targets": kpi,
         "training": training,
     }
+    if rel is not None:
+        tables.update(_rel.emit(rngs["relationship_tables"], rel, cust, close_inf, start_day, end_day, rm_ids, truth))
     tables = {k: _conform(v, k) for k, v in tables.items()}
     prog.step("emit")
     prog.close()
@@ -569,7 +616,8 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
         df = df[spec.column_names]
     want = {"str": np.dtype(object), "int": np.dtype(np.int64), "float": np.dtype(np.float64),
             "date": np.dtype("datetime64[ns]"), "bool": np.dtype(bool)}
-    fix = {c.name: want[c.dtype] for c in spec.columns if df[c.name].dtype != want[c.dtype]}
+    fix = {c.name: want[c.dtype] for c in spec.columns
+           if df[c.name].dtype != want[c.dtype] and not (c.nullable and str(df[c.name].dtype) == "Int64")}
     if fix:
         df = df.astype(fix)
     return df
@@ -1109,7 +1157,7 @@ def hazard_covariates(pur, bal, cust, start_day, end_day, truth) -> dict[str, np
 BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
 
 
-def _linked_closure(cust, cov, s_years, start_day, truth):
+def _linked_closure(cust, cov, s_years, start_day, truth, extra_steps=None):
     """Closure times (years since open) under the static + rm_left + behaviour hazard.
 
     Before ``start`` the hazard is the static one (as in the independent world, so the
@@ -1142,6 +1190,8 @@ def _linked_closure(cust, cov, s_years, start_day, truth):
     logm = cust["lin"][o2] + truth.closure_log_hr["rm_left"] * (a2 >= s_years[o2]) + beh2
     if not np.array_equal(np.unique(o2), np.arange(n)):
         raise RuntimeError("internal: a customer has no closure segment")
+    if extra_steps is not None:  # the relationship hazard terms (issue 14), as extra log-hazard steps
+        o2, a2, b2, logm = split_segments_at_steps(o2, a2, b2, logm, *extra_steps)
     return piecewise_ph_invert(R, o2, a2, b2, logm, truth.closure_shape, truth.closure_scale_years)
 
 
@@ -1270,6 +1320,8 @@ def read_truth(path: str | Path) -> Truth:
             kw[k] = s
         elif k == "rm_skill" and v is not None:
             kw[k] = pd.Series(v, dtype=float, name="skill")
+        elif k == "rm_lax" and v is not None:
+            kw[k] = pd.Series(v, dtype=float, name="lax").astype(bool)
         elif k in ("risk_level_probs", "rm_level_probs", "shared_split"):
             kw[k] = tuple(v)
         else:
@@ -1308,9 +1360,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="scale of the behaviour -> closure link (default 1; 0: closure independent of behaviour)")
     ap.add_argument("--training-effect", type=float, default=0.0,
                     help="true relative effect of training on fee income (truth.json training_effect; default 0)")
+    ap.add_argument("--no-relationship", action="store_true",
+                    help="only the seven core tables: no products/holdings/interactions/feedback/digital_activity "
+                         "and no contact or complaint hazard terms")
     a = ap.parse_args(argv)
     bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history,
-                    behaviour_link=a.behaviour_link, training_effect=a.training_effect)
+                    behaviour_link=a.behaviour_link, training_effect=a.training_effect,
+                    relationship=not a.no_relationship)
     out = write(bank, a.out, a.format)
     sizes = {k: len(v) for k, v in bank.tables.items()}
     print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))

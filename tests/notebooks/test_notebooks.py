@@ -104,3 +104,24 @@ def test_overview_metrics_independent(chain_results):
     assert m["share_corporate"] == pytest.approx((open_["customer_type"] == "corporate").mean(), rel=1e-9)
     assert m["aum_total"] == pytest.approx(last["aum"].sum(), rel=1e-9)
     assert m["transactions_last_date"] == tx["date"].max().date().isoformat()
+
+
+def test_service_metrics_match_truth(chain_results):
+    """01's service figures against the generator's truth and a plain-pandas recount."""
+    import pandas as pd
+
+    res = _result(chain_results, "01_segmentation")
+    if res.params["data_dir"] != str(SAMPLE):
+        pytest.skip("CI params of 01 do not point at data/sample")
+    m = json.loads((res.run_dir / "metrics.json").read_text(encoding="utf-8"))
+    truth = json.loads((SAMPLE / "truth.json").read_text(encoding="utf-8"))
+    assert m["service_rules_checked"] is True
+    assert m["service_suitability_breaches"] == truth["suitability"]["n_breaches"]
+    h = pd.read_parquet(SAMPLE / "holdings.parquet")
+    p = pd.read_parquet(SAMPLE / "products.parquet").set_index("product_id")["risk_level"]
+    c = pd.read_parquet(SAMPLE / "customers.parquet").set_index("customer_id")["risk_level"]
+    gap = h["product_id"].map(p) - h["customer_id"].map(c)
+    assert m["service_suitability_breaches"] == int((gap > 0).sum())
+    assert m["service_suitability_major_breaches"] == int((gap >= 2).sum())
+    fb = pd.read_parquet(SAMPLE / "feedback.parquet")
+    assert m["service_complaints"] == int((fb["kind"] == "complaint").sum())

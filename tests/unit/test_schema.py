@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmanalytics.contract import TABLES
+from rmanalytics.contract import CORE_TABLES, TABLES
 from rmanalytics.schema import (
     DataContractError,
     check_tables,
