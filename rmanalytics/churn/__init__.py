@@ -1,6 +1,7 @@
 """Survival-based churn: survival frames, retention curves, churn models, evaluation, worklists."""
 
-from rmanalytics.churn.frame import (ChurnDataError, add_segments, compress_frame, covariates_sql, holdout_split,
+from rmanalytics.churn.frame import (ChurnDataError, add_segments, compress_frame, covariates_sql, current_state,
+                                     current_state_sql, holdout_split,
                                      last_activity_sql, survival_frame, time_varying_frame, to_grid)
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
@@ -27,6 +28,6 @@ __all__ = [
     "KMBaseline", "add_segments", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",
     "km_by_group", "logrank_table", "logrank_test", "ph_check", "ph_narrative", "retention_table",
     "retention_worklist",
-    "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql",
+    "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql", "current_state", "current_state_sql",
     "fit_cox_efron", "holdout_split", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
 ]

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.params.base import NotebookParams
+from rmanalytics.rfm.ninegrid import GridCell, default_cells
 from rmanalytics.rfm.rules import Rule, as_rules
 
 
@@ -145,6 +146,12 @@ class NineGridParams(_Section):
     rows: Band = Band(column="aum", edges=[500_000, 6_000_000], labels=["aum_mass", "aum_affluent", "aum_private"])
     cols: Band = Band(column="risk_level", edges=[3, 4], labels=["risk_low", "risk_mid", "risk_high"])
     value: str = Field("aum", description="Column summed as the value of a cell.")
+    asset: Band = Band(column="aum", edges=[500_000, 6_000_000], labels=["aum_mass", "aum_affluent", "aum_private"])
+    industry: Band = Band(column="industry", edges=None, labels=None)
+    risk: Band = Band(column="risk_level", edges=[3, 4], labels=["risk_low", "risk_mid", "risk_high"])
+    cells: list[GridCell] = Field(default_factory=default_cells,
+                                  description="Named cells (first match wins) with their service plans.")
+    default_cell: GridCell = GridCell(name="basic", service_plan="Digital self-service; semi-annual contact")
 
 
 class WarningParams(_Section):
