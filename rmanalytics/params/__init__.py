@@ -40,6 +40,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_churn_survival",
     "03_loyalty_clv",
     "04_kpi_attribution",
+    "05_rm_book",
 )
 
 
@@ -81,6 +82,7 @@ REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
     "02_churn_survival": "rmanalytics.params.churn:ChurnParams",
     "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
     "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
+    "05_rm_book": "rmanalytics.params.book:BookParams",
 })
 
 _MODEL_MODULES = {
@@ -89,6 +91,7 @@ _MODEL_MODULES = {
     "ChurnParams": ("rmanalytics.params.churn", "02_churn_survival"),
     "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
     "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
+    "BookParams": ("rmanalytics.params.book", "05_rm_book"),
 }
 
 
@@ -106,6 +109,11 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
     "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    # 05 describes today's book, so 01's end-of-window segments are what it needs (no leakage issue:
+    # it predicts forward from observation_end).
+    "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "tables"),
+                   "churn_tables_path": ("02_churn_survival", "tables"),
+                   "kpi_tables_path": ("04_kpi_attribution", "tables")},
 }
 
 
@@ -114,7 +122,7 @@ class ParameterError(ValueError):
 
 
 __all__ = [
-    "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
+    "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "BookParams", "ChurnParams", "KpiParams",
     "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
     "notebook_name", "parse_value", "resolve", "validate",
 ]

@@ -1,0 +1,216 @@
+"""Packs: ``by_rm/<rm_id>/`` and ``by_branch/<branch>/``, each ``book.xlsx``, ``book.csv``, ``book.html``.
+
+Rendered from one computation of the whole book: the frames are grouped once and each group is
+written (no kernel per RM). Excel is written with XlsxWriter (formatted numbers with units in the
+header, frozen header row, autofilter, column widths).
+
+Privacy (DOMAIN.md §4, least privilege): an RM pack holds the raw ids of that RM's current
+customers only, and nothing naming another RM's customers (its scorecard sheet has no customer
+ids). Branch packs and everything else go through ``mask`` (default
+:func:`rmanalytics.privacy.mask_frame`) at this output boundary.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from rmanalytics.labels import label, register
+
+# column -> (English, Chinese, Excel number format; None = text)
+COLUMNS: dict[str, tuple[str, str, str | None]] = {
+    "rm_id": ("RM", "客户经理", None), "rank": ("Rank", "优先序", "0"), "customer_id": ("Customer", "客户", None),
+    "share": ("Share", "分成比例", "0%"), "segment": ("Segment", "客户分群", None),
+    "lifecycle_stage": ("Lifecycle stage", "生命周期阶段", None), "tier": ("Tier", "服务层级", None),
+    "cell": ("Nine-grid cell", "九宫格", None), "service_plan": ("Service plan", "服务方案", None),
+    "aum": ("AUM (CNY)", "资产规模(元)", "#,##0"), "aum_change_3m": ("AUM change 3m", "近3月资产变化", "0.0%"),
+    "p_churn": ("P(churn within horizon)", "期内流失概率", "0.0%"), "p_alive": ("P(alive)", "活跃概率", "0.0%"),
+    "clv_income": ("CLV, bank income (CNY)", "客户终身价值-收入(元)", "#,##0"),
+    "health": ("Health (0-100)", "健康度(0-100)", "0"), "health_value": ("Health: value", "健康度-价值", "0"),
+    "health_behaviour": ("Health: behaviour", "健康度-行为", "0"),
+    "health_satisfaction": ("Health: satisfaction", "健康度-满意度", "0"),
+    "value_at_stake": ("Value at stake (CNY)", "风险价值(元)", "#,##0"), "reasons": ("Reasons", "原因", None),
+    "next_action": ("Next action", "建议动作", None), "due_date": ("Due date", "截止日期", "yyyy-mm-dd"),
+    "overdue": ("Overdue", "已逾期", None), "period": ("Period", "考核期", None),
+    "dimension": ("Dimension", "维度", None), "kpi": ("KPI", "指标", None), "actual": ("Actual", "实际", "#,##0.00"),
+    "target": ("Target", "目标", "#,##0.00"), "points": ("Points", "得分", "0.0"), "gap": ("Gap to target", "差距", "#,##0.00"),
+    "weight": ("Weight", "权重", "0%"), "total_score": ("Total score", "总分", "0.0"), "rating": ("Rating", "评级", None),
+    "veto_reason": ("Veto", "一票否决", None), "two_consecutive_excellent": ("2 excellent quarters", "连续两季优秀", None),
+    "mandatory_training": ("Mandatory training", "必修培训", None), "milestone_month": ("Milestone month", "里程碑月份", None),
+    "milestone_gap": ("Milestone gap (CNY)", "里程碑差距(元)", "#,##0"), "branch": ("Branch", "机构", None),
+    "customers": ("Customers", "客户数", "#,##0"), "value_at_risk": ("Value at risk (CNY)", "风险价值合计(元)", "#,##0"),
+    "overdue_actions": ("Overdue actions", "逾期动作数", "0"), "contact_coverage": ("Contact coverage", "联系覆盖率", "0%"),
+    "contact_coverage_source": ("Coverage source", "覆盖率口径", None), "attainment": ("Attainment", "达成率", "0%"),
+    "target_source": ("Target source", "目标来源", None), "rms": ("RMs", "客户经理数", "0"),
+    "mean_score": ("Mean score", "平均分", "0.0"), "share_excellent": ("Share excellent", "优秀占比", "0%"),
+    "unassigned": ("Unassigned customers", "无人维护客户", "0"), "last_rm_id": ("Last RM", "原客户经理", None),
+    "last_rm_exit_date": ("Last RM left on", "原客户经理离职日", "yyyy-mm-dd"),
+    "unassigned_since": ("Unassigned since", "无人维护起始日", "yyyy-mm-dd"),
+    "days_unassigned": ("Days unassigned", "无人维护天数", "0"), "rm_left": ("Lost an RM", "曾换客户经理", "0"),
+    "risk_drivers": ("Risk drivers", "风险因素", None), "fee_income": ("Fee income (CNY)", "中间业务收入(元)", "#,##0"),
+    "aum_growth": ("AUM growth", "资产增长率", "0.0%"), "new_customers": ("New customers", "新客户数", "0.0"),
+    "churn_rate": ("Churn rate", "流失率", "0.0%"), "nps": ("NPS", "净推荐值", "0"),
+    "visit_coverage": ("Visit coverage", "拜访覆盖率", "0%"),
+}
+register({f"col:{k}": {"en": v[0], "zh": v[1]} for k, v in COLUMNS.items()})
+
+#: Columns of the priority list in the packs (those present are written, in this order).
+PRIORITY_COLUMNS = ("rank", "customer_id", "share", "segment", "lifecycle_stage", "tier", "cell", "aum",
+                    "aum_change_3m", "p_churn", "p_alive", "clv_income", "health", "health_value",
+                    "health_behaviour", "health_satisfaction", "value_at_stake", "reasons", "next_action",
+                    "due_date", "overdue")
+
+
+def column_label(col: str, lang: str = "en") -> str:
+    """People-facing column name (English, or Chinese with ``lang="zh"``); score columns keep their key."""
+    if col in COLUMNS:
+        return label(f"col:{col}", lang)
+    if col.startswith("score_"):
+        return ("得分 " if lang == "zh" else "Score ") + col[len("score_"):]
+    if col.startswith("hc_"):
+        return ("健康度分项 " if lang == "zh" else "Health: ") + col[3:].replace("_", " ")
+    return col
+
+
+def _fmt_for(col: str) -> str | None:
+    if col in COLUMNS:
+        return COLUMNS[col][2]
+    if col.startswith("score_") or col.startswith("hc_"):
+        return "0.0"
+    return None
+
+
+def _sheet(wb, name: str, df: pd.DataFrame, lang: str, formats: dict) -> None:
+    ws = wb.add_worksheet(name[:31])
+    cols = list(df.columns)
+    ws.write_row(0, 0, [column_label(c, lang) for c in cols], formats["header"])
+    for j, c in enumerate(cols):
+        fmt = _fmt_for(c)
+        f = formats.setdefault(fmt, wb.add_format({"num_format": fmt})) if fmt else None
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+        elif pd.api.types.is_bool_dtype(s):
+            vals = ["yes" if v else "" for v in s] if lang != "zh" else ["是" if v else "" for v in s]
+        elif pd.api.types.is_numeric_dtype(s):
+            a = s.to_numpy(dtype=float, na_value=np.nan)
+            vals = [None if not np.isfinite(v) else float(v) for v in a]
+        else:
+            vals = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in s]
+        ws.write_column(1, j, vals, f)
+        width = max(len(column_label(c, lang)) + 2, 10)
+        if fmt is None and len(s):
+            width = min(max(width, int(s.astype(str).str.len().quantile(0.9)) + 2), 80)
+        ws.set_column(j, j, width)
+    ws.freeze_panes(1, 0)
+    ws.autofilter(0, 0, max(len(df), 1), max(len(cols) - 1, 0))
+
+
+def write_xlsx(path: str | os.PathLike, sheets: dict[str, pd.DataFrame], lang: str = "en") -> Path:
+    """One workbook, one formatted sheet per frame (units in headers, frozen header, autofilter)."""
+    import xlsxwriter
+
+    path = Path(path)
+    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True, "default_date_format": "yyyy-mm-dd"})
+    formats = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "top"})}
+    for name, df in sheets.items():
+        _sheet(wb, name, df, lang, formats)
+    wb.close()
+    return path
+
+
+def _localize(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    out = df.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    out.columns = [column_label(c, lang) for c in out.columns]
+    return out
+
+
+def write_html(path: str | os.PathLike, title: str, sections: dict[str, pd.DataFrame], lang: str = "en",
+               note: str = "") -> Path:
+    """One readable page: a title, a note and one table per section (numbers rounded)."""
+    parts = [f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
+             "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#DDEBF7;position:sticky;"
+             "top:0}td{white-space:nowrap}td:nth-child(n){max-width:40em;white-space:normal}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    if note:
+        parts.append(f"<p>{html.escape(note)}</p>")
+    for name, df in sections.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(_localize(df, lang).to_html(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="",
+                                                  border=0, escape=True))
+    parts.append("</body></html>")
+    path = Path(path)
+    path.write_text("".join(parts), encoding="utf-8")
+    return path
+
+
+def _csv(path: Path, df: pd.DataFrame, lang: str) -> None:
+    _localize(df, lang).to_csv(path, index=False, encoding="utf-8-sig")
+
+
+def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
+                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "") -> list[Path]:
+    """``<out_dir>/by_rm/<rm_id>/book.{xlsx,csv,html}`` for every RM in ``priority`` (or ``rm_ids``).
+
+    book.csv = the RM's priority list (raw ids of the RM's own current customers); book.xlsx has
+    sheets "priority" and "scorecard"; book.html shows both. Returns the pack folders.
+    """
+    base = Path(out_dir) / "by_rm"
+    cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
+    sc_groups = dict(tuple(scorecard.groupby("rm_id"))) if scorecard is not None and len(scorecard) else {}
+    sc_cols = [c for c in (scorecard.columns if scorecard is not None else []) if c != "rm_id"]
+    out = []
+    for rm, g in priority.groupby("rm_id", sort=True):
+        if rm_ids is not None and rm not in rm_ids:
+            continue
+        folder = base / str(rm)
+        folder.mkdir(parents=True, exist_ok=True)
+        book = g[cols].sort_values("rank")
+        sc = sc_groups.get(rm, pd.DataFrame(columns=sc_cols))[sc_cols]
+        _csv(folder / "book.csv", book, lang)
+        write_xlsx(folder / "book.xlsx", {"priority": book, "scorecard": sc}, lang)
+        title = (f"客户经理 {rm} 客户服务优先清单 {as_of}" if lang == "zh" else f"RM {rm}: service-priority list {as_of}")
+        write_html(folder / "book.html", title, {"priority" if lang != "zh" else "服务优先清单": book,
+                                                  "scorecard" if lang != "zh" else "我的考核": sc}, lang)
+        out.append(folder)
+    return out
+
+
+def write_branch_packs(review: dict[str, pd.DataFrame], unassigned: pd.DataFrame | None, out_dir: str | os.PathLike,
+                       *, lang: str = "en", mask: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+                       as_of: str = "") -> list[Path]:
+    """``<out_dir>/by_branch/<branch>/book.{xlsx,csv,html}`` for every branch of the review.
+
+    book.csv = the team table; book.xlsx sheets "team", "unassigned", "targets", "peers"; customer
+    ids pseudonymised with ``mask`` (default :func:`rmanalytics.privacy.mask_frame`).
+    """
+    if mask is None:
+        from rmanalytics.privacy import mask_frame as mask
+    base = Path(out_dir) / "by_branch"
+    team, tgt, peers = review["team"], review["targets"], review["peers"]
+    un = mask(unassigned) if unassigned is not None else pd.DataFrame(columns=["customer_id", "branch"])
+    un_g = dict(tuple(un.groupby("branch"))) if len(un) else {}
+    tg_g = dict(tuple(tgt.groupby("branch"))) if len(tgt) else {}
+    out = []
+    for b, g in team.groupby("branch", sort=True):
+        folder = base / str(b)
+        folder.mkdir(parents=True, exist_ok=True)
+        t = g.drop(columns="branch")
+        u = un_g.get(b, un.iloc[0:0]).drop(columns="branch", errors="ignore")
+        tg = tg_g.get(b, tgt.iloc[0:0]).drop(columns="branch", errors="ignore")
+        sheets = {"team": t, "unassigned": u, "targets": tg, "peers": peers}
+        _csv(folder / "book.csv", t, lang)
+        write_xlsx(folder / "book.xlsx", sheets, lang)
+        title = f"{b} 机构经营回顾 {as_of}" if lang == "zh" else f"Branch review {b} {as_of}"
+        write_html(folder / "book.html", title, sheets, lang)
+        out.append(folder)
+    return out
