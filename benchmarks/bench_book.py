@@ -11,7 +11,7 @@ other benchmarks; this one measures the book's own work:
 - ``write_rm_packs``: by_rm/<rm_id>/book.{xlsx,csv,html} for every RM;
 - ``write_branch_packs``: by_branch/<branch>/book.{xlsx,csv,html}.
 
-Run: ``python benchmarks/bench_book.py [--customers 1000000] [--rms 2000] [--out /tmp/bench_book]``.
+Run: ``python benchmarks/bench_book.py [--customers 1000000] [--rms 2000] [--jobs 1] [--out /tmp/bench_book]``.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def main(argv=None) -> None:
     ap.add_argument("--rms", type=int, default=2000)
     ap.add_argument("--branches", type=int, default=100)
     ap.add_argument("--out", default="/tmp/bench_book")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes for the RM packs")
     a = ap.parse_args(argv)
     out = Path(a.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -87,7 +88,7 @@ def main(argv=None) -> None:
     review = B.branch_review(pri, scores, rms, "2024Q4", as_of=as_of)
     times["branch_review"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    n_rm = len(B.write_rm_packs(pri, sc, out, as_of="2024-12-31"))
+    n_rm = len(B.write_rm_packs(pri, sc, out, as_of="2024-12-31", jobs=a.jobs))
     times["write_rm_packs"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     n_br = len(B.write_branch_packs(review, None, out, as_of="2024-12-31"))

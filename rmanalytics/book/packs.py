@@ -89,20 +89,27 @@ def _sheet(wb, name: str, df: pd.DataFrame, lang: str, formats: dict) -> None:
     ws = wb.add_worksheet(name[:31])
     cols = list(df.columns)
     ws.write_row(0, 0, [column_label(c, lang) for c in cols], formats["header"])
+    yes = "是" if lang == "zh" else "yes"
     for j, c in enumerate(cols):
         fmt = _fmt_for(c)
         f = formats.setdefault(fmt, wb.add_format({"num_format": fmt})) if fmt else None
         s = df[c]
         if pd.api.types.is_datetime64_any_dtype(s):
-            vals = [None if pd.isna(v) else v.to_pydatetime() for v in s]
+            for i, v in enumerate(s):
+                if not pd.isna(v):
+                    ws.write_datetime(i + 1, j, v.to_pydatetime(), f)
         elif pd.api.types.is_bool_dtype(s):
-            vals = ["yes" if v else "" for v in s] if lang != "zh" else ["是" if v else "" for v in s]
+            for i, v in enumerate(s.to_numpy()):
+                if v:
+                    ws.write_string(i + 1, j, yes)
         elif pd.api.types.is_numeric_dtype(s):
             a = s.to_numpy(dtype=float, na_value=np.nan)
-            vals = [None if not np.isfinite(v) else float(v) for v in a]
+            for i in np.flatnonzero(np.isfinite(a)):
+                ws.write_number(int(i) + 1, j, float(a[i]), f)
         else:
-            vals = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v) for v in s]
-        ws.write_column(1, j, vals, f)
+            for i, v in enumerate(s.to_numpy(dtype=object)):
+                if v is not None and not (isinstance(v, float) and v != v):
+                    ws.write_string(i + 1, j, str(v))
         width = max(len(column_label(c, lang)) + 2, 10)
         if fmt is None and len(s):
             width = min(max(width, int(s.astype(str).str.len().quantile(0.9)) + 2), 80)
@@ -116,7 +123,8 @@ def write_xlsx(path: str | os.PathLike, sheets: dict[str, pd.DataFrame], lang: s
     import xlsxwriter
 
     path = Path(path)
-    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True, "default_date_format": "yyyy-mm-dd"})
+    wb = xlsxwriter.Workbook(str(path), {"nan_inf_to_errors": True, "default_date_format": "yyyy-mm-dd",
+                                         "in_memory": True})
     formats = {"header": wb.add_format({"bold": True, "bg_color": "#DDEBF7", "text_wrap": True, "valign": "top"})}
     for name, df in sheets.items():
         _sheet(wb, name, df, lang, formats)
@@ -133,20 +141,47 @@ def _localize(df: pd.DataFrame, lang: str) -> pd.DataFrame:
     return out
 
 
+def _cells(s: pd.Series, col: str, lang: str) -> list[str]:
+    """Escaped display strings of one column (vectorised; numbers by the column's format)."""
+    fmt = _fmt_for(col)
+    if pd.api.types.is_datetime64_any_dtype(s):
+        return s.dt.strftime("%Y-%m-%d").fillna("").tolist()
+    if pd.api.types.is_bool_dtype(s):
+        yes = "是" if lang == "zh" else "yes"
+        return [yes if v else "" for v in s.to_numpy()]
+    if pd.api.types.is_numeric_dtype(s):
+        a = s.to_numpy(dtype=float, na_value=np.nan)
+        if fmt and fmt.endswith("%"):
+            spec = "{:.0%}" if fmt == "0%" else "{:.1%}"
+        elif fmt in ("0", "#,##0"):
+            spec = "{:,.0f}"
+        else:
+            spec = "{:,.2f}"
+        return [spec.format(v) if np.isfinite(v) else "" for v in a]
+    return [html.escape(str(v)) if v is not None and not (isinstance(v, float) and v != v) else ""
+            for v in s.to_numpy(dtype=object)]
+
+
+def _html_table(df: pd.DataFrame, lang: str) -> str:
+    head = "".join(f"<th>{html.escape(column_label(c, lang))}</th>" for c in df.columns)
+    cols = [_cells(df[c], c, lang) for c in df.columns]
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in zip(*cols))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def write_html(path: str | os.PathLike, title: str, sections: dict[str, pd.DataFrame], lang: str = "en",
                note: str = "") -> Path:
-    """One readable page: a title, a note and one table per section (numbers rounded)."""
+    """One readable page: a title, a note and one table per section (numbers formatted by column)."""
     parts = [f"<!doctype html><html lang='{lang}'><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;font-size:12px}"
              "th,td{border:1px solid #ccc;padding:3px 6px;vertical-align:top}th{background:#DDEBF7;position:sticky;"
-             "top:0}td{white-space:nowrap}td:nth-child(n){max-width:40em;white-space:normal}</style></head><body>",
+             "top:0}td{max-width:40em}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>"]
     if note:
         parts.append(f"<p>{html.escape(note)}</p>")
     for name, df in sections.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(_localize(df, lang).to_html(index=False, float_format=lambda v: f"{v:,.2f}", na_rep="",
-                                                  border=0, escape=True))
+        parts.append(_html_table(df, lang))
     parts.append("</body></html>")
     path = Path(path)
     path.write_text("".join(parts), encoding="utf-8")
@@ -158,12 +193,24 @@ def _csv(path: Path, df: pd.DataFrame, lang: str) -> None:
 
 
 def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
-                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "") -> list[Path]:
+                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 1) -> list[Path]:
     """``<out_dir>/by_rm/<rm_id>/book.{xlsx,csv,html}`` for every RM in ``priority`` (or ``rm_ids``).
 
     book.csv = the RM's priority list (raw ids of the RM's own current customers); book.xlsx has
-    sheets "priority" and "scorecard"; book.html shows both. Returns the pack folders.
+    sheets "priority" and "scorecard"; book.html shows both. ``jobs > 1`` splits the RMs over that
+    many worker processes (each gets only its RMs' rows). Returns the pack folders.
     """
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        rms = sorted(set(priority["rm_id"]) if rm_ids is None else set(rm_ids) & set(priority["rm_id"]))
+        chunks = [rms[i::jobs] for i in range(jobs) if rms[i::jobs]]
+        with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as pool:
+            futs = [pool.submit(write_rm_packs, priority[priority["rm_id"].isin(c)],
+                                None if scorecard is None else scorecard[scorecard["rm_id"].isin(c)], out_dir,
+                                lang=lang, rm_ids=c, as_of=as_of) for c in chunks]
+            return sorted(p for f in futs for p in f.result())
     base = Path(out_dir) / "by_rm"
     cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
     sc_groups = dict(tuple(scorecard.groupby("rm_id"))) if scorecard is not None and len(scorecard) else {}
