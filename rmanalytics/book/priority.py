@@ -1,8 +1,9 @@
 """The service-priority list per RM: one row per current customer, ranked by one rule.
 
-**Ranking rule** (within each RM): customers with an *overdue* action first (its due date is before
-``as_of``), then by **value at stake** = P(churn within the horizon) x value (``value_basis``:
-CLV in the bank's income by default, or AUM), then by P(churn), then customer_id. Rank 1..n.
+**Ranking rule** (within each RM): customers with an *overdue* action first (due on or before
+``as_of``: overdue, or "at once" by the rules below), then by **value at stake** = P(churn within
+the horizon) x value (``value_basis``: CLV in the bank's income by default, or AUM), then by
+P(churn), then customer_id. Rank 1..n.
 
 **Next action and due date** — the earliest due among the rules that apply (every threshold is an
 :class:`ActionRules` parameter; the defaults are the seeds' figures, DOMAIN.md §1-2, §5):
@@ -124,7 +125,7 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
                       for rs, v in zip(reasons, vas.to_numpy())]
     out["next_action"] = actions
     out["due_date"] = pd.to_datetime(due_date).dt.normalize()
-    out["overdue"] = out["due_date"] < as_of
+    out["overdue"] = out["due_date"] <= as_of  # due today ("at once") or earlier: act now
     return out
 
 
