@@ -57,7 +57,6 @@ class HealthConfig(BaseModel):
     recency_half_life_days: float = Field(90.0, gt=0, description="Days since the last transaction that halve recency points.")
     logins_target: float = Field(8.0, gt=0, description="Mean monthly logins earning full points.")
     complaint_penalty: float = Field(50.0, ge=0, le=100, description="Points lost per complaint in the last 365 days.")
-    low_threshold: float = Field(40.0, ge=0, le=100, description="Health below this is called low in reasons.")
 
     @model_validator(mode="after")
     def _check(self) -> "HealthConfig":
