@@ -192,3 +192,25 @@ def test_sample_health_validation_table(sample_book):
     assert {"health", "aum_rank (baseline)", "recency (baseline)"} <= set(v["ranking_rule"])
     ok = v.dropna(subset=["churn_auc"])
     assert ok["churn_auc"].between(0, 1).all() and ok["value_concordance"].between(0, 1).all()
+
+
+def test_packs_least_privilege_language_and_masking(tmp_path):
+    pri = pd.DataFrame({"rm_id": ["R1", "R1", "R2"], "rank": [1, 2, 1], "customer_id": ["A", "B", "C"],
+                        "share": 1.0, "p_churn": [0.2, 0.1, 0.3], "health": [50.0, 60.0, 70.0],
+                        "value_at_stake": [2.0, 1.0, 3.0], "reasons": ["x", "y", "z"], "next_action": "call",
+                        "due_date": D("2025-01-01"), "overdue": [True, False, False]})
+    sc = pd.DataFrame({"rm_id": ["R1", "R2"], "kpi": ["fee_income"] * 2, "actual": [1.0, 2.0], "target": [2.0, 2.0]})
+    B.write_rm_packs(pri, sc, tmp_path, lang="zh")
+    r1 = pd.read_csv(tmp_path / "by_rm" / "R1" / "book.csv")
+    assert "客户" in r1.columns and "优先序" in r1.columns
+    assert set(r1["客户"]) == {"A", "B"}
+    html = (tmp_path / "by_rm" / "R1" / "book.html").read_text(encoding="utf-8")
+    assert ">C<" not in html and "R2" not in html  # nothing of another RM's book
+    review = {"team": pd.DataFrame({"rm_id": ["R1", "R2"], "branch": ["S1", "S1"], "total_score": [90.0, 80.0]}),
+              "targets": pd.DataFrame(columns=["branch", "kpi", "actual", "target"]),
+              "peers": pd.DataFrame({"branch": ["S1"], "rms": [2]})}
+    un = pd.DataFrame({"customer_id": ["Z9"], "branch": ["S1"], "last_rm_id": ["R9"]})
+    B.write_branch_packs(review, un, tmp_path, mask=lambda df: df.assign(customer_id="masked"))
+    text = (tmp_path / "by_branch" / "S1" / "book.html").read_text(encoding="utf-8")
+    assert "masked" in text and "Z9" not in text
+    assert (tmp_path / "by_branch" / "S1" / "book.xlsx").stat().st_size > 0
