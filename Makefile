@@ -1,48 +1,81 @@
 # rmanalytics: two commands on a fresh machine with Python 3.11, pip and make.
-#   make demo   set up .venv and run every notebook on the bundled sample (run folders in runs/)
-#   make test   set up .venv with the dev and spark extras and run the whole test suite
-# Both are idempotent: a second run reinstalls only when pyproject.toml changed.
+#   make demo   set up .venv from the lock and run every notebook on the bundled sample (runs/)
+#   make test   set up .venv (dev and spark sets) from the lock and run the whole test suite
+# Both install exactly the versions in requirements/*.txt (exported from uv.lock, with hashes)
+# and are idempotent: a second run reinstalls only when the lock or pyproject.toml changed.
+# Other targets: lab, lock, test-latest, bench, notebooks-clean, clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
+UV_VERSION ?= 0.13.9
+PYTEST := $(PY) -m pytest -p no:cacheprovider
 export ARROW_DEFAULT_MEMORY_POOL ?= system
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test lab setup setup-dev kernel notebooks-clean bench clean
+.PHONY: demo test pytest lab setup setup-dev kernel lock lock-export test-latest notebooks-clean bench clean
 
 demo: $(VENV)/.stamp-base kernel
 	$(PY) -m rmanalytics run-all --out runs
 
-test: $(VENV)/.stamp-dev kernel
-	$(PY) -m pytest tests -q -p no:cacheprovider
-	$(PY) -m pytest --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q -p no:cacheprovider notebooks
+test: $(VENV)/.stamp-dev kernel pytest
 
+# The suite itself, on whatever $(VENV) holds (make test: the lock; make test-latest: the newest).
+pytest:
+	$(PYTEST) tests -q
+	$(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
+
+# JupyterLab with the project's kernel; --allow-root where it runs as root (containers).
 lab: $(VENV)/.stamp-dev kernel
-	$(VENV)/bin/jupyter lab notebooks
+	$(VENV)/bin/jupyter lab notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 setup: $(VENV)/.stamp-base kernel
 setup-dev: $(VENV)/.stamp-dev kernel
 
 $(VENV)/bin/python:
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version' 
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required, found " + sys.version'
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.stamp-base: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e .
+# --require-hashes: every package at its locked version and hash; --no-build-isolation: the
+# package is built with the locked setuptools (requirements/*.txt hold the build group too).
+$(VENV)/.stamp-base: requirements/base.txt pyproject.toml setup.py | $(VENV)/bin/python
+	$(PIP) install -q --require-hashes --no-deps -r requirements/base.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.stamp-dev: pyproject.toml | $(VENV)/bin/python
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ".[dev,spark]"
+$(VENV)/.stamp-dev: requirements/dev.txt pyproject.toml setup.py | $(VENV)/bin/python
+	$(PIP) install -q --require-hashes --no-deps -r requirements/dev.txt
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	touch $(VENV)/.stamp-base $@
 
-# A kernelspec inside the venv, so papermill and JupyterLab never fail with "kernel not found".
-kernel: $(VENV)/share/jupyter/kernels/python3/kernel.json
-$(VENV)/share/jupyter/kernels/python3/kernel.json: | $(VENV)/bin/python
+# The kernel the notebooks name ("rmanalytics"), inside the venv, so papermill and JupyterLab
+# always find it and it runs this venv's interpreter.
+kernel: $(VENV)/share/jupyter/kernels/rmanalytics/kernel.json
+$(VENV)/share/jupyter/kernels/rmanalytics/kernel.json: | $(VENV)/bin/python
 	$(PY) -m rmanalytics kernel
+
+# Refresh the lock: newest versions the ranges in pyproject.toml allow, then the pip-readable
+# exports. Review the diff, run `make test`, commit uv.lock and requirements/ together.
+lock: | $(VENV)/bin/python
+	$(PIP) install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv lock --upgrade --python 3.11
+	$(MAKE) lock-export
+
+lock-export: | $(VENV)/bin/python
+	$(PIP) install -q "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev -o requirements/base.txt >/dev/null
+	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev --extra spark -o requirements/spark.txt >/dev/null
+	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev --extra dev --extra spark -o requirements/dev.txt >/dev/null
+
+# Upgrades on purpose: the suite against the newest releases the ranges allow, in .venv-latest.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev,spark]"
+	.venv-latest/bin/python -m rmanalytics kernel
+	$(MAKE) pytest VENV=.venv-latest
 
 notebooks-clean: $(VENV)/.stamp-base
 	$(PY) tools/strip_notebooks.py
@@ -51,4 +84,17 @@ bench: $(VENV)/.stamp-dev
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .venv-latest runs .pytest_cache build *.egg-info
+
+# Optional: a Chinese font for the figures of lang: zh runs. Does nothing when one is found already;
+# else installs fonts-noto-cjk (Debian/Ubuntu apt) or font-ttf-noto-cjk (active conda env), else
+# says what to do. rmanalytics finds fonts installed later without clearing matplotlib's cache.
+.PHONY: fonts
+fonts: $(VENV)/.stamp-base
+	@if $(PY) -m rmanalytics.fonts >/dev/null 2>&1; then $(PY) -m rmanalytics.fonts; exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y fonts-noto-cjk; else sudo apt-get install -y fonts-noto-cjk; fi; \
+	elif [ -n "$$CONDA_PREFIX" ] && command -v conda >/dev/null 2>&1; then \
+	  conda install -y -c conda-forge font-ttf-noto-cjk; \
+	fi; \
+	$(PY) -m rmanalytics.fonts

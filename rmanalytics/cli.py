@@ -147,16 +147,27 @@ def _cmd_synth(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
-    import subprocess
+    from rmanalytics.runner import install_kernel
 
-    cmd = [sys.executable, "-m", "ipykernel", "install", "--name", args.name,
-           "--display-name", args.display_name]
-    cmd.append("--user" if args.user else "--sys-prefix")
-    print("$ " + " ".join(cmd))
-    rc = subprocess.call(cmd)
-    if rc == 0:
-        print(f"kernel {args.name!r} registered for {sys.executable}")
-    return rc
+    where = install_kernel(args.name, user=args.user, display_name=args.display_name)
+    print(f"kernel {args.name!r} registered for {sys.executable} in {where}")
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from rmanalytics.resources import init_project
+
+    try:
+        dest = init_project(args.folder, force=args.force)
+    except FileExistsError as exc:
+        _err(str(exc))
+        return 2
+    print(f"project folder ready: {dest}")
+    print("  params/     parameters to edit (one YAML per notebook, scorecards/)")
+    print("  notebooks/  notebooks to run or extend")
+    print("  data/sample the bundled synthetic bank")
+    print(f"next: cd {args.folder} && rmanalytics run-all   (reports in runs/<notebook>/latest/report.html)")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,19 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="set one parameter; VALUE is read as YAML (180 is an int, 1e2 a string, null None)")
     p.add_argument("--data", metavar="DIR", help="data folder (overrides data_dir)")
     p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
-    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: ./notebooks)")
+    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: the project's notebooks/, then the packaged ones)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("run-all", help="run the notebook chain 00 -> 04 in dependency order")
-    p.add_argument("--params-dir", metavar="DIR", help="folder of <notebook>[.<variant>].yaml (default: params/)")
+    p.add_argument("--params-dir", metavar="DIR", help="folder of <notebook>[.<variant>].yaml (default: the project's params/, then the packaged ones)")
     p.add_argument("--variant", metavar="NAME", help="use <notebook>.<NAME>.yaml where present (e.g. ci)")
     p.add_argument("--data", metavar="DIR", help="data folder for every notebook (default: each file's data_dir, "
                                                  "i.e. the bundled sample)")
     p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (chain order kept)")
-    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: ./notebooks)")
+    p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: the project's notebooks/, then the packaged ones)")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                    help="notebooks run in parallel when independent (default: min(2, CPUs))")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -202,11 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("synth", help="generate synthetic data (see: rmanalytics synth --help)", add_help=False)
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("kernel", help="register the 'python3' Jupyter kernel for this interpreter (venv or conda)")
+    p = sub.add_parser("kernel", help="register the 'rmanalytics' Jupyter kernel for this interpreter (venv or conda)")
     p.add_argument("--user", action="store_true", help="install for the user instead of into sys.prefix")
-    p.add_argument("--name", default="python3", help="kernel name (default: python3, the one the notebooks use)")
-    p.add_argument("--display-name", default="Python 3 (rmanalytics)")
+    p.add_argument("--name", default="rmanalytics", help="kernel name (default: rmanalytics, the one the notebooks use)")
+    p.add_argument("--display-name", default=None, help="name shown in JupyterLab (default: 'rmanalytics (<env>)')")
     p.set_defaults(func=_cmd_kernel)
+
+    p = sub.add_parser("init", help="make a project folder: params/ and notebooks/ to edit, the sample data, a README")
+    p.add_argument("folder")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder (overwrites copied files)")
+    p.set_defaults(func=_cmd_init)
     return parser
 
 

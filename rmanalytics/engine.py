@@ -91,6 +91,11 @@ in both), ``median``, ``stddev_samp``/``var_samp``, ``ln``, ``exp``, ``ROUND`` o
     of doubles agree to ~1e-15 relative, not always bit for bit; compare with a relative
     tolerance (the parity tests use 1e-9). Counts, MIN/MAX, dates and integer sums are exact.
 
+:func:`portability_problems` / :func:`check_portable` enforce rules 2-10, 12 and 13 on the syntax
+tree, independently of what sqlglot or Spark currently do with the construct (an upstream fix
+must not let it back in); :func:`run_sql` refuses such SQL on Spark before running anything, and a
+test runs every statement the package issues through the checker (:func:`record_sql`).
+
 Inputs on Spark: Parquet written by pandas/pyarrow stores nanosecond timestamps, which Spark
 cannot read (``PARQUET_TYPE_ILLEGAL``); :func:`run_sql` detects them from the file footer, reads
 them as longs (``spark.sql.legacy.parquet.nanosAsLong`` for the duration of the call) and turns
@@ -110,11 +115,12 @@ happen inside the engine (also for ``output=`` Parquet files); the datetime conv
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +252,102 @@ def transpile(sql: str, engine: str = "spark") -> str:
     if engine == "duckdb":
         return sql
     return _generate_spark(_parse(sql))
+
+
+class NonPortableSQLError(ValueError):
+    """SQL uses a construct that the portable-SQL rules (module docstring) forbid."""
+
+
+_DATEISH = {"DATE", "TIMESTAMP", "DATETIME", "TIMESTAMPNTZ", "TIMESTAMPTZ"}
+
+
+def _is_date_cast(node) -> bool:
+    from sqlglot import exp
+
+    return isinstance(node, exp.Cast) and node.to.this.name in _DATEISH
+
+
+def _is_nonzero_literal(node) -> bool:
+    from sqlglot import exp
+
+    while isinstance(node, (exp.Cast, exp.Paren)):
+        node = node.this
+    if isinstance(node, exp.Neg):
+        node = node.this
+    return isinstance(node, exp.Literal) and node.is_number and float(node.this) != 0.0
+
+
+def portability_problems(sql: str) -> list[str]:
+    """The portable-SQL rules (module docstring) that ``sql`` breaks, as "rule N: ..." strings.
+
+    A static check of the statement's syntax tree, independent of what sqlglot or Spark do with
+    the construct today: our SQL must avoid these constructs whether or not an upstream release
+    happens to translate them correctly. Rules 1, 11 and 14 need column types or values and are
+    not checked here (the parity tests cover them).
+    """
+    from sqlglot import exp
+
+    tree = _parse(sql)
+    found: list[str] = []
+
+    def add(rule: int, what: str) -> None:
+        msg = f"rule {rule}: {what}"
+        if msg not in found:
+            found.append(msg)
+
+    for node in tree.walk():
+        if isinstance(node, exp.DateDiff):
+            unit = (node.args.get("unit").name if node.args.get("unit") is not None else "day").lower()
+            if unit not in ("day", "days", "d"):
+                add(2, f"date_diff('{unit}', ...) differs between engines; use day differences or year()/month()")
+        elif isinstance(node, exp.Sub) and (_is_date_cast(node.this) or _is_date_cast(node.expression)) and \
+                (_is_date_cast(node.this) and _is_date_cast(node.expression)):
+            add(3, "date - date is an integer in DuckDB and an interval in Spark; use date_diff('day', ...)")
+        elif isinstance(node, (exp.Div, exp.Mul)):
+            for side in (node.this, node.expression):
+                if isinstance(side, exp.Literal) and side.is_number and "." in side.this:
+                    add(4, f"arithmetic with the decimal literal {side.this} is DECIMAL in Spark; "
+                           f"write an integer literal or CAST({side.this} AS DOUBLE)")
+            if isinstance(node, exp.Div) and not isinstance(node, exp.IntDiv):
+                den = node.expression
+                while isinstance(den, exp.Paren):
+                    den = den.this
+                if not (isinstance(den, exp.Nullif) or _is_nonzero_literal(den)):
+                    add(9, f"division by {den.sql(dialect='duckdb')} can be by zero (Spark raises); "
+                           f"guard it with NULLIF(..., 0)")
+        elif isinstance(node, exp.Interval) and not isinstance(node.this, exp.Literal):
+            add(5, "INTERVAL with a computed count fails on Spark; use date_add(d, CAST(n AS INTEGER))")
+        elif isinstance(node, exp.ToDays):
+            add(5, "to_days() has no Spark equivalent; use date_add(d, CAST(n AS INTEGER))")
+        elif isinstance(node, (exp.UnixToTime, exp.TimeToUnix)):
+            add(6, "epoch()/epoch_ms() differ between engines; work in days on DATEs")
+        elif isinstance(node, exp.Log) and node.args.get("expression") is None:
+            add(7, "log(x) is base 10 in DuckDB and natural in Spark; use ln(x) or log10(x)")
+        elif isinstance(node, (exp.DayOfWeek, exp.DayOfWeekIso)) or (
+                isinstance(node, exp.Extract) and node.this.name.lower() in ("dow", "isodow", "dayofweek")) or (
+                isinstance(node, exp.Anonymous) and node.name.lower() in ("date_part", "datepart")
+                and node.expressions and node.expressions[0].name.lower() in ("dow", "isodow", "dayofweek")):
+            add(8, "day-of-week numbers differ between engines")
+        elif isinstance(node, (exp.PercentileCont, exp.PercentileDisc, exp.Quantile, exp.ApproxQuantile)):
+            add(10, "quantiles other than median are not portable; compute them in pandas on the result")
+        elif isinstance(node, exp.Star) and any(node.args.get(k) for k in ("except", "except_", "replace", "rename")):
+            add(12, "SELECT * EXCLUDE/REPLACE is DuckDB-only")
+        elif isinstance(node, (exp.Explode, exp.Unnest, exp.GenerateSeries, exp.Qualify, exp.Array, exp.Struct)):
+            add(12, f"{type(node).__name__} is DuckDB-only syntax here (lists, structs, range, QUALIFY)")
+    for select in tree.find_all(exp.Select):
+        for col in select.expressions:
+            if not isinstance(col, (exp.Alias, exp.Column, exp.Star)):
+                add(13, f"alias every computed output column ({col.sql(dialect='duckdb')[:40]})")
+    return found
+
+
+def check_portable(sql: str) -> None:
+    """Raise :class:`NonPortableSQLError` when ``sql`` breaks a portable-SQL rule (see
+    :func:`portability_problems`). :func:`run_sql` calls it before running anything on Spark."""
+    problems = portability_problems(sql)
+    if problems:
+        raise NonPortableSQLError("SQL is not portable between DuckDB and Spark: " + "; ".join(problems)
+                                  + ". See the portable-SQL rules in rmanalytics.engine.")
 
 
 def _rename_tables(expression, mapping: Mapping[str, str]):
@@ -443,11 +545,48 @@ def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None
     return out
 
 
+_SQL_RECORDERS: list[list[str]] = []
+
+
+@contextlib.contextmanager
+def record_sql() -> Iterator[list[str]]:
+    """Collect every SQL statement :func:`run_sql` runs inside the ``with`` block (any engine).
+
+    For audits and tests: ``with record_sql() as log: rfm_table(...)``, then
+    ``[portability_problems(q) for q in log]``.
+    """
+    log: list[str] = []
+    _SQL_RECORDERS.append(log)
+    try:
+        yield log
+    finally:
+        _SQL_RECORDERS.remove(log)
+
+
+def is_spark_frame(src: Any) -> bool:
+    """True for a ``pyspark.sql.DataFrame`` (checked without importing pyspark)."""
+    return type(src).__module__.startswith("pyspark.") and hasattr(src, "columns")
+
+
+def resolve_engine(engine: str | None, *sources: Any) -> str:
+    """The engine to use: ``engine`` when given, else "spark" if any source is a Spark DataFrame,
+    else "duckdb". Every function that takes ``engine=None`` resolves it this way, so passing a
+    Spark DataFrame picks Spark without an ``engine`` argument."""
+    if engine is None:
+        flat: list[Any] = []
+        for s in sources:
+            flat.extend(s.values() if isinstance(s, Mapping) else [s])
+        return "spark" if any(is_spark_frame(s) for s in flat) else "duckdb"
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    return engine
+
+
 def run_sql(
     sql: str,
     inputs: Mapping[str, Source],
     *,
-    engine: str = "duckdb",
+    engine: str | None = None,
     output: str | os.PathLike | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
     spark: Any = None,
@@ -464,7 +603,8 @@ def run_sql(
         catalog (a string that does not look like a path, e.g. ``"lake.transactions"``).
         pandas inputs are shipped to Spark with ``createDataFrame`` (fine for tests and samples;
         big data should already be in Spark).
-    engine : "duckdb" (embedded, default) or "spark".
+    engine : "duckdb" (embedded) or "spark"; None (default) picks "spark" when an input is a Spark
+        DataFrame, else "duckdb".
     output : if given, write the result to Parquet at this path and return the path instead of a
         frame (DuckDB: one file; Spark: a folder with one part file, written by the executors).
     con : an existing DuckDB connection (default: a fresh in-memory one); DuckDB only.
@@ -475,14 +615,19 @@ def run_sql(
     -------
     pandas.DataFrame with the aggregated result, or the output path.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    explicit = engine is not None
+    engine = resolve_engine(engine, inputs)
+    for log in _SQL_RECORDERS:
+        log.append(sql)
     if engine == "spark":
+        check_portable(sql)
+        if con is not None and explicit:
+            raise ValueError("con is a DuckDB connection; it cannot be used with engine='spark'")
         return _run_spark(sql, inputs, output, spark, normalize)
     return _run_duckdb(sql, inputs, output, con, normalize)
 
 
-def columns_of(src: Source, engine: str = "duckdb") -> list[str]:
+def columns_of(src: Source, engine: str | None = None) -> list[str]:
     """Column names of an input of :func:`run_sql`, reading only its schema.
 
     pandas and Spark DataFrames answer directly; paths and Spark table names are asked with a

@@ -16,18 +16,7 @@ import pandas as pd
 
 from rmanalytics.contract import TABLES
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import label, register
-
-register({
-    "overview.table": {"en": "Table", "zh": "数据表"},
-    "overview.rows": {"en": "Rows", "zh": "行数"},
-    "overview.transactions_per_month": {"en": "Transactions per month", "zh": "每月交易笔数"},
-    "overview.amount_distribution": {"en": "Transaction amount distribution", "zh": "交易金额分布"},
-    "overview.customers_by_type_risk": {"en": "Customers by type and risk level", "zh": "按类型和风险等级的客户数"},
-    "overview.aum_distribution": {"en": "AUM distribution (latest snapshot)", "zh": "资产规模分布（最新快照）"},
-    "retail": {"en": "Retail", "zh": "零售"},
-    "corporate": {"en": "Corporate", "zh": "对公"},
-})
+from rmanalytics.labels import label
 
 
 def table_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -84,7 +73,7 @@ def monthly_transactions_sql(has_fee: bool = True) -> str:
     """
 
 
-def monthly_transactions(transactions: pd.DataFrame, *, engine: str = "duckdb") -> pd.DataFrame:
+def monthly_transactions(transactions: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
     """Transactions per calendar month: ``month`` (first day), ``n_transactions``, ``n_customers``
     (distinct), ``amount`` (sum, currency, refunds negative), ``n_refunds`` (amount < 0), ``fee``
     (sum, currency; NaN when the optional ``fee`` column is absent)."""
@@ -104,7 +93,7 @@ def latest_aum_sql() -> str:
     """
 
 
-def latest_aum(balances: pd.DataFrame, *, engine: str = "duckdb") -> pd.DataFrame:
+def latest_aum(balances: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
     """Balances of every customer at the latest month-end snapshot (currency units)."""
     return run_sql(latest_aum_sql(), {"balances": balances}, engine=engine).reset_index(drop=True)
 
@@ -145,39 +134,55 @@ def _fig(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8, 3.5)):
 
 
 def plot_monthly_transactions(monthly: pd.DataFrame, lang: str = "en"):
-    """Bar chart of transactions per month; returns a matplotlib Figure."""
+    """Bar chart of transactions per month (count); returns a matplotlib Figure."""
     fig, ax = _fig()
     ax.bar(monthly["month"], monthly["n_transactions"], width=20)
     ax.set_title(label("overview.transactions_per_month", lang))
-    ax.set_ylabel("n")
+    ax.set_ylabel(label("axis.transactions", lang))
+    ax.set_xlabel(label("axis.month", lang))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     return fig
 
 
 def plot_distribution(values: pd.Series, *, bins: int = 50, clip_quantile: float = 0.99, title: str = "",
-                      xlabel: str = "", log_y: bool = False):
-    """Histogram of ``values`` up to ``clip_quantile``; the note says how many were left out."""
+                      xlabel: str = "", log_y: bool = False, money: bool = False, lang: str = "en",
+                      currency: str = "CNY"):
+    """Histogram of ``values`` up to ``clip_quantile``; the note says how many were left out.
+
+    ``money``: the x axis is an amount in ``currency``, scaled to a readable unit (no offset).
+    """
+    from rmanalytics import fmt
+
     shown, left_out = clipped(values, clip_quantile)
     fig, ax = _fig()
     ax.hist(shown, bins=bins)
     ax.set_title(title)
-    ax.set_xlabel(xlabel)
+    if money:
+        fmt.money_axis(ax, shown, axis="x", lang=lang, currency=currency, label=xlabel or None)
+    else:
+        ax.set_xlabel(xlabel)
+    ax.set_ylabel(label("axis.count_log" if log_y else "axis.count", lang))
     if log_y:
         ax.set_yscale("log")
     if left_out:
-        ax.annotate(f"{left_out:,d} values above the {clip_quantile:.0%} quantile not shown",
+        ax.annotate(label("overview.left_out", lang).format(n=f"{left_out:,d}", q=f"{clip_quantile:.0%}"),
                     xy=(0.99, 0.95), xycoords="axes fraction", ha="right", va="top", fontsize=8)
     return fig
 
 
 def plot_customer_mix(mix: pd.DataFrame, lang: str = "en"):
-    """Stacked bars of customers by type and risk level; returns a Figure."""
-    fig, ax = _fig(size=(6, 3.5))
+    """Stacked bars of customers by type and risk level (counts written on the bars); returns a Figure."""
+    fig, ax = _fig(size=(6.5, 3.8))
     risk_cols = [c for c in mix.columns if c.startswith("risk_")]
     bottom = np.zeros(len(mix))
     names = [label(t, lang) for t in mix["customer_type"]]
     for c in risk_cols:
-        ax.bar(names, mix[c], bottom=bottom, label=c.replace("risk_", "risk "))
+        name = label("axis.risk_level_n", lang).format(n=c.replace("risk_", ""))
+        bars = ax.bar(names, mix[c], bottom=bottom, label=name)
+        ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in mix[c]], label_type="center", fontsize=7)
         bottom += mix[c].to_numpy()
+    ax.set_ylabel(label("axis.customers", lang))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{v:,.0f}")
     ax.set_title(label("overview.customers_by_type_risk", lang))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, title=label("col.risk_level", lang), title_fontsize=8)
     return fig

@@ -246,7 +246,7 @@ def quality_report(
     tables: Mapping[str, pd.DataFrame],
     observation_end: str | pd.Timestamp | None = None,
     *,
-    engine: str = "duckdb",
+    engine: str | None = None,
     include_zero: bool = False,
 ) -> pd.DataFrame:
     """Data-quality findings that are not contract errors. Nothing is removed.

@@ -50,11 +50,15 @@ class Recorder:
     ----------
     output_dir : folder of the run (created if missing), or None to write nothing.
     mask_ids : mask customer identifiers in exported tables (default True).
+    lang : language of the CSV column headers (``col.*`` labels, :func:`rmanalytics.labels.columns`);
+        None keeps the names. Parquet tables always keep the English machine names.
     """
 
-    def __init__(self, output_dir: str | os.PathLike | None, *, mask_ids: bool = True) -> None:
+    def __init__(self, output_dir: str | os.PathLike | None, *, mask_ids: bool = True,
+                 lang: str | None = None) -> None:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.mask_ids = mask_ids
+        self.lang = lang
         self.metrics_: dict[str, Any] = {}
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,11 @@ class Recorder:
                 flat = flat.copy()
                 flat.columns = [str(c) for c in flat.columns]
                 if path.suffix == ".csv":
-                    flat.to_csv(path, index=False)
+                    if self.lang:
+                        from rmanalytics.labels import columns
+
+                        flat = columns(flat, self.lang)
+                    flat.to_csv(path, index=False, encoding="utf-8-sig" if self.lang == "zh" else "utf-8")
                 else:
                     flat.to_parquet(str(path), index=False)
         return shown

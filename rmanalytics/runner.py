@@ -20,7 +20,7 @@ A folder without a suffix therefore always holds a finished, successful run; an 
 ``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
 
 Parameters are validated (:func:`rmanalytics.params.resolve`) before any kernel starts. The kernel
-is the ``python3`` kernelspec; jupyter_client starts it with the interpreter running the runner, so
+is the ``rmanalytics`` kernelspec (registered on first use); jupyter_client starts it with the interpreter running the runner, so
 runs use the same environment (venv or conda) as the ``rmanalytics`` command. The kernel's working
 folder is the ``notebooks/`` folder (as in JupyterLab); ``data_dir`` and existing relative
 ``*_path`` parameters are made absolute before the run, so relative paths behave the same in both.
@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from rmanalytics.resources import bundled_root, find_project, locate
 from rmanalytics.params import (
     CHAIN_INPUTS,
     NOTEBOOKS,
@@ -54,7 +55,9 @@ from rmanalytics.params import (
 
 log = logging.getLogger(__name__)
 
-KERNEL_NAME = "python3"
+#: The Jupyter kernel the notebooks name in their metadata; registered for the interpreter that
+#: runs rmanalytics (``rmanalytics kernel``, or automatically by the first run).
+KERNEL_NAME = "rmanalytics"
 #: Packages whose versions go into every manifest.
 KEY_PACKAGES = (
     "rmanalytics", "pandas", "numpy", "scipy", "scikit-learn", "lifelines", "matplotlib", "duckdb", "pyarrow",
@@ -100,26 +103,25 @@ class RunResult:
 
 
 # ----------------------------------------------------------------------------- locations
-def project_root(start: Path | None = None) -> Path:
-    """The folder holding ``notebooks/`` and ``params/``: the current folder or a parent of it,
-    else the source tree the package is installed from."""
-    start = (start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "notebooks").is_dir() and (folder / "params").is_dir():
-            return folder
-    return Path(__file__).resolve().parents[1]
-
-
 def notebook_path(notebook: str | os.PathLike, notebooks_dir: str | os.PathLike | None = None) -> Path:
-    """Path of a notebook given as a path, a registry name or a unique prefix."""
+    """Path of a notebook given as a path, a registry name or a unique prefix.
+
+    Looked up in ``notebooks_dir`` when given, else in the project folder's ``notebooks/``, then
+    among the notebooks shipped with the package (:mod:`rmanalytics.resources`).
+    """
     p = Path(notebook)
     if p.suffix == ".ipynb" and p.is_file():
         return p.resolve()
-    folder = Path(notebooks_dir) if notebooks_dir is not None else project_root() / "notebooks"
-    path = folder / f"{notebook_name(notebook)}.ipynb"
-    if not path.is_file():
-        raise FileNotFoundError(f"notebook not found: {path}")
-    return path.resolve()
+    rel = Path("notebooks") / f"{notebook_name(notebook)}.ipynb"
+    if notebooks_dir is not None:
+        path = Path(notebooks_dir) / rel.name
+        if not path.is_file():
+            raise FileNotFoundError(f"notebook not found: {path}")
+        return path.resolve()
+    path = locate(rel)
+    if path is None:
+        raise FileNotFoundError(f"notebook not found: {rel} (neither in the project folder nor in the package)")
+    return path
 
 
 def git_info(folder: Path) -> dict[str, Any]:
@@ -140,17 +142,46 @@ class KernelNotFound(RuntimeError):
     """The Jupyter kernel the notebooks use is not registered."""
 
 
+def kernel_display_name() -> str:
+    """``rmanalytics (<environment folder>)``, e.g. ``rmanalytics (.venv)``."""
+    return f"rmanalytics ({Path(sys.prefix).name})"
+
+
+def install_kernel(kernel_name: str = KERNEL_NAME, *, user: bool = False,
+                   display_name: str | None = None) -> Path:
+    """Register ``kernel_name`` for this interpreter (into ``sys.prefix``, or the user's Jupyter
+    folder with ``user=True`` or when ``sys.prefix`` is not writable); return the kernelspec folder."""
+    from ipykernel.kernelspec import install
+
+    display_name = display_name or kernel_display_name()
+    if not user:
+        try:
+            return Path(install(kernel_name=kernel_name, display_name=display_name, prefix=sys.prefix))
+        except PermissionError:
+            pass
+    return Path(install(kernel_name=kernel_name, display_name=display_name, user=True))
+
+
 def check_kernel(kernel_name: str = KERNEL_NAME) -> None:
-    """Fail before creating a run folder when ``kernel_name`` is not registered."""
+    """Make sure ``kernel_name`` is registered before creating a run folder.
+
+    The project's own kernel is registered for this interpreter when missing (and the log says
+    so), so a fresh ``pip install`` runs notebooks without a manual step; another name that is
+    not registered raises :class:`KernelNotFound`.
+    """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
         KernelSpecManager().get_kernel_spec(kernel_name)
+        return
     except NoSuchKernel:
-        raise KernelNotFound(
-            f"Jupyter kernel {kernel_name!r} not found; register it for this interpreter "
-            f"({sys.executable}) with: rmanalytics kernel"
-        ) from None
+        if kernel_name != KERNEL_NAME:
+            raise KernelNotFound(
+                f"Jupyter kernel {kernel_name!r} not found; register it for this interpreter "
+                f"({sys.executable}) with: rmanalytics kernel --name {kernel_name}"
+            ) from None
+    where = install_kernel(kernel_name)
+    log.warning("registered the Jupyter kernel %r for %s in %s", kernel_name, sys.executable, where)
 
 
 # ----------------------------------------------------------------------------- fingerprints
@@ -232,21 +263,20 @@ def _write_json(path: Path, data: Any) -> None:
 def absolutize_paths(params: NotebookParams, base: Path | None = None) -> NotebookParams:
     """Copy of ``params`` with ``data_dir`` and relative ``*_path`` parameters made absolute.
 
-    Relative to ``base`` (default: the current folder); a path that does not exist there but
-    exists under the project root (:func:`project_root`) is taken from there, so the defaults
-    (``data/sample``, ``params/...``) work from any folder.
+    Relative to ``base`` (default: the current folder); a path that does not exist there is looked
+    up in the project folder, then among the packaged copies (:func:`rmanalytics.resources.locate`),
+    so the defaults (``data/sample``, ``params/...``) work from any folder and from a plain install.
     """
     base = base or Path.cwd()
-    root = project_root(base)
     fixes = {}
     for key in type(params).model_fields:
-        if key != "data_dir" and not key.endswith("_path"):
+        if key not in ("data_dir", "font") and not key.endswith("_path"):
             continue
         value = getattr(params, key)
         if isinstance(value, str) and value and not os.path.isabs(value):
             path = (base / value).resolve()
-            if not path.exists() and (root / value).exists():
-                path = (root / value).resolve()
+            if not path.exists():
+                path = locate(value, base) or path
             fixes[key] = str(path)
     return params.model_copy(update=fixes) if fixes else params
 
@@ -288,7 +318,7 @@ class _DropValidatedWarnings(logging.Filter):
 
 
 def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
-                header_markdown: str | None = None) -> Path:
+                header_markdown: str | None = None, lang: str = "en") -> Path:
     """Write an HTML report of an executed notebook without code cells (nbconvert, ``exclude_input``).
 
     ``header_markdown`` is shown first (the runner puts the run's status and parameters there).
@@ -299,6 +329,9 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb = nbformat.read(nb_path, as_version=4)
+    from rmanalytics.notebook import translate_cells
+
+    translate_cells(nb, lang)  # section headings and summaries in the run's language
     if header_markdown:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(header_markdown))
     if title:
@@ -313,10 +346,50 @@ def export_html(nb_path: Path, html_path: Path, *, title: str | None = None,
     return html_path
 
 
-def _report_header(name: str, status: str, params: Mapping[str, Any], error: str | None) -> str:
-    rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in params.items() if k != "output_dir")
-    msg = f"\n\n**Error:** `{error}`" if error else ""
-    return f"**Run of `{name}`** — status: **{status}**{msg}\n\n| parameter | value |\n|---|---|\n{rows}\n"
+def _font_check(params: NotebookParams) -> tuple[dict[str, Any] | None, str | None]:
+    """(manifest entry, report notice) for the Chinese font of a ``lang: zh`` run; (None, None) for en.
+
+    The runner looks for the font as the kernel will (:func:`rmanalytics.fonts.find_cjk_font`: same
+    environment, same ``font`` parameter), so the manifest names the font the figures use.
+    """
+    if getattr(params, "lang", "en") != "zh":
+        return None, None
+    from rmanalytics import fonts
+
+    info = fonts.find_cjk_font(getattr(params, "font", None))
+    if info is not None:
+        return fonts.describe(info), None
+    return fonts.describe(None), f"**未找到中文字体 / No Chinese font found.** {fonts.install_hint('zh')}\n\n" \
+                                 f"{fonts.install_hint('en')}"
+
+
+def _report_header(name: str, status: str, params: Any, error: str | None,
+                   notice: str | None = None, metrics: Mapping[str, Any] | None = None) -> str:
+    """Top of the HTML report: run status, an optional notice (e.g. how to install a Chinese font), the
+    key figures of the run (:func:`rmanalytics.notebook.headline_html`) and, for a failed run, the
+    collapsed parameter table (a successful run shows it from the notebook)."""
+    from rmanalytics.notebook import headline_html, params_html
+
+    zh = (params.get("lang") if isinstance(params, Mapping) else getattr(params, "lang", "en")) == "zh"
+    word = {"ok": "完成" if zh else "ok", "failed": "失败" if zh else "failed"}.get(status, status)
+    out = (f"**运行 `{name}`** — 状态：**{word}**" if zh else f"**Run of `{name}`** — status: **{word}**")
+    if error:
+        out += f"\n\n**Error:** `{error}`"
+    if notice:
+        out += f"\n\n> {notice}"
+    if metrics:
+        lang = "zh" if zh else "en"
+        out += "\n\n" + headline_html(name, dict(metrics), lang=lang, currency=getattr(params, "currency", "CNY"))
+    if status != "ok":
+        out += "\n\n" + params_html(params, open_=True)
+    return out + "\n"
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 class _LogToFile:
@@ -400,6 +473,7 @@ def run_notebook(
     (partial / "parameters.yaml").write_text(
         yaml.safe_dump(recorded, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
+    font_entry, font_notice = _font_check(params)
     fp_paths = [params.data_dir] if getattr(params, "data_dir", None) else []
     fp_paths += [getattr(params, k) for k in type(params).model_fields
                  if k.endswith("_path") and isinstance(getattr(params, k), str)]
@@ -425,6 +499,7 @@ def run_notebook(
         "kernel_name": kernel_name,
         "packages": package_versions(),
         "command": sys.argv,
+        "font": font_entry,
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -433,6 +508,7 @@ def run_notebook(
     with _LogToFile(partial / "run.log"):
         log.info("run %s -> %s", name, partial)
         log.info("parameters: %s", json.dumps(injected, ensure_ascii=False))
+        os.environ["RMANALYTICS_NOTEBOOK"] = name  # inherited by the kernel: tells monitors whose it is
         try:
             pm.execute_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
@@ -462,7 +538,9 @@ def run_notebook(
         if executed.is_file():
             try:
                 export_html(executed, partial / "report.html", title=f"{name} ({final.name})",
-                            header_markdown=_report_header(name, status, recorded, error))
+                            header_markdown=_report_header(name, status, run_params, error, font_notice,
+                                                           _read_metrics(partial)),
+                            lang=getattr(params, "lang", "en"))
             except Exception as exc:  # noqa: BLE001 - a report problem must not hide the run's result
                 log.exception("HTML export failed")
                 if status == "ok":
@@ -514,14 +592,19 @@ def is_complete(run_dir: str | os.PathLike) -> bool:
 
 
 # ----------------------------------------------------------------------------- the chain
-def params_file(params_dir: Path, notebook: str, variant: str | None = None) -> Path | None:
-    """``<params_dir>/<nb>.<variant>.yaml`` if given and present, else ``<nb>.yaml`` if present."""
-    if variant:
-        p = params_dir / f"{notebook}.{variant}.yaml"
-        if p.is_file():
-            return p
-    p = params_dir / f"{notebook}.yaml"
-    return p if p.is_file() else None
+def params_file(params_dir: Path | None, notebook: str, variant: str | None = None) -> Path | None:
+    """``<params_dir>/<nb>.<variant>.yaml`` if given and present, else ``<nb>.yaml`` if present.
+
+    ``params_dir=None``: the project folder's ``params/`` first, then the packaged parameters.
+    """
+    dirs = [Path(params_dir)] if params_dir is not None else [
+        d / "params" for d in dict.fromkeys(r for r in (find_project(), bundled_root()) if r is not None)]
+    names = ([f"{notebook}.{variant}.yaml"] if variant else []) + [f"{notebook}.yaml"]
+    for name in names:  # the variant wins over the plain file wherever it is found
+        for d in dirs:
+            if (d / name).is_file():
+                return d / name
+    return None
 
 
 def dependencies(notebook: str) -> dict[str, tuple[str, str]]:
@@ -557,18 +640,18 @@ def run_all(
     the result notes it). With ``jobs > 1`` independent notebooks run in parallel worker processes.
     Notebooks missing from ``notebooks_dir`` are skipped with a note.
     """
-    root = project_root()
-    params_dir = Path(params_dir) if params_dir is not None else root / "params"
-    nb_dir = Path(notebooks_dir) if notebooks_dir is not None else root / "notebooks"
     wanted = [notebook_name(n) for n in notebooks] if notebooks else list(NOTEBOOKS)
     order = [n for n in NOTEBOOKS if n in wanted] + [n for n in wanted if n not in NOTEBOOKS]
 
     plan: dict[str, tuple[NotebookParams, dict[str, Any]]] = {}
+    nb_paths: dict[str, Path] = {}
     for nb in order:
-        if not (nb_dir / f"{nb}.ipynb").is_file():
-            echo(f"skip {nb}: {nb_dir / (nb + '.ipynb')} not found")
+        try:
+            nb_paths[nb] = notebook_path(nb, notebooks_dir)
+        except FileNotFoundError as exc:
+            echo(f"skip {nb}: {exc}")
             continue
-        pfile = params_file(params_dir, nb, variant)
+        pfile = params_file(None if params_dir is None else Path(params_dir), nb, variant)
         extra = {"data_dir": str(data_dir)} if data_dir is not None else {}
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
@@ -589,7 +672,7 @@ def run_all(
                 values[key] = str(res.run_dir / rel)
             elif up in plan:
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
-        return ({"notebook_name": nb, "values": values, "notebook": str(nb_dir / f"{nb}.ipynb"),
+        return ({"notebook_name": nb, "values": values, "notebook": str(nb_paths[nb]),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
                  "progress_bar": progress_bar and jobs <= 1}, notes)
 
@@ -651,7 +734,7 @@ def summary_table(results: Iterable[RunResult]) -> str:
 
 __all__ = [
     "KERNEL_NAME", "KernelNotFound", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
-    "is_complete", "notebook_path", "params_file", "project_root", "run_all", "run_notebook", "summary_table",
+    "is_complete", "notebook_path", "params_file", "run_all", "run_notebook", "summary_table",
 ]
 
 # ParameterError is re-exported for callers that catch runner errors in one place.

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 SPARK_MISSING = (
@@ -76,6 +78,9 @@ def local_session(
 
     settings = {
         "spark.driver.memory": memory,
+        # never a spark-warehouse/ (or Derby metastore) folder in the caller's working directory
+        "spark.sql.warehouse.dir": str(Path(tempfile.gettempdir()) / f"rmanalytics-spark-warehouse-{os.getuid()}"),
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.level=error -Dderby.system.home={tempfile.gettempdir()}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         "spark.sql.execution.arrow.pyspark.fallback.enabled": "true",
@@ -85,7 +90,6 @@ def local_session(
         "spark.ui.showConsoleProgress": "false",
         "spark.eventLog.enabled": "false",
         "spark.sql.adaptive.enabled": "true",
-        "spark.driver.extraJavaOptions": "-Dlog4j2.level=error",
     }
     settings.update(conf or {})
     builder = SparkSession.builder.master(f"local[{int(cores)}]").appName(app_name)

@@ -11,7 +11,7 @@ Usage::
 
 Removes outputs and execution counts, the per-cell metadata other than ``tags`` (the
 ``parameters`` tag must stay), and run-specific notebook metadata (papermill, widgets, execution
-timing). Keeps the kernelspec (``python3``) and the language name. Writes with nbformat's standard
+timing). Sets the project's kernelspec (``rmanalytics``) and keeps the language name. Writes with nbformat's standard
 layout (1-space indent), the same as JupyterLab, so stripping is idempotent.
 
 Exception: a code cell whose first line is ``# NBVAL_CHECK_OUTPUT`` keeps its outputs (only
@@ -33,6 +33,8 @@ import nbformat
 
 KEEP_CELL_METADATA = ("tags",)
 KEEP_NB_METADATA = ("kernelspec", "language_info")
+#: The project's kernel (rmanalytics.runner.KERNEL_NAME), registered by `rmanalytics kernel`.
+KERNELSPEC = {"display_name": "rmanalytics (.venv)", "language": "python", "name": "rmanalytics"}
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
 
 
@@ -69,6 +71,7 @@ def strip(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     meta = {k: v for k, v in nb.metadata.items() if k in KEEP_NB_METADATA}
     if "language_info" in meta:
         meta["language_info"] = {"name": meta["language_info"].get("name", "python")}
+    meta["kernelspec"] = dict(KERNELSPEC)
     nb.metadata = meta
     return nb
 

@@ -22,11 +22,14 @@ import pandas as pd
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
-                   engine: str = "duckdb") -> pd.DataFrame:
+                   behaviour: bool = True, engine: str = "duckdb") -> pd.DataFrame:
     """P(churn within ``horizon_days``) per customer open at ``as_of`` (see module docstring).
 
-    Returns ``customer_id, p_churn, rm_left, risk_drivers`` (the covariates raising the customer's
-    log-hazard most above the average customer, "name (xhazard ratio)").
+    With ``behaviour`` the monthly behaviour covariates (months since purchase, activity change,
+    AUM trend; :func:`rmanalytics.churn.behaviour_covariates`) enter the model as in notebook 02 and
+    are taken for today's month from data before it. Returns ``customer_id, p_churn, rm_left,
+    risk_drivers`` (the covariates raising the customer's log-hazard most above the average
+    customer, "name (xhazard ratio)").
     """
     from rmanalytics import churn
     from rmanalytics.book.current import rm_lost
@@ -34,8 +37,9 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     as_of = pd.Timestamp(as_of).normalize()
     frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days, time_grid=time_grid,
                                  engine=engine)
-    long = churn.time_varying_frame(frame)
-    covs = list(covariates) + ["rm_left"]
+    monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
+    long = churn.time_varying_frame(frame, monthly=monthly)
+    covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
     model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
         long, "stop", "event", entry_col="start", id_col="customer_id")
     cur = current if current is not None else churn.current_state(tables, as_of, recent_days=lookback_days,
@@ -56,6 +60,13 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     lost = rm_lost(now["customer_id"], tables["assignments"], tables["rms"], as_of)
     now["rm_left"] = now["customer_id"].map(lost).fillna(0).astype(int)
     now.loc[cur["rm_id"].isna().to_numpy(), "rm_left"] = 1
+    if behaviour:  # today's month, from data before it (as the model saw each month)
+        probe = now[["customer_id"]].assign(open_date=now["customer_id"].map(cust["open_date"]),
+                                            entry=now["tenure"], duration=now["tenure"] + 1)
+        mon = churn.behaviour_covariates(tables, probe, engine=engine)
+        mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+        for c in churn.BEHAVIOUR_COVARIATES:
+            now[c] = now["customer_id"].map(mon[c]).fillna(0.0)
     missing = [c for c in covs if c not in now.columns]
     if missing:
         raise ValueError(f"churn_risk_now: covariates {missing} are not available for today's customers")

@@ -164,7 +164,7 @@ def to_grid(days: pd.Series | np.ndarray, time_grid: str = "day", *, how: str = 
     return k * step
 
 
-def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str = "duckdb"):
+def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str | None = None):
     """Window defaults: the first and last transaction day. pandas frames are read directly; Spark
     DataFrames, table names and paths with one MIN/MAX query on ``engine`` (one row collected)."""
     if observation_end is not None and window_start is not None:
@@ -206,7 +206,7 @@ def survival_frame(
     inactivity_days: int = 180,
     lookback_days: int = 90,
     time_grid: str = "day",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """One row per customer for survival analysis of churn (see the module docstring for the rules).
 
@@ -321,8 +321,12 @@ def time_varying_frame(
     duration_col: str = "duration",
     event_col: str = "event",
     entry_col: str = "entry",
+    monthly: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Long (start/stop) frame with a 0/1 covariate that switches on at ``switch_col`` days.
+
+    With ``monthly`` (the output of :func:`behaviour_covariates`) the rows are further split at
+    calendar month starts and carry that month's behaviour covariates (:func:`split_monthly`).
 
     Each customer gets one row ``[entry, duration)`` when the switch does not happen inside
     its follow-up, or two rows ``[entry, s)`` with ``covariate = 0`` and ``[s, duration)`` with
@@ -347,7 +351,164 @@ def time_varying_frame(
     out = pd.concat([first, base], ignore_index=False)
     out["_order"] = out["start"]
     out = out.sort_values([id_col, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    if monthly is not None:
+        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col)
     return out
+
+
+BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
+
+
+def behaviour_sql(*, silence_cap_days: int = 180, recent_days: int = 90, baseline_days: int = 365,
+                  min_exposure_days: int = 90, aum_trend_months: int = 3) -> str:
+    """SQL (DuckDB) for the monthly behaviour covariates of :func:`behaviour_covariates`.
+
+    Inputs: ``grid`` (customer_id, month_start, e = evaluation day, first_day = the earliest day
+    whose data can be seen for the customer, i.e. max(open_date, history_start)), ``transactions``,
+    ``balances``. Purchases are transactions with amount > 0 dated before ``e``; AUM snapshots
+    dated in [month_start - aum_trend_months months - 1 day, month_start).
+    """
+    cap, rd, bd = int(silence_cap_days), int(recent_days), int(baseline_days)
+    lo = max(cap, rd + bd)
+    return f"""
+WITH g AS (
+    SELECT customer_id, CAST(month_start AS DATE) AS month_start, CAST(e AS DATE) AS e,
+           CAST(first_day AS DATE) AS first_day,
+           GREATEST(CAST(e AS DATE) - INTERVAL {rd + bd} DAY, CAST(first_day AS DATE)) AS b0
+    FROM grid
+),
+p AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions WHERE amount > 0),
+pt AS (
+    SELECT g.customer_id, g.month_start, MAX(p.d) AS last_p,
+           SUM(CASE WHEN p.d >= g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_recent,
+           SUM(CASE WHEN p.d >= g.b0 AND p.d < g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_base
+    FROM g JOIN p ON p.customer_id = g.customer_id AND p.d < g.e AND p.d >= g.e - INTERVAL {lo} DAY
+    GROUP BY g.customer_id, g.month_start
+),
+b AS (
+    SELECT g.customer_id, g.month_start,
+           arg_max(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS last_log_aum,
+           arg_min(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS ref_log_aum,
+           COUNT(*) AS n_snap
+    FROM g JOIN balances bl ON bl.customer_id = g.customer_id
+     AND CAST(bl.snapshot_date AS DATE) < g.month_start
+     AND CAST(bl.snapshot_date AS DATE) >= g.month_start - INTERVAL {int(aum_trend_months)} MONTH - INTERVAL 1 DAY
+    GROUP BY g.customer_id, g.month_start
+)
+SELECT g.customer_id, g.month_start, g.e, g.first_day, g.b0, pt.last_p,
+       COALESCE(pt.n_recent, 0) AS n_recent, COALESCE(pt.n_base, 0) AS n_base,
+       b.last_log_aum, b.ref_log_aum, COALESCE(b.n_snap, 0) AS n_snap
+FROM g
+LEFT JOIN pt ON pt.customer_id = g.customer_id AND pt.month_start = g.month_start
+LEFT JOIN b ON b.customer_id = g.customer_id AND b.month_start = g.month_start
+"""
+
+
+def behaviour_covariates(
+    tables: dict[str, Any],
+    frame: pd.DataFrame,
+    *,
+    history_start: str | pd.Timestamp | None = None,
+    silence_cap_days: int = 180,
+    recent_days: int = 90,
+    baseline_days: int = 365,
+    min_exposure_days: int = 90,
+    aum_trend_months: int = 3,
+    engine: str = "duckdb",
+) -> pd.DataFrame:
+    """Monthly behaviour covariates over each customer's follow-up, from data before each month.
+
+    For every customer of ``frame`` (a :func:`survival_frame`) and every calendar month that
+    overlaps its follow-up ``[entry, duration)``, evaluated on day ``e = max(month_start,
+    open_date)`` from data strictly before it (so nothing measured during the time at risk):
+
+    - ``months_since_purchase``: days since the last purchase (amount > 0) before ``e``, capped at
+      ``silence_cap_days``, in units of 30 days; the open day counts as a purchase day. With no
+      purchase visible since ``first_day = max(open_date, history_start)`` it is ``e - first_day``
+      (a lower bound for customers whose history starts before the data);
+    - ``activity_change = log((n_recent + 1) / (rate * recent_days + 1))``: purchases in the
+      ``recent_days`` before ``e`` against the customer's own baseline rate (purchases per day)
+      over ``[max(e - recent_days - baseline_days, first_day), e - recent_days)``; 0 when that
+      baseline spans fewer than ``min_exposure_days`` days (no baseline, no change measured);
+    - ``aum_trend``: log change of month-end AUM from the earliest to the latest snapshot in the
+      ``aum_trend_months`` + 1 month ends before the month (``log(max(aum, 1))``; 0 with fewer
+      than two snapshots).
+
+    ``history_start``: first day of the data (default: the first transaction date). These are the
+    definitions of the synthetic bank's behaviour link (:func:`rmanalytics.synth.generate`), so a
+    Cox model on them recovers its ``closure_behaviour_log_hr`` (with full history). Aggregations run
+    on ``engine``; only the customer x month result reaches pandas.
+
+    Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend.
+    """
+    tx = tables["transactions"]
+    if history_start is None:
+        if isinstance(tx, pd.DataFrame):
+            history_start = pd.Timestamp(tx["date"].min()).normalize()
+        else:
+            history_start = pd.Timestamp(run_sql("SELECT MIN(CAST(date AS DATE)) AS lo FROM transactions",
+                                                 {"transactions": tx}, engine=engine).iloc[0]["lo"])
+    hs = pd.Timestamp(history_start)
+    f = frame[["customer_id", "open_date", "entry", "duration"]]
+    open_ = pd.to_datetime(f["open_date"])
+    first_m = (open_ + pd.to_timedelta(f["entry"], unit="D")).dt.to_period("M")
+    last_m = (open_ + pd.to_timedelta(f["duration"], unit="D") - pd.Timedelta(days=1)).dt.to_period("M")
+    n_m = ((last_m.dt.year - first_m.dt.year) * 12 + (last_m.dt.month - first_m.dt.month) + 1).clip(lower=1)
+    rep = np.repeat(np.arange(len(f)), n_m.to_numpy())
+    k = np.arange(len(rep)) - np.repeat(np.cumsum(n_m.to_numpy()) - n_m.to_numpy(), n_m.to_numpy())
+    m0 = first_m.dt.start_time.to_numpy()[rep].astype("datetime64[M]")
+    month_start = (m0 + k).astype("datetime64[D]").astype("datetime64[ns]")
+    grid = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
+    op = open_.to_numpy()[rep]
+    grid["e"] = np.maximum(grid["month_start"].to_numpy(), op)
+    grid["first_day"] = np.maximum(op, hs.to_datetime64())
+    df = run_sql(behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days,
+                               baseline_days=baseline_days, min_exposure_days=min_exposure_days,
+                               aum_trend_months=aum_trend_months),
+                 {"grid": grid, "transactions": tx, "balances": tables["balances"]}, engine=engine)
+    for c in ("month_start", "e", "first_day", "b0", "last_p"):
+        df[c] = pd.to_datetime(df[c])
+    last = df["last_p"].where(df["last_p"].notna(), df["first_day"])
+    last = last.where(last >= df["first_day"], df["first_day"])
+    days = (df["e"] - last).dt.days.clip(lower=0, upper=silence_cap_days)
+    df["months_since_purchase"] = days.astype(float) / 30.0
+    expo = ((df["e"] - pd.Timedelta(days=recent_days)) - df["b0"]).dt.days
+    ok = expo >= min_exposure_days
+    rate = df["n_base"] / expo.clip(lower=1)
+    df["activity_change"] = np.where(ok, np.log((df["n_recent"] + 1.0) / (rate * recent_days + 1.0)), 0.0)
+    two = df["n_snap"] >= 2
+    df["aum_trend"] = np.where(two, df["last_log_aum"] - df["ref_log_aum"], 0.0)
+    out = df[["customer_id", "month_start", *BEHAVIOUR_COVARIATES]]
+    return out.sort_values(["customer_id", "month_start"], kind="mergesort").reset_index(drop=True)
+
+
+def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "customer_id",
+                  open_col: str = "open_date", event_col: str = "event") -> pd.DataFrame:
+    """Split start/stop rows (days since open) at calendar month starts and attach the monthly
+    covariates of :func:`behaviour_covariates` valid over each piece. The event stays on the piece
+    that ends at the row's stop; other columns are copied."""
+    lg = long.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d)))
+    m = monthly.copy()
+    m["month_start"] = pd.to_datetime(m["month_start"])
+    m["month_next"] = m["month_start"] + pd.offsets.MonthBegin(1)
+    x = lg[["_row", id_col, open_col, "start", "stop"]].merge(m, on=id_col, how="inner")
+    op = pd.to_datetime(x[open_col])
+    a = (x["month_start"] - op).dt.days.astype(float)
+    b = (x["month_next"] - op).dt.days.astype(float)
+    lo, hi = np.maximum(a, x["start"]), np.minimum(b, x["stop"])
+    x = x.assign(_lo=lo, _hi=hi)[hi > lo]
+    missing = set(lg["_row"]) - set(x["_row"])
+    if missing:
+        raise ChurnDataError(f"monthly covariates do not cover {len(missing)} rows of the long frame, e.g. "
+                             f"{lg.loc[lg['_row'].isin(list(missing)[:5]), id_col].tolist()}")
+    x = x.sort_values(["_row", "_lo"], kind="mergesort")
+    covs = [c for c in monthly.columns if c not in (id_col, "month_start")]
+    out = lg.drop(columns=[c for c in covs if c in lg.columns]).merge(
+        x[["_row", "_lo", "_hi", *covs]], on="_row", how="inner")
+    last_piece = out["_hi"] >= out["stop"]
+    out[event_col] = np.where(last_piece, out[event_col], 0).astype(int)
+    out["start"], out["stop"] = out["_lo"], out["_hi"]
+    return out.drop(columns=["_row", "_lo", "_hi"]).reset_index(drop=True)
 
 
 def compress_frame(

@@ -1,4 +1,4 @@
-"""KPIs per RM and period from the contract tables (DOMAIN.md §3).
+"""KPIs per RM and period from the contract tables (docs/domain.md §3).
 
 The heavy aggregation over transactions, balances, assignments and activity runs once, as SQL
 (:func:`rm_month_sql`, DuckDB dialect, transpilable to Spark) at the grain *RM x calendar month*;
@@ -133,7 +133,7 @@ mon AS (
 asg_month AS (
     SELECT a.customer_id, a.rm_id, m.month_start,
            a.share * date_diff('day', GREATEST(a.start_date, m.month_start), LEAST(a.end_date, m.month_end))
-               / m.days AS w
+               / NULLIF(m.days, 0) AS w
     FROM asg a JOIN mon m ON a.start_date < m.month_end AND a.end_date > m.month_start
 ),
 bal AS (
@@ -160,7 +160,7 @@ book_size AS (
 ),
 fam AS (
     SELECT product_family,
-           CASE WHEN SUM(t.amount) > 0 THEN SUM({fee}) / SUM(t.amount) ELSE 0.0 END AS fee_rate
+           CASE WHEN SUM(t.amount) > 0 THEN SUM({fee}) / NULLIF(SUM(t.amount), 0) ELSE 0.0 END AS fee_rate
     FROM transactions t WHERE t.amount > 0 GROUP BY product_family
 ),
 fees AS (
@@ -270,7 +270,7 @@ def _is_pandas(*frames: Any) -> bool:
     return all(isinstance(f, pd.DataFrame) for f in frames)
 
 
-def _data_range(tables: dict[str, Any], engine: str = "duckdb") -> tuple[pd.Timestamp, pd.Timestamp]:
+def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
     """First and last date of the data (days). pandas frames are read directly; Spark DataFrames,
     table names and paths with a MIN/MAX query run by ``engine`` (only one row is collected)."""
     names = ("transactions", "balances", "rm_activity")
@@ -291,7 +291,7 @@ def _data_range(tables: dict[str, Any], engine: str = "duckdb") -> tuple[pd.Time
 REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
 
 
-def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str = "duckdb",
+def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str | None = None,
                       effective_window_days: int = 90) -> pd.DataFrame:
     """Run :func:`rm_month_sql` on the contract tables: one row per RM and calendar month.
 
@@ -341,7 +341,7 @@ def kpi_table(
     monthly: pd.DataFrame | None = None,
     start=None,
     end=None,
-    engine: str = "duckdb",
+    engine: str | None = None,
     effective_window_days: int = 90,
 ) -> pd.DataFrame:
     """KPIs per RM and period (see :data:`KPI_DEFINITIONS` for formulas and units).
@@ -455,7 +455,7 @@ ORDER BY p.period, segment
 
 
 def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
-                      engine: str = "duckdb") -> pd.DataFrame:
+                      engine: str | None = None) -> pd.DataFrame:
     """Fee income (currency), transaction volume and active customers per segment and period.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment

@@ -1,6 +1,6 @@
 """RM scorecard: configuration, scoring, rating with one-vote veto, roll-up and review cycles.
 
-The configuration (YAML, default ``params/scorecards/default.yaml``) defines the dimensions (DOMAIN.md §3:
+The configuration (YAML, default ``params/scorecards/default.yaml``) defines the dimensions (docs/domain.md §3:
 business contribution, customer management, risk & compliance, teamwork & growth), their KPIs,
 directions, weights, scoring rules, veto rules, rating bands and bonus coefficients.
 
@@ -31,33 +31,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.kpi.measures import KPI_DEFINITIONS
-from rmanalytics.labels import register
 
 RATINGS = ("excellent", "good", "qualified", "needs_improvement")
 ORG_LEVELS = ("outlet", "sub_branch", "tier2_branch", "tier1_branch")
 _OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le, "==": operator.eq}
 
-register({
-    "excellent": {"en": "Excellent", "zh": "优秀"},
-    "good": {"en": "Good", "zh": "良好"},
-    "qualified": {"en": "Qualified", "zh": "合格"},
-    "needs_improvement": {"en": "Needs improvement", "zh": "待改进"},
-    "business_contribution": {"en": "Business contribution", "zh": "业绩贡献"},
-    "customer_management": {"en": "Customer management", "zh": "客户经营"},
-    "risk_compliance": {"en": "Risk & compliance", "zh": "风险合规"},
-    "teamwork_growth": {"en": "Teamwork & growth", "zh": "团队协作与成长"},
-    "book": {"en": "Book (portfolio)", "zh": "客户组合"},
-    "market": {"en": "Market", "zh": "市场"},
-    "rm": {"en": "RM", "zh": "客户经理"},
-    "volume": {"en": "Volume", "zh": "规模"},
-    "mix": {"en": "Mix", "zh": "结构"},
-    "rate": {"en": "Rate", "zh": "费率"},
-    "joined_left": {"en": "Joined/left", "zh": "新入/离职"},
-    "fee_income": {"en": "Fee income", "zh": "中间业务收入"},
-    "base": {"en": "Base", "zh": "基期"},
-    "current": {"en": "Current", "zh": "本期"},
-    "total": {"en": "Total change", "zh": "总变化"},
-})
 
 _TOL = 1e-9
 
@@ -366,7 +344,7 @@ def _prev_quarter(label: str) -> str:
 
 
 def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
-    """Quarterly review flags per RM (DOMAIN.md §3 "Cycle").
+    """Quarterly review flags per RM (docs/domain.md §3 "Cycle").
 
     ``two_consecutive_excellent``: rated excellent in this and the immediately preceding quarter
     (priority for high-end client resources). ``needs_improvement``: rated needs improvement

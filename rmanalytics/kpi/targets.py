@@ -1,6 +1,6 @@
 """Target decomposition: an annual target into monthly milestones with quarterly sprints.
 
-DOMAIN.md §3 (001 §三(四)): "10 million of new deposits a year = 800 thousand a month plus a
+docs/domain.md §3 (001 §三(四)): "10 million of new deposits a year = 800 thousand a month plus a
 1.6 million quarterly sprint". Those figures do not add up to 10 million (12 x 0.8 + 4 x 1.6 =
 16), so the split is a parameter that always closes: a share ``base_share`` of the annual target
 is spread evenly over the 12 months (the monthly milestone) and the remaining ``1 - base_share``

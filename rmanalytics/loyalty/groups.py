@@ -107,7 +107,7 @@ def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame,
     return total.reset_index()[["date", "actual", "predicted", "period"]]
 
 
-def load_segments(segments_path: str | None, tables: dict, *, observation_end, engine: str = "duckdb",
+def load_segments(segments_path: str | None, tables: dict, *, observation_end, engine: str | None = None,
                   lang: str = "en") -> tuple[pd.DataFrame, str]:
     """Segments, lifecycle stages and tiers per customer, and where they came from.
 

@@ -7,22 +7,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from rmanalytics.labels import register
-
-register(
-    {
-        "loyalty_score": {"en": "Loyalty score", "zh": "忠诚度得分"},
-        "p_alive": {"en": "P(alive)", "zh": "存活概率"},
-        "clv": {"en": "Customer lifetime value", "zh": "客户终身价值"},
-        "clv_decile": {"en": "CLV decile", "zh": "客户终身价值十分位"},
-        "expected_purchases": {"en": "Expected purchases", "zh": "预期交易次数"},
-        "expected_value": {"en": "Expected average value", "zh": "预期平均交易额"},
-        "holdout_errors": {"en": "Holdout errors", "zh": "留出期误差"},
-        "calibration": {"en": "Calibration", "zh": "校准期"},
-        "holdout": {"en": "Holdout", "zh": "留出期"},
-    }
-)
-
 
 def p_alive_matrix(model, *, max_frequency: int | None = None, T: float | None = None,
                    n_recency: int = 20, summary: pd.DataFrame | None = None) -> pd.DataFrame:

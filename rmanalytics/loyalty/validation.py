@@ -91,7 +91,7 @@ GROUP BY d.day
 
 def tracking(model, cal_holdout: pd.DataFrame, transactions: Any, *, calibration_end: Any, observation_end: Any,
              time_unit_days: float = 7.0, step_days: int = 7, refunds: str = "include",
-             engine: str = "duckdb") -> pd.DataFrame:
+             engine: str | None = None) -> pd.DataFrame:
     """Cumulative repeat purchases of the calibration cohort, actual vs predicted, by calendar day.
 
     Predicted: ``Σ_i E[X(s - first_i)]`` (BG/NBD unconditional expectation for each customer's age),

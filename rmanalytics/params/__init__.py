@@ -307,7 +307,7 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
     if params.lang == "zh":
         from rmanalytics.labels import use_cjk_fonts
 
-        use_cjk_fonts()
+        use_cjk_fonts(params.font)
     if params.engine == "spark":  # the active SparkSession (cluster or notebook), else a local one
         from rmanalytics.spark import ensure_session
 

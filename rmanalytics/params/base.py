@@ -32,6 +32,11 @@ class NotebookParams(BaseModel):
     output_dir: str | None = Field(
         None, description="Where tables, metrics and figures go; the runner sets the run folder. None: do not write."
     )
+    currency: str = Field("CNY", min_length=1, max_length=12,
+                          description="Currency of money amounts in reports (CNY is shown as 元 in Chinese).")
+    font: str | None = Field(
+        None, description="Chinese font file or folder for figures; default: RMANALYTICS_FONT, then the system's fonts."
+    )
 
     @classmethod
     def from_mapping(cls, values: dict) -> "NotebookParams":

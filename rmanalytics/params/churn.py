@@ -36,6 +36,20 @@ class ChurnParams(NotebookParams):
                           "None: segment by customer_type and value tier from AUM at the landmark. Caution: 01 segments are "
                           "measured at the observation end, after the churn outcomes, so they leak the outcome into "
                           "retention curves and the hold-out baseline; run-all does not pass them.")
+    behaviour: bool = Field(
+        True, description="Add the monthly behaviour covariates (months since purchase, activity change, AUM trend; "
+                          "measured before each month) to the Cox model with RM turnover.")
+    warning_families: list[str] = Field(default_factory=lambda: ["wealth"],
+                                        description="Product families of the no-purchase warning rule (seed 000).")
+    warning_silent_months: int = Field(3, ge=1, description="Months without a purchase of a watched family (seed 000).")
+    warning_lookback_months: int = Field(
+        12, ge=1, description="The customer must have bought the family in this many months before the silent period.")
+    warning_activity_drop: float = Field(0.30, gt=0, le=1, description="Activity drop vs own baseline that warns (seed 002).")
+    audit_horizons: list[int] = Field(default_factory=lambda: [90, 180],
+                                      description="Horizons in days over which the warning audit counts closures.")
+    audit_as_of: dt.date | None = Field(
+        None, description="Hold-out date of the warning audit (rules see data up to it); default: the last month end "
+                          "leaving the longest audit horizon observed.")
     worklist_top_n: int = Field(10, gt=0, description="Customers per RM in the retention worklist.")
     value_col: Literal["aum", "tx_fee", "tx_amount"] = Field(
         "aum", description="Value at stake per customer in the worklist (currency).")
@@ -44,4 +58,6 @@ class ChurnParams(NotebookParams):
     def _check(self) -> "ChurnParams":
         if self.window_start is not None and self.observation_end is not None and self.window_start >= self.observation_end:
             raise ValueError("window_start must be before observation_end")
+        if not self.audit_horizons or min(self.audit_horizons) <= 0:
+            raise ValueError("audit_horizons must be positive day counts")
         return self

@@ -15,7 +15,7 @@ class KpiParams(NotebookParams):
     scorecard_config_path: str = Field(
         "params/scorecards/default.yaml",
         description="Scorecard config YAML (dimensions, KPIs, weights, rules, veto, bands, bonus); a relative "
-                    "path is looked up from the working directory, then from the repository root.")
+                    "path is looked up in the working folder, the project folder, then the packaged defaults.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
     effective_window_days: int = Field(
         90, ge=1, description="A new customer is 'effective' with a positive transaction within this many days.")

@@ -1,7 +1,7 @@
 """Parameters of notebook `01_segmentation`: RFM scoring, segment, lifecycle and tier rules,
 nine-grid bands and early-warning thresholds.
 
-Every threshold from the bank's documents (DOMAIN.md §1-2) is a default here, never a constant
+Every threshold from the bank's documents (docs/domain.md §1-2) is a default here, never a constant
 in code: 72 hours / 3 months / 1 year lifecycle boundaries, the 30% activity drop, 3 months
 without a wealth-product purchase. Rule sets use the rule language of
 :mod:`rmanalytics.rfm.rules` (ordered, first match wins, explicit default label).

@@ -1,5 +1,5 @@
 """Customer value segmentation: RFM and BTYD summaries, scores, segments, lifecycle stages,
-service tiers, the nine-grid, early warning, segment profiles and plots (DOMAIN.md §1-2).
+service tiers, the nine-grid, early warning, segment profiles and plots (docs/domain.md §1-2).
 
 The heavy aggregations (:func:`rfm_table`, :func:`btyd_summary`, :func:`calibration_holdout`,
 :func:`activity_change`, :func:`silent_families`, :func:`latest_balances`) run as SQL through
@@ -9,7 +9,7 @@ The heavy aggregations (:func:`rfm_table`, :func:`btyd_summary`, :func:`calibrat
 from rmanalytics.rfm.lifecycle import STAGES, activity_change, lifecycle_stages
 from rmanalytics.rfm.ninegrid import GridCell, band, cell_summary, default_cells, grid_cells, nine_grid
 from rmanalytics.rfm.pipeline import segment_snapshot
-from rmanalytics.rfm.plots import migration_heatmap, nine_grid_plot, rf_heatmap, segment_bars
+from rmanalytics.rfm.plots import plot_migration_heatmap, plot_nine_grid, plot_rf_heatmap, plot_segment_bars
 from rmanalytics.rfm.profile import migration_matrix, segment_profile
 from rmanalytics.rfm.rules import Condition, Rule, apply_rules, rule, rules_table
 from rmanalytics.rfm.scores import BinsCollapsedWarning, rfm_scores
@@ -22,8 +22,8 @@ from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families
 __all__ = [
     "STAGES", "SEGMENTS", "TIERS", "BinsCollapsedWarning", "Condition", "Rule",
     "GridCell", "activity_change", "apply_rules", "band", "cell_summary", "default_cells", "grid_cells", "btyd_summary", "calibration_holdout", "early_warnings",
-    "findings_frame", "latest_balances", "lifecycle_stages", "localize", "migration_heatmap", "migration_matrix",
-    "nine_grid", "nine_grid_plot", "percentile_rank", "primary_rm", "rf_heatmap", "rfm_scores", "rfm_segments",
-    "rfm_table", "rule", "rules_table", "segment_bars", "segment_profile", "segment_snapshot", "service_tiers",
+    "findings_frame", "latest_balances", "lifecycle_stages", "localize", "plot_migration_heatmap", "migration_matrix",
+    "nine_grid", "plot_nine_grid", "percentile_rank", "primary_rm", "plot_rf_heatmap", "rfm_scores", "rfm_segments",
+    "rfm_table", "rule", "rules_table", "plot_segment_bars", "segment_profile", "segment_snapshot", "service_tiers",
     "silent_families", "standard_rules", "wallet_share_proxy",
 ]

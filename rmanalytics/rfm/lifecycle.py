@@ -1,7 +1,7 @@
 """Lifecycle stages (新客培育期 / 成长爆发期 / 成熟稳定期 / 衰退预警期) from tenure and activity change.
 
 Stages are assigned by the rules in :class:`rmanalytics.params.segmentation.LifecycleParams`
-(first match wins). Defaults (DOMAIN.md §1, seed 002): decline warning when activity is down
+(first match wins). Defaults (docs/domain.md §1, seed 002): decline warning when activity is down
 >= 30% against the customer's own trailing baseline; new for tenure <= 90 days (3 months);
 growth 91-364 days; mature from 365 days (1 year). The first 72 hours after opening are flagged
 (``onboarding``) as the new-customer contact window.
@@ -24,21 +24,12 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import register
 from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs, _scan_findings, _window
 
 STAGES = ("new", "growth", "mature", "decline_warning")
 
 # label keys are namespaced ("stage:growth") because service tiers also have a "growth"
-register({
-    "stage:new": {"en": "New (nurturing)", "zh": "新客培育期"},
-    "stage:growth": {"en": "Growth", "zh": "成长爆发期"},
-    "stage:mature": {"en": "Mature", "zh": "成熟稳定期"},
-    "stage:decline_warning": {"en": "Decline warning", "zh": "衰退预警期"},
-    "stage:other": {"en": "Other", "zh": "其他"},
-    "lifecycle_stage": {"en": "Lifecycle stage", "zh": "生命周期阶段"},
-})
 
 
 def activity_sql(window: str, recent_start: dt.date, baseline_start: dt.date) -> str:
@@ -69,7 +60,7 @@ def activity_change(
     date_col: str = "date",
     amount_col: str = "amount",
     refunds: str = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """Recent vs trailing-baseline activity per customer (see module docstring).
 

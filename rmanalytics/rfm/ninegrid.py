@@ -1,6 +1,6 @@
 """The customer nine-grid (客户九宫格): customers and value per cell of two banded attributes.
 
-Default (DOMAIN.md §1, seed 001): AUM band (mass < 500k <= affluent < 6M <= private, currency)
+Default (docs/domain.md §1, seed 001): AUM band (mass < 500k <= affluent < 6M <= private, currency)
 x risk level (1-2 low, 3 mid, 4-5 high). Any two columns work: numeric ones with edges (bands
 left-inclusive [edge_k, edge_k+1)), categorical ones (e.g. ``industry``) with ``edges: null``.
 Missing values go to an explicit ``"unknown"`` band (the cells of a "3 x 3" grid may thus be more
@@ -13,18 +13,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from rmanalytics.labels import register
-
-register({
-    "aum_mass": {"en": "AUM < 500k", "zh": "资产50万以下"},
-    "aum_affluent": {"en": "AUM 500k-6M", "zh": "资产50万-600万"},
-    "aum_private": {"en": "AUM >= 6M", "zh": "资产600万以上"},
-    "risk_low": {"en": "Risk low (1-2)", "zh": "低风险(1-2)"},
-    "risk_mid": {"en": "Risk mid (3)", "zh": "中风险(3)"},
-    "risk_high": {"en": "Risk high (4-5)", "zh": "高风险(4-5)"},
-    "unknown": {"en": "Unknown", "zh": "未知"},
-})
 
 
 def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None) -> pd.Series:

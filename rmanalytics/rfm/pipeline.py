@@ -24,7 +24,7 @@ def segment_snapshot(
     customers: pd.DataFrame | None = None,
     balances: Any = None,
     params: Any = None,
-    engine: str = "duckdb",
+    engine: str | None = None,
     quiet: bool = False,
 ) -> pd.DataFrame:
     """RFM table, scores, segment, lifecycle stage, value and service tier per customer.

@@ -22,29 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.labels import register, relabel
+from rmanalytics.labels import relabel
 from rmanalytics.rfm.rules import Rule, apply_rules
 
 SEGMENTS = ("champions", "loyal", "potential_loyalist", "new_customers", "promising", "need_attention",
             "about_to_sleep", "at_risk", "cant_lose", "hibernating", "lost")
-
-SEGMENT_LABELS = {
-    "champions": {"en": "Champions", "zh": "冠军客户"},
-    "loyal": {"en": "Loyal", "zh": "忠诚客户"},
-    "potential_loyalist": {"en": "Potential loyalist", "zh": "潜力忠诚客户"},
-    "new_customers": {"en": "New customers", "zh": "新客户"},
-    "promising": {"en": "Promising", "zh": "有希望客户"},
-    "need_attention": {"en": "Need attention", "zh": "需关注客户"},
-    "about_to_sleep": {"en": "About to sleep", "zh": "即将沉睡客户"},
-    "at_risk": {"en": "At risk", "zh": "高危客户"},
-    "cant_lose": {"en": "Can't lose them", "zh": "不能失去的客户"},
-    "hibernating": {"en": "Hibernating", "zh": "休眠客户"},
-    "lost": {"en": "Lost", "zh": "流失客户"},
-    "other": {"en": "Other", "zh": "其他"},
-}
-# label keys are namespaced: "segment:champions"
-register({f"segment:{k}": v for k, v in SEGMENT_LABELS.items()})
-register({"segment": {"en": "Segment", "zh": "客户分群"}})
 
 
 def localize(values: pd.Series, kind: str, lang: str = "en") -> pd.Series:

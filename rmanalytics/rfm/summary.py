@@ -40,7 +40,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import Source, _scan_expr, connect, run_sql
+from rmanalytics.engine import Source, _scan_expr, connect, resolve_engine, run_sql
 
 Refunds = Literal["include", "exclude", "error"]
 REFUND_OPTIONS = ("include", "exclude", "error")
@@ -168,8 +168,9 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
 
 
 def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
-            extra: tuple[str, ...] = (), con: Any = None, engine: str = 'duckdb') -> tuple[dict[str, Any], str]:
+            extra: tuple[str, ...] = (), con: Any = None, engine: str | None = None) -> tuple[dict[str, Any], str]:
     """Checked inputs for run_sql and the SQL of the normalised relation (customer_id, date, amount)."""
+    engine = resolve_engine(engine, transactions)
     if isinstance(transactions, pd.DataFrame):
         frame = _prepare_frame(transactions, customer_col, date_col, amount_col, extra)
         extras = "".join(f", {_q(c)}" for c in extra)
@@ -200,7 +201,7 @@ def _findings_sql(base: str, end: dt.date) -> str:
 
 
 def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
-                   con=None, engine: str = "duckdb", cols: tuple[str, str, str] = ("customer_id", "date", "amount")
+                   con=None, engine: str | None = None, cols: tuple[str, str, str] = ("customer_id", "date", "amount")
                    ) -> tuple[dt.date, list[dict]]:
     """Run the findings scan; resolve observation_end; raise on null ids/dates/amounts,
     refunds='error' or an impossible end. ``cols``: the input's column names, for messages."""
@@ -208,7 +209,7 @@ def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, re
         raise ValueError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
     probe_end = end or dt.date(9999, 12, 31)  # no end: every row is in the window
     f = run_sql(_findings_sql(base, probe_end), inputs, engine=engine,
-                con=con if engine == "duckdb" else None).iloc[0]
+                con=con if resolve_engine(engine, inputs) == "duckdb" else None).iloc[0]
     where = "" if isinstance(inputs.get("src"), pd.DataFrame) else f" ({inputs.get('src')})"
     for key, col, what in (("n_null_id", cols[0], "null customer id(s)"), ("n_null_date", cols[1], "null date(s)"),
                            ("n_null_amount", cols[2], "null/NaN amount(s)")):
@@ -383,7 +384,7 @@ def rfm_table(
     amount_col: str = "amount",
     frequency: Literal["transactions", "days"] = "transactions",
     refunds: Refunds = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
     output: str | os.PathLike | None = None,
     con: Any = None,
 ) -> pd.DataFrame | Path:
@@ -447,7 +448,7 @@ def btyd_summary(
     amount_col: str = "amount",
     time_unit_days: float = 1.0,
     refunds: Refunds = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
     output: str | os.PathLike | None = None,
     con: Any = None,
 ) -> pd.DataFrame | Path:
@@ -501,7 +502,7 @@ def calibration_holdout(
     amount_col: str = "amount",
     time_unit_days: float = 1.0,
     refunds: Refunds = "include",
-    engine: str = "duckdb",
+    engine: str | None = None,
     output: str | os.PathLike | None = None,
     con: Any = None,
 ) -> pd.DataFrame | Path:

@@ -1,7 +1,7 @@
 """Service tiers (战略级 / 成长级 / 基础级 / 关注级) from scores, segment, lifecycle, value and tags.
 
 Tiers follow the rules in :class:`rmanalytics.params.segmentation.TierParams` (first match
-wins, default "basic"). Defaults (DOMAIN.md §1, seed 002):
+wins, default "basic"). Defaults (docs/domain.md §1, seed 002):
 
 1. attention (关注级): churn warning (decline_warning stage) or a lapsing segment still worth
    winning back (at_risk, cant_lose, about_to_sleep) — needs re-activation;
@@ -18,21 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.labels import register
 from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.value import percentile_rank
 
 TIERS = ("strategic", "growth", "basic", "attention")
 
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
-register({
-    "tier:strategic": {"en": "Strategic", "zh": "战略级"},
-    "tier:growth": {"en": "Growth", "zh": "成长级"},
-    "tier:basic": {"en": "Basic", "zh": "基础级"},
-    "tier:attention": {"en": "Attention", "zh": "关注级"},
-    "tier:other": {"en": "Other", "zh": "其他"},
-    "tier": {"en": "Service tier", "zh": "服务层级"},
-})
 
 
 def service_tiers(customers: pd.DataFrame, *, params: Any = None, value_col: str = "value") -> pd.DataFrame:

@@ -31,7 +31,7 @@ SELECT b.* FROM b JOIN last l
 """
 
 
-def latest_balances(balances: Any, *, observation_end: Any, engine: str = "duckdb") -> pd.DataFrame:
+def latest_balances(balances: Any, *, observation_end: Any, engine: str | None = None) -> pd.DataFrame:
     """Each customer's latest snapshot on or before ``observation_end`` (AUM etc. in currency).
 
     ``balances``: contract balances as a DataFrame or Parquet/CSV path; with ``engine="spark"``

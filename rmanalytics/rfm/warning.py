@@ -1,6 +1,6 @@
 """Early warning (预警): customers to re-activate, as a per-RM worklist sorted by value at stake.
 
-Signals (DOMAIN.md §2; thresholds from :class:`WarningParams`):
+Signals (docs/domain.md §2; thresholds from :class:`WarningParams`):
 
 - ``no_purchase:<family>``: the customer bought the product family (default ``wealth``) in the
   ``lookback_months`` before the silent period but not in the last ``silent_months`` calendar
@@ -22,13 +22,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.labels import register
 from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs
-
-register({
-    "activity_drop": {"en": "Activity down vs own baseline", "zh": "活跃度较自身基线下降"},
-    "no_purchase:wealth": {"en": "No wealth-product purchase", "zh": "连续未购买理财产品"},
-})
 
 
 def family_last_purchase_sql(window: str, families: list[str], end_literal: str) -> str:
@@ -45,7 +39,7 @@ GROUP BY customer_id, product_family
 
 def silent_families(transactions: Any, *, observation_end: Any, families: list[str] | tuple[str, ...] = ("wealth",),
                     silent_months: int = 3, lookback_months: int = 12, customer_col: str = "customer_id",
-                    date_col: str = "date", amount_col: str = "amount", engine: str = "duckdb") -> pd.DataFrame:
+                    date_col: str = "date", amount_col: str = "amount", engine: str | None = None) -> pd.DataFrame:
     """Customers with no purchase of a watched family in the last ``silent_months`` months who
     bought it in the ``lookback_months`` before that.
 
@@ -91,7 +85,7 @@ def early_warnings(
     balances_latest: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     params: Any = None,
-    engine: str = "duckdb",
+    engine: str | None = None,
 ) -> pd.DataFrame:
     """The early-warning worklist: one row per customer with at least one signal.
 

@@ -1,7 +1,8 @@
 """Synthetic bank with known ground truth (:func:`generate`) and exact process simulators.
 
 - :func:`generate` / :class:`SynthBank` / :class:`Truth`: all seven contract tables plus the true
-  parameters (BG/NBD, Gamma-Gamma, Weibull PH closure, RM driver effects, market index).
+  parameters (BG/NBD, Gamma-Gamma, Weibull PH closure with the behaviour link, RM driver effects,
+  market index).
 - :func:`write` / :func:`read_truth`: Parquet tables + ``truth.json``.
 - Building blocks: :func:`simulate_bgnbd`, :func:`simulate_bgnbd_transactions`,
   :func:`bgnbd_expected_frequency`, :func:`simulate_gamma_gamma`, :func:`simulate_weibull_ph`.
@@ -12,6 +13,7 @@ from rmanalytics.synth.bank import COMPONENTS, SynthBank, Truth, generate, main,
 from rmanalytics.synth.processes import (
     bgnbd_core,
     bgnbd_expected_frequency,
+    piecewise_ph_invert,
     simulate_bgnbd,
     simulate_bgnbd_transactions,
     simulate_gamma_gamma,
@@ -22,5 +24,5 @@ from rmanalytics.synth.processes import (
 __all__ = [
     "COMPONENTS", "SynthBank", "Truth", "generate", "main", "read_truth", "write",
     "bgnbd_core", "bgnbd_expected_frequency", "simulate_bgnbd", "simulate_bgnbd_transactions",
-    "simulate_gamma_gamma", "simulate_weibull_ph", "weibull_ph_invert",
+    "simulate_gamma_gamma", "simulate_weibull_ph", "weibull_ph_invert", "piecewise_ph_invert",
 ]

@@ -280,3 +280,50 @@ def simulate_weibull_ph(
     lin = X @ np.asarray(beta, dtype=float).reshape(-1)
     E = rng.exponential(1.0, size=X.shape[0])
     return weibull_ph_invert(E, lin, shape, scale, switch_times, switch_beta)
+
+
+def piecewise_ph_invert(
+    R: np.ndarray,
+    seg_owner: np.ndarray,
+    seg_start: np.ndarray,
+    seg_stop: np.ndarray,
+    seg_log_mult: np.ndarray,
+    shape: float,
+    scale: float,
+) -> np.ndarray:
+    """Event times solving ``H(t) = R`` for a Weibull PH hazard with a piecewise-constant multiplier.
+
+    Each customer ``i`` owns consecutive segments ``[seg_start, seg_stop)`` (rows grouped by
+    ``seg_owner`` in increasing time, contiguous, the last one may end at ``inf``) with hazard
+    ``exp(seg_log_mult) * h0(t)``, ``H0(t) = (t / scale) ** shape``; ``R[i]`` is the cumulative hazard
+    still to be accumulated from the start of the customer's first segment (``Exp(1)`` draws, or what
+    is left of them). Returns the time (unit of ``scale``) at which it is reached; ``inf`` when the
+    segments end first; the first segment start when ``R <= 0``. Exact and vectorised.
+    """
+    R = np.asarray(R, dtype=float)
+    n = len(R)
+    seg_owner = np.asarray(seg_owner, dtype=np.int64)
+    mult = np.exp(np.asarray(seg_log_mult, dtype=float))
+    h0 = lambda t: np.power(np.maximum(t, 0.0) / scale, shape)  # noqa: E731
+    with np.errstate(over="ignore", invalid="ignore"):
+        dH = mult * (np.where(np.isfinite(seg_stop), h0(seg_stop), np.inf) - h0(seg_start))
+    cnt = np.bincount(seg_owner, minlength=n)
+    first = np.cumsum(cnt) - cnt
+    dH_fin = np.where(np.isfinite(dH), dH, 0.0)
+    cs = np.cumsum(dH_fin)
+    base = np.where(first > 0, cs[np.maximum(first - 1, 0)], 0.0)
+    cum_before = cs - base[seg_owner] - dH_fin  # cumulative hazard at each segment's start
+    cum_after = np.where(np.isfinite(dH), cum_before + dH_fin, np.inf)
+    reach = cum_after >= R[seg_owner]
+    # first segment per owner in which R is reached
+    idx = np.where(reach, np.arange(len(seg_owner)), len(seg_owner))
+    k = np.full(n, len(seg_owner))
+    np.minimum.at(k, seg_owner, idx)
+    out = np.full(n, np.inf)
+    ok = k < len(seg_owner)
+    kk = k[ok]
+    rest = np.maximum(R[ok] - cum_before[kk], 0.0)
+    out[ok] = scale * np.power(h0(seg_start[kk]) + rest / mult[kk], 1.0 / shape)
+    none = R <= 0
+    out[none & (cnt > 0)] = seg_start[first[none & (cnt > 0)]]
+    return out

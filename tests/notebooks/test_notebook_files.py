@@ -1,7 +1,7 @@
 """The committed notebooks and parameter files follow the convention (no kernel needed).
 
 - committed notebooks have no outputs (``python tools/strip_notebooks.py`` strips them);
-- kernelspec ``python3``, a first markdown cell, cell 2 tagged ``parameters`` declaring exactly the
+- kernelspec ``rmanalytics``, a first markdown cell, cell 2 tagged ``parameters`` declaring exactly the
   model's fields with the model's defaults, cell 3 validating through ``load_params``;
 - every YAML file in ``params/`` named ``<notebook>[.<variant>].yaml`` validates against its
   notebook's model (unknown keys, wrong types and impossible values fail).
@@ -49,7 +49,7 @@ def test_committed_without_outputs(path):
 def test_notebook_convention(path):
     nb = nbformat.read(path, as_version=4)
     name = path.stem
-    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "rmanalytics"
     assert nb.cells[0].cell_type == "markdown"
     params_cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params_cells) == 1 and nb.cells[1] is params_cells[0], "cell 2 must be the only 'parameters' cell"

@@ -224,7 +224,8 @@ def test_recovers_synth_bank_truth_including_rm_turnover():
     from rmanalytics.churn import survival_frame
     from rmanalytics.synth.bank import generate
 
-    bank = generate(n_customers=8000, n_rms=60, seed=3)
+    # the independent world: static + rm_left hazard only (behaviour effects: test_churn_behaviour.py)
+    bank = generate(n_customers=8000, n_rms=60, seed=3, behaviour_link=0)
     f = survival_frame(bank.tables, lookback_days=0, time_grid="week")
     f["cross_border"] = (f["scenario"] == "cross_border_ecommerce").astype(int)
     long = time_varying_frame(f)

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from rmanalytics.churn import ChurnModel
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
                                         integrated_brier_score, ph_check, ph_narrative)
-from rmanalytics.churn.plots import calibration_plot, forest_plot, km_plot, risk_distribution
+from rmanalytics.churn.plots import plot_calibration, plot_hazard_ratios, plot_km, plot_risk_distribution
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.worklist import retention_worklist
 from rmanalytics.privacy import mask_id
@@ -89,7 +89,7 @@ def test_evaluate_holdout_model_beats_baseline(book):
     assert tab.loc["model", "integrated_brier_score"] <= tab.loc["baseline (KM by segment)", "integrated_brier_score"] + 1e-3
     assert tab.loc["model", "mean_predicted"] == pytest.approx(tab.loc["model", "observed_churn"], abs=0.03)
     assert len(res["calibration"]["model"]) == 10
-    assert isinstance(calibration_plot(res["calibration"], horizon_days=180), Figure)
+    assert isinstance(plot_calibration(res["calibration"], horizon_days=180), Figure)
 
 
 def test_ph_check_and_narrative(book):
@@ -140,7 +140,7 @@ def test_worklist_ranked_and_masked(book):
 
 def test_plots_return_figures(book):
     m = ChurnModel(covariates=["customer_type", "risk_level"]).fit(book, entry_col="entry")
-    assert isinstance(km_plot(km_by_group(book, "customer_type")), Figure)
-    assert isinstance(forest_plot(m), Figure)
+    assert isinstance(plot_km(km_by_group(book, "customer_type")), Figure)
+    assert isinstance(plot_hazard_ratios(m), Figure)
     p = m.predict_churn_probability(book.head(200), 180)
-    assert isinstance(risk_distribution(p, book.head(200)["segment"]), Figure)
+    assert isinstance(plot_risk_distribution(p, book.head(200)["segment"]), Figure)

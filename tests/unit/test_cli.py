@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 import time
 import types
 
@@ -119,9 +120,36 @@ def test_synth_forwards_arguments(monkeypatch):
     assert seen["argv"] == ["--customers", "50", "--out", "x", "--seed", "3"]
 
 
-def test_kernel_command(monkeypatch):
+def test_kernel_command(monkeypatch, tmp_path):
+    import rmanalytics.runner as runner
+
     seen = {}
-    monkeypatch.setattr(subprocess, "call", lambda cmd: seen.setdefault("cmd", cmd) and 0)
+
+    def fake_install(kernel_name, *, user=False, display_name=None):
+        seen.update(name=kernel_name, user=user, display_name=display_name)
+        return tmp_path
+
+    monkeypatch.setattr(runner, "install_kernel", fake_install)
     assert cli.main(["kernel"]) == 0
-    assert seen["cmd"][:4] == [sys.executable, "-m", "ipykernel", "install"]
-    assert "--sys-prefix" in seen["cmd"] and seen["cmd"][seen["cmd"].index("--name") + 1] == "python3"
+    assert seen == {"name": "rmanalytics", "user": False, "display_name": None}
+
+
+def test_kernel_display_name_names_the_project_and_environment():
+    import rmanalytics.runner as runner
+
+    assert runner.kernel_display_name() == f"rmanalytics ({Path(sys.prefix).name})"
+
+
+def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path, capsys):
+    dest = tmp_path / "proj"
+    assert cli.main(["init", str(dest)]) == 0
+    assert (dest / "README.md").is_file()
+    assert sorted(p.name for p in (dest / "notebooks").glob("*.ipynb"))[:2] == ["00_data_overview.ipynb",
+                                                                             "01_segmentation.ipynb"]
+    assert (dest / "params" / "01_segmentation.yaml").is_file()
+    assert (dest / "params" / "scorecards" / "default.yaml").is_file()
+    assert (dest / "data" / "sample" / "transactions.parquet").is_file() or \
+        (dest / "data" / "sample" / "transactions.csv").is_file()
+    assert cli.main(["init", str(dest)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert cli.main(["init", str(dest), "--force"]) == 0

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import sqlglot
 
-from rmanalytics.engine import ENGINES, normalize_frame, run_sql, transpile
+from rmanalytics.engine import (ENGINES, check_portable, normalize_frame, portability_problems, record_sql, resolve_engine,
+                                run_sql, transpile)
 
 
 @pytest.fixture
@@ -145,3 +146,46 @@ def test_normalize_dates_outside_ns_range_fall_back_to_us():
     assert str(out["d"].dtype) == "datetime64[us]" and out["d"].iloc[0].year == 2999 and pd.isna(out["d"].iloc[1])
     duck = run_sql("SELECT DATE '2999-12-31' AS d", {})
     assert str(duck["d"].dtype) == "datetime64[us]" and duck["d"].iloc[0].year == 2999
+
+
+def test_package_sql_is_portable(tiny_bank):
+    """Every statement the package's aggregations run passes the portability checker, so the same
+    SQL is safe on Spark whatever sqlglot or Spark do with the forbidden constructs."""
+    from rmanalytics.churn import survival_frame
+    from rmanalytics.kpi.measures import kpi_table, segment_fee_table
+    from rmanalytics.quality import quality_report
+    from rmanalytics.rfm import btyd_summary, calibration_holdout, rfm_table
+
+    tx = tiny_bank["transactions"]
+    with record_sql() as log:
+        rfm_table(tx, observation_end="2023-12-31")
+        btyd_summary(tx, observation_end="2023-12-31")
+        calibration_holdout(tx, calibration_end="2023-06-30", observation_end="2023-12-31")
+        survival_frame(tiny_bank, observation_end="2023-12-31")
+        kpi_table(tiny_bank)
+        segment_fee_table(tiny_bank)
+        quality_report(tiny_bank, "2023-12-31")
+    assert len(log) >= 10
+    bad = {q[:100]: portability_problems(q) for q in log if portability_problems(q)}
+    assert not bad, bad
+    with record_sql() as log:
+        pass
+    assert log == []
+
+
+def test_check_portable_names_the_rule():
+    check_portable("SELECT SUM(y) / NULLIF(SUM(x), 0) AS v FROM t")
+    with pytest.raises(ValueError, match=r"rule 6: .*rule 7: "):
+        check_portable("SELECT epoch_ms(d) AS a, log(x) AS b FROM t")
+
+
+def test_resolve_engine():
+    assert resolve_engine(None, pd.DataFrame()) == "duckdb"
+    assert resolve_engine("spark", pd.DataFrame()) == "spark"
+    with pytest.raises(ValueError, match="engine must be one of"):
+        resolve_engine("polars")
+
+    class FakeSparkFrame:  # looks like pyspark.sql.DataFrame to the duck-typed check
+        columns = ["a"]
+    FakeSparkFrame.__module__ = "pyspark.sql.dataframe"
+    assert resolve_engine(None, {"t": FakeSparkFrame()}) == "spark"

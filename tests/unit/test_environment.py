@@ -11,7 +11,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # conda-forge names that differ from the PyPI names
 CONDA_NAMES = {"duckdb": "python-duckdb"}
-CONDA_ONLY = {"python", "pip", "openjdk"}
+CONDA_ONLY = {"python", "pip", "openjdk", "font-ttf-noto-cjk"}
 
 
 def _split(req: str) -> tuple[str, str]:
@@ -65,3 +65,87 @@ def test_python_bound_matches():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     conda, _ = _conda()
     assert meta["requires-python"] == conda["python"] == ">=3.11"
+
+
+# ----------------------------------------------------------------------------- the lock
+LOCK_SETS = {  # requirements file -> extras it holds (besides the base dependencies and the build group)
+    "base.txt": (),
+    "spark.txt": ("spark",),
+    "dev.txt": ("dev", "spark"),
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _lock() -> dict:
+    return tomllib.loads((ROOT / "uv.lock").read_text())
+
+
+def _pins(path: Path) -> dict[str, str]:
+    """name -> version of every ``name==version`` line of an exported requirements file."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;]+)", line)
+        if m:
+            pins[_norm(m.group(1))] = m.group(2)
+    return pins
+
+
+def test_lock_was_made_from_todays_pyproject():
+    """uv.lock records the requirements it was resolved from; they must be pyproject.toml's own
+    (change a range without `make lock` and this fails)."""
+    from packaging.requirements import Requirement
+
+    proj = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    meta = proj["project"]
+    want = {(_norm(Requirement(r).name), str(Requirement(r).specifier), None) for r in meta["dependencies"]}
+    for extra, reqs in meta["optional-dependencies"].items():
+        want |= {(_norm(Requirement(r).name), str(Requirement(r).specifier), extra) for r in reqs}
+    pkg = next(p for p in _lock()["package"] if p["name"] == "rmanalytics")
+    got = set()
+    for r in pkg["metadata"]["requires-dist"]:
+        spec = str(Requirement(f"x{r.get('specifier', '')}").specifier)
+        got.add((_norm(r["name"]), spec, r.get("marker", "").split("'")[1] if "extra ==" in r.get("marker", "") else None))
+    assert got == want, {"only in pyproject": sorted(want - got, key=str), "only in uv.lock": sorted(got - want, key=str)}
+    groups = {g: sorted(str(Requirement(r)) for r in v) for g, v in proj.get("dependency-groups", {}).items()}
+    lock_groups = {g: sorted(str(Requirement(f"{d['name']}{d.get('specifier', '')}")) for d in v)
+                   for g, v in pkg["metadata"].get("requires-dev", {}).items()}
+    assert lock_groups == groups
+
+
+def test_exported_requirements_match_the_lock_and_the_ranges():
+    from packaging.requirements import Requirement
+
+    versions = {_norm(p["name"]): p["version"] for p in _lock()["package"] if "version" in p}
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for fname, extras in LOCK_SETS.items():
+        path = ROOT / "requirements" / fname
+        text = path.read_text()
+        pins = _pins(path)
+        assert pins, fname
+        # every pin carries hashes, so `pip install --require-hashes` accepts the file
+        blocks = re.split(r"\n(?=[A-Za-z0-9_.\-]+==)", text.strip())
+        assert all("--hash=sha256:" in b for b in blocks if re.match(r"^[A-Za-z0-9_.\-]+==", b)), fname
+        for name, version in pins.items():
+            assert versions.get(name) == version, (fname, name, version, versions.get(name))
+        wanted = list(meta["dependencies"]) + [r for e in extras for r in meta["optional-dependencies"][e]]
+        for r in map(Requirement, wanted):
+            name = _norm(r.name)
+            assert name in pins, f"{fname} lacks {name}"
+            assert r.specifier.contains(pins[name], prereleases=True), (fname, name, pins[name], str(r.specifier))
+        others = {_norm(Requirement(r).name) for e in meta["optional-dependencies"] if e not in extras
+                  for r in meta["optional-dependencies"][e]}
+        assert not (others & set(pins)) - {_norm(Requirement(r).name) for e in extras
+                                           for r in meta["optional-dependencies"][e]} - {"setuptools", "wheel"}, fname
+        assert {"setuptools", "wheel"} <= set(pins), f"{fname} lacks the build group"
+
+
+def test_makefile_installs_from_the_lock():
+    mk = (ROOT / "Makefile").read_text()
+    assert "--require-hashes --no-deps -r requirements/base.txt" in mk
+    assert "--require-hashes --no-deps -r requirements/dev.txt" in mk
+    assert "--no-build-isolation -e ." in mk
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci

@@ -121,7 +121,7 @@ def test_rollup_and_cycles():
 
 
 def test_domain_target_example_closes():
-    """DOMAIN.md §3: 10 million a year = 800 thousand a month + sprints (base_share 0.96 closes it)."""
+    """docs/domain.md §3: 10 million a year = 800 thousand a month + sprints (base_share 0.96 closes it)."""
     m = decompose_annual_target(pd.DataFrame({"unit_id": ["R1"], "period": ["2024"], "target": [10_000_000.0]}),
                                 base_share=0.96)
     assert m["monthly_base"].iloc[0] == pytest.approx(800_000.0)

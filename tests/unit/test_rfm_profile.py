@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 
 from rmanalytics.params.segmentation import Band, SegmentationParams  # noqa: E402
 from rmanalytics.rfm import (  # noqa: E402
-    band, migration_heatmap, migration_matrix, nine_grid, nine_grid_plot, rf_heatmap, segment_bars,
+    band, migration_matrix, nine_grid, plot_migration_heatmap, plot_nine_grid, plot_rf_heatmap, plot_segment_bars,
     segment_profile, segment_snapshot, wallet_share_proxy,
 )
 
@@ -125,8 +125,8 @@ def test_plots_return_figures():
         seg = segment_snapshot(tx, observation_end=END, customers=cust, balances=bal)
         before = segment_snapshot(tx, observation_end=END - pd.Timedelta(days=90), customers=cust, balances=bal)
     prof = segment_profile(seg)
-    figs = [rf_heatmap(seg), segment_bars(prof), migration_heatmap(migration_matrix(before, seg, normalize=True)),
-            nine_grid_plot(nine_grid(seg))]
+    figs = [plot_rf_heatmap(seg), plot_segment_bars(prof),
+            plot_migration_heatmap(migration_matrix(before, seg, normalize=True)), plot_nine_grid(nine_grid(seg))]
     for f in figs:
         assert isinstance(f, Figure) and f.axes
 

@@ -126,7 +126,7 @@ def test_run_folder_layout_and_manifest(tiny, fake_pm):
     # the kernel got absolute paths and the .partial folder as output_dir; cwd is the notebooks folder
     call = fake_pm.calls[0]
     assert call["parameters"]["output_dir"].endswith(".partial")
-    assert call["cwd"] == str((tiny / "notebooks").resolve()) and call["kernel_name"] == "python3"
+    assert call["cwd"] == str((tiny / "notebooks").resolve()) and call["kernel_name"] == "rmanalytics"
     assert (res.run_dir.parent / "latest").resolve() == res.run_dir
 
 

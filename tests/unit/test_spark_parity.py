@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rmanalytics.engine import run_sql, transpile
+from rmanalytics.engine import NonPortableSQLError, portability_problems, run_sql, transpile
 from rmanalytics.spark import java_available
 
 pyspark = pytest.importorskip("pyspark", reason="PySpark is not installed (optional extra 'spark')")
@@ -117,52 +117,65 @@ def test_portable_pattern_same_on_both(name, t, spark):
     assert_same(a, b)
 
 
-# Each documented rule: the construct (left) differs or fails on Spark; the portable form agrees.
+# Each documented rule: the construct, the rule number our checker names for it (None: the rule
+# needs column types and is enforced by review and these parity tests), the value DuckDB gives for
+# the portable form, and the portable form. Nothing here depends on what Spark or sqlglot do with
+# the construct itself: an upstream fix must not break these tests (or let the construct back in).
 RULES = {
     "rule1_date_diff_on_timestamps": (
-        "SELECT date_diff('day', MIN(d), MAX(d)) AS v FROM t WHERE c = 'a'", [1], [0],
+        "SELECT date_diff('day', MIN(d), MAX(d)) AS v FROM t WHERE c = 'a'", None, [1],
         "SELECT date_diff('day', CAST(MIN(d) AS DATE), CAST(MAX(d) AS DATE)) AS v FROM t WHERE c = 'a'"),
     "rule2_date_diff_month": (
-        "SELECT date_diff('month', DATE '2024-01-31', DATE '2024-02-01') AS v", [1], [0],
+        "SELECT date_diff('month', DATE '2024-01-31', DATE '2024-02-01') AS v", 2, [1],
         "SELECT (year(DATE '2024-02-01') - year(DATE '2024-01-31')) * 12 "
         "+ month(DATE '2024-02-01') - month(DATE '2024-01-31') AS v"),
+    "rule3_date_minus_date": (
+        "SELECT CAST(MAX(d) AS DATE) - CAST(MIN(d) AS DATE) AS v FROM t WHERE c = 'a'", 3, [1],
+        "SELECT date_diff('day', CAST(MIN(d) AS DATE), CAST(MAX(d) AS DATE)) AS v FROM t WHERE c = 'a'"),
     "rule4_decimal_literal_division": (
-        "SELECT date_diff('day', DATE '2024-01-01', DATE '2024-01-13') / 7.0 AS v", [12 / 7], [1.714286],
+        "SELECT date_diff('day', DATE '2024-01-01', DATE '2024-01-13') / 7.0 AS v", 4, [12 / 7],
         "SELECT date_diff('day', DATE '2024-01-01', DATE '2024-01-13') / CAST(7.0 AS DOUBLE) AS v"),
-    "rule7_log": ("SELECT log(100.0) AS v", [2.0], [np.log(100.0)], "SELECT log10(100.0) AS v"),
-    "rule8_dayofweek": ("SELECT dayofweek(DATE '2024-01-07') AS v", [0], [1], None),
+    "rule5_interval_of_column": (
+        "SELECT MIN(CAST(d AS DATE) + INTERVAL (x) DAY) AS v FROM t", 5, None,
+        "SELECT MIN(date_add(CAST(d AS DATE), CAST(x AS INTEGER))) AS v FROM t"),
+    "rule6_epoch_ms": ("SELECT epoch_ms(d) AS v FROM t", 6, None,
+                       "SELECT MIN(date_diff('day', DATE '1970-01-01', CAST(d AS DATE))) AS v FROM t"),
+    "rule7_log": ("SELECT log(100.0) AS v", 7, [2.0], "SELECT log10(100.0) AS v"),
+    "rule8_dayofweek": ("SELECT dayofweek(DATE '2024-01-07') AS v", 8, None, None),
+    "rule9_division_by_zero": ("SELECT SUM(y) / SUM(x - x) AS v FROM t", 9, None,
+                               "SELECT SUM(y) / NULLIF(SUM(x - x), 0) AS v FROM t"),
+    "rule10_quantile": ("SELECT quantile_cont(y, 0.5) AS v FROM t", 10, None, "SELECT median(y) AS v FROM t"),
+    "rule12_exclude": ("SELECT * EXCLUDE (y) FROM t", 12, None, None),
+    "rule13_unaliased": ("SELECT SUM(y) FROM t", 13, None, "SELECT SUM(y) AS v FROM t"),
 }
 
 
 @pytest.mark.parametrize("name", list(RULES))
-def test_rule_documented_difference(name, t, spark):
-    sql, duck, spk, portable = RULES[name]
-    a, b = both(sql, {"t": t}, spark)
-    assert a["v"].tolist() == pytest.approx(duck, rel=1e-12)
-    assert b["v"].tolist() == pytest.approx(spk, rel=1e-12)
+def test_rule_refused_by_checker(name):
+    sql, rule, _, portable = RULES[name]
+    problems = portability_problems(sql)
+    if rule is None:
+        assert problems == []
+    else:
+        assert any(p.startswith(f"rule {rule}:") for p in problems), problems
     if portable:
-        a, b = both(portable, {"t": t}, spark)
+        assert portability_problems(portable) == []
+
+
+@pytest.mark.parametrize("name", [n for n, r in RULES.items() if r[1] is not None])
+def test_run_sql_refuses_non_portable_sql_on_spark(name, t, spark):
+    sql, rule, _, _ = RULES[name]
+    with pytest.raises(NonPortableSQLError, match=f"rule {rule}:"):
+        run_sql(sql, {"t": t}, engine="spark", spark=spark)
+
+
+@pytest.mark.parametrize("name", [n for n, r in RULES.items() if r[3] is not None])
+def test_rule_portable_form_agrees(name, t, spark):
+    _, _, duck, portable = RULES[name]
+    a, b = both(portable, {"t": t}, spark)
+    if duck is not None:
         assert a["v"].tolist() == pytest.approx(duck, rel=1e-12)
-        assert_same(a, b)
-
-
-@pytest.mark.filterwarnings("ignore:toPandas attempted Arrow optimization")
-@pytest.mark.parametrize("sql", [
-    "SELECT CAST(MAX(d) AS DATE) - CAST(MIN(d) AS DATE) AS v FROM t",  # rule 3: interval on Spark
-    "SELECT epoch_ms(d) AS v FROM t",  # rule 6: becomes TIMESTAMP_MILLIS (the inverse)
-    "SELECT CAST(d AS DATE) + INTERVAL (x) DAY AS v FROM t",  # rule 5
-    "SELECT SUM(y) / SUM(x - x) AS v FROM t",  # rule 9: DIVIDE_BY_ZERO in ANSI mode
-    "SELECT quantile_cont(y, 0.5) AS v FROM t",  # rule 10
-])
-def test_rule_not_portable(sql, t, spark):
-    duck = run_sql(sql, {"t": t})
-    assert len(duck) > 0
-    try:
-        res = run_sql(sql, {"t": t}, engine="spark", spark=spark)
-    except Exception:  # noqa: BLE001 - any Spark error proves the point
-        return
-    with pytest.raises(AssertionError):
-        assert_same(duck, res)
+    assert_same(a, b)
 
 
 # --------------------------------------------------------------------------------------------
@@ -193,9 +206,21 @@ def test_inputs_paths_spark_frames_table_names_and_output(t, spark, tmp_path):
     assert str(written["n"].dtype) == "int64"
 
 
-def test_spark_input_rejected_by_duckdb(spark, t):
+def test_spark_input_picks_spark_unless_duckdb_is_asked_for(spark, t):
+    sdf = spark.createDataFrame(t)
     with pytest.raises(TypeError, match="needs engine='spark'"):
-        run_sql(SQL_COUNT, {"t": spark.createDataFrame(t)})
+        run_sql(SQL_COUNT, {"t": sdf}, engine="duckdb")
+    assert_same(run_sql(SQL_COUNT, {"t": t}), run_sql(SQL_COUNT, {"t": sdf}))
+
+
+def test_btyd_summary_of_a_spark_frame_needs_no_engine_argument(spark, t):
+    from rmanalytics.rfm import btyd_summary
+
+    tx = pd.DataFrame({"customer_id": ["a", "a", "b"], "date": pd.to_datetime(["2024-01-01", "2024-02-01", "2024-01-05"]),
+                       "amount": [10.0, 20.0, 5.0]})
+    expected = btyd_summary(tx, observation_end="2024-03-31")
+    got = btyd_summary(spark.createDataFrame(tx), observation_end="2024-03-31")
+    assert_same(expected, got)
 
 
 def test_run_sql_uses_active_session(t, spark):
@@ -499,8 +524,10 @@ def test_spark_source_bad_data_error(sample, spark):
     bad.loc[bad.index[:3], "amount"] = np.nan
     with pytest.raises(ValueError, match=r"transactions\.amount.*3 null/NaN amount"):
         rfm.rfm_table(spark.createDataFrame(bad), engine="spark")
+    with pytest.raises(ValueError, match=r"transactions\.amount.*3 null/NaN amount"):
+        rfm.rfm_table(spark.createDataFrame(bad))  # a Spark frame picks Spark by itself
     with pytest.raises(TypeError, match="Spark DataFrame"):
-        rfm.rfm_table(spark.createDataFrame(bad))  # engine="duckdb" cannot read a Spark frame
+        rfm.rfm_table(spark.createDataFrame(bad), engine="duckdb")  # DuckDB cannot read a Spark frame
 
 
 def _read_output(path) -> pd.DataFrame:
@@ -596,3 +623,9 @@ def test_survival_frame_takes_spark_inputs(kind, sample, spark):
         assert a.attrs["observation_end"] == b.attrs["observation_end"]
         assert a.attrs["excluded"] == b.attrs["excluded"]
         assert_same(a, b, key="customer_id")
+
+
+def test_local_session_keeps_its_warehouse_out_of_the_working_directory(spark):
+    warehouse = spark.conf.get("spark.sql.warehouse.dir")
+    assert "rmanalytics-spark-warehouse" in warehouse
+    assert not warehouse.replace("file:", "").startswith(str(Path.cwd()))

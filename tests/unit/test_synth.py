@@ -93,7 +93,7 @@ def test_sample_size_and_shape(bank):
     assert len(t["customers"]) == 3000
     assert len(t["rms"]) == 48  # 40 + 8 replacements
     closed = t["customers"]["close_date"].notna().mean()
-    assert 0.25 <= closed <= 0.35
+    assert 0.18 <= closed <= 0.30  # behaviour link on: about 12% a year close (23% of the sample)
     assert t["customers"]["customer_type"].eq("corporate").mean() == pytest.approx(0.2, abs=0.03)
     assert (t["transactions"]["amount"] < 0).mean() == pytest.approx(0.01, abs=0.004)
     assert (t["customers"]["open_date"] < "2022-01-01").mean() > 0.3  # left-truncated customers
@@ -202,6 +202,12 @@ def test_write_read_truth_and_cli(tmp_path, small):
     out = write(small, tmp_path / "w")
     tr = read_truth(out)
     assert tr.closure_log_hr == small.truth.closure_log_hr and tr.bgnbd == small.truth.bgnbd
+    for f in ("behaviour_link", "closure_behaviour_log_hr", "closure_behaviour_ref", "silence_cap_days",
+              "activity_recent_days", "activity_baseline_days", "activity_min_exposure_days", "aum_trend_months",
+              "disengage_days", "disengage_floor", "aum_withdrawal_share", "aum_withdrawal_days",
+              "behaviour_summary"):
+        assert getattr(tr, f) == getattr(small.truth, f), f
+    assert tr.to_json_dict() == json.loads(json.dumps(small.truth.to_json_dict()))
     pd.testing.assert_series_equal(tr.market_index, small.truth.market_index, check_freq=False)
     pd.testing.assert_series_equal(tr.rm_skill, small.truth.rm_skill)
     pd.testing.assert_series_equal(tr.rm_exit_dates, small.truth.rm_exit_dates, check_names=False)
@@ -269,6 +275,24 @@ def test_weibull_ph_baseline_and_inversion():
     np.testing.assert_allclose(H, E, rtol=1e-9)
 
 
+def test_piecewise_ph_invert_matches_switch_inversion():
+    from rmanalytics.synth import piecewise_ph_invert
+
+    rng = np.random.default_rng(0)
+    n, shape, scale = 1000, 1.3, 4.0
+    E, lin, s = rng.exponential(size=n), rng.normal(size=n), rng.uniform(0, 5, size=n)
+    ref = weibull_ph_invert(E, lin, shape, scale, s, 0.7)
+    owner = np.repeat(np.arange(n), 2)
+    a = np.column_stack([np.zeros(n), s]).ravel()
+    b = np.column_stack([s, np.full(n, np.inf)]).ravel()
+    logm = np.column_stack([lin, lin + 0.7]).ravel()
+    np.testing.assert_allclose(piecewise_ph_invert(E, owner, a, b, logm, shape, scale), ref, rtol=1e-9)
+    # segments that end before the event: inf
+    capped = piecewise_ph_invert(E, owner, a, np.where(np.isinf(b), 6.0, b), logm, shape, scale)
+    assert (np.isinf(capped) == (ref > 6.0)).all()
+    np.testing.assert_allclose(capped[ref <= 6.0], ref[ref <= 6.0], rtol=1e-9)
+
+
 def test_weibull_ph_cox_recovers_betas():
     from lifelines import CoxPHFitter
 
@@ -310,7 +334,7 @@ def test_weibull_ph_time_varying_recovered():
 # ------------------------------------------------------------------ truth recovery: the bank
 def test_bank_bgnbd_full_history_matches_closed_form():
     b = generate(n_customers=4000, n_rms=20, seed=5, history="full", closure_stops_transactions=False,
-                 refund_share=0.0)
+                 refund_share=0.0, behaviour_link=0)
     c, tx, tr = b.tables["customers"], b.tables["transactions"], b.truth
     n_tx = tx.groupby("customer_id").size().reindex(c["customer_id"], fill_value=0).to_numpy()
     T = ((pd.Timestamp("2024-12-31") + pd.Timedelta(days=1) - c["open_date"]).dt.days / 7.0).to_numpy()
@@ -325,20 +349,25 @@ def test_bank_bgnbd_full_history_matches_closed_form():
 
 
 def test_bank_closure_hazard_ratios_recovered(bank):
-    """Cox with left truncation (entry at window start) and the time-varying rm_left covariate."""
+    """Cox with left truncation (entry at window start), the time-varying rm_left covariate and the
+    generator's own monthly behaviour covariates (``bank.hazard_covariates``): static, RM and
+    behaviour log-HRs all inside their 95% intervals."""
     from lifelines import CoxTimeVaryingFitter
+
+    from rmanalytics.churn import split_monthly
 
     c = bank.tables["customers"]
     tc = bank.truth.customers
     start, end = pd.Timestamp("2022-01-01"), pd.Timestamp("2024-12-31")
-    yrs = lambda d: (d - c["open_date"]).dt.days.to_numpy() / 365.25  # noqa: E731
-    entry = np.maximum(yrs(pd.Series(start, index=c.index)), 0.0)
+    days = lambda d: (d - c["open_date"]).dt.days.to_numpy().astype(float)  # noqa: E731
+    entry = np.maximum(days(pd.Series(start, index=c.index)), 0.0)
     closed = c["close_date"].notna().to_numpy()
-    stop = np.where(closed, yrs(c["close_date"].fillna(end)), yrs(pd.Series(end + pd.Timedelta(days=1),
-                                                                            index=c.index)))
-    s = yrs(tc["rm_left_date"])
+    stop = np.where(closed, days(c["close_date"].fillna(end)), days(pd.Series(end + pd.Timedelta(days=1),
+                                                                              index=c.index)))
+    s = days(tc["rm_left_date"])
     s = np.where(np.isnan(s), np.inf, s)
-    base = pd.DataFrame({"id": np.arange(len(c)), "corporate": (c["customer_type"] == "corporate").astype(float),
+    base = pd.DataFrame({"customer_id": c["customer_id"], "open_date": c["open_date"],
+                         "corporate": (c["customer_type"] == "corporate").astype(float),
                          "risk": (c["risk_level"] - 3).astype(float),
                          "cbe": (c["scenario"] == "cross_border_ecommerce").astype(float)})
     pre = base.assign(start=entry, stop=np.minimum(stop, s), rm_left=0.0, event=closed & (stop <= s))
@@ -346,9 +375,111 @@ def test_bank_closure_hazard_ratios_recovered(bank):
     pm = s < stop
     post = base[pm].assign(start=np.maximum(s[pm], entry[pm]), stop=stop[pm], rm_left=1.0, event=closed[pm])
     long = pd.concat([pre, post], ignore_index=True)
-    ctv = CoxTimeVaryingFitter().fit(long, id_col="id", event_col="event", start_col="start", stop_col="stop")
+    long = split_monthly(long, bank.hazard_covariates).drop(columns=["open_date"])
+    long["event"] = long["event"].astype(bool)
+    ctv = CoxTimeVaryingFitter().fit(long, id_col="customer_id", event_col="event", start_col="start",
+                                     stop_col="stop")
     ci = ctv.confidence_intervals_
-    lh = bank.truth.closure_log_hr
+    lh, bh = bank.truth.closure_log_hr, bank.truth.closure_behaviour_log_hr
     for k, b in (("corporate", lh["corporate"]), ("risk", lh["risk_level"]),
-                 ("cbe", lh["cross_border_ecommerce"]), ("rm_left", lh["rm_left"])):
+                 ("cbe", lh["cross_border_ecommerce"]), ("rm_left", lh["rm_left"]), *bh.items()):
         assert ci.loc[k].iloc[0] < b < ci.loc[k].iloc[1], (k, ctv.summary)
+
+
+# ------------------------------------------------------------------ behaviour link
+def test_behaviour_link_zero_is_the_independent_world():
+    """link 0: closure from the static Weibull PH + rm_left only (exact inversion), no thinning."""
+    b = generate(n_customers=800, n_rms=12, seed=4, behaviour_link=0)
+    linked = generate(n_customers=800, n_rms=12, seed=4)
+    c0, c1 = b.tables["customers"], linked.tables["customers"]
+    # same customers, RMs, spend draws; different closures and (thinned) purchases
+    pd.testing.assert_series_equal(c0["open_date"], c1["open_date"])
+    assert not c0["close_date"].equals(c1["close_date"])
+    tc = b.truth.customers
+    assert tc["disengage_start_date"].isna().all() and b.truth.behaviour_summary is None
+    assert linked.truth.customers["disengage_start_date"].notna().any()
+    # with link 0 the dropout date is the last purchase of every dropout that did not close before it
+    tx = b.tables["transactions"]
+    last = tx[tx["amount"] > 0].groupby("customer_id")["date"].max()
+    d = tc.set_index("customer_id")["dropout_date"].dropna()
+    d = d[(d >= "2022-01-01") & d.index.isin(last.index)]
+    closed = c0.set_index("customer_id")["close_date"]
+    d = d[closed.loc[d.index].isna() | (closed.loc[d.index] > d)]
+    pd.testing.assert_series_equal(last.loc[d.index], d, check_names=False)
+
+
+def test_behaviour_parameters_checked():
+    from rmanalytics.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="aum_withdrawal_share=1.0.*disengage_days=0"):
+        generate(n_customers=10, aum_withdrawal_share=1.0, disengage_days=0)
+    with pytest.raises(ParameterError, match="lack"):
+        generate(n_customers=10, closure_behaviour_log_hr={"months_since_purchase": 0.4})
+
+
+def test_cli_behaviour_link_flag(tmp_path):
+    assert main(["--customers", "300", "--rms", "8", "--seed", "2", "--behaviour-link", "0",
+                 "--out", str(tmp_path / "z")]) == 0
+    ref = generate(n_customers=300, n_rms=8, seed=2, behaviour_link=0)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "z" / "customers.parquet"), ref.tables["customers"])
+    assert read_truth(tmp_path / "z").behaviour_link == 0.0
+
+
+def test_disengagement_and_withdrawal_before_dropout():
+    """Purchase rate in the disengagement window is about (1 + floor) / 2 of the rate before it;
+    AUM after the withdrawal span is (1 - share) of its level (up to the random walk)."""
+    b = generate(n_customers=6000, n_rms=20, seed=12, history="full", closure_stops_transactions=False,
+                 refund_share=0.0)
+    tr, tc = b.truth, b.truth.customers.set_index("customer_id")
+    tx = b.tables["transactions"].merge(tc[["dropout_date", "lam"]], left_on="customer_id", right_index=True)
+    tx = tx[tx["dropout_date"].notna()]
+    u = (tx["dropout_date"] - tx["date"]).dt.days
+    W = tr.disengage_days
+    opened = b.tables["customers"].set_index("customer_id")["open_date"]
+    full = tc["dropout_date"] - opened.loc[tc.index] >= pd.Timedelta(days=2 * W + 10)  # both windows observed
+    ids = tc.index[full & tc["dropout_date"].notna()]
+    sel = tx["customer_id"].isin(ids)
+    inside = (sel & (u > 0) & (u < W)).sum()
+    before = (sel & (u >= W) & (u < 2 * W)).sum()
+    expected = (1 + tr.disengage_floor) / 2  # mean keep probability over the window
+    assert inside / before == pytest.approx(expected, rel=0.15)
+    bal = b.tables["balances"].merge(tc[["disengage_start_date"]], left_on="customer_id", right_index=True)
+    bal = bal[bal["disengage_start_date"].notna()]
+    k = (bal["snapshot_date"] - bal["disengage_start_date"]).dt.days
+    pre = bal[(k < 0) & (k >= -60)].groupby("customer_id")["aum"].mean()
+    post = bal[(k > tr.aum_withdrawal_days) & (k <= tr.aum_withdrawal_days + 60)].groupby("customer_id")["aum"].mean()
+    ratio = np.exp(np.log(post / pre.reindex(post.index)).dropna().median())
+    assert ratio == pytest.approx(1 - tr.aum_withdrawal_share, rel=0.25)
+
+
+def test_generator_covariates_equal_churn_frame_covariates():
+    """The churn package measures exactly the covariates the generator's hazard uses (full history)."""
+    from rmanalytics import churn
+
+    b = generate(n_customers=500, n_rms=10, seed=21, history="full")
+    f = churn.survival_frame(b.tables, window_start="2022-01-01", observation_end="2024-12-31", lookback_days=90)
+    mon = churn.behaviour_covariates(b.tables, f)
+    g = b.hazard_covariates
+    m = mon.merge(g, on=["customer_id", "month_start"], suffixes=("", "_gen"), how="left")
+    assert len(m) == len(mon) and m["months_since_purchase_gen"].notna().all()
+    for k in churn.BEHAVIOUR_COVARIATES:
+        np.testing.assert_allclose(m[k], m[f"{k}_gen"], atol=1e-9, err_msg=k)
+
+
+def test_sample_inactive_customers_close_more():
+    """Done-when of issue 20: on the sample, customers without a purchase in 180 days close within a
+    year clearly more often than active ones (about 2x; 1.03x in the independent world)."""
+    c = pd.read_parquet(SAMPLE / "customers.parquet")
+    tx = pd.read_parquet(SAMPLE / "transactions.parquet")
+    cut = pd.Timestamp("2023-12-31")
+    el = c[(c["open_date"] <= cut - pd.Timedelta(days=180)) & (c["close_date"].isna() | (c["close_date"] > cut))]
+    buyers = tx[(tx["amount"] > 0) & (tx["date"] > cut - pd.Timedelta(days=180)) & (tx["date"] <= cut)]
+    inactive = ~el["customer_id"].isin(set(buyers["customer_id"]))
+    closed = el["close_date"].notna() & (el["close_date"] <= cut + pd.Timedelta(days=365))
+    r_in, r_act = closed[inactive].mean(), closed[~inactive].mean()
+    assert r_in / r_act > 1.6, (r_in, r_act)
+    # two-proportion z-test
+    n1, n2 = inactive.sum(), (~inactive).sum()
+    pp = closed.mean()
+    z = (r_in - r_act) / np.sqrt(pp * (1 - pp) * (1 / n1 + 1 / n2))
+    assert z > 4

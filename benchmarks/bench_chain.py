@@ -1,0 +1,133 @@
+"""Benchmark the monthly chain: `rmanalytics run-all` on a synthetic bank.
+
+Generates the bank once per size (cached in ``benchmarks/.data/chain_<n>``), runs the whole chain
+in a subprocess and samples the resident memory (RSS) of its whole process tree every 0.2 s: the
+runner, its worker processes and every Jupyter kernel. Kernels are attributed to their notebook
+through the ``RMANALYTICS_NOTEBOOK`` variable the runner sets. Prints, per notebook and in total,
+the wall time (from the run manifests) and the peak summed RSS.
+
+    python benchmarks/bench_chain.py                  # 1M customers, 500 RMs
+    python benchmarks/bench_chain.py --customers 100000 --rms 100
+    python benchmarks/bench_chain.py --big            # adds 10M customers (about 30 GB of disk, hours)
+    python benchmarks/bench_chain.py --jobs 1 --variant ci
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+
+
+def _bank(n: int, rms: int) -> Path:
+    d = HERE / ".data" / f"chain_{n}_{rms}"
+    if not (d / "transactions.parquet").exists():
+        d.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "rmanalytics", "synth", "--customers", str(n), "--rms", str(rms),
+                        "--out", str(d)], check=True)
+        print(f"generated {n:,} customers in {time.perf_counter() - t0:.0f} s -> {d}", flush=True)
+    return d
+
+
+class TreeSampler(threading.Thread):
+    """Peak summed RSS of a process tree, in total and per ``RMANALYTICS_NOTEBOOK``."""
+
+    def __init__(self, pid: int, every: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.root, self.every = psutil.Process(pid), every
+        self.peak_total = 0
+        self.peak_by_nb: dict[str, int] = {}
+        self.stop = threading.Event()
+        self._owner: dict[int, str | None] = {}
+
+    def _notebook(self, proc: psutil.Process) -> str | None:
+        if proc.pid not in self._owner:
+            try:
+                self._owner[proc.pid] = proc.environ().get("RMANALYTICS_NOTEBOOK")
+            except (psutil.Error, OSError):
+                self._owner[proc.pid] = None
+        return self._owner[proc.pid]
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                break
+            total, by_nb = 0, {}
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                    kernel = "ipykernel" in " ".join(p.cmdline())
+                except psutil.Error:
+                    continue
+                total += rss
+                nb = self._notebook(p) if p.pid != self.root.pid else None
+                if nb and kernel:
+                    by_nb[nb] = by_nb.get(nb, 0) + rss
+            self.peak_total = max(self.peak_total, total)
+            for nb, rss in by_nb.items():
+                self.peak_by_nb[nb] = max(self.peak_by_nb.get(nb, 0), rss)
+            time.sleep(self.every)
+
+
+def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench_chain_"))
+    cmd = [sys.executable, "-m", "rmanalytics", "run-all", "--data", str(data), "--out", str(out),
+           "--jobs", str(jobs), "--no-progress", *(["--variant", variant] if variant else []), *extra]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    output = proc.communicate()[0]
+    wall = time.perf_counter() - t0
+    sampler.stop.set()
+    sampler.join()
+    per_nb = {}
+    for manifest in sorted(out.glob("*/*/manifest.json")):
+        m = json.loads(manifest.read_text())
+        start, end = (time.mktime(time.strptime(m[k][:19], "%Y-%m-%dT%H:%M:%S")) for k in ("started_utc", "ended_utc"))
+        per_nb[m["notebook"]] = {"status": m["status"], "wall_s": end - start,
+                                 "peak_rss_GB": sampler.peak_by_nb.get(m["notebook"], 0) / 2**30}
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
+    return {"rc": proc.returncode, "wall_s": wall, "peak_rss_GB": sampler.peak_total / 2**30,
+            "per_notebook": per_nb, "run_folders_MB": size, "out": str(out), "log_tail": output[-2000:]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--customers", type=int, default=1_000_000)
+    ap.add_argument("--rms", type=int, default=500)
+    ap.add_argument("--big", action="store_true", help="also 10M customers (5,000 RMs)")
+    ap.add_argument("--jobs", type=int, default=2, help="run-all --jobs (default 2)")
+    ap.add_argument("--variant", default=None)
+    ap.add_argument("extra", nargs="*", help="more run-all arguments after --")
+    args = ap.parse_args()
+    sizes = [(args.customers, args.rms)] + ([(10_000_000, 5_000)] if args.big else [])
+    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB; "
+          f"{time.strftime('%Y-%m-%d')}", flush=True)
+    for n, rms in sizes:
+        data = _bank(n, rms)
+        res = run_chain(data, args.jobs, args.variant, args.extra)
+        print(f"\n{n:,} customers: run-all rc={res['rc']} wall {res['wall_s']:.0f} s, "
+              f"peak summed RSS {res['peak_rss_GB']:.2f} GB, run folders {res['run_folders_MB']:.0f} MB")
+        print("| notebook | status | wall s | peak kernel RSS GB |\n|---|---|---:|---:|")
+        for nb, r in res["per_notebook"].items():
+            print(f"| {nb} | {r['status']} | {r['wall_s']:.0f} | {r['peak_rss_GB']:.2f} |")
+        if res["rc"]:
+            print(res["log_tail"])
+
+
+if __name__ == "__main__":
+    main()
