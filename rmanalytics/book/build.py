@@ -55,7 +55,7 @@ def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame, clv: pd.Dat
                warnings: pd.DataFrame | None = None, current: pd.DataFrame | None = None,
                branch_level: str = "sub_branch", value_basis: str = "clv_income", horizon_days: int = 180,
                health: HealthConfig | None = None, rules: ActionRules | None = None,
-               engine: str = "duckdb") -> dict[str, pd.DataFrame]:
+               currency: str = "CNY", engine: str = "duckdb") -> dict[str, pd.DataFrame]:
     """The whole book in one pass: ``{"book", "unassigned", "customers", "priority"}``.
 
     ``risk`` from :func:`rmanalytics.book.value.churn_risk_now`, ``clv`` from
@@ -73,5 +73,6 @@ def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame, clv: pd.Dat
                           clv=clv, health=health)
     if value_basis == "clv_income" and "clv_income" in cust.columns:
         cust["clv_income"] = cust["clv_income"].astype(float)
-    pri = priority_list(book, cust, as_of, value_basis=value_basis, rules=rules, horizon_days=horizon_days)
+    pri = priority_list(book, cust, as_of, value_basis=value_basis, rules=rules, horizon_days=horizon_days,
+                        currency=currency)
     return {"book": book, "unassigned": un, "customers": cust, "priority": pri}

@@ -20,44 +20,76 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from rmanalytics.labels import label, register
+from rmanalytics.labels import label
 
-# column -> (English, Chinese, Excel number format; None = text)
-COLUMNS: dict[str, tuple[str, str, str | None]] = {
-    "rm_id": ("RM", "客户经理", None), "rank": ("Rank", "优先序", "0"), "customer_id": ("Customer", "客户", None),
-    "share": ("Share", "分成比例", "0%"), "segment": ("Segment", "客户分群", None),
-    "lifecycle_stage": ("Lifecycle stage", "生命周期阶段", None), "tier": ("Tier", "服务层级", None),
-    "cell": ("Nine-grid cell", "九宫格", None), "service_plan": ("Service plan", "服务方案", None),
-    "aum": ("AUM (CNY)", "资产规模(元)", "#,##0"), "aum_change_3m": ("AUM change 3m", "近3月资产变化", "0.0%"),
-    "p_churn": ("P(churn within horizon)", "期内流失概率", "0.0%"), "p_alive": ("P(alive)", "活跃概率", "0.0%"),
-    "clv_income": ("CLV, bank income (CNY)", "客户终身价值-收入(元)", "#,##0"),
-    "health": ("Health (0-100)", "健康度(0-100)", "0"), "health_value": ("Health: value", "健康度-价值", "0"),
-    "health_behaviour": ("Health: behaviour", "健康度-行为", "0"),
-    "health_satisfaction": ("Health: satisfaction", "健康度-满意度", "0"),
-    "value_at_stake": ("Value at stake (CNY)", "风险价值(元)", "#,##0"), "reasons": ("Reasons", "原因", None),
-    "next_action": ("Next action", "建议动作", None), "due_date": ("Due date", "截止日期", "yyyy-mm-dd"),
-    "overdue": ("Overdue", "已逾期", None), "period": ("Period", "考核期", None),
-    "dimension": ("Dimension", "维度", None), "kpi": ("KPI", "指标", None), "actual": ("Actual", "实际", "#,##0.00"),
-    "target": ("Target", "目标", "#,##0.00"), "points": ("Points", "得分", "0.0"), "gap": ("Gap to target", "差距", "#,##0.00"),
-    "weight": ("Weight", "权重", "0%"), "total_score": ("Total score", "总分", "0.0"), "rating": ("Rating", "评级", None),
-    "veto_reason": ("Veto", "一票否决", None), "two_consecutive_excellent": ("2 excellent quarters", "连续两季优秀", None),
-    "mandatory_training": ("Mandatory training", "必修培训", None), "milestone_month": ("Milestone month", "里程碑月份", None),
-    "milestone_gap": ("Milestone gap (CNY)", "里程碑差距(元)", "#,##0"), "branch": ("Branch", "机构", None),
-    "customers": ("Customers", "客户数", "#,##0"), "value_at_risk": ("Value at risk (CNY)", "风险价值合计(元)", "#,##0"),
-    "overdue_actions": ("Overdue actions", "逾期动作数", "0"), "contact_coverage": ("Contact coverage", "联系覆盖率", "0%"),
-    "contact_coverage_source": ("Coverage source", "覆盖率口径", None), "attainment": ("Attainment", "达成率", "0%"),
-    "target_source": ("Target source", "目标来源", None), "rms": ("RMs", "客户经理数", "0"),
-    "mean_score": ("Mean score", "平均分", "0.0"), "share_excellent": ("Share excellent", "优秀占比", "0%"),
-    "unassigned": ("Unassigned customers", "无人维护客户", "0"), "last_rm_id": ("Last RM", "原客户经理", None),
-    "last_rm_exit_date": ("Last RM left on", "原客户经理离职日", "yyyy-mm-dd"),
-    "unassigned_since": ("Unassigned since", "无人维护起始日", "yyyy-mm-dd"),
-    "days_unassigned": ("Days unassigned", "无人维护天数", "0"), "rm_left": ("Lost an RM", "曾换客户经理", "0"),
-    "risk_drivers": ("Risk drivers", "风险因素", None), "fee_income": ("Fee income (CNY)", "中间业务收入(元)", "#,##0"),
-    "aum_growth": ("AUM growth", "资产增长率", "0.0%"), "new_customers": ("New customers", "新客户数", "0.0"),
-    "churn_rate": ("Churn rate", "流失率", "0.0%"), "nps": ("NPS", "净推荐值", "0"),
-    "visit_coverage": ("Visit coverage", "拜访覆盖率", "0%"),
-}
-register({f"col:{k}": {"en": v[0], "zh": v[1]} for k, v in COLUMNS.items()})
+# column -> Excel number format (None = text). Headers are the ``col.<column>`` labels of
+# rmanalytics/locale/<lang>.yaml, with the unit appended for money and 0-100 scores.
+FORMATS: dict[str, str | None] = {
+    'rm_id': None,
+    'rank': '0',
+    'customer_id': None,
+    'share': '0%',
+    'segment': None,
+    'lifecycle_stage': None,
+    'tier': None,
+    'cell': None,
+    'service_plan': None,
+    'aum': '#,##0',
+    'aum_change_3m': '0.0%',
+    'p_churn': '0.0%',
+    'p_alive': '0.0%',
+    'clv_income': '#,##0',
+    'health': '0',
+    'health_value': '0',
+    'health_behaviour': '0',
+    'health_satisfaction': '0',
+    'value_at_stake': '#,##0',
+    'reasons': None,
+    'next_action': None,
+    'due_date': 'yyyy-mm-dd',
+    'overdue': None,
+    'period': None,
+    'dimension': None,
+    'kpi': None,
+    'actual': '#,##0.00',
+    'target': '#,##0.00',
+    'points': '0.0',
+    'gap': '#,##0.00',
+    'weight': '0%',
+    'total_score': '0.0',
+    'rating': None,
+    'veto_reason': None,
+    'two_consecutive_excellent': None,
+    'mandatory_training': None,
+    'milestone_month': None,
+    'milestone_gap': '#,##0',
+    'branch': None,
+    'customers': '#,##0',
+    'value_at_risk': '#,##0',
+    'overdue_actions': '0',
+    'contact_coverage': '0%',
+    'contact_coverage_source': None,
+    'attainment': '0%',
+    'target_source': None,
+    'rms': '0',
+    'mean_score': '0.0',
+    'share_excellent': '0%',
+    'unassigned': '0',
+    'last_rm_id': None,
+    'last_rm_exit_date': 'yyyy-mm-dd',
+    'unassigned_since': 'yyyy-mm-dd',
+    'days_unassigned': '0',
+    'rm_left': '0',
+    'risk_drivers': None,
+    'fee_income': '#,##0',
+    'aum_growth': '0.0%',
+    'new_customers': '0.0',
+    'churn_rate': '0.0%',
+    'nps': '0',
+    'visit_coverage': '0%'}
+#: Units appended to headers: currency columns and 0-100 scores.
+UNITS: dict[str, tuple[str, str]] = {**{c: (" (CNY)", "（元）") for c in ('aum', 'clv_income', 'value_at_stake', 'milestone_gap', 'value_at_risk', 'fee_income')},
+                                     "health": (" (0-100)", "（0-100）")}
 
 #: Columns of the priority list in the packs (those present are written, in this order).
 PRIORITY_COLUMNS = ("rank", "customer_id", "share", "segment", "lifecycle_stage", "tier", "cell", "aum",
@@ -68,8 +100,9 @@ PRIORITY_COLUMNS = ("rank", "customer_id", "share", "segment", "lifecycle_stage"
 
 def column_label(col: str, lang: str = "en") -> str:
     """People-facing column name (English, or Chinese with ``lang="zh"``); score columns keep their key."""
-    if col in COLUMNS:
-        return label(f"col:{col}", lang)
+    text = label(f"col.{col}", lang)
+    if text != f"col.{col}":
+        return text + UNITS.get(col, ("", ""))[1 if lang == "zh" else 0]
     if col.startswith("score_"):
         return ("得分 " if lang == "zh" else "Score ") + col[len("score_"):]
     if col.startswith("hc_"):
@@ -78,8 +111,8 @@ def column_label(col: str, lang: str = "en") -> str:
 
 
 def _fmt_for(col: str) -> str | None:
-    if col in COLUMNS:
-        return COLUMNS[col][2]
+    if col in FORMATS:
+        return FORMATS[col]
     if col.startswith("score_") or col.startswith("hc_"):
         return "0.0"
     return None

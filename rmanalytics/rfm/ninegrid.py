@@ -83,13 +83,6 @@ def nine_grid(df: pd.DataFrame, *, rows: Any = None, cols: Any = None, value: st
 # ----------------------------------------------------------------------------- named cells (asset x industry x risk)
 from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
 
-register({
-    "core": {"en": "Core", "zh": "核心客户"},
-    "potential": {"en": "Potential", "zh": "潜力客户"},
-    "wealth_active": {"en": "Active investor", "zh": "积极投资客户"},
-    "basic": {"en": "Basic", "zh": "基础客户"},
-})
-
 
 class GridCell(BaseModel):
     """One named cell of the nine-grid: conditions on the asset, industry and risk bands (None =

@@ -168,7 +168,7 @@ def test_sample_every_employed_rm_gets_a_pack_with_exactly_its_current_customers
         csv = pd.read_csv(out / "by_rm" / rm / "book.csv")
         assert set(csv["Customer"]) == ids and len(csv) == len(ids)
         assert csv["Rank"].tolist() == list(range(1, len(ids) + 1))
-        assert csv["Health (0-100)"].between(0, 100).all()
+        assert csv["Health score (0-100)"].between(0, 100).all()
         assert (csv.loc[csv["Rank"] <= 10, "Reasons"].fillna("").str.len() > 0).all()
         assert (out / "by_rm" / rm / "book.xlsx").stat().st_size > 0 and (out / "by_rm" / rm / "book.html").is_file()
 
@@ -202,8 +202,8 @@ def test_packs_least_privilege_language_and_masking(tmp_path):
     sc = pd.DataFrame({"rm_id": ["R1", "R2"], "kpi": ["fee_income"] * 2, "actual": [1.0, 2.0], "target": [2.0, 2.0]})
     B.write_rm_packs(pri, sc, tmp_path, lang="zh")
     r1 = pd.read_csv(tmp_path / "by_rm" / "R1" / "book.csv")
-    assert "客户" in r1.columns and "优先序" in r1.columns
-    assert set(r1["客户"]) == {"A", "B"}
+    assert "客户编号" in r1.columns and "排名" in r1.columns and "健康度（0-100）" in r1.columns
+    assert set(r1["客户编号"]) == {"A", "B"}
     html = (tmp_path / "by_rm" / "R1" / "book.html").read_text(encoding="utf-8")
     assert ">C<" not in html and "R2" not in html  # nothing of another RM's book
     review = {"team": pd.DataFrame({"rm_id": ["R1", "R2"], "branch": ["S1", "S1"], "total_score": [90.0, 80.0]}),
