@@ -118,6 +118,21 @@ def _fmt_for(col: str) -> str | None:
     return None
 
 
+#: Coded columns shown by their label: column -> label-key prefix.
+CODED = {"segment": "segment:", "lifecycle_stage": "stage:", "tier": "tier:", "cell": "", "rating": ""}
+
+
+def localize_codes(df: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Copy of ``df`` with coded values (segment, stage, tier, nine-grid cell, rating) as labels in
+    ``lang``; codes without a label stay as they are."""
+    out = df.copy()
+    for c, prefix in CODED.items():
+        if c in out.columns:
+            out[c] = out[c].map(lambda v: label(f"{prefix}{v}", lang) if isinstance(v, str) else v)
+            out[c] = out[c].where(~out[c].astype(str).str.startswith(prefix) | (prefix == ""), df[c])
+    return out
+
+
 def _sheet(wb, name: str, df: pd.DataFrame, lang: str, formats: dict) -> None:
     ws = wb.add_worksheet(name[:31])
     cols = list(df.columns)
@@ -254,8 +269,8 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
             continue
         folder = base / str(rm)
         folder.mkdir(parents=True, exist_ok=True)
-        book = g[cols].sort_values("rank")
-        sc = sc_groups.get(rm, pd.DataFrame(columns=sc_cols))[sc_cols]
+        book = localize_codes(g[cols].sort_values("rank"), lang)
+        sc = localize_codes(sc_groups.get(rm, pd.DataFrame(columns=sc_cols))[sc_cols], lang)
         _csv(folder / "book.csv", book, lang)
         write_xlsx(folder / "book.xlsx", {"priority": book, "scorecard": sc}, lang)
         title = (f"客户经理 {rm} 客户服务优先清单 {as_of}" if lang == "zh" else f"RM {rm}: service-priority list {as_of}")
@@ -284,7 +299,7 @@ def write_branch_packs(review: dict[str, pd.DataFrame], unassigned: pd.DataFrame
     for b, g in team.groupby("branch", sort=True):
         folder = base / str(b)
         folder.mkdir(parents=True, exist_ok=True)
-        t = g.drop(columns="branch")
+        t = localize_codes(g.drop(columns="branch"), lang)
         u = un_g.get(b, un.iloc[0:0]).drop(columns="branch", errors="ignore")
         tg = tg_g.get(b, tgt.iloc[0:0]).drop(columns="branch", errors="ignore")
         sheets = {"team": t, "unassigned": u, "targets": tg, "peers": peers}
