@@ -24,7 +24,7 @@ test: $(VENV)/.stamp-dev kernel pytest
 # The suite itself, on whatever $(VENV) holds (make test: the lock; make test-latest: the newest).
 pytest:
 	$(PYTEST) tests -q
-	$(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
+	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
 
 # JupyterLab with the project's kernel; --allow-root where it runs as root (containers).
 lab: $(VENV)/.stamp-dev kernel

@@ -2,8 +2,8 @@
 
 ::
 
-    rmanalytics run NOTEBOOK [--params FILE] [-p KEY VALUE ...] [--data DIR] [--out DIR]
-    rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N]
+    rmanalytics run NOTEBOOK [--params FILE] [-p KEY VALUE ...] [--data DIR] [--out DIR] [--mask-key-file F]
+    rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N] [--mask-key-file F]
     rmanalytics params NOTEBOOK [--yaml]
     rmanalytics validate DATA_DIR
     rmanalytics synth [--customers N] [--out DIR] [--seed S]
@@ -28,6 +28,22 @@ def _err(msg: str) -> None:
     print(f"rmanalytics: error: {msg}", file=sys.stderr)
 
 
+def _use_key_file(args: argparse.Namespace) -> str | None:
+    """``--mask-key-file``: the key file wins over the environment for this command and its kernels.
+    Returns an error message when the key cannot be used (checked before any kernel starts)."""
+    from rmanalytics import privacy
+    from rmanalytics.errors import RmAnalyticsError
+
+    if getattr(args, "mask_key_file", None):
+        os.environ[privacy.KEY_FILE_ENV] = str(Path(args.mask_key_file).expanduser().resolve())
+        os.environ.pop(privacy.KEY_ENV, None)
+        try:
+            privacy.load_key()
+        except RmAnalyticsError as exc:
+            return str(exc)
+    return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from rmanalytics.params import ParameterError, notebook_name, resolve
 
@@ -45,13 +61,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         _err(str(exc))
         return 2
+    from rmanalytics.errors import RmAnalyticsError
     from rmanalytics.runner import KernelNotFound
 
+    if (msg := _use_key_file(args)) is not None:
+        _err(msg)
+        return 2
     source = {"params_file": args.params, "overrides": [list(p) for p in args.p or []], **extra}
     try:
         res = run_notebook(nb, params, out_dir=args.out, name=name, progress_bar=not args.no_progress,
                            params_source=source, execution_timeout=args.timeout)
-    except KernelNotFound as exc:
+    except (KernelNotFound, RmAnalyticsError) as exc:
         _err(str(exc))
         return 2
     if res.ok:
@@ -63,14 +83,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
+    from rmanalytics.errors import RmAnalyticsError
     from rmanalytics.params import ParameterError
     from rmanalytics.runner import KernelNotFound, run_all, summary_table
 
+    if (msg := _use_key_file(args)) is not None:
+        _err(msg)
+        return 2
     try:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
                           notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
                           progress_bar=not args.no_progress)
-    except (ParameterError, KernelNotFound) as exc:
+    except (ParameterError, KernelNotFound, RmAnalyticsError) as exc:
         _err(str(exc))
         return 2
     print()
@@ -185,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: the project's notebooks/, then the packaged ones)")
     p.add_argument("--timeout", type=int, default=None, metavar="S", help="per-cell timeout in seconds")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--mask-key-file", metavar="FILE",
+                   help="file holding the secret key of the customer-id pseudonyms (default: $RMANALYTICS_MASK_KEY, "
+                        "$RMANALYTICS_MASK_KEY_FILE, else ~/.config/rmanalytics/mask.key, generated once)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("run-all", help="run the notebook chain 00 -> 04 in dependency order")
@@ -198,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
                    help="notebooks run in parallel when independent (default: min(2, CPUs))")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--mask-key-file", metavar="FILE",
+                   help="file holding the secret key of the customer-id pseudonyms (default: $RMANALYTICS_MASK_KEY, "
+                        "$RMANALYTICS_MASK_KEY_FILE, else ~/.config/rmanalytics/mask.key, generated once)")
     p.set_defaults(func=_cmd_run_all)
 
     p = sub.add_parser("params", help="print a notebook's parameters: name, type, default, help")

@@ -335,3 +335,44 @@ def validate_data_dir(
 
     tables = load_tables(data_dir, validate=True)
     return tables, quality_report(tables, observation_end=observation_end)
+
+
+def known_customer_ids(data_dir: str | os.PathLike, candidates: Iterable[str]) -> set[str]:
+    """Which of ``candidates`` are customer ids of the data in ``data_dir``.
+
+    Looks in the ``customer_id`` column of every contract table that has one (customers,
+    transactions, balances, assignments: an id quoted in a quality finding may be an orphan that
+    exists in transactions only). DuckDB semi-joins the candidates against the files, so no id
+    list is held in memory; used by the runner to mask ids quoted in text
+    (:func:`rmanalytics.privacy.scrub_files`). Tables missing from the source are skipped.
+    """
+    import duckdb
+
+    cands = pd.DataFrame({"token": sorted(set(candidates))}, dtype=object)
+    if cands.empty:
+        return set()
+    path = Path(data_dir)
+    names = [t for t, spec in TABLES.items() if "customer_id" in spec.column_names]
+    with duckdb.connect() as con:
+        if _is_db(path):
+            con.execute(f"ATTACH '{str(path)}' AS src (READ_ONLY)")
+            present = {r[0] for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'src'").fetchall()}
+            sources = [f'SELECT CAST(customer_id AS VARCHAR) AS id FROM src."{t}"' for t in names if t in present]
+        else:
+            files = _find_files(path) if path.is_dir() else {}
+            sources = []
+            for t in names:
+                p = files.get(t)
+                if p is None:
+                    continue
+                lit = str(p).replace("'", "''")
+                reader = (f"read_parquet('{lit}')" if p.suffix == ".parquet"
+                          else f"read_csv('{lit}', all_varchar = true, header = true)")
+                sources.append(f"SELECT CAST(customer_id AS VARCHAR) AS id FROM {reader}")
+        if not sources:
+            return set()
+        con.register("cands", cands)
+        rows = con.execute(f"SELECT DISTINCT token FROM cands WHERE token IN "
+                           f"(SELECT id FROM ({' UNION ALL '.join(sources)}) s)").fetchall()
+    return {r[0] for r in rows}

@@ -6,14 +6,18 @@ written and the objects are simply returned for display.
 
 Layout of ``output_dir``::
 
-    tables/<name>.parquet and tables/<name>.csv
+    tables/<name>.csv                   every table, customer ids masked (safe to share)
+    tables/<name>.parquet               tables without customer ids
+    restricted/tables/<name>.parquet    tables with raw customer ids (folder 0700, files 0600)
     figures/<name>.png
     metrics.json        (flat mapping name -> number or string, rewritten atomically on each call)
 
-Privacy boundary: the run folder is the secure area. Parquet tables keep raw identifiers so later
-notebooks of a chain can join on them; everything meant for people (the CSV copies, and the frame
-returned for display, which ends up in the HTML report) has customer identifiers masked
-(:func:`rmanalytics.privacy.mask_frame`) unless ``mask_ids=False``.
+Privacy boundary (:mod:`rmanalytics.privacy`): analysis functions return raw ids; the Recorder
+is where a table leaves for people. The Parquet copy with raw ids goes to the owner-only
+``restricted/`` folder, which later notebooks of a chain read; the CSV copy and the frame returned
+for display (which ends up in the notebook, the HTML report and the run log) have customer ids
+masked with the keyed pseudonym (:func:`rmanalytics.privacy.mask_frame`), including ids inside
+nested example rows, unless ``mask_ids=False`` (a run for the data team only: nothing masked).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.privacy import ID_COLUMNS, mask_frame
+from rmanalytics.privacy import (ID_COLUMNS, RESTRICTED_DIR, MaskKey, has_ids, load_key, mask_frame,
+                                 write_restricted_parquet)
 
 
 def _jsonable(value: Any) -> Any:
@@ -43,6 +48,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _flat(frame: pd.DataFrame) -> pd.DataFrame:
+    flat = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame
+    flat = flat.copy()
+    flat.columns = [str(c) for c in flat.columns]
+    return flat
+
+
 class Recorder:
     """Write tables, metrics and figures of one notebook run.
 
@@ -52,42 +64,58 @@ class Recorder:
     mask_ids : mask customer identifiers in exported tables (default True).
     lang : language of the CSV column headers (``col.*`` labels, :func:`rmanalytics.labels.columns`);
         None keeps the names. Parquet tables always keep the English machine names.
+    key : the pseudonymisation key (:class:`~rmanalytics.privacy.MaskKey`), or the path of a key
+        file, or None for :func:`rmanalytics.privacy.load_key` (environment / config; loaded on
+        first use, and generated there if none exists yet, with a printed notice).
     """
 
     def __init__(self, output_dir: str | os.PathLike | None, *, mask_ids: bool = True,
-                 lang: str | None = None) -> None:
+                 lang: str | None = None, key: MaskKey | str | os.PathLike | None = None) -> None:
         self.output_dir = Path(output_dir) if output_dir is not None else None
         self.mask_ids = mask_ids
         self.lang = lang
+        self._key = key
         self.metrics_: dict[str, Any] = {}
         if self.output_dir is not None:
             self.output_dir.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def key_(self) -> MaskKey:
+        """The pseudonymisation key (loaded on first use)."""
+        if not isinstance(self._key, MaskKey):
+            self._key = load_key(self._key)
+            if self._key.created:
+                print(self._key.describe())
+        return self._key
+
     def table(self, name: str, df: pd.DataFrame, *, id_columns: tuple[str, ...] = ID_COLUMNS,
               csv: bool = True) -> pd.DataFrame:
-        """Write ``df`` as ``tables/<name>.parquet`` (raw ids) and ``.csv`` (masked ids).
+        """Write ``df`` as Parquet (raw ids: under ``restricted/tables/``, else ``tables/``) and as
+        ``tables/<name>.csv`` with ids masked.
 
         Returns the frame to display: masked when ``mask_ids`` is on, so notebook output and the
         HTML report never show raw customer identifiers.
         """
-        shown = mask_frame(df, id_columns) if self.mask_ids else df
+        raw = has_ids(df, id_columns)
+        shown = mask_frame(df, self.key_, id_columns) if (self.mask_ids and raw) else df
         if self.output_dir is not None:
             folder = self.output_dir / "tables"
             folder.mkdir(exist_ok=True)
-            for frame, path in ((df, folder / f"{name}.parquet"), (shown, folder / f"{name}.csv")):
-                if path.suffix == ".csv" and not csv:
-                    continue
-                flat = frame.reset_index() if not isinstance(frame.index, pd.RangeIndex) else frame
-                flat = flat.copy()
-                flat.columns = [str(c) for c in flat.columns]
-                if path.suffix == ".csv":
-                    if self.lang:
-                        from rmanalytics.labels import columns
+            pq = (self.output_dir / RESTRICTED_DIR / "tables" if raw else folder) / f"{name}.parquet"
+            if raw and (folder / f"{name}.parquet").exists():  # never leave a raw copy outside restricted/
+                (folder / f"{name}.parquet").unlink()
+            parquet = _flat(df)
+            if raw:
+                write_restricted_parquet(parquet, pq, index=False)
+            else:
+                parquet.to_parquet(str(pq), index=False)
+            if csv:
+                flat = _flat(shown)
+                if self.lang:
+                    from rmanalytics.labels import columns
 
-                        flat = columns(flat, self.lang)
-                    flat.to_csv(path, index=False, encoding="utf-8-sig" if self.lang == "zh" else "utf-8")
-                else:
-                    flat.to_parquet(str(path), index=False)
+                    flat = columns(flat, self.lang)
+                flat.to_csv(folder / f"{name}.csv", index=False, encoding="utf-8-sig" if self.lang == "zh" else "utf-8")
         return shown
 
     def metric(self, name: str, value: Any) -> Any:

@@ -6,7 +6,10 @@ One run of one notebook writes one folder::
         parameters.yaml       resolved, validated parameters of the run
         <notebook>.ipynb      the executed notebook (kept when the run fails)
         report.html           HTML report without code cells (nbconvert ``exclude_input=True``)
-        tables/*.parquet|csv  tables recorded by the notebook (:class:`rmanalytics.report.Recorder`)
+        tables/*.csv          tables recorded by the notebook (:class:`rmanalytics.report.Recorder`),
+                              customer ids masked; tables/*.parquet for tables without customer ids
+        restricted/tables/*.parquet  tables with RAW customer ids (folder 0700, files 0600); the chain
+                              reads these. Everything outside restricted/ is safe to share.
         figures/*.png         plots
         metrics.json          key figures
         run.log               papermill log and the cells' output
@@ -18,6 +21,15 @@ folder is renamed to its final name only at the end; a failed run is renamed to 
 A folder without a suffix therefore always holds a finished, successful run; an interrupted run
 (Ctrl-C, killed job) leaves a ``.partial`` folder whose manifest says ``running`` or
 ``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
+
+Privacy (:mod:`rmanalytics.privacy`): the pseudonymisation key is resolved before the kernel
+starts (``RMANALYTICS_MASK_KEY``, a key file, or a key generated once in the user's config folder,
+which the log then says); the manifest records only its fingerprint. After the kernel ends, the
+people-facing text files of the run (executed notebook, report.html, run.log, CSV, JSON, ...)
+are scanned and any raw customer id still quoted in them (error messages, warnings, printed
+examples) is replaced by its pseudonym; ids are recognised by asking the run's data
+(:func:`rmanalytics.io.known_customer_ids`). With ``mask_ids: false`` nothing is masked and the
+whole run folder is made owner-only.
 
 Parameters are validated (:func:`rmanalytics.params.resolve`) before any kernel starts. The kernel
 is the ``rmanalytics`` kernelspec (registered on first use); jupyter_client starts it with the interpreter running the runner, so
@@ -41,6 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from rmanalytics import privacy
 from rmanalytics.resources import bundled_root, find_project, locate
 from rmanalytics.params import (
     CHAIN_INPUTS,
@@ -436,6 +449,7 @@ def run_notebook(
     execution_timeout: int | None = None,
     params_source: Mapping[str, Any] | None = None,
     extra_inputs: Iterable[str | os.PathLike] = (),
+    mask_key: privacy.MaskKey | None = None,
 ) -> RunResult:
     """Execute one notebook with papermill into a new run folder and return the outcome.
 
@@ -448,6 +462,8 @@ def run_notebook(
     progress_bar : papermill's progress bar over cells (stderr).
     params_source : recorded in the manifest (YAML file, ``-p`` overrides).
     extra_inputs : more files/folders to fingerprint besides ``data_dir`` and ``*_path`` parameters.
+    mask_key : the pseudonymisation key already loaded by the caller (``run_all``); None:
+        :func:`rmanalytics.privacy.load_key`. Only its fingerprint and source are recorded.
 
     Returns a :class:`RunResult`; a failing cell gives ``status="failed"`` (no exception). A
     ``KeyboardInterrupt`` leaves the ``.partial`` folder with status ``interrupted`` and is re-raised.
@@ -459,6 +475,8 @@ def run_notebook(
     name = name or nb_in.stem
     check_kernel(kernel_name)
     params = absolutize_paths(params)
+    masked = bool(getattr(params, "mask_ids", True))
+    key = (mask_key or privacy.load_key()) if masked else None  # a bad key fails before the run folder exists
     started = _utcnow()
     t0 = time.perf_counter()
     git = git_info(nb_in.parent)
@@ -500,6 +518,9 @@ def run_notebook(
         "packages": package_versions(),
         "command": sys.argv,
         "font": font_entry,
+        "privacy": {"mask_ids": masked, "key_fingerprint": key.fingerprint if key else None,
+                    "key_source": key.source if key else None, "restricted_dir": privacy.RESTRICTED_DIR,
+                    "shareable": "everything outside restricted/" if masked else "nothing (mask_ids: false)"},
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -509,6 +530,12 @@ def run_notebook(
         log.info("run %s -> %s", name, partial)
         log.info("parameters: %s", json.dumps(injected, ensure_ascii=False))
         os.environ["RMANALYTICS_NOTEBOOK"] = name  # inherited by the kernel: tells monitors whose it is
+        if key is not None:
+            log.info(key.describe())
+            for note in key.notes:
+                log.warning(note)
+        else:
+            log.warning("mask_ids is false: customer ids are NOT masked in this run; its folder is owner-only")
         try:
             pm.execute_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
@@ -546,6 +573,12 @@ def run_notebook(
                 if status == "ok":
                     status, error = "failed", f"HTML export failed: {type(exc).__name__}: {exc}"
 
+    if key is not None:
+        error, first = _mask_run_texts(partial, key, getattr(params, "data_dir", None), manifest, error, first)
+    else:
+        privacy.lock_down(partial)
+    privacy.lock_down(partial / privacy.RESTRICTED_DIR)
+
     ended = _utcnow()
     duration = round(time.perf_counter() - t0, 3)
     target = final if status == "ok" else final.with_name(final.name + ".failed")
@@ -565,6 +598,42 @@ def run_notebook(
         params=recorded, started_utc=started.isoformat(), ended_utc=ended.isoformat(), duration_s=duration,
         error=error, failed_cell=cell_idx, failed_exec_count=exec_count, failed_source=first,
     )
+
+
+class _IdLookup:
+    """Which tokens are customer ids of ``data_dir`` (asks the data once per new token)."""
+
+    def __init__(self, data_dir: str | None) -> None:
+        self.data_dir, self.ids, self.seen = data_dir, set(), set()
+
+    def __call__(self, tokens: set[str]) -> set[str]:
+        new = set(tokens) - self.seen
+        if new and self.data_dir:
+            from rmanalytics.io import known_customer_ids
+
+            self.ids |= known_customer_ids(self.data_dir, new)
+        self.seen |= new
+        return set(tokens) & self.ids
+
+
+def _mask_run_texts(run_dir: Path, key: privacy.MaskKey, data_dir: str | None, manifest: dict[str, Any],
+                    error: str | None, first: str | None) -> tuple[str | None, str | None]:
+    """Mask raw customer ids quoted in the people-facing files of ``run_dir`` and in the error
+    texts that go into the manifest; note what was done in the manifest and the run log."""
+    lookup = _IdLookup(data_dir)
+    files = [p for p in privacy.people_facing_files(run_dir) if p.name != "manifest.json"]
+    try:
+        counts = privacy.scrub_files(files, key, lookup)
+        error = privacy.mask_text(error, key, lookup) if error else error
+        first = privacy.mask_text(first, key, lookup) if first else first
+        note = {"raw_ids_masked_in_text": sum(counts.values()),
+                "files_masked": sorted(str(Path(p).relative_to(run_dir)) for p in counts)}
+    except Exception as exc:  # noqa: BLE001 - the data may be unreadable (that can be why the run failed)
+        note = {"text_masking_failed": f"{type(exc).__name__}: {exc}"}
+    manifest["privacy"].update(note)
+    with (run_dir / "run.log").open("a", encoding="utf-8") as fh:
+        fh.write(f"privacy: {json.dumps(note, ensure_ascii=False)}\n")
+    return error, first
 
 
 def _update_latest(run_dir: Path) -> None:
@@ -656,8 +725,13 @@ def run_all(
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
 
+    mask_key = None
     if plan:
         check_kernel()
+        if any(getattr(p, "mask_ids", True) for p, _ in plan.values()):
+            mask_key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
+            if mask_key.created:
+                echo(mask_key.describe())  # and every run log of this chain says so
     results: dict[str, RunResult] = {}
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
@@ -674,7 +748,7 @@ def run_all(
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_paths[nb]),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
-                 "progress_bar": progress_bar and jobs <= 1}, notes)
+                 "progress_bar": progress_bar and jobs <= 1, "mask_key": mask_key}, notes)
 
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}

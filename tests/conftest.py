@@ -1,4 +1,12 @@
-"""Shared pytest fixtures. Matplotlib runs headless in tests."""
+"""Shared pytest fixtures. Matplotlib runs headless in tests.
+
+The suite never touches the user's real mask key: it sets ``RMANALYTICS_MASK_KEY`` to a test
+secret and points ``RMANALYTICS_CONFIG_DIR`` at a temporary folder (before any kernel starts, so
+notebook kernels inherit both).
+"""
+
+import os
+import tempfile
 
 import matplotlib
 
@@ -9,6 +17,11 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 D = pd.Timestamp
+
+TEST_MASK_KEY = "rmanalytics-test-suite-secret-0123456789"
+os.environ["RMANALYTICS_MASK_KEY"] = TEST_MASK_KEY
+os.environ.pop("RMANALYTICS_MASK_KEY_FILE", None)
+os.environ["RMANALYTICS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="rmanalytics-test-config-")
 
 
 def _dates(values):

@@ -6,8 +6,10 @@ header, frozen header row, autofilter, column widths).
 
 Privacy (DOMAIN.md §4, least privilege): an RM pack holds the raw ids of that RM's current
 customers only, and nothing naming another RM's customers (its scorecard sheet has no customer
-ids). Branch packs and everything else go through ``mask`` (default
-:func:`rmanalytics.privacy.mask_frame`) at this output boundary.
+ids); notebook 05 writes the RM packs under the run's owner-only ``restricted/by_rm/`` (raw ids
+never sit in the shareable part of a run folder), to be handed to each RM alone. Branch packs go
+through ``mask`` (default :func:`rmanalytics.privacy.mask_frame` with the run's key) at this
+output boundary and sit in the shareable ``by_branch/``.
 """
 
 from __future__ import annotations
@@ -286,10 +288,14 @@ def write_branch_packs(review: dict[str, pd.DataFrame], unassigned: pd.DataFrame
     """``<out_dir>/by_branch/<branch>/book.{xlsx,csv,html}`` for every branch of the review.
 
     book.csv = the team table; book.xlsx sheets "team", "unassigned", "targets", "peers"; customer
-    ids pseudonymised with ``mask`` (default :func:`rmanalytics.privacy.mask_frame`).
+    ids pseudonymised with ``mask`` (default :func:`rmanalytics.privacy.mask_frame` with the key of
+    :func:`rmanalytics.privacy.load_key`).
     """
     if mask is None:
-        from rmanalytics.privacy import mask_frame as mask
+        from rmanalytics.privacy import load_key, mask_frame
+
+        key = load_key()
+        mask = lambda df: mask_frame(df, key)  # noqa: E731
     base = Path(out_dir) / "by_branch"
     team, tgt, peers = review["team"], review["targets"], review["peers"]
     un = mask(unassigned) if unassigned is not None else pd.DataFrame(columns=["customer_id", "branch"])

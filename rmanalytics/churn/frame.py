@@ -574,7 +574,7 @@ def add_segments(frame: pd.DataFrame, segments: pd.DataFrame | None = None, *,
                  value_col: str = "aum") -> pd.DataFrame:
     """Add ``segment`` and ``tier`` columns for retention by group.
 
-    With ``segments`` (tables/segments.parquet of a 01 run: customer_id, segment, tier, ...) they
+    With ``segments`` (restricted/tables/segments.parquet of a 01 run: customer_id, segment, tier, ...) they
     are joined by customer_id (customers missing there get ``"unsegmented"``, counted in
     ``attrs["unsegmented"]``). Without: ``segment`` = customer_type and ``tier`` = value tier from
     ``value_col`` at the landmark (terciles: ``value_low``, ``value_mid``, ``value_high``), which

@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rmanalytics.privacy import mask_frame
-
 
 def _pretty(name: str) -> str:
     return name.replace("[", "=").replace("]", "")
@@ -14,7 +12,7 @@ def _pretty(name: str) -> str:
 
 def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, value_col: str = "aum",
                        rm_col: str = "rm_id", id_col: str = "customer_id", top_n: int | None = 20,
-                       n_drivers: int = 3, tenure_col: str | None = None, mask_ids: bool = True,
+                       n_drivers: int = 3, tenure_col: str | None = None,
                        current: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ranked retention worklist per RM.
 
@@ -23,8 +21,8 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
     currency), ``value_at_stake`` = p_churn * value, and ``risk_drivers``: the ``n_drivers``
     covariates that raise this customer's log-hazard most above the average customer
     ((x - mean) * coef > 0). Customers are ranked within each RM by value at stake
-    (``rank`` 1 = first to contact); ``top_n`` per RM (None: all). Customer ids are masked unless
-    ``mask_ids=False``.
+    (``rank`` 1 = first to contact); ``top_n`` per RM (None: all). Customer ids are the raw ids
+    (masking happens where the table is exported: :meth:`rmanalytics.report.Recorder.table`).
 
     ``current`` (from :func:`rmanalytics.churn.frame.current_state` at the observation end) supplies
     each customer's *current* primary RM and *current* ``value_col``: without it the RM and value are
@@ -60,4 +58,4 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
     if top_n is not None:
         out = out[out["rank"] <= top_n]
     out = out[[rm_col, "rank", id_col, "p_churn", "value", "value_at_stake", "risk_drivers"]].reset_index(drop=True)
-    return mask_frame(out, (id_col,)) if mask_ids else out
+    return out

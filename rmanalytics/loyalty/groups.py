@@ -111,7 +111,7 @@ def load_segments(segments_path: str | None, tables: dict, *, observation_end, e
                   lang: str = "en") -> tuple[pd.DataFrame, str]:
     """Segments, lifecycle stages and tiers per customer, and where they came from.
 
-    ``segments_path``: ``tables/segments.parquet`` of a 01 run (columns customer_id, segment,
+    ``segments_path``: ``restricted/tables/segments.parquet`` of a 01 run (columns customer_id, segment,
     lifecycle_stage, tier). Otherwise they are recomputed with
     :func:`rmanalytics.rfm.pipeline.segment_snapshot` at ``observation_end`` when that module is
     available, else every customer's ``customer_type`` stands in for all three.

@@ -107,12 +107,12 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: churn outcomes (closed customers fall into "lost"), so feeding them to the churn notebook would
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
-    "03_loyalty_clv": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "tables/segments.parquet")},
+    "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
+    "04_kpi_attribution": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
     # 05 describes today's book, so 01's end-of-window segments are what it needs (no leakage issue:
-    # it predicts forward from observation_end).
-    "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "tables"),
-                   "churn_tables_path": ("02_churn_survival", "tables"),
+    # it predicts forward from observation_end). Tables with customer ids live under restricted/.
+    "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "restricted/tables"),
+                   "churn_tables_path": ("02_churn_survival", "restricted/tables"),
                    "kpi_tables_path": ("04_kpi_attribution", "tables")},
 }
 

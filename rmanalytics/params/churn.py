@@ -32,7 +32,7 @@ class ChurnParams(NotebookParams):
     penalizer: float = Field(0.0, ge=0, description="Elastic-net penalizer of the churn model.")
     l1_ratio: float = Field(0.0, ge=0, le=1, description="L1 share of the penalty.")
     segments_path: str | None = Field(
-        None, description="tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
+        None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
                           "None: segment by customer_type and value tier from AUM at the landmark. Caution: 01 segments are "
                           "measured at the observation end, after the churn outcomes, so they leak the outcome into "
                           "retention curves and the hold-out baseline; run-all does not pass them.")

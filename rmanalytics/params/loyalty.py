@@ -29,7 +29,7 @@ class LoyaltyParams(NotebookParams):
     )
     max_frequency_bucket: int = Field(7, gt=0, description="Top calibration-frequency bucket of the holdout table.")
     segments_path: str | None = Field(
-        None, description="tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
+        None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
         "None: recompute with rmanalytics.rfm if available, else group by customer_type."
     )
 

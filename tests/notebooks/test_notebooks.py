@@ -42,7 +42,7 @@ def test_run_folder_is_complete(chain_results, notebook):
     html = (d / "report.html").read_text(encoding="utf-8")
     assert "hl-ipython3" not in html and "load_params" not in html, "report shows code"
     assert "jp-mod-noInput" in html
-    assert list((d / "tables").glob("*.parquet")), "no tables"
+    assert list((d / "tables").glob("*.parquet")) + list((d / "restricted" / "tables").glob("*.parquet")), "no tables"
     assert list((d / "tables").glob("*.csv")), "no CSV tables"
     assert list((d / "figures").glob("*.png")), "no figures"
     metrics = json.loads((d / "metrics.json").read_text(encoding="utf-8"))

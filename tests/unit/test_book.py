@@ -131,7 +131,7 @@ def test_worklist_uses_current_rm_and_value():
 
     active = pd.DataFrame({"customer_id": ["A", "B"], "rm_id": ["R_old", "R_old"], "aum": [1.0, 2.0]})
     current = pd.DataFrame({"customer_id": ["A", "B"], "rm_id": ["R_new", None], "aum": [100.0, 50.0]})
-    w = retention_worklist(_M(), active, 90, current=current, mask_ids=False)
+    w = retention_worklist(_M(), active, 90, current=current)
     assert dict(zip(w["customer_id"], w["rm_id"])) == {"A": "R_new", "B": "unassigned"}
     assert dict(zip(w["customer_id"], w["value"])) == {"A": 100.0, "B": 50.0}
 

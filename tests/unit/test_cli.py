@@ -153,3 +153,28 @@ def test_init_scaffolds_a_project_and_refuses_a_non_empty_folder(tmp_path, capsy
     assert cli.main(["init", str(dest)]) == 2
     assert "not empty" in capsys.readouterr().err
     assert cli.main(["init", str(dest), "--force"]) == 0
+
+
+def test_mask_key_file_option(tiny, fake_pm, capsys, monkeypatch, tmp_path):  # noqa: F811
+    import json
+
+    from rmanalytics import privacy
+
+    # the CLI sets/pops these in os.environ; monkeypatch restores the suite's values afterwards
+    monkeypatch.setenv(privacy.KEY_ENV, "environment-secret-key-0123456789")
+    monkeypatch.setenv(privacy.KEY_FILE_ENV, "")
+    bad = tmp_path / "short.key"
+    bad.write_text("short")
+    assert cli.main(["run", "00_tiny", "--notebooks-dir", "notebooks", "--mask-key-file", str(bad),
+                     "--no-progress"]) == 2
+    assert "fewer than 16" in capsys.readouterr().err and fake_pm.calls == []
+    good = tmp_path / "good.key"
+    good.write_text("file-secret-key-0123456789abcdef\n")
+    good.chmod(0o600)
+    monkeypatch.setenv(privacy.KEY_ENV, "environment-secret-key-0123456789")
+    assert cli.main(["run", "00_tiny", "--notebooks-dir", "notebooks", "--mask-key-file", str(good),
+                     "--no-progress"]) == 0
+    run_dir = next(p for p in (tiny / "runs" / "00_tiny").iterdir() if p.name != "latest")
+    m = json.loads((run_dir / "manifest.json").read_text())
+    assert m["privacy"]["key_source"] == "env-file"
+    assert m["privacy"]["key_fingerprint"] == privacy.MaskKey.from_secret("file-secret-key-0123456789abcdef").fingerprint

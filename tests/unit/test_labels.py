@@ -106,6 +106,6 @@ def test_recorder_csv_headers_in_chinese_parquet_stays_english(tmp_path):
     rec = Recorder(tmp_path, mask_ids=False, lang="zh")
     df = pd.DataFrame({"customer_id": ["C1"], "segment": ["loyal"], "value_at_stake": [1.5]})
     rec.table("t", df)
-    assert list(pd.read_parquet(tmp_path / "tables/t.parquet").columns) == list(df.columns)
+    assert list(pd.read_parquet(tmp_path / "restricted/tables/t.parquet").columns) == list(df.columns)  # raw ids: restricted/
     header = (tmp_path / "tables/t.csv").read_text(encoding="utf-8-sig").splitlines()[0]
     assert header == "客户编号,客户分群,风险价值"

@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from pydantic import Field
@@ -58,7 +59,7 @@ def tiny(tmp_path, monkeypatch):
     monkeypatch.setitem(params_mod.REGISTRY, "01_down", DownParams)
     monkeypatch.setattr(params_mod, "NOTEBOOKS", ("00_tiny", "01_down"))
     monkeypatch.setattr(runner, "NOTEBOOKS", ("00_tiny", "01_down"))
-    chain = {"01_down": {"segments_path": ("00_tiny", "tables/segments.parquet")}}
+    chain = {"01_down": {"segments_path": ("00_tiny", "restricted/tables/segments.parquet")}}
     monkeypatch.setattr(params_mod, "CHAIN_INPUTS", chain)
     monkeypatch.setattr(runner, "CHAIN_INPUTS", chain)
     nbdir = tmp_path / "notebooks"
@@ -84,8 +85,8 @@ class FakePapermill:
         self.calls.append({"input": input_path, "parameters": dict(parameters), **kwargs})
         nb = nbformat.read(input_path, as_version=4)
         out = Path(parameters["output_dir"])
-        (out / "tables").mkdir(parents=True, exist_ok=True)
-        (out / "tables" / "segments.parquet").write_bytes(b"PAR1")
+        (out / "restricted" / "tables").mkdir(parents=True, exist_ok=True)
+        (out / "restricted" / "tables" / "segments.parquet").write_bytes(b"PAR1")
         (out / "metrics.json").write_text(json.dumps({"n": parameters.get("n", 0)}))
         if parameters.get("fail"):
             nb.cells[4].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="boom",
@@ -113,7 +114,7 @@ def test_run_folder_layout_and_manifest(tiny, fake_pm):
     assert not res.run_dir.name.endswith((".partial", ".failed"))
     assert runner.is_complete(res.run_dir)
     for f in ("parameters.yaml", "00_tiny.ipynb", "report.html", "metrics.json", "run.log", "manifest.json",
-              "tables/segments.parquet"):
+              "restricted/tables/segments.parquet"):
         assert (res.run_dir / f).is_file(), f
     m = json.loads((res.run_dir / "manifest.json").read_text())
     assert m["status"] == "ok" and m["parameters"]["n"] == 5
@@ -174,7 +175,7 @@ def test_run_all_chains_upstream_output(tiny, fake_pm):
                              notebooks_dir="notebooks", progress_bar=False, echo=lines.append)
     assert [r.notebook for r in results] == ["00_tiny", "01_down"] and all(r.ok for r in results)
     assert fake_pm.calls[0]["parameters"]["n"] == 1  # the ci variant was picked
-    assert fake_pm.calls[1]["parameters"]["segments_path"] == str(results[0].run_dir / "tables/segments.parquet")
+    assert fake_pm.calls[1]["parameters"]["segments_path"] == str(results[0].run_dir / "restricted/tables/segments.parquet")
     table = runner.summary_table(results)
     assert "00_tiny" in table and "01_down" in table and "ok" in table
 
@@ -259,3 +260,102 @@ def test_real_kernel_failing_cell(real_nb):
     assert res.failed_cell == 4 and res.failed_exec_count is not None and "boom on purpose" in res.error
     assert res.executed_notebook.is_file() and res.run_dir.name.endswith(".failed")
     assert res.failed_source.startswith("if P.amount_bins > 100")
+
+
+# ----------------------------------------------------------------------------- privacy
+def test_generated_key_is_logged_and_only_its_fingerprint_recorded(tiny, fake_pm, monkeypatch):
+    from rmanalytics import privacy
+
+    monkeypatch.delenv(privacy.KEY_ENV, raising=False)
+    monkeypatch.delenv(privacy.KEY_FILE_ENV, raising=False)
+    monkeypatch.setenv(privacy.CONFIG_DIR_ENV, str(tiny / "cfg"))
+    res = runner.run_notebook("00_tiny", resolve("00_tiny", data_dir="data"), out_dir="runs",
+                              notebooks_dir="notebooks", progress_bar=False)
+    key = privacy.load_key()
+    assert key.source == "config" and key.path == str(tiny / "cfg" / "mask.key")
+    log = (res.run_dir / "run.log").read_text()
+    assert "NEW random key generated" in log and key.fingerprint in log
+    m = json.loads((res.run_dir / "manifest.json").read_text())
+    assert m["privacy"]["key_fingerprint"] == key.fingerprint and m["privacy"]["key_source"] == "generated"
+    for p in res.run_dir.rglob("*"):
+        if p.is_file():
+            assert key.secret not in p.read_bytes(), p
+    # restricted/ is owner-only
+    assert (res.run_dir / "restricted").stat().st_mode & 0o777 == 0o700
+    assert (res.run_dir / "restricted" / "tables" / "segments.parquet").stat().st_mode & 0o777 == 0o600
+
+
+def test_unmasked_run_is_owner_only(tiny, fake_pm):
+    res = runner.run_notebook("00_tiny", resolve("00_tiny", overrides=[("mask_ids", "false")], data_dir="data"),
+                              out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+    assert res.ok and res.run_dir.stat().st_mode & 0o777 == 0o700
+    m = json.loads((res.run_dir / "manifest.json").read_text())
+    assert m["privacy"]["mask_ids"] is False and m["privacy"]["key_fingerprint"] is None
+    assert "NOT masked" in (res.run_dir / "run.log").read_text()
+
+
+@pytest.fixture
+def leaky_nb(tmp_path, monkeypatch):
+    """A real notebook that records a table of ids and quotes raw ids in print, a warning and an error."""
+    from rmanalytics.params import OverviewParams
+
+    nb = write_notebook(tmp_path / "notebooks" / "00_data_overview.ipynb", "00_data_overview", OverviewParams)
+    doc = nbformat.read(nb, as_version=4)
+    doc.cells[3].source = (
+        "import warnings\nimport pandas as pd\nfrom rmanalytics.report import Recorder\n"
+        "rec = Recorder(P.output_dir, mask_ids=P.mask_ids)\n"
+        "shown = rec.table('segments', pd.DataFrame({'customer_id': ['C0000001', 'C0000002'], 'x': [1, 2]}))\n"
+        "print('customer C0000003 looks odd')\nwarnings.warn('rows of C0000004 skipped')\nshown")
+    doc.cells[4].source = ("if P.amount_bins > 100:\n"
+                           "    raise ValueError(\"transactions.amount: broken by 1 rows, e.g. [{'customer_id': 'C0000009'}]\")")
+    nbformat.write(doc, nb)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "customers.csv").write_text("customer_id\n" + "\n".join(f"C000000{i}" for i in range(1, 9)))
+    (tmp_path / "data" / "transactions.csv").write_text("customer_id,amount\nC0000009,1.0\n")  # orphan id
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+RAW = [f"C000000{i}" for i in range(1, 10)]
+
+
+def test_real_kernel_masks_every_people_facing_file(leaky_nb):
+    from rmanalytics import privacy
+
+    key = privacy.load_key()
+    for bins, ok in (("7", True), ("200", False)):
+        res = runner.run_notebook("00_data_overview", resolve("00", overrides=[("amount_bins", bins)], data_dir="data"),
+                                  out_dir="runs", notebooks_dir="notebooks", progress_bar=False)
+        assert res.ok is ok, res.describe_failure()
+        files = privacy.people_facing_files(res.run_dir)
+        names = {str(p.relative_to(res.run_dir)) for p in files}
+        assert {"run.log", "report.html", "00_data_overview.ipynb", "manifest.json", "tables/segments.csv"} <= names
+        for p in files:
+            text = p.read_text()
+            assert not any(r in text for r in RAW), (p, [r for r in RAW if r in text])
+        html = (res.run_dir / "report.html").read_text()
+        assert privacy.mask_id("C0000003", key) in html and privacy.mask_id("C0000001", key) in html
+        log = (res.run_dir / "run.log").read_text()
+        assert privacy.mask_id("C0000004", key) in log and f"fingerprint {key.fingerprint}" in log
+        raw = pd.read_parquet(res.run_dir / "restricted" / "tables" / "segments.parquet")
+        assert raw["customer_id"].tolist() == ["C0000001", "C0000002"]
+        assert not (res.run_dir / "tables" / "segments.parquet").exists()
+        m = json.loads((res.run_dir / "manifest.json").read_text())
+        assert m["privacy"]["key_fingerprint"] == key.fingerprint and m["privacy"]["raw_ids_masked_in_text"] > 0
+    assert "C0000009" not in res.error and privacy.mask_id("C0000009", key) in res.error
+    assert privacy.mask_id("C0000009", key) in m["error"]["message"]
+
+
+def test_run_all_generates_the_key_once_and_logs_it(tiny, fake_pm, monkeypatch):
+    from rmanalytics import privacy
+
+    monkeypatch.delenv(privacy.KEY_ENV, raising=False)
+    monkeypatch.delenv(privacy.KEY_FILE_ENV, raising=False)
+    monkeypatch.setenv(privacy.CONFIG_DIR_ENV, str(tiny / "cfg"))
+    lines = []
+    results = runner.run_all(params_dir="params", data_dir="data", out_dir="runs", notebooks_dir="notebooks",
+                             progress_bar=False, echo=lines.append)
+    assert any("NEW random key generated" in line for line in lines)
+    fps = {json.loads((r.run_dir / "manifest.json").read_text())["privacy"]["key_fingerprint"] for r in results}
+    assert fps == {privacy.load_key().fingerprint}
+    assert all("NEW random key generated" in (r.run_dir / "run.log").read_text() for r in results)
