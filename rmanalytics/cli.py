@@ -6,6 +6,7 @@
     rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N] [--mask-key-file F]
     rmanalytics params NOTEBOOK [--yaml]
     rmanalytics validate DATA_DIR
+    rmanalytics clean [--out DIR] [--older-than 7d] [--keep N] [--dry-run]
     rmanalytics synth [--customers N] [--out DIR] [--seed S]
     rmanalytics kernel [--user]
 
@@ -61,12 +62,26 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         _err(str(exc))
         return 2
-    from rmanalytics.errors import RmAnalyticsError
-    from rmanalytics.runner import KernelNotFound
+    from rmanalytics.errors import DataError, RmAnalyticsError
+    from rmanalytics.io import precheck
+    from rmanalytics.runner import KernelNotFound, _partial_of, _support_problem, absolutize_paths
+    from rmanalytics.runs import mark_abandoned
 
     if (msg := _use_key_file(args)) is not None:
         _err(msg)
         return 2
+    params = absolutize_paths(params)
+    problem = _support_problem(name, params)
+    if problem:
+        _err(f"notebook {name} cannot run: {problem}")
+        return 2
+    try:
+        if os.path.exists(params.data_dir):
+            precheck(params.data_dir)
+    except DataError as exc:
+        _err(str(exc))
+        return 1
+    mark_abandoned(args.out)
     source = {"params_file": args.params, "overrides": [list(p) for p in args.p or []], **extra}
     try:
         res = run_notebook(nb, params, out_dir=args.out, name=name, progress_bar=not args.no_progress,
@@ -74,6 +89,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (KernelNotFound, RmAnalyticsError) as exc:
         _err(str(exc))
         return 2
+    except KeyboardInterrupt:
+        folder = _partial_of(args.out, name, {os.getpid()})
+        _err(f"interrupted: {name} did not finish; incomplete run folder: {folder or '(none yet)'}")
+        return 130
     if res.ok:
         print(f"{name}: ok in {res.duration_s:.1f} s")
         print(f"run folder: {res.run_dir}")
@@ -83,9 +102,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_run_all(args: argparse.Namespace) -> int:
-    from rmanalytics.errors import RmAnalyticsError
+    from rmanalytics.errors import DataError, RmAnalyticsError
     from rmanalytics.params import ParameterError
-    from rmanalytics.runner import KernelNotFound, run_all, summary_table
+    from rmanalytics.runner import KernelNotFound, RunInterrupted, run_all, summary_table
 
     if (msg := _use_key_file(args)) is not None:
         _err(msg)
@@ -94,16 +113,26 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
                           notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
                           progress_bar=not args.no_progress)
+    except DataError as exc:  # found by the fast pre-check of the data folder, before any kernel
+        _err(str(exc))
+        return 1
     except (ParameterError, KernelNotFound, RmAnalyticsError) as exc:
         _err(str(exc))
         return 2
+    except RunInterrupted as exc:
+        logging.disable(logging.CRITICAL)  # late kernel/ZMQ noise of the stopped runs
+        print(exc.summary(), file=sys.stderr)
+        return 130
     print()
     print(summary_table(results))
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if r.status not in ("ok", "skipped")]
     for r in failed:
         _err(r.describe_failure())
     if not results:
         _err("no notebook was run")
+        return 1
+    if not any(r.ok for r in results):
+        _err("no notebook ran: " + "; ".join(r.error or r.status for r in results))
         return 1
     return 1 if failed else 0
 
@@ -119,9 +148,9 @@ def _cmd_params(args: argparse.Namespace) -> int:
     if args.yaml:
         import yaml
 
-        from rmanalytics.params.base import _json_default
+        from rmanalytics.params.base import json_default
 
-        defaults = {k: _json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
+        defaults = {k: json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
         print(f"# parameters of {notebook_name(args.notebook)} (defaults)")
         print(yaml.safe_dump(defaults, sort_keys=False, allow_unicode=True), end="")
         return 0
@@ -138,21 +167,47 @@ def _cmd_params(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from rmanalytics.io import validate_data_dir
+    from rmanalytics.errors import RmAnalyticsError
+    from rmanalytics.io import table_columns, validate_data_dir
+    from rmanalytics.params import notebook_support
     from rmanalytics.schema import DataContractError
 
+    try:
+        columns = table_columns(args.data_dir)
+    except FileNotFoundError as exc:
+        _err(str(exc))
+        return 2
+    if not columns:
+        _err(f"{args.data_dir}: no contract table found (expected <table>.parquet or <table>.csv files, e.g. "
+             f"transactions.csv); see data/README.md")
+        return 1
     try:
         tables, findings = validate_data_dir(args.data_dir, observation_end=args.observation_end)
     except DataContractError as exc:
         _err(f"invalid data in {args.data_dir}:\n{exc}")
         return 1
-    except FileNotFoundError as exc:
+    except (RmAnalyticsError, ValueError) as exc:
         _err(str(exc))
-        return 2
-    print(f"{args.data_dir}: data contract OK")
+        return 1
+    print(f"{args.data_dir}: data contract OK for the {len(tables)} table(s) present")
     width = max((len(n) for n in tables), default=5)
     for name, df in tables.items():
         print(f"  {name.ljust(width)}  {len(df):>10,d} rows")
+    from rmanalytics.contract import TABLES
+
+    absent = [t for t in TABLES if t not in tables]
+    if absent:
+        print(f"  absent: {', '.join(absent)}")
+    support = notebook_support(columns)
+    print("notebooks this data supports:")
+    for s in support:
+        if s["supported"]:
+            print(f"  {s['notebook']}: yes")
+            for t, what in s["left_out"].items():
+                print(f"      no {t} table, left out: {what}")
+        else:
+            print(f"  {s['notebook']}: no, needs {', '.join(s['missing'])} "
+                  f"(required: {', '.join(s['required'])})")
     n = 0 if findings is None else len(findings)
     print(f"data-quality findings: {n}")
     if n:
@@ -160,6 +215,30 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
         with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 80):
             print(findings.to_string(index=False))
+    if not any(s["supported"] for s in support):
+        _err(f"{args.data_dir}: no notebook can run on these tables (every notebook needs a transactions table)")
+        return 1
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from rmanalytics.runs import clean, mark_abandoned, parse_age
+
+    try:
+        age = parse_age(args.older_than) if args.older_than else None
+    except ValueError as exc:
+        _err(f"--older-than: {exc}")
+        return 2
+    if args.keep is not None and args.keep < 0:
+        _err("--keep must be >= 0")
+        return 2
+    for p in mark_abandoned(args.out):
+        print(f"abandoned (its process is gone): {p}")
+    removed = clean(args.out, older_than=age, keep=args.keep, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for path, why in removed:
+        print(f"{verb} {path} ({why})")
+    print(f"{verb} {len(removed)} run folder(s) under {args.out}")
     return 0
 
 
@@ -240,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--observation-end", metavar="DATE", help="ISO date for the quality rules (default: last date)")
     p.set_defaults(func=_cmd_validate)
 
+    p = sub.add_parser("clean", help="remove failed/interrupted/abandoned run folders; keep the newest N "
+                                     "successful runs per notebook")
+    p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
+    p.add_argument("--older-than", metavar="AGE", help="only runs started longer ago than AGE (e.g. 7d, 12h, 2w)")
+    p.add_argument("--keep", type=int, metavar="N", help="keep the newest N successful runs per notebook "
+                                                         "(default: keep all successful runs)")
+    p.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    p.set_defaults(func=_cmd_clean)
+
     p = sub.add_parser("synth", help="generate synthetic data (see: rmanalytics synth --help)", add_help=False)
     p.set_defaults(func=_cmd_synth)
 
@@ -290,6 +378,8 @@ def _sigterm_as_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmanalytics`` command; returns the exit code."""
+    from rmanalytics.errors import RmAnalyticsError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -304,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except RmAnalyticsError as exc:  # a user's mistake (data, parameters, ...): one message, no traceback
+        _err(str(exc))
+        return 2
 
 
 if __name__ == "__main__":

@@ -94,8 +94,9 @@ TRANSACTIONS = Table(
         Column("customer_id", "str", "Customer (must exist in `customers`)."),
         Column("date", "date", "Transaction date (or timestamp)."),
         Column("amount", "float", "Transaction value; negative for refunds/reversals.", unit="currency"),
-        Column("product_family", "str", "Product family.", allowed=PRODUCT_FAMILIES),
-        Column("channel", "str", "Channel.", allowed=CHANNELS),
+        Column("product_family", "str", "Product family (optional: without it the product-family "
+               "warnings and findings are left out).", allowed=PRODUCT_FAMILIES, required=False),
+        Column("channel", "str", "Channel.", allowed=CHANNELS, required=False),
         Column("fee", "float", "Fee income earned by the bank on this transaction.", unit="currency", min=0,
                required=False),
     ),

@@ -8,9 +8,25 @@ A data source is either
 
 Loaders convert types only where the conversion is lossless and explicit, following the contract
 dtypes: CSV ids stay strings (leading zeros kept), date text is parsed to ``datetime64[ns]``
-(a value that does not parse is an ``unparseable`` error listing examples, never NaT), numbers
-are parsed to int64/float64, narrower numeric types and other datetime units are widened.
-Columns that are not in the contract are passed through untouched. Rows are never dropped.
+(a value that does not parse is an ``unparseable`` error listing examples with their row keys,
+never NaT), numbers are parsed to int64/float64, narrower numeric types and other datetime units
+are widened. Columns that are not in the contract are passed through untouched. Rows are never
+dropped.
+
+Dates in text (CSV) are ISO 8601 by contract (``2024-01-31``, ``2024-01-31 13:45:00``; year-first
+layouts such as ``2024/01/31`` are unambiguous and accepted). Any other layout -- ``11/01/2022``
+could be 11 January or 1 November -- is refused, never guessed, unless the table declares its
+layout in ``data.yaml`` beside the tables (:func:`read_data_config`)::
+
+    encoding: utf-8            # optional, for every CSV (default utf-8)
+    tables:
+      transactions:
+        date_format: "%d/%m/%Y"  # strptime layout of every date column of this table
+        encoding: gbk            # e.g. a bank export in GBK
+
+Problems with a file itself (0 bytes, not the declared encoding, unreadable Parquet, a header
+without rows) raise :class:`rmanalytics.errors.DataError` with one line naming the file and what
+to do. A table with no rows is an error: there is nothing to analyse.
 """
 
 from __future__ import annotations
@@ -18,15 +34,23 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES, Column
-from rmanalytics.schema import DataContractError, Failure, _examples, check_tables
+from rmanalytics.errors import DataError, row_examples, rule_message
+from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
 
-__all__ = ["fingerprint", "load_tables", "validate_data_dir", "write_tables", "FORMATS"]
+__all__ = ["DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "fingerprint", "load_tables",
+           "precheck", "read_data_config", "read_segments", "table_columns", "validate_data_dir", "write_tables"]
+
+#: Name of the optional file beside the tables declaring date layouts and encodings.
+DATA_CONFIG = "data.yaml"
+#: Columns of ``restricted/tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
+SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
 DB_SUFFIXES = (".duckdb", ".db")
@@ -51,38 +75,64 @@ def _table_names(tables: Iterable[str] | None) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_text(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, Failure | None]:
-    """Parse a column of strings (from CSV) to the contract dtype; failures are reported."""
+_DAY_MONTH = r"^\s*\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}(\s|T|$)"
+
+
+def _date_failure(table: str, col: Column, s: pd.Series, bad: np.ndarray, keys: pd.DataFrame | None,
+                  date_format: str | None) -> Failure:
+    """One ``unparseable`` failure for the date values in ``bad``: count, examples with row keys."""
+    vals = s[bad]
+    if date_format:
+        detail = (f"text that does not match the declared date_format {date_format!r} "
+                  f"(data.yaml); fix the values or the declaration")
+    else:
+        n_amb = int(vals.astype(str).str.match(_DAY_MONTH).sum())
+        detail = "dates must be ISO 8601 (YYYY-MM-DD)"
+        if n_amb:
+            detail += (f"; {n_amb:,} look like day/month or month/day (e.g. 11/01/2022: 11 January or "
+                       f"1 November?) and are never guessed")
+        detail += (f"; declare the layout in {DATA_CONFIG} beside the tables, e.g. "
+                   f"'tables: {{{table}: {{date_format: \"%d/%m/%Y\"}}}}', or re-export as ISO 8601")
+    return Failure(table, col.name, "unparseable", int(bad.sum()), example_rows(keys, s, bad, col.name), detail)
+
+
+def _parse_text(table: str, col: Column, s: pd.Series, *, date_format: str | None = None,
+                keys: pd.DataFrame | None = None) -> tuple[pd.Series, Failure | None]:
+    """Parse a column of strings (from CSV) to the contract dtype; failures are reported.
+
+    Dates: ISO 8601, or exactly ``date_format`` when declared; nothing else (no second, lenient
+    pass: a day-first date read month-first is silent corruption). ``keys``: the table's row-key
+    columns, for the examples of a failure.
+    """
     notna = s.notna()
     if col.dtype == "date":
-        parsed = pd.to_datetime(s, errors="coerce", format="ISO8601")
-        bad = notna & parsed.isna()
-        if bad.any():
-            # a second, lenient pass for other unambiguous layouts (e.g. "2024/01/31")
-            again = pd.to_datetime(s[bad], errors="coerce", format="mixed")
-            parsed = parsed.where(~bad, again)
-            bad = notna & parsed.isna()
+        fmt = date_format or "ISO8601"
+        try:
+            parsed = pd.to_datetime(s, errors="coerce", format=fmt)
+        except ValueError as exc:  # e.g. a tz offset mixed with naive values
+            bad = notna.to_numpy()
+            return s, Failure(table, col.name, "unparseable", int(bad.sum()),
+                              example_rows(keys, s, bad, col.name), f"dates do not parse: {exc}")
         if getattr(parsed.dtype, "tz", None) is not None:
-            return s, Failure(table, col.name, "dtype", int(notna.sum()), _examples(s[notna]),
+            return s, Failure(table, col.name, "dtype", int(notna.sum()), row_examples(s[notna]),
                               "timestamps carry a time zone; contract dates are tz-naive")
-        failure = None
+        bad = (notna & parsed.isna()).to_numpy()
         if bad.any():
-            failure = Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
-                              "text that is not a date")
-        return parsed.astype("datetime64[ns]"), failure
+            return s, _date_failure(table, col, s, bad, keys, date_format)
+        return parsed.astype("datetime64[ns]"), None
     if col.dtype in ("int", "float"):
         num = pd.to_numeric(s, errors="coerce")
         bad = notna & num.isna()
         if bad.any():
-            return s, Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
-                              f"text that is not a number ({col.dtype})")
+            return s, Failure(table, col.name, "unparseable", int(bad.sum()),
+                              example_rows(keys, s, bad.to_numpy(), col.name), f"text that is not a number ({col.dtype})")
         if col.dtype == "float":
             return num.astype("float64"), None
         vals = num.to_numpy(dtype=float, na_value=np.nan)
         nonint = notna.to_numpy() & (np.mod(vals, 1) != 0)
         if nonint.any():
-            return s, Failure(table, col.name, "unparseable", int(nonint.sum()), _examples(pd.unique(s[nonint])),
-                              "text that is not an integer")
+            return s, Failure(table, col.name, "unparseable", int(nonint.sum()),
+                              example_rows(keys, s, nonint, col.name), "text that is not an integer")
         if notna.all():
             return num.astype("int64"), None
         return num.astype("Int64"), None  # nulls: the validator reports them if not allowed
@@ -90,8 +140,8 @@ def _parse_text(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, Failu
         low = s.str.strip().str.lower()
         bad = notna & ~low.isin(_TRUE | _FALSE)
         if bad.any():
-            return s, Failure(table, col.name, "unparseable", int(bad.sum()), _examples(pd.unique(s[bad])),
-                              "text that is not a boolean")
+            return s, Failure(table, col.name, "unparseable", int(bad.sum()),
+                              example_rows(keys, s, bad.to_numpy(), col.name), "text that is not a boolean")
         if notna.all():
             return low.isin(_TRUE), None
         return low.map(lambda v: v in _TRUE if isinstance(v, str) else pd.NA).astype("boolean"), None
@@ -99,7 +149,7 @@ def _parse_text(table: str, col: Column, s: pd.Series) -> tuple[pd.Series, Failu
     return s.astype(object).where(notna, None), None
 
 
-def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
+def _conform(df: pd.DataFrame, table: str, date_format: str | None = None) -> pd.DataFrame:
     """Lossless, explicit conversions of a loaded table toward the contract dtypes.
 
     - text date columns (or Python ``datetime.date`` objects from Parquet/DuckDB DATE) are parsed;
@@ -124,7 +174,7 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
                 if kind in ("date", "datetime", "datetime64"):
                     out[col.name] = pd.to_datetime(s).astype("datetime64[ns]")
                 elif kind in ("string", "empty"):
-                    parsed, f = _parse_text(table, col, s)
+                    parsed, f = _parse_text(table, col, s, date_format=date_format, keys=_keys(out, table))
                     if f:
                         failures.append(f)
                     else:
@@ -146,22 +196,156 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path, table: str) -> pd.DataFrame:
+@dataclass(frozen=True)
+class TableOptions:
+    """How to read one table's CSV: its text encoding and the strptime layout of its dates."""
+
+    encoding: str = "utf-8"
+    date_format: str | None = None
+
+
+_OPTION_KEYS = {"encoding", "date_format"}
+
+
+def read_data_config(folder: str | os.PathLike) -> dict[str, TableOptions]:
+    """Per-table read options from ``<folder>/data.yaml`` (every contract table; defaults without it).
+
+    Keys: global ``encoding``/``date_format``, and ``tables: {<table>: {encoding, date_format}}``
+    overriding them. Unknown keys, unknown tables, unknown encodings and a malformed file are a
+    :class:`DataError` naming the file.
+    """
+    import codecs
+
+    import yaml
+
+    path = Path(folder) / DATA_CONFIG
+    defaults = {t: TableOptions() for t in TABLES}
+    if not path.is_file():
+        return defaults
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not valid YAML ({_one_line(exc)}); fix the file or remove it") from None
+    if not isinstance(raw, dict):
+        raise DataError(f"{path}: expected a mapping with 'encoding', 'date_format' and/or 'tables'")
+
+    def check(opts: object, where: str) -> dict:
+        if not isinstance(opts, dict):
+            raise DataError(f"{path}: {where} must be a mapping of encoding/date_format, got {opts!r}")
+        unknown = sorted(set(opts) - _OPTION_KEYS)
+        if unknown:
+            raise DataError(f"{path}: {where}: unknown key(s) {unknown}; allowed: {sorted(_OPTION_KEYS)}")
+        for k, v in opts.items():
+            if not isinstance(v, str) or not v:
+                raise DataError(f"{path}: {where}.{k} must be a non-empty string, got {v!r}")
+        if "encoding" in opts:
+            try:
+                codecs.lookup(opts["encoding"])
+            except LookupError:
+                raise DataError(f"{path}: {where}.encoding {opts['encoding']!r} is not a known encoding "
+                                f"(e.g. utf-8, gbk, gb18030, latin-1)") from None
+        if "date_format" in opts and "%" not in opts["date_format"]:
+            raise DataError(f"{path}: {where}.date_format {opts['date_format']!r} is not a strptime layout "
+                            f"(e.g. '%d/%m/%Y')")
+        return opts
+
+    tables = raw.get("tables") or {}
+    top = check({k: v for k, v in raw.items() if k != "tables"}, "top level")
+    if not isinstance(tables, dict):
+        raise DataError(f"{path}: 'tables' must map table names to options")
+    unknown = sorted(set(map(str, tables)) - set(TABLES))
+    if unknown:
+        raise DataError(f"{path}: unknown table(s) {unknown}; contract tables: {list(TABLES)}")
+    out = {}
+    for t in TABLES:
+        own = check(tables.get(t) or {}, f"tables.{t}")
+        out[t] = TableOptions(**{**top, **own})
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _keys(df: pd.DataFrame, table: str) -> pd.DataFrame | None:
+    from rmanalytics.schema import row_key_columns
+
+    cols = [c for c in row_key_columns(table) if c in df.columns]
+    return df[cols] if cols else None
+
+
+def _check_encoding(path: Path, table: str, encoding: str) -> None:
+    """Raise a one-line DataError when ``path`` is not text in ``encoding`` (says where and what to do)."""
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+        return
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        guess = ""
+        if encoding.lower().replace("-", "") in ("utf8", "utf8sig"):
+            try:
+                data.decode("gb18030")
+                guess = " (it reads as GBK/GB18030 text, common in bank exports)"
+            except UnicodeDecodeError:
+                pass
+        raise DataError(
+            f"{path}: not {encoding} text: byte {data[exc.start:exc.start + 1]!r} at line {line}{guess}; "
+            f"declare the file's encoding in {DATA_CONFIG} beside the tables "
+            f"('tables: {{{table}: {{encoding: gbk}}}}') or re-save it as UTF-8") from None
+
+
+def _read_csv(path: Path, table: str, options: TableOptions | None = None) -> pd.DataFrame:
     """Read a CSV with the contract dtypes: contract columns as text first, then parsed."""
+    opts = options or TableOptions()
     spec = TABLES[table]
-    header = pd.read_csv(path, nrows=0).columns
+    _check_encoding(path, table, opts.encoding)
+    try:
+        header = pd.read_csv(path, nrows=0, encoding=opts.encoding).columns
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: no header line (the file holds only blank lines); export the "
+                        f"{table} table again with its column names on the first line") from None
     contract_cols = [c for c in header if c in spec.column_names]
     # keep_default_na=False: ids like "NA" or "null" stay strings; only empty fields are null
-    df = pd.read_csv(path, dtype={c: str for c in contract_cols}, keep_default_na=False, na_values=[""])
+    try:
+        df = pd.read_csv(path, dtype={c: str for c in contract_cols}, keep_default_na=False, na_values=[""],
+                         encoding=opts.encoding)
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: not a well-formed CSV ({_one_line(exc)}); check the delimiter (comma) "
+                        f"and quoting") from None
+    keys = _keys(df, table)
     failures: list[Failure] = []
     for name in contract_cols:
-        parsed, f = _parse_text(table, spec.column(name), df[name])
+        parsed, f = _parse_text(table, spec.column(name), df[name], date_format=opts.date_format, keys=keys)
         if f:
             failures.append(f)
         df[name] = parsed
     if failures:
         raise DataContractError(failures)
     return df
+
+
+def _read_file(path: Path, table: str, options: TableOptions) -> pd.DataFrame:
+    """One table file -> DataFrame; problems with the file itself are one-line DataErrors."""
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes); export the {table} table again"
+                        + ("" if table == "transactions" else ", or remove the file if the notebooks you run "
+                                                                  "do not need it"))
+    if path.suffix == ".parquet":
+        try:
+            df = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+            raise DataError(f"{path}: not a readable Parquet file ({type(exc).__name__}: {_one_line(exc)[:200]}); "
+                            f"write it again") from None
+        return _conform(df, table, options.date_format)
+    return _conform(_read_csv(path, table, options), table, options.date_format)
+
+
+def _check_rows(df: pd.DataFrame, table: str, source: str) -> None:
+    if len(df) == 0:
+        raise DataError(rule_message(f"{source} (table {table})", "the table has no rows (header only)", 0,
+                                     hint="there is no data to analyse: export the rows too"
+                                     + ("" if table == "transactions" else ", or remove the file if it is optional")))
 
 
 def _find_files(folder: Path) -> dict[str, Path]:
@@ -183,19 +367,111 @@ def _duckdb_tables(path: Path) -> list[str]:
         return [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
 
 
+def available_tables(data_dir: str | os.PathLike) -> list[str]:
+    """Contract tables present in a data folder or DuckDB file (contract order), without reading them."""
+    path = Path(data_dir)
+    if _is_db(path):
+        if not path.is_file():
+            raise FileNotFoundError(f"DuckDB file {str(path)!r} does not exist")
+        present = set(_duckdb_tables(path))
+        return [t for t in TABLES if t in present]
+    if not path.is_dir():
+        raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
+    return list(_find_files(path))
+
+
+def precheck(data_dir: str | os.PathLike, head_bytes: int = 1 << 20) -> None:
+    """Fast checks of a data folder before any kernel starts (seconds, whatever the data size).
+
+    ``data.yaml`` is valid; no table file is 0 bytes; a CSV's first ``head_bytes`` decode in
+    its declared encoding and hold a header and at least one row; a Parquet file's footer is
+    readable and counts rows. Raises the same one-line :class:`DataError` as :func:`load_tables`
+    (which still checks everything when the notebook loads the tables).
+    """
+    import codecs
+
+    path = Path(data_dir)
+    if _is_db(path) or not path.is_dir():
+        return
+    options = read_data_config(path)
+    for t, p in _find_files(path).items():
+        if p.stat().st_size == 0:
+            _read_file(p, t, options[t])  # raises the 0-byte message
+        if p.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            try:
+                n = pq.ParquetFile(p).metadata.num_rows
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a broken file
+                raise DataError(f"{p}: not a readable Parquet file ({type(exc).__name__}: "
+                                f"{_one_line(exc)[:200]}); write it again") from None
+            if n == 0:
+                _check_rows(pd.DataFrame(), t, str(p))
+            continue
+        with open(p, "rb") as fh:
+            head = fh.read(head_bytes)
+            more = bool(fh.read(1))
+        try:
+            text = codecs.getincrementaldecoder(options[t].encoding)().decode(head, final=not more)
+        except UnicodeDecodeError:
+            _check_encoding(p, t, options[t].encoding)  # locates the byte and says what to do
+            raise
+        lines = [ln for ln in text.splitlines() if ln.strip()]
+        if len(lines) < 2 and not more:
+            _check_rows(pd.DataFrame(), t, str(p))
+
+
+def table_columns(data_dir: str | os.PathLike) -> dict[str, list[str] | None]:
+    """Contract tables present in ``data_dir`` -> their column names, reading headers/schemas only.
+
+    A file whose header cannot be read maps to None (loading it reports why).
+    """
+    path = Path(data_dir)
+    out: dict[str, list[str] | None] = {}
+    if _is_db(path):
+        import duckdb
+
+        with duckdb.connect(str(path), read_only=True) as con:
+            for t in available_tables(path):
+                out[t] = [r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()]
+        return out
+    files = _find_files(path) if path.is_dir() else {}
+    try:
+        options = read_data_config(path)
+    except DataError:
+        options = {t: TableOptions() for t in TABLES}
+    for t, p in files.items():
+        try:
+            if p.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                out[t] = list(pq.read_schema(p).names)
+            else:
+                out[t] = list(pd.read_csv(p, nrows=0, encoding=options[t].encoding).columns)
+        except Exception:  # noqa: BLE001 - reported when the table is loaded
+            out[t] = None
+    return out
+
+
 def load_tables(
     data_dir: str | os.PathLike,
     tables: Iterable[str] | None = None,
     validate: bool = True,
+    optional: Iterable[str] = (),
+    needed_by: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Read contract tables from a folder of Parquet/CSV files or a DuckDB file.
 
     Parameters
     ----------
-    data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files, or a ``.duckdb``/``.db``
-        database file with tables named as in the contract.
-    tables : table names to load (default: all seven contract tables, all required).
-    validate : run :func:`rmanalytics.schema.validate_tables` on the loaded tables (default True).
+    data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files (and optionally
+        ``data.yaml``, see :func:`read_data_config`), or a ``.duckdb``/``.db`` database file with
+        tables named as in the contract.
+    tables : required table names (default: all seven contract tables, unless ``optional`` names
+        some of them).
+    validate : run :func:`rmanalytics.schema.check_tables` on the loaded tables (default True).
+    optional : tables loaded when present and left out of the result when absent.
+    needed_by : name of the notebook asking, for the message when a required table is missing.
 
     Returns
     -------
@@ -203,12 +479,17 @@ def load_tables(
 
     Raises
     ------
-    FileNotFoundError when the source or a requested table is missing (lists what was found);
+    FileNotFoundError when the source or a required table is missing (lists what was found);
+    DataError for a file that cannot be read (0 bytes, wrong encoding, no rows, bad data.yaml);
     DataContractError when a value cannot be parsed or a contract rule fails.
     """
     path = Path(data_dir)
-    names = _table_names(tables)
+    opt = _table_names(optional)
+    names = [t for t in _table_names(tables) if t not in opt] if tables is not None else \
+        [t for t in TABLES if t not in opt]
+    wanted = names + [t for t in opt if t not in names]
     out: dict[str, pd.DataFrame] = {}
+    who = f"notebook {needed_by} needs" if needed_by else "needs"
     if _is_db(path):
         if not path.is_file():
             raise FileNotFoundError(f"DuckDB file {str(path)!r} does not exist")
@@ -218,10 +499,15 @@ def load_tables(
         missing = [t for t in names if t not in present]
         if missing:
             raise FileNotFoundError(
-                f"DuckDB file {str(path)!r} lacks table(s) {missing}; found tables: {sorted(present)}")
+                f"DuckDB file {str(path)!r} lacks table(s) {missing} ({who} {names}); found tables: "
+                f"{sorted(present)}")
         with duckdb.connect(str(path), read_only=True) as con:
-            for t in names:
-                out[t] = _conform(con.execute(f'SELECT * FROM "{t}"').df(), t)
+            for t in wanted:
+                if t not in present:
+                    continue
+                df = _conform(con.execute(f'SELECT * FROM "{t}"').df(), t)
+                _check_rows(df, t, f"{path} table {t}")
+                out[t] = df
     else:
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
@@ -231,11 +517,15 @@ def load_tables(
             found = sorted(p.name for p in path.iterdir() if p.is_file())
             raise FileNotFoundError(
                 f"data_dir {str(path)!r} lacks table file(s) "
-                f"{[t + '.parquet|.csv' for t in missing]}; files found: {found}")
-        for t in names:
-            p = files[t]
-            df = pd.read_parquet(p) if p.suffix == ".parquet" else _read_csv(p, t)
-            out[t] = _conform(df, t)
+                f"{[t + '.parquet|.csv' for t in missing]} ({who} {names}"
+                + (f"; optional: {opt}" if opt else "") + f"); files found: {found}")
+        options = read_data_config(path)
+        for t in wanted:
+            if t not in files:
+                continue
+            df = _read_file(files[t], t, options[t])
+            _check_rows(df, t, str(files[t]))
+            out[t] = df
     if validate:
         failures = check_tables(out)
         if failures:
@@ -295,6 +585,30 @@ def write_tables(
     return written
 
 
+def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGMENT_COLUMNS) -> pd.DataFrame | None:
+    """The segments of a 01 run (``restricted/tables/segments.parquet``): ``columns`` only, one row per customer.
+
+    None when ``path`` is None (the caller's documented fallback applies). Raises
+    :class:`~rmanalytics.errors.DataError` naming the file when it is missing, lacks a column or
+    repeats a customer.
+    """
+    if path is None:
+        return None
+    cols = list(columns)
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: segments file not found (expected restricted/tables/segments.parquet of a 01 run)")
+    seg = pd.read_parquet(p)
+    missing = [c for c in cols if c not in seg.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (restricted/tables/segments.parquet of a 01 run)")
+    dup = seg["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataError(rule_message(f"{p}.customer_id", "rule 'one row per customer'", int(dup.sum()),
+                                     row_examples(seg.loc[dup, "customer_id"])))
+    return seg[cols].reset_index(drop=True)
+
+
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -314,14 +628,21 @@ def fingerprint(data_dir: str | os.PathLike) -> dict[str, str]:
         return {path.name: _sha256(path)}
     if not path.is_dir():
         raise FileNotFoundError(f"data_dir {str(path)!r} does not exist")
-    return {p.name: _sha256(p) for p in sorted(_find_files(path).values())}
+    files = list(_find_files(path).values())
+    if (path / DATA_CONFIG).is_file():
+        files.append(path / DATA_CONFIG)
+    return {p.name: _sha256(p) for p in sorted(files)}
 
 
 def validate_data_dir(
     data_dir: str | os.PathLike,
     observation_end: str | pd.Timestamp | None = None,
+    tables: Iterable[str] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Load and validate every contract table of ``data_dir``; report data-quality findings.
+    """Load and validate the contract tables of ``data_dir``; report data-quality findings.
+
+    ``tables``: required tables (default: none required, every contract table present is loaded
+    and checked, with the rules between the tables present).
 
     Returns
     -------
@@ -329,12 +650,14 @@ def validate_data_dir(
 
     Raises
     ------
-    DataContractError / FileNotFoundError as :func:`load_tables`.
+    DataContractError / DataError / FileNotFoundError as :func:`load_tables`.
     """
     from rmanalytics.quality import quality_report
 
-    tables = load_tables(data_dir, validate=True)
-    return tables, quality_report(tables, observation_end=observation_end)
+    required = list(tables) if tables is not None else []
+    present = [t for t in available_tables(data_dir) if t not in required]
+    loaded = load_tables(data_dir, tables=required, optional=present, validate=True)
+    return loaded, quality_report(loaded, observation_end=observation_end)
 
 
 def known_customer_ids(data_dir: str | os.PathLike, candidates: Iterable[str]) -> set[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, run_sql
 
 __all__ = ["FINDINGS", "QUALITY_COLUMNS", "quality_report"]
 
@@ -35,19 +35,23 @@ def _m(d: str) -> str:
 # --- SQL: each returns the offending rows (or groups, with an ``n_affected`` column) ------------
 
 
-def sql_refunds() -> str:
-    return "SELECT customer_id, date, amount, product_family FROM transactions WHERE amount < 0"
+def sql_refunds(family: bool = True) -> str:
+    fam = ", product_family" if family else ""
+    return f"SELECT customer_id, date, amount{fam} FROM transactions WHERE amount < 0"
 
 
-def sql_zero_amounts() -> str:
-    return "SELECT customer_id, date, amount, product_family FROM transactions WHERE amount = 0"
+def sql_zero_amounts(family: bool = True) -> str:
+    fam = ", product_family" if family else ""
+    return f"SELECT customer_id, date, amount{fam} FROM transactions WHERE amount = 0"
 
 
-def sql_same_day_duplicates() -> str:
+def sql_same_day_duplicates(family: bool = True) -> str:
+    """Same customer, day, amount (and product family when the table has one)."""
+    fam = ", product_family" if family else ""
     return (
-        "SELECT customer_id, CAST(date AS DATE) AS day, amount, product_family, "
+        f"SELECT customer_id, CAST(date AS DATE) AS day, amount{fam}, "
         "COUNT(*) AS n_copies, COUNT(*) - 1 AS n_affected FROM transactions "
-        "GROUP BY customer_id, CAST(date AS DATE), amount, product_family HAVING COUNT(*) > 1"
+        f"GROUP BY customer_id, CAST(date AS DATE), amount{fam} HAVING COUNT(*) > 1"
     )
 
 
@@ -273,20 +277,26 @@ def quality_report(
         from rmanalytics.engine import connect
 
         kw["con"] = connect()
+    has_family = "transactions" in tables and "product_family" in columns_of(tables["transactions"], engine)
     for spec in FINDINGS:
         if not all(t in tables for t in spec.needs):
             continue
+        order = spec.order
         if spec.sql is sql_after_observation_end:
             if obs is None:
                 continue
             query = spec.sql(obs)
+        elif spec.sql in (sql_refunds, sql_zero_amounts, sql_same_day_duplicates):
+            query = spec.sql(family=has_family)
+            if not has_family:
+                order = order.replace(", product_family", "")
         else:
             query = spec.sql()
         inputs = {t: tables[t] for t in spec.needs}
         # one scan per finding: the total rides along the top-5 examples as a window aggregate
         total = "SUM(n_affected) OVER ()" if spec.summed else "COUNT(*) OVER ()"
         ex = run_sql(f"SELECT * FROM (SELECT q.*, {total} AS n_total_ FROM ({query}) q) r "
-                     f"ORDER BY {spec.order} LIMIT {N_EXAMPLES}", inputs, **kw)
+                     f"ORDER BY {order} LIMIT {N_EXAMPLES}", inputs, **kw)
         n = int(ex["n_total_"].iloc[0]) if len(ex) else 0
         if n == 0 and not include_zero:
             continue

@@ -19,8 +19,11 @@ One run of one notebook writes one folder::
 Completion is atomic: the run writes into ``<folder>.partial`` (manifest status ``running``) and the
 folder is renamed to its final name only at the end; a failed run is renamed to ``<folder>.failed``.
 A folder without a suffix therefore always holds a finished, successful run; an interrupted run
-(Ctrl-C, killed job) leaves a ``.partial`` folder whose manifest says ``running`` or
-``interrupted``. ``<out>/<notebook>/latest`` points to the newest successful run.
+(Ctrl-C, SIGTERM) leaves a ``.partial`` folder whose manifest says ``interrupted``; a killed run
+(``kill -9``) one that says ``running`` until the next ``run``/``run-all``/``clean`` notices its
+process (``pid`` and ``host`` in the manifest) is gone and marks it ``abandoned``
+(:mod:`rmanalytics.runs`, which also explains how every process a run starts dies with it).
+``<out>/<notebook>/latest`` points to the newest successful run.
 
 Privacy (:mod:`rmanalytics.privacy`): the pseudonymisation key is resolved before the kernel
 starts (``RMANALYTICS_MASK_KEY``, a key file, or a key generated once in the user's config folder,
@@ -46,6 +49,7 @@ import json
 import logging
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -54,6 +58,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from rmanalytics import privacy
+from rmanalytics.errors import RmAnalyticsError
 from rmanalytics.resources import bundled_root, find_project, locate
 from rmanalytics.params import (
     CHAIN_INPUTS,
@@ -65,6 +70,8 @@ from rmanalytics.params import (
     resolve,
     validate,
 )
+
+from rmanalytics.runs import die_with_parent, mark_abandoned, process_identity
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,8 @@ class RunResult:
     failed_cell: int | None = None
     failed_exec_count: int | None = None
     failed_source: str | None = None
+    failed_line: int | None = None
+    raised_at: str | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -103,13 +112,19 @@ class RunResult:
         return self.status == "ok"
 
     def describe_failure(self) -> str:
-        """One paragraph for the CLI: which cell failed and where the executed notebook is."""
+        """One paragraph for the CLI: the line that raised, its error, where the executed notebook is."""
+        if self.status == "skipped":
+            return f"notebook {self.notebook} skipped: {self.error}"
         where = ""
         if self.failed_cell is not None:
             where = f" at cell index {self.failed_cell}" + (
                 f" (In [{self.failed_exec_count}])" if self.failed_exec_count is not None else "")
+            if self.failed_line is not None:
+                where += f", line {self.failed_line}"
             if self.failed_source:
                 where += f" `{self.failed_source}`"
+            if self.raised_at:
+                where += f" (raised in {self.raised_at})"
         return (f"notebook {self.notebook} {self.status}{where}: {self.error}\n"
                 f"  executed notebook: {self.executed_notebook}\n"
                 f"  log: {self.run_dir / 'run.log'}")
@@ -151,7 +166,7 @@ def git_info(folder: Path) -> dict[str, Any]:
         return {}
 
 
-class KernelNotFound(RuntimeError):
+class KernelNotFound(RmAnalyticsError, RuntimeError):
     """The Jupyter kernel the notebooks use is not registered."""
 
 
@@ -297,18 +312,52 @@ def absolutize_paths(params: NotebookParams, base: Path | None = None) -> Notebo
 _ADDED_TAGS = {"papermill-error-cell-tag", "injected-parameters"}
 
 
-def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None]:
-    """(index, execution count, first source line) of the first cell with an error output.
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_FRAME = re.compile(r"^(?:Cell In ?\[\d*\]|Input In ?\[\d*\]), line (\d+)")
+_FILE_FRAME = re.compile(r"^File (.+?):(\d+)(?:, in (\S+?)(?:\(|$))?")
+
+
+def _raising_line(traceback: list[str], source: str) -> tuple[int | None, str | None, str | None]:
+    """(line number in the cell, its text, deepest file frame) from an error output's traceback.
+
+    IPython tracebacks name the cell frame ``Cell In[4], line 3`` and library frames
+    ``File /path/module.py:123, in func(...)``; the cell line is the one the notebook author
+    wrote that led to the error, the last file frame is where the error was raised.
+    """
+    line_no, raised = None, None
+    for chunk in traceback:
+        for ln in _ANSI.sub("", chunk).splitlines():
+            ln = ln.strip()
+            m = _CELL_FRAME.match(ln)
+            if m and line_no is None:
+                line_no = int(m.group(1))
+                continue
+            m = _FILE_FRAME.match(ln)
+            if m:
+                path = m.group(1)
+                parts = Path(path).parts
+                short = "/".join(parts[parts.index("rmanalytics"):]) if "rmanalytics" in parts[:-1] else \
+                    "/".join(parts[-2:])
+                raised = f"{short}:{m.group(2)}" + (f" in {m.group(3)}" if m.group(3) else "")
+    lines = source.splitlines()
+    text = lines[line_no - 1].strip() if line_no is not None and 0 < line_no <= len(lines) else None
+    return line_no, text, raised
+
+
+def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None, int | None, str | None]:
+    """(index, execution count, source line that raised, its line number, deepest frame) of the
+    first cell with an error output.
 
     The index is 0-based and counts the cells of the *source* notebook (cells papermill adds,
-    the injected parameters and its error markers, are not counted).
+    the injected parameters and its error markers, are not counted). The line is the cell line
+    named by the traceback (the first non-blank line when the traceback names none).
     """
     import nbformat
 
     try:
         nb = nbformat.read(nb_path, as_version=4)
     except Exception:  # noqa: BLE001 - the notebook may not have been written
-        return None, None, None
+        return None, None, None, None, None
     index = -1
     for cell in nb.cells:
         if _ADDED_TAGS & set(cell.get("metadata", {}).get("tags", [])):
@@ -316,9 +365,11 @@ def _failing_cell(nb_path: Path) -> tuple[int | None, int | None, str | None]:
         index += 1
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                first = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
-                return index, cell.get("execution_count"), first
-    return None, None, None
+                line_no, text, raised = _raising_line(list(out.get("traceback", [])), cell.source)
+                if text is None:
+                    text = next((ln for ln in cell.source.splitlines() if ln.strip()), "")
+                return index, cell.get("execution_count"), text, line_no, raised
+    return None, None, None, None, None
 
 
 class _DropValidatedWarnings(logging.Filter):
@@ -403,6 +454,30 @@ def _read_metrics(folder: Path) -> dict[str, Any]:
         return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def _kernel_manager_class(stderr_path: Path) -> type:
+    """An AsyncKernelManager whose kernel writes its own stderr (start-up warnings, and the ZMQ
+    tracebacks of a kernel stopped mid-cell by Ctrl-C) to ``run.log`` instead of the console."""
+    from jupyter_client import AsyncKernelManager
+
+    class _RunKernelManager(AsyncKernelManager):
+        async def _async_start_kernel(self, **kw: Any) -> None:
+            if "stderr" not in kw:
+                kw["stderr"] = self._run_log = open(stderr_path, "ab")  # noqa: SIM115 - lives with the kernel
+            await super()._async_start_kernel(**kw)
+
+        start_kernel = _async_start_kernel
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            fh = getattr(self, "_run_log", None)
+            if fh is not None and not restart:
+                fh.close()
+
+        cleanup_resources = _async_cleanup_resources
+
+    return _RunKernelManager
 
 
 class _LogToFile:
@@ -521,6 +596,8 @@ def run_notebook(
         "privacy": {"mask_ids": masked, "key_fingerprint": key.fingerprint if key else None,
                     "key_source": key.source if key else None, "restricted_dir": privacy.RESTRICTED_DIR,
                     "shareable": "everything outside restricted/" if masked else "nothing (mask_ids: false)"},
+        **process_identity(),  # pid, host, pid_start: a dead owner means the run was abandoned
+        "parent_pid": os.getppid(),
     }
     _write_json(partial / "manifest.json", manifest)
 
@@ -541,6 +618,7 @@ def run_notebook(
                 str(nb_in), str(executed), parameters=injected, kernel_name=kernel_name,
                 progress_bar=progress_bar, log_output=True, cwd=str(nb_in.parent),
                 start_timeout=start_timeout, execution_timeout=execution_timeout,
+                kernel_manager_class=_kernel_manager_class(partial / "run.log"),
             )
         except PapermillExecutionError as exc:
             status, error = "failed", f"{exc.ename}: {exc.evalue}"
@@ -550,15 +628,15 @@ def run_notebook(
             manifest.update(status="interrupted", ended_utc=_utcnow().isoformat(),
                             duration_s=round(time.perf_counter() - t0, 3))
             _write_json(partial / "manifest.json", manifest)
-            log.error("interrupted; incomplete run left in %s", partial)
+            log.info("interrupted; incomplete run left in %s", partial)
             raise
         except Exception as exc:  # kernel died, kernel not found, bad notebook ...
             status, error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("run failed")
 
-        first = None
+        first = line_no = raised = None
         if status == "failed" and executed.is_file():
-            idx, count, first = _failing_cell(executed)
+            idx, count, first, line_no, raised = _failing_cell(executed)
             if idx is not None:
                 cell_idx, exec_count = idx, count
 
@@ -588,7 +666,8 @@ def run_notebook(
     )
     if status != "ok":
         manifest["error"] = {"message": error, "cell_index": cell_idx, "execution_count": exec_count,
-                             "cell_first_line": first, "executed_notebook": str(target / executed.name)}
+                             "line": line_no, "source_line": first, "raised_at": raised,
+                             "executed_notebook": str(target / executed.name)}
     _write_json(partial / "manifest.json", manifest)
     partial.rename(target)
     if status == "ok":
@@ -597,6 +676,7 @@ def run_notebook(
         notebook=name, status=status, run_dir=target, executed_notebook=target / executed.name,
         params=recorded, started_utc=started.isoformat(), ended_utc=ended.isoformat(), duration_s=duration,
         error=error, failed_cell=cell_idx, failed_exec_count=exec_count, failed_source=first,
+        failed_line=line_no, raised_at=raised,
     )
 
 
@@ -687,6 +767,81 @@ def _run_one(kwargs: dict[str, Any]) -> RunResult:  # top level: picklable for w
     return run_notebook(params=params, **kwargs)
 
 
+def _worker_init(parent_pid: int) -> None:
+    """Pool worker start-up: die with run-all (see :mod:`rmanalytics.runs`), leave Ctrl-C to it."""
+    die_with_parent(parent_pid, ignore_sigint=True)
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """run-all was interrupted (Ctrl-C, SIGTERM): what finished, what was cut off, what never started.
+
+    ``results``: RunResults of finished notebooks; ``interrupted``: notebook -> its ``.partial``
+    folder (or None if it had not created one); ``not_started``: notebooks never started.
+    """
+
+    def __init__(self, results: list[RunResult], interrupted: dict[str, Path | None], not_started: list[str]):
+        super().__init__("interrupted")
+        self.results, self.interrupted, self.not_started = results, interrupted, not_started
+
+    def summary(self) -> str:
+        lines = ["interrupted: " + (f"{len(self.results)} notebook(s) finished, " if self.results else "")
+                 + f"{len(self.interrupted)} cut off, {len(self.not_started)} not started"]
+        for r in self.results:
+            lines.append(f"  finished     {_one_line(r)}")
+        for nb, folder in self.interrupted.items():
+            lines.append(f"  interrupted  {nb} -> {folder or '(no run folder yet)'}")
+        for nb in self.not_started:
+            lines.append(f"  not started  {nb}")
+        return "\n".join(lines)
+
+
+def _partial_of(out_dir: str | os.PathLike, notebook: str, pids: set[int]) -> Path | None:
+    """The newest ``.partial`` folder of ``notebook`` run by one of ``pids``."""
+    base = Path(out_dir).resolve() / notebook
+    found = []
+    for p in base.glob("*.partial") if base.is_dir() else []:
+        try:
+            m = json.loads((p / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if m.get("pid") in pids:
+            found.append(p)
+    return max(found, default=None)
+
+
+def _mark_interrupted(folder: Path | None) -> None:
+    if folder is None:
+        return
+    try:
+        m = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if m.get("status") == "running":
+        m.update(status="interrupted", ended_utc=_utcnow().isoformat())
+        _write_json(folder / "manifest.json", m)
+
+
+def _support_problem(nb: str, params: NotebookParams) -> str | None:
+    """Why the data of ``params`` cannot support notebook ``nb`` (None when it can, or unknown)."""
+    from rmanalytics.io import table_columns
+    from rmanalytics.params import notebook_support
+
+    data = getattr(params, "data_dir", None)
+    if nb not in REGISTRY or not data:
+        return None
+    if not Path(data).exists():
+        return None  # the notebook's loader names the missing folder
+    try:
+        columns = table_columns(data)
+    except (FileNotFoundError, OSError):
+        return None  # the notebook reports it itself
+    s = notebook_support(columns, [nb])[0]
+    if s["supported"]:
+        return None
+    return (f"the data in {data} lack {', '.join(s['missing'])} (it needs: {', '.join(s['required'])}; "
+            f"see: rmanalytics validate {data})")
+
+
 def run_all(
     *,
     params_dir: str | os.PathLike | None = None,
@@ -732,7 +887,20 @@ def run_all(
             mask_key = privacy.load_key()  # a bad key fails before any kernel; a new one is made once, here
             if mask_key.created:
                 echo(mask_key.describe())  # and every run log of this chain says so
+    mark_abandoned(out_dir)
+    from rmanalytics.io import precheck
+
+    for data in sorted({str(p.data_dir) for p, _ in plan.values() if getattr(p, "data_dir", None)}):
+        if Path(data).exists():
+            precheck(data)  # a 0-byte / undecodable / empty file fails in seconds, before any kernel
     results: dict[str, RunResult] = {}
+    for nb in list(plan):  # notebooks the data cannot support are skipped with the reason
+        problem = _support_problem(nb, plan[nb][0])
+        if problem:
+            folder = Path(out_dir).resolve() / nb
+            results[nb] = RunResult(notebook=nb, status="skipped", run_dir=folder, executed_notebook=folder,
+                                    error=problem)
+            echo(f"skip {nb}: {problem}")
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
         params, source = plan[nb]
@@ -753,38 +921,82 @@ def run_all(
     def deps_of(nb: str) -> set[str]:
         return {up for up, _ in dependencies(nb).values() if up in plan}
 
-    pending = list(plan)
-    if jobs <= 1:
-        for nb in pending:
-            kwargs, notes = job_for(nb)
-            echo(f"run {nb} ...")
-            res = _run_one(kwargs)
-            res.notes.extend(notes)
-            results[nb] = res
-            echo(_one_line(res))
-    else:
-        import multiprocessing as mp
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        running: dict[Any, tuple[str, list[str]]] = {}
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            while pending or running:
-                for nb in list(pending):
-                    if len(running) >= jobs:
-                        break
-                    if deps_of(nb) <= set(results):
-                        kwargs, notes = job_for(nb)
-                        echo(f"run {nb} ...")
-                        running[pool.submit(_run_one, kwargs)] = (nb, notes)
-                        pending.remove(nb)
-                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                for fut in done:
-                    nb, notes = running.pop(fut)
-                    res = fut.result()
-                    res.notes.extend(notes)
-                    results[nb] = res
-                    echo(_one_line(res))
+    pending = [nb for nb in plan if nb not in results]
+    current: set[str] = set()  # notebooks running now
+    pids: set[int] = {os.getpid()}  # processes executing them (this one, pool workers)
+    try:
+        if jobs <= 1:
+            for nb in list(pending):
+                kwargs, notes = job_for(nb)
+                echo(f"run {nb} ...")
+                pending.remove(nb)
+                current.add(nb)
+                res = _run_one(kwargs)
+                current.discard(nb)
+                res.notes.extend(notes)
+                results[nb] = res
+                echo(_one_line(res))
+        else:
+            _run_pool(pending, jobs, job_for, deps_of, results, current, pids, echo)
+    except KeyboardInterrupt:
+        cut = {nb: _partial_of(out_dir, nb, pids) for nb in plan if nb in current}
+        for folder in cut.values():
+            _mark_interrupted(folder)
+        raise RunInterrupted([results[nb] for nb in plan if nb in results], cut, list(pending)) from None
     return [results[nb] for nb in plan]
+
+
+def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callable, results: dict[str, RunResult],
+              current: set[str], pids: set[int], echo: Callable[[str], None]) -> None:
+    """Run ``pending`` notebooks in ``jobs`` worker processes that die with this one.
+
+    Keeps ``current`` (notebooks running) and ``pids`` (worker pids) up to date for the caller's
+    Ctrl-C summary; on any interruption the workers are killed (their kernels follow them).
+    """
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    running: dict[Any, tuple[str, list[str]]] = {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(os.getpid(),))
+    try:
+        while pending or running:
+            for nb in list(pending):
+                if len(running) >= jobs:
+                    break
+                if deps_of(nb) <= set(results):
+                    kwargs, notes = job_for(nb)
+                    echo(f"run {nb} ...")
+                    fut = pool.submit(_run_one, kwargs)
+                    running[fut] = (nb, notes)
+                    current.add(nb)
+                    pids.update(getattr(pool, "_processes", {}) or {})
+                    pending.remove(nb)
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                nb, notes = running.pop(fut)
+                current.discard(nb)
+                res = fut.result()
+                res.notes.extend(notes)
+                results[nb] = res
+                echo(_one_line(res))
+    except BaseException:
+        # Ctrl-C / SIGTERM: stop the workers now (their kernels follow their parent), no tracebacks
+        procs = dict(getattr(pool, "_processes", {}) or {})
+        pids.update(procs)
+        for p in procs.values():
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001
+                pass
+        for p in procs.values():
+            try:
+                p.join(5)
+            except Exception:  # noqa: BLE001
+                pass
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _one_line(res: RunResult) -> str:
@@ -796,7 +1008,8 @@ def summary_table(results: Iterable[RunResult]) -> str:
     rows = [("notebook", "status", "seconds", "run folder", "details")]
     for r in results:
         details = "; ".join(filter(None, [r.describe_failure().splitlines()[0] if not r.ok else "", *r.notes]))
-        rows.append((r.notebook, r.status, f"{r.duration_s:.1f}", str(r.run_dir), details))
+        rows.append((r.notebook, r.status, f"{r.duration_s:.1f}", "-" if r.status == "skipped" else str(r.run_dir),
+                     details))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = []
     for j, row in enumerate(rows):
@@ -807,9 +1020,6 @@ def summary_table(results: Iterable[RunResult]) -> str:
 
 
 __all__ = [
-    "KERNEL_NAME", "KernelNotFound", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
+    "KERNEL_NAME", "KernelNotFound", "ParameterError", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
     "is_complete", "notebook_path", "params_file", "run_all", "run_notebook", "summary_table",
 ]
-
-# ParameterError is re-exported for callers that catch runner errors in one place.
-ParameterError = ParameterError

@@ -13,10 +13,11 @@ from rmanalytics.kpi.measures import (KPI_DEFINITIONS, KpiDef, kpi_table, month_
 from rmanalytics.kpi.plots import plot_milestones, plot_rating_distribution, plot_scorecard_heat, plot_waterfall
 from rmanalytics.kpi.scorecard import (RATINGS, ScorecardConfig, cycle_flags, kpi_points, load_scorecard_config,
                                        rollup, rollup_kpis, scorecard)
-from rmanalytics.kpi.shapley import (MAX_FACTORS, estimate_market_index, rm_market_split, shapley_decomposition,
-                                     unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
-from rmanalytics.kpi.simulate import PanelTruth, simulate_rm_panel
-from rmanalytics.kpi.targets import annual_targets_from, decompose_annual_target, milestone_progress
+from rmanalytics.kpi.shapley import (MAX_FACTORS, attribution_span, estimate_market_index, rm_market_split,
+                                     shapley_decomposition, unit_contributions, volume_mix_rate,
+                                     volume_mix_rate_by_period)
+from rmanalytics.kpi.targets import (annual_targets_from, bank_attainment, decompose_annual_target,
+                                     milestone_progress, target_tracking)
 
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
@@ -26,6 +27,6 @@ __all__ = [
     "scorecard",
     "MAX_FACTORS", "estimate_market_index", "rm_market_split", "shapley_decomposition", "unit_contributions",
     "volume_mix_rate", "volume_mix_rate_by_period",
-    "PanelTruth", "simulate_rm_panel",
-    "annual_targets_from", "decompose_annual_target", "milestone_progress",
+    "annual_targets_from", "attribution_span", "bank_attainment", "decompose_annual_target", "milestone_progress",
+    "target_tracking",
 ]

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.errors import DataError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def period_label(dates: pd.Series | pd.DatetimeIndex, freq: str) -> pd.Series:
         return d.dt.year.astype(str) + "Q" + d.dt.quarter.astype(str)
     if freq == "year":
         return d.dt.year.astype(str)
-    raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+    raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
 
 
 def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DataFrame:
@@ -284,7 +285,7 @@ def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.T
         return lo, hi
     r = run_sql(data_range_sql(), {n: tables[n] for n in names}, engine=engine).iloc[0]
     if pd.isna(r["lo"]):
-        raise ValueError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
+        raise DataError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
     return pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
 
 
@@ -308,7 +309,7 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     """
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
-        raise ValueError(f"rm_month_measures needs tables {missing}")
+        raise DataError(f"rm_month_measures needs tables {missing}")
     if start is None or end is None:
         lo, hi = _data_range(tables, engine=engine)
         start, end = start or lo, end or hi
@@ -360,10 +361,10 @@ def kpi_table(
     ``partial_period``.
     """
     if freq not in FREQS:
-        raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+        raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
     if monthly is None:
         if tables is None:
-            raise ValueError("give tables or monthly")
+            raise ParameterError("give tables or monthly")
         monthly = rm_month_measures(tables, start=start, end=end, engine=engine,
                                     effective_window_days=effective_window_days)
     m = monthly.copy()
@@ -455,8 +456,11 @@ ORDER BY p.period, segment
 
 
 def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
-                      engine: str | None = None) -> pd.DataFrame:
+                      end: str | pd.Timestamp | None = None, engine: str | None = None) -> pd.DataFrame:
     """Fee income (currency), transaction volume and active customers per segment and period.
+
+    ``end``: last day counted (the observation end; default the last transaction date); later
+    transactions are left out, and the period holding ``end`` is then partial.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
     value is reported as the segment ``"unknown"`` (counted, not dropped). Inputs as in
@@ -465,9 +469,9 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     """
     cust, tx = tables["customers"], tables["transactions"]
     if segment not in columns_of(cust, engine):
-        raise ValueError(f"customers has no column {segment!r} to segment by")
+        raise DataError(f"customers has no column {segment!r} to segment by")
     if "fee" not in columns_of(tx, engine):
-        raise ValueError("transactions has no 'fee' column: fee income cannot be decomposed")
+        raise DataError("transactions has no 'fee' column: fee income cannot be decomposed")
     if isinstance(cust, pd.DataFrame):
         seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment]})
     else:  # one row per customer, collected: the size of a per-customer result
@@ -479,8 +483,12 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
         r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
                     {"transactions": tx}, engine=engine).iloc[0]
         lo, hi = pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
+    if end is not None:
+        hi = pd.Timestamp(end)
     months = month_calendar(lo, hi)
     months["period"] = period_label(months["month_start"], freq).to_numpy()
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
                                                            period_end=("month_end", "max"))
+    if end is not None:  # period_end is exclusive: count transactions up to and including ``end``
+        periods["period_end"] = periods["period_end"].clip(upper=pd.Timestamp(end).normalize() + pd.Timedelta(days=1))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)

@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rmanalytics.errors import DataError
 from rmanalytics.kpi.measures import KPI_DEFINITIONS
 
 RATINGS = ("excellent", "good", "qualified", "needs_improvement")
@@ -171,11 +172,11 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     """
     missing_cols = [k for k in config.kpis if k not in kpis.columns]
     if missing_cols:
-        raise ValueError(f"kpis frame lacks scored KPI columns {missing_cols}")
+        raise DataError(f"kpis frame lacks scored KPI columns {missing_cols}")
     t = _targets_long(targets)
     dup = t.duplicated(["rm_id", "period", "kpi"])
     if dup.any():
-        raise ValueError(f"kpi_targets: {int(dup.sum())} duplicated (unit_id, period, kpi) rows, e.g. "
+        raise DataError(f"kpi_targets: {int(dup.sum())} duplicated (unit_id, period, kpi) rows, e.g. "
                          f"{t.loc[dup, ['rm_id', 'period', 'kpi']].head(3).values.tolist()}")
     rows = []
     for dim, d in config.dimensions.items():
@@ -194,7 +195,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     no_t = long["target"].isna()
     if no_t.any():
         ex = long.loc[no_t, ["rm_id", "period", "kpi"]].head(5).values.tolist()
-        raise ValueError(f"kpi_targets: {int(no_t.sum())} (rm_id, period, kpi) combinations have no target "
+        raise DataError(f"kpi_targets: {int(no_t.sum())} (rm_id, period, kpi) combinations have no target "
                          f"(and the scorecard config gives no standard target for the KPI), e.g. {ex}")
     ach = np.full(len(long), np.nan)
     for (dim, kpi), idx in long.groupby(["dimension", "kpi"]).groups.items():
@@ -206,7 +207,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
             bad = tg <= 0
             if bad.any():
                 ex = long.loc[idx[bad], ["rm_id", "period"]].head(3).values.tolist()
-                raise ValueError(f"kpi_targets: KPI {kpi!r} uses the ratio rule but {int(bad.sum())} targets are "
+                raise DataError(f"kpi_targets: KPI {kpi!r} uses the ratio rule but {int(bad.sum())} targets are "
                                  f"<= 0 (e.g. {ex}); use the 'difference' rule for it")
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = a / tg if direction == "higher" else np.where(a == 0, np.inf, tg / a)
@@ -220,7 +221,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     if long["missing_actual"].any():
         if config.missing_actual == "error":
             ex = long.loc[long["missing_actual"], ["rm_id", "period", "kpi"]].head(5).values.tolist()
-            raise ValueError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
+            raise DataError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
         floors = long.apply(lambda r: config.dimensions[r["dimension"]].kpis[r["kpi"]].floor, axis=1)
         long["achievement"] = long["achievement"].fillna(floors)
     long["points"] = 100.0 * long["achievement"]
@@ -290,7 +291,7 @@ def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig
                 out[c] = out["rm_id"].map(org[c])
         missing_peer = [c for c in config.peer_group if c not in out.columns]
         if missing_peer:
-            raise ValueError(f"peer_group columns {missing_peer} not in the rms table")
+            raise DataError(f"peer_group columns {missing_peer} not in the rms table")
         peer_cols = list(config.peer_group)
     grp = out.groupby(["period", *peer_cols])["total_score"]
     out["peer_rank"] = grp.rank(ascending=False, method="min").astype(int)
@@ -308,10 +309,10 @@ def rollup(scores: pd.DataFrame, rms: pd.DataFrame, levels: tuple[str, ...] = OR
     org = rms.set_index("rm_id")
     miss = [lv for lv in levels if lv not in org.columns]
     if miss:
-        raise ValueError(f"rms table lacks hierarchy columns {miss}")
+        raise DataError(f"rms table lacks hierarchy columns {miss}")
     unknown = sorted(set(scores["rm_id"]) - set(org.index))
     if unknown:
-        raise ValueError(f"rollup: {len(unknown)} rm_id not in rms, e.g. {unknown[:3]}")
+        raise DataError(f"rollup: {len(unknown)} rm_id not in rms, e.g. {unknown[:3]}")
     dims = [c for c in scores.columns if c.startswith("score_")]
     parts = []
     for lv in levels:
@@ -352,10 +353,10 @@ def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
     """
     bad = ~scores["period"].astype(str).str.fullmatch(r"\d{4}Q[1-4]")
     if bad.any():
-        raise ValueError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
+        raise DataError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
                          f"{scores.loc[bad, 'period'].head(3).tolist()}")
     s = scores[["rm_id", "period", "rating"]].copy()
-    prev = s.assign(period=s["period"].map(lambda p: p)).set_index(["rm_id", "period"])["rating"]
+    prev = s.set_index(["rm_id", "period"])["rating"]
     s["previous_rating"] = [prev.get((r, _prev_quarter(p))) for r, p in zip(s["rm_id"], s["period"])]
     s["two_consecutive_excellent"] = (s["rating"] == "excellent") & (s["previous_rating"] == "excellent")
     s["needs_improvement"] = s["rating"] == "needs_improvement"

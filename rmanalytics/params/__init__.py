@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
+from rmanalytics.errors import ParameterError  # re-exported: a bad notebook parameter (the message names it)
 from rmanalytics.params.base import NotebookParams, type_name
 
 #: Analysis notebooks in chain (dependency) order.
@@ -108,7 +109,6 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
     # 05 describes today's book, so 01's end-of-window segments are what it needs (no leakage issue:
     # it predicts forward from observation_end). Tables with customer ids live under restricted/.
     "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "restricted/tables"),
@@ -117,14 +117,13 @@ CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-class ParameterError(ValueError):
-    """A notebook parameter is unknown, ill-typed or impossible. The message names it."""
 
 
 __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "BookParams", "ChurnParams", "KpiParams",
     "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
-    "notebook_name", "parse_value", "resolve", "validate",
+    "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out", "load_notebook_tables",
+    "check_against_data",
 ]
 
 
@@ -241,8 +240,17 @@ def _read_yaml(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ParameterError(f"parameters file not found: {path}")
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ParameterError(f"{path}: not valid YAML{where}: {problem}; fix the file (one 'name: value' per "
+                             f"line, spaces not tabs, quote text with ':' or '#')") from None
+    except UnicodeDecodeError as exc:
+        raise ParameterError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -313,3 +321,99 @@ def load_params(notebook: str, namespace: Mapping[str, Any]) -> NotebookParams:
 
         ensure_session()
     return params.model_copy(update=fixes) if fixes else params
+
+
+# ----------------------------------------------------------------------------- tables per notebook
+def _needs(notebook: str | NotebookParams | type[NotebookParams]) -> type[NotebookParams]:
+    if isinstance(notebook, NotebookParams):
+        return type(notebook)
+    if isinstance(notebook, type) and issubclass(notebook, NotebookParams):
+        return notebook
+    return get_model(notebook)
+
+
+def notebook_support(columns: Mapping[str, Iterable[str] | None],
+                     notebooks: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """Which notebooks a data folder supports, from its tables and their columns.
+
+    ``columns``: table -> column names present (``rmanalytics.io.table_columns``). Returns one
+    dict per notebook: ``notebook``, ``supported`` (bool), ``missing`` (required tables or
+    ``table.column`` absent), ``left_out`` (optional tables absent -> what the notebook leaves out).
+    """
+    out = []
+    for name in notebooks or NOTEBOOKS:
+        model = _needs(name)
+        missing = [t for t in model.tables_required if t not in columns]
+        for t, cols in model.columns_required.items():
+            if columns.get(t) is not None:  # None: header unreadable, loading says why
+                missing += [f"{t}.{c}" for c in cols if c not in set(columns[t])]
+        gone = {t: what for t, what in model.tables_optional.items() if t not in columns and what}
+        out.append({"notebook": name, "supported": not missing, "missing": missing, "left_out": gone,
+                    "required": list(model.tables_required), "optional": list(model.tables_optional)})
+    return out
+
+
+def left_out(params: NotebookParams | str, tables: Mapping[str, Any]) -> list[str]:
+    """One line per optional table absent from ``tables``: what the notebook leaves out without it."""
+    model = _needs(params)
+    return [f"no {t} table, left out: {what}" for t, what in model.tables_optional.items()
+            if t not in tables and what]
+
+
+def load_notebook_tables(params: NotebookParams, *, validate: bool = True) -> dict[str, Any]:
+    """Load the tables a notebook declares (required and, when present, optional) from ``params.data_dir``.
+
+    A missing required table is a FileNotFoundError naming the notebook and the tables it needs; a
+    missing required column (``columns_required``) is a DataError naming table, column and notebook.
+    """
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import load_tables
+
+    model = type(params)
+    name = next((n for n in REGISTRY if REGISTRY[n] is model), model.__name__)
+    tables = load_tables(params.data_dir, tables=model.tables_required, optional=list(model.tables_optional),
+                         validate=validate, needed_by=name)
+    for t, cols in model.columns_required.items():
+        absent = [c for c in cols if t in tables and c not in tables[t].columns]
+        if absent:
+            raise DataError(f"{params.data_dir}: table {t} lacks column(s) {absent}, which notebook {name} needs "
+                            f"(it reads {', '.join(model.tables_required)}); add them or run a notebook that "
+                            f"does without (see: rmanalytics validate {params.data_dir})")
+    return tables
+
+
+def check_against_data(params: NotebookParams, first_date: Any, last_date: Any) -> None:
+    """Check parameters against the span of the data (first and last transaction date).
+
+    ``observation_end`` (and ``calibration_end``/``window_start`` where the model has them) must
+    fall inside the data; every day count in the model's ``span_fields`` must be shorter than the
+    span from the first date to the observation end. Raises :class:`ParameterError` naming the
+    parameter, its value and the span.
+    """
+    import datetime as dt
+
+    import pandas as pd
+
+    first = pd.Timestamp(first_date).normalize()
+    last = pd.Timestamp(last_date).normalize()
+    end = pd.Timestamp(params.observation_end) if params.observation_end is not None else last
+    name = next((n for n in REGISTRY if REGISTRY[n] is type(params)), type(params).__name__)
+    span = f"the data run from {first.date()} to {last.date()}"
+    problems = []
+    if end < first:
+        problems.append(f"parameter 'observation_end' = {end.date()} is before the first transaction; {span}")
+    for key in ("calibration_end", "window_start"):
+        v = getattr(params, key, None)
+        if isinstance(v, dt.date) and not (first <= pd.Timestamp(v) < end):
+            problems.append(f"parameter {key!r} = {v} is outside the data before observation_end "
+                            f"({first.date()} to {end.date()}); {span}")
+    days = int((end - first).days)
+    for key in type(params).span_fields:
+        v = getattr(params, key)
+        if isinstance(v, int) and v >= days:
+            problems.append(f"parameter {key!r} = {v} days is not shorter than the data span "
+                            f"({days} days: {first.date()} to observation end {end.date()}); use fewer days "
+                            f"or data covering more time")
+    if problems:
+        raise ParameterError(f"invalid parameters for notebook {name} on {params.data_dir}:\n  "
+                             + "\n  ".join(problems))

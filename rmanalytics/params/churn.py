@@ -3,33 +3,38 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class ChurnParams(NotebookParams):
+class ChurnParams(SeededParams):
     """Parameters of `notebooks/02_churn_survival.ipynb` (survival-based churn)."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments")
+    span_fields: ClassVar[tuple[str, ...]] = ("holdout_days", "lookback_days")
+    tables_optional: ClassVar[dict[str, str]] = {}
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     churn_definition: Literal["closure", "inactivity"] = Field(
         "closure", description="Churn definition: account closure, or the last activity followed by inactivity_days without any.")
-    inactivity_days: int = Field(180, gt=0, description="Days without activity that mean churn (inactivity definition).")
+    inactivity_days: int = Field(180, gt=0, le=3660, description="Days without activity that mean churn (inactivity definition).")
     window_start: dt.date | None = Field(
         None, description="First day of the observation window; default: the first transaction date in the data.")
     lookback_days: int = Field(
-        90, ge=0, description="Days after max(open, window start) used for behaviour covariates; follow-up starts after.")
+        90, ge=0, le=3660, description="Days after max(open, window start) used for behaviour covariates; follow-up starts after.")
     time_grid: Literal["day", "week", "month"] = Field("week", description="Grid of event times; coarser grids make Cox fits faster.")
-    horizon_days: int = Field(180, gt=0, description="Churn horizon in days for probabilities, worklists and evaluation.")
+    horizon_days: int = Field(180, gt=0, le=3660, description="Churn horizon in days for probabilities, worklists and evaluation.")
     holdout_days: int = Field(
-        180, gt=0, description="Length in days of the time-based hold-out at the end of the window (model fitted before).")
+        180, gt=0, le=3660, description="Length in days of the time-based hold-out at the end of the window (model fitted before).")
     covariates: list[str] = Field(
         default_factory=lambda: ["customer_type", "risk_level", "log_aum", "n_products", "n_tx"],
         description="Covariates of the churn model (columns of the survival frame); categorical ones are encoded.")
     model: Literal["cox", "weibull_aft", "lognormal_aft", "loglogistic_aft"] = Field(
         "cox", description="Churn model family.")
-    penalizer: float = Field(0.0, ge=0, description="Elastic-net penalizer of the churn model.")
+    penalizer: float = Field(0.0, ge=0, le=1000, description="Elastic-net penalizer of the churn model.")
     l1_ratio: float = Field(0.0, ge=0, le=1, description="L1 share of the penalty.")
     segments_path: str | None = Field(
         None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
@@ -41,16 +46,16 @@ class ChurnParams(NotebookParams):
                           "measured before each month) to the Cox model with RM turnover.")
     warning_families: list[str] = Field(default_factory=lambda: ["wealth"],
                                         description="Product families of the no-purchase warning rule (seed 000).")
-    warning_silent_months: int = Field(3, ge=1, description="Months without a purchase of a watched family (seed 000).")
+    warning_silent_months: int = Field(3, ge=1, le=120, description="Months without a purchase of a watched family (seed 000).")
     warning_lookback_months: int = Field(
-        12, ge=1, description="The customer must have bought the family in this many months before the silent period.")
+        12, ge=1, le=120, description="The customer must have bought the family in this many months before the silent period.")
     warning_activity_drop: float = Field(0.30, gt=0, le=1, description="Activity drop vs own baseline that warns (seed 002).")
     audit_horizons: list[int] = Field(default_factory=lambda: [90, 180],
                                       description="Horizons in days over which the warning audit counts closures.")
     audit_as_of: dt.date | None = Field(
         None, description="Hold-out date of the warning audit (rules see data up to it); default: the last month end "
                           "leaving the longest audit horizon observed.")
-    worklist_top_n: int = Field(10, gt=0, description="Customers per RM in the retention worklist.")
+    worklist_top_n: int = Field(10, gt=0, le=100_000, description="Customers per RM in the retention worklist.")
     value_col: Literal["aum", "tx_fee", "tx_amount"] = Field(
         "aum", description="Value at stake per customer in the worklist (currency).")
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class KpiParams(NotebookParams):
+class KpiParams(SeededParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = (
+        "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_optional: ClassVar[dict[str, str]] = {}
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     scorecard_config_path: str = Field(
         "params/scorecards/default.yaml",
@@ -18,7 +23,7 @@ class KpiParams(NotebookParams):
                     "path is looked up in the working folder, the project folder, then the packaged defaults.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
     effective_window_days: int = Field(
-        90, ge=1, description="A new customer is 'effective' with a positive transaction within this many days.")
+        90, ge=1, le=3660, description="A new customer is 'effective' with a positive transaction within this many days.")
     attribution_base: str | None = Field(
         None, description="Base period of the attribution ('YYYYQn' or 'YYYY'); None: the first period.")
     attribution_current: str | None = Field(
@@ -31,8 +36,9 @@ class KpiParams(NotebookParams):
     base_share: float = Field(
         0.8, ge=0, le=1, description="Share of the annual target spread evenly over months; the rest is "
                                      "four quarterly sprints.")
-    driver_lags: list[int] = Field([0, 1], description="Activity lags (months) in the driver panel.")
-    driver_splits: int = Field(5, ge=2, description="Cross-validation folds (by RM and by time).")
-    driver_repeats: int = Field(5, ge=1, description="Permutation repeats per fold for importance.")
+    driver_lags: list[Annotated[int, Field(ge=0, le=24)]] = Field(
+        [0, 1], min_length=1, max_length=12, description="Activity lags (months) in the driver panel.")
+    driver_splits: int = Field(5, ge=2, le=50, description="Cross-validation folds (by RM and by time).")
+    driver_repeats: int = Field(5, ge=1, le=1000, description="Permutation repeats per fold for importance.")
     corr_threshold: float = Field(
         0.9, gt=0, le=1, description="Activities correlated above this (|r|) are permuted as one group.")

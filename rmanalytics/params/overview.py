@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from rmanalytics.params.base import NotebookParams
@@ -9,6 +11,13 @@ from rmanalytics.params.base import NotebookParams
 
 class OverviewParams(NotebookParams):
     """Parameters of `notebooks/00_data_overview.ipynb`."""
+
+    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    tables_optional: ClassVar[dict[str, str]] = {
+        "customers": "the customer mix by type and risk level",
+        "balances": "the AUM distribution",
+        "rms": "", "assignments": "", "rm_activity": "", "kpi_targets": "",
+    }
 
     validate_data: bool = Field(
         True, description="Validate every table against the data contract while loading (stop on violations)."

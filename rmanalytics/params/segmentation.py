@@ -4,18 +4,18 @@ nine-grid bands and early-warning thresholds.
 Every threshold from the bank's documents (docs/domain.md §1-2) is a default here, never a constant
 in code: 72 hours / 3 months / 1 year lifecycle boundaries, the 30% activity drop, 3 months
 without a wealth-product purchase. Rule sets use the rule language of
-:mod:`rmanalytics.rfm.rules` (ordered, first match wins, explicit default label).
+:mod:`rmanalytics.rules` (ordered, first match wins, explicit default label).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.params.base import NotebookParams
 from rmanalytics.rfm.ninegrid import GridCell, default_cells
-from rmanalytics.rfm.rules import Rule, as_rules
+from rmanalytics.rules import Rule, as_rules
 
 
 class _Section(BaseModel):
@@ -85,11 +85,11 @@ class LifecycleParams(_Section):
     ``recent_transactions``, ``baseline_transactions``.
     """
 
-    onboarding_hours: float = Field(72, ge=0, description="First-contact window after opening (hours): flag.")
-    recent_days: int = Field(90, ge=1, description="Recent activity window (days before observation_end).")
-    baseline_days: int = Field(365, ge=1, description="Trailing baseline window before the recent window (days).")
-    min_baseline_days: int = Field(90, ge=1, description="Minimum baseline exposure (days) to compute a drop.")
-    min_baseline_transactions: int = Field(3, ge=1, description="Minimum baseline transactions to compute a drop.")
+    onboarding_hours: float = Field(72, ge=0, le=8784, description="First-contact window after opening (hours): flag.")
+    recent_days: int = Field(90, ge=1, le=3660, description="Recent activity window (days before observation_end).")
+    baseline_days: int = Field(365, ge=1, le=3660, description="Trailing baseline window before the recent window (days).")
+    min_baseline_days: int = Field(90, ge=1, le=3660, description="Minimum baseline exposure (days) to compute a drop.")
+    min_baseline_transactions: int = Field(3, ge=1, le=100_000, description="Minimum baseline transactions to compute a drop.")
     rules: list[Rule] = Field(default_factory=lambda: _rules(
         ("decline_warning", {"activity_drop": [0.30, None]}),
         ("new", {"tenure_days": [None, 90]}),
@@ -97,6 +97,12 @@ class LifecycleParams(_Section):
         ("mature", {"tenure_days": [365, None]}),
     ))
     default: str = Field("other", description="Stage of customers no rule matches.")
+
+    def stage_args(self, prefixed: bool = False) -> dict:
+        """The arguments of :func:`rmanalytics.rfm.lifecycle_stages` (``lifecycle_``-prefixed rules and
+        default for :func:`~rmanalytics.rfm.segment_snapshot` when ``prefixed``)."""
+        p = "lifecycle_" if prefixed else ""
+        return {f"{p}rules": list(self.rules), f"{p}default": self.default, "onboarding_hours": self.onboarding_hours}
 
 
 class TierParams(_Section):
@@ -114,6 +120,10 @@ class TierParams(_Section):
         ("growth", {"lifecycle_stage": {"in": ["new", "growth"]}, "fm_score": [3, None]}),
     ))
     default: str = Field("basic", description="Tier of customers no rule matches.")
+
+    def tier_args(self) -> dict:
+        """The arguments of :func:`rmanalytics.rfm.service_tiers`."""
+        return {"rules": list(self.rules), "default": self.default}
 
 
 class Band(_Section):
@@ -158,10 +168,15 @@ class WarningParams(_Section):
     """Early-warning signals for the per-RM worklist."""
 
     families: list[str] = Field(default_factory=lambda: ["wealth"], description="Product families watched.")
-    silent_months: int = Field(3, ge=1, description="Months without a purchase of a watched family.")
-    lookback_months: int = Field(12, ge=1, description="The customer must have bought the family in this many "
+    silent_months: int = Field(3, ge=1, le=120, description="Months without a purchase of a watched family.")
+    lookback_months: int = Field(12, ge=1, le=120, description="The customer must have bought the family in this many "
                                                       "months before the silent period.")
     activity_drop: float = Field(0.30, gt=0, le=1, description="Drop of activity vs trailing baseline (fraction).")
+
+    def warning_args(self) -> dict:
+        """The threshold arguments of :func:`rmanalytics.rfm.early_warnings`."""
+        return {"families": list(self.families), "silent_months": self.silent_months,
+                "lookback_months": self.lookback_months, "activity_drop": self.activity_drop}
 
 
 class WalletParams(_Section):
@@ -174,6 +189,15 @@ class WalletParams(_Section):
 class SegmentationParams(NotebookParams):
     """Parameters of `notebooks/01_segmentation.ipynb`."""
 
+    tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
+    span_fields: ClassVar[tuple[str, ...]] = ("migration_days",)
+    tables_optional: ClassVar[dict[str, str]] = {
+        "customers": "tenure from open_date (the first transaction stands in), customer tags, closed customers "
+                     "in the worklist",
+        "balances": "AUM as value: service tiers, the nine-grid and the wallet-share proxy",
+        "assignments": "the RM of each early warning (rm_id is empty)",
+    }
+
     scores: ScoreParams = Field(default_factory=ScoreParams, description="R, F, M scoring.")
     segments: SegmentParams = Field(default_factory=SegmentParams, description="Segment rules.")
     lifecycle: LifecycleParams = Field(default_factory=LifecycleParams, description="Lifecycle stages.")
@@ -181,4 +205,17 @@ class SegmentationParams(NotebookParams):
     nine_grid: NineGridParams = Field(default_factory=NineGridParams, description="Nine-grid bands.")
     warning: WarningParams = Field(default_factory=WarningParams, description="Early-warning thresholds.")
     wallet: WalletParams = Field(default_factory=WalletParams, description="Wallet-share proxy.")
-    migration_days: int = Field(90, ge=1, description="Days between the two snapshots of the migration matrix.")
+    migration_days: int = Field(90, ge=1, le=3660, description="Days between the two snapshots of the migration matrix.")
+
+    def snapshot_args(self) -> dict:
+        """These parameters as the explicit arguments of :func:`rmanalytics.rfm.segment_snapshot`."""
+        s, lc = self.scores, self.lifecycle
+        return {
+            "score_bins": s.bins, "score_method": s.method, "score_edges": s.edges, "frequency": s.frequency,
+            "refunds": s.refunds, "segment_rules": list(self.segments.rules), "segment_default": self.segments.default,
+            **self.lifecycle.stage_args(prefixed=True),
+            "recent_days": lc.recent_days, "baseline_days": lc.baseline_days, "min_baseline_days": lc.min_baseline_days,
+            "min_baseline_transactions": lc.min_baseline_transactions,
+            "tier_rules": list(self.tiers.rules), "tier_default": self.tiers.default,
+            "wallet_peer_columns": list(self.wallet.peer_columns), "wallet_quantile": self.wallet.quantile,
+        }

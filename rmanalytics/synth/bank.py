@@ -1262,6 +1262,17 @@ def read_truth(path: str | Path) -> Truth:
     return t
 
 
+def loyalty_truth(data_dir: str | Path) -> dict[str, dict[str, float]] | None:
+    """True BG/NBD and Gamma-Gamma parameters per customer type, ``{type: {r, alpha, a, b, p, q, gamma}}``,
+    from the ``truth.json`` of a synthetic data folder; None when the folder has none (real data)."""
+    p = Path(data_dir)
+    if not (p / "truth.json").is_file():
+        return None
+    t = read_truth(p)
+    groups = sorted(set(t.bgnbd) | set(t.gamma_gamma))
+    return {g: {**t.bgnbd.get(g, {}), **t.gamma_gamma.get(g, {})} for g in groups}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m rmanalytics.synth --customers N --out DIR [--seed S] [--rms R] ...``."""
     ap = argparse.ArgumentParser(prog="rmanalytics synth", description="Generate a synthetic bank with known truth.")

@@ -70,6 +70,15 @@ def both(chain_results, chain_b):
 KEYS = {"A": os.environ[privacy.KEY_ENV], "B": KEY_B}
 
 
+def _csv_ids(path) -> pd.Series:
+    """The customer-id column of a people-facing CSV (headers are people's labels, e.g. "Customer ID")."""
+    from rmanalytics.labels import label
+
+    df = pd.read_csv(path)
+    col = next(c for c in (label("col.customer_id", "en"), "customer_id") if c in df.columns)
+    return df[col]
+
+
 def _ids_in(text: str, raw: set[str]) -> set[str]:
     text = BASE64.sub("", text)
     return ({t for t in privacy.TOKEN.findall(text)} | set(re.findall(r"C\d{7}", text))) & raw
@@ -96,7 +105,8 @@ def test_quality_findings_are_masked_and_keep_examples(both):
     for name, results in both.items():
         d = results["00_data_overview"].run_dir
         csv = pd.read_csv(d / "tables" / "quality_findings.csv")
-        text = " ".join(csv["examples"].astype(str))
+        col = next(c for c in csv.columns if c.lower() == "examples")  # people-facing header: "Examples"
+        text = " ".join(csv[col].astype(str))
         assert "'customer_id': 'C#" in text, "examples lost their (masked) row keys"
         raw = pd.read_parquet(d / "restricted" / "tables" / "quality_findings.parquet")
         assert len(raw) == len(csv)
@@ -121,7 +131,7 @@ def test_pseudonyms_are_keyed_not_unkeyed_hashes(both):
     for name, results in both.items():
         d = results["01_segmentation"].run_dir
         raw = pd.read_parquet(d / "restricted" / "tables" / "segments.parquet")["customer_id"]
-        masked = pd.read_csv(d / "tables" / "segments.csv")["customer_id"]
+        masked = _csv_ids(d / "tables" / "segments.csv")
         assert masked.str.fullmatch(r"C#[0-9a-f]{20}").all()
         key = KEYS[name].encode()
         assert masked.tolist() == ["C#" + hmac.new(key, c.encode(), hashlib.sha256).hexdigest()[:20] for c in raw]
@@ -142,15 +152,15 @@ def test_worklist_ids_join_the_segments(both):
     for name, results in both.items():
         key = privacy.MaskKey.from_secret(KEYS[name])
         no_tx = {privacy.mask_id(c, key) for c in all_ids - tx_ids}
-        seg = set(pd.read_csv(results["01_segmentation"].run_dir / "tables" / "segments.csv")["customer_id"])
-        wl = set(pd.read_csv(results["02_churn_survival"].run_dir / "tables" / "retention_worklist.csv")["customer_id"])
+        seg = set(_csv_ids(results["01_segmentation"].run_dir / "tables" / "segments.csv"))
+        wl = set(_csv_ids(results["02_churn_survival"].run_dir / "tables" / "retention_worklist.csv"))
         assert len(wl) > 0 and wl <= seg | no_tx, f"run {name}: {len(wl - seg - no_tx)} worklist ids join nothing"
         assert len(wl & seg) >= 0.8 * len(wl) and not (seg & no_tx)
 
 
 def test_two_secrets_give_different_pseudonyms(both):
-    a = pd.read_csv(both["A"]["01_segmentation"].run_dir / "tables" / "segments.csv")["customer_id"]
-    b = pd.read_csv(both["B"]["01_segmentation"].run_dir / "tables" / "segments.csv")["customer_id"]
+    a = _csv_ids(both["A"]["01_segmentation"].run_dir / "tables" / "segments.csv")
+    b = _csv_ids(both["B"]["01_segmentation"].run_dir / "tables" / "segments.csv")
     assert len(a) == len(b) and not set(a) & set(b)
     fa, fb = (json.loads((both[k]["01_segmentation"].run_dir / "manifest.json").read_text())["privacy"]["key_fingerprint"]
               for k in "AB")

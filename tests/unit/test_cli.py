@@ -9,7 +9,6 @@ from pathlib import Path
 import time
 import types
 
-import pandas as pd
 import pytest
 
 from rmanalytics import cli
@@ -85,28 +84,29 @@ def test_run_all_bad_yaml_exit_2(tiny, fake_pm, capsys):  # noqa: F811
     assert "'n'" in capsys.readouterr().err and fake_pm.calls == []
 
 
-def _fake_io(monkeypatch, fail: bool):
-    class DataContractError(ValueError):
-        pass
+def test_validate_ok_and_invalid(tiny_bank, tmp_path, capsys):
+    from rmanalytics.io import write_tables
 
-    def validate_data_dir(data_dir, observation_end=None):
-        if fail:
-            raise DataContractError("table 'customers', column 'risk_level', rule 1..5: 2 rows, e.g. C1, C2")
-        return ({"customers": pd.DataFrame({"customer_id": ["C1"]})},
-                pd.DataFrame({"table": ["customers"], "rule": ["x"], "n_rows": [1]}))
-
-    monkeypatch.setitem(sys.modules, "rmanalytics.io", types.SimpleNamespace(validate_data_dir=validate_data_dir))
-    monkeypatch.setitem(sys.modules, "rmanalytics.schema", types.SimpleNamespace(DataContractError=DataContractError))
-
-
-def test_validate_ok_and_invalid(monkeypatch, capsys):
-    _fake_io(monkeypatch, fail=False)
-    assert cli.main(["validate", "some/dir"]) == 0
+    write_tables(tiny_bank, tmp_path)
+    assert cli.main(["validate", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "customers" in out and "1 rows" in out and "findings: 1" in out
-    _fake_io(monkeypatch, fail=True)
-    assert cli.main(["validate", "some/dir"]) == 1
+    assert "customers" in out and "5 rows" in out and "findings:" in out
+    assert "04_kpi_attribution: yes" in out
+    tiny_bank["customers"].loc[0, "risk_level"] = 9
+    write_tables({"customers": tiny_bank["customers"]}, tmp_path)
+    assert cli.main(["validate", str(tmp_path)]) == 1
     assert "risk_level" in capsys.readouterr().err
+
+
+def test_validate_missing_optional_table_lists_supported_notebooks(tiny_bank, tmp_path, capsys):
+    from rmanalytics.io import write_tables
+
+    write_tables({k: v for k, v in tiny_bank.items() if k != "kpi_targets"}, tmp_path)
+    assert cli.main(["validate", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "absent: kpi_targets" in out
+    assert "01_segmentation: yes" in out and "03_loyalty_clv: yes" in out
+    assert "04_kpi_attribution: no, needs kpi_targets" in out
 
 
 def test_synth_forwards_arguments(monkeypatch):
@@ -178,3 +178,17 @@ def test_mask_key_file_option(tiny, fake_pm, capsys, monkeypatch, tmp_path):  # 
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["privacy"]["key_source"] == "env-file"
     assert m["privacy"]["key_fingerprint"] == privacy.MaskKey.from_secret("file-secret-key-0123456789abcdef").fingerprint
+
+
+def test_package_errors_print_one_line(monkeypatch, capsys):
+    """Any RmAnalyticsError (a user's mistake) ends the command with one message and exit code 2."""
+    import rmanalytics.cli as cli
+    from rmanalytics.errors import DataError
+
+    def boom(args):
+        raise DataError("transactions.amount: rule 'finite', broken by 2 rows, e.g. [...]")
+
+    monkeypatch.setattr(cli, "_cmd_params", boom)
+    assert cli.main(["params", "00"]) == 2
+    err = capsys.readouterr().err
+    assert "broken by 2 rows" in err and "Traceback" not in err

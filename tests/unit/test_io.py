@@ -70,7 +70,9 @@ def test_unparseable_dates_in_csv(tiny_bank, tmp_path):
         load_tables(tmp_path)
     err = ei.value
     assert (err.table, err.column, err.rule, err.n_rows) == ("transactions", "date", "unparseable", 3)
-    assert err.examples == ["2022-13-45", "yesterday"]
+    assert err.examples == [{"customer_id": "C001", "date": "2022-13-45"},
+                            {"customer_id": "C002", "date": "yesterday"},
+                            {"customer_id": "C004", "date": "yesterday"}]
 
 
 def test_unparseable_numbers_in_csv(tiny_bank, tmp_path):
@@ -84,7 +86,7 @@ def test_unparseable_numbers_in_csv(tiny_bank, tmp_path):
         load_tables(tmp_path)
     assert (ei.value.table, ei.value.column, ei.value.rule, ei.value.n_rows) == (
         "customers", "risk_level", "unparseable", 1)
-    assert ei.value.examples == ["high"]
+    assert ei.value.examples == [{"customer_id": "C001", "risk_level": "high"}]
 
 
 def test_missing_table_file_lists_what_was_found(tiny_bank, tmp_path):
@@ -153,3 +155,27 @@ def test_sample_data_loads_and_validates():
     assert set(tables) == set(TABLES)
     assert len(tables["customers"]) > 1000
     assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}
+
+
+def test_read_segments(tmp_path):
+    """The segments of a 01 run: only the segment columns; a clear error naming the file otherwise."""
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import read_segments
+    from rmanalytics.rfm import current_segments
+
+    seg = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["loyal", "lost"], "lifecycle_stage": ["mature", "new"],
+                        "tier": ["strategic", "basic"], "extra": [1, 2]})
+    seg.to_parquet(tmp_path / "segments.parquet")
+    out = read_segments(tmp_path / "segments.parquet")
+    assert list(out.columns) == ["customer_id", "segment", "lifecycle_stage", "tier"] and len(out) == 2
+    assert read_segments(None) is None
+    out2, source = current_segments({}, segments_path=tmp_path / "segments.parquet", observation_end="2024-12-31")
+    assert source == "file" and out2.equals(out)
+    seg.drop(columns="tier").to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="bad.parquet.*tier"):
+        read_segments(tmp_path / "bad.parquet")
+    pd.concat([seg, seg]).to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="one row per customer', broken by 4 rows"):
+        read_segments(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="not found"):
+        read_segments(tmp_path / "nope.parquet")

@@ -101,6 +101,11 @@ def test_segment_fee_table(tables):
     q1 = s[s["period"] == "2024Q1"].set_index("segment")
     assert q1.loc["retail", "customers"] == 2 and q1.loc["retail", "fee_income"] == pytest.approx(7.0)
     assert q1.loc["corporate", "fee_income"] == pytest.approx(10.0)
+    # observation_end: later transactions are left out (here the one on 2024-03-10)
+    cut = segment_fee_table(tables, segment="customer_type", end="2024-03-09").set_index(["period", "segment"])
+    full = s.set_index(["period", "segment"])
+    assert cut["fee_income"].sum() == pytest.approx(full["fee_income"].sum() - tables["transactions"].loc[
+        tables["transactions"]["date"] > D("2024-03-09"), "fee"].sum())
 
 
 def test_sql_transpiles_to_spark():

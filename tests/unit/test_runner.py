@@ -259,7 +259,8 @@ def test_real_kernel_failing_cell(real_nb):
     assert res.status == "failed"
     assert res.failed_cell == 4 and res.failed_exec_count is not None and "boom on purpose" in res.error
     assert res.executed_notebook.is_file() and res.run_dir.name.endswith(".failed")
-    assert res.failed_source.startswith("if P.amount_bins > 100")
+    assert res.failed_source == "raise ValueError('boom on purpose')" and res.failed_line == 2
+    assert "line 2" in res.describe_failure() and "boom on purpose" in res.describe_failure()
 
 
 # ----------------------------------------------------------------------------- privacy

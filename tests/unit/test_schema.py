@@ -121,7 +121,9 @@ def test_negative_where_forbidden(tiny_bank):
     tiny_bank["transactions"].loc[[0, 4], "fee"] = [-1.0, -2.5]
     err = _err(tiny_bank)
     assert (err.table, err.column, err.rule, err.n_rows, err.examples) == (
-        "transactions", "fee", "below_min", 2, [-1.0, -2.5])
+        "transactions", "fee", "below_min", 2,
+        [{"customer_id": "C001", "date": "2022-02-01", "fee": -1.0},
+         {"customer_id": "C002", "date": "2022-11-30", "fee": -2.5}])
     assert ">= 0" in str(err)
 
 
@@ -135,7 +137,7 @@ def test_above_max(tiny_bank):
     tiny_bank["rm_activity"].loc[3, "digital_usage"] = 1.5
     err = _err(tiny_bank)
     assert (err.table, err.column, err.rule, err.n_rows, err.examples) == (
-        "customers", "risk_level", "above_max", 1, [7])
+        "customers", "risk_level", "above_max", 1, [{"customer_id": "C001", "risk_level": 7}])
     f = err.find(table="rm_activity")[0]
     assert (f.column, f.rule, f.n_rows) == ("digital_usage", "above_max", 1)
 
@@ -278,7 +280,8 @@ def test_error_is_a_value_error_and_picklable(tiny_bank):
     assert issubclass(DataContractError, ValueError)
     tiny_bank["customers"].loc[0, "risk_level"] = 9
     err = pickle.loads(pickle.dumps(_err(tiny_bank)))
-    assert (err.table, err.column, err.rule, err.n_rows, err.examples) == ("customers", "risk_level", "above_max", 1, [9])
+    assert (err.table, err.column, err.rule, err.n_rows, err.examples) == (
+        "customers", "risk_level", "above_max", 1, [{"customer_id": "C001", "risk_level": 9}])
 
 
 def test_unknown_table_name(tiny_bank):

@@ -386,6 +386,18 @@ def test_bank_closure_hazard_ratios_recovered(bank):
         assert ci.loc[k].iloc[0] < b < ci.loc[k].iloc[1], (k, ctv.summary)
 
 
+def test_loyalty_truth_of_the_sample(tmp_path):
+    """The known BG/NBD and Gamma-Gamma parameters per customer type; None for a folder without truth.json."""
+    from rmanalytics.synth import loyalty_truth
+
+    t = loyalty_truth(SAMPLE)
+    raw = json.loads((SAMPLE / "truth.json").read_text())
+    assert set(t) == {"retail", "corporate"}
+    for g in t:
+        assert t[g] == {**raw["bgnbd"][g], **raw["gamma_gamma"][g]}
+    assert loyalty_truth(tmp_path) is None
+
+
 # ------------------------------------------------------------------ behaviour link
 def test_behaviour_link_zero_is_the_independent_world():
     """link 0: closure from the static Weibull PH + rm_left only (exact inversion), no thinning."""
