@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -13,6 +13,12 @@ from rmanalytics.params.base import NotebookParams
 
 class BookParams(NotebookParams):
     """Parameters of `notebooks/05_rm_book.ipynb` (the RM book, branch review and packs)."""
+
+    tables_required: ClassVar[tuple[str, ...]] = (
+        "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_optional: ClassVar[dict[str, str]] = {}  # issue 14's relationship tables, used when present
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("fee", "product_family")}
+    span_fields: ClassVar[tuple[str, ...]] = ("validation_days",)
 
     branch_level: Literal["outlet", "sub_branch", "tier2_branch", "tier1_branch"] = Field(
         "sub_branch", description="Org level of the branch review and the branch packs.")
