@@ -14,7 +14,6 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.params.base import NotebookParams
-from rmanalytics.rfm.ninegrid import GridCell, default_cells
 from rmanalytics.rules import Rule, as_rules
 
 
@@ -148,6 +147,30 @@ class Band(_Section):
         if any(b < a for a, b in zip(self.edges, self.edges[1:])):
             raise ValueError(f"band {self.column}: edges must be ascending")
         return self
+
+
+class GridCell(_Section):
+    """One named nine-grid cell: band labels it needs (None = any) and its service plan
+    (same fields as :class:`rmanalytics.rfm.ninegrid.GridCell`)."""
+
+    name: str
+    asset: list[str] | None = None
+    industry: list[str] | None = None
+    risk: list[str] | None = None
+    service_plan: str = ""
+
+
+def default_cells() -> list[GridCell]:
+    """Seed 001 §三(二): "potential" and "core" cells get different service plans (the plans are
+    defaults to edit, not seed text). Same as :func:`rmanalytics.rfm.ninegrid.default_cells` (tested)."""
+    return [
+        GridCell(name="core", asset=["aum_affluent", "aum_private"], risk=["risk_low", "risk_mid"],
+                 service_plan="Dedicated RM; quarterly review; retention and wallet share first"),
+        GridCell(name="wealth_active", asset=["aum_affluent", "aum_private"], risk=["risk_high"],
+                 service_plan="Investment advisory; suitability check on every sale"),
+        GridCell(name="potential", asset=["aum_mass"], industry=["tech", "manufacturing", "trade"],
+                 service_plan="Nurture: monthly contact, industry/scenario products, referral to corporate"),
+    ]
 
 
 class NineGridParams(_Section):

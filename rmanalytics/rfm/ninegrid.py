@@ -101,19 +101,25 @@ def nine_grid(df: pd.DataFrame, *, rows: Any, cols: Any, value: str = "aum") -> 
 
 
 # ----------------------------------------------------------------------------- named cells (asset x industry x risk)
-from pydantic import BaseModel, ConfigDict, Field  # noqa: E402
-
-
-class GridCell(BaseModel):
+@dataclass(frozen=True)
+class GridCell:
     """One named cell of the nine-grid: conditions on the asset, industry and risk bands (None =
-    any band; a list = one of these band labels) and the cell's service plan (free text)."""
+    any band; a list = one of these band labels) and the cell's service plan (free text). The
+    notebook parameter ``nine_grid.cells`` (pydantic, :mod:`rmanalytics.params.segmentation`) has
+    the same fields; :meth:`of` takes either."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     asset: list[str] | None = None
     industry: list[str] | None = None
     risk: list[str] | None = None
     service_plan: str = ""
+
+    @classmethod
+    def of(cls, cell: Any) -> "GridCell":
+        if isinstance(cell, Mapping):
+            return cls(**dict(cell))
+        return cls(cell.name, getattr(cell, "asset", None), getattr(cell, "industry", None),
+                   getattr(cell, "risk", None), getattr(cell, "service_plan", ""))
 
 
 def default_cells() -> list[GridCell]:
@@ -144,8 +150,9 @@ def grid_cells(df: pd.DataFrame, *, asset: Any, industry: Any, risk: Any, cells:
         if b.column not in df.columns:
             raise DataError(f"grid_cells: input lacks column {b.column!r} for the {key} band")
         bands[key] = band(df[b.column], b.edges, b.labels)
-    cells = default_cells() if cells is None else cells
-    default = default or GridCell(name="basic", service_plan="Digital self-service; semi-annual contact")
+    cells = default_cells() if cells is None else [GridCell.of(c) for c in cells]
+    default = GridCell.of(default) if default is not None else GridCell(
+        name="basic", service_plan="Digital self-service; semi-annual contact")
     name = pd.Series(default.name, index=df.index, dtype=object)
     plan = pd.Series(default.service_plan, index=df.index, dtype=object)
     done = pd.Series(False, index=df.index)

@@ -214,3 +214,17 @@ def test_packs_least_privilege_language_and_masking(tmp_path):
     text = (tmp_path / "by_branch" / "S1" / "book.html").read_text(encoding="utf-8")
     assert "masked" in text and "Z9" not in text
     assert (tmp_path / "by_branch" / "S1" / "book.xlsx").stat().st_size > 0
+
+
+def test_nine_grid_cell_defaults_agree_between_params_and_rfm():
+    from rmanalytics.params.segmentation import default_cells as p_cells
+    from rmanalytics.rfm.ninegrid import GridCell, default_cells
+
+    assert [GridCell.of(c) for c in p_cells()] == default_cells()
+    df = pd.DataFrame({"aum": [100.0, 1e6, 1e7, 100.0], "industry": [None, None, None, "tech"],
+                       "risk_level": [1, 5, 2, 3]})
+    from rmanalytics.params.segmentation import NineGridParams
+    g = NineGridParams()
+    from rmanalytics.rfm import grid_cells
+    cells = grid_cells(df, asset=g.asset, industry=g.industry, risk=g.risk, cells=g.cells, default=g.default_cell)
+    assert cells["cell"].tolist() == ["basic", "wealth_active", "core", "potential"]
