@@ -467,10 +467,11 @@ def load_tables(
     data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files (and optionally
         ``data.yaml``, see :func:`read_data_config`), or a ``.duckdb``/``.db`` database file with
         tables named as in the contract.
-    tables : required table names (default: all seven contract tables, unless ``optional`` names
-        some of them).
+    tables : required table names (default: the seven required contract tables; the optional ones
+        of the contract, e.g. ``training``, are then loaded when present).
     validate : run :func:`rmanalytics.schema.check_tables` on the loaded tables (default True).
-    optional : tables loaded when present and left out of the result when absent.
+    optional : tables loaded when present and left out of the result when absent (with
+        ``tables=None`` the contract's optional tables are always among them).
     needed_by : name of the notebook asking, for the message when a required table is missing.
 
     Returns
@@ -485,6 +486,8 @@ def load_tables(
     """
     path = Path(data_dir)
     opt = _table_names(optional)
+    if tables is None:  # the contract's optional tables (training, daily_balances) only when present
+        opt = opt + [t for t, spec in TABLES.items() if spec.optional and t not in opt]
     names = [t for t in _table_names(tables) if t not in opt] if tables is not None else \
         [t for t in TABLES if t not in opt]
     wanted = names + [t for t in opt if t not in names]
@@ -496,6 +499,8 @@ def load_tables(
         import duckdb
 
         present = _duckdb_tables(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in present]
         missing = [t for t in names if t not in present]
         if missing:
             raise FileNotFoundError(
@@ -512,6 +517,8 @@ def load_tables(
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
         files = _find_files(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in files]
         missing = [t for t in names if t not in files]
         if missing:
             found = sorted(p.name for p in path.iterdir() if p.is_file())

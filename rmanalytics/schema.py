@@ -493,14 +493,14 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
 
     if "customers" in ok:
         cust_ids = tables["customers"]["customer_id"]
-        for child in ("transactions", "balances", "assignments"):
+        for child in ("transactions", "balances", "assignments", "daily_balances"):
             if child in ok:
                 f = _unknown(child, tables[child], "customer_id", cust_ids, "unknown_customer", "customers")
                 if f:
                     failures.append(f)
     if "rms" in ok:
         rm_ids = tables["rms"]["rm_id"]
-        for child in ("assignments", "rm_activity"):
+        for child in ("assignments", "rm_activity", "training"):
             if child in ok:
                 f = _unknown(child, tables[child], "rm_id", rm_ids, "unknown_rm", "rms")
                 if f:

@@ -42,6 +42,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "03_loyalty_clv",
     "04_kpi_attribution",
     "05_rm_book",
+    "06_rm_review",
 )
 
 
@@ -84,6 +85,7 @@ REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
     "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
     "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
     "05_rm_book": "rmanalytics.params.book:BookParams",
+    "06_rm_review": "rmanalytics.params.review:RmReviewParams",
 })
 
 _MODEL_MODULES = {
@@ -93,6 +95,7 @@ _MODEL_MODULES = {
     "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
     "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
     "BookParams": ("rmanalytics.params.book", "05_rm_book"),
+    "RmReviewParams": ("rmanalytics.params.review", "06_rm_review"),
 }
 
 
@@ -121,9 +124,9 @@ CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
 
 __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "BookParams", "ChurnParams", "KpiParams",
-    "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
-    "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out", "load_notebook_tables",
-    "check_against_data",
+    "LoyaltyParams", "OverviewParams", "RmReviewParams", "SegmentationParams", "get_model", "load_params",
+    "load_yaml", "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out",
+    "load_notebook_tables", "check_against_data",
 ]
 
 

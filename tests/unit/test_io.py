@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rmanalytics.contract import TABLES
+from rmanalytics.contract import REQUIRED_TABLES, TABLES
 from rmanalytics.io import fingerprint, load_tables, validate_data_dir, write_tables
 from rmanalytics.schema import DataContractError
 
@@ -131,7 +131,7 @@ def test_fingerprint(tiny_bank, tmp_path):
     write_tables(tiny_bank, tmp_path)
     (tmp_path / "notes.txt").write_text("not an input")
     fp = fingerprint(tmp_path)
-    assert set(fp) == {f"{t}.parquet" for t in TABLES}
+    assert set(fp) == {f"{t}.parquet" for t in REQUIRED_TABLES}
     assert all(len(h) == 64 for h in fp.values())
     assert fingerprint(tmp_path) == fp
     tiny_bank["rms"].loc[0, "level"] = "junior"
@@ -152,7 +152,7 @@ def test_validate_data_dir(tiny_bank, tmp_path):
 @pytest.mark.skipif(not (SAMPLE / "customers.parquet").exists(), reason="data/sample not generated")
 def test_sample_data_loads_and_validates():
     tables, findings = validate_data_dir(SAMPLE, observation_end="2024-12-31")
-    assert set(tables) == set(TABLES)
+    assert set(tables) == set(REQUIRED_TABLES) | {"training"}
     assert len(tables["customers"]) > 1000
     assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}
 
