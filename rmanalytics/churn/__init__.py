@@ -2,8 +2,9 @@
 
 from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, ChurnDataError, active_customers, add_relationship_covariates,
                                      add_segments, behaviour_covariates, behaviour_sql, compress_frame, covariates_sql,
-                                     holdout_cutoff, holdout_split, last_activity_sql, relationship_events,
-                                     relationship_frame, split_monthly, survival_frame, time_varying_frame, to_grid)
+                                     current_state, current_state_sql, holdout_cutoff, holdout_split, last_activity_sql,
+                                     relationship_events, relationship_frame, split_monthly, survival_frame,
+                                     time_varying_frame, to_grid)
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
@@ -19,7 +20,8 @@ __all__ = [
     "KMBaseline", "active_customers", "add_segments", "holdout_cutoff", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",
     "km_by_group", "logrank_table", "logrank_test", "ph_check", "ph_narrative", "retention_table",
     "retention_worklist", "time_grid_effect",
-    "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql",
+    "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql", "current_state",
+    "current_state_sql",
     "fit_cox_efron", "holdout_split", "last_activity_sql", "survival_frame", "time_varying_frame", "to_grid",
     "add_relationship_covariates", "relationship_events", "relationship_frame",
 ]

@@ -717,3 +717,109 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
             long[cov] = 0
         long[cov] = long[cov].fillna(0).astype(int)
     return long.sort_values(["customer_id", "start"], kind="mergesort").reset_index(drop=True)
+
+
+def current_state_sql(as_of: str, *, recent_days: int = 90, baseline_days: int = 365, change_days: int = 91,
+                      has_fee: bool = True) -> str:
+    """SQL (DuckDB dialect) for each customer's state *today* (``as_of``), not at its landmark.
+
+    Inputs: ``customers``, ``transactions``, ``balances``, ``assignments``, ``rms``. One row per
+    customer open at ``as_of`` (opened on or before it, not closed on or before it) with:
+    ``aum`` and ``n_products`` from the last balance snapshot on or before ``as_of`` (currency),
+    ``aum_before`` from the last snapshot on or before ``as_of - change_days`` (for the 3-month
+    change), ``n_tx_recent``/``tx_fee_recent``/``tx_amount_recent`` over ``(as_of - recent_days, as_of]``,
+    ``n_tx_baseline`` over the ``baseline_days`` before that window, ``fee_12m`` (fees over the 365
+    days up to ``as_of``), ``last_tx_date``, and the current primary RM ``rm_id`` (largest share,
+    ties by rm_id) among assignments running at ``as_of`` (``start_date <= as_of < end_date``)
+    whose RM is still employed (no ``exit_date`` on or before ``as_of``); null when none.
+    """
+    d = pd.Timestamp(as_of).date().isoformat()
+    fee = "t.fee" if has_fee else "0.0"
+    return f"""
+WITH spine AS (
+    SELECT customer_id, branch_id FROM customers
+    WHERE CAST(open_date AS DATE) <= DATE '{d}' AND (close_date IS NULL OR CAST(close_date AS DATE) > DATE '{d}')
+),
+tx AS (
+    SELECT t.customer_id,
+           SUM(CASE WHEN CAST(t.date AS DATE) > DATE '{d}' - INTERVAL {int(recent_days)} DAY THEN 1 ELSE 0 END) AS n_tx_recent,
+           SUM(CASE WHEN CAST(t.date AS DATE) > DATE '{d}' - INTERVAL {int(recent_days)} DAY THEN {fee} ELSE 0 END) AS tx_fee_recent,
+           SUM(CASE WHEN CAST(t.date AS DATE) > DATE '{d}' - INTERVAL {int(recent_days)} DAY THEN t.amount ELSE 0 END) AS tx_amount_recent,
+           SUM(CASE WHEN CAST(t.date AS DATE) <= DATE '{d}' - INTERVAL {int(recent_days)} DAY
+                     AND CAST(t.date AS DATE) > DATE '{d}' - INTERVAL {int(recent_days) + int(baseline_days)} DAY
+                    THEN 1 ELSE 0 END) AS n_tx_baseline,
+           SUM(CASE WHEN CAST(t.date AS DATE) > DATE '{d}' - INTERVAL 365 DAY THEN {fee} ELSE 0 END) AS fee_12m,
+           MAX(CAST(t.date AS DATE)) AS last_tx_date
+    FROM transactions t JOIN spine s ON s.customer_id = t.customer_id
+    WHERE CAST(t.date AS DATE) <= DATE '{d}'
+    GROUP BY t.customer_id
+),
+bal AS (
+    SELECT customer_id, aum, n_products FROM (
+        SELECT b.customer_id, b.aum, b.n_products,
+               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
+        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
+        WHERE CAST(b.snapshot_date AS DATE) <= DATE '{d}'
+    ) x WHERE rn = 1
+),
+bal0 AS (
+    SELECT customer_id, aum AS aum_before FROM (
+        SELECT b.customer_id, b.aum,
+               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
+        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
+        WHERE CAST(b.snapshot_date AS DATE) <= DATE '{d}' - INTERVAL {int(change_days)} DAY
+    ) x WHERE rn = 1
+),
+prm AS (
+    SELECT customer_id, rm_id FROM (
+        SELECT a.customer_id, a.rm_id,
+               ROW_NUMBER() OVER (PARTITION BY a.customer_id ORDER BY a.share DESC, a.rm_id) AS rn
+        FROM assignments a JOIN spine s ON a.customer_id = s.customer_id
+        JOIN rms r ON r.rm_id = a.rm_id
+        WHERE CAST(a.start_date AS DATE) <= DATE '{d}'
+          AND (a.end_date IS NULL OR CAST(a.end_date AS DATE) > DATE '{d}')
+          AND (r.exit_date IS NULL OR CAST(r.exit_date AS DATE) > DATE '{d}')
+    ) x WHERE rn = 1
+)
+SELECT s.customer_id, prm.rm_id, COALESCE(bal.aum, 0.0) AS aum, COALESCE(bal.n_products, 0) AS n_products,
+       bal0.aum_before, COALESCE(tx.n_tx_recent, 0) AS n_tx_recent, COALESCE(tx.tx_fee_recent, 0.0) AS tx_fee_recent,
+       COALESCE(tx.tx_amount_recent, 0.0) AS tx_amount_recent,
+       COALESCE(tx.n_tx_baseline, 0) AS n_tx_baseline, COALESCE(tx.fee_12m, 0.0) AS fee_12m, tx.last_tx_date
+FROM spine s
+LEFT JOIN tx ON tx.customer_id = s.customer_id
+LEFT JOIN bal ON bal.customer_id = s.customer_id
+LEFT JOIN bal0 ON bal0.customer_id = s.customer_id
+LEFT JOIN prm ON prm.customer_id = s.customer_id
+ORDER BY s.customer_id
+"""
+
+
+def current_state(tables: dict[str, Any], as_of: str | pd.Timestamp, *, recent_days: int = 90,
+                  baseline_days: int = 365, change_days: int = 91, engine: str = "duckdb") -> pd.DataFrame:
+    """Each open customer's current RM and current values at ``as_of`` (see :func:`current_state_sql`).
+
+    Adds ``aum_change_3m`` = aum / aum_before - 1 (NaN without an earlier snapshot or when it was
+    0), ``recency_days`` (days since the last transaction up to ``as_of``; NaN without one) and
+    ``activity_ratio`` = recent transaction rate / baseline rate (per day; NaN without baseline
+    activity), and ``tx_fee``/``tx_amount`` over the recent window (the worklist's value columns). This is what worklists and the RM book rank by, not the landmark values.
+    """
+    for name in ("customers", "transactions", "balances", "assignments", "rms"):
+        if name not in tables:
+            raise ChurnDataError(f"table {name!r} is required for the current state")
+    as_of = pd.Timestamp(as_of).normalize()
+    sql = current_state_sql(as_of, recent_days=recent_days, baseline_days=baseline_days, change_days=change_days,
+                            has_fee="fee" in columns_of(tables["transactions"], engine))
+    df = run_sql(sql, {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rms")},
+                 engine=engine)
+    df["last_tx_date"] = pd.to_datetime(df["last_tx_date"])
+    df["n_products"] = df["n_products"].astype(int)
+    before = df["aum_before"].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["aum_change_3m"] = np.where(before > 0, df["aum"] / before - 1.0, np.nan)
+        rate_recent = df["n_tx_recent"] / float(recent_days)
+        rate_base = df["n_tx_baseline"] / float(baseline_days)
+        df["activity_ratio"] = np.where(rate_base > 0, rate_recent / rate_base, np.nan)
+    df["recency_days"] = (as_of - df["last_tx_date"]).dt.days.astype(float)
+    df["tx_fee"], df["tx_amount"] = df["tx_fee_recent"], df["tx_amount_recent"]  # the worklist's value columns
+    df.attrs["as_of"] = as_of.date().isoformat()
+    return df.reset_index(drop=True)

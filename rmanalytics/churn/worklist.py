@@ -12,7 +12,8 @@ def _pretty(name: str) -> str:
 
 def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, value_col: str = "aum",
                        rm_col: str = "rm_id", id_col: str = "customer_id", top_n: int | None = 20,
-                       n_drivers: int = 3, tenure_col: str | None = None) -> pd.DataFrame:
+                       n_drivers: int = 3, tenure_col: str | None = None,
+                       current: pd.DataFrame | None = None) -> pd.DataFrame:
     """Ranked retention worklist per RM.
 
     For each active customer: ``p_churn`` = probability of churning within ``horizon_days`` given
@@ -22,6 +23,11 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
     ((x - mean) * coef > 0). Customers are ranked within each RM by value at stake
     (``rank`` 1 = first to contact); ``top_n`` per RM (None: all). Customer ids are the raw ids
     (masking happens where the table is exported: :meth:`rmanalytics.report.Recorder.table`).
+
+    ``current`` (from :func:`rmanalytics.churn.frame.current_state` at the observation end) supplies
+    each customer's *current* primary RM and *current* ``value_col``: without it the RM and value are
+    those of the active frame, i.e. at each customer's landmark (possibly years old, and the RM may
+    have left). Customers whose current RM list is empty are listed under ``"unassigned"``.
     """
     p = model.predict_churn_probability(active, horizon_days, tenure_col=tenure_col)
     contrib = model.risk_contributions(active)
@@ -30,11 +36,20 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
     order = np.argsort(-vals, axis=1)[:, :n_drivers]
     drivers = [", ".join(f"{cols[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
                for i in range(len(active))]
+    if current is not None:
+        miss = [c for c in (id_col, rm_col, value_col) if c not in current.columns]
+        if miss:
+            raise ValueError(f"retention_worklist: current state lacks column(s) {miss}")
+        cur = current.drop_duplicates(id_col).set_index(id_col)
+        rm = active[id_col].map(cur[rm_col])
+        value = active[id_col].map(cur[value_col]).astype(float)
+    else:
+        rm, value = active[rm_col], active[value_col].astype(float)
     out = pd.DataFrame({
-        rm_col: active[rm_col].fillna("unassigned").to_numpy(),
+        rm_col: rm.fillna("unassigned").to_numpy(),
         id_col: active[id_col].to_numpy(),
         "p_churn": p.to_numpy(),
-        "value": active[value_col].to_numpy(float),
+        "value": value.to_numpy(float),
     })
     out["value_at_stake"] = out["p_churn"] * out["value"]
     out["risk_drivers"] = drivers

@@ -41,6 +41,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_churn_survival",
     "03_loyalty_clv",
     "04_kpi_attribution",
+    "05_rm_book",
     "06_rm_review",
 )
 
@@ -83,6 +84,7 @@ REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
     "02_churn_survival": "rmanalytics.params.churn:ChurnParams",
     "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
     "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
+    "05_rm_book": "rmanalytics.params.book:BookParams",
     "06_rm_review": "rmanalytics.params.review:RmReviewParams",
 })
 
@@ -92,6 +94,7 @@ _MODEL_MODULES = {
     "ChurnParams": ("rmanalytics.params.churn", "02_churn_survival"),
     "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
     "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
+    "BookParams": ("rmanalytics.params.book", "05_rm_book"),
     "RmReviewParams": ("rmanalytics.params.review", "06_rm_review"),
 }
 
@@ -109,13 +112,18 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
+    # 05 describes today's book, so 01's end-of-window segments are what it needs (no leakage issue:
+    # it predicts forward from observation_end). Tables with customer ids live under restricted/.
+    "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "restricted/tables"),
+                   "churn_tables_path": ("02_churn_survival", "restricted/tables"),
+                   "kpi_tables_path": ("04_kpi_attribution", "tables")},
 }
 
 
 
 
 __all__ = [
-    "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
+    "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "BookParams", "ChurnParams", "KpiParams",
     "LoyaltyParams", "OverviewParams", "RmReviewParams", "SegmentationParams", "get_model", "load_params",
     "load_yaml", "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out",
     "load_notebook_tables", "check_against_data",

@@ -149,12 +149,42 @@ class Band(_Section):
         return self
 
 
+class GridCell(_Section):
+    """One named nine-grid cell: band labels it needs (None = any) and its service plan
+    (same fields as :class:`rmanalytics.rfm.ninegrid.GridCell`)."""
+
+    name: str
+    asset: list[str] | None = None
+    industry: list[str] | None = None
+    risk: list[str] | None = None
+    service_plan: str = ""
+
+
+def default_cells() -> list[GridCell]:
+    """Seed 001 §三(二): "potential" and "core" cells get different service plans (the plans are
+    defaults to edit, not seed text). Same as :func:`rmanalytics.rfm.ninegrid.default_cells` (tested)."""
+    return [
+        GridCell(name="core", asset=["aum_affluent", "aum_private"], risk=["risk_low", "risk_mid"],
+                 service_plan="Dedicated RM; quarterly review; retention and wallet share first"),
+        GridCell(name="wealth_active", asset=["aum_affluent", "aum_private"], risk=["risk_high"],
+                 service_plan="Investment advisory; suitability check on every sale"),
+        GridCell(name="potential", asset=["aum_mass"], industry=["tech", "manufacturing", "trade"],
+                 service_plan="Nurture: monthly contact, industry/scenario products, referral to corporate"),
+    ]
+
+
 class NineGridParams(_Section):
     """The customer nine-grid: two banded attributes (default AUM band x risk level)."""
 
     rows: Band = Band(column="aum", edges=[500_000, 6_000_000], labels=["aum_mass", "aum_affluent", "aum_private"])
     cols: Band = Band(column="risk_level", edges=[3, 4], labels=["risk_low", "risk_mid", "risk_high"])
     value: str = Field("aum", description="Column summed as the value of a cell.")
+    asset: Band = Band(column="aum", edges=[500_000, 6_000_000], labels=["aum_mass", "aum_affluent", "aum_private"])
+    industry: Band = Band(column="industry", edges=None, labels=None)
+    risk: Band = Band(column="risk_level", edges=[3, 4], labels=["risk_low", "risk_mid", "risk_high"])
+    cells: list[GridCell] = Field(default_factory=default_cells,
+                                  description="Named cells (first match wins) with their service plans.")
+    default_cell: GridCell = GridCell(name="basic", service_plan="Digital self-service; semi-annual contact")
 
 
 class WarningParams(_Section):

@@ -7,7 +7,7 @@ The heavy aggregations (:func:`rfm_table`, :func:`btyd_summary`, :func:`calibrat
 """
 
 from rmanalytics.rfm.lifecycle import STAGES, activity_change, lifecycle_stages
-from rmanalytics.rfm.ninegrid import BandSpec, band, nine_grid
+from rmanalytics.rfm.ninegrid import BandSpec, GridCell, band, cell_summary, default_cells, grid_cells, nine_grid
 from rmanalytics.rfm.pipeline import current_segments, segment_snapshot
 from rmanalytics.rfm.plots import plot_migration_heatmap, plot_nine_grid, plot_rf_heatmap, plot_segment_bars
 from rmanalytics.rfm.profile import migration_matrix, segment_profile
@@ -21,7 +21,7 @@ from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families,
 
 __all__ = [
     "STAGES", "SEGMENTS", "TIERS", "BandSpec", "BinsCollapsedWarning", "Condition", "Rule",
-    "activity_change", "apply_rules", "band", "current_segments", "btyd_summary", "calibration_holdout", "early_warnings",
+    "GridCell", "activity_change", "apply_rules", "band", "cell_summary", "default_cells", "grid_cells", "current_segments", "btyd_summary", "calibration_holdout", "early_warnings",
     "findings_frame", "latest_balances", "lifecycle_stages", "localize", "plot_migration_heatmap", "migration_matrix",
     "nine_grid", "plot_nine_grid", "percentile_rank", "primary_rm", "plot_rf_heatmap", "rfm_scores", "rfm_segments",
     "rfm_table", "rule", "rules_table", "plot_segment_bars", "segment_profile", "segment_snapshot", "service_tiers",

@@ -98,3 +98,82 @@ def nine_grid(df: pd.DataFrame, *, rows: Any, cols: Any, value: str = "aum") -> 
     g["value_share"] = g["value"] / v if v else np.nan
     g.attrs["rows"], g.attrs["cols"] = rows.column, cols.column
     return g
+
+
+# ----------------------------------------------------------------------------- named cells (asset x industry x risk)
+@dataclass(frozen=True)
+class GridCell:
+    """One named cell of the nine-grid: conditions on the asset, industry and risk bands (None =
+    any band; a list = one of these band labels) and the cell's service plan (free text). The
+    notebook parameter ``nine_grid.cells`` (pydantic, :mod:`rmanalytics.params.segmentation`) has
+    the same fields; :meth:`of` takes either."""
+
+    name: str
+    asset: list[str] | None = None
+    industry: list[str] | None = None
+    risk: list[str] | None = None
+    service_plan: str = ""
+
+    @classmethod
+    def of(cls, cell: Any) -> "GridCell":
+        if isinstance(cell, Mapping):
+            return cls(**dict(cell))
+        return cls(cell.name, getattr(cell, "asset", None), getattr(cell, "industry", None),
+                   getattr(cell, "risk", None), getattr(cell, "service_plan", ""))
+
+
+def default_cells() -> list[GridCell]:
+    """Seed 001 §三(二): "potential" and "core" cells get different service plans (the plans here
+    are defaults to edit, not seed text)."""
+    return [
+        GridCell(name="core", asset=["aum_affluent", "aum_private"], risk=["risk_low", "risk_mid"],
+                 service_plan="Dedicated RM; quarterly review; retention and wallet share first"),
+        GridCell(name="wealth_active", asset=["aum_affluent", "aum_private"], risk=["risk_high"],
+                 service_plan="Investment advisory; suitability check on every sale"),
+        GridCell(name="potential", asset=["aum_mass"], industry=["tech", "manufacturing", "trade"],
+                 service_plan="Nurture: monthly contact, industry/scenario products, referral to corporate"),
+    ]
+
+
+def grid_cells(df: pd.DataFrame, *, asset: Any, industry: Any, risk: Any, cells: list[GridCell] | None = None,
+               default: GridCell | None = None) -> pd.DataFrame:
+    """Each customer's nine-grid cell (asset x industry x risk, DOMAIN.md §1) and its service plan.
+
+    ``asset``, ``industry``, ``risk`` are bandings (:class:`BandSpec`, mappings or the notebook's ``Band``);
+    the first cell in ``cells`` (default :func:`default_cells`) whose conditions all hold names the
+    customer's cell; no match -> ``default`` (name "basic"). Returns ``customer_id`` (when present),
+    ``asset_band``, ``industry_band``, ``risk_band``, ``cell``, ``service_plan``.
+    """
+    bands = {}
+    for key, b in (("asset", asset), ("industry", industry), ("risk", risk)):
+        b = BandSpec.of(b)
+        if b.column not in df.columns:
+            raise DataError(f"grid_cells: input lacks column {b.column!r} for the {key} band")
+        bands[key] = band(df[b.column], b.edges, b.labels)
+    cells = default_cells() if cells is None else [GridCell.of(c) for c in cells]
+    default = GridCell.of(default) if default is not None else GridCell(
+        name="basic", service_plan="Digital self-service; semi-annual contact")
+    name = pd.Series(default.name, index=df.index, dtype=object)
+    plan = pd.Series(default.service_plan, index=df.index, dtype=object)
+    done = pd.Series(False, index=df.index)
+    for c in cells:
+        ok = ~done
+        for key in ("asset", "industry", "risk"):
+            allowed = getattr(c, key)
+            if allowed is not None:
+                ok &= bands[key].isin(allowed)
+        name[ok], plan[ok] = c.name, c.service_plan
+        done |= ok
+    out = pd.DataFrame({"asset_band": bands["asset"], "industry_band": bands["industry"], "risk_band": bands["risk"],
+                        "cell": name, "service_plan": plan}, index=df.index)
+    if "customer_id" in df.columns:
+        out.insert(0, "customer_id", df["customer_id"].to_numpy())
+    return out
+
+
+def cell_summary(cells: pd.DataFrame, value: pd.Series | None = None) -> pd.DataFrame:
+    """Customers (and summed ``value``) per named cell with its service plan."""
+    g = cells.assign(value=0.0 if value is None else value.to_numpy(float)).groupby(["cell", "service_plan"])
+    out = g.agg(customers=("cell", "size"), value=("value", "sum")).reset_index()
+    out["customer_share"] = out["customers"] / out["customers"].sum()
+    return out.sort_values("customers", ascending=False).reset_index(drop=True)

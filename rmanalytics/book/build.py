@@ -1,0 +1,78 @@
+"""One computation of the whole RM book: per-customer results joined onto the current book."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from rmanalytics.book.current import current_book, unassigned_customers
+from rmanalytics.book.health import HealthConfig, health_features, health_score
+from rmanalytics.book.priority import ActionRules, priority_list
+
+
+def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segments: pd.DataFrame | None,
+                   cells: pd.DataFrame | None, warnings: pd.DataFrame | None, risk: pd.DataFrame,
+                   clv: pd.DataFrame | None, health: HealthConfig | None = None) -> pd.DataFrame:
+    """Per open customer at ``as_of``: segment, lifecycle_stage, tier, cell, service_plan, aum,
+    aum_change_3m, p_churn, rm_left, risk_drivers, p_alive, clv_income, health (+ groups, hc_*),
+    warning_detail, and the optional last_contact / next_maturity / suitability_breach."""
+    as_of = pd.Timestamp(as_of).normalize()
+    f = health_features(tables, as_of, current=current, clv=clv)
+    h = health_score(f, health)
+    out = pd.concat([f[["customer_id", "aum", "aum_change_3m"]], h], axis=1)
+    for frame, cols in ((segments, ["segment", "lifecycle_stage", "tier"]), (cells, ["cell", "service_plan"]),
+                        (risk, ["p_churn", "rm_left", "risk_drivers"]), (clv, ["p_alive", "clv_income"])):
+        if frame is not None:
+            out = out.merge(frame[["customer_id", *[c for c in cols if c in frame.columns]]].drop_duplicates("customer_id"),
+                            on="customer_id", how="left")
+    if warnings is not None and len(warnings):
+        out["warning_detail"] = out["customer_id"].map(warnings.drop_duplicates("customer_id").set_index("customer_id")["detail"])
+    it = tables.get("interactions")
+    if isinstance(it, pd.DataFrame) and {"customer_id", "timestamp"} <= set(it.columns):
+        t = pd.to_datetime(it["timestamp"])
+        out["last_contact"] = out["customer_id"].map(it[t <= as_of + pd.Timedelta(days=1)].assign(t=t)
+                                                     .groupby("customer_id")["t"].max())
+    ho = tables.get("holdings")
+    if isinstance(ho, pd.DataFrame) and "maturity_date" in ho.columns:
+        m = pd.to_datetime(ho["maturity_date"])
+        out["next_maturity"] = out["customer_id"].map(ho[m >= as_of].assign(m=m).groupby("customer_id")["m"].min())
+        pr = tables.get("products")
+        if isinstance(pr, pd.DataFrame) and {"product_id", "risk_level"} <= set(pr.columns):
+            held = ho[pd.to_datetime(ho["start_date"]) <= as_of]
+            e = pd.to_datetime(held["end_date"]) if "end_date" in held.columns else None
+            if e is not None:
+                held = held[e.isna() | (e > as_of)]
+            prisk = held["product_id"].map(pr.set_index("product_id")["risk_level"])
+            crisk = held["customer_id"].map(tables["customers"].set_index("customer_id")["risk_level"])
+            bad = set(held.loc[(prisk > crisk).to_numpy(), "customer_id"])
+            out["suitability_breach"] = out["customer_id"].isin(bad)
+    return out
+
+
+def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame, clv: pd.DataFrame | None,
+               segments: pd.DataFrame | None = None, cells: pd.DataFrame | None = None,
+               warnings: pd.DataFrame | None = None, current: pd.DataFrame | None = None,
+               branch_level: str = "sub_branch", value_basis: str = "clv_income", horizon_days: int = 180,
+               health: HealthConfig | None = None, rules: ActionRules | None = None,
+               currency: str = "CNY", engine: str = "duckdb") -> dict[str, pd.DataFrame]:
+    """The whole book in one pass: ``{"book", "unassigned", "customers", "priority"}``.
+
+    ``risk`` from :func:`rmanalytics.book.value.churn_risk_now`, ``clv`` from
+    :func:`rmanalytics.book.value.clv_income` (or None), ``segments``/``cells``/``warnings`` from
+    notebook 01 (tables segments, customer_cells, warnings) or recomputed.
+    """
+    from rmanalytics.churn.frame import current_state
+
+    as_of = pd.Timestamp(as_of).normalize()
+    cur = current if current is not None else current_state(tables, as_of, engine=engine)
+    book = current_book(tables["customers"], tables["assignments"], tables["rms"], as_of, branch_level=branch_level)
+    un = unassigned_customers(tables["customers"], tables["assignments"], tables["rms"], as_of,
+                              branch_level=branch_level, book=book)
+    cust = customer_frame(tables, as_of, current=cur, segments=segments, cells=cells, warnings=warnings, risk=risk,
+                          clv=clv, health=health)
+    if value_basis == "clv_income" and "clv_income" in cust.columns:
+        cust["clv_income"] = cust["clv_income"].astype(float)
+    pri = priority_list(book, cust, as_of, value_basis=value_basis, rules=rules, horizon_days=horizon_days,
+                        currency=currency)
+    return {"book": book, "unassigned": un, "customers": cust, "priority": pri}

@@ -1,0 +1,114 @@
+"""Per-customer churn risk *today* and CLV in the bank's income, for the RM book.
+
+- :func:`churn_risk_now`: a Cox model with the time-varying "RM left" covariate (as notebook 02)
+  fitted on the survival frame; each open customer's P(churn within the horizon) is then predicted
+  at its *current* tenure with *current* covariates (AUM, products, transactions of the last
+  ``lookback_days``) and its *current* RM status (``rm_left`` = 1 once an RM with share >= 0.5 left
+  while serving it, successor or not; 1 as well when it has no employed RM today). Applying the
+  landmark-fitted model to today's covariates is the usual landmarking approximation.
+- :func:`clv_income`: BG/NBD for purchase days and Gamma-Gamma on the **fees** per purchase day
+  (``btyd_summary(amount_col="fee")``), per customer type, so the CLV is what the customer earns
+  the bank (fee income, currency, discounted), not what it buys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
+                   covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
+                   time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
+                   behaviour: bool = True, engine: str = "duckdb") -> pd.DataFrame:
+    """P(churn within ``horizon_days``) per customer open at ``as_of`` (see module docstring).
+
+    With ``behaviour`` the monthly behaviour covariates (months since purchase, activity change,
+    AUM trend; :func:`rmanalytics.churn.behaviour_covariates`) enter the model as in notebook 02 and
+    are taken for today's month from data before it. Returns ``customer_id, p_churn, rm_left,
+    risk_drivers`` (the covariates raising the customer's log-hazard most above the average
+    customer, "name (xhazard ratio)").
+    """
+    from rmanalytics import churn
+    from rmanalytics.book.current import rm_lost
+
+    as_of = pd.Timestamp(as_of).normalize()
+    frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days, time_grid=time_grid,
+                                 engine=engine)
+    monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
+    long = churn.time_varying_frame(frame, monthly=monthly)
+    covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
+    model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
+        long, "stop", "event", entry_col="start", id_col="customer_id")
+    cur = current if current is not None else churn.current_state(tables, as_of, recent_days=lookback_days,
+                                                                   engine=engine)
+    cust = tables["customers"].set_index("customer_id")
+    now = cur[["customer_id"]].copy()
+    for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):
+        if c in cust.columns:
+            now[c] = now["customer_id"].map(cust[c])
+    for c in ("industry", "scenario", "acquisition_channel"):
+        if c in now.columns:
+            now[c] = now[c].astype(object).where(now[c].notna(), "none")
+    now["aum"] = cur["aum"].to_numpy(float)
+    now["log_aum"] = np.log1p(now["aum"].clip(lower=0))
+    now["n_products"] = cur["n_products"].to_numpy(int)
+    now["n_tx"] = cur["n_tx_recent"].to_numpy(int)
+    now["tenure"] = (as_of - now["customer_id"].map(cust["open_date"])).dt.days.astype(float)
+    lost = rm_lost(now["customer_id"], tables["assignments"], tables["rms"], as_of)
+    now["rm_left"] = now["customer_id"].map(lost).fillna(0).astype(int)
+    now.loc[cur["rm_id"].isna().to_numpy(), "rm_left"] = 1
+    if behaviour:  # today's month, from data before it (as the model saw each month)
+        probe = now[["customer_id"]].assign(open_date=now["customer_id"].map(cust["open_date"]),
+                                            entry=now["tenure"], duration=now["tenure"] + 1)
+        mon = churn.behaviour_covariates(tables, probe, engine=engine)
+        mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+        for c in churn.BEHAVIOUR_COVARIATES:
+            now[c] = now["customer_id"].map(mon[c]).fillna(0.0)
+    missing = [c for c in covs if c not in now.columns]
+    if missing:
+        raise ValueError(f"churn_risk_now: covariates {missing} are not available for today's customers")
+    p = model.predict_churn_probability(now, horizon_days, tenure_col="tenure")
+    contrib = model.risk_contributions(now)
+    names = np.array([c.replace("[", "=").replace("]", "") for c in contrib.columns])
+    vals = contrib.to_numpy().copy()
+    X = model.design_.transform(now[model.covariates]).to_numpy(float)
+    dummy = np.array(["=" in n for n in names])
+    vals[:, dummy] = np.where(X[:, dummy] != 0, vals[:, dummy], 0.0)  # "customer_type=corporate" only if it is
+    order = np.argsort(-vals, axis=1)[:, :n_drivers]
+    drivers = [", ".join(f"{names[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
+               for i in range(len(now))]
+    out = pd.DataFrame({"customer_id": now["customer_id"].to_numpy(), "p_churn": p.to_numpy(float),
+                        "rm_left": now["rm_left"].to_numpy(int), "risk_drivers": drivers})
+    out.attrs.update(horizon_days=int(horizon_days), hr_rm_left=float(model.hazard_ratios_["rm_left"]))
+    return out
+
+
+def clv_income(tables: dict[str, Any], as_of, *, horizon_days: int = 365, discount_rate: float = 0.1,
+               time_unit_days: int = 7, clv_time_unit: str = "month", penalizer: float = 0.0,
+               engine: str = "duckdb") -> pd.DataFrame:
+    """CLV in the bank's income per customer with transactions up to ``as_of`` (see module docstring).
+
+    Returns ``customer_id, p_alive, expected_purchases, expected_fee`` (E[fee per purchase day],
+    currency) and ``clv_income`` (discounted expected fee income over ``horizon_days``, currency).
+    Customers without any transaction get no row (no CLV: the health score drops the component).
+    """
+    from rmanalytics import loyalty as L
+    from rmanalytics.rfm import btyd_summary
+
+    tx = tables["transactions"]
+    if "fee" not in tx.columns:
+        raise ValueError("clv_income needs the transactions.fee column (the bank's income)")
+    as_of = pd.Timestamp(as_of).normalize()
+    summary = btyd_summary(tx, observation_end=as_of.date(), amount_col="fee", time_unit_days=time_unit_days,
+                           refunds="include", engine=engine)
+    ctype = tables["customers"][["customer_id", "customer_type"]]
+    summary = summary.merge(ctype, on="customer_id", how="left")
+    models = L.fit_models(summary, by="customer_type", penalizer=penalizer)
+    clv = L.apply_by_group(models, summary, "customer_type", lambda m, g: L.customer_lifetime_value(
+        m.bgnbd, m.gamma_gamma, g, horizon=horizon_days, discount_rate=discount_rate, time_unit=clv_time_unit,
+        model_time_unit_days=time_unit_days))
+    clv = clv.rename(columns={"clv": "clv_income", "expected_value": "expected_fee"})
+    return clv[["customer_id", "p_alive", "expected_purchases", "expected_fee", "clv_income"]].reset_index(drop=True)

@@ -1,0 +1,43 @@
+"""Parameters of notebook `05_rm_book`."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from rmanalytics.book.health import HealthConfig
+from rmanalytics.book.priority import ActionRules
+from rmanalytics.params.base import NotebookParams
+
+
+class BookParams(NotebookParams):
+    """Parameters of `notebooks/05_rm_book.ipynb` (the RM book, branch review and packs)."""
+
+    tables_required: ClassVar[tuple[str, ...]] = (
+        "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
+    tables_optional: ClassVar[dict[str, str]] = {}  # issue 14's relationship tables, used when present
+    columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("fee", "product_family")}
+    span_fields: ClassVar[tuple[str, ...]] = ("validation_days",)
+
+    branch_level: Literal["outlet", "sub_branch", "tier2_branch", "tier1_branch"] = Field(
+        "sub_branch", description="Org level of the branch review and the branch packs.")
+    horizon_days: int = Field(180, gt=0, description="Churn horizon in days of P(churn) and the value at stake.")
+    lookback_days: int = Field(90, ge=1, description="Days of recent behaviour for today's churn covariates and activity trend.")
+    value_basis: Literal["clv_income", "aum"] = Field(
+        "clv_income", description="Value at stake = P(churn) x this: CLV in the bank's fee income, or AUM (currency).")
+    clv_horizon_days: int = Field(365, gt=0, description="CLV horizon in days.")
+    discount_rate: float = Field(0.1, gt=-1, lt=10, description="Annual discount rate of the CLV.")
+    health: HealthConfig = Field(default_factory=HealthConfig, description="Health-score weights and scalings.")
+    actions: ActionRules = Field(default_factory=ActionRules, description="Next-action rules and thresholds.")
+    validation_days: int = Field(
+        180, gt=0, description="Length of the hold-out period of the health-score validation (days before observation_end).")
+    scorecard_config_path: str = Field("params/scorecards/default.yaml", description="Scorecard config YAML (as 04).")
+    write_packs: bool = Field(True, description="Write by_rm/ and by_branch/ packs into the run folder.")
+    pack_jobs: int = Field(1, ge=1, description="Worker processes writing the RM packs.")
+    segmentation_tables_path: str | None = Field(
+        None, description="tables/ folder of a 01 run (segments, customer_cells, warnings); None: recompute.")
+    churn_tables_path: str | None = Field(
+        None, description="tables/ folder of a 02 run (churn_risk); None: recompute.")
+    kpi_tables_path: str | None = Field(
+        None, description="tables/ folder of a 04 run (kpis, scorecard, kpi_points); None: recompute.")

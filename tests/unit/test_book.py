@@ -1,0 +1,230 @@
+"""The RM book: current book, unassigned list, health score, priority list, packs (hand-made cases
+with known answers, and the issue's done-when checks on the bundled sample)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rmanalytics import book as B
+from rmanalytics.churn import current_state
+from rmanalytics.churn.worklist import retention_worklist
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "data" / "sample"
+D = pd.Timestamp
+
+
+def _small():
+    customers = pd.DataFrame({
+        "customer_id": ["C1", "C2", "C3", "C4", "C5"],
+        "open_date": [D("2020-01-01")] * 4 + [D("2025-02-01")],
+        "close_date": [pd.NaT, pd.NaT, pd.NaT, D("2024-06-01"), pd.NaT],
+        "branch_id": ["O1", "O1", "O2", "O2", "O1"],
+        "risk_level": [2, 3, 4, 2, 1],
+    })
+    rms = pd.DataFrame({
+        "rm_id": ["R1", "R2", "R3", "R4"], "outlet": ["O1", "O1", "O2", "O2"],
+        "sub_branch": ["S1", "S1", "S2", "S2"], "tier2_branch": ["T"] * 4, "tier1_branch": ["T1"] * 4,
+        "exit_date": [pd.NaT, D("2024-03-01"), D("2024-09-01"), pd.NaT],
+    })
+    assignments = pd.DataFrame({
+        # C1: shared R1/R4; C2: R2 left, successor R1; C3: R3 left, no successor (assignment not closed)
+        "customer_id": ["C1", "C1", "C2", "C2", "C3", "C4", "C5"],
+        "rm_id": ["R1", "R4", "R2", "R1", "R3", "R4", "R1"],
+        "start_date": [D("2020-01-01")] * 3 + [D("2024-03-01"), D("2020-01-01"), D("2020-01-01"), D("2025-02-01")],
+        "end_date": [pd.NaT, pd.NaT, D("2024-03-01"), pd.NaT, pd.NaT, D("2024-06-01"), pd.NaT],
+        "share": [0.6, 0.4, 1.0, 1.0, 1.0, 1.0, 1.0],
+    })
+    return customers, assignments, rms
+
+
+def test_current_book_shares_successor_and_unassigned():
+    c, a, r = _small()
+    book = B.current_book(c, a, r, "2024-12-31")
+    got = sorted(zip(book["customer_id"], book["rm_id"], book["share"]))
+    assert got == [("C1", "R1", 0.6), ("C1", "R4", 0.4), ("C2", "R1", 1.0)]  # C4 closed, C5 not yet open
+    prim = book[book["is_primary"]].set_index("customer_id")["rm_id"]
+    assert prim.to_dict() == {"C1": "R1", "C2": "R1"}
+    assert set(book["rm_id"]).isdisjoint(B.departed_rms(r, "2024-12-31"))
+    un = B.unassigned_customers(c, a, r, "2024-12-31")
+    assert un["customer_id"].tolist() == ["C3"]
+    row = un.iloc[0]
+    assert row["last_rm_id"] == "R3" and row["branch"] == "S2"
+    assert row["unassigned_since"] == D("2024-09-01") and row["days_unassigned"] == 121
+    lost = B.rm_lost(["C1", "C2", "C3"], a, r, "2024-12-31")
+    assert lost.to_dict() == {"C1": 0, "C2": 1, "C3": 1}
+
+
+def test_health_drops_missing_components_and_reweights():
+    cfg = B.HealthConfig()
+    f = pd.DataFrame({"aum": [100.0, 300.0, 200.0], "n_products": [5, 0, 2], "recency_days": [0.0, 90.0, 180.0],
+                      "activity_ratio": [np.nan, 1.0, 4.0], "n_tx_recent": [0, 3, 8], "n_tx_baseline": [0, 12, 8],
+                      "nps_mean": [np.nan, 10.0, 0.0]})
+    h = B.health_score(f, cfg)
+    assert h["hc_aum"].tolist() == [0.0, 100.0, 50.0]
+    assert h["hc_penetration"].tolist() == [100.0, 0.0, 40.0]
+    assert h["hc_recency"].tolist() == pytest.approx([100.0, 50.0, 25.0])
+    assert np.isnan(h.loc[0, "hc_activity_trend"]) and h.loc[1, "hc_activity_trend"] == 50.0
+    assert h["hc_clv"].isna().all() and h["hc_complaints"].isna().all()
+    # customer 0: value (aum 0, penetration 100; weights .5/.25 -> 33.3), behaviour = recency only (100)
+    w_v, w_b = 0.4, 0.35
+    v0 = (0.5 * 0 + 0.25 * 100) / 0.75
+    assert h.loc[0, "health_value"] == pytest.approx(v0)
+    assert h.loc[0, "health_behaviour"] == pytest.approx(100.0)
+    assert np.isnan(h.loc[0, "health_satisfaction"])
+    assert h.loc[0, "health"] == pytest.approx((w_v * 0.75 * v0 + w_b * 0.3 * 100) / (w_v * 0.75 + w_b * 0.3))
+    assert h.loc[1, "health_satisfaction"] == 100.0 and h.loc[2, "health_satisfaction"] == 0.0
+    assert ((h["health"] >= 0) & (h["health"] <= 100)).all()
+    # not zero-filled: a missing NPS must not pull the score down like an NPS of 0 would
+    f2 = f.assign(nps_mean=[0.0, 10.0, 0.0])
+    assert B.health_score(f2, cfg).loc[0, "health"] < h.loc[0, "health"]
+
+
+def test_health_config_is_strict():
+    with pytest.raises(ValueError, match="unknown health components"):
+        B.HealthConfig(component_weights={"aum": 1.0, "wallet": 1.0})
+
+
+def test_priority_rank_rule_overdue_first_then_value_at_stake():
+    book = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "rm_id": ["R1"] * 3 + ["R2"], "share": 1.0,
+                         "start_date": D("2020-01-01")})
+    cust = pd.DataFrame({"customer_id": ["A", "B", "C", "D"], "p_churn": [0.1, 0.5, 0.05, 0.2],
+                         "clv_income": [1000.0, 100.0, 10.0, 5.0], "lifecycle_stage": ["mature"] * 4,
+                         "last_contact": [D("2024-12-20"), D("2024-12-20"), D("2024-06-01"), pd.NaT],
+                         "health": [80.0, 30.0, 60.0, 50.0]})
+    p = B.priority_list(book, cust, "2024-12-31")
+    r1 = p[p["rm_id"] == "R1"]
+    assert r1["customer_id"].tolist() == ["C", "A", "B"]  # C overdue (contact due every 90 days); A 100 > B 50
+    assert r1["rank"].tolist() == [1, 2, 3] and bool(r1.iloc[0]["overdue"])
+    assert "last contact 213 days ago" in r1.iloc[0]["reasons"]
+    assert "churn risk 50%" in p.set_index("customer_id").loc["B", "reasons"]
+    assert "health 30/100" in p.set_index("customer_id").loc["B", "reasons"]
+    assert (p["reasons"].str.len() > 0).all()
+    assert p.set_index("customer_id").loc["A", "value_at_stake"] == pytest.approx(100.0)
+
+
+def test_next_actions_seed_rules():
+    as_of = D("2024-12-31")
+    cust = pd.DataFrame({"lifecycle_stage": ["new", "mature", "growth", "mature"],
+                         "last_contact": [D("2024-12-30"), D("2024-12-01"), pd.NaT, D("2024-12-01")],
+                         "next_maturity": [pd.NaT, pd.NaT, D("2025-01-20"), pd.NaT],
+                         "suitability_breach": [False, False, False, True], "p_churn": 0.01})
+    a = B.next_actions(cust, as_of)
+    assert a.loc[0, "due_date"] == D("2025-01-02") and a.loc[0, "next_action"] == "scheduled contact"  # 72 h
+    assert a.loc[1, "due_date"] == D("2025-03-01")  # quarterly
+    assert a.loc[2, "next_action"] == "renewal contact before maturity" and a.loc[2, "due_date"] == D("2024-12-21")
+    assert bool(a.loc[2, "overdue"])
+    assert a.loc[3, "next_action"] == "review suitability of holdings" and a.loc[3, "due_date"] == as_of
+
+
+def test_worklist_uses_current_rm_and_value():
+    class _M:  # a fitted model stand-in: constant risk, no drivers
+        def predict_churn_probability(self, df, h, tenure_col=None):
+            return pd.Series(0.5, index=df.index)
+
+        def risk_contributions(self, df):
+            return pd.DataFrame({"x": np.zeros(len(df))}, index=df.index)
+
+    active = pd.DataFrame({"customer_id": ["A", "B"], "rm_id": ["R_old", "R_old"], "aum": [1.0, 2.0]})
+    current = pd.DataFrame({"customer_id": ["A", "B"], "rm_id": ["R_new", None], "aum": [100.0, 50.0]})
+    w = retention_worklist(_M(), active, 90, current=current)
+    assert dict(zip(w["customer_id"], w["rm_id"])) == {"A": "R_new", "B": "unassigned"}
+    assert dict(zip(w["customer_id"], w["value"])) == {"A": 100.0, "B": 50.0}
+
+
+# ----------------------------------------------------------------------------- the sample (done-when)
+@pytest.fixture(scope="module")
+def sample_book(tmp_path_factory):
+    from rmanalytics.io import load_tables
+
+    t = load_tables(SAMPLE)
+    end = t["transactions"]["date"].max().normalize()
+    risk = B.churn_risk_now(t, end)
+    clv = B.clv_income(t, end)
+    res = B.build_book(t, end, risk=risk, clv=clv, current=current_state(t, end))
+    out = tmp_path_factory.mktemp("packs")
+    B.write_rm_packs(res["priority"], None, out)
+    return t, end, res, out
+
+
+def test_sample_every_employed_rm_gets_a_pack_with_exactly_its_current_customers(sample_book):
+    t, end, res, out = sample_book
+    a, rms = t["assignments"], t["rms"]
+    running = a[(a["start_date"] <= end) & (a["end_date"].isna() | (a["end_date"] > end))]
+    cust = t["customers"]
+    open_ids = set(cust.loc[cust["close_date"].isna() | (cust["close_date"] > end), "customer_id"])
+    employed = set(rms.loc[rms["exit_date"].isna() | (rms["exit_date"] > end), "rm_id"])
+    running = running[running["customer_id"].isin(open_ids) & running["rm_id"].isin(employed)]
+    expected = running.groupby("rm_id")["customer_id"].apply(set).to_dict()
+    packs = {p.name for p in (out / "by_rm").iterdir()}
+    assert packs == set(expected)
+    departed = set(B.departed_rms(rms, end))
+    assert departed and packs.isdisjoint(departed)
+    for rm, ids in expected.items():
+        csv = pd.read_csv(out / "by_rm" / rm / "book.csv")
+        assert set(csv["Customer"]) == ids and len(csv) == len(ids)
+        assert csv["Rank"].tolist() == list(range(1, len(ids) + 1))
+        assert csv["Health score (0-100)"].between(0, 100).all()
+        assert (csv.loc[csv["Rank"] <= 10, "Reasons"].fillna("").str.len() > 0).all()
+        assert (out / "by_rm" / rm / "book.xlsx").stat().st_size > 0 and (out / "by_rm" / rm / "book.html").is_file()
+
+
+def test_sample_customers_of_departed_rms_are_under_a_successor_or_unassigned(sample_book):
+    t, end, res, _ = sample_book
+    a, rms = t["assignments"], t["rms"]
+    departed = set(B.departed_rms(rms, end))
+    cust = t["customers"]
+    open_ids = set(cust.loc[cust["close_date"].isna() | (cust["close_date"] > end), "customer_id"])
+    served = set(a.loc[a["rm_id"].isin(departed), "customer_id"]) & open_ids
+    assert served
+    in_book = set(res["book"]["customer_id"])
+    assert served <= in_book | set(res["unassigned"]["customer_id"])
+    assert not res["book"]["rm_id"].isin(departed).any()
+
+
+def test_sample_health_validation_table(sample_book):
+    t, end, _, _ = sample_book
+    v = B.validate_health(t, end - pd.Timedelta(days=180), end)
+    assert {"health", "aum_rank (baseline)", "recency (baseline)"} <= set(v["ranking_rule"])
+    ok = v.dropna(subset=["churn_auc"])
+    assert ok["churn_auc"].between(0, 1).all() and ok["value_concordance"].between(0, 1).all()
+
+
+def test_packs_least_privilege_language_and_masking(tmp_path):
+    pri = pd.DataFrame({"rm_id": ["R1", "R1", "R2"], "rank": [1, 2, 1], "customer_id": ["A", "B", "C"],
+                        "share": 1.0, "p_churn": [0.2, 0.1, 0.3], "health": [50.0, 60.0, 70.0],
+                        "value_at_stake": [2.0, 1.0, 3.0], "reasons": ["x", "y", "z"], "next_action": "call",
+                        "due_date": D("2025-01-01"), "overdue": [True, False, False]})
+    sc = pd.DataFrame({"rm_id": ["R1", "R2"], "kpi": ["fee_income"] * 2, "actual": [1.0, 2.0], "target": [2.0, 2.0]})
+    B.write_rm_packs(pri, sc, tmp_path, lang="zh")
+    r1 = pd.read_csv(tmp_path / "by_rm" / "R1" / "book.csv")
+    assert "客户编号" in r1.columns and "排名" in r1.columns and "健康度（0-100）" in r1.columns
+    assert set(r1["客户编号"]) == {"A", "B"}
+    html = (tmp_path / "by_rm" / "R1" / "book.html").read_text(encoding="utf-8")
+    assert ">C<" not in html and "R2" not in html  # nothing of another RM's book
+    review = {"team": pd.DataFrame({"rm_id": ["R1", "R2"], "branch": ["S1", "S1"], "total_score": [90.0, 80.0]}),
+              "targets": pd.DataFrame(columns=["branch", "kpi", "actual", "target"]),
+              "peers": pd.DataFrame({"branch": ["S1"], "rms": [2]})}
+    un = pd.DataFrame({"customer_id": ["Z9"], "branch": ["S1"], "last_rm_id": ["R9"]})
+    B.write_branch_packs(review, un, tmp_path, mask=lambda df: df.assign(customer_id="masked"))
+    text = (tmp_path / "by_branch" / "S1" / "book.html").read_text(encoding="utf-8")
+    assert "masked" in text and "Z9" not in text
+    assert (tmp_path / "by_branch" / "S1" / "book.xlsx").stat().st_size > 0
+
+
+def test_nine_grid_cell_defaults_agree_between_params_and_rfm():
+    from rmanalytics.params.segmentation import default_cells as p_cells
+    from rmanalytics.rfm.ninegrid import GridCell, default_cells
+
+    assert [GridCell.of(c) for c in p_cells()] == default_cells()
+    df = pd.DataFrame({"aum": [100.0, 1e6, 1e7, 100.0], "industry": [None, None, None, "tech"],
+                       "risk_level": [1, 5, 2, 3]})
+    from rmanalytics.params.segmentation import NineGridParams
+    g = NineGridParams()
+    from rmanalytics.rfm import grid_cells
+    cells = grid_cells(df, asset=g.asset, industry=g.industry, risk=g.risk, cells=g.cells, default=g.default_cell)
+    assert cells["cell"].tolist() == ["basic", "wealth_active", "core", "potential"]
