@@ -152,7 +152,8 @@ def test_validate_data_dir(tiny_bank, tmp_path):
 @pytest.mark.skipif(not (SAMPLE / "customers.parquet").exists(), reason="data/sample not generated")
 def test_sample_data_loads_and_validates():
     tables, findings = validate_data_dir(SAMPLE, observation_end="2024-12-31")
-    assert set(tables) == set(REQUIRED_TABLES) | {"training"}
+    assert set(tables) == set(REQUIRED_TABLES) | {"training", "products", "holdings", "interactions", "feedback",
+                                                  "digital_activity"}
     assert len(tables["customers"]) > 1000
     assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}
 
