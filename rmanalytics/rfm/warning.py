@@ -149,3 +149,12 @@ def early_warnings(
     out["rank_in_rm"] = out.groupby(out["rm_id"].fillna("(unassigned)")).cumcount() + 1
     return out[["rm_id", "customer_id", "reason", "n_signals", "detail", "value_at_stake", "has_balance",
                 "rank_in_rm"]]
+
+
+def top_warnings(worklist: pd.DataFrame, top_n: int) -> pd.DataFrame:
+    """The first ``top_n`` customers of each RM's early-warning list (by value at stake, as ranked in
+    ``rank_in_rm`` by :func:`early_warnings`; unassigned customers form one list), in the worklist's
+    order. The list sized for people; the full worklist is for machines."""
+    if top_n <= 0:
+        raise ValueError(f"top_n must be positive, got {top_n}")
+    return worklist[worklist["rank_in_rm"] <= top_n].reset_index(drop=True)
