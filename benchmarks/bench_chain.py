@@ -58,7 +58,7 @@ class TreeSampler(threading.Thread):
         self._owner: dict[int, str | None] = {}
 
     def _notebook(self, proc: psutil.Process) -> str | None:
-        if proc.pid not in self._owner:
+        if self._owner.get(proc.pid) is None:  # not cached while unknown: a new process may not show it yet
             try:
                 self._owner[proc.pid] = proc.environ().get("RMANALYTICS_NOTEBOOK")
             except (psutil.Error, OSError):
