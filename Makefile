@@ -23,6 +23,7 @@ test: $(VENV)/.stamp-dev kernel pytest
 
 # The suite itself, on whatever $(VENV) holds (make test: the lock; make test-latest: the newest).
 pytest:
+	$(VENV)/bin/lint-imports
 	$(PYTEST) tests -q
 	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
 

@@ -110,8 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         m = BetaGeoModel().fit(df)
         ours = time.perf_counter() - t0
-        res = {"ours": {"seconds": ours, **m.params_}}
-        print(f"n={n:,}: rmanalytics {ours:.2f} s ({m.n_unique_:,} distinct rows) {m.params_}", flush=True)
+        res = {"ours": {"seconds": ours, **m.params_.to_dict()}}
+        print(f"n={n:,}: rmanalytics {ours:.2f} s ({m.n_unique_:,} distinct rows) {m.params_.round(4).to_dict()}", flush=True)
         res["lifetimes weights"] = run_lifetimes(path, "weights", args.timeout)
         print(f"  lifetimes weights: {res['lifetimes weights']}", flush=True)
         if not args.skip_default:

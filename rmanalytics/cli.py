@@ -148,9 +148,9 @@ def _cmd_params(args: argparse.Namespace) -> int:
     if args.yaml:
         import yaml
 
-        from rmanalytics.params.base import _json_default
+        from rmanalytics.params.base import json_default
 
-        defaults = {k: _json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
+        defaults = {k: json_default(f.get_default(call_default_factory=True)) for k, f in model.model_fields.items()}
         print(f"# parameters of {notebook_name(args.notebook)} (defaults)")
         print(yaml.safe_dump(defaults, sort_keys=False, allow_unicode=True), end="")
         return 0
@@ -382,6 +382,8 @@ def _sigterm_as_interrupt() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rmanalytics`` command; returns the exit code."""
+    from rmanalytics.errors import RmAnalyticsError
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -396,6 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except RmAnalyticsError as exc:  # a user's mistake (data, parameters, ...): one message, no traceback
+        _err(str(exc))
+        return 2
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class Table:
     description: str
     columns: tuple[Column, ...]
     key: tuple[str, ...] = field(default_factory=tuple)
+    optional: bool = False  # an optional table: analyses that need it say so; loaders skip it when absent
 
     @property
     def column_names(self) -> list[str]:
@@ -116,8 +117,31 @@ BALANCES = Table(
                unit="currency", min=0, required=False),
         Column("npl", "float", "Non-performing part of `loans`.", unit="currency", min=0, required=False),
         Column("n_products", "int", "Number of distinct products held (product penetration).", min=0),
+        Column("deposits_avg", "float", "Average daily deposit balance of the month (日均); used for deposit "
+               "KPIs when present (month-end balances are easy to window-dress).", unit="currency", min=0,
+               required=False),
+        Column("npl_new", "float", "Loans that turned non-performing during the month.", unit="currency", min=0,
+               required=False),
+        Column("recovered", "float", "Non-performing loans recovered (repaid, collected) during the month.",
+               unit="currency", min=0, required=False),
+        Column("written_off", "float", "Non-performing loans written off during the month (not a recovery).",
+               unit="currency", min=0, required=False),
     ),
     key=("customer_id", "snapshot_date"),
+)
+
+DAILY_BALANCES = Table(
+    "daily_balances",
+    "Optional. Daily deposit balance per customer (one row per customer and calendar day while open; "
+    "days without a posting carry the previous balance). When present, the deposit KPIs use the "
+    "month's average of these rows (日均) instead of the month-end snapshot.",
+    (
+        Column("customer_id", "str", "Customer (must exist in `customers`)."),
+        Column("date", "date", "Calendar day."),
+        Column("deposits", "float", "Deposit balance at the end of the day.", unit="currency", min=0),
+    ),
+    key=("customer_id", "date"),
+    optional=True,
 )
 
 RMS = Table(
@@ -191,7 +215,27 @@ KPI_TARGETS = Table(
     key=("unit_id", "period", "kpi"),
 )
 
+TRAINING = Table(
+    "training",
+    "Optional. One row per RM and training course taken (001 §二(二): 'needs improvement' -> "
+    "mandatory training; 003 篇5). Used by rmanalytics.kpi.training_effect.",
+    (
+        Column("rm_id", "str", "RM (must exist in `rms`)."),
+        Column("course", "str", "Course name."),
+        Column("start_date", "date", "First day of the course."),
+        Column("mandatory", "bool", "True when the training was mandatory (e.g. after a 'needs improvement' rating)."),
+        Column("score", "float", "Exam score at the end of the course, 0-100; null if not examined.", min=0,
+               max=100, nullable=True),
+    ),
+    key=("rm_id", "course", "start_date"),
+    optional=True,
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS)
+    for t in (CUSTOMERS, TRANSACTIONS, BALANCES, RMS, ASSIGNMENTS, RM_ACTIVITY, KPI_TARGETS, TRAINING,
+              DAILY_BALANCES)
 }
+
+#: The tables every data set must have (the optional ones are used when present).
+REQUIRED_TABLES: tuple[str, ...] = tuple(n for n, t in TABLES.items() if not t.optional)

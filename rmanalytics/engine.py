@@ -136,7 +136,7 @@ ENGINES = ("duckdb", "spark")
 # --------------------------------------------------------------------------------------------
 # DuckDB
 # --------------------------------------------------------------------------------------------
-def _scan_expr(path: str | os.PathLike) -> str:
+def scan_expr(path: str | os.PathLike) -> str:
     """DuckDB table function scanning a Parquet/CSV file, a glob, or a folder of such files."""
     p = Path(path)
     text = str(path)
@@ -250,7 +250,7 @@ def _run_duckdb(sql, inputs, output, con, normalize):
             if isinstance(src, pd.DataFrame):
                 con.register(name, src)
             elif isinstance(src, (str, os.PathLike)):
-                con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM {_scan_expr(src)}')
+                con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM {scan_expr(src)}')
             else:
                 raise TypeError(
                     f"input {name!r}: engine='duckdb' takes a pandas DataFrame or a Parquet/CSV path, "

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
-
 N_EXAMPLES = 5
 
 
@@ -32,24 +30,56 @@ class ConvergenceError(RmAnalyticsError, RuntimeError):
     """A model fit did not converge; the message says what to try."""
 
 
-class NotFittedError(RmAnalyticsError, _SkNotFittedError):
-    """A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`."""
+def __getattr__(name: str) -> Any:
+    """``NotFittedError`` is created on first use: it subclasses scikit-learn's, and importing
+    scikit-learn (with SciPy) would make every light import of the package (parameter models, CLI)
+    take seconds."""
+    if name == "NotFittedError":
+        from sklearn.exceptions import NotFittedError as sk_not_fitted
+
+        cls = type("NotFittedError", (RmAnalyticsError, sk_not_fitted), {
+            "__doc__": "A model was used before ``fit``; also a :class:`sklearn.exceptions.NotFittedError`.",
+            "__module__": __name__,
+        })
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def examples(values: Iterable[Any], n: int = N_EXAMPLES) -> list[Any]:
-    """The first ``n`` distinct values, as plain Python scalars (for messages and JSON)."""
+def _plain(v: Any) -> Any:
+    """A value as a plain Python scalar: numpy scalars unwrapped, timestamps as ISO dates/times."""
+    import pandas as pd
+
+    if isinstance(v, pd.Timestamp):
+        return str(v.date()) if v == v.normalize() else str(v)
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        try:
+            return v.item()
+        except (TypeError, ValueError):
+            return v
+    return v
+
+
+def examples(values: Iterable[Any], n: int = N_EXAMPLES, distinct: bool = True) -> list[Any]:
+    """The first ``n`` (distinct, unless ``distinct=False``) values, as plain Python scalars (for
+    messages and JSON); timestamps become ISO dates (or date-times when not at midnight)."""
     out: list[Any] = []
     seen: set[Any] = set()
     for v in values:
-        v = v.item() if hasattr(v, "item") and not isinstance(v, (str, bytes)) else v
+        v = _plain(v)
         key = repr(v)
-        if key in seen:
+        if distinct and key in seen:
             continue
         seen.add(key)
         out.append(v)
         if len(out) >= n:
             break
     return out
+
+
+def row_examples(values: Iterable[Any], n: int = N_EXAMPLES) -> list[Any]:
+    """The first ``n`` values in row order, repeats kept (each stands for an offending row)."""
+    return examples(values, n, distinct=False)
 
 
 def rule_message(where: str, rule: str, n_rows: int, example_rows: Sequence[Mapping[str, Any]] | Sequence[Any] = (),

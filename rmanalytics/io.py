@@ -41,15 +41,17 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES, Column
-from rmanalytics.errors import DataError, rule_message
-from rmanalytics.schema import DataContractError, Failure, _examples, check_tables, example_rows
+from rmanalytics.errors import DataError, row_examples, rule_message
+from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
 
-__all__ = ["CACHE_DIR", "DATA_CONFIG", "FORMATS", "TableOptions", "available_tables", "cache_dir", "data_key",
-           "ensure_validated", "fingerprint", "is_validated", "load_tables", "precheck", "read_data_config",
-           "record_validated", "table_columns", "validate_data_dir", "write_tables"]
+__all__ = ["CACHE_DIR", "DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "cache_dir",
+           "data_key", "ensure_validated", "fingerprint", "is_validated", "load_tables", "precheck", "read_data_config",
+           "read_segments", "record_validated", "table_columns", "validate_data_dir", "write_tables"]
 
 #: Name of the optional file beside the tables declaring date layouts and encodings.
 DATA_CONFIG = "data.yaml"
+#: Columns of ``restricted/tables/segments.parquet``, the per-customer segments a 01 run writes for 02 and 03.
+SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
 #: Folder beside the tables (``<data_dir>/.rmanalytics``) holding validation records and converted copies.
@@ -117,7 +119,7 @@ def _parse_text(table: str, col: Column, s: pd.Series, *, date_format: str | Non
             return s, Failure(table, col.name, "unparseable", int(bad.sum()),
                               example_rows(keys, s, bad, col.name), f"dates do not parse: {exc}")
         if getattr(parsed.dtype, "tz", None) is not None:
-            return s, Failure(table, col.name, "dtype", int(notna.sum()), _examples(s[notna]),
+            return s, Failure(table, col.name, "dtype", int(notna.sum()), row_examples(s[notna]),
                               "timestamps carry a time zone; contract dates are tz-naive")
         bad = (notna & parsed.isna()).to_numpy()
         if bad.any():
@@ -471,10 +473,11 @@ def load_tables(
     data_dir : folder with ``<table>.parquet`` or ``<table>.csv`` files (and optionally
         ``data.yaml``, see :func:`read_data_config`), or a ``.duckdb``/``.db`` database file with
         tables named as in the contract.
-    tables : required table names (default: all seven contract tables, unless ``optional`` names
-        some of them).
+    tables : required table names (default: the seven required contract tables; the optional ones
+        of the contract, e.g. ``training``, are then loaded when present).
     validate : run :func:`rmanalytics.schema.check_tables` on the loaded tables (default True).
-    optional : tables loaded when present and left out of the result when absent.
+    optional : tables loaded when present and left out of the result when absent (with
+        ``tables=None`` the contract's optional tables are always among them).
     needed_by : name of the notebook asking, for the message when a required table is missing.
     lazy : tables returned as the path of a Parquet file (for :func:`rmanalytics.engine.run_sql`)
         instead of a DataFrame, so a big table (transactions, balances) never becomes a pandas
@@ -500,6 +503,8 @@ def load_tables(
     """
     path = Path(data_dir)
     opt = _table_names(optional)
+    if tables is None:  # the contract's optional tables (training, daily_balances) only when present
+        opt = opt + [t for t, spec in TABLES.items() if spec.optional and t not in opt]
     names = [t for t in _table_names(tables) if t not in opt] if tables is not None else \
         [t for t in TABLES if t not in opt]
     wanted = names + [t for t in opt if t not in names]
@@ -511,6 +516,8 @@ def load_tables(
         import duckdb
 
         present = _duckdb_tables(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in present]
         missing = [t for t in names if t not in present]
         if missing:
             raise FileNotFoundError(
@@ -527,6 +534,8 @@ def load_tables(
         if not path.is_dir():
             raise FileNotFoundError(f"data_dir {str(path)!r} is not a folder or a .duckdb/.db file")
         files = _find_files(path)
+        if tables is None:  # optional tables only when present
+            names = [t for t in names if not TABLES[t].optional or t in files]
         missing = [t for t in names if t not in files]
         if missing:
             found = sorted(p.name for p in path.iterdir() if p.is_file())
@@ -783,6 +792,30 @@ def write_tables(
             df.to_csv(p, index=False)
         written[name] = p
     return written
+
+
+def read_segments(path: str | os.PathLike | None, columns: Iterable[str] = SEGMENT_COLUMNS) -> pd.DataFrame | None:
+    """The segments of a 01 run (``restricted/tables/segments.parquet``): ``columns`` only, one row per customer.
+
+    None when ``path`` is None (the caller's documented fallback applies). Raises
+    :class:`~rmanalytics.errors.DataError` naming the file when it is missing, lacks a column or
+    repeats a customer.
+    """
+    if path is None:
+        return None
+    cols = list(columns)
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: segments file not found (expected restricted/tables/segments.parquet of a 01 run)")
+    seg = pd.read_parquet(p)
+    missing = [c for c in cols if c not in seg.columns]
+    if missing:
+        raise DataError(f"{p}: missing column(s) {missing}; expected {cols} (restricted/tables/segments.parquet of a 01 run)")
+    dup = seg["customer_id"].duplicated(keep=False)
+    if dup.any():
+        raise DataError(rule_message(f"{p}.customer_id", "rule 'one row per customer'", int(dup.sum()),
+                                     row_examples(seg.loc[dup, "customer_id"])))
+    return seg[cols].reset_index(drop=True)
 
 
 def _sha256(path: Path, chunk: int = 1 << 20) -> str:

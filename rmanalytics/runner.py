@@ -166,7 +166,7 @@ def git_info(folder: Path) -> dict[str, Any]:
         return {}
 
 
-class KernelNotFound(RuntimeError):
+class KernelNotFound(RmAnalyticsError, RuntimeError):
     """The Jupyter kernel the notebooks use is not registered."""
 
 
@@ -1104,9 +1104,6 @@ def summary_table(results: Iterable[RunResult]) -> str:
 
 
 __all__ = [
-    "KERNEL_NAME", "KernelNotFound", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
+    "KERNEL_NAME", "KernelNotFound", "ParameterError", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
     "is_complete", "notebook_path", "params_file", "run_all", "run_notebook", "summary_table",
 ]
-
-# ParameterError is re-exported for callers that catch runner errors in one place.
-ParameterError = ParameterError

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES, Column, Table
+from rmanalytics.errors import N_EXAMPLES, DataError, row_examples
 
 __all__ = [
     "DataContractError",
@@ -60,7 +61,6 @@ __all__ = [
     "validate_tables",
 ]
 
-N_EXAMPLES = 5
 SHARE_TOLERANCE = 1e-6
 
 RULES: dict[str, str] = {
@@ -100,7 +100,7 @@ class Failure:
         return f"{self.table}{col}: rule {self.rule!r}{det}: {self.n_rows} offending row(s){ex}"
 
 
-class DataContractError(ValueError):
+class DataContractError(DataError):
     """Data do not follow the contract. Lists every failed rule.
 
     Attributes ``table``, ``column``, ``rule``, ``n_rows``, ``examples`` describe the first
@@ -140,19 +140,6 @@ class DataContractError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _examples(values: Iterable, n: int = N_EXAMPLES) -> list:
-    out = []
-    for v in values:
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, pd.Timestamp):
-            v = str(v.date()) if v == v.normalize() else str(v)
-        out.append(v)
-        if len(out) >= n:
-            break
-    return out
-
-
 #: Columns that identify a row of a table without a primary key (shown with failing values).
 _ROW_KEYS: dict[str, tuple[str, ...]] = {"transactions": ("customer_id", "date")}
 
@@ -177,11 +164,11 @@ def example_rows(keys: pd.DataFrame | None, values: pd.Series, mask, column: str
         if keys is not None:
             for k in keys.columns:
                 if k != column:
-                    row[k] = _examples([keys[k].iloc[i]])[0]
+                    row[k] = row_examples([keys[k].iloc[i]])[0]
         else:
             row["row"] = int(i)
         v = values.iloc[i]
-        row[column] = None if (not isinstance(v, (list, tuple)) and pd.isna(v)) else _examples([v])[0]
+        row[column] = None if (not isinstance(v, (list, tuple)) and pd.isna(v)) else row_examples([v])[0]
         out.append(row)
     return out
 
@@ -203,10 +190,10 @@ def _mask_failure(table: str, column: str | None, rule: str, df: pd.DataFrame, m
     idx = np.flatnonzero(mask)[:N_EXAMPLES]
     if show:
         rows = df.iloc[idx][show]
-        examples = [{k: (None if _isnull(v) else _examples([v])[0]) for k, v in r.items()}
+        examples = [{k: (None if _isnull(v) else row_examples([v])[0]) for k, v in r.items()}
                     for r in rows.to_dict("records")]
     else:
-        examples = _examples(df[column].iloc[idx])
+        examples = row_examples(df[column].iloc[idx])
     return Failure(table, column, rule, n, examples, detail)
 
 
@@ -223,14 +210,14 @@ def _check_dtype(table: str, col: Column, s: pd.Series, notna: np.ndarray | None
 
     def all_rows(detail: str) -> Failure:
         n = int(notna.sum())
-        return Failure(table, name, "dtype", n, _examples(s[notna]), detail)
+        return Failure(table, name, "dtype", n, row_examples(s[notna]), detail)
 
     def per_value(ok_types: tuple, rule: str, detail: str) -> Failure | None:
         # object column: the rows whose value is not of an accepted Python type
         bad = notna & ~s.map(lambda v: isinstance(v, ok_types) and not isinstance(v, bool)).to_numpy(dtype=bool)
         if not bad.any():
             return None
-        return Failure(table, name, rule, int(bad.sum()), _examples(s[bad]), detail)
+        return Failure(table, name, rule, int(bad.sum()), row_examples(s[bad]), detail)
 
     if col.dtype == "str":
         if isinstance(dt, pd.StringDtype):
@@ -270,7 +257,7 @@ def _check_dtype(table: str, col: Column, s: pd.Series, notna: np.ndarray | None
             v = s.to_numpy(dtype=float, na_value=np.nan)
             bad = notna & (np.mod(v, 1) != 0)
             if bad.any():
-                return Failure(table, name, "dtype", int(bad.sum()), _examples(s[bad]),
+                return Failure(table, name, "dtype", int(bad.sum()), row_examples(s[bad]),
                                f"expected int, got {dt} with non-integral values")
             return None
         if dt == object:
@@ -388,7 +375,7 @@ def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
             bad = ~s.isin(col.allowed).to_numpy(dtype=bool) & ~isna
             if bad.any():
                 vals = pd.unique(s[bad])
-                failures.append(Failure(table_name, col.name, "not_allowed", int(bad.sum()), _examples(vals),
+                failures.append(Failure(table_name, col.name, "not_allowed", int(bad.sum()), row_examples(vals),
                                         f"allowed: {list(col.allowed)}"))
 
     key = list(table.key)
@@ -441,7 +428,7 @@ def _unknown(child: str, df: pd.DataFrame, col: str, parent_ids: pd.Series, rule
     if not bad.any():
         return None
     ids = pd.unique(df[col][bad])
-    return Failure(child, col, rule, int(bad.sum()), _examples(ids),
+    return Failure(child, col, rule, int(bad.sum()), row_examples(ids),
                    f"{len(ids)} distinct id(s) not in {parent}.{col}")
 
 
@@ -479,7 +466,7 @@ def _check_shares(a: pd.DataFrame) -> Failure | None:
     if not bad.any():
         return None
     rows = ev[bad].head(N_EXAMPLES)
-    examples = [{"customer_id": r.customer_id, "date": _examples([r.date])[0], "share_sum": round(r.share_sum, 9)}
+    examples = [{"customer_id": r.customer_id, "date": row_examples([r.date])[0], "share_sum": round(r.share_sum, 9)}
                 for r in rows.itertuples()]
     n_cust = ev.loc[bad, "customer_id"].nunique()
     return Failure("assignments", "share", "shares_not_1", int(bad.sum()), examples,
@@ -506,14 +493,14 @@ def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
 
     if "customers" in ok:
         cust_ids = tables["customers"]["customer_id"]
-        for child in ("transactions", "balances", "assignments"):
+        for child in ("transactions", "balances", "assignments", "daily_balances"):
             if child in ok:
                 f = _unknown(child, tables[child], "customer_id", cust_ids, "unknown_customer", "customers")
                 if f:
                     failures.append(f)
     if "rms" in ok:
         rm_ids = tables["rms"]["rm_id"]
-        for child in ("assignments", "rm_activity"):
+        for child in ("assignments", "rm_activity", "training"):
             if child in ok:
                 f = _unknown(child, tables[child], "rm_id", rm_ids, "unknown_rm", "rms")
                 if f:

@@ -15,18 +15,26 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 
 from rmanalytics.churn.retention import km_by_group
+from rmanalytics.errors import ParameterError
+from rmanalytics.estimator import check_fitted
 
 
-class KMBaseline:
-    """Naive benchmark: Kaplan-Meier retention by group (with delayed entry), conditional on tenure."""
+class KMBaseline(BaseEstimator):
+    """Naive benchmark: Kaplan-Meier retention by group (with delayed entry), conditional on tenure.
+
+    A non-parametric scikit-learn style estimator (no ``params_``/``summary_``): ``kms_`` holds one
+    lifelines KaplanMeierFitter per group, ``all_`` the pooled one (used for unseen groups).
+    """
 
     def __init__(self, group_col: str | None = None) -> None:
         self.group_col = group_col
 
     def fit(self, frame: pd.DataFrame, duration_col: str = "duration", event_col: str = "event",
             entry_col: str | None = "entry") -> "KMBaseline":
+        """Fit the per-group Kaplan-Meier curves (durations in days); returns self."""
         self.kms_ = km_by_group(frame, self.group_col, duration_col=duration_col, event_col=event_col,
                                 entry_col=entry_col)
         self.all_ = km_by_group(frame, None, duration_col=duration_col, event_col=event_col,
@@ -34,6 +42,7 @@ class KMBaseline:
         return self
 
     def _S(self, frame: pd.DataFrame, t: np.ndarray) -> np.ndarray:
+        check_fitted(self, "kms_")
         out = np.empty(len(frame))
         keys = frame[self.group_col].to_numpy() if self.group_col else np.array(["all"] * len(frame), dtype=object)
         for g in pd.unique(keys):
@@ -123,12 +132,7 @@ def evaluate_holdout(model, baseline: KMBaseline, test: pd.DataFrame, horizon_da
     remaining = test[duration_col].to_numpy(float) - t0
     event = test[event_col].to_numpy(int)
     u = np.linspace(0, float(horizon_days), n_grid + 1)[1:]
-    preds = {}
-    H = model._cum_hazard(test, t0)
-    cs = []
-    for ui in u:
-        cs.append(np.exp(-(model._cum_hazard(test, t0 + ui) - H)))
-    preds["model"] = np.stack(cs)
+    preds = {"model": model.conditional_survival(test, t0, u)}
     preds["baseline (KM by segment)"] = baseline.conditional_survival(test, t0, u)
     rows, cal = [], {}
     for name, S in preds.items():
@@ -160,12 +164,12 @@ def ph_check(model, frame: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     from scipy import stats
 
     if model.model != "cox":
-        raise ValueError("ph_check needs a Cox model")
-    X = model.design_.transform(frame[model.covariates]).to_numpy()
+        raise ParameterError("ph_check needs a Cox model")
+    X = model.design_matrix(frame).to_numpy()
     stop = frame[model.duration_col_].to_numpy(float)
     ev = frame[model.event_col_].to_numpy().astype(bool)
     start = frame[model.entry_col_].to_numpy(float) if model.entry_col_ else np.zeros(len(frame))
-    phi = np.exp((X - model._mean) @ model.params_.to_numpy())
+    phi = model.partial_hazard(frame).to_numpy()
 
     def at_risk_sums(vals: np.ndarray, t: np.ndarray) -> np.ndarray:
         out = []
@@ -206,3 +210,44 @@ def ph_narrative(ph: pd.DataFrame) -> str:
             "Their hazard ratios are tenure-averaged; the risk ranking and short-horizon churn probabilities remain "
             "usable, but for statements about these covariates stratify on them (ChurnModel(strata=...)) or compare "
             "Kaplan-Meier curves by group. With large data tiny, harmless departures also test significant.")
+
+
+def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str = "day", tables: dict | None = None,
+                     behaviour: bool = False, engine: str | None = None,
+                     id_col: str = "customer_id") -> pd.DataFrame:
+    """How much the grid of event times moves a Cox model's coefficients.
+
+    ``frames``: survival frames of the same customers on different grids (``{"day": ..., "week": ...}``,
+    from :func:`~rmanalytics.churn.frame.survival_frame`); ``model``: a :class:`ChurnModel` whose
+    unfitted clone is fitted on the time-varying frame of each (with the monthly behaviour covariates
+    of :func:`~rmanalytics.churn.frame.behaviour_covariates` from ``tables`` when ``behaviour``). Returns one row per design column
+    with ``<grid>_coef``, ``<grid>_se(coef)``, ``<grid>_fit_seconds`` per grid (reference grid first)
+    and, when another grid is present, ``shift_in_se``: (coef on the last other grid - coef on the
+    reference grid) / SE on the reference grid.
+    """
+    import time
+
+    from sklearn.base import clone
+
+    from rmanalytics.churn.frame import behaviour_covariates, time_varying_frame
+
+    if behaviour and tables is None:
+        raise ParameterError("time_grid_effect: behaviour=True needs the contract tables")
+    if reference not in frames:
+        raise ParameterError(f"time_grid_effect: the reference grid {reference!r} is not among {list(frames)}")
+    rows = {}
+    for grid in dict.fromkeys([reference, *frames]):
+        t0 = time.perf_counter()
+        f = frames[grid]
+        monthly = behaviour_covariates(tables, f, engine=engine) if behaviour else None
+        m = clone(model).fit(time_varying_frame(f, monthly=monthly), "stop", "event", entry_col="start", id_col=id_col)
+        rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(
+            fit_seconds=time.perf_counter() - t0)
+    table = pd.concat(rows, axis=1)
+    others = [g for g in rows if g != reference]
+    if others:
+        g = others[-1]
+        table["shift_in_se"] = (table[(g, "coef")] - table[(reference, "coef")]) / table[(reference, "se(coef)")]
+    table.columns = ["_".join(c) if isinstance(c, tuple) and c[1] else (c[0] if isinstance(c, tuple) else c)
+                     for c in table.columns]
+    return table

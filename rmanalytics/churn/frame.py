@@ -44,12 +44,14 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.errors import DataError, ParameterError, rule_message
+from rmanalytics.window import analysis_window
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
 DEFINITIONS = ("closure", "inactivity")
 
 
-class ChurnDataError(ValueError):
+class ChurnDataError(DataError):
     """Bad input data for a churn frame (names table, column, rule, rows, examples)."""
 
 
@@ -57,7 +59,7 @@ def _bad_rows(table: str, column: str, rule: str, mask: pd.Series, df: pd.DataFr
     n = int(mask.sum())
     if n:
         examples = df.loc[mask, key].head(5).tolist() if key in df.columns else df.index[mask][:5].tolist()
-        raise ChurnDataError(f"table {table!r}, column {column!r}: {rule} — {n} offending rows, e.g. {examples}")
+        raise ChurnDataError(rule_message(f"{table}.{column}", f"rule '{rule}'", n, examples))
 
 
 def covariates_sql(window_start: str, lookback_days: int, *, has_fee: bool = True,
@@ -155,37 +157,13 @@ def to_grid(days: pd.Series | np.ndarray, time_grid: str = "day", *, how: str = 
     A month is 365.25/12 days. Coarser grids create ties, which makes Cox fits much faster.
     """
     if time_grid not in GRID_DAYS:
-        raise ValueError(f"time_grid must be one of {tuple(GRID_DAYS)}, got {time_grid!r}")
+        raise ParameterError(f"time_grid must be one of {tuple(GRID_DAYS)}, got {time_grid!r}")
     step = GRID_DAYS[time_grid]
     x = np.asarray(days, dtype=float)
     if time_grid == "day":
         return np.ceil(x) if how == "ceil" else np.floor(x)
     k = np.ceil(x / step - 1e-9) if how == "ceil" else np.floor(x / step + 1e-9)
     return k * step
-
-
-def _default_window(tables: dict[str, Any], observation_end, window_start, engine: str | None = None):
-    """Window defaults: the first and last transaction day. pandas frames are read directly; Spark
-    DataFrames, table names and paths with one MIN/MAX query on ``engine`` (one row collected)."""
-    if observation_end is not None and window_start is not None:
-        return pd.Timestamp(window_start), pd.Timestamp(observation_end)
-    tx = tables.get("transactions")
-    if isinstance(tx, pd.DataFrame):
-        lo, hi = (None, None) if tx.empty else (tx["date"].min(), tx["date"].max())
-    else:
-        r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
-                    {"transactions": tx}, engine=engine).iloc[0]
-        lo, hi = (None, None) if pd.isna(r["lo"]) else (r["lo"], r["hi"])
-    if observation_end is None:
-        if hi is None:
-            raise ChurnDataError("observation_end is None and table 'transactions' is empty: set observation_end")
-        observation_end = pd.Timestamp(hi).normalize()
-    if window_start is None:
-        if lo is not None:
-            window_start = pd.Timestamp(lo).normalize()
-        else:
-            window_start = pd.Timestamp(_customers_frame(tables, engine)["open_date"].min()).normalize()
-    return pd.Timestamp(window_start), pd.Timestamp(observation_end)
 
 
 def _customers_frame(tables: dict[str, Any], engine: str) -> pd.DataFrame:
@@ -236,18 +214,17 @@ def survival_frame(
     ``window_start``, ``observation_end`` (ISO dates), ``definition``, ``time_grid``.
     """
     if definition not in DEFINITIONS:
-        raise ValueError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+        raise ParameterError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
     if inactivity_days <= 0 or lookback_days < 0:
-        raise ValueError("inactivity_days must be > 0 and lookback_days >= 0")
+        raise ParameterError("inactivity_days must be > 0 and lookback_days >= 0")
     for name in ("customers", "transactions", "balances", "assignments", "rms"):
         if name not in tables:
             raise ChurnDataError(f"table {name!r} is required for the survival frame")
     cust = _customers_frame(tables, engine)
     _bad_rows("customers", "close_date", "close_date must not be before open_date",
               cust["close_date"].notna() & (cust["close_date"] < cust["open_date"]), cust)
-    ws, oe = _default_window(tables, observation_end, window_start, engine)
-    if ws >= oe:
-        raise ValueError(f"window_start {ws.date()} must be before observation_end {oe.date()}")
+    window = analysis_window(tables, observation_end, window_start, engine=engine)
+    ws, oe = window.start, window.end
 
     tx = tables["transactions"]
     sql = covariates_sql(ws, lookback_days, has_fee="fee" in columns_of(tx, engine),
@@ -563,6 +540,31 @@ def holdout_split(frame: pd.DataFrame, cutoff: str | pd.Timestamp, *, horizon_da
         test.loc[beyond, event_col] = 0
         test.loc[beyond, duration_col] = lim[beyond]
     return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def holdout_cutoff(observation_end: str | pd.Timestamp, holdout_days: int, *, definition: str = "closure",
+                   inactivity_days: int = 0) -> pd.Timestamp:
+    """Cutoff date of the time-based hold-out: ``holdout_days`` before the last day on which churn is resolved.
+
+    With the closure definition churn is resolved up to ``observation_end``; with the inactivity
+    definition only up to ``observation_end - inactivity_days`` (a later last activity may still be
+    followed by activity), so the hold-out ends there.
+    """
+    if definition not in DEFINITIONS:
+        raise ParameterError(f"definition must be one of {DEFINITIONS}, got {definition!r}")
+    last_resolved = pd.Timestamp(observation_end) - pd.Timedelta(
+        days=inactivity_days if definition == "inactivity" else 0)
+    return last_resolved - pd.Timedelta(days=holdout_days)
+
+
+def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *, id_col: str = "customer_id",
+                     stop_col: str = "stop") -> pd.DataFrame:
+    """The customers still active at ``observation_end``: the last row of each customer of a
+    :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
+    (days since open at the observation end) for predictions."""
+    last = long[long["event"] == 0].drop_duplicates(id_col, keep="last")
+    last = last[last["end_date"] == pd.Timestamp(observation_end)]
+    return last.assign(tenure=last[stop_col])
 
 
 def max_follow_up(frame: pd.DataFrame) -> float:

@@ -22,16 +22,24 @@ training data) of a categorical one.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+
+from rmanalytics.errors import ConvergenceError, DataError, ParameterError, examples, rule_message
+from rmanalytics.estimator import check_alpha, check_fitted, interval_columns
 
 MODELS = ("cox", "weibull_aft", "lognormal_aft", "loglogistic_aft")
+SOLVERS = ("lifelines", "fast")
+# the AFT models' location ("primary") parameter in lifelines' params_ index (level 0)
+AFT_LOCATION = {"weibull_aft": "lambda_", "lognormal_aft": "mu_", "loglogistic_aft": "alpha_"}
 
 
-class ChurnModelError(RuntimeError):
+class ChurnModelError(ConvergenceError):
     """A churn model could not be fitted; the message says what to try."""
 
 
@@ -78,8 +86,11 @@ class _Design:
             known = set(levels) | {self.reference[c]}
             unknown = ~s.isin(known) & s.notna()
             if unknown.any():
-                raise ValueError(f"column {c!r}: {int(unknown.sum())} rows have levels not seen in training, "
-                                 f"e.g. {s[unknown].unique()[:5].tolist()}")
+                raise DataError(rule_message(
+                    f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
+                    [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
+                    hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
+                         f"{[self.reference[c], *levels]}"))
             for v in levels:
                 out[f"{c}[{v}]"] = (s == v).to_numpy(dtype=float)
         return pd.DataFrame(out, index=frame.index)
@@ -88,26 +99,37 @@ class _Design:
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
                  entry_col: str | None, weights_col: str | None) -> None:
     need = cols + [duration_col, event_col] + [c for c in (entry_col, weights_col) if c]
-    missing = [c for c in need if c not in frame.columns]
-    if missing:
-        raise KeyError(f"columns not in frame: {missing}")
+    _require_columns(frame, need)
     for c in need:
         bad = frame[c].isna()
         if bad.any():
-            raise ValueError(f"column {c!r}: {int(bad.sum())} rows are missing (NaN), e.g. rows "
-                             f"{frame.index[bad][:5].tolist()}; impute or drop them explicitly before fitting")
+            raise DataError(rule_message(f"frame.{c}", "rule 'not missing (NaN)'", int(bad.sum()),
+                                         [f"row {i}" for i in frame.index[bad][:5]],
+                                         hint="impute or drop them explicitly before fitting"))
     d = frame[duration_col].astype(float)
     if (d <= 0).any():
-        raise ValueError(f"column {duration_col!r}: {int((d <= 0).sum())} rows have duration <= 0 days")
+        bad = d <= 0
+        raise DataError(rule_message(f"frame.{duration_col}", "rule 'duration > 0 days'", int(bad.sum()),
+                                     [{"row": i, duration_col: v} for i, v in d[bad].head(5).items()]))
     if entry_col:
         e = frame[entry_col].astype(float)
         bad = (e >= d) | (e < 0)
         if bad.any():
-            raise ValueError(f"column {entry_col!r}: {int(bad.sum())} rows have entry < 0 or entry >= duration, "
-                             f"e.g. rows {frame.index[bad][:5].tolist()}")
+            raise DataError(rule_message(
+                f"frame.{entry_col}", f"rule '0 <= entry < {duration_col}'", int(bad.sum()),
+                [{"row": i, entry_col: e[i], duration_col: d[i]} for i in frame.index[bad][:5]]))
     ev = frame[event_col]
-    if not ev.isin([0, 1, True, False]).all():
-        raise ValueError(f"column {event_col!r} must be 0/1")
+    bad = ~ev.isin([0, 1, True, False])
+    if bad.any():
+        raise DataError(rule_message(f"frame.{event_col}", "rule 'event is 0 or 1'", int(bad.sum()),
+                                     [{"row": i, event_col: v} for i, v in ev[bad].head(5).items()]))
+
+
+def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(f"frame: column(s) {missing} missing; the model needs {columns}; "
+                        f"the frame has {list(frame.columns)}")
 
 
 def _check_design(X: pd.DataFrame) -> None:
@@ -267,43 +289,65 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     return beta / sd, cov_z / np.outer(sd, sd), ll
 
 
-class ChurnModel:
+class ChurnModel(BaseEstimator):
     """Churn model on lifelines: Cox proportional hazards or a parametric AFT model.
+
+    A scikit-learn style estimator: the constructor only stores its arguments (checked in ``fit``),
+    ``fit`` returns self and leaves them unchanged, :func:`sklearn.base.clone` works.
 
     Parameters
     ----------
     model : "cox", "weibull_aft", "lognormal_aft" or "loglogistic_aft".
-    covariates : columns of the frame to use; categorical (object/category) ones are one-hot
-        encoded against their most frequent level (``reference_levels_``).
+    covariates : columns of the frame to use (None: every column that is not the duration, event,
+        entry, weights, id or strata column; the columns used are ``covariates_``); categorical
+        (object/category) ones are one-hot encoded against their most frequent level (``reference_levels_``).
     penalizer, l1_ratio : elastic-net penalty, as in lifelines.
     strata : column(s) to stratify the Cox baseline on (Cox only).
-    alpha : 1 - level of the confidence intervals.
+    alpha : 1 - level of the confidence intervals (0.05: 95%).
     solver : "lifelines" (default; CoxPHFitter, or CoxTimeVaryingFitter with an entry column) or
         "fast" (Cox only, no strata, l1_ratio = 0: :func:`fit_cox_efron`, same estimates).
+    random_state : seed of the fixed subsample (200,000 customers) on which concordance is computed
+        for larger frames.
 
-    Learned attributes: ``params_`` (coefficients), ``summary_``, ``hazard_ratios_`` (Series by
-    covariate; Cox and Weibull AFT), ``concordance_`` (training), ``baseline_cumulative_hazard_``
-    (Cox), ``fitter_`` (the lifelines fitter, None for solver="fast"), ``reference_levels_``.
+    Learned attributes: ``covariates_`` (columns used), ``strata_`` (list or None), ``columns_``
+    (design columns), ``params_`` (coefficients, a Series), ``summary_`` (``estimate``, ``se``,
+    ``lower_95``, ``upper_95`` on the coefficient scale at ``alpha``, then lifelines' columns ``coef``,
+    ``exp(coef)``, ``se(coef)``, intervals, ``z``, ``p``), ``variance_matrix_``, ``hazard_ratios_``
+    (Series by covariate; Cox and Weibull AFT), ``concordance_`` (training),
+    ``baseline_cumulative_hazard_`` and ``design_mean_`` (Cox), ``fitter_`` (the lifelines fitter,
+    None for solver="fast"), ``design_``, ``reference_levels_``.
     """
 
     def __init__(self, model: str = "cox", covariates: list[str] | None = None, penalizer: float = 0.0,
                  l1_ratio: float = 0.0, strata: str | list[str] | None = None, alpha: float = 0.05,
-                 solver: str = "lifelines") -> None:
-        if model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-        if strata is not None and model != "cox":
-            raise ValueError("strata are only supported for model='cox'")
-        if solver not in ("lifelines", "fast"):
-            raise ValueError("solver must be 'lifelines' or 'fast'")
-        if solver == "fast" and (model != "cox" or strata is not None or l1_ratio):
-            raise ValueError("solver='fast' supports model='cox' without strata and with l1_ratio=0")
+                 solver: str = "lifelines", random_state: int | None = 0) -> None:
         self.model = model
-        self.covariates = list(covariates) if covariates is not None else None
+        self.covariates = covariates
         self.penalizer = penalizer
         self.l1_ratio = l1_ratio
-        self.strata = [strata] if isinstance(strata, str) else strata
+        self.strata = strata
         self.alpha = alpha
         self.solver = solver
+        self.random_state = random_state
+
+    def _check_params(self) -> list[str] | None:
+        """Check the constructor arguments; returns the strata as a list (or None)."""
+        if self.model not in MODELS:
+            raise ParameterError(f"ChurnModel: model must be one of {MODELS}, got {self.model!r}")
+        if self.strata is not None and self.model != "cox":
+            raise ParameterError("ChurnModel: strata are only supported for model='cox'")
+        if self.solver not in SOLVERS:
+            raise ParameterError(f"ChurnModel: solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.solver == "fast" and (self.model != "cox" or self.strata is not None or self.l1_ratio):
+            raise ParameterError("ChurnModel: solver='fast' supports model='cox' without strata and with l1_ratio=0")
+        if not (isinstance(self.penalizer, numbers.Real) and self.penalizer >= 0):
+            raise ParameterError(f"ChurnModel: penalizer must be a number >= 0, got {self.penalizer!r}")
+        if not (isinstance(self.l1_ratio, numbers.Real) and 0 <= self.l1_ratio <= 1):
+            raise ParameterError(f"ChurnModel: l1_ratio must be in [0, 1], got {self.l1_ratio!r}")
+        if isinstance(self.covariates, str):
+            raise ParameterError(f"ChurnModel: covariates must be a list of column names, got {self.covariates!r}")
+        check_alpha(self.alpha, "ChurnModel")
+        return [self.strata] if isinstance(self.strata, str) else (list(self.strata) if self.strata else None)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, frame: pd.DataFrame, duration_col: str = "duration", event_col: str = "event",
@@ -314,13 +358,17 @@ class ChurnModel:
         to compute concordance on one row per customer."""
         from lifelines import CoxPHFitter, CoxTimeVaryingFitter, LogLogisticAFTFitter, LogNormalAFTFitter, \
             WeibullAFTFitter
-        from lifelines.exceptions import ConvergenceError, ConvergenceWarning
+        from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
+        from lifelines.exceptions import ConvergenceWarning
 
+        strata = self._check_params()
         if self.covariates is None:
-            skip = {duration_col, event_col, entry_col, weights_col, id_col, *(self.strata or [])}
-            self.covariates = [c for c in frame.columns if c not in skip]
-        covs = list(self.covariates)
-        _check_frame(frame, covs + list(self.strata or []), duration_col, event_col, entry_col, weights_col)
+            skip = {duration_col, event_col, entry_col, weights_col, id_col, *(strata or [])}
+            covs = [c for c in frame.columns if c not in skip]
+        else:
+            covs = list(self.covariates)
+        _check_frame(frame, covs + list(strata or []), duration_col, event_col, entry_col, weights_col)
+        self.covariates_, self.strata_ = covs, strata
         self.duration_col_, self.event_col_, self.entry_col_ = duration_col, event_col, entry_col
         self.weights_col_, self.id_col_ = weights_col, id_col
         self.design_ = _Design.fit(frame, covs)
@@ -338,7 +386,7 @@ class ChurnModel:
             df["__S"] = S
         if W is not None:
             df["__W"] = W
-        for c in self.strata or []:
+        for c in strata or []:
             df[c] = frame[c].to_numpy()
 
         self.fitter_ = None
@@ -352,12 +400,12 @@ class ChurnModel:
                     self.log_likelihood_ = ll
                 elif self.model == "cox" and S is None:
                     f = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
-                                    strata=self.strata)
+                                    strata=strata)
                     f.fit(df, "__T", "__E", weights_col="__W" if W is not None else None, robust=False)
                     self.fitter_ = f
                 elif self.model == "cox":
                     f = CoxTimeVaryingFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
-                                             strata=self.strata)
+                                             strata=strata)
                     f.fit(df, event_col="__E", start_col="__S", stop_col="__T",
                           weights_col="__W" if W is not None else None)
                     self.fitter_ = f
@@ -368,7 +416,7 @@ class ChurnModel:
                     f.fit(df, "__T", "__E", entry_col="__S" if S is not None else None,
                           weights_col="__W" if W is not None else None, robust=False)
                     self.fitter_ = f
-            except (ConvergenceError, np.linalg.LinAlgError, ZeroDivisionError) as err:
+            except (LifelinesConvergenceError, np.linalg.LinAlgError, ZeroDivisionError) as err:
                 raise ChurnModelError(f"{self.model} fit did not converge: {str(err).splitlines()[0]} " + ADVICE) \
                     from err
         for w in caught:
@@ -393,10 +441,10 @@ class ChurnModel:
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
         if self.model == "cox":
-            self._mean = X.mean(0).to_numpy()
+            self.design_mean_ = X.mean(0).to_numpy()
             ph = self._partial_hazard(X)
-            if self.strata:
-                keys = frame[self.strata].astype(str).agg("|".join, axis=1).to_numpy()
+            if strata:
+                keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
                 self.baseline_cumulative_hazard_ = {
                     k: breslow_baseline(T[keys == k], E[keys == k], ph[keys == k],
                                         None if S is None else S[keys == k], None if W is None else W[keys == k])
@@ -410,12 +458,14 @@ class ChurnModel:
         from scipy import stats
 
         z = stats.norm.ppf(1 - self.alpha / 2)
+        lower, upper = interval_columns(self.alpha)
         if self.model == "cox":
             se = np.sqrt(np.diag(self.variance_matrix_.to_numpy()))
             coef = self.params_.to_numpy()
             lo, hi = coef - z * se, coef + z * se
             zval = coef / se
             self.summary_ = pd.DataFrame({
+                "estimate": coef, "se": se, lower: lo, upper: hi,
                 "coef": coef, "exp(coef)": np.exp(coef), "se(coef)": se,
                 f"coef lower {1 - self.alpha:.0%}": lo, f"coef upper {1 - self.alpha:.0%}": hi,
                 f"exp(coef) lower {1 - self.alpha:.0%}": np.exp(lo), f"exp(coef) upper {1 - self.alpha:.0%}": np.exp(hi),
@@ -423,7 +473,10 @@ class ChurnModel:
             }, index=pd.Index(self.columns_, name="covariate"))
             self.hazard_ratios_ = pd.Series(np.exp(coef), index=self.summary_.index, name="hazard ratio")
         else:
-            self.summary_ = self.fitter_.summary.copy()
+            lf = self.fitter_.summary
+            ci = [c for c in lf.columns if c.startswith("coef lower")] + [c for c in lf.columns if c.startswith("coef upper")]
+            self.summary_ = pd.concat([pd.DataFrame({"estimate": lf["coef"], "se": lf["se(coef)"], lower: lf[ci[0]],
+                                                     upper: lf[ci[1]]}, index=lf.index), lf], axis=1)
             self.hazard_ratios_ = None
             if self.model == "weibull_aft" and "rho_" in self.params_.index.get_level_values(0):
                 rho_terms = self.params_.loc["rho_"]
@@ -435,17 +488,30 @@ class ChurnModel:
 
     # ------------------------------------------------------------------ prediction
     def _check_fitted(self) -> None:
-        if not hasattr(self, "params_"):
-            raise RuntimeError("ChurnModel is not fitted; call fit() first")
+        check_fitted(self, ("params_", "design_"))
+
+    def design_matrix(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The numeric design matrix (``columns_``) of ``frame``: numeric covariates as they are,
+        categorical ones one-hot against the training reference level."""
+        self._check_fitted()
+        _require_columns(frame, self.covariates_)
+        return self.design_.transform(frame[self.covariates_])
+
+    def partial_hazard(self, frame: pd.DataFrame) -> pd.Series:
+        """Cox only: exp((x - training mean) . coef) per row, the factor on the baseline hazard."""
+        self._check_fitted()
+        if self.model != "cox":
+            raise ParameterError("partial_hazard needs model='cox'")
+        return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
     def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
-        return np.exp((X.to_numpy() - self._mean) @ self.params_.to_numpy())
+        return np.exp((X.to_numpy() - self.design_mean_) @ self.params_.to_numpy())
 
     def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
         """A score that increases with churn risk (for concordance)."""
         if self.model == "cox":
             return X.to_numpy() @ self.params_.to_numpy()
-        lam = self.params_.loc[self.fitter_._primary_parameter_name]
+        lam = self.params_.loc[AFT_LOCATION[self.model]]
         cols = [c for c in lam.index if c != "Intercept"]
         return -(X[cols].to_numpy() @ lam[cols].to_numpy())
 
@@ -453,7 +519,7 @@ class ChurnModel:
         from lifelines.utils import concordance_index
 
         if X is None:
-            X = self.design_.transform(frame)
+            X = self.design_matrix(frame)
         risk = self._linear_risk(X)
         T = frame[self.duration_col_].to_numpy(float)
         E = frame[self.event_col_].to_numpy(int)
@@ -461,7 +527,7 @@ class ChurnModel:
             last = ~frame[self.id_col_].duplicated(keep="last").to_numpy()
             risk, T, E = risk[last], T[last], E[last]
         if len(T) > 200_000:  # concordance on a fixed subsample for very large frames
-            idx = np.random.default_rng(0).choice(len(T), 200_000, replace=False)
+            idx = np.random.default_rng(self.random_state).choice(len(T), 200_000, replace=False)
             risk, T, E = risk[idx], T[idx], E[idx]
         return float(concordance_index(T, -risk, E))
 
@@ -474,35 +540,37 @@ class ChurnModel:
                                       event_col or self.event_col_: self.event_col_})
         return self._concordance(f)
 
-    def _cum_hazard(self, frame: pd.DataFrame, times: np.ndarray) -> np.ndarray:
-        """Cumulative hazard H(t | x) at ``times`` (shape (n,) per row, or (m, n) for a common grid)."""
-        X = self.design_.transform(frame[self.covariates])
+    def _cox_cum_hazard(self, frame: pd.DataFrame, X: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+        """Cox cumulative hazard H(t | x) at ``times`` (shape (n,) per row, or (m, n) for a grid)."""
+        ph = self._partial_hazard(X)
+        if self.strata_:
+            keys = frame[self.strata_].astype(str).agg("|".join, axis=1).to_numpy()
+            out = np.empty(np.broadcast_shapes(np.shape(times), ph.shape))
+            for k in np.unique(keys):
+                if k not in self.baseline_cumulative_hazard_:
+                    raise DataError(f"frame: stratum {k!r} of {self.strata_} not seen in training; "
+                                    f"training strata: {list(self.baseline_cumulative_hazard_)[:10]}")
+                m = keys == k
+                tk = times[..., m] if np.ndim(times) and np.shape(times)[-1] == len(ph) else times
+                out[..., m] = self._H0(self.baseline_cumulative_hazard_[k], tk) * ph[m]
+            return out
+        return self._H0(self.baseline_cumulative_hazard_, times) * ph
+
+    def _cum_hazard_increase(self, frame: pd.DataFrame, tenure: np.ndarray | None, u: np.ndarray) -> np.ndarray:
+        """H(t0 + u) - H(t0) per grid time ``u`` (rows) and row of ``frame`` (columns); t0 = 0 when
+        ``tenure`` is None. AFT models go through lifelines' public ``predict_cumulative_hazard``."""
+        X = self.design_matrix(frame)
+        u = np.asarray(u, float)
         if self.model == "cox":
-            ph = self._partial_hazard(X)
-            if self.strata:
-                keys = frame[self.strata].astype(str).agg("|".join, axis=1).to_numpy()
-                out = np.empty(np.broadcast_shapes(np.shape(times), ph.shape))
-                for k in np.unique(keys):
-                    if k not in self.baseline_cumulative_hazard_:
-                        raise ValueError(f"stratum {k!r} not seen in training")
-                    m = keys == k
-                    tk = times[..., m] if np.ndim(times) and np.shape(times)[-1] == len(ph) else times
-                    out[..., m] = self._H0(self.baseline_cumulative_hazard_[k], tk) * ph[m]
-                return out
-            return self._H0(self.baseline_cumulative_hazard_, times) * ph
-        times = np.asarray(times, float)
-        if times.ndim == 1 and len(times) != len(X):  # common grid -> (m, n)
-            times = np.repeat(times[:, None], len(X), axis=1)
-        return self._aft_cumhaz(X, times)
-
-    def _aft_cumhaz(self, df: pd.DataFrame, t: np.ndarray) -> np.ndarray:
-        """Cumulative hazard of the lifelines AFT model at per-row times ``t`` ((n,) or (m, n))."""
-        from lifelines import utils as lutils
-
-        f = self.fitter_
-        Xs = lutils.DataframeSlicer(f.regressors.transform_df(df))
-        params = {name: f.params_.loc[name].values for name in f._fitted_parameter_names}
-        return np.asarray(f._cumulative_hazard(params, np.maximum(np.asarray(t, float), 1e-12), Xs), float)
+            if tenure is None:
+                return self._cox_cum_hazard(frame, X, u[:, None])
+            t0 = np.asarray(tenure, float)
+            return self._cox_cum_hazard(frame, X, t0[None, :] + u[:, None]) - self._cox_cum_hazard(frame, X, t0)[None, :]
+        if tenure is None:
+            H = self.fitter_.predict_cumulative_hazard(X, times=np.maximum(u, 1e-12))
+        else:
+            H = self.fitter_.predict_cumulative_hazard(X, times=u, conditional_after=np.asarray(tenure, float))
+        return np.asarray(H, float)
 
     @staticmethod
     def _H0(base: pd.Series, times) -> np.ndarray:
@@ -510,15 +578,31 @@ class ChurnModel:
         vals = np.concatenate([[0.0], base.to_numpy()])
         return vals[idx]
 
+    def conditional_survival(self, frame: pd.DataFrame, tenure: np.ndarray, u: np.ndarray,
+                             chunk_rows: int = 2000) -> np.ndarray:
+        """S(t0 + u) / S(t0): survival ``u`` days ahead given survival to the current tenure t0 (days).
+
+        Returns an array of shape (len(u), len(frame)), like :meth:`KMBaseline.conditional_survival`.
+        """
+        self._check_fitted()
+        t0 = np.asarray(tenure, float)
+        u = np.atleast_1d(np.asarray(u, float))
+        out = np.empty((len(u), len(frame)))
+        for i0 in range(0, len(frame), chunk_rows):
+            sl = slice(i0, i0 + chunk_rows)
+            out[:, sl] = np.exp(-self._cum_hazard_increase(frame.iloc[sl], t0[sl], u))
+        return out
+
     def predict_survival(self, frame: pd.DataFrame, times) -> pd.DataFrame:
         """Survival S(t | x) from tenure 0 at ``times`` (days): frame times x rows of ``frame``."""
         self._check_fitted()
         times = np.atleast_1d(np.asarray(times, float))
-        H = self._cum_hazard(frame, times[:, None] if self.model == "cox" else times)
+        H = self._cum_hazard_increase(frame, None, times)
         return pd.DataFrame(np.exp(-H), index=pd.Index(times, name="days"), columns=frame.index)
 
     def _tenure(self, frame: pd.DataFrame, tenure_col: str | None) -> np.ndarray:
         col = tenure_col or ("tenure" if "tenure" in frame.columns else self.duration_col_)
+        _require_columns(frame, [col])
         return frame[col].to_numpy(float)
 
     def predict_churn_probability(self, frame: pd.DataFrame, horizon_days: float,
@@ -533,7 +617,7 @@ class ChurnModel:
         self._check_fitted()
         t0 = self._tenure(frame, tenure_col)
         h = float(horizon_days)
-        dH = self._cum_hazard(frame, t0 + h) - self._cum_hazard(frame, t0)
+        dH = self._cum_hazard_increase(frame, t0, np.array([h]))[0]
         return pd.Series(1 - np.exp(-np.maximum(dH, 0)), index=frame.index, name=f"p_churn_{int(h)}d")
 
     def expected_remaining_lifetime(self, frame: pd.DataFrame, horizon_days: float,
@@ -545,24 +629,14 @@ class ChurnModel:
         u = np.arange(0.0, float(horizon_days) + 1e-9, step_days)
         if u[-1] < horizon_days:
             u = np.append(u, float(horizon_days))
-        out = np.empty(len(frame))
-        H0 = self._cum_hazard(frame, t0)
-        for i0 in range(0, len(frame), 2000):
-            sl = slice(i0, i0 + 2000)
-            sub = frame.iloc[sl]
-            if self.model == "cox":
-                H = self._cum_hazard(sub, t0[sl][None, :] + u[:, None])
-            else:
-                H = np.stack([self._cum_hazard(sub, t0[sl] + ui) for ui in u])
-            S = np.exp(-(H - H0[sl][None, :]))
-            out[sl] = np.trapezoid(S, u, axis=0)
-        return pd.Series(out, index=frame.index, name=f"rmst_{int(horizon_days)}d")
+        S = self.conditional_survival(frame, t0, u)
+        return pd.Series(np.trapezoid(S, u, axis=0), index=frame.index, name=f"rmst_{int(horizon_days)}d")
 
     def risk_contributions(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Per row and design column, the log-hazard contribution (x - mean) * coef (Cox only)."""
         self._check_fitted()
         if self.model != "cox":
-            raise ValueError("risk_contributions needs model='cox'")
-        X = self.design_.transform(frame[self.covariates])
-        return pd.DataFrame((X.to_numpy() - self._mean) * self.params_.to_numpy(), index=frame.index,
+            raise ParameterError("risk_contributions needs model='cox'")
+        X = self.design_matrix(frame)
+        return pd.DataFrame((X.to_numpy() - self.design_mean_) * self.params_.to_numpy(), index=frame.index,
                             columns=self.columns_)

@@ -34,6 +34,8 @@ from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from rmanalytics.errors import DataError, ParameterError
+
 DEFAULT_ACTIVITIES = ("visits", "calls", "cross_sell_offers", "digital_usage")
 
 
@@ -55,7 +57,7 @@ def activity_panel(
     """
     miss = [c for c in (unit, time, value, volume, *activities) if c not in monthly.columns]
     if miss:
-        raise ValueError(f"activity_panel: monthly frame lacks columns {miss}")
+        raise DataError(f"activity_panel: monthly frame lacks columns {miss}")
     df = monthly[[unit, time, value, volume, *activities]].copy()
     df[time] = pd.to_datetime(df[time])
     df = df.sort_values([unit, time])
@@ -185,7 +187,7 @@ def driver_analysis(
     """
     features = list(features or panel.attrs.get("features") or [])
     if not features:
-        raise ValueError("driver_analysis: no features given")
+        raise ParameterError("driver_analysis: no features given")
     X = panel[features].to_numpy(float)
     y = panel[target].to_numpy(float)
     models = models or default_models(seed)

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.errors import DataError, ParameterError
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,45 @@ class KpiDef:
     additive: bool = False  # sums across RMs to the unit above (roll-up by sum)
 
 
+@dataclass(frozen=True)
+class EffectiveRule:
+    """An *effective* new customer (001 §二(一): 新拓有效客户, "meets asset requirements"): opened in
+    the period and holding AUM >= the threshold of its type (currency) at ``hold_months``
+    consecutive month-end snapshots, the last within ``window_days`` of opening. The thresholds
+    are the bank's choice (defaults: retail 50,000, corporate 500,000, held for one month)."""
+
+    aum_retail: float = 50_000.0
+    aum_corporate: float = 500_000.0
+    hold_months: int = 1
+    window_days: int = 90
+
+    def __post_init__(self) -> None:
+        if self.aum_retail < 0 or self.aum_corporate < 0 or self.hold_months < 1 or self.window_days < 1:
+            raise ValueError(f"invalid EffectiveRule {self}: thresholds >= 0, hold_months >= 1, window_days >= 1")
+
+
+@dataclass(frozen=True)
+class QualityRule:
+    """The strategic (quality) tier for the retention KPI (001: 客户流失率, 存量优质客户保有量): a
+    customer whose AUM at the previous month-end is >= the threshold of its type (currency;
+    defaults retail 200,000, corporate 5,000,000: the bank's choice)."""
+
+    aum_retail: float = 200_000.0
+    aum_corporate: float = 5_000_000.0
+
+
 KPI_DEFINITIONS: dict[str, KpiDef] = {
     "deposit_growth": KpiDef("Average credited deposit balance of the period minus that of the previous "
-                             "period (balances: mean of month-end snapshots).", "currency", True, True),
-    "avg_deposits": KpiDef("Average credited deposit balance over the period's months.", "currency", True, True),
+                             "period, on the month's average daily balance (日均: balances.deposits_avg or "
+                             "daily_balances) when the data has it, else on month-end snapshots (the report "
+                             "says which: kpi_table(...).attrs['definitions']).", "currency", True, True),
+    "avg_deposits": KpiDef("Average credited deposit balance over the period's months (daily average when "
+                           "available, see deposit_growth).", "currency", True, True),
+    "avg_deposits_month_end": KpiDef("Average credited month-end deposit balance over the period's months.",
+                                     "currency", True, True),
+    "weighted_loan_volume": KpiDef("loan_volume + (strategic_loan_weight - 1) x strategic_loan_volume: loans "
+                                   "with the strategic lines (inclusive / green) weighted up (001).",
+                                   "currency", True, True),
     "loan_volume": KpiDef("Average credited loan balance over the period's months.", "currency", True, True),
     "strategic_loan_volume": KpiDef("Average credited loan balance in strategic lines (inclusive / green).",
                                     "currency", True, True),
@@ -60,8 +96,12 @@ KPI_DEFINITIONS: dict[str, KpiDef] = {
     "new_customers": KpiDef("Customers opened in the period, credited (x share) to the RM holding them at "
                             "opening.", "customers", True, True),
     "new_effective_customers": KpiDef("Customers opened in the period, credited to the RM holding them at "
-                                      "opening, with a positive transaction within `effective_window_days`.",
+                                      "opening, whose AUM reached the effective threshold of their type for "
+                                      "the required months within the window (EffectiveRule; 001).",
                                       "customers", True, True),
+    "new_active_customers": KpiDef("Customers opened in the period, credited to the RM holding them at "
+                                   "opening, with a positive transaction within `effective_window_days`.",
+                                   "customers", True, True),
     "aum": KpiDef("Average credited AUM over the period's months.", "currency", True, True),
     "aum_growth": KpiDef("aum / aum of the previous period - 1.", "ratio", True),
     "product_penetration": KpiDef("Credit-weighted mean number of products held by the book.", "products", True),
@@ -69,11 +109,20 @@ KPI_DEFINITIONS: dict[str, KpiDef] = {
                               "rose over the previous month.", "ratio 0-1 per month", True),
     "churn_rate": KpiDef("Credited customers closed in the period / credited open book at period start.",
                          "ratio 0-1 per period", False),
+    "quality_churn_rate": KpiDef("churn_rate among strategic-tier customers (QualityRule: AUM at the previous "
+                                 "month-end above the tier threshold): retention of quality customers (001).",
+                                 "ratio 0-1 per period", False),
     "nps": KpiDef("(promoters - detractors) / responses x 100.", "points -100..100", True),
     "complaint_rate": KpiDef("Complaints per 100 credited customers (average book).", "per 100 customers", False),
     "visit_coverage": KpiDef("sum(min(visits, visits_required)) / sum(visits_required).", "ratio 0-1", True),
     "referral_share": KpiDef("Share of new customers (credited) acquired by referral.", "ratio 0-1", True),
     "npl_ratio": KpiDef("Average credited NPL balance / average credited loan balance.", "ratio 0-1", False),
+    "new_npl_ratio": KpiDef("Loans turning non-performing in the period (balances.npl_new, else the month-on-"
+                            "month increase of a customer's NPL balance) / average credited loan balance.",
+                            "ratio 0-1 per period", False),
+    "npl_recovery_rate": KpiDef("NPL recovered in the period (balances.recovered; write-offs are not "
+                                "recoveries) / (credited NPL at period start + new NPL). NaN without the "
+                                "recovered column.", "ratio 0-1 per period", True),
     "alert_response_hours": KpiDef("Mean of the monthly mean risk-alert response time.", "hours", False),
     "compliance_pass_rate": KpiDef("compliance_passed / compliance_checks.", "ratio 0-1", True),
     "major_breaches": KpiDef("Number of major compliance breaches (one-vote veto).", "count", False, True),
@@ -98,7 +147,7 @@ def period_label(dates: pd.Series | pd.DatetimeIndex, freq: str) -> pd.Series:
         return d.dt.year.astype(str) + "Q" + d.dt.quarter.astype(str)
     if freq == "year":
         return d.dt.year.astype(str)
-    raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+    raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
 
 
 def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.DataFrame:
@@ -110,19 +159,57 @@ def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.Dat
 
 
 def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: bool = True,
-                 has_channel: bool = True, effective_window_days: int = 90) -> str:
+                 has_channel: bool = True, effective_window_days: int = 90, deposits_avg: str = "month_end",
+                 has_npl_new: bool = False, has_recovered: bool = False, has_written_off: bool = False,
+                 effective: EffectiveRule | None = None, quality: QualityRule | None = None) -> str:
     """The SQL (DuckDB dialect, Spark-transpilable) of the RM x month aggregation.
 
     Inputs: ``customers, transactions, balances, assignments, rm_activity, months``
-    (``months`` from :func:`month_calendar`). One row per ``rm_id, month_start``.
+    (``months`` from :func:`month_calendar`), and ``daily_balances`` when
+    ``deposits_avg="daily_balances"``. One row per ``rm_id, month_start``.
+
+    ``deposits_avg``: where the month's average daily deposits come from: ``"column"``
+    (``balances.deposits_avg``), ``"daily_balances"`` (mean of the month's rows of that table; a
+    customer-month without daily rows falls back to the month-end snapshot and is counted in
+    ``deposits_avg_fallback``) or ``"month_end"`` (the month-end snapshot). ``has_npl_new``:
+    ``balances.npl_new`` exists (else new NPL = month-on-month increase of a customer's NPL
+    balance). ``effective``/``quality``: thresholds of effective new customers and of the
+    strategic (quality) tier, see :class:`EffectiveRule` and :class:`QualityRule`.
     """
+    effective = effective or EffectiveRule(window_days=effective_window_days)
+    quality = quality or QualityRule()
     fee = "t.fee" if has_fee else "0.0"
     strat = "COALESCE(b.loans_strategic, 0.0)" if has_strategic else "0.0"
     npl = "COALESCE(b.npl, 0.0)" if has_npl else "0.0"
     channel = "c.acquisition_channel" if has_channel else "CAST(NULL AS VARCHAR)"
     w = int(effective_window_days)
+    if deposits_avg not in ("column", "daily_balances", "month_end"):
+        raise ValueError(f"deposits_avg must be 'column', 'daily_balances' or 'month_end', got {deposits_avg!r}")
+    dep_avg = {"column": "COALESCE(b.deposits_avg, b.deposits)", "month_end": "b.deposits",
+               "daily_balances": "COALESCE(d.deposits_avg, b.deposits)"}[deposits_avg]
+    dep_fallback = ({"column": "CASE WHEN b.deposits_avg IS NULL THEN 1.0 ELSE 0.0 END", "month_end": "0.0",
+                     "daily_balances": "CASE WHEN d.deposits_avg IS NULL THEN 1.0 ELSE 0.0 END"}[deposits_avg])
+    daily_cte = ("""daily AS (
+    SELECT customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE) AS month_start,
+           AVG(deposits) AS deposits_avg
+    FROM daily_balances GROUP BY customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE)
+),
+""" if deposits_avg == "daily_balances" else "")
+    daily_join = ("LEFT JOIN daily d ON d.customer_id = b.customer_id AND d.month_start = m.month_start"
+                  if deposits_avg == "daily_balances" else "")
+    prev_npl = f"LAG({npl}) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date)"
+    npl_new = ("COALESCE(b.npl_new, 0.0)" if has_npl_new
+               else f"CASE WHEN {prev_npl} IS NULL THEN 0.0 ELSE GREATEST({npl} - {prev_npl}, 0.0) END")
+    recovered = "COALESCE(b.recovered, 0.0)" if has_recovered else "CAST(NULL AS DOUBLE)"
+    written_off = "COALESCE(b.written_off, 0.0)" if has_written_off else "CAST(NULL AS DOUBLE)"
+    h = int(effective.hold_months)
+    eff_thr = f"CASE WHEN c.customer_type = 'corporate' THEN {float(effective.aum_corporate)!r} " \
+              f"ELSE {float(effective.aum_retail)!r} END"
+    q_thr = f"CASE WHEN c.customer_type = 'corporate' THEN {float(quality.aum_corporate)!r} " \
+            f"ELSE {float(quality.aum_retail)!r} END"
+    ew = int(effective.window_days)
     return f"""
-WITH asg AS (
+WITH {daily_cte}asg AS (
     SELECT customer_id, rm_id, CAST(start_date AS DATE) AS start_date,
            COALESCE(CAST(end_date AS DATE), CAST('2999-12-31' AS DATE)) AS end_date, share
     FROM assignments
@@ -139,9 +226,13 @@ asg_month AS (
 bal AS (
     SELECT b.customer_id, m.month_start, b.aum, b.deposits, b.loans, {strat} AS loans_strategic, {npl} AS npl,
            b.n_products,
-           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products
+           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
+           {dep_avg} AS deposits_avg, {dep_fallback} AS dep_fallback,
+           COALESCE({prev_npl}, 0.0) AS npl_prev, {npl_new} AS npl_new,
+           {recovered} AS recovered, {written_off} AS written_off
     FROM balances b
     JOIN mon m ON CAST(b.snapshot_date AS DATE) >= m.month_start AND CAST(b.snapshot_date AS DATE) < m.month_end
+    {daily_join}
 ),
 book AS (
     SELECT am.rm_id, am.month_start,
@@ -150,7 +241,10 @@ book AS (
            SUM(am.w * bal.loans_strategic) AS loans_strategic, SUM(am.w * bal.npl) AS npl,
            SUM(am.w * bal.n_products) AS products_w,
            SUM(CASE WHEN bal.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
-           SUM(CASE WHEN bal.n_products > bal.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w
+           SUM(CASE WHEN bal.n_products > bal.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
+           SUM(am.w * bal.deposits_avg) AS deposits_avg, SUM(am.w * bal.dep_fallback) AS deposits_avg_fallback,
+           SUM(am.w * bal.npl_prev) AS npl_open, SUM(am.w * bal.npl_new) AS npl_new,
+           SUM(am.w * bal.recovered) AS recovered, SUM(am.w * bal.written_off) AS written_off
     FROM asg_month am
     JOIN bal ON am.customer_id = bal.customer_id AND am.month_start = bal.month_start
     GROUP BY am.rm_id, am.month_start
@@ -173,21 +267,32 @@ fees AS (
     JOIN mon m ON CAST(t.date AS DATE) >= m.month_start AND CAST(t.date AS DATE) < m.month_end
     GROUP BY a.rm_id, m.month_start
 ),
+qual AS (
+    SELECT b.customer_id, m.month_end AS month_start,
+           CASE WHEN b.aum >= {q_thr} THEN 1.0 ELSE 0.0 END AS quality
+    FROM balances b
+    JOIN mon m ON CAST(b.snapshot_date AS DATE) >= m.month_start AND CAST(b.snapshot_date AS DATE) < m.month_end
+    JOIN customers c ON c.customer_id = b.customer_id
+),
 book_start AS (
-    SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start,
+           SUM(a.share * COALESCE(q.quality, 0.0)) AS book_start_quality
     FROM asg a
     JOIN mon m ON a.start_date <= m.month_start AND a.end_date > m.month_start
     JOIN customers c ON c.customer_id = a.customer_id
+    LEFT JOIN qual q ON q.customer_id = a.customer_id AND q.month_start = m.month_start
     WHERE CAST(c.open_date AS DATE) <= m.month_start
       AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > m.month_start)
     GROUP BY a.rm_id, m.month_start
 ),
 churn AS (
-    SELECT a.rm_id, m.month_start, SUM(a.share) AS churned
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS churned,
+           SUM(a.share * COALESCE(q.quality, 0.0)) AS churned_quality
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date < CAST(c.close_date AS DATE) AND a.end_date >= CAST(c.close_date AS DATE)
     JOIN mon m ON CAST(c.close_date AS DATE) >= m.month_start AND CAST(c.close_date AS DATE) < m.month_end
+    LEFT JOIN qual q ON q.customer_id = c.customer_id AND q.month_start = m.month_start
     WHERE c.close_date IS NOT NULL
     GROUP BY a.rm_id, m.month_start
 ),
@@ -197,15 +302,32 @@ effective AS (
     WHERE t.amount > 0 AND CAST(t.date AS DATE) >= CAST(c.open_date AS DATE)
       AND date_diff('day', CAST(c.open_date AS DATE), CAST(t.date AS DATE)) < {w}
 ),
+held AS (
+    SELECT b.customer_id, CAST(b.snapshot_date AS DATE) AS snapshot_date,
+           MIN(b.aum) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
+                            ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS min_aum,
+           COUNT(*) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
+                          ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS n_held
+    FROM balances b
+),
+effective_assets AS (
+    SELECT DISTINCT h.customer_id
+    FROM held h JOIN customers c ON h.customer_id = c.customer_id
+    WHERE h.n_held >= {h} AND h.min_aum >= {eff_thr}
+      AND h.snapshot_date >= CAST(c.open_date AS DATE)
+      AND date_diff('day', CAST(c.open_date AS DATE), h.snapshot_date) < {ew}
+),
 new_cust AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS new_customers,
-           SUM(CASE WHEN e.customer_id IS NOT NULL THEN a.share ELSE 0.0 END) AS new_effective_customers,
+           SUM(CASE WHEN e.customer_id IS NOT NULL THEN a.share ELSE 0.0 END) AS new_active_customers,
+           SUM(CASE WHEN ea.customer_id IS NOT NULL THEN a.share ELSE 0.0 END) AS new_effective_customers,
            SUM(CASE WHEN {channel} = 'referral' THEN a.share ELSE 0.0 END) AS new_referred
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date <= CAST(c.open_date AS DATE) AND a.end_date > CAST(c.open_date AS DATE)
     JOIN mon m ON CAST(c.open_date AS DATE) >= m.month_start AND CAST(c.open_date AS DATE) < m.month_end
     LEFT JOIN effective e ON e.customer_id = c.customer_id
+    LEFT JOIN effective_assets ea ON ea.customer_id = c.customer_id
     GROUP BY a.rm_id, m.month_start
 ),
 act AS (
@@ -236,11 +358,17 @@ SELECT k.rm_id, k.month_start,
        COALESCE(ch.churned, 0.0) AS churned,
        COALESCE(n.new_customers, 0.0) AS new_customers,
        COALESCE(n.new_effective_customers, 0.0) AS new_effective_customers,
+       COALESCE(n.new_active_customers, 0.0) AS new_active_customers,
        COALESCE(n.new_referred, 0.0) AS new_referred,
        act.visits, act.visits_required, act.visits_covered, act.calls, act.cross_sell_offers, act.digital_usage,
        act.training_score, act.complaints, act.nps_responses, act.nps_promoters, act.nps_detractors,
        act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
-       act.alert_response_hours, act.referrals
+       act.alert_response_hours, act.referrals,
+       COALESCE(b.deposits_avg, 0.0) AS deposits_avg, COALESCE(b.deposits_avg_fallback, 0.0) AS deposits_avg_fallback,
+       COALESCE(b.npl_open, 0.0) AS npl_open, COALESCE(b.npl_new, 0.0) AS npl_new,
+       b.recovered AS recovered, b.written_off AS written_off,
+       COALESCE(bs.book_start_quality, 0.0) AS book_start_quality,
+       COALESCE(ch.churned_quality, 0.0) AS churned_quality
 FROM keys k
 LEFT JOIN book_size s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
 LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
@@ -284,7 +412,7 @@ def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.T
         return lo, hi
     r = run_sql(data_range_sql(), {n: tables[n] for n in names}, engine=engine).iloc[0]
     if pd.isna(r["lo"]):
-        raise ValueError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
+        raise DataError("rm_month_measures: transactions, balances and rm_activity hold no dated rows")
     return pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
 
 
@@ -292,7 +420,8 @@ REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity
 
 
 def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str | None = None,
-                      effective_window_days: int = 90) -> pd.DataFrame:
+                      effective_window_days: int = 90, effective: EffectiveRule | None = None,
+                      quality: QualityRule | None = None) -> pd.DataFrame:
     """Run :func:`rm_month_sql` on the contract tables: one row per RM and calendar month.
 
     Amounts in currency, balances as credited month-end snapshots, counts credited by share.
@@ -305,28 +434,70 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
         columns are read from the schemas, and only the RM x month result is collected.
     start, end : first and last day of the months to cover (default: the data range).
     engine : "duckdb" or "spark" (see :mod:`rmanalytics.engine`).
+    effective, quality : thresholds of effective new customers and of the quality tier (defaults
+        :class:`EffectiveRule` with ``window_days=effective_window_days``, :class:`QualityRule`).
+
+    The definitions used where the data decides (deposits on daily averages or month-end, new NPL
+    from a column or derived, recovery available or not) are in ``attrs["definitions"]``
+    (KPI -> sentence) and carried into :func:`kpi_table`; see :func:`definitions_table`.
     """
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
-        raise ValueError(f"rm_month_measures needs tables {missing}")
+        raise DataError(f"rm_month_measures needs tables {missing}")
     if start is None or end is None:
         lo, hi = _data_range(tables, engine=engine)
         start, end = start or lo, end or hi
     months = month_calendar(start, end)
     tx_cols = columns_of(tables["transactions"], engine)
     bal_cols = columns_of(tables["balances"], engine)
+    effective = effective or EffectiveRule(window_days=effective_window_days)
+    quality = quality or QualityRule()
+    if tables.get("daily_balances") is not None:
+        dep = "daily_balances"
+    elif "deposits_avg" in bal_cols:
+        dep = "column"
+    else:
+        dep = "month_end"
+    flags = {c: c in bal_cols for c in ("npl_new", "recovered", "written_off")}
     sql = rm_month_sql(
         has_fee="fee" in tx_cols,
         has_strategic="loans_strategic" in bal_cols,
         has_npl="npl" in bal_cols,
         has_channel="acquisition_channel" in columns_of(tables["customers"], engine),
         effective_window_days=effective_window_days,
+        deposits_avg=dep, has_npl_new=flags["npl_new"], has_recovered=flags["recovered"],
+        has_written_off=flags["written_off"], effective=effective, quality=quality,
     )
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
+    if dep == "daily_balances":
+        inputs["daily_balances"] = tables["daily_balances"]
     inputs["months"] = months
     out = run_sql(sql, inputs, engine=engine)
     out["month_start"] = pd.to_datetime(out["month_start"])
+    dep_txt = {"daily_balances": "daily average (日均) from the daily_balances table",
+               "column": "daily average (日均) from balances.deposits_avg",
+               "month_end": "month-end snapshots (no daily averages in the data)"}[dep]
+    out.attrs["definitions"] = {
+        "deposit_growth": dep_txt, "avg_deposits": dep_txt,
+        "new_effective_customers": (f"AUM >= {effective.aum_retail:,.0f} (retail) / {effective.aum_corporate:,.0f} "
+                                    f"(corporate) at {effective.hold_months} consecutive month-end(s) within "
+                                    f"{effective.window_days} days of opening"),
+        "new_active_customers": f"a positive transaction within {effective_window_days} days of opening",
+        "new_npl_ratio": ("balances.npl_new" if flags["npl_new"]
+                          else "derived: month-on-month increase of a customer's NPL balance (no npl_new column)"),
+        "npl_recovery_rate": ("balances.recovered" if flags["recovered"]
+                              else "not available (no balances.recovered column)"),
+        "quality_churn_rate": (f"strategic tier: AUM >= {quality.aum_retail:,.0f} (retail) / "
+                               f"{quality.aum_corporate:,.0f} (corporate) at the previous month-end"),
+    }
     return out
+
+
+def definitions_table(kpis: pd.DataFrame) -> pd.DataFrame:
+    """Which definition each data-dependent KPI used: ``kpi, definition`` from
+    ``kpis.attrs["definitions"]`` (set by :func:`rm_month_measures` / :func:`kpi_table`)."""
+    d = kpis.attrs.get("definitions", {})
+    return pd.DataFrame({"kpi": list(d), "definition": list(d.values())})
 
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
@@ -343,6 +514,9 @@ def kpi_table(
     end=None,
     engine: str | None = None,
     effective_window_days: int = 90,
+    strategic_loan_weight: float = 1.5,
+    effective: EffectiveRule | None = None,
+    quality: QualityRule | None = None,
 ) -> pd.DataFrame:
     """KPIs per RM and period (see :data:`KPI_DEFINITIONS` for formulas and units).
 
@@ -352,6 +526,9 @@ def kpi_table(
         Spark DataFrames or table names with ``engine="spark"`` (see :func:`rm_month_measures`).
     freq : 'month', 'quarter' or 'year'; ``period`` is labelled as in ``kpi_targets``.
     monthly : precomputed :func:`rm_month_measures` (saves the SQL run when several freqs are needed).
+    strategic_loan_weight : weight of strategic-line loans in ``weighted_loan_volume`` (1 = no
+        extra weight; the bank's choice, default 1.5).
+    effective, quality : see :func:`rm_month_measures`.
 
     Returns
     -------
@@ -360,13 +537,26 @@ def kpi_table(
     ``partial_period``.
     """
     if freq not in FREQS:
-        raise ValueError(f"freq must be one of {list(FREQS)}, got {freq!r}")
+        raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
     if monthly is None:
         if tables is None:
-            raise ValueError("give tables or monthly")
+            raise ParameterError("give tables or monthly")
         monthly = rm_month_measures(tables, start=start, end=end, engine=engine,
-                                    effective_window_days=effective_window_days)
+                                    effective_window_days=effective_window_days, effective=effective,
+                                    quality=quality)
+    if strategic_loan_weight < 0:
+        raise ValueError(f"strategic_loan_weight must be >= 0, got {strategic_loan_weight}")
+    definitions = dict(monthly.attrs.get("definitions", {}))
+    definitions["weighted_loan_volume"] = (f"loans + {strategic_loan_weight - 1:g} x strategic loans "
+                                           f"(strategic lines weighted {strategic_loan_weight:g})")
     m = monthly.copy()
+    for c in ("deposits_avg", "deposits_avg_fallback", "npl_open", "npl_new", "book_start_quality",
+              "churned_quality", "new_active_customers"):
+        if c not in m.columns:  # a monthly frame from before these measures existed
+            m[c] = m["deposits"] if c == "deposits_avg" else 0.0
+    for c in ("recovered", "written_off"):
+        if c not in m.columns:
+            m[c] = np.nan
     m["period"] = period_label(m["month_start"], freq).to_numpy()
     p = m["month_start"].dt.to_period(FREQS[freq])
     m["period_start"] = p.dt.start_time.dt.normalize()
@@ -377,22 +567,33 @@ def kpi_table(
             "complaints", "nps_responses", "nps_promoters", "nps_detractors", "compliance_checks",
             "compliance_passed", "compliance_breaches", "major_breaches", "referrals", "aum", "deposits", "loans",
             "loans_strategic", "npl", "products_w", "w_balances", "cross_sell_base", "cross_sell_w",
-            "customers_credited"]
+            "customers_credited", "deposits_avg", "deposits_avg_fallback", "npl_new", "churned_quality",
+            "new_active_customers"]
+    flows = ["recovered", "written_off"]  # NaN when the data has no such column
     means = ["digital_usage", "training_score", "alert_response_hours"]
     m = m.sort_values(["rm_id", "month_start"])
     g = m.groupby(["rm_id", "period"], sort=True)
     out = g[sums].sum(min_count=1)
     out[sums] = out[sums].fillna(0.0)
+    out[flows] = g[flows].sum(min_count=1)
     out[means] = g[means].mean()
     out["period_start"] = g["period_start"].first()
     out["period_end"] = g["period_end"].first()
     first = m[m["month_start"] == m["period_start"]].set_index(["rm_id", "period"])["book_start"]
     out["book_start"] = first.reindex(out.index).fillna(0.0)
+    firsts = m[m["month_start"] == m["period_start"]].set_index(["rm_id", "period"])
+    for c in ("book_start_quality", "npl_open"):
+        out[c] = firsts[c].reindex(out.index).fillna(0.0)
     out = out.reset_index()
     # balances: average over all calendar months of the period (pro-rated, see module doc)
-    for col in ("aum", "deposits", "loans", "loans_strategic", "npl", "customers_credited"):
+    for col in ("aum", "deposits", "loans", "loans_strategic", "npl", "customers_credited", "deposits_avg"):
         out[col] = out[col] / n_months
-    out["avg_deposits"] = out["deposits"]
+    out["avg_deposits"] = out["deposits_avg"]
+    out["avg_deposits_month_end"] = out["deposits"]
+    out["weighted_loan_volume"] = out["loans"] + (strategic_loan_weight - 1.0) * out["loans_strategic"]
+    out["new_npl_ratio"] = _ratio(out["npl_new"], out["loans"])
+    out["npl_recovery_rate"] = _ratio(out["recovered"], out["npl_open"] + out["npl_new"])
+    out["quality_churn_rate"] = _ratio(out["churned_quality"], out["book_start_quality"])
     out["loan_volume"] = out["loans"]
     out["strategic_loan_volume"] = out["loans_strategic"]
     out["strategic_loan_share"] = _ratio(out["loans_strategic"], out["loans"])
@@ -430,9 +631,12 @@ def kpi_table(
         out["partial_period"] = False
     kpis = list(KPI_DEFINITIONS)
     extra = ["volume", "expected_fee", "customers_credited", "book_start", "new_customers", "visits", "calls",
-             "cross_sell_offers", "days_active", "partial_period"]
+             "cross_sell_offers", "days_active", "partial_period", "book_start_quality", "npl_open", "npl_new",
+             "recovered", "written_off", "deposits_avg_fallback"]
     cols = ["rm_id", "period", "period_start", "period_end"] + kpis + [c for c in extra if c not in kpis]
-    return out[cols]
+    res = out[cols]
+    res.attrs["definitions"] = definitions
+    return res
 
 
 def segment_period_sql() -> str:
@@ -455,8 +659,11 @@ ORDER BY p.period, segment
 
 
 def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "customer_type", freq: str = "quarter",
-                      engine: str | None = None) -> pd.DataFrame:
+                      end: str | pd.Timestamp | None = None, engine: str | None = None) -> pd.DataFrame:
     """Fee income (currency), transaction volume and active customers per segment and period.
+
+    ``end``: last day counted (the observation end; default the last transaction date); later
+    transactions are left out, and the period holding ``end`` is then partial.
 
     ``segment`` is a column of ``customers`` (e.g. customer_type, industry); a missing segment
     value is reported as the segment ``"unknown"`` (counted, not dropped). Inputs as in
@@ -465,9 +672,9 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
     """
     cust, tx = tables["customers"], tables["transactions"]
     if segment not in columns_of(cust, engine):
-        raise ValueError(f"customers has no column {segment!r} to segment by")
+        raise DataError(f"customers has no column {segment!r} to segment by")
     if "fee" not in columns_of(tx, engine):
-        raise ValueError("transactions has no 'fee' column: fee income cannot be decomposed")
+        raise DataError("transactions has no 'fee' column: fee income cannot be decomposed")
     if isinstance(cust, pd.DataFrame):
         seg = pd.DataFrame({"customer_id": cust["customer_id"], "segment": cust[segment]})
     else:  # one row per customer, collected: the size of a per-customer result
@@ -479,8 +686,12 @@ def segment_fee_table(tables: dict[str, pd.DataFrame], *, segment: str = "custom
         r = run_sql("SELECT MIN(CAST(date AS DATE)) AS lo, MAX(CAST(date AS DATE)) AS hi FROM transactions",
                     {"transactions": tx}, engine=engine).iloc[0]
         lo, hi = pd.Timestamp(r["lo"]), pd.Timestamp(r["hi"])
+    if end is not None:
+        hi = pd.Timestamp(end)
     months = month_calendar(lo, hi)
     months["period"] = period_label(months["month_start"], freq).to_numpy()
     periods = months.groupby("period", as_index=False).agg(period_start=("month_start", "min"),
                                                            period_end=("month_end", "max"))
+    if end is not None:  # period_end is exclusive: count transactions up to and including ``end``
+        periods["period_end"] = periods["period_end"].clip(upper=pd.Timestamp(end).normalize() + pd.Timedelta(days=1))
     return run_sql(segment_period_sql(), {"transactions": tx, "seg": seg, "periods": periods}, engine=engine)

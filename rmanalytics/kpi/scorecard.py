@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rmanalytics.errors import DataError, ParameterError
 from rmanalytics.kpi.measures import KPI_DEFINITIONS
 
 RATINGS = ("excellent", "good", "qualified", "needs_improvement")
@@ -145,22 +146,25 @@ def load_scorecard_config(source: str | Path | dict) -> ScorecardConfig:
     return ScorecardConfig.model_validate(data)
 
 
-def _targets_long(targets: pd.DataFrame) -> pd.DataFrame:
+def _targets_long(targets: pd.DataFrame, unit_level: str = "rm") -> pd.DataFrame:
     t = targets
     if "unit_level" in t.columns:
-        t = t[t["unit_level"] == "rm"]
+        t = t[t["unit_level"] == unit_level]
     t = t.rename(columns={"unit_id": "rm_id"})
     return t[["rm_id", "period", "kpi", "target"]]
 
 
-def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig) -> pd.DataFrame:
+def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig, *,
+               unit_level: str = "rm") -> pd.DataFrame:
     """Points per RM, period and scored KPI (long format).
 
     Parameters
     ----------
     kpis : from :func:`rmanalytics.kpi.kpi_table` (``rm_id, period`` + KPI columns).
-    targets : the ``kpi_targets`` table (rows with ``unit_level == 'rm'`` are used) or a frame
+    targets : the ``kpi_targets`` table (rows with ``unit_level == unit_level`` are used) or a frame
         ``rm_id, period, kpi, target``.
+    unit_level : the org level scored (``"rm"``; an org unit's id is then in the ``rm_id`` column,
+        see :func:`rmanalytics.kpi.branch.unit_scorecard`).
 
     Returns
     -------
@@ -171,11 +175,11 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     """
     missing_cols = [k for k in config.kpis if k not in kpis.columns]
     if missing_cols:
-        raise ValueError(f"kpis frame lacks scored KPI columns {missing_cols}")
-    t = _targets_long(targets)
+        raise DataError(f"kpis frame lacks scored KPI columns {missing_cols}")
+    t = _targets_long(targets, unit_level)
     dup = t.duplicated(["rm_id", "period", "kpi"])
     if dup.any():
-        raise ValueError(f"kpi_targets: {int(dup.sum())} duplicated (unit_id, period, kpi) rows, e.g. "
+        raise DataError(f"kpi_targets: {int(dup.sum())} duplicated (unit_id, period, kpi) rows, e.g. "
                          f"{t.loc[dup, ['rm_id', 'period', 'kpi']].head(3).values.tolist()}")
     rows = []
     for dim, d in config.dimensions.items():
@@ -194,7 +198,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     no_t = long["target"].isna()
     if no_t.any():
         ex = long.loc[no_t, ["rm_id", "period", "kpi"]].head(5).values.tolist()
-        raise ValueError(f"kpi_targets: {int(no_t.sum())} (rm_id, period, kpi) combinations have no target "
+        raise DataError(f"kpi_targets: {int(no_t.sum())} (rm_id, period, kpi) combinations have no target "
                          f"(and the scorecard config gives no standard target for the KPI), e.g. {ex}")
     ach = np.full(len(long), np.nan)
     for (dim, kpi), idx in long.groupby(["dimension", "kpi"]).groups.items():
@@ -206,7 +210,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
             bad = tg <= 0
             if bad.any():
                 ex = long.loc[idx[bad], ["rm_id", "period"]].head(3).values.tolist()
-                raise ValueError(f"kpi_targets: KPI {kpi!r} uses the ratio rule but {int(bad.sum())} targets are "
+                raise DataError(f"kpi_targets: KPI {kpi!r} uses the ratio rule but {int(bad.sum())} targets are "
                                  f"<= 0 (e.g. {ex}); use the 'difference' rule for it")
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = a / tg if direction == "higher" else np.where(a == 0, np.inf, tg / a)
@@ -220,7 +224,7 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
     if long["missing_actual"].any():
         if config.missing_actual == "error":
             ex = long.loc[long["missing_actual"], ["rm_id", "period", "kpi"]].head(5).values.tolist()
-            raise ValueError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
+            raise DataError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
         floors = long.apply(lambda r: config.dimensions[r["dimension"]].kpis[r["kpi"]].floor, axis=1)
         long["achievement"] = long["achievement"].fillna(floors)
     long["points"] = 100.0 * long["achievement"]
@@ -236,7 +240,7 @@ def _rating(score: float, config: ScorecardConfig) -> str:
 
 
 def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig | dict | str,
-              rms: pd.DataFrame | None = None) -> pd.DataFrame:
+              rms: pd.DataFrame | None = None, *, unit_level: str = "rm") -> pd.DataFrame:
     """Score every RM and period: dimension scores, total, rating, veto, peer rank, bonus.
 
     Parameters
@@ -256,7 +260,7 @@ def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig
     """
     if not isinstance(config, ScorecardConfig):
         config = load_scorecard_config(config)
-    pts = kpi_points(kpis, targets, config)
+    pts = kpi_points(kpis, targets, config, unit_level=unit_level)
     pts["wp"] = pts["weight"] * pts["points"]
     dim = pts.pivot_table(index=["rm_id", "period"], columns="dimension", values="wp", aggfunc="sum")
     dim = dim[list(config.dimensions)]
@@ -290,7 +294,7 @@ def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig
                 out[c] = out["rm_id"].map(org[c])
         missing_peer = [c for c in config.peer_group if c not in out.columns]
         if missing_peer:
-            raise ValueError(f"peer_group columns {missing_peer} not in the rms table")
+            raise DataError(f"peer_group columns {missing_peer} not in the rms table")
         peer_cols = list(config.peer_group)
     grp = out.groupby(["period", *peer_cols])["total_score"]
     out["peer_rank"] = grp.rank(ascending=False, method="min").astype(int)
@@ -299,36 +303,71 @@ def scorecard(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfig
     return out.sort_values(["period", "rm_id"]).reset_index(drop=True)
 
 
-def rollup(scores: pd.DataFrame, rms: pd.DataFrame, levels: tuple[str, ...] = ORG_LEVELS) -> pd.DataFrame:
+def rollup_weights(scores: pd.DataFrame, weight: str = "unweighted", kpis: pd.DataFrame | None = None,
+                   volume: str = "aum") -> pd.Series:
+    """Weight of each row (RM, period) of ``scores`` in a roll-up.
+
+    ``"unweighted"``: 1 per RM. ``"headcount"``: full-time equivalent in the period,
+    ``days_active / days in the period`` (an RM who left mid-quarter counts for the days served;
+    needs ``kpis`` with ``days_active, period_start, period_end``). ``"volume"``: the RM's business
+    volume, column ``volume`` of ``kpis`` (default ``aum``, currency; negative values count 0).
+    """
+    if weight == "unweighted":
+        return pd.Series(1.0, index=scores.index)
+    if weight not in ("headcount", "volume"):
+        raise ParameterError(f"weight must be 'unweighted', 'headcount' or 'volume', got {weight!r}")
+    if kpis is None:
+        raise ParameterError(f"rollup weight {weight!r} needs the kpis frame")
+    k = kpis.set_index(["rm_id", "period"])
+    idx = pd.MultiIndex.from_frame(scores[["rm_id", "period"]])
+    if weight == "headcount":
+        days = (k["period_end"] - k["period_start"]).dt.days
+        w = (k["days_active"] / days).reindex(idx)
+    else:
+        if volume not in k.columns:
+            raise DataError(f"kpis has no volume column {volume!r} to weight the roll-up by")
+        w = k[volume].clip(lower=0).reindex(idx)
+    return pd.Series(w.fillna(0.0).to_numpy(float), index=scores.index)
+
+
+def rollup(scores: pd.DataFrame, rms: pd.DataFrame, levels: tuple[str, ...] = ORG_LEVELS, *,
+           weight: str = "unweighted", kpis: pd.DataFrame | None = None, volume: str = "aum") -> pd.DataFrame:
     """Roll RM scorecards up the hierarchy: outlet, sub-branch, tier-2 and tier-1 branch.
 
-    Returns a long frame ``level, unit, period, n_rms, mean_score, score_<dim> (means),
-    n_<rating>, share_excellent, n_vetoed, mean_bonus`` (unweighted means over RMs).
+    ``weight`` (see :func:`rollup_weights`): ``"unweighted"`` (each RM counts 1), ``"headcount"``
+    (by FTE in the period) or ``"volume"`` (by the RM's ``volume`` column of ``kpis``).
+    Returns a long frame ``level, unit, period, n_rms, mean_score, score_<dim>`` (weighted means
+    over RMs), ``n_<rating>, share_excellent, n_vetoed, mean_bonus, weighting``. How a unit's
+    ``mean_score`` splits into its RMs' contributions: :func:`rmanalytics.kpi.branch.rm_contributions`.
     """
     org = rms.set_index("rm_id")
     miss = [lv for lv in levels if lv not in org.columns]
     if miss:
-        raise ValueError(f"rms table lacks hierarchy columns {miss}")
+        raise DataError(f"rms table lacks hierarchy columns {miss}")
     unknown = sorted(set(scores["rm_id"]) - set(org.index))
     if unknown:
-        raise ValueError(f"rollup: {len(unknown)} rm_id not in rms, e.g. {unknown[:3]}")
+        raise DataError(f"rollup: {len(unknown)} rm_id not in rms, e.g. {unknown[:3]}")
     dims = [c for c in scores.columns if c.startswith("score_")]
+    w = rollup_weights(scores, weight, kpis, volume)
     parts = []
     for lv in levels:
-        s = scores.assign(unit=scores["rm_id"].map(org[lv]))
+        s = scores.assign(unit=scores["rm_id"].map(org[lv]), _w=w)
         g = s.groupby(["unit", "period"])
-        df = g.agg(n_rms=("rm_id", "nunique"), mean_score=("total_score", "mean"),
-                   mean_bonus=("bonus_coefficient", "mean"),
+        df = g.agg(n_rms=("rm_id", "nunique"), mean_bonus=("bonus_coefficient", "mean"),
                    n_vetoed=("veto_reason", lambda x: int(x.notna().sum())))
-        df[dims] = g[dims].mean()
+        wsum = g["_w"].sum()
+        for col, src in (("mean_score", "total_score"), *((d, d) for d in dims)):
+            num = (s[src] * s["_w"]).groupby([s["unit"], s["period"]]).sum()
+            df[col] = (num / wsum.where(wsum > 0)).reindex(df.index)
         counts = pd.crosstab([s["unit"], s["period"]], s["rating"]).reindex(columns=list(RATINGS), fill_value=0)
         for r in RATINGS:
             df[f"n_{r}"] = counts[r].reindex(df.index).fillna(0).astype(int)
         df["share_excellent"] = df["n_excellent"] / df["n_rms"]
         parts.append(df.reset_index().assign(level=lv))
     out = pd.concat(parts, ignore_index=True)
+    out["weighting"] = weight
     return out[["level", "unit", "period", "n_rms", "mean_score", *dims, *[f"n_{r}" for r in RATINGS],
-                "share_excellent", "n_vetoed", "mean_bonus"]]
+                "share_excellent", "n_vetoed", "mean_bonus", "weighting"]]
 
 
 def rollup_kpis(kpis: pd.DataFrame, rms: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -352,10 +391,10 @@ def cycle_flags(scores: pd.DataFrame) -> pd.DataFrame:
     """
     bad = ~scores["period"].astype(str).str.fullmatch(r"\d{4}Q[1-4]")
     if bad.any():
-        raise ValueError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
+        raise DataError(f"cycle_flags needs quarter labels 'YYYYQn'; {int(bad.sum())} rows are not, e.g. "
                          f"{scores.loc[bad, 'period'].head(3).tolist()}")
     s = scores[["rm_id", "period", "rating"]].copy()
-    prev = s.assign(period=s["period"].map(lambda p: p)).set_index(["rm_id", "period"])["rating"]
+    prev = s.set_index(["rm_id", "period"])["rating"]
     s["previous_rating"] = [prev.get((r, _prev_quarter(p))) for r, p in zip(s["rm_id"], s["period"])]
     s["two_consecutive_excellent"] = (s["rating"] == "excellent") & (s["previous_rating"] == "excellent")
     s["needs_improvement"] = s["rating"] == "needs_improvement"

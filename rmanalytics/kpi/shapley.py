@@ -35,6 +35,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, ParameterError
+
 MAX_FACTORS = 12
 
 Policy = Literal["direct", "chain"]
@@ -72,12 +74,12 @@ def shapley_decomposition(
     keys = list(base.keys())
     if set(keys) != set(current.keys()):
         missing = sorted(set(keys) ^ set(current.keys()))
-        raise ValueError(f"base and current must have the same factors; differing: {missing}")
+        raise DataError(f"base and current must have the same factors; differing: {missing}")
     p = len(keys)
     if p == 0:
-        raise ValueError("shapley_decomposition needs at least one factor")
+        raise ParameterError("shapley_decomposition needs at least one factor")
     if p > max_factors:
-        raise ValueError(
+        raise DataError(
             f"shapley_decomposition enumerates 2**P subsets exactly; {p} factors exceed the limit of "
             f"{max_factors} (group factors, or raise max_factors knowingly)"
         )
@@ -149,14 +151,14 @@ def volume_mix_rate(
     for name, df in (("base", base), ("current", current)):
         miss = [c for c in (segment, count, value) if c not in df.columns]
         if miss:
-            raise ValueError(f"volume_mix_rate: {name} lacks columns {miss}")
+            raise DataError(f"volume_mix_rate: {name} lacks columns {miss}")
         dup = df[segment].duplicated()
         if dup.any():
-            raise ValueError(f"volume_mix_rate: {name} has {int(dup.sum())} duplicated segments, e.g. "
+            raise DataError(f"volume_mix_rate: {name} has {int(dup.sum())} duplicated segments, e.g. "
                              f"{df.loc[dup, segment].head(3).tolist()}")
         neg = df[count] < 0
         if neg.any():
-            raise ValueError(f"volume_mix_rate: {name}.{count} must be >= 0; {int(neg.sum())} rows are negative")
+            raise DataError(f"volume_mix_rate: {name}.{count} must be >= 0; {int(neg.sum())} rows are negative")
     segs = sorted(set(base[segment]) | set(current[segment]), key=str)
     b = base.set_index(segment).reindex(segs)
     c = current.set_index(segment).reindex(segs)
@@ -164,7 +166,7 @@ def volume_mix_rate(
     vb, vc = b[value].fillna(0.0).to_numpy(float), c[value].fillna(0.0).to_numpy(float)
     bad = ((nb == 0) & (vb != 0)) | ((nc == 0) & (vc != 0))
     if bad.any():
-        raise ValueError(f"volume_mix_rate: segments with {value} but zero {count}: "
+        raise DataError(f"volume_mix_rate: segments with {value} but zero {count}: "
                          f"{[s for s, x in zip(segs, bad) if x][:5]}")
     with np.errstate(divide="ignore", invalid="ignore"):
         rb = np.where(nb > 0, vb / np.where(nb > 0, nb, 1), np.nan)
@@ -174,7 +176,7 @@ def volume_mix_rate(
     rb, rc = np.nan_to_num(rb), np.nan_to_num(rc)
     Nb, Nc = nb.sum(), nc.sum()
     if Nb <= 0 or Nc <= 0:
-        raise ValueError(f"volume_mix_rate: total {count} must be > 0 in both periods")
+        raise DataError(f"volume_mix_rate: total {count} must be > 0 in both periods")
     out = shapley_decomposition(
         _vmr_kpi,
         {"volume": Nb, "mix": nb / Nb, "rate": rb},
@@ -182,6 +184,26 @@ def volume_mix_rate(
     )
     out.attrs.update(base_total=float(vb.sum()), current_total=float(vc.sum()))
     return out
+
+
+def attribution_span(periods: Sequence[str], base: str | None = None,
+                     current: str | None = None) -> tuple[str, str, list[str]]:
+    """The base and current period of an attribution and the periods from one to the other.
+
+    ``periods``: period labels ('YYYYQn' or 'YYYY', sortable); ``base`` defaults to the first,
+    ``current`` to the last. Returns ``(base, current, [base, ..., current])``.
+    """
+    labels = sorted(set(periods))
+    if not labels:
+        raise DataError("attribution_span: no periods")
+    b = base if base is not None else labels[0]
+    c = current if current is not None else labels[-1]
+    for name, v in (("attribution_base", b), ("attribution_current", c)):
+        if v not in labels:
+            raise ParameterError(f"{name}={v!r} is not a period of the data; periods: {labels}")
+    if b >= c:
+        raise ParameterError(f"attribution_base {b!r} must come before attribution_current {c!r}")
+    return b, c, [p for p in labels if b <= p <= c]
 
 
 def volume_mix_rate_by_period(
@@ -201,10 +223,10 @@ def volume_mix_rate_by_period(
     """
     periods = list(periods)
     if len(periods) < 2:
-        raise ValueError("need at least two periods")
+        raise ParameterError("need at least two periods")
     pairs = [(periods[0], periods[-1])] if policy == "direct" else list(zip(periods[:-1], periods[1:]))
     if policy not in ("direct", "chain"):
-        raise ValueError(f"policy must be 'direct' or 'chain', got {policy!r}")
+        raise ParameterError(f"policy must be 'direct' or 'chain', got {policy!r}")
     total = None
     for p0, p1 in pairs:
         part = volume_mix_rate(frame[frame[period] == p0], frame[frame[period] == p1],
@@ -244,7 +266,7 @@ def unit_contributions(
     if groups is not None:
         g = groups.reindex(idx)
         if g.isna().any():
-            raise ValueError(f"unit_contributions: {int(g.isna().sum())} units have no group, e.g. "
+            raise DataError(f"unit_contributions: {int(g.isna().sum())} units have no group, e.g. "
                              f"{list(idx[g.isna()][:3])}")
         df = df.groupby(g.to_numpy()).sum()
         df.index.name = groups.name
@@ -279,7 +301,7 @@ def estimate_market_index(
     n_excluded = int((~ok).sum())
     df = df[ok]
     if df.empty:
-        raise ValueError(f"estimate_market_index: no rows with {value} > 0 and {volume} > 0")
+        raise DataError(f"estimate_market_index: no rows with {value} > 0 and {volume} > 0")
     y = np.log(df[value].to_numpy(float) / df[volume].to_numpy(float))
     units = pd.Categorical(df[unit])
     pers = pd.Categorical(df[period], categories=sorted(df[period].unique()))
@@ -336,15 +358,15 @@ def rm_market_split(
     Frame per unit: ``base, current, change, book, market, rm, joined_left``.
     """
     if policy not in ("direct", "chain"):
-        raise ValueError(f"policy must be 'direct' or 'chain', got {policy!r}")
+        raise ParameterError(f"policy must be 'direct' or 'chain', got {policy!r}")
     if market_index is None:
         market_index = estimate_market_index(panel, unit=unit, period=period, value=value, volume=volume)
     all_periods = sorted(panel[period].unique())
     if base_period not in all_periods or current_period not in all_periods:
-        raise ValueError(f"periods {base_period!r}/{current_period!r} not in panel periods {all_periods[:3]}...")
+        raise ParameterError(f"periods {base_period!r}/{current_period!r} not in panel periods {all_periods[:3]}...")
     i0, i1 = all_periods.index(base_period), all_periods.index(current_period)
     if i1 <= i0:
-        raise ValueError("current_period must come after base_period")
+        raise ParameterError("current_period must come after base_period")
     steps = [(base_period, current_period)] if policy == "direct" else \
         list(zip(all_periods[i0:i1], all_periods[i0 + 1:i1 + 1]))
     wide_v = panel.pivot_table(index=unit, columns=period, values=value, aggfunc="sum")

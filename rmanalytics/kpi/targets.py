@@ -14,6 +14,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, ParameterError
+from rmanalytics.kpi.measures import kpi_table
+
 
 def decompose_annual_target(
     annual: pd.DataFrame,
@@ -38,10 +41,10 @@ def decompose_annual_target(
     ``monthly_base``, ``sprint``, ``milestone`` (= base + sprint), ``cumulative_milestone``.
     """
     if not 0.0 <= base_share <= 1.0:
-        raise ValueError(f"base_share must be within [0, 1], got {base_share}")
+        raise ParameterError(f"base_share must be within [0, 1], got {base_share}")
     bad = ~annual[year_col].astype(str).str.fullmatch(r"\d{4}")
     if bad.any():
-        raise ValueError(f"decompose_annual_target: {int(bad.sum())} rows of {year_col!r} are not 'YYYY' years, "
+        raise DataError(f"decompose_annual_target: {int(bad.sum())} rows of {year_col!r} are not 'YYYY' years, "
                          f"e.g. {annual.loc[bad, year_col].head(3).tolist()}")
     keys = [unit_col] + (["kpi"] if "kpi" in annual.columns else [])
     rows = []
@@ -109,4 +112,26 @@ def annual_targets_from(targets: pd.DataFrame, kpi: str, year: str, *, unit_leve
         if not part.empty:
             s = part.groupby("unit_id", as_index=False)["target"].sum()
             return s.assign(period=str(year), kpi=kpi, source=name)[["unit_id", "period", "kpi", "target", "source"]]
-    raise ValueError(f"kpi_targets has no {unit_level} targets of {kpi!r} for {year}")
+    raise DataError(f"kpi_targets has no {unit_level} targets of {kpi!r} for {year}")
+
+
+def target_tracking(tables: dict[str, pd.DataFrame], monthly: pd.DataFrame, *, kpi: str, year: str | None = None,
+                    base_share: float = 0.8) -> tuple[pd.DataFrame, str]:
+    """Milestones of each RM's annual target of ``kpi`` against the monthly actuals of that year.
+
+    ``monthly``: :func:`~rmanalytics.kpi.rm_month_measures`; ``year`` ('YYYY') defaults to the last
+    year in it. The annual targets come from ``tables["kpi_targets"]`` (:func:`annual_targets_from`),
+    the milestones from :func:`decompose_annual_target`. Returns ``(milestone_progress table, year)``.
+    """
+    year = str(year) if year is not None else str(pd.to_datetime(monthly["month_start"]).max().year)
+    milestones = decompose_annual_target(annual_targets_from(tables["kpi_targets"], kpi, year), base_share=base_share)
+    actual = kpi_table(tables, freq="month", monthly=monthly)
+    actual = actual[actual["period"].str.startswith(year)].rename(
+        columns={"rm_id": "unit_id", "period": "month", kpi: "actual"})
+    return milestone_progress(milestones, actual[["unit_id", "month", "actual"]]), year
+
+
+def bank_attainment(progress: pd.DataFrame) -> float:
+    """Bank-wide cumulative actual / cumulative milestone in the last month of a :func:`milestone_progress` table."""
+    bank = progress.groupby("month")[["cumulative_milestone", "cumulative_actual"]].sum()
+    return float(bank["cumulative_actual"].iloc[-1] / bank["cumulative_milestone"].iloc[-1])

@@ -14,10 +14,11 @@ from rmanalytics.loyalty.gamma_gamma import GammaGammaModel, gamma_gamma_loglik_
 from rmanalytics.loyalty.groups import (
     GroupModels,
     apply_by_group,
+    calibration_split,
     customer_groups,
     fit_models,
-    load_segments,
     params_table,
+    spend_model_check,
     tracking_by_group,
 )
 from rmanalytics.loyalty.plots import (
@@ -49,9 +50,10 @@ __all__ = [
     "GammaGammaModel",
     "GroupModels",
     "apply_by_group",
+    "calibration_split",
     "customer_groups",
+    "spend_model_check",
     "fit_models",
-    "load_segments",
     "localize_index",
     "loyalty_score",
     "tracking_by_group",

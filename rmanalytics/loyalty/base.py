@@ -4,8 +4,9 @@ Every model here is fitted by maximum likelihood with :func:`scipy.optimize.mini
 (L-BFGS-B) on the *logarithms* of its parameters (so all parameters stay positive), with an
 analytic gradient. Standard errors come from the inverse of the observed information matrix (the
 Hessian of the negative log-likelihood at the optimum, computed by central differences of the
-analytic gradient) in the natural parameter scale; 95% confidence intervals are Wald intervals
-on the log scale (``exp(log θ ± 1.96 · SE(θ)/θ)``), so they never include zero.
+analytic gradient) in the natural parameter scale; confidence intervals at the model's ``alpha``
+(95% by default) are Wald intervals on the log scale (``exp(log θ ± z · SE(θ)/θ)``), so they never
+include zero.
 
 Identical input rows (e.g. the same ``(frequency, recency, T)``) are compressed into one row
 with a weight before fitting: the log-likelihood is a weighted sum, so this is exact, and data
@@ -15,6 +16,7 @@ on millions of customers usually has only tens of thousands of distinct rows.
 from __future__ import annotations
 
 import contextlib
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -22,22 +24,30 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from rmanalytics.errors import N_EXAMPLES, ConvergenceError, DataError, rule_message
+from rmanalytics.estimator import interval_columns, z_value
+
+__all__ = ["ConvergenceError", "LoyaltyInputError", "as_array", "check_columns", "check_rfm", "check_rule",
+           "compress", "dot", "is_number", "like_input", "param_series", "fit_log_params", "hessian_from_gradient", "single_threaded_blas",
+           "standard_errors"]
+
 Z95 = 1.959963984540054
 
 
-class ConvergenceError(RuntimeError):
-    """The maximum-likelihood fit did not converge; the message says what to try."""
-
-
-class LoyaltyInputError(ValueError):
+class LoyaltyInputError(DataError):
     """The input summary breaks a rule of the model (the message names column, rule, rows)."""
 
 
-def _examples(df: pd.DataFrame, mask: np.ndarray, columns: Sequence[str], n: int = 3) -> str:
-    rows = df.loc[mask, list(columns)].head(n)
-    return "; ".join(
-        f"row {idx}: " + ", ".join(f"{c}={rows.at[idx, c]!r}" for c in columns) for idx in rows.index
-    )
+def _example_rows(df: pd.DataFrame, mask: np.ndarray, columns: Sequence[str]) -> list[dict]:
+    """Offending rows with their key (``customer_id`` when the summary has one, else the row label)."""
+    idx = df.index[np.asarray(mask, dtype=bool)][:N_EXAMPLES]
+    key = "customer_id" if "customer_id" in df.columns else None
+    out = []
+    for i in idx:
+        ex = {key: df.at[i, key]} if key else {"row": i}
+        ex.update({c: df.at[i, c] for c in columns})
+        out.append({k: (v.item() if hasattr(v, "item") else v) for k, v in ex.items()})
+    return out
 
 
 def check_columns(df: pd.DataFrame, columns: Sequence[str], table: str = "summary") -> None:
@@ -52,20 +62,17 @@ def check_columns(df: pd.DataFrame, columns: Sequence[str], table: str = "summar
             raise LoyaltyInputError(f"{table}.{c}: must be numeric, got dtype {df[c].dtype}")
         bad = ~np.isfinite(df[c].to_numpy(dtype=float))
         if bad.any():
-            raise LoyaltyInputError(
-                f"{table}.{c}: rule 'finite, not null' broken by {int(bad.sum())} row(s), e.g. "
-                f"{_examples(df, bad, [c])}"
-            )
+            raise LoyaltyInputError(rule_message(f"{table}.{c}", "rule 'finite, not null'", int(bad.sum()),
+                                                 _example_rows(df, bad, [c])))
 
 
 def check_rule(df: pd.DataFrame, bad: np.ndarray, rule: str, columns: Sequence[str], table: str = "summary") -> None:
     """Raise :class:`LoyaltyInputError` naming the rule, the count and examples if any row is ``bad``."""
     bad = np.asarray(bad, dtype=bool)
     if bad.any():
-        raise LoyaltyInputError(
-            f"{table}: rule '{rule}' (columns {list(columns)}) broken by {int(bad.sum())} of {len(df)} row(s), "
-            f"e.g. {_examples(df, bad, columns)}"
-        )
+        raise LoyaltyInputError(rule_message(
+            f"{table}.{'/'.join(columns)}", f"rule '{rule}'", int(bad.sum()), _example_rows(df, bad, columns),
+            hint=f"{len(df):,} rows checked; fix or drop the offending rows explicitly before fitting"))
 
 
 def check_rfm(df: pd.DataFrame, table: str = "summary") -> None:
@@ -218,14 +225,15 @@ def hessian_from_gradient(grad: Callable[[np.ndarray], np.ndarray], x: np.ndarra
 
 
 def standard_errors(hessian: np.ndarray, names: Sequence[str], params: np.ndarray,
-                    model: str = "model") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Raises :class:`ConvergenceError` when the Hessian is not positive definite (a flat or
+                    model: str = "model", alpha: float = 0.05) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Covariance, standard errors and (1 - alpha) log-scale Wald intervals from the Hessian of -LL.
+
+    Raises :class:`ConvergenceError` when the Hessian is not positive definite (a flat or
     saddle-shaped likelihood: the optimum is not identified).
 
-    Covariance, standard errors and 95% log-scale Wald intervals from the Hessian of -LL.
-
     Returns ``(covariance matrix as a DataFrame, summary table)``; the table has columns
-    ``estimate, se, lower_95, upper_95`` indexed by parameter name.
+    ``estimate, se, lower_<level>, upper_<level>`` (``lower_95, upper_95`` at alpha = 0.05)
+    indexed by parameter name.
     """
     # scale to log-parameters so that the check does not depend on the units of the parameters
     scaled = hessian * np.outer(params, params)
@@ -240,21 +248,43 @@ def standard_errors(hessian: np.ndarray, names: Sequence[str], params: np.ndarra
     cov = np.linalg.inv(hessian)
     se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
     log_se = se / params
+    z = Z95 if alpha == 0.05 else z_value(alpha)
+    lower, upper = interval_columns(alpha)
     table = pd.DataFrame(
         {
             "estimate": params,
             "se": se,
-            "lower_95": params * np.exp(-Z95 * log_se),
-            "upper_95": params * np.exp(Z95 * log_se),
+            lower: params * np.exp(-z * log_se),
+            upper: params * np.exp(z * log_se),
         },
         index=pd.Index(list(names), name="parameter"),
     )
     return pd.DataFrame(cov, index=list(names), columns=list(names)), table
 
 
-def _dot(u: np.ndarray, v: np.ndarray) -> float:
+def dot(u: np.ndarray, v: np.ndarray) -> float:
     """Inner product without BLAS (BLAS threading costs far more than the product on shared cores)."""
     return float(np.einsum("i,i->", u, v))
+
+
+def like_input(result: np.ndarray, *inputs):
+    """Return a Series with the index of the first Series input, else the array (scalar if 0-d)."""
+    for v in inputs:
+        if isinstance(v, pd.Series) and np.ndim(result) == 1 and len(v) == len(result):
+            return pd.Series(result, index=v.index)
+    if np.ndim(result) == 0:
+        return float(result)
+    return result
+
+
+def is_number(v) -> bool:
+    """A real number that is not a bool (for checking constructor arguments in ``fit``)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def param_series(values, names) -> pd.Series:
+    """Model parameters as a float Series indexed by ``parameter`` (the ``params_`` of the loyalty models)."""
+    return pd.Series([float(v) for v in values], index=pd.Index(list(names), name="parameter"), name="value")
 
 
 def as_array(*values) -> list[np.ndarray]:

@@ -33,30 +33,26 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy import integrate, special
+from sklearn.base import BaseEstimator
 
+from rmanalytics.errors import ConvergenceError, DataError, ParameterError
+from rmanalytics.estimator import check_alpha, check_fitted
 from rmanalytics.loyalty.base import (
-    _dot,
     as_array,
     check_rfm,
     compress,
+    dot,
     fit_log_params,
     hessian_from_gradient,
+    is_number,
+    like_input,
+    param_series,
     single_threaded_blas,
     standard_errors,
 )
 
 PARAM_NAMES = ("r", "alpha", "a", "b")
 _WARM_START_ROWS = 50_000
-
-
-def _like_input(result: np.ndarray, *inputs):
-    """Return a Series with the index of the first Series input, else the array (scalar if 0-d)."""
-    for v in inputs:
-        if isinstance(v, pd.Series) and np.ndim(result) == 1 and len(v) == len(result):
-            return pd.Series(result, index=v.index)
-    if np.ndim(result) == 0:
-        return float(result)
-    return result
 
 
 class _Data:
@@ -125,7 +121,7 @@ def _loglik_and_grad(theta: np.ndarray, d: _Data, grad: bool = True):
     D = c[d.p_ix] + rx * delta
     e = np.exp(-np.abs(D))
     softplus = np.maximum(D, 0.0) + np.log1p(e)  # log(1 + exp(D)), stable for any D
-    total = _dot(d.wx, a12) - _dot(r * d.WT + d.WXT, lT) + _dot(d.p_w, softplus)
+    total = dot(d.wx, a12) - dot(r * d.WT + d.WXT, lT) + dot(d.p_w, softplus)
     if not grad:
         return total, None
     # weight of the "dropped out after t_x" branch: expit(D)
@@ -134,14 +130,14 @@ def _loglik_and_grad(theta: np.ndarray, d: _Data, grad: bool = True):
     W = d.W
     psi_ab = special.digamma(a + b)
     psi_abx = special.digamma(a + b + ux)
-    d_r = (_dot(d.wx, special.digamma(r + ux)) - W * special.digamma(r) + W * np.log(alpha)
-           - _dot(d.WT, lT) + _dot(wpi4, delta))
-    d_alpha = (W * r / alpha - _dot(r * d.WT + d.WXT, 1.0 / (alpha + d.uT))
-               + _dot(wpi4 * rx, 1.0 / (alpha + d.uT)[d.p_iT] - 1.0 / (alpha + d.utx)[d.p_itx]))
-    d_a = W * psi_ab - _dot(d.wx, psi_abx) + s4x.sum() / a
+    d_r = (dot(d.wx, special.digamma(r + ux)) - W * special.digamma(r) + W * np.log(alpha)
+           - dot(d.WT, lT) + dot(wpi4, delta))
+    d_alpha = (W * r / alpha - dot(r * d.WT + d.WXT, 1.0 / (alpha + d.uT))
+               + dot(wpi4 * rx, 1.0 / (alpha + d.uT)[d.p_iT] - 1.0 / (alpha + d.utx)[d.p_itx]))
+    d_a = W * psi_ab - dot(d.wx, psi_abx) + s4x.sum() / a
     inv_bx1 = np.where(d.ux_pos, 1.0 / (b + np.maximum(ux, 1) - 1), 0.0)
-    d_b = (W * (psi_ab - special.digamma(b)) + _dot(d.wx, special.digamma(b + ux) - psi_abx)
-           - _dot(s4x, inv_bx1))
+    d_b = (W * (psi_ab - special.digamma(b)) + dot(d.wx, special.digamma(b + ux) - psi_abx)
+           - dot(s4x, inv_bx1))
     return total, np.array([d_r, d_alpha, d_a, d_b])
 
 
@@ -183,27 +179,36 @@ def _expected_alive_quad(t, r, alpha, a, b, x, T) -> float:
     return total
 
 
-class BetaGeoModel:
-    """BG/NBD model fitted by maximum likelihood.
+class BetaGeoModel(BaseEstimator):
+    """BG/NBD model fitted by maximum likelihood (a scikit-learn style estimator).
 
     Parameters
     ----------
     penalizer : L2 penalty ``penalizer * sum(params**2)`` added to the *mean* negative
         log-likelihood per customer (the convention of lifetimes); 0 for plain maximum likelihood.
+    alpha : 1 - confidence level of the intervals in ``summary_`` (0.05: 95% intervals). Not to be
+        confused with the model parameter ``alpha`` (the rate of the Gamma prior), found in ``params_``.
+    random_state : seed of the random subset of distinct rows that gives a warm start when there are
+        more than 200,000 of them (the optimum does not depend on it, only the time to reach it).
 
     Attributes (after ``fit``)
     --------------------------
-    params_ : dict ``{"r", "alpha", "a", "b"}``; ``alpha`` is in model time units (e.g. weeks).
+    params_ : Series ``r, alpha, a, b`` (index ``parameter``); ``alpha`` is in model time units (e.g. weeks).
+    summary_ : DataFrame ``estimate, se, lower_95, upper_95`` per parameter (level from ``alpha``);
+        ``covariance_``; ``se_`` (Series of standard errors); ``confidence_intervals_`` (the interval columns).
     log_likelihood_ : total log-likelihood over customers (weighted).
-    se_ : dict of standard errors; ``confidence_intervals_`` : DataFrame ``lower_95, upper_95``.
-    summary_ : DataFrame ``estimate, se, lower_95, upper_95`` per parameter; ``covariance_``.
     n_customers_ : customers (sum of weights); ``n_unique_`` : distinct (x, t_x, T) rows fitted.
     """
 
-    def __init__(self, penalizer: float = 0.0) -> None:
-        if penalizer < 0:
-            raise ValueError(f"penalizer must be >= 0, got {penalizer}")
-        self.penalizer = float(penalizer)
+    def __init__(self, penalizer: float = 0.0, alpha: float = 0.05, random_state: int | None = 0) -> None:
+        self.penalizer = penalizer
+        self.alpha = alpha
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        if not is_number(self.penalizer) or not self.penalizer >= 0:
+            raise ParameterError(f"BetaGeoModel: penalizer must be a number >= 0, got {self.penalizer!r}")
+        check_alpha(self.alpha, "BetaGeoModel")
 
     # ---------------------------------------------------------------- fitting
     def fit(self, summary: pd.DataFrame, *, weights: np.ndarray | pd.Series | str | None = None) -> "BetaGeoModel":
@@ -212,8 +217,9 @@ class BetaGeoModel:
         ``weights``: optional number of customers each row stands for (array, Series or the name
         of a column of ``summary``); rows are compressed to distinct (frequency, recency, T)
         internally either way. Raises ``LoyaltyInputError`` on invalid rows and
-        ``ConvergenceError`` (with advice) when the optimiser does not converge.
+        ``ConvergenceError`` (with advice) when the optimiser does not converge. Returns self.
         """
+        self._check_params()
         check_rfm(summary)
         x = summary["frequency"].to_numpy(dtype=float)
         tx = summary["recency"].to_numpy(dtype=float)
@@ -223,19 +229,18 @@ class BetaGeoModel:
         if weights is not None:
             weights = np.asarray(weights, dtype=float)
             if weights.shape != x.shape or not np.all(np.isfinite(weights)) or (weights < 0).any():
-                raise ValueError("weights must be finite, >= 0 and one per row of the summary")
+                raise DataError("weights must be finite, >= 0 and one per row of the summary")
         if len(summary) == 0:
-            raise ValueError("summary has no rows")
+            raise DataError("summary has no rows")
         with single_threaded_blas():
             return self._fit(x, tx, T, weights)
 
     def _fit(self, x, tx, T, weights) -> "BetaGeoModel":
         d = _Data(x, tx, T, weights)
-        self._data = d
         W = d.W
-        pen = self.penalizer
-        mean_x = float(_dot(d.wx, d.ux) / W)
-        mean_T = float(_dot(d.WT, d.uT) / W)
+        pen = float(self.penalizer)
+        mean_x = float(dot(d.wx, d.ux) / W)
+        mean_T = float(dot(d.WT, d.uT) / W)
         alpha0 = max(mean_T / max(mean_x, 1e-3), 1e-3)
         starts = [
             np.log([1.0, alpha0, 1.0, 2.0]),
@@ -245,17 +250,16 @@ class BetaGeoModel:
         if len(d.x) > 4 * _WARM_START_ROWS:
             # many distinct rows: a fit on a random subset of them gives a start close to the
             # optimum, so the full fit needs only a few iterations (same optimum, less time)
-            rng = np.random.default_rng(0)
+            rng = np.random.default_rng(self.random_state)
             sub = rng.choice(len(d.x), _WARM_START_ROWS, replace=False)
             try:
                 sub_data = _Data(d.x[sub], d.tx[sub], d.T[sub], d.w[sub], unique=True)
-                warm = BetaGeoModel(self.penalizer)._fit_data(sub_data, starts)
+                warm = self._fit_data(sub_data, starts)
                 starts = [np.log(warm.params), *starts]
             except ConvergenceError:
                 pass
         res = self._fit_data(d, starts)
         theta = res.params
-        self.params_ = dict(zip(PARAM_NAMES, map(float, theta)))
         self.log_likelihood_ = float(_loglik_and_grad(theta, d, grad=False)[0])
         self.n_iter_ = res.n_iter
         self.n_customers_ = W
@@ -265,14 +269,15 @@ class BetaGeoModel:
             return -_loglik_and_grad(th, d)[1] + 2 * pen * W * th
 
         hess = hessian_from_gradient(grad_nat, theta)
-        self.covariance_, self.summary_ = standard_errors(hess, PARAM_NAMES, theta, model="BG/NBD")
-        self.se_ = self.summary_["se"].to_dict()
-        self.confidence_intervals_ = self.summary_[["lower_95", "upper_95"]]
+        self.covariance_, self.summary_ = standard_errors(hess, PARAM_NAMES, theta, model="BG/NBD", alpha=self.alpha)
+        self.params_ = self.summary_["estimate"].rename("value")
+        self.se_ = self.summary_["se"]
+        self.confidence_intervals_ = self.summary_.iloc[:, 2:4]
         return self
 
     def _fit_data(self, d: "_Data", starts):
         W = d.W
-        pen = self.penalizer
+        pen = float(self.penalizer)
 
         def objective(phi):
             theta = np.exp(phi)
@@ -287,20 +292,20 @@ class BetaGeoModel:
 
     @classmethod
     def from_params(cls, r: float, alpha: float, a: float, b: float) -> "BetaGeoModel":
-        """A model with given parameters (no fit): for scenario analysis and tests."""
+        """A model with given parameters (no fit; ``alpha`` here is the model parameter): for
+        scenario analysis and tests. It predicts but has no ``summary_``."""
         m = cls()
-        m.params_ = {"r": float(r), "alpha": float(alpha), "a": float(a), "b": float(b)}
+        m.params_ = param_series([r, alpha, a, b], PARAM_NAMES)
         return m
 
     def _check_fitted(self):
-        if not hasattr(self, "params_"):
-            raise RuntimeError("BetaGeoModel is not fitted yet: call .fit(summary) first")
-        return tuple(self.params_[k] for k in PARAM_NAMES)
+        check_fitted(self, "params_")
+        return tuple(float(self.params_[k]) for k in PARAM_NAMES)
 
     # ------------------------------------------------------------ predictions
     def log_likelihood_individual(self, frequency, recency, T):
         """Log-likelihood of each customer's (frequency, recency, T) under the fitted parameters."""
-        return _like_input(bgnbd_loglik_terms(self._check_fitted(), frequency, recency, T), frequency)
+        return like_input(bgnbd_loglik_terms(self._check_fitted(), frequency, recency, T), frequency)
 
     def p_alive(self, frequency, recency, T):
         """P(customer is alive at T | x, t_x, T) = 1 / (1 + [x>0] a/(b+x-1) ((alpha+T)/(alpha+t_x))^(r+x))."""
@@ -309,7 +314,7 @@ class BetaGeoModel:
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.log(a) - np.log(b + np.maximum(x, 1) - 1) + (r + x) * (np.log(alpha + TT) - np.log(alpha + tx))
         out = np.where(x > 0, np.exp(-np.logaddexp(0.0, z)), 1.0)
-        return _like_input(out, frequency, recency, T)
+        return like_input(out, frequency, recency, T)
 
     def expected_purchases_new(self, t):
         """E[X(t)]: expected repeat purchases in (0, t] of a new customer (t in model time units).
@@ -326,7 +331,7 @@ class BetaGeoModel:
             for i in np.flatnonzero(bad.reshape(-1)):
                 flat[i] = _expected_alive_quad(tt.reshape(-1)[i], r, alpha, a, b, 0.0, 0.0)
         out = np.where(tt == 0, 0.0, out)
-        return _like_input(out, t)
+        return like_input(out, t)
 
     def expected_purchases(self, t, frequency, recency, T):
         """E[Y(t) | x, t_x, T]: expected purchases in (T, T+t] given the customer's history.
@@ -347,7 +352,7 @@ class BetaGeoModel:
             alive_part = ap.reshape(tt.shape)
         pa = np.asarray(self.p_alive(x, tx, TT), dtype=float)
         out = np.where(tt == 0, 0.0, pa * alive_part)
-        return _like_input(out, frequency, recency, T, t)
+        return like_input(out, frequency, recency, T, t)
 
     def probability_active(self, t, frequency, recency, T):
         """P(at least one purchase in (T, T+t] | x, t_x, T) = P(alive) * (1 - ((alpha+T)/(alpha+T+t))^(r+x)).
@@ -359,12 +364,12 @@ class BetaGeoModel:
         tt, x, tx, TT = as_array(t, frequency, recency, T)
         pa = np.asarray(self.p_alive(x, tx, TT), dtype=float)
         out = pa * -np.expm1(-(r + x) * np.log1p(tt / (alpha + TT)))
-        return _like_input(out, frequency, recency, T, t)
+        return like_input(out, frequency, recency, T, t)
 
-    def __repr__(self) -> str:
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         if hasattr(self, "params_"):
             p = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
             if not hasattr(self, "log_likelihood_"):
                 return f"BetaGeoModel({p})"
             return f"BetaGeoModel({p}, LL={self.log_likelihood_:.2f}, n={self.n_customers_:.0f})"
-        return f"BetaGeoModel(penalizer={self.penalizer})"
+        return super().__repr__(N_CHAR_MAX)

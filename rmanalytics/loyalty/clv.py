@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import ParameterError
 from rmanalytics.loyalty.base import check_columns, check_rfm
 
 PERIOD_DAYS = {"day": 1.0, "week": 7.0, "month": 365.25 / 12, "quarter": 365.25 / 4, "year": 365.25}
@@ -28,9 +29,9 @@ def period_days(time_unit: str | float) -> float:
         try:
             return PERIOD_DAYS[time_unit]
         except KeyError:
-            raise ValueError(f"time_unit must be one of {list(PERIOD_DAYS)} or a number of days, got {time_unit!r}")
+            raise ParameterError(f"time_unit must be one of {list(PERIOD_DAYS)} or a number of days, got {time_unit!r}")
     if not float(time_unit) > 0:
-        raise ValueError(f"time_unit in days must be > 0, got {time_unit!r}")
+        raise ParameterError(f"time_unit in days must be > 0, got {time_unit!r}")
     return float(time_unit)
 
 
@@ -70,9 +71,9 @@ def customer_lifetime_value(
     check_rfm(summary)
     check_columns(summary, ["monetary_value"])
     if not horizon > 0:
-        raise ValueError(f"horizon (days) must be > 0, got {horizon!r}")
+        raise ParameterError(f"horizon (days) must be > 0, got {horizon!r}")
     if not discount_rate > -1:
-        raise ValueError(f"discount_rate (annual) must be > -1, got {discount_rate!r}")
+        raise ParameterError(f"discount_rate (annual) must be > -1, got {discount_rate!r}")
     step = period_days(time_unit)
     n = int(np.ceil(horizon / step - 1e-9))
     ends = np.minimum(np.arange(1, n + 1) * step, horizon)  # period ends, days

@@ -22,19 +22,25 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from sklearn.base import BaseEstimator
+
+from rmanalytics.errors import ParameterError
+from rmanalytics.estimator import check_alpha, check_fitted
 from rmanalytics.loyalty.base import (
-    _dot,
     LoyaltyInputError,
     as_array,
     check_columns,
     check_rule,
     compress,
+    dot,
     fit_log_params,
     hessian_from_gradient,
+    is_number,
+    like_input,
+    param_series,
     single_threaded_blas,
     standard_errors,
 )
-from rmanalytics.loyalty.beta_geo import _like_input
 
 PARAM_NAMES = ("p", "q", "gamma")
 
@@ -54,34 +60,42 @@ def _loglik_and_grad(theta, x, m, w, grad=True):
     lgm = np.log(g + m * x)
     ll = (special.gammaln(px + q) - special.gammaln(px) - special.gammaln(q) + q * np.log(g)
           + (px - 1) * np.log(m) + px * np.log(x) - (px + q) * lgm)
-    total = float(_dot(w, ll))
+    total = float(dot(w, ll))
     if not grad:
         return total, None
     psi_pxq = special.digamma(px + q)
-    d_p = _dot(w, x * (psi_pxq - special.digamma(px) + np.log(m) + np.log(x) - lgm))
-    d_q = _dot(w, psi_pxq - special.digamma(q) + np.log(g) - lgm)
-    d_g = _dot(w, q / g - (px + q) / (g + m * x))
+    d_p = dot(w, x * (psi_pxq - special.digamma(px) + np.log(m) + np.log(x) - lgm))
+    d_q = dot(w, psi_pxq - special.digamma(q) + np.log(g) - lgm)
+    d_g = dot(w, q / g - (px + q) / (g + m * x))
     return total, np.array([d_p, d_q, d_g])
 
 
-class GammaGammaModel:
-    """Gamma-Gamma spend model fitted by maximum likelihood.
+class GammaGammaModel(BaseEstimator):
+    """Gamma-Gamma spend model fitted by maximum likelihood (a scikit-learn style estimator).
+
+    Parameters: ``penalizer`` (L2 penalty on the mean negative log-likelihood, as in
+    :class:`~rmanalytics.loyalty.BetaGeoModel`) and ``alpha`` (1 - confidence level of the
+    intervals in ``summary_``; 0.05 gives ``lower_95, upper_95``).
 
     Fit on a summary with ``frequency`` (repeat transactions) and ``monetary_value`` (mean value of
     the repeat transactions, currency units); rows with ``frequency == 0`` are excluded (they
     carry no spend information) and counted in ``n_excluded_``.
 
-    Attributes: ``params_`` (``p``, ``q``, ``gamma``), ``log_likelihood_``, ``se_``,
-    ``summary_``, ``n_customers_``, ``frequency_monetary_corr_`` (Pearson correlation of
+    Attributes: ``params_`` (Series ``p``, ``q``, ``gamma``), ``log_likelihood_``, ``se_``,
+    ``summary_`` (``estimate, se, lower_<level>, upper_<level>``), ``n_customers_``, ``frequency_monetary_corr_`` (Pearson correlation of
     frequency and monetary value among repeat buyers; the model assumes it is near 0),
     ``population_mean_value_`` = ``p gamma / (q - 1)``.
     """
 
-    def __init__(self, penalizer: float = 0.0) -> None:
-        self.penalizer = float(penalizer)
+    def __init__(self, penalizer: float = 0.0, alpha: float = 0.05) -> None:
+        self.penalizer = penalizer
+        self.alpha = alpha
 
     def fit(self, summary: pd.DataFrame, *, weights=None) -> "GammaGammaModel":
-        """Fit on ``summary[["frequency", "monetary_value"]]`` of customers with frequency > 0."""
+        """Fit on ``summary[["frequency", "monetary_value"]]`` of customers with frequency > 0; returns self."""
+        if not is_number(self.penalizer) or not self.penalizer >= 0:
+            raise ParameterError(f"GammaGammaModel: penalizer must be a number >= 0, got {self.penalizer!r}")
+        check_alpha(self.alpha, "GammaGammaModel")
         check_columns(summary, ["frequency", "monetary_value"])
         f = summary["frequency"].to_numpy(dtype=float)
         check_rule(summary, f < 0, "frequency >= 0", ["frequency"])
@@ -95,7 +109,7 @@ class GammaGammaModel:
         w_all = None if weights is None else np.asarray(weights, dtype=float)[rep]
         (x, m), w = compress([f[rep], m_all], w_all)
         W = float(w.sum())
-        pen = self.penalizer
+        pen = float(self.penalizer)
 
         def objective(phi):
             theta = np.exp(phi)
@@ -105,18 +119,19 @@ class GammaGammaModel:
                 return np.inf, np.zeros_like(phi)
             return fval, (-g / W + 2 * pen * theta) * theta
 
-        mean_m = float(_dot(w, m) / W)
+        mean_m = float(dot(w, m) / W)
         starts = [np.log([2.0, 3.0, mean_m]), np.log([1.0, 2.0, mean_m / 2]), np.zeros(3)]
         with single_threaded_blas():
             res = fit_log_params(objective, starts, model="Gamma-Gamma", total_weight=W)
         theta = res.params
-        self.params_ = dict(zip(PARAM_NAMES, map(float, theta)))
         self.log_likelihood_ = float(_loglik_and_grad(theta, x, m, w, grad=False)[0])
         self.n_customers_ = W
         self.n_excluded_ = int((~rep).sum())
         hess = hessian_from_gradient(lambda th: -_loglik_and_grad(th, x, m, w)[1] + 2 * pen * W * th, theta)
-        self.covariance_, self.summary_ = standard_errors(hess, PARAM_NAMES, theta, model="Gamma-Gamma")
-        self.se_ = self.summary_["se"].to_dict()
+        self.covariance_, self.summary_ = standard_errors(hess, PARAM_NAMES, theta, model="Gamma-Gamma",
+                                                          alpha=self.alpha)
+        self.params_ = self.summary_["estimate"].rename("value")
+        self.se_ = self.summary_["se"]
         fm = sub[["frequency", "monetary_value"]].to_numpy(dtype=float)
         self.frequency_monetary_corr_ = float(np.corrcoef(fm[:, 0], fm[:, 1])[0, 1]) if len(fm) > 2 else float("nan")
         p, q, g = theta
@@ -127,7 +142,7 @@ class GammaGammaModel:
     def from_params(cls, p: float, q: float, gamma: float) -> "GammaGammaModel":
         """A model with given parameters (no fit): for scenario analysis and tests."""
         m = cls()
-        m.params_ = {"p": float(p), "q": float(q), "gamma": float(gamma)}
+        m.params_ = param_series([p, q, gamma], PARAM_NAMES)
         return m
 
     def expected_average_value(self, frequency, monetary_value):
@@ -137,20 +152,19 @@ class GammaGammaModel:
         ``p gamma/(q-1)`` and the customer's own mean ``m``; customers with ``x == 0`` get the
         population mean. Requires ``q > 1``.
         """
-        if not hasattr(self, "params_"):
-            raise RuntimeError("GammaGammaModel is not fitted yet: call .fit(summary) first")
-        p, q, g = (self.params_[k] for k in PARAM_NAMES)
+        check_fitted(self, "params_")
+        p, q, g = (float(self.params_[k]) for k in PARAM_NAMES)
         if q <= 1:
             raise ValueError(f"q = {q:.3g} <= 1: the expected spend is infinite under the fitted model")
         x, m = as_array(frequency, monetary_value)
         m = np.where(x > 0, m, 0.0)
         out = p * (g + m * x) / (p * x + q - 1)
-        return _like_input(out, frequency, monetary_value)
+        return like_input(out, frequency, monetary_value)
 
-    def __repr__(self) -> str:
+    def __repr__(self, N_CHAR_MAX: int = 700) -> str:
         if hasattr(self, "params_"):
             p = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
             if not hasattr(self, "log_likelihood_"):
                 return f"GammaGammaModel({p})"
             return f"GammaGammaModel({p}, LL={self.log_likelihood_:.2f}, n={self.n_customers_:.0f})"
-        return "GammaGammaModel()"
+        return super().__repr__(N_CHAR_MAX)

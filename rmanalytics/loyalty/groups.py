@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, examples, rule_message
 from rmanalytics.loyalty.beta_geo import BetaGeoModel
 from rmanalytics.loyalty.gamma_gamma import GammaGammaModel
 
@@ -27,6 +28,7 @@ class GroupModels:
     bgnbd: BetaGeoModel
     gamma_gamma: GammaGammaModel
     n_customers: int
+    n_nonpositive: int = 0  # repeat buyers left out of the Gamma-Gamma fit: mean repeat spend <= 0
 
 
 def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
@@ -36,7 +38,7 @@ def _groups(summary: pd.DataFrame, by: str | None) -> dict[str, pd.DataFrame]:
         raise KeyError(f"summary has no column {by!r} to group by; columns: {list(summary.columns)}")
     if summary[by].isna().any():
         n = int(summary[by].isna().sum())
-        raise ValueError(f"summary.{by}: rule 'not null' broken by {n} row(s)")
+        raise DataError(rule_message(f"summary.{by}", "rule 'not null'", n, examples(summary.index[summary[by].isna()])))
     return {str(k): g for k, g in summary.groupby(by, sort=True)}
 
 
@@ -51,21 +53,22 @@ def customer_groups(frame: pd.DataFrame, customers: pd.DataFrame | None, by: str
     return frame.merge(customers[["customer_id", by]], on="customer_id", how="left")
 
 
-def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float = 0.0) -> dict[str, GroupModels]:
+def fit_models(summary: pd.DataFrame, *, by: str | None = None, penalizer: float = 0.0,
+               random_state: int | None = 0) -> dict[str, GroupModels]:
     """Fit BG/NBD (``frequency, recency, T``) and Gamma-Gamma (``frequency, monetary_value``, repeaters
     with ``monetary_value > 0``) per value of ``by`` (one group ``"all"`` when ``by`` is None).
 
     Repeat buyers whose mean repeat spend is <= 0 (refunds netting out a purchase) cannot enter
-    the Gamma-Gamma fit: their number is kept in ``gamma_gamma.n_nonpositive_``.
+    the Gamma-Gamma fit: their number is kept in ``GroupModels.n_nonpositive``. ``random_state`` seeds
+    the BG/NBD warm start on very large data (see :class:`~rmanalytics.loyalty.BetaGeoModel`).
     """
     out = {}
     for key, g in _groups(summary, by).items():
-        bg = BetaGeoModel(penalizer).fit(g)
+        bg = BetaGeoModel(penalizer, random_state=random_state).fit(g)
         rep = g[(g["frequency"] > 0)]
         ok = rep["monetary_value"] > 0
         gg = GammaGammaModel(penalizer).fit(rep[ok])
-        gg.n_nonpositive_ = int((~ok).sum())
-        out[key] = GroupModels(bg, gg, len(g))
+        out[key] = GroupModels(bg, gg, len(g), n_nonpositive=int((~ok).sum()))
     return out
 
 
@@ -118,32 +121,24 @@ def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame,
     return total.reset_index()[["date", "actual", "predicted", "period"]]
 
 
-def load_segments(segments_path: str | None, tables: dict, *, observation_end, engine: str | None = None,
-                  lang: str = "en") -> tuple[pd.DataFrame, str]:
-    """Segments, lifecycle stages and tiers per customer, and where they came from.
+def calibration_split(cal_holdout: pd.DataFrame, by: str | None) -> pd.DataFrame:
+    """Per group: customers, repeat buyers (frequency > 0), mean frequency and mean ``T`` in the
+    calibration period (model time units), and purchases in the hold-out period."""
+    if by is None:
+        by, cal_holdout = "group", cal_holdout.assign(group=ALL)
+    _groups(cal_holdout, by)  # checks the column
+    return cal_holdout.groupby(by).agg(customers=("frequency", "size"),
+                                       repeat_buyers=("frequency", lambda f: (f > 0).sum()),
+                                       mean_frequency=("frequency", "mean"), mean_T=("T", "mean"),
+                                       holdout_purchases=("frequency_holdout", "sum"))
 
-    ``segments_path``: ``restricted/tables/segments.parquet`` of a 01 run (columns customer_id, segment,
-    lifecycle_stage, tier). Otherwise they are recomputed with
-    :func:`rmanalytics.rfm.pipeline.segment_snapshot` at ``observation_end`` when that module is
-    available, else every customer's ``customer_type`` stands in for all three.
-    Returns ``(frame, source)`` with source one of ``"file"``, ``"recomputed"``, ``"customer_type"``.
-    """
-    cols = ["customer_id", "segment", "lifecycle_stage", "tier"]
-    if segments_path is not None:
-        seg = pd.read_parquet(segments_path)
-        missing = [c for c in cols if c not in seg.columns]
-        if missing:
-            raise ValueError(f"{segments_path}: missing column(s) {missing}; expected {cols}")
-        return seg[cols], "file"
-    try:
-        from rmanalytics.rfm.pipeline import segment_snapshot
-    except ImportError:
-        segment_snapshot = None
-    if segment_snapshot is not None:
-        seg = segment_snapshot(tables["transactions"], observation_end=observation_end,
-                               customers=tables.get("customers"), balances=tables.get("balances"),
-                               engine=engine, quiet=True)
-        return seg[cols], "recomputed"
-    cust = tables["customers"][["customer_id", "customer_type"]]
-    return cust.assign(segment=cust["customer_type"], lifecycle_stage=cust["customer_type"],
-                       tier=cust["customer_type"])[cols], "customer_type"
+
+def spend_model_check(models: dict[str, GroupModels]) -> pd.DataFrame:
+    """Per group, what the Gamma-Gamma model rests on: repeat buyers fitted, the correlation of
+    frequency and mean spend (the model assumes about 0), the population mean spend (currency) and
+    the repeat buyers left out because their mean spend is <= 0."""
+    return pd.DataFrame({g: {"repeat_buyers": m.gamma_gamma.n_customers_,
+                             "frequency_monetary_corr": m.gamma_gamma.frequency_monetary_corr_,
+                             "population_mean_value": m.gamma_gamma.population_mean_value_,
+                             "nonpositive_spend_excluded": m.n_nonpositive}
+                         for g, m in models.items()}).T

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
+from rmanalytics.errors import ParameterError  # re-exported: a bad notebook parameter (the message names it)
 from rmanalytics.params.base import NotebookParams, type_name
 
 #: Analysis notebooks in chain (dependency) order.
@@ -40,6 +41,7 @@ NOTEBOOKS: tuple[str, ...] = (
     "02_churn_survival",
     "03_loyalty_clv",
     "04_kpi_attribution",
+    "06_rm_review",
 )
 
 
@@ -81,6 +83,7 @@ REGISTRY: MutableMapping[str, type[NotebookParams]] = _Registry({
     "02_churn_survival": "rmanalytics.params.churn:ChurnParams",
     "03_loyalty_clv": "rmanalytics.params.loyalty:LoyaltyParams",
     "04_kpi_attribution": "rmanalytics.params.kpi:KpiParams",
+    "06_rm_review": "rmanalytics.params.review:RmReviewParams",
 })
 
 _MODEL_MODULES = {
@@ -89,6 +92,7 @@ _MODEL_MODULES = {
     "ChurnParams": ("rmanalytics.params.churn", "02_churn_survival"),
     "LoyaltyParams": ("rmanalytics.params.loyalty", "03_loyalty_clv"),
     "KpiParams": ("rmanalytics.params.kpi", "04_kpi_attribution"),
+    "RmReviewParams": ("rmanalytics.params.review", "06_rm_review"),
 }
 
 
@@ -105,19 +109,16 @@ def __getattr__(name: str) -> Any:  # from rmanalytics.params import ChurnParams
 #: leak the outcome into its retention curves and its hold-out baseline.
 CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     "03_loyalty_clv": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
-    "04_kpi_attribution": {"segments_path": ("01_segmentation", "restricted/tables/segments.parquet")},
 }
 
 
-class ParameterError(ValueError):
-    """A notebook parameter is unknown, ill-typed or impossible. The message names it."""
 
 
 __all__ = [
     "CHAIN_INPUTS", "NOTEBOOKS", "REGISTRY", "NotebookParams", "ParameterError", "ChurnParams", "KpiParams",
-    "LoyaltyParams", "OverviewParams", "SegmentationParams", "get_model", "load_params", "load_yaml",
-    "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out", "load_notebook_tables",
-    "check_against_data",
+    "LoyaltyParams", "OverviewParams", "RmReviewParams", "SegmentationParams", "get_model", "load_params",
+    "load_yaml", "notebook_name", "parse_value", "resolve", "validate", "notebook_support", "left_out",
+    "load_notebook_tables", "check_against_data",
 ]
 
 

@@ -38,7 +38,6 @@ class NotebookParams(BaseModel):
     )
     lang: Literal["en", "zh"] = Field("en", description="Language of segment and report labels.")
     mask_ids: bool = Field(True, description="Mask customer identifiers in exported reports.")
-    seed: int = Field(20261122, ge=0, description="Random seed for everything random in the run.")
     engine: Literal["duckdb", "spark"] = Field("duckdb", description="Engine for the heavy aggregations.")
     output_dir: str | None = Field(
         None, description="Where tables, metrics and figures go; the runner sets the run folder. None: do not write."
@@ -72,7 +71,7 @@ class NotebookParams(BaseModel):
             rows.append({
                 "name": name,
                 "type": type_name(field.annotation),
-                "default": repr(_json_default(field.get_default(call_default_factory=True))),
+                "default": repr(json_default(field.get_default(call_default_factory=True))),
                 "help": _help(field),
             })
         return rows
@@ -88,11 +87,17 @@ class NotebookParams(BaseModel):
         """
         lines = []
         for name, field in cls.model_fields.items():
-            default = _json_default(field.get_default(call_default_factory=True))
+            default = json_default(field.get_default(call_default_factory=True))
             ann = _papermill_annotation(type_name(field.annotation, notebook=True))
             comment = _comment_text(_help(field))
             lines.append(f"{name}: {ann} = {default!r}  # {comment}" if comment else f"{name}: {ann} = {default!r}")
         return "\n".join(lines)
+
+
+class SeededParams(NotebookParams):
+    """Parameters of a notebook that does something random (model subsamples, cross-validation)."""
+
+    seed: int = Field(20261122, ge=0, description="Random seed for everything random in the run.")
 
 
 def _papermill_annotation(ann: str) -> str:
@@ -129,7 +134,7 @@ def _help(field: Any) -> str:
     return text
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """Default as it appears in YAML/notebooks: dates as ISO strings, tuples as lists, nested
     models as dicts."""
     if isinstance(value, BaseModel):
@@ -137,11 +142,11 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, tuple):
-        return [_json_default(v) for v in value]
+        return [json_default(v) for v in value]
     if isinstance(value, list):
-        return [_json_default(v) for v in value]
+        return [json_default(v) for v in value]
     if isinstance(value, dict):
-        return {k: _json_default(v) for k, v in value.items()}
+        return {k: json_default(v) for k, v in value.items()}
     return value
 
 

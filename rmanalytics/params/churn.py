@@ -7,10 +7,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class ChurnParams(NotebookParams):
+class ChurnParams(SeededParams):
     """Parameters of `notebooks/02_churn_survival.ipynb` (survival-based churn)."""
 
     tables_required: ClassVar[tuple[str, ...]] = ("customers", "transactions", "balances", "rms", "assignments")

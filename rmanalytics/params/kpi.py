@@ -6,15 +6,17 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class KpiParams(NotebookParams):
+class KpiParams(SeededParams):
     """Parameters of `notebooks/04_kpi_attribution.ipynb`."""
 
     tables_required: ClassVar[tuple[str, ...]] = (
         "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
-    tables_optional: ClassVar[dict[str, str]] = {}
+    tables_optional: ClassVar[dict[str, str]] = {
+        "daily_balances": "deposits from daily balances (balances.deposits_avg, else month-end snapshots, is used)",
+    }
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("product_family",)}
 
     scorecard_config_path: str = Field(
@@ -23,7 +25,8 @@ class KpiParams(NotebookParams):
                     "path is looked up in the working folder, the project folder, then the packaged defaults.")
     review_freq: Literal["quarter", "year"] = Field("quarter", description="Review cycle of the scorecard.")
     effective_window_days: int = Field(
-        90, ge=1, le=3660, description="A new customer is 'effective' with a positive transaction within this many days.")
+        90, ge=1, le=3660, description="Window (days after opening) of effective new customers (asset threshold) "
+                                       "and of new_active_customers (a positive transaction).")
     attribution_base: str | None = Field(
         None, description="Base period of the attribution ('YYYYQn' or 'YYYY'); None: the first period.")
     attribution_current: str | None = Field(

@@ -7,10 +7,10 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class LoyaltyParams(NotebookParams):
+class LoyaltyParams(SeededParams):
     """Parameters of `notebooks/03_loyalty_clv.ipynb`."""
 
     tables_required: ClassVar[tuple[str, ...]] = ("transactions",)
@@ -36,9 +36,16 @@ class LoyaltyParams(NotebookParams):
     )
     max_frequency_bucket: int = Field(7, gt=0, le=100, description="Top calibration-frequency bucket of the holdout table.")
     segments_path: str | None = Field(
-        None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, tier); "
-        "None: recompute with rmanalytics.rfm if available, else group by customer_type."
+        None, description="restricted/tables/segments.parquet of a 01 run (customer_id, segment, lifecycle_stage, "
+        "tier); None: recompute them at observation_end with the default segmentation rules of 01."
     )
+
+    def segmentation_args(self) -> dict:
+        """Arguments of :func:`rmanalytics.rfm.current_segments` when the segments are recomputed:
+        the default segmentation of notebook 01."""
+        from rmanalytics.params.segmentation import SegmentationParams
+
+        return SegmentationParams().snapshot_args()
 
     @model_validator(mode="after")
     def _check_dates(self) -> "LoyaltyParams":

@@ -16,7 +16,7 @@ class OverviewParams(NotebookParams):
     tables_optional: ClassVar[dict[str, str]] = {
         "customers": "the customer mix by type and risk level",
         "balances": "the AUM distribution",
-        "rms": "", "assignments": "", "rm_activity": "", "kpi_targets": "",
+        "rms": "", "assignments": "", "rm_activity": "", "kpi_targets": "", "training": "", "daily_balances": "",
     }
 
     validate_data: bool = Field(

@@ -4,7 +4,7 @@ nine-grid bands and early-warning thresholds.
 Every threshold from the bank's documents (docs/domain.md §1-2) is a default here, never a constant
 in code: 72 hours / 3 months / 1 year lifecycle boundaries, the 30% activity drop, 3 months
 without a wealth-product purchase. Rule sets use the rule language of
-:mod:`rmanalytics.rfm.rules` (ordered, first match wins, explicit default label).
+:mod:`rmanalytics.rules` (ordered, first match wins, explicit default label).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.params.base import NotebookParams
-from rmanalytics.rfm.rules import Rule, as_rules
+from rmanalytics.rules import Rule, as_rules
 
 
 class _Section(BaseModel):
@@ -97,6 +97,12 @@ class LifecycleParams(_Section):
     ))
     default: str = Field("other", description="Stage of customers no rule matches.")
 
+    def stage_args(self, prefixed: bool = False) -> dict:
+        """The arguments of :func:`rmanalytics.rfm.lifecycle_stages` (``lifecycle_``-prefixed rules and
+        default for :func:`~rmanalytics.rfm.segment_snapshot` when ``prefixed``)."""
+        p = "lifecycle_" if prefixed else ""
+        return {f"{p}rules": list(self.rules), f"{p}default": self.default, "onboarding_hours": self.onboarding_hours}
+
 
 class TierParams(_Section):
     """Service tiers from scores, segment, lifecycle stage, value and tags.
@@ -113,6 +119,10 @@ class TierParams(_Section):
         ("growth", {"lifecycle_stage": {"in": ["new", "growth"]}, "fm_score": [3, None]}),
     ))
     default: str = Field("basic", description="Tier of customers no rule matches.")
+
+    def tier_args(self) -> dict:
+        """The arguments of :func:`rmanalytics.rfm.service_tiers`."""
+        return {"rules": list(self.rules), "default": self.default}
 
 
 class Band(_Section):
@@ -158,6 +168,11 @@ class WarningParams(_Section):
     top_n: int = Field(10, gt=0, le=100_000, description="Customers per RM in the people-facing warning list (top by "
                                                          "value at stake); the full list is kept in Parquet.")
 
+    def warning_args(self) -> dict:
+        """The threshold arguments of :func:`rmanalytics.rfm.early_warnings`."""
+        return {"families": list(self.families), "silent_months": self.silent_months,
+                "lookback_months": self.lookback_months, "activity_drop": self.activity_drop}
+
 
 class WalletParams(_Section):
     """Wallet-share proxy: AUM / a high quantile of AUM among peers (Perlich et al. 2007)."""
@@ -186,3 +201,16 @@ class SegmentationParams(NotebookParams):
     warning: WarningParams = Field(default_factory=WarningParams, description="Early-warning thresholds.")
     wallet: WalletParams = Field(default_factory=WalletParams, description="Wallet-share proxy.")
     migration_days: int = Field(90, ge=1, le=3660, description="Days between the two snapshots of the migration matrix.")
+
+    def snapshot_args(self) -> dict:
+        """These parameters as the explicit arguments of :func:`rmanalytics.rfm.segment_snapshot`."""
+        s, lc = self.scores, self.lifecycle
+        return {
+            "score_bins": s.bins, "score_method": s.method, "score_edges": s.edges, "frequency": s.frequency,
+            "refunds": s.refunds, "segment_rules": list(self.segments.rules), "segment_default": self.segments.default,
+            **self.lifecycle.stage_args(prefixed=True),
+            "recent_days": lc.recent_days, "baseline_days": lc.baseline_days, "min_baseline_days": lc.min_baseline_days,
+            "min_baseline_transactions": lc.min_baseline_transactions,
+            "tier_rules": list(self.tiers.rules), "tier_default": self.tiers.default,
+            "wallet_peer_columns": list(self.wallet.peer_columns), "wallet_quantile": self.wallet.quantile,
+        }

@@ -18,14 +18,15 @@ min_baseline_transactions transactions (too little history to call a drop).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.rfm.rules import apply_rules
-from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs, _scan_findings, _window
+from rmanalytics.rfm.summary import as_date, date_literal, scan_findings, transaction_inputs, window_sql
+from rmanalytics.rules import Rule, apply_rules
 
 STAGES = ("new", "growth", "mature", "decline_warning")
 
@@ -34,8 +35,8 @@ STAGES = ("new", "growth", "mature", "decline_warning")
 
 def activity_sql(window: str, recent_start: dt.date, baseline_start: dt.date) -> str:
     """SQL: per customer, transactions in the recent and baseline windows and the first date."""
-    r = _date_literal(recent_start)
-    b = _date_literal(baseline_start)
+    r = date_literal(recent_start)
+    b = date_literal(baseline_start)
     return f"""
 WITH t AS ({window})
 SELECT customer_id,
@@ -77,12 +78,12 @@ def activity_change(
     DataFrame: customer_id, recent_transactions, baseline_transactions, exposure_days,
     baseline_rate (transactions per recent_days), activity_drop (fraction, NaN if undefined).
     """
-    end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, engine=engine)
-    end, _ = _scan_findings(inputs, base, end, refunds, engine=engine)
+    end = as_date(observation_end, "observation_end")
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, engine=engine)
+    end, _ = scan_findings(inputs, base, end, refunds, engine=engine)
     recent_start = end - dt.timedelta(days=recent_days)
     baseline_start = recent_start - dt.timedelta(days=baseline_days)
-    df = run_sql(activity_sql(_window(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
+    df = run_sql(activity_sql(window_sql(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
     start = pd.to_datetime(df["first_date"])
     if start_dates is not None:
         given = pd.to_datetime(df["customer_id"].map(start_dates))
@@ -105,27 +106,29 @@ def lifecycle_stages(
     activity: pd.DataFrame,
     *,
     observation_end: Any,
+    rules: Sequence[Rule | Mapping[str, Any]],
+    default: str = "other",
+    onboarding_hours: float = 72.0,
     customers: pd.DataFrame | None = None,
-    params: Any = None,
 ) -> pd.DataFrame:
-    """Lifecycle stage per customer of ``rfm`` by the rules in ``params`` (LifecycleParams).
+    """Lifecycle stage per customer of ``rfm`` by the lifecycle ``rules`` (first match wins).
 
     Parameters
     ----------
     rfm : output of :func:`rfm_table` (customer_id, first_date).
     activity : output of :func:`activity_change`.
+    rules : lifecycle rules (:mod:`rmanalytics.rules`) on tenure_days, tenure_hours, activity_drop,
+        recent_transactions, baseline_transactions (the notebook default is ``LifecycleParams().rules``).
+    default : stage of customers no rule matches.
+    onboarding_hours : first-contact window after opening (hours) for the ``onboarding`` flag.
     customers : optional customers table; its ``open_date`` defines tenure (else first_date).
-    params : :class:`LifecycleParams` (default: its defaults).
 
     Returns
     -------
     DataFrame: customer_id, tenure_days, tenure_hours, onboarding (within onboarding_hours of
     opening), activity_drop, recent_transactions, baseline_transactions, lifecycle_stage.
     """
-    from rmanalytics.params.segmentation import LifecycleParams
-
-    p = params or LifecycleParams()
-    end = pd.Timestamp(_as_date(observation_end, "observation_end"))
+    end = pd.Timestamp(as_date(observation_end, "observation_end"))
     out = rfm[["customer_id", "first_date"]].copy()
     start = pd.to_datetime(out["first_date"])
     if customers is not None and "open_date" in customers.columns:
@@ -133,9 +136,9 @@ def lifecycle_stages(
         start = opened.where(opened.notna(), start)
     out["tenure_days"] = (end - start).dt.days
     out["tenure_hours"] = out["tenure_days"] * 24.0
-    out["onboarding"] = out["tenure_hours"] < p.onboarding_hours
+    out["onboarding"] = out["tenure_hours"] < onboarding_hours
     out = out.drop(columns="first_date").merge(
         activity[["customer_id", "activity_drop", "recent_transactions", "baseline_transactions", "baseline_rate"]],
         on="customer_id", how="left")
-    out["lifecycle_stage"] = apply_rules(out, p.rules, default=p.default).to_numpy()
+    out["lifecycle_stage"] = apply_rules(out, rules, default=default).to_numpy()
     return out

@@ -9,10 +9,14 @@ than nine).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from rmanalytics.errors import DataError, ParameterError
 
 
 def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None) -> pd.Series:
@@ -28,7 +32,7 @@ def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None)
         out[values.isna()] = "unknown"
         return out
     if labels is None or len(labels) != len(edges) + 1:
-        raise ValueError(f"{len(edges)} edges need {len(edges) + 1} labels, got {len(labels)}")
+        raise ParameterError(f"{len(edges)} edges need {len(edges) + 1} labels, got {len(labels)}")
     v = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     idx = np.searchsorted(np.asarray(edges, dtype="float64"), v, side="right")
     out = np.asarray(labels, dtype=object)[np.minimum(idx, len(labels) - 1)]
@@ -42,28 +46,44 @@ def _levels(b, banded: pd.Series) -> list[str]:
     return base + extra
 
 
-def nine_grid(df: pd.DataFrame, *, rows: Any = None, cols: Any = None, value: str = "aum") -> pd.DataFrame:
+@dataclass(frozen=True)
+class BandSpec:
+    """How one column is banded: ``edges`` (ascending, None for a categorical column) and ``labels``."""
+
+    column: str
+    edges: list[float] | None = None
+    labels: list[str] | None = None
+
+    @classmethod
+    def of(cls, spec: Any) -> "BandSpec":
+        """From a mapping (``{"column": ..., "edges": ..., "labels": ...}``) or any object with those attributes."""
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"column", "edges", "labels"}
+            if unknown or "column" not in spec:
+                raise ParameterError(f"band {dict(spec)!r}: needs 'column' (and optional 'edges', 'labels'); "
+                                     f"unknown keys {sorted(unknown)}")
+            return cls(spec["column"], spec.get("edges"), spec.get("labels"))
+        return cls(spec.column, getattr(spec, "edges", None), getattr(spec, "labels", None))
+
+
+def nine_grid(df: pd.DataFrame, *, rows: Any, cols: Any, value: str = "aum") -> pd.DataFrame:
     """Counts and value per cell of two banded attributes (every cell listed, empty ones with 0).
 
     Parameters
     ----------
     df : one row per customer with the two banded columns and ``value``.
-    rows, cols : :class:`rmanalytics.params.segmentation.Band` (or mappings with column, edges,
-        labels); default AUM band x risk level.
+    rows, cols : the two bandings (:class:`BandSpec`, mappings with column, edges, labels, or the
+        notebook's ``Band`` parameters; the notebook default is AUM band x risk level).
     value : column summed per cell (currency).
 
     Returns
     -------
     Long DataFrame: row_band, col_band, customers, value, customer_share, value_share.
     """
-    from rmanalytics.params.segmentation import Band, NineGridParams
-
-    d = NineGridParams()
-    rows = Band.model_validate(dict(rows)) if isinstance(rows, dict) else (rows or d.rows)
-    cols = Band.model_validate(dict(cols)) if isinstance(cols, dict) else (cols or d.cols)
+    rows, cols = BandSpec.of(rows), BandSpec.of(cols)
     missing = [c for c in (rows.column, cols.column, value) if c not in df.columns]
     if missing:
-        raise ValueError(f"nine_grid: input lacks column(s) {missing}")
+        raise DataError(f"nine_grid: input lacks column(s) {missing}")
     rb = band(df[rows.column], rows.edges, rows.labels)
     cb = band(df[cols.column], cols.edges, cols.labels)
     g = (pd.DataFrame({"row_band": rb, "col_band": cb, "value": df[value].astype("float64").fillna(0.0)})

@@ -3,27 +3,48 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from rmanalytics.io import SEGMENT_COLUMNS, read_segments
 from rmanalytics.rfm.lifecycle import activity_change, lifecycle_stages
 from rmanalytics.rfm.scores import rfm_scores
 from rmanalytics.rfm.segments import rfm_segments
 from rmanalytics.rfm.summary import rfm_table
 from rmanalytics.rfm.tiers import NOT_TIERED, service_tiers
 from rmanalytics.rfm.value import latest_balances, wallet_share_proxy
+from rmanalytics.rules import Rule
 
 TAG_COLUMNS = ("customer_type", "risk_level", "industry", "scenario", "branch_id")
+SEGMENT_SOURCES = ("file", "recomputed")
 
 
 def segment_snapshot(
     transactions: Any,
     *,
     observation_end: Any,
+    segment_rules: Sequence[Rule | Mapping[str, Any]],
+    lifecycle_rules: Sequence[Rule | Mapping[str, Any]],
+    tier_rules: Sequence[Rule | Mapping[str, Any]],
     customers: pd.DataFrame | None = None,
     balances: Any = None,
-    params: Any = None,
+    score_bins: int = 5,
+    score_method: str = "quantile",
+    score_edges: Mapping[str, Sequence[float]] | None = None,
+    frequency: str = "transactions",
+    refunds: str = "include",
+    segment_default: str = "other",
+    recent_days: int = 90,
+    baseline_days: int = 365,
+    min_baseline_days: int = 90,
+    min_baseline_transactions: int = 3,
+    onboarding_hours: float = 72.0,
+    lifecycle_default: str = "other",
+    tier_default: str = "basic",
+    wallet_peer_columns: Sequence[str] = ("customer_type", "risk_level"),
+    wallet_quantile: float = 0.9,
     engine: str | None = None,
     quiet: bool = False,
 ) -> pd.DataFrame:
@@ -36,7 +57,14 @@ def segment_snapshot(
     transactions : contract transactions (frame or Parquet/CSV path).
     customers : contract customers (open_date for tenure; tags for tiers and the nine-grid).
     balances : contract balances (AUM, n_products of the latest snapshot = value).
-    params : :class:`SegmentationParams` (default: its defaults).
+    segment_rules, lifecycle_rules, tier_rules (and the ``*_default`` labels) : the rule sets of
+        :func:`rfm_segments`, :func:`lifecycle_stages` and :func:`service_tiers`.
+    score_bins, score_method, score_edges : :func:`rfm_scores`; ``frequency``, ``refunds`` : :func:`rfm_table`.
+    recent_days, baseline_days, min_baseline_days, min_baseline_transactions : :func:`activity_change` (days).
+    onboarding_hours : the lifecycle's onboarding flag (hours since opening).
+    wallet_peer_columns, wallet_quantile : :func:`wallet_share_proxy`.
+    The notebook maps its parameters onto these with
+    :meth:`rmanalytics.params.SegmentationParams.snapshot_args`.
     engine : "duckdb" or "spark": runs the RFM table, the activity windows and the latest
         balances (see :mod:`rmanalytics.engine`); with "spark", ``transactions`` and ``balances``
         may be Spark DataFrames or catalog table names.
@@ -53,28 +81,24 @@ def segment_snapshot(
     every customer (said, not guessed from purchases). Data-quality findings of the RFM table in
     ``.attrs["findings"]``.
     """
-    from rmanalytics.params.segmentation import SegmentationParams
-
-    p = params or SegmentationParams()
-    s = p.scores
-    rfm = rfm_table(transactions, observation_end=observation_end, frequency=s.frequency, refunds=s.refunds,
+    rfm = rfm_table(transactions, observation_end=observation_end, frequency=frequency, refunds=refunds,
                     engine=engine)
     end = observation_end
     with warnings.catch_warnings():
         if quiet:
             warnings.simplefilter("ignore")
-        sc = rfm_scores(rfm, bins=s.bins, method=s.method, edges=s.edges)
-    seg = rfm_segments(sc, p.segments.rules, default=p.segments.default)
+        sc = rfm_scores(rfm, bins=score_bins, method=score_method, edges=score_edges)
+    seg = rfm_segments(sc, segment_rules, default=segment_default)
     df = rfm.merge(seg, on="customer_id", how="left")
     start_dates = None
     if customers is not None and "open_date" in customers.columns:
         start_dates = customers.set_index("customer_id")["open_date"]
-    lc = p.lifecycle
-    act = activity_change(transactions, observation_end=end, recent_days=lc.recent_days,
-                          baseline_days=lc.baseline_days, min_baseline_days=lc.min_baseline_days,
-                          min_baseline_transactions=lc.min_baseline_transactions, start_dates=start_dates,
-                          refunds=s.refunds, engine=engine)
-    stages = lifecycle_stages(rfm, act, observation_end=end, customers=customers, params=lc)
+    act = activity_change(transactions, observation_end=end, recent_days=recent_days,
+                          baseline_days=baseline_days, min_baseline_days=min_baseline_days,
+                          min_baseline_transactions=min_baseline_transactions, start_dates=start_dates,
+                          refunds=refunds, engine=engine)
+    stages = lifecycle_stages(rfm, act, observation_end=end, rules=lifecycle_rules, default=lifecycle_default,
+                              onboarding_hours=onboarding_hours, customers=customers)
     # the RFM table's tenure_days counts from the first transaction; the lifecycle's from opening
     stages = stages.rename(columns={"tenure_days": "relationship_days", "tenure_hours": "relationship_hours"})
     df = df.merge(stages, on="customer_id", how="left")
@@ -88,13 +112,36 @@ def segment_snapshot(
         df["value"] = df["aum"]
     else:
         df["value"] = df["monetary"]
-    peers = [c for c in p.wallet.peer_columns if c in df.columns]
+    peers = [c for c in wallet_peer_columns if c in df.columns]
     if "aum" in df.columns:
         df["wallet_share_proxy"] = wallet_share_proxy(df, value_col="aum", peer_columns=peers,
-                                                      quantile=p.wallet.quantile)
-    df = service_tiers(df, params=p.tiers, value_col="value")
+                                                      quantile=wallet_quantile)
+    df = service_tiers(df, rules=tier_rules, default=tier_default, value_col="value")
     if balances is None:
         df["tier"] = NOT_TIERED
     df.attrs["findings"] = rfm.attrs.get("findings", [])
     df.attrs["edges"] = sc.attrs.get("edges", {})
     return df
+
+
+def current_segments(tables: dict[str, Any], *, segments_path: Any = None, observation_end: Any,
+                     engine: str | None = None, **snapshot_args: Any) -> tuple[pd.DataFrame, str]:
+    """Segment, lifecycle stage and service tier per customer at ``observation_end``, and their source.
+
+    From ``segments_path`` (``restricted/tables/segments.parquet`` of a 01 run, read with
+    :func:`rmanalytics.io.read_segments`) when given, else recomputed with :func:`segment_snapshot`
+    on ``tables`` (transactions, customers, balances) at ``observation_end`` with ``snapshot_args``
+    (the segmentation rules; the notebooks pass ``SegmentationParams().snapshot_args()``).
+    Returns ``(frame with customer_id, segment, lifecycle_stage, tier; source)``, source in
+    :data:`SEGMENT_SOURCES`.
+
+    Segments at the observation end describe customers *after* the outcomes of a churn window, so
+    the churn notebook does not use this function: see :func:`rmanalytics.churn.add_segments`.
+    """
+    seg = read_segments(segments_path)
+    if seg is not None:
+        return seg, "file"
+    snap = segment_snapshot(tables["transactions"], observation_end=observation_end,
+                            customers=tables.get("customers"), balances=tables.get("balances"),
+                            engine=engine, quiet=True, **snapshot_args)
+    return snap[list(SEGMENT_COLUMNS)], "recomputed"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError
+
 
 def segment_profile(customers: pd.DataFrame, *, by: str = "segment", value_col: str = "value",
                     order: list[str] | None = None) -> pd.DataFrame:
@@ -26,7 +28,7 @@ def segment_profile(customers: pd.DataFrame, *, by: str = "segment", value_col: 
     need = [by, "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score"]
     missing = [c for c in need if c not in customers.columns]
     if missing:
-        raise ValueError(f"segment_profile: input lacks column(s) {missing}")
+        raise DataError(f"segment_profile: input lacks column(s) {missing}")
     g = customers.groupby(by, dropna=False)
     out = pd.DataFrame({"customers": g.size()})
     out["customer_share"] = out["customers"] / out["customers"].sum()
@@ -61,9 +63,9 @@ def migration_matrix(before: pd.DataFrame, after: pd.DataFrame, *, by: str = "se
     for name, frame in (("before", before), ("after", after)):
         missing = [c for c in ("customer_id", by) if c not in frame.columns]
         if missing:
-            raise ValueError(f"migration_matrix: {name} lacks column(s) {missing}")
+            raise DataError(f"migration_matrix: {name} lacks column(s) {missing}")
         if frame["customer_id"].duplicated().any():
-            raise ValueError(f"migration_matrix: {name} has duplicate customer_id")
+            raise DataError(f"migration_matrix: {name} has duplicate customer_id")
     m = before[["customer_id", by]].merge(after[["customer_id", by]], on="customer_id", how="outer",
                                          suffixes=("_before", "_after"))
     m = m.fillna({f"{by}_before": absent, f"{by}_after": absent})

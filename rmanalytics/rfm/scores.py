@@ -31,6 +31,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from rmanalytics.errors import DataError, ParameterError
+
 SCORE_COLUMNS = {"r": "recency_days", "f": "frequency", "m": "monetary"}
 
 
@@ -72,22 +74,22 @@ def rfm_scores(
     of ``rfm``; ``.attrs["edges"]`` holds the edges used per column.
     """
     if not isinstance(bins, (int, np.integer)) or bins < 2:
-        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+        raise ParameterError(f"bins must be an integer >= 2, got {bins!r}")
     need = ["customer_id", *SCORE_COLUMNS.values()]
     missing = [c for c in need if c not in rfm.columns]
     if missing:
-        raise ValueError(f"rfm_scores: input lacks column(s) {missing}")
+        raise DataError(f"rfm_scores: input lacks column(s) {missing}")
     if method not in ("quantile", "fixed"):
-        raise ValueError(f"method must be 'quantile' or 'fixed', got {method!r}")
+        raise ParameterError(f"method must be 'quantile' or 'fixed', got {method!r}")
     if method == "fixed" and edges is None:
-        raise ValueError("method='fixed' needs edges={'recency_days': [...], 'frequency': [...], 'monetary': [...]}")
+        raise ParameterError("method='fixed' needs edges={'recency_days': [...], 'frequency': [...], 'monetary': [...]}")
     out = pd.DataFrame({"customer_id": rfm["customer_id"].to_numpy()}, index=rfm.index)
     used: dict[str, list[float]] = {}
     for key, col in SCORE_COLUMNS.items():
         raw = rfm[col].to_numpy(dtype="float64")
         if np.isnan(raw).any():
             bad = rfm.loc[np.isnan(raw), "customer_id"].head(5).tolist()
-            raise ValueError(f"rfm_scores: {int(np.isnan(raw).sum())} NaN value(s) in {col} (customers {bad})")
+            raise DataError(f"rfm_scores: {int(np.isnan(raw).sum())} NaN value(s) in {col} (customers {bad})")
         if method == "quantile":
             vals = -raw if key == "r" else raw
             e = quantile_edges(vals, bins) if len(vals) else np.zeros(bins - 1)
@@ -101,10 +103,10 @@ def rfm_scores(
                     f"{bins} scores are used", BinsCollapsedWarning, stacklevel=2)
         else:
             if col not in edges:
-                raise ValueError(f"edges lacks {col!r}")
+                raise ParameterError(f"edges lacks {col!r}")
             e = np.asarray(edges[col], dtype="float64")
             if len(e) != bins - 1 or np.any(np.diff(e) < 0):
-                raise ValueError(f"edges[{col!r}] must be {bins - 1} ascending values, got {list(e)}")
+                raise ParameterError(f"edges[{col!r}] must be {bins - 1} ascending values, got {list(e)}")
             used[col] = e.tolist()
             if key == "r":  # 1 + #(edges > recency): recent = high; equal to an edge -> lower score
                 score = 1 + (len(e) - np.searchsorted(e, raw, side="right"))

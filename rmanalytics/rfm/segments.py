@@ -1,8 +1,8 @@
-"""Named RFM segments: the common 11-segment scheme on R x FM, defined as rules in params.
+"""Named RFM segments from segment rules; the default is the common 11-segment scheme on R x FM.
 
-The standard scheme (``scheme="standard"``, rules in
-:data:`rmanalytics.params.segmentation.DEFAULT_SEGMENT_RULES` and ``params/01_segmentation.yaml``)
-is the widely used R x FM grid for 5 score levels, FM = round-half-up((F + M) / 2)::
+The default scheme (a notebook parameter: :data:`rmanalytics.params.segmentation.DEFAULT_SEGMENT_RULES`
+and ``params/01_segmentation.yaml``; functions here take the rules as an argument) is the widely
+used R x FM grid for 5 score levels, FM = round-half-up((F + M) / 2)::
 
               FM=1            FM=2          FM=3            FM=4          FM=5
     R=5   new_customers   potential     potential       champions     champions
@@ -22,8 +22,9 @@ from typing import Any
 
 import pandas as pd
 
+from rmanalytics.errors import ParameterError
 from rmanalytics.labels import relabel
-from rmanalytics.rfm.rules import Rule, apply_rules
+from rmanalytics.rules import Rule, apply_rules
 
 SEGMENTS = ("champions", "loyal", "potential_loyalist", "new_customers", "promising", "need_attention",
             "about_to_sleep", "at_risk", "cant_lose", "hibernating", "lost")
@@ -39,16 +40,9 @@ def localize(values: pd.Series, kind: str, lang: str = "en") -> pd.Series:
     return labelled.where(labelled != keys, values)
 
 
-def standard_rules() -> list[Rule]:
-    """The rules of the standard 11-segment scheme (a copy of the params default)."""
-    from rmanalytics.params.segmentation import DEFAULT_SEGMENT_RULES
-
-    return list(DEFAULT_SEGMENT_RULES)
-
-
 def rfm_segments(
     scores: pd.DataFrame,
-    scheme: str | Sequence[Rule | Mapping[str, Any]] = "standard",
+    rules: Sequence[Rule | Mapping[str, Any]],
     *,
     default: str = "other",
     lang: str | None = None,
@@ -58,13 +52,13 @@ def rfm_segments(
     Parameters
     ----------
     scores : frame with r_score, f_score, m_score, fm_score.
-    scheme : "standard" or a list of rules (see :mod:`rmanalytics.rfm.rules`).
+    rules : segment rules (see :mod:`rmanalytics.rules`; the notebook default is ``SegmentParams().rules``).
     default : label for customers no rule matches.
     lang : if given ("en"/"zh"), also add ``segment_label`` in that language.
     """
-    rules = standard_rules() if isinstance(scheme, str) else scheme
-    if isinstance(scheme, str) and scheme != "standard":
-        raise ValueError(f"unknown segment scheme {scheme!r}; use 'standard' or a list of rules")
+    if isinstance(rules, str):
+        raise ParameterError(f"rfm_segments: rules must be a list of rules, got {rules!r} (the former 'standard' "
+                             "scheme is the default of the notebook parameter segments.rules)")
     out = scores.copy()
     out["segment"] = apply_rules(out, rules, default=default).to_numpy()
     if lang is not None:

@@ -40,11 +40,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import Source, _scan_expr, connect, resolve_engine, run_sql
+from rmanalytics.engine import Source, connect, resolve_engine, run_sql, scan_expr
+from rmanalytics.errors import N_EXAMPLES, DataError, ParameterError, row_examples
 
 Refunds = Literal["include", "exclude", "error"]
 REFUND_OPTIONS = ("include", "exclude", "error")
-_N_EXAMPLES = 5
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,22 +55,20 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _date_literal(d: Any) -> str:
+def date_literal(d: Any) -> str:
+    """A day as a SQL date literal: ``DATE 'YYYY-MM-DD'``."""
     return f"DATE '{pd.Timestamp(d).date().isoformat()}'"
 
 
-def _as_date(value: Any, name: str) -> dt.date:
+def as_date(value: Any, name: str) -> dt.date:
+    """``value`` as a date; a ValueError naming the parameter ``name`` when it is not one."""
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"{name}={value!r} is not a date") from exc
+        raise ParameterError(f"{name}={value!r} is not a date") from exc
     if pd.isna(ts):
-        raise ValueError(f"{name} must be a date, got {value!r}")
+        raise ParameterError(f"{name} must be a date, got {value!r}")
     return ts.date()
-
-
-def _examples(values: Any) -> list:
-    return [v.item() if hasattr(v, "item") else v for v in list(values)[:_N_EXAMPLES]]
 
 
 def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_col: str,
@@ -79,49 +77,49 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
     cols = [customer_col, date_col, amount_col, *extra]
     missing = [c for c in cols if c not in df.columns]
     if missing:
-        raise ValueError(f"transactions: missing column(s) {missing}; columns present: {list(df.columns)}")
+        raise DataError(f"transactions: missing column(s) {missing}; columns present: {list(df.columns)}")
     ids = df[customer_col]
     null_ids = ids.isna()
     if null_ids.any():
-        raise ValueError(f"transactions.{customer_col}: {int(null_ids.sum())} row(s) with a null customer id "
-                         f"(row positions {_examples(np.flatnonzero(null_ids.to_numpy()))})")
+        raise DataError(f"transactions.{customer_col}: {int(null_ids.sum())} row(s) with a null customer id "
+                         f"(row positions {row_examples(np.flatnonzero(null_ids.to_numpy()))})")
     if ids.dtype == object:
         kind = pd.api.types.infer_dtype(ids, skipna=True)
         if kind not in ("string", "integer", "empty"):
             types = ids.map(lambda v: type(v).__name__)
             counts = types.value_counts()
             minority = counts.index[-1]
-            raise ValueError(
+            raise DataError(
                 f"transactions.{customer_col}: mixed-type customer ids ({dict(counts)}); e.g. "
-                f"{_examples(ids[types == minority].unique())} are {minority}. Convert all ids to one type (str).")
+                f"{row_examples(ids[types == minority].unique())} are {minority}. Convert all ids to one type (str).")
     dates = df[date_col]
     if not pd.api.types.is_datetime64_any_dtype(dates):
         if pd.api.types.is_numeric_dtype(dates) or pd.api.types.is_bool_dtype(dates):
-            raise ValueError(f"transactions.{date_col}: dtype {dates.dtype} is not a date; "
+            raise DataError(f"transactions.{date_col}: dtype {dates.dtype} is not a date; "
                              f"parse it first (e.g. pd.to_datetime(..., format='%Y%m%d'))")
         parsed = pd.to_datetime(dates, errors="coerce", format="mixed")
         bad = parsed.isna() & dates.notna()
         if bad.any():
-            raise ValueError(f"transactions.{date_col}: {int(bad.sum())} unparseable date(s), e.g. "
-                             f"{_examples(dates[bad].unique())}")
+            raise DataError(f"transactions.{date_col}: {int(bad.sum())} unparseable date(s), e.g. "
+                             f"{row_examples(dates[bad].unique())}")
         dates = parsed
     if getattr(dates.dt, "tz", None) is not None:
         dates = dates.dt.tz_localize(None)
     null_dates = dates.isna()
     if null_dates.any():
-        raise ValueError(f"transactions.{date_col}: {int(null_dates.sum())} null date(s) "
-                         f"(customers {_examples(ids[null_dates].unique())})")
+        raise DataError(f"transactions.{date_col}: {int(null_dates.sum())} null date(s) "
+                         f"(customers {row_examples(ids[null_dates].unique())})")
     amounts = df[amount_col]
     if not pd.api.types.is_numeric_dtype(amounts) or pd.api.types.is_bool_dtype(amounts):
-        raise ValueError(f"transactions.{amount_col}: dtype {amounts.dtype} is not numeric")
+        raise DataError(f"transactions.{amount_col}: dtype {amounts.dtype} is not numeric")
     nan = amounts.isna()
     if nan.any():
-        raise ValueError(f"transactions.{amount_col}: {int(nan.sum())} null/NaN amount(s) "
-                         f"(customers {_examples(ids[nan].unique())})")
+        raise DataError(f"transactions.{amount_col}: {int(nan.sum())} null/NaN amount(s) "
+                         f"(customers {row_examples(ids[nan].unique())})")
     inf = ~np.isfinite(amounts.to_numpy(dtype="float64"))
     if inf.any():
-        raise ValueError(f"transactions.{amount_col}: {int(inf.sum())} infinite amount(s) "
-                         f"(customers {_examples(ids[inf].unique())})")
+        raise DataError(f"transactions.{amount_col}: {int(inf.sum())} infinite amount(s) "
+                         f"(customers {row_examples(ids[inf].unique())})")
     out = pd.DataFrame({"customer_id": ids.to_numpy(), "date": dates.dt.floor("D").to_numpy(),
                         "amount": amounts.to_numpy(dtype="float64")})
     for c in extra:
@@ -132,7 +130,7 @@ def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_co
 def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
                 extra: tuple[str, ...] = (), con: Any = None) -> str:
     """Check a Parquet/CSV source with DuckDB; return a SELECT giving customer_id, date, amount."""
-    scan = _scan_expr(path)
+    scan = scan_expr(path)
     own = con is None
     con = con or connect()
     try:
@@ -141,23 +139,23 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
         cols = [customer_col, date_col, amount_col, *extra]
         missing = [c for c in cols if c not in types]
         if missing:
-            raise ValueError(f"transactions ({path}): missing column(s) {missing}; columns present: {list(types)}")
+            raise DataError(f"transactions ({path}): missing column(s) {missing}; columns present: {list(types)}")
         dtype = types[date_col]
         if dtype.startswith(("DATE", "TIMESTAMP")):
             date_expr = f"CAST({_q(date_col)} AS DATE)"
         elif dtype in ("VARCHAR",):
             bad = con.execute(
-                f"SELECT COUNT(*), LIST(DISTINCT {_q(date_col)})[1:{_N_EXAMPLES}] FROM {scan} "
+                f"SELECT COUNT(*), LIST(DISTINCT {_q(date_col)})[1:{N_EXAMPLES}] FROM {scan} "
                 f"WHERE {_q(date_col)} IS NOT NULL AND TRY_CAST({_q(date_col)} AS DATE) IS NULL").fetchone()
             if bad[0]:
-                raise ValueError(f"transactions.{date_col} ({path}): {bad[0]} unparseable date(s), e.g. {bad[1]}")
+                raise DataError(f"transactions.{date_col} ({path}): {bad[0]} unparseable date(s), e.g. {bad[1]}")
             date_expr = f"CAST({_q(date_col)} AS DATE)"
         else:
-            raise ValueError(f"transactions.{date_col} ({path}): type {dtype} is not a date")
+            raise DataError(f"transactions.{date_col} ({path}): type {dtype} is not a date")
         atype = types[amount_col]
         if not any(atype.startswith(t) for t in ("DOUBLE", "FLOAT", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
                                                   "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "REAL")):
-            raise ValueError(f"transactions.{amount_col} ({path}): type {atype} is not numeric")
+            raise DataError(f"transactions.{amount_col} ({path}): type {atype} is not numeric")
         # null ids / dates / amounts are counted in the findings scan (one pass over the data)
     finally:
         if own:
@@ -167,7 +165,7 @@ def _check_file(path: Source, customer_col: str, date_col: str, amount_col: str,
             f"CAST({_q(amount_col)} AS DOUBLE) AS amount{extras} FROM src")
 
 
-def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
+def transaction_inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: str, amount_col: str,
             extra: tuple[str, ...] = (), con: Any = None, engine: str | None = None) -> tuple[dict[str, Any], str]:
     """Checked inputs for run_sql and the SQL of the normalised relation (customer_id, date, amount)."""
     engine = resolve_engine(engine, transactions)
@@ -190,7 +188,7 @@ def _inputs(transactions: pd.DataFrame | Source, customer_col: str, date_col: st
 def _findings_sql(base: str, end: dt.date) -> str:
     """One scan of the normalised relation: null keys/values, date range and counts of rows the
     summary leaves out."""
-    e = _date_literal(end)
+    e = date_literal(end)
     return (f"WITH t AS ({base}) SELECT MIN(date) AS min_date, MAX(date) AS max_date, COUNT(*) AS n_rows, "
             f"SUM(CASE WHEN customer_id IS NULL THEN 1 ELSE 0 END) AS n_null_id, "
             f"SUM(CASE WHEN date IS NULL THEN 1 ELSE 0 END) AS n_null_date, "
@@ -200,13 +198,13 @@ def _findings_sql(base: str, end: dt.date) -> str:
             f"SUM(CASE WHEN amount < 0 AND date <= {e} THEN 1 ELSE 0 END) AS n_refunds_in_window FROM t")
 
 
-def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
+def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, refunds: str,
                    con=None, engine: str | None = None, cols: tuple[str, str, str] = ("customer_id", "date", "amount")
                    ) -> tuple[dt.date, list[dict]]:
     """Run the findings scan; resolve observation_end; raise on null ids/dates/amounts,
     refunds='error' or an impossible end. ``cols``: the input's column names, for messages."""
     if refunds not in REFUND_OPTIONS:
-        raise ValueError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
+        raise ParameterError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
     probe_end = end or dt.date(9999, 12, 31)  # no end: every row is in the window
     f = run_sql(_findings_sql(base, probe_end), inputs, engine=engine,
                 con=con if resolve_engine(engine, inputs) == "duckdb" else None).iloc[0]
@@ -214,15 +212,15 @@ def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, re
     for key, col, what in (("n_null_id", cols[0], "null customer id(s)"), ("n_null_date", cols[1], "null date(s)"),
                            ("n_null_amount", cols[2], "null/NaN amount(s)")):
         if f[key]:
-            raise ValueError(f"transactions.{col}{where}: {int(f[key])} {what}")
+            raise DataError(f"transactions.{col}{where}: {int(f[key])} {what}")
     if f["n_rows"] == 0:
-        raise ValueError("transactions: no rows")
+        raise DataError("transactions: no rows")
     min_date = pd.Timestamp(f["min_date"]).date()
     max_date = pd.Timestamp(f["max_date"]).date()
     if end is None:
         end = max_date
     if end < min_date:
-        raise ValueError(f"observation_end {end} is before all transactions (first transaction {min_date}, "
+        raise ParameterError(f"observation_end {end} is before all transactions (first transaction {min_date}, "
                          f"last {max_date})")
     findings: list[dict] = []
     n_after = int(f["n_after_end"])
@@ -232,17 +230,18 @@ def _scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, re
     n_ref = int(f["n_refunds_in_window"])
     if n_ref:
         if refunds == "error":
-            raise ValueError(f"transactions.amount: {n_ref} refund row(s) (negative amount) up to {end}; "
+            raise DataError(f"transactions.amount: {n_ref} refund row(s) (negative amount) up to {end}; "
                              f"refunds='error'. Use refunds='include' or 'exclude'.")
         findings.append({"rule": f"refunds_{refunds}d", "n_rows": n_ref,
                          "detail": f"refund rows (amount < 0) {'netted in' if refunds == 'include' else 'left out'}"})
     return end, findings
 
 
-def _window(base: str, end: dt.date, refunds: str, start: dt.date | None = None) -> str:
-    cond = [f"date <= {_date_literal(end)}"]
+def window_sql(base: str, end: dt.date, refunds: str, start: dt.date | None = None) -> str:
+    """SQL of the transactions of relation ``base`` in (start, end] (days), refunds as given."""
+    cond = [f"date <= {date_literal(end)}"]
     if start is not None:
-        cond.append(f"date > {_date_literal(start)}")
+        cond.append(f"date > {date_literal(start)}")
     if refunds == "exclude":
         cond.append("amount >= 0")
     return f"SELECT customer_id, date, amount FROM ({base}) b WHERE " + " AND ".join(cond)
@@ -264,7 +263,7 @@ def rfm_sql(window: str, end: dt.date, *, distinct_days: bool = False) -> str:
 
     ``distinct_days`` adds ``n_days`` (COUNT DISTINCT of dates: a second hash table, so only on
     request)."""
-    e = _date_literal(end)
+    e = date_literal(end)
     days = "COUNT(DISTINCT date)" if distinct_days else "CAST(NULL AS BIGINT)"
     return f"""
 WITH t AS ({window})
@@ -289,7 +288,7 @@ def btyd_sql(window: str, end: dt.date, time_unit_days: float, *, cte_prefix: st
     which avoids a join back to each customer's first date. ``cte_prefix`` prefixes the CTE names
     (sqlglot moves nested CTEs to the top for Spark, where names must be unique).
     """
-    e = _date_literal(end)
+    e = date_literal(end)
     u = f"CAST({float(time_unit_days)!r} AS DOUBLE)"  # a decimal literal would be DECIMAL in Spark
     t, days = f"{cte_prefix}t", f"{cte_prefix}days"
     return f"""
@@ -415,12 +414,12 @@ def rfm_table(
     Findings in ``.attrs["findings"]``.
     """
     if frequency not in ("transactions", "days"):
-        raise ValueError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+        raise ParameterError(f"frequency must be 'transactions' or 'days', got {frequency!r}")
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
-    sql = rfm_sql(_window(base, end, refunds), end, distinct_days=frequency == "days")
+    sql = rfm_sql(window_sql(base, end, refunds), end, distinct_days=frequency == "days")
     if output is not None:
         out = run_sql(rfm_output_sql(sql, distinct_days=frequency == "days"), inputs, engine=engine, con=con,
                       output=output)
@@ -475,12 +474,12 @@ def btyd_summary(
     table names with ``engine="spark"``; ``output=`` writes Parquet and returns the path).
     """
     if not time_unit_days > 0:
-        raise ValueError(f"time_unit_days must be > 0, got {time_unit_days!r}")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+        raise ParameterError(f"time_unit_days must be > 0, got {time_unit_days!r}")
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
-    sql = btyd_sql(_window(base, end, refunds), end, time_unit_days)
+    sql = btyd_sql(window_sql(base, end, refunds), end, time_unit_days)
     if output is not None:
         return _written(run_sql(sql, inputs, engine=engine, con=con, output=output), findings, "btyd_summary")
     df = run_sql(sql, inputs, engine=engine, con=con)
@@ -521,27 +520,27 @@ def calibration_holdout(
     ``transactions``, ``engine`` and ``output`` as in :func:`rfm_table` (``output=`` runs the
     calibration summary and the holdout counts as one query and writes Parquet).
     """
-    cal_end = _as_date(calibration_end, "calibration_end")
-    end = _as_date(observation_end, "observation_end") if observation_end is not None else None
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
-    end, findings = _scan_findings(inputs, base, end, refunds, con=con, engine=engine,
+    cal_end = as_date(calibration_end, "calibration_end")
+    end = as_date(observation_end, "observation_end") if observation_end is not None else None
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, con=con, engine=engine)
+    end, findings = scan_findings(inputs, base, end, refunds, con=con, engine=engine,
                                    cols=(customer_col, date_col, amount_col))
     if cal_end >= end:
-        raise ValueError(f"calibration_end {cal_end} must be before observation_end {end}")
-    cal_sql = btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days)
-    customers = f"SELECT customer_id FROM ({_window(base, cal_end, refunds)}) w GROUP BY customer_id"
-    hold_sql = holdout_sql(_window(base, end, refunds, start=cal_end), customers)
+        raise ParameterError(f"calibration_end {cal_end} must be before observation_end {end}")
+    cal_sql = btyd_sql(window_sql(base, cal_end, refunds), cal_end, time_unit_days)
+    customers = f"SELECT customer_id FROM ({window_sql(base, cal_end, refunds)}) w GROUP BY customer_id"
+    hold_sql = holdout_sql(window_sql(base, end, refunds, start=cal_end), customers)
     if output is not None:
-        one = holdout_output_sql(btyd_sql(_window(base, cal_end, refunds), cal_end, time_unit_days, cte_prefix="cal_"),
-                                 holdout_sql(_window(base, end, refunds, start=cal_end), customers, cte_prefix="hold_"),
+        one = holdout_output_sql(btyd_sql(window_sql(base, cal_end, refunds), cal_end, time_unit_days, cte_prefix="cal_"),
+                                 holdout_sql(window_sql(base, end, refunds, start=cal_end), customers, cte_prefix="hold_"),
                                  (end - cal_end).days / float(time_unit_days))
         out = run_sql(one, inputs, engine=engine, con=con, output=output)
         if _n_rows_written(out) == 0:
-            raise ValueError(f"calibration_end {cal_end} is before all transactions ({out} holds no rows)")
+            raise ParameterError(f"calibration_end {cal_end} is before all transactions ({out} holds no rows)")
         return _written(out, findings, "calibration_holdout")
     cal = run_sql(cal_sql, inputs, engine=engine, con=con)
     if cal.empty:
-        raise ValueError(f"calibration_end {cal_end} is before all transactions")
+        raise ParameterError(f"calibration_end {cal_end} is before all transactions")
     hold = run_sql(hold_sql, inputs, engine=engine, con=con)
     df = cal.merge(hold, on="customer_id", how="left")
     df["frequency"] = df["frequency"].astype("int64")

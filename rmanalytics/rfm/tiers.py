@@ -14,12 +14,13 @@ wins, default "basic"). Defaults (docs/domain.md §1, seed 002):
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
-from rmanalytics.rfm.rules import apply_rules
 from rmanalytics.rfm.value import percentile_rank
+from rmanalytics.rules import Rule, apply_rules
 
 TIERS = ("strategic", "growth", "basic", "attention")
 #: Tier of every customer when there are no balances: the tier rules are about AUM value.
@@ -28,20 +29,19 @@ NOT_TIERED = "not_tiered"
 # label keys are namespaced ("tier:growth") because lifecycle stages also have a "growth"
 
 
-def service_tiers(customers: pd.DataFrame, *, params: Any = None, value_col: str = "value") -> pd.DataFrame:
+def service_tiers(customers: pd.DataFrame, *, rules: Sequence[Rule | Mapping[str, Any]], default: str = "basic",
+                  value_col: str = "value") -> pd.DataFrame:
     """Add ``value_pct`` (percentile rank of ``value_col``, 0-1) and ``tier`` by the tier rules.
 
     Parameters
     ----------
     customers : one row per customer with the fields the rules use (r_score, f_score, m_score,
         fm_score, segment, lifecycle_stage, value, tags ...).
-    params : :class:`TierParams` (default: its defaults).
+    rules : tier rules (:mod:`rmanalytics.rules`; the notebook default is ``TierParams().rules``).
+    default : tier of customers no rule matches.
     """
-    from rmanalytics.params.segmentation import TierParams
-
-    p = params or TierParams()
     out = customers.copy()
     if value_col in out.columns:
         out["value_pct"] = percentile_rank(out[value_col].astype("float64"))
-    out["tier"] = apply_rules(out, p.rules, default=p.default).to_numpy()
+    out["tier"] = apply_rules(out, rules, default=default).to_numpy()
     return out

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.rfm.summary import _as_date, _date_literal
+from rmanalytics.errors import DataError
+from rmanalytics.rfm.summary import as_date, date_literal
 
 
 def latest_balances_sql(end_literal: str) -> str:
@@ -39,11 +40,11 @@ def latest_balances(balances: Any, *, observation_end: Any, engine: str | None =
 
     A customer with several rows on that date is an error (the key is customer_id, snapshot_date).
     """
-    end = _as_date(observation_end, "observation_end")
-    df = run_sql(latest_balances_sql(_date_literal(end)), {"balances": balances}, engine=engine)
+    end = as_date(observation_end, "observation_end")
+    df = run_sql(latest_balances_sql(date_literal(end)), {"balances": balances}, engine=engine)
     dup = df["customer_id"].duplicated(keep=False)
     if dup.any():
-        raise ValueError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
+        raise DataError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
                          f"e.g. {df.loc[dup, 'customer_id'].head(5).tolist()}")
     df["snapshot_date"] = pd.to_datetime(df["snapshot_date"])
     return df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
@@ -54,7 +55,7 @@ def wallet_share_proxy(df: pd.DataFrame, *, value_col: str = "aum", peer_columns
     """min(1, value / q-quantile of value among peers); see module docstring. NaN value -> NaN."""
     missing = [c for c in [value_col, *peer_columns] if c not in df.columns]
     if missing:
-        raise ValueError(f"wallet_share_proxy: input lacks column(s) {missing}")
+        raise DataError(f"wallet_share_proxy: input lacks column(s) {missing}")
     v = df[value_col].astype("float64")
     if peer_columns:
         pot = v.groupby([df[c] for c in peer_columns], dropna=False).transform(lambda s: s.quantile(quantile))

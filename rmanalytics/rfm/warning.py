@@ -16,13 +16,14 @@ latest balance snapshot on or before observation_end (0 without a snapshot, flag
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
-from rmanalytics.rfm.summary import _as_date, _date_literal, _inputs
+from rmanalytics.rfm.summary import as_date, date_literal, transaction_inputs
 
 
 def family_last_purchase_sql(window: str, families: list[str], end_literal: str) -> str:
@@ -49,10 +50,10 @@ def silent_families(transactions: Any, *, observation_end: Any, families: list[s
     Returns customer_id, product_family, last_purchase, months_silent (whole months between the
     last purchase and observation_end).
     """
-    end = _as_date(observation_end, "observation_end")
-    inputs, base = _inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",),
+    end = as_date(observation_end, "observation_end")
+    inputs, base = transaction_inputs(transactions, customer_col, date_col, amount_col, extra=("product_family",),
                            engine=engine)
-    df = run_sql(family_last_purchase_sql(base, list(families), _date_literal(end)), inputs, engine=engine)
+    df = run_sql(family_last_purchase_sql(base, list(families), date_literal(end)), inputs, engine=engine)
     silent_start = pd.Timestamp(end) - pd.DateOffset(months=silent_months)
     look_start = silent_start - pd.DateOffset(months=lookback_months)
     df["last_purchase"] = pd.to_datetime(df["last_purchase"])
@@ -67,7 +68,7 @@ def silent_families(transactions: Any, *, observation_end: Any, families: list[s
 def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
     """customer_id -> rm_id, share of the assignment covering day ``on`` with the highest share
     (ties: smallest rm_id). Intervals are [start_date, end_date)."""
-    day = pd.Timestamp(_as_date(on, "on"))
+    day = pd.Timestamp(as_date(on, "on"))
     a = assignments
     start = pd.to_datetime(a["start_date"])
     stop = pd.to_datetime(a["end_date"])
@@ -84,7 +85,10 @@ def early_warnings(
     assignments: pd.DataFrame | None = None,
     balances_latest: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
-    params: Any = None,
+    families: Sequence[str] = ("wealth",),
+    silent_months: int = 3,
+    lookback_months: int = 12,
+    activity_drop: float = 0.30,
     engine: str | None = None,
 ) -> pd.DataFrame:
     """The early-warning worklist: one row per customer with at least one signal.
@@ -97,7 +101,9 @@ def early_warnings(
     assignments : contract assignments (for the primary RM); None: rm_id is NaN.
     balances_latest : output of :func:`latest_balances` (aum = value at stake).
     customers : contract customers (closed customers are left out).
-    params : :class:`WarningParams`.
+    families, silent_months, lookback_months : the "no purchase of a watched product family"
+        signal (see :func:`silent_families`).
+    activity_drop : the activity-drop signal fires at ``activity_drop >=`` this fraction.
     engine : "duckdb" or "spark", for the product-family scan of ``transactions``.
 
     Returns
@@ -106,21 +112,18 @@ def early_warnings(
     reason (signal codes joined by "; "), n_signals, detail, value_at_stake (currency),
     has_balance, rank_in_rm (1 = highest value in the RM's list).
     """
-    from rmanalytics.params.segmentation import WarningParams
-
-    p = params or WarningParams()
-    end = _as_date(observation_end, "observation_end")
+    end = as_date(observation_end, "observation_end")
     rows = []
     # without product families (an optional contract column) the no-purchase signal is left out
-    watch = list(p.families) if "product_family" in columns_of(transactions, engine) else []
+    watch = list(families) if "product_family" in columns_of(transactions, engine) else []
     silent = silent_families(transactions, observation_end=end, families=watch,
-                             silent_months=p.silent_months, lookback_months=p.lookback_months,
+                             silent_months=silent_months, lookback_months=lookback_months,
                              engine=engine) if watch else pd.DataFrame(columns=["customer_id", "product_family"])
     for r in silent.itertuples(index=False):
         rows.append((r.customer_id, f"no_purchase:{r.product_family}",
                      f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))
     if activity is not None:
-        drop = activity[activity["activity_drop"] >= p.activity_drop]
+        drop = activity[activity["activity_drop"] >= activity_drop]
         for r in drop.itertuples(index=False):
             rows.append((r.customer_id, "activity_drop",
                          f"activity down {r.activity_drop:.0%} ({r.recent_transactions} recent vs "
@@ -158,3 +161,11 @@ def top_warnings(worklist: pd.DataFrame, top_n: int) -> pd.DataFrame:
     if top_n <= 0:
         raise ValueError(f"top_n must be positive, got {top_n}")
     return worklist[worklist["rank_in_rm"] <= top_n].reset_index(drop=True)
+
+
+def warnings_per_rm(worklist: pd.DataFrame) -> pd.DataFrame:
+    """Customers and value at stake (currency) per RM of an :func:`early_warnings` worklist, largest
+    value first; customers without an RM are one row with ``rm_id`` NaN."""
+    return (worklist.groupby("rm_id", dropna=False)
+            .agg(customers=("customer_id", "size"), value_at_stake=("value_at_stake", "sum"))
+            .sort_values("value_at_stake", ascending=False))

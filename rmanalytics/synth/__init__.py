@@ -9,7 +9,7 @@
 - CLI: ``python -m rmanalytics.synth --customers N --out DIR [--seed S]`` (:func:`main`).
 """
 
-from rmanalytics.synth.bank import COMPONENTS, SynthBank, Truth, generate, main, read_truth, write
+from rmanalytics.synth.bank import COMPONENTS, SynthBank, Truth, generate, loyalty_truth, main, read_truth, write
 from rmanalytics.synth.processes import (
     bgnbd_core,
     bgnbd_expected_frequency,
@@ -22,7 +22,7 @@ from rmanalytics.synth.processes import (
 )
 
 __all__ = [
-    "COMPONENTS", "SynthBank", "Truth", "generate", "main", "read_truth", "write",
+    "COMPONENTS", "SynthBank", "Truth", "generate", "loyalty_truth", "main", "read_truth", "write",
     "bgnbd_core", "bgnbd_expected_frequency", "simulate_bgnbd", "simulate_bgnbd_transactions",
     "simulate_gamma_gamma", "simulate_weibull_ph", "weibull_ph_invert", "piecewise_ph_invert",
 ]

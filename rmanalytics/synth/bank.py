@@ -1,4 +1,5 @@
-"""A synthetic bank with known ground truth: all seven contract tables plus the true parameters.
+"""A synthetic bank with known ground truth: all contract tables (the seven required ones and the optional
+``training``) plus the true parameters.
 
 See :func:`generate` for the generative story and :class:`Truth` for every true parameter and
 its unit. Written in numpy (no library simulates a bank); every process is vectorised over
@@ -25,7 +26,9 @@ from rmanalytics.contract import (
     RM_LEVELS,
     TABLES,
 )
+from rmanalytics.synth.flows import add_balance_flows
 from rmanalytics.synth.processes import bgnbd_core, piecewise_ph_invert, weibull_ph_invert
+from rmanalytics.synth.training import make_training
 
 DAYS_PER_WEEK = 7.0
 DAYS_PER_YEAR = 365.25
@@ -35,7 +38,7 @@ DAYS_PER_YEAR = 365.25
 #: shift the others.
 COMPONENTS = (
     "rms", "customers", "assignments", "closure", "bgnbd", "spend", "txn_attrs",
-    "activity", "balances", "targets", "behaviour",
+    "activity", "balances", "targets", "behaviour", "training", "balance_flows",
 )
 
 
@@ -67,8 +70,9 @@ class Truth:
         ``fee = amount * fee_base_rate[product_family] * M[rm, month]`` with
         ``M = market_index[month] * exp(sum_k driver_betas[k] * z_k[rm, month] + rm_skill[rm])``,
         ``z_k = (activity_k - activity_means[k]) / activity_sds[k]`` the RM's standardised activity
-        of that calendar month (``rm_activity``), ``rm`` the customer's **primary** RM (highest
-        share) on the transaction date. ``calls`` has beta 0: a decoy correlated with visits
+        of that calendar month (``rm_activity``), times ``1 + training_effect`` from the RM's
+        training month on (table ``training``, see :mod:`rmanalytics.synth.training`); ``rm`` the
+        customer's **primary** RM (highest share) on the transaction date. ``calls`` has beta 0: a decoy correlated with visits
         (``calls ~ Poisson(calls_per_visit * visits + calls_base)``).
     Closure (Weibull proportional hazards, time unit **years** since ``open_date``)
         ``h(t) = shape/scale * (t/scale)**(shape-1) * exp(lin + closure_log_hr["rm_left"] * 1{t >= s})``
@@ -206,6 +210,15 @@ class Truth:
     aum_monthly_rw_sd: float = 0.04
     loan_share_customers: dict = _d(retail=0.25, corporate=0.55)
     npl_share_borrowers: float = 0.03
+    # ---- training (rmanalytics.synth.training): relative effect on the fee multiplier from the
+    # training month on; voluntary share of RMs; bottom share per quarterly review sent to mandatory training
+    training_effect: float = 0.0
+    training_voluntary_share: float = 0.40
+    training_mandatory_share: float = 0.10
+    # ---- balance flows (rmanalytics.synth.flows): share of the initial RMs whose customers' quarter-end
+    # month-end deposits exceed the month's daily average by the uplift (window dressing)
+    window_dressing_share: float = 0.20
+    window_dressing_uplift: float = 0.10
 
     # ---- realised (filled by generate)
     seed: int | None = None
@@ -217,6 +230,7 @@ class Truth:
     market_index: pd.Series | None = None  # month start -> index (1.0 at the start month)
     rm_skill: pd.Series | None = None  # rm_id -> log-multiplier
     rm_exit_dates: pd.Series | None = None  # rm_id -> exit date (NaT: employed at end)
+    window_dressing_rms: list | None = None  # rm_ids that window-dress quarter-end deposits
     customers: pd.DataFrame | None = None  # per-customer latent truth, see generate()
     behaviour_summary: dict | None = None  # realised calibration figures of the linked bank
 
@@ -243,7 +257,7 @@ class Truth:
 
 @dataclass
 class SynthBank:
-    """Result of :func:`generate`: ``tables`` (the seven contract tables), ``truth`` and, in memory
+    """Result of :func:`generate`: ``tables`` (the contract tables, with the optional ``training``), ``truth`` and, in memory
     only (not written), ``hazard_covariates``: with the behaviour link on, the customer x month
     behaviour covariates the closure hazard used (customer_id, month_start and the columns of
     :data:`BEHAVIOUR_COVARIATES`), None otherwise."""
@@ -367,7 +381,7 @@ def generate(
         raise ValueError(f"history must be 'window' or 'full', got {history!r}")
     valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
                                                "market_index", "rm_skill", "rm_exit_dates", "customers",
-                                               "behaviour_summary"}
+                                               "behaviour_summary", "window_dressing_rms"}
     bad = set(truth_overrides) - valid
     if bad:
         raise TypeError(f"unknown truth override(s): {sorted(bad)}; valid: {sorted(valid)}")
@@ -411,6 +425,8 @@ def generate(
 
     # ---- rm activity (dense RM x month grid) and fee multipliers
     act, M, skill = _make_activity(rngs["activity"], n_rm_total, n_months, market, truth)
+    training, M = make_training(rngs["training"], M, rms_df["rm_id"].to_numpy(), rm_hire, rm_exit, month_starts,
+                                start_month_idx, market, truth)  # known training effect (synth/training.py)
     truth.rm_skill = pd.Series(skill, index=rms_df["rm_id"].values, name="skill")
     prog.step("activity")
 
@@ -453,6 +469,8 @@ def generate(
         bal = _truncate_balances(bal, close_inf)
     bal.pop("_day")
     truth.behaviour_summary = _behaviour_summary(pur, cust, close_inf, start_day, end_day) if linked else None
+    dressers = add_balance_flows(rngs["balance_flows"], bal, asg["first_rm"], n_rms, truth)  # synth/flows.py
+    truth.window_dressing_rms = rms_df["rm_id"].to_numpy()[dressers].tolist()
     prog.step("balances")
 
     # ---- emit tables
@@ -510,6 +528,7 @@ def generate(
         "assignments": asg_df,
         "rm_activity": rm_activity,
         "kpi_targets": kpi,
+        "training": training,
     }
     tables = {k: _conform(v, k) for k, v in tables.items()}
     prog.step("emit")
@@ -549,7 +568,7 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
     if list(df.columns) != spec.column_names:
         df = df[spec.column_names]
     want = {"str": np.dtype(object), "int": np.dtype(np.int64), "float": np.dtype(np.float64),
-            "date": np.dtype("datetime64[ns]")}
+            "date": np.dtype("datetime64[ns]"), "bool": np.dtype(bool)}
     fix = {c.name: want[c.dtype] for c in spec.columns if df[c.name].dtype != want[c.dtype]}
     if fix:
         df = df.astype(fix)
@@ -1211,7 +1230,7 @@ def _make_targets(rng, rms_df, rm_hire, rm_exit, tx, asg, cust, start, end):
 # IO and CLI
 # ----------------------------------------------------------------------------------------------
 def write(bank: SynthBank, out_dir: str | Path, format: str = "parquet") -> Path:
-    """Write ``<table>.parquet`` (or ``.csv``) for the seven tables, ``truth.json`` and
+    """Write ``<table>.parquet`` (or ``.csv``) for every table, ``truth.json`` and
     ``truth_customers.parquet`` (per-customer latent truth) into ``out_dir``; returns the path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -1262,6 +1281,17 @@ def read_truth(path: str | Path) -> Truth:
     return t
 
 
+def loyalty_truth(data_dir: str | Path) -> dict[str, dict[str, float]] | None:
+    """True BG/NBD and Gamma-Gamma parameters per customer type, ``{type: {r, alpha, a, b, p, q, gamma}}``,
+    from the ``truth.json`` of a synthetic data folder; None when the folder has none (real data)."""
+    p = Path(data_dir)
+    if not (p / "truth.json").is_file():
+        return None
+    t = read_truth(p)
+    groups = sorted(set(t.bgnbd) | set(t.gamma_gamma))
+    return {g: {**t.bgnbd.get(g, {}), **t.gamma_gamma.get(g, {})} for g in groups}
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI: ``python -m rmanalytics.synth --customers N --out DIR [--seed S] [--rms R] ...``."""
     ap = argparse.ArgumentParser(prog="rmanalytics synth", description="Generate a synthetic bank with known truth.")
@@ -1276,9 +1306,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--behaviour-link", type=float, default=1.0,
                     help="scale of the behaviour -> closure link (default 1; 0: closure independent of behaviour)")
+    ap.add_argument("--training-effect", type=float, default=0.0,
+                    help="true relative effect of training on fee income (truth.json training_effect; default 0)")
     a = ap.parse_args(argv)
     bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history,
-                    behaviour_link=a.behaviour_link)
+                    behaviour_link=a.behaviour_link, training_effect=a.training_effect)
     out = write(bank, a.out, a.format)
     sizes = {k: len(v) for k, v in bank.tables.items()}
     print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))

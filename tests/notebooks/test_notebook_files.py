@@ -18,7 +18,7 @@ import pytest
 
 from notebook_paths import NOTEBOOKS_DIR, PARAMS_DIR, ROOT
 from rmanalytics.params import NOTEBOOKS, REGISTRY, resolve
-from rmanalytics.params.base import _json_default
+from rmanalytics.params.base import json_default
 
 NOTEBOOK_FILES = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 PARAM_FILES = sorted(PARAMS_DIR.glob("*.yaml")) + sorted(PARAMS_DIR.glob("*.yml"))
@@ -68,7 +68,7 @@ def test_parameters_cell_matches_model(path):
         declared[node.target.id] = ast.literal_eval(node.value)
     assert list(declared) == list(model.model_fields), "parameters cell and model declare different fields"
     for name, field in model.model_fields.items():
-        default = _json_default(field.get_default(call_default_factory=True))
+        default = json_default(field.get_default(call_default_factory=True))
         assert declared[name] == default, f"{path.name}: {name} = {declared[name]!r}, model default {default!r}"
     for line in nb.cells[1].source.splitlines():
         assert "#" in line, f"{path.name}: parameter without a help comment: {line}"

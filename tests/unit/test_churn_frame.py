@@ -89,7 +89,7 @@ def test_inactivity_definition():
 def test_bad_data_and_parameters():
     t = tables()
     t["customers"].loc[0, "close_date"] = D("2019-01-01")
-    with pytest.raises(ChurnDataError, match="close_date.*1 offending rows.*C1"):
+    with pytest.raises(ChurnDataError, match="close_date.*broken by 1 row.*C1"):
         survival_frame(t, window_start="2022-01-01", observation_end="2022-12-31")
     with pytest.raises(ValueError, match="definition"):
         survival_frame(tables(), definition="dormant")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from lifelines import CoxPHFitter, CoxTimeVaryingFitter
 from lifelines.datasets import load_rossi
 
 from rmanalytics.churn import (ChurnModel, ChurnModelError, breslow_baseline, compress_frame, fit_cox_efron,
                                time_varying_frame, to_grid)
+from rmanalytics.errors import ParameterError
 from rmanalytics.synth.processes import simulate_weibull_ph
 
 ROSSI_COVS = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
@@ -215,8 +217,9 @@ def test_clear_errors():
     m = ChurnModel(covariates=["customer_type"]).fit(df, entry_col="entry")
     with pytest.raises(ValueError, match="not seen in training"):
         m.predict_churn_probability(df.head(3).assign(customer_type="sme"), 90)
-    with pytest.raises(ValueError, match="model must be"):
-        ChurnModel("rsf")
+    # arguments are checked in fit (scikit-learn convention: __init__ only stores them)
+    with pytest.raises(ParameterError, match="model must be"):
+        ChurnModel("rsf").fit(df)
 
 
 def test_recovers_synth_bank_truth_including_rm_turnover():
@@ -237,3 +240,25 @@ def test_recovers_synth_bank_truth_including_rm_turnover():
     s = m.summary_
     for k, v in truth.items():
         assert s.loc[k, "coef lower 95%"] < v < s.loc[k, "coef upper 95%"], (k, v, s.loc[k].to_dict())
+
+
+def test_time_grid_effect_refits_a_clone_per_grid():
+    """The grid comparison of notebook 02: the same model (a clone) on the day and week frames."""
+    from rmanalytics.churn import time_grid_effect
+
+    df = simulate_book(3000, 5, rm_switch=True)
+    week = df.assign(duration=to_grid(df["duration"], "week", how="ceil"),
+                     entry=to_grid(df["entry"], "week", how="floor"),
+                     rm_exit_days=to_grid(df["rm_exit_days"], "week", how="floor"))
+    model = ChurnModel(covariates=["x_corp", "x_risk", "rm_left"], solver="fast")
+    t = time_grid_effect({"day": df, "week": week}, model)
+    assert not hasattr(model, "params_")  # the model passed in is left alone
+    assert list(t.columns) == ["day_coef", "day_se(coef)", "day_fit_seconds", "week_coef", "week_se(coef)",
+                               "week_fit_seconds", "shift_in_se"]
+    day = model.fit(time_varying_frame(df), "stop", "event", entry_col="start", id_col="customer_id")
+    np.testing.assert_allclose(t["day_coef"].to_numpy(), day.params_.to_numpy())
+    np.testing.assert_allclose(t["shift_in_se"].to_numpy(),
+                               ((t["week_coef"] - t["day_coef"]) / t["day_se(coef)"]).to_numpy())
+    assert t["shift_in_se"].abs().max() < 0.5  # a week grid barely moves the estimates
+    only_day = time_grid_effect({"day": df}, model)
+    assert "shift_in_se" not in only_day and list(only_day.columns)[0] == "day_coef"

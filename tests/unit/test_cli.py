@@ -178,3 +178,17 @@ def test_mask_key_file_option(tiny, fake_pm, capsys, monkeypatch, tmp_path):  # 
     m = json.loads((run_dir / "manifest.json").read_text())
     assert m["privacy"]["key_source"] == "env-file"
     assert m["privacy"]["key_fingerprint"] == privacy.MaskKey.from_secret("file-secret-key-0123456789abcdef").fingerprint
+
+
+def test_package_errors_print_one_line(monkeypatch, capsys):
+    """Any RmAnalyticsError (a user's mistake) ends the command with one message and exit code 2."""
+    import rmanalytics.cli as cli
+    from rmanalytics.errors import DataError
+
+    def boom(args):
+        raise DataError("transactions.amount: rule 'finite', broken by 2 rows, e.g. [...]")
+
+    monkeypatch.setattr(cli, "_cmd_params", boom)
+    assert cli.main(["params", "00"]) == 2
+    err = capsys.readouterr().err
+    assert "broken by 2 rows" in err and "Traceback" not in err

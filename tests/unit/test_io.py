@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rmanalytics.contract import TABLES
+from rmanalytics.contract import REQUIRED_TABLES, TABLES
 from rmanalytics.io import fingerprint, load_tables, validate_data_dir, write_tables
 from rmanalytics.schema import DataContractError
 
@@ -131,7 +131,7 @@ def test_fingerprint(tiny_bank, tmp_path):
     write_tables(tiny_bank, tmp_path)
     (tmp_path / "notes.txt").write_text("not an input")
     fp = fingerprint(tmp_path)
-    assert set(fp) == {f"{t}.parquet" for t in TABLES}
+    assert set(fp) == {f"{t}.parquet" for t in REQUIRED_TABLES}
     assert all(len(h) == 64 for h in fp.values())
     assert fingerprint(tmp_path) == fp
     tiny_bank["rms"].loc[0, "level"] = "junior"
@@ -152,6 +152,30 @@ def test_validate_data_dir(tiny_bank, tmp_path):
 @pytest.mark.skipif(not (SAMPLE / "customers.parquet").exists(), reason="data/sample not generated")
 def test_sample_data_loads_and_validates():
     tables, findings = validate_data_dir(SAMPLE, observation_end="2024-12-31")
-    assert set(tables) == set(TABLES)
+    assert set(tables) == set(REQUIRED_TABLES) | {"training"}
     assert len(tables["customers"]) > 1000
     assert set(findings.columns) == {"table", "column", "finding", "n_rows", "share", "examples", "severity"}
+
+
+def test_read_segments(tmp_path):
+    """The segments of a 01 run: only the segment columns; a clear error naming the file otherwise."""
+    from rmanalytics.errors import DataError
+    from rmanalytics.io import read_segments
+    from rmanalytics.rfm import current_segments
+
+    seg = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["loyal", "lost"], "lifecycle_stage": ["mature", "new"],
+                        "tier": ["strategic", "basic"], "extra": [1, 2]})
+    seg.to_parquet(tmp_path / "segments.parquet")
+    out = read_segments(tmp_path / "segments.parquet")
+    assert list(out.columns) == ["customer_id", "segment", "lifecycle_stage", "tier"] and len(out) == 2
+    assert read_segments(None) is None
+    out2, source = current_segments({}, segments_path=tmp_path / "segments.parquet", observation_end="2024-12-31")
+    assert source == "file" and out2.equals(out)
+    seg.drop(columns="tier").to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match="bad.parquet.*tier"):
+        read_segments(tmp_path / "bad.parquet")
+    pd.concat([seg, seg]).to_parquet(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="one row per customer', broken by 4 rows"):
+        read_segments(tmp_path / "dup.parquet")
+    with pytest.raises(DataError, match="not found"):
+        read_segments(tmp_path / "nope.parquet")

@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kpi_panel import simulate_rm_panel
 from rmanalytics.kpi import (activity_panel, driver_analysis, estimate_market_index, fe_regression, feature_groups,
-                             rm_month_measures, simulate_rm_panel)
+                             rm_month_measures)
 
 ACTS = ["visits", "calls", "cross_sell_offers", "digital_usage"]
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -90,3 +91,17 @@ def test_recovery_on_sample():
     assert res.any_beats_baseline
     for a in ("visits", "cross_sell_offers", "digital_usage"):
         assert imp[a] > imp["calls"], imp
+
+
+def test_target_tracking_on_the_sample():
+    """Notebook 04's milestone tracking: the last year in the data by default, one row per RM and month."""
+    from rmanalytics.io import load_tables
+    from rmanalytics.kpi import bank_attainment, target_tracking
+
+    tables = load_tables(SAMPLE)
+    monthly = rm_month_measures(tables)
+    progress, year = target_tracking(tables, monthly, kpi="fee_income", base_share=0.8)
+    assert year == "2024" and progress["month"].str.startswith("2024").all()
+    assert set(progress["unit_id"]) <= set(tables["rms"]["rm_id"])
+    assert 0 < bank_attainment(progress) < 10
+    assert target_tracking(tables, monthly, kpi="fee_income", year="2023")[1] == "2023"

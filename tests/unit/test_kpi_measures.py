@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlglot
 
 from rmanalytics.kpi import kpi_table, rm_month_sql, segment_fee_table
-from rmanalytics.kpi.measures import segment_period_sql
+from rmanalytics.kpi.measures import EffectiveRule, QualityRule, definitions_table, rm_month_measures, segment_period_sql
 
 D = pd.Timestamp
 
@@ -73,7 +74,8 @@ def test_quarter_kpis_shared_and_leaver(tables):
     # churn: C2 closed 15 Feb, shared 0.6 / 0.4; book at 1 Jan: R1 = C1 + 0.6 C2, R2 = 0.4 C2
     assert r1["churn_rate"] == pytest.approx(0.6 / 1.6)
     assert r2["churn_rate"] == pytest.approx(1.0)
-    assert r2["new_customers"] == 1.0 and r2["new_effective_customers"] == 1.0 and r2["referral_share"] == 1.0
+    assert r2["new_customers"] == 1.0 and r2["new_active_customers"] == 1.0 and r2["referral_share"] == 1.0
+    assert r2["new_effective_customers"] == 0.0  # C3 has no balance snapshot: never reached the asset threshold
     assert r1["new_customers"] == 0.0
     # cross-sell: R2's C1 goes 1 -> 2 products in March; customer-months with a previous snapshot: Feb, Mar
     assert r2["cross_sell_rate"] == pytest.approx(0.5)
@@ -101,9 +103,87 @@ def test_segment_fee_table(tables):
     q1 = s[s["period"] == "2024Q1"].set_index("segment")
     assert q1.loc["retail", "customers"] == 2 and q1.loc["retail", "fee_income"] == pytest.approx(7.0)
     assert q1.loc["corporate", "fee_income"] == pytest.approx(10.0)
+    # observation_end: later transactions are left out (here the one on 2024-03-10)
+    cut = segment_fee_table(tables, segment="customer_type", end="2024-03-09").set_index(["period", "segment"])
+    full = s.set_index(["period", "segment"])
+    assert cut["fee_income"].sum() == pytest.approx(full["fee_income"].sum() - tables["transactions"].loc[
+        tables["transactions"]["date"] > D("2024-03-09"), "fee"].sum())
 
 
 def test_sql_transpiles_to_spark():
     for sql in (rm_month_sql(), rm_month_sql(has_fee=False, has_npl=False, has_channel=False), segment_period_sql()):
         out = sqlglot.transpile(sql, read="duckdb", write="spark")
         assert len(out) == 1 and "SELECT" in out[0]
+
+
+def _with(tables, **over):
+    t = {k: v.copy() for k, v in tables.items()}
+    t.update(over)
+    return t
+
+
+def test_seed_definitions_daily_average_deposits(tables):
+    bal = tables["balances"].assign(deposits_avg=[900.0, 1000.0, 800.0, 4000.0])
+    q = kpi_table(_with(tables, balances=bal), freq="quarter")
+    r1 = q.set_index(["rm_id", "period"]).loc[("R1", "2024Q1")]
+    assert r1["avg_deposits"] == pytest.approx((900 + 0.6 * 4000) / 3)
+    assert r1["avg_deposits_month_end"] == pytest.approx((1000 + 0.6 * 5000) / 3)
+    assert "balances.deposits_avg" in q.attrs["definitions"]["deposit_growth"]
+    # daily path: C1 January from two daily rows (mean 600); other customer-months fall back to month end
+    daily = pd.DataFrame({"customer_id": ["C1", "C1"], "date": [D("2024-01-10"), D("2024-01-20")],
+                          "deposits": [500.0, 700.0]})
+    qd = kpi_table(_with(tables, daily_balances=daily), freq="quarter")
+    r1d = qd.set_index(["rm_id", "period"]).loc[("R1", "2024Q1")]
+    assert r1d["avg_deposits"] == pytest.approx((600 + 0.6 * 5000) / 3)
+    assert r1d["deposits_avg_fallback"] == pytest.approx(0.6)  # C2 January, credited 0.6
+    assert "daily_balances" in qd.attrs["definitions"]["avg_deposits"]
+    assert "month-end" in kpi_table(tables, freq="quarter").attrs["definitions"]["avg_deposits"]
+    d = definitions_table(qd)
+    assert set(d.columns) == {"kpi", "definition"} and "new_effective_customers" in set(d["kpi"])
+
+
+def test_effective_customers_by_asset_threshold(tables):
+    bal = pd.concat([tables["balances"], pd.DataFrame({
+        "customer_id": ["C3", "C3"], "snapshot_date": [D("2024-01-31"), D("2024-02-29")],
+        "aum": [60_000.0, 40_000.0], "deposits": [0.0, 0.0], "loans": [0.0, 0.0], "loans_strategic": [0.0, 0.0],
+        "npl": [0.0, 0.0], "n_products": [1, 1]})], ignore_index=True)
+    t = _with(tables, balances=bal)
+    q = kpi_table(t, freq="quarter").set_index(["rm_id", "period"])
+    assert q.loc[("R2", "2024Q1"), "new_effective_customers"] == 1.0  # 60,000 >= 50,000 in January
+    q2 = kpi_table(t, freq="quarter", effective=EffectiveRule(hold_months=2)).set_index(["rm_id", "period"])
+    assert q2.loc[("R2", "2024Q1"), "new_effective_customers"] == 0.0  # not held two months
+    q3 = kpi_table(t, freq="quarter", effective=EffectiveRule(aum_retail=70_000)).set_index(["rm_id", "period"])
+    assert q3.loc[("R2", "2024Q1"), "new_effective_customers"] == 0.0
+
+
+def test_npl_flows_weighted_loans_and_quality_churn(tables):
+    bal = tables["balances"].assign(npl_new=[0.0, 0.0, 0.0, 100.0], recovered=[0.0, 0.0, 0.0, 30.0],
+                                    written_off=[0.0, 0.0, 0.0, 5.0])
+    q = kpi_table(_with(tables, balances=bal), freq="quarter", strategic_loan_weight=2.0)
+    r1 = q.set_index(["rm_id", "period"]).loc[("R1", "2024Q1")]
+    assert r1["new_npl_ratio"] == pytest.approx(60 / 400)  # 0.6 x 100 over average loans 0.6 x 2000 / 3
+    assert r1["npl_recovery_rate"] == pytest.approx(18 / 60)  # 0.6 x 30 over (0 at start + 60 new)
+    assert r1["weighted_loan_volume"] == pytest.approx((0.6 * 2000 + 0.6 * 500) / 3)
+    base = kpi_table(tables, freq="quarter").set_index(["rm_id", "period"]).loc[("R1", "2024Q1")]
+    assert np.isnan(base["npl_recovery_rate"]) and base["new_npl_ratio"] == 0.0  # derived: no earlier month
+    assert "not available" in kpi_table(tables, freq="quarter").attrs["definitions"]["npl_recovery_rate"]
+    # quality tier: C2 (corporate, AUM 5,000 at 31 Jan) closes 15 Feb; book at 1 Feb: R1 0.6, R2 0.4
+    m = kpi_table(tables, freq="month", quality=QualityRule(aum_retail=1e9, aum_corporate=4000.0))
+    feb = m[m["period"] == "2024-02"].set_index("rm_id")
+    assert feb.loc["R1", "quality_churn_rate"] == pytest.approx(1.0)
+    assert feb.loc["R2", "book_start_quality"] == pytest.approx(0.4)
+    assert feb.loc["R2", "quality_churn_rate"] == pytest.approx(1.0)
+    mar = m[m["period"] == "2024-03"].set_index("rm_id")
+    assert np.isnan(mar.loc["R2", "quality_churn_rate"])  # no quality customer left
+
+
+def test_new_sql_options_transpile():
+    for kw in ({"deposits_avg": "daily_balances"}, {"deposits_avg": "column", "has_npl_new": True,
+                                                      "has_recovered": True, "has_written_off": True}):
+        out = sqlglot.transpile(rm_month_sql(**kw), read="duckdb", write="spark")
+        assert len(out) == 1 and "SELECT" in out[0]
+    with pytest.raises(ValueError, match="deposits_avg"):
+        rm_month_sql(deposits_avg="weekly")
+    with pytest.raises(ValueError):
+        EffectiveRule(hold_months=0)
+    assert rm_month_measures is not None

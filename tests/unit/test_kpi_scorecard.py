@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from pydantic import ValidationError
 
-from rmanalytics.kpi import (cycle_flags, decompose_annual_target, kpi_points, load_scorecard_config,
-                             milestone_progress, rollup, scorecard)
+from rmanalytics.errors import ParameterError
+from rmanalytics.kpi import (attribution_span, bank_attainment, cycle_flags, decompose_annual_target, kpi_points,
+                             load_scorecard_config, milestone_progress, rollup, scorecard)
 from rmanalytics.kpi.targets import annual_targets_from
 
 CFG = {
@@ -135,6 +137,9 @@ def test_domain_target_example_closes():
     assert p["attainment"].iloc[-1] == pytest.approx(2_600_000 / 2_500_000)
     assert p["on_track"].all()
     assert p["quarter_attainment"].iloc[0] == pytest.approx(2_600_000 / 2_500_000)
+    assert bank_attainment(p) == pytest.approx(2_600_000 / 2_500_000)
+    two = pd.concat([p, p.assign(unit_id="R2", cumulative_actual=p["cumulative_actual"] / 2)])
+    assert bank_attainment(two) == pytest.approx(1.5 * 2_600_000 / (2 * 2_500_000))
 
 
 def test_annual_targets_from_quarters():
@@ -151,3 +156,13 @@ def test_annual_targets_from_quarters():
 def test_every_committed_scorecard_config_validates(path):
     cfg = load_scorecard_config(path)
     assert cfg is not None
+
+
+def test_attribution_span():
+    periods = ["2024Q2", "2024Q1", "2024Q3", "2024Q1"]
+    assert attribution_span(periods) == ("2024Q1", "2024Q3", ["2024Q1", "2024Q2", "2024Q3"])
+    assert attribution_span(periods, "2024Q2") == ("2024Q2", "2024Q3", ["2024Q2", "2024Q3"])
+    with pytest.raises(ParameterError, match="attribution_base='2023Q4' is not a period"):
+        attribution_span(periods, "2023Q4")
+    with pytest.raises(ParameterError, match="must come before"):
+        attribution_span(periods, "2024Q3", "2024Q1")

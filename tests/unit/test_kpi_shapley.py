@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from kpi_panel import simulate_rm_panel
 from rmanalytics.kpi import (estimate_market_index, period_label, rm_market_split, shapley_decomposition,
-                             simulate_rm_panel, unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
+                             unit_contributions, volume_mix_rate, volume_mix_rate_by_period)
 
 
 def prod_sum(v):

@@ -203,7 +203,8 @@ def test_yaml_params_are_valid():
 
 
 def test_models_per_group(summary, cdnow_holdout):
-    from rmanalytics.loyalty import apply_by_group, fit_models, params_table, tracking_by_group
+    from rmanalytics.loyalty import (apply_by_group, calibration_split, fit_models, params_table, spend_model_check,
+                                     tracking_by_group)
 
     tx, ch = cdnow_holdout
     ch = ch.assign(group=np.where(ch["customer_id"].astype(int) % 2 == 0, "even", "odd"))
@@ -221,16 +222,10 @@ def test_models_per_group(summary, cdnow_holdout):
     assert tr["actual"].iloc[-1] == ch["frequency"].sum() + ch["frequency_holdout"].sum()
     with pytest.raises(KeyError, match="group"):
         fit_models(ch, by="nope")
-
-
-def test_load_segments_from_file(tmp_path):
-    from rmanalytics.loyalty import load_segments
-
-    seg = pd.DataFrame({"customer_id": ["a", "b"], "segment": ["loyal", "lost"], "lifecycle_stage": ["mature", "new"],
-                        "tier": ["strategic", "basic"], "extra": [1, 2]})
-    seg.to_parquet(tmp_path / "segments.parquet")
-    out, source = load_segments(str(tmp_path / "segments.parquet"), {}, observation_end="2024-12-31")
-    assert source == "file" and list(out.columns) == ["customer_id", "segment", "lifecycle_stage", "tier"]
-    seg.drop(columns="tier").to_parquet(tmp_path / "bad.parquet")
-    with pytest.raises(ValueError, match="tier"):
-        load_segments(str(tmp_path / "bad.parquet"), {}, observation_end="2024-12-31")
+    split = calibration_split(ch, "group")
+    assert split["customers"].sum() == len(ch) and split.loc["odd", "repeat_buyers"] == (
+        ch.loc[ch["group"] == "odd", "frequency"] > 0).sum()
+    assert split["holdout_purchases"].sum() == ch["frequency_holdout"].sum()
+    assert calibration_split(ch, None).index.tolist() == ["all"]
+    check = spend_model_check(models)
+    assert list(check.index) == ["even", "odd"] and (check["nonpositive_spend_excluded"] == 0).all()

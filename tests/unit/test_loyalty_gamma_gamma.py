@@ -55,7 +55,7 @@ def test_cdnow_expected_values(fitted, cdnow):
     e = fitted.expected_average_value(rep["frequency"], rep["monetary_value"])
     # conditional expectations are a weighted mean of the population mean and the customer's mean
     assert e.mean() == pytest.approx(35.375, abs=0.01)
-    p, q, g = fitted.params_.values()
+    p, q, g = fitted.params_.to_numpy()
     x, m = 2, 22.35
     w = (q - 1) / (p * x + q - 1)
     assert fitted.expected_average_value(x, m) == pytest.approx(w * p * g / (q - 1) + (1 - w) * m, rel=1e-12)
@@ -67,7 +67,7 @@ def test_cdnow_expected_values(fitted, cdnow):
 
 def test_loglik_against_numerical_integration(fitted):
     """Integrate the individual density of the mean over nu ~ Gamma(q, gamma)."""
-    p, q, g = fitted.params_.values()
+    p, q, g = fitted.params_.to_numpy()
     for x, m in [(1, 11.77), (2, 22.35), (7, 40.0), (30, 15.0)]:
         # mean of x Gamma(p, nu) values ~ Gamma(p x, rate nu x)
         f = lambda nu: stats.gamma.pdf(m, p * x, scale=1 / (nu * x)) * stats.gamma.pdf(nu, q, scale=1 / g)  # noqa: E731

@@ -25,7 +25,7 @@ from rmanalytics.params import (
 
 def test_registry_in_chain_order():
     assert NOTEBOOKS == ("00_data_overview", "01_segmentation", "02_churn_survival", "03_loyalty_clv",
-                         "04_kpi_attribution")
+                         "04_kpi_attribution", "06_rm_review")
     assert list(REGISTRY) == list(NOTEBOOKS)
     assert all(issubclass(m, NotebookParams) for m in REGISTRY.values())
 

@@ -8,7 +8,7 @@ import pytest
 
 from rmanalytics.params.segmentation import LifecycleParams, SegmentationParams, TierParams
 from rmanalytics.rfm import activity_change, lifecycle_stages, rfm_table, service_tiers
-from rmanalytics.rfm.rules import as_rules
+from rmanalytics.rules import as_rules
 
 END = "2024-12-31"
 
@@ -49,14 +49,15 @@ def test_lifecycle_stages_default_rules():
     })
     rfm = rfm_table(tx, observation_end=END)
     act = activity_change(tx, observation_end=END)
-    st = lifecycle_stages(rfm, act, observation_end=END).set_index("customer_id")
+    st = lifecycle_stages(rfm, act, observation_end=END, **LifecycleParams().stage_args()).set_index("customer_id")
     assert st["lifecycle_stage"].to_dict() == {"brand_new": "new", "decline": "decline_warning", "growth": "growth",
                                                "mature": "mature", "new": "new"}
     assert st.loc["brand_new", "onboarding"] and not st.loc["new", "onboarding"]
     assert st.loc["new", "tenure_days"] == 77
     # open_date from customers defines tenure
     customers = pd.DataFrame({"customer_id": ["new"], "open_date": [pd.Timestamp("2023-01-01")]})
-    st2 = lifecycle_stages(rfm, act, observation_end=END, customers=customers).set_index("customer_id")
+    st2 = lifecycle_stages(rfm, act, observation_end=END, customers=customers,
+                           **LifecycleParams().stage_args()).set_index("customer_id")
     assert st2.loc["new", "lifecycle_stage"] == "mature"
 
 
@@ -67,7 +68,7 @@ def test_lifecycle_boundaries_are_parameters():
     p = LifecycleParams.model_validate({"rules": [{"label": "new", "when": {"tenure_days": [None, 30]}},
                                                   {"label": "growth", "when": {"tenure_days": [31, None]}}],
                                        "onboarding_hours": 24 * 100})
-    st = lifecycle_stages(rfm, act, observation_end=END, params=p)
+    st = lifecycle_stages(rfm, act, observation_end=END, **p.stage_args())
     assert st["lifecycle_stage"].tolist() == ["growth"] and st["onboarding"].tolist() == [True]
 
 
@@ -80,12 +81,12 @@ def test_service_tiers_default_rules():
         "fm_score": [5, 3, 2, 4, 1, 5],
         "value": [1e7, 5e6, 1e3, 2e3, 10.0, 2e7],
     })
-    t = service_tiers(df).set_index("customer_id")
+    t = service_tiers(df, **TierParams().tier_args()).set_index("customer_id")
     assert t["tier"].to_dict() == {"a": "strategic", "b": "attention", "c": "growth", "d": "growth", "e": "basic",
                                    "f": "attention"}
     assert t.loc["f", "value_pct"] == 1.0
     custom = TierParams.model_validate({"rules": [{"label": "vip", "when": {"value": [1e6, None]}}], "default": "rest"})
-    assert service_tiers(df, params=custom)["tier"].tolist() == ["vip", "vip", "rest", "rest", "rest", "vip"]
+    assert service_tiers(df, **custom.tier_args())["tier"].tolist() == ["vip", "vip", "rest", "rest", "rest", "vip"]
 
 
 def test_params_defaults_follow_domain():

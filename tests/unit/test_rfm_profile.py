@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 matplotlib.use("Agg")
 
-from rmanalytics.params.segmentation import Band, SegmentationParams  # noqa: E402
+from rmanalytics.params.segmentation import Band, NineGridParams, SegmentationParams  # noqa: E402
 from rmanalytics.rfm import (  # noqa: E402
     band, migration_matrix, nine_grid, plot_migration_heatmap, plot_nine_grid, plot_rf_heatmap, plot_segment_bars,
     segment_profile, segment_snapshot, wallet_share_proxy,
@@ -49,13 +49,14 @@ def designed_bank(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return tx, cust, bal, truth
 
 
+DEFAULT_ARGS = SegmentationParams().snapshot_args()
 FIXED = SegmentationParams.from_mapping({"scores": {"method": "fixed", "edges": {
     "recency_days": [30, 90, 180, 365], "frequency": [1, 2, 5, 10], "monetary": [100, 1000, 10_000, 100_000]}}})
 
 
 def test_snapshot_recovers_designed_segments():
     tx, cust, bal, truth = designed_bank()
-    seg = segment_snapshot(tx, observation_end=END, customers=cust, balances=bal, params=FIXED)
+    seg = segment_snapshot(tx, observation_end=END, customers=cust, balances=bal, **FIXED.snapshot_args())
     got = dict(zip(seg["customer_id"], seg["segment"]))
     assert got == truth
     s = seg.set_index("customer_id")
@@ -94,7 +95,8 @@ def test_band_and_nine_grid():
     assert band(pd.Series([0, 499_999, 500_000, 6e6, np.nan]), [500_000, 6e6], ["m", "a", "p"]).tolist() == \
         ["m", "m", "a", "p", "unknown"]
     df = pd.DataFrame({"aum": [1e5, 1e6, 1e7, 2e5], "risk_level": [1, 3, 5, 2]})
-    g = nine_grid(df)
+    d = NineGridParams()
+    g = nine_grid(df, rows=d.rows, cols=d.cols)
     assert len(g) == 9 and g["customers"].sum() == 4
     cell = g.set_index(["row_band", "col_band"])
     assert cell.loc[("aum_mass", "risk_low"), "customers"] == 2
@@ -104,7 +106,7 @@ def test_band_and_nine_grid():
                       cols={"column": "risk_level", "edges": [3], "labels": ["r1", "r2"]}, value="aum")
     assert other["customers"].tolist() == [1, 1, 1, 1] and other["row_band"].tolist() == ["lo", "lo", "hi", "hi"]
     with pytest.raises(ValueError, match="lacks"):
-        nine_grid(df.drop(columns="risk_level"))
+        nine_grid(df.drop(columns="risk_level"), rows=d.rows, cols=d.cols)
     # a categorical attribute (industry) against AUM
     cat = nine_grid(df.assign(industry=["tech", "trade", None, "tech"]), rows={"column": "industry"},
                     cols=Band(column="aum", edges=[5e5], labels=["small", "large"]))
@@ -122,11 +124,13 @@ def test_plots_return_figures():
     tx, cust, bal, _ = designed_bank(1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        seg = segment_snapshot(tx, observation_end=END, customers=cust, balances=bal)
-        before = segment_snapshot(tx, observation_end=END - pd.Timedelta(days=90), customers=cust, balances=bal)
+        seg = segment_snapshot(tx, observation_end=END, customers=cust, balances=bal, **DEFAULT_ARGS)
+        before = segment_snapshot(tx, observation_end=END - pd.Timedelta(days=90), customers=cust, balances=bal,
+                                  **DEFAULT_ARGS)
     prof = segment_profile(seg)
     figs = [plot_rf_heatmap(seg), plot_segment_bars(prof),
-            plot_migration_heatmap(migration_matrix(before, seg, normalize=True)), plot_nine_grid(nine_grid(seg))]
+            plot_migration_heatmap(migration_matrix(before, seg, normalize=True)),
+            plot_nine_grid(nine_grid(seg, rows=NineGridParams().rows, cols=NineGridParams().cols))]
     for f in figs:
         assert isinstance(f, Figure) and f.axes
 

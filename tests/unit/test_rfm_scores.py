@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from rmanalytics.labels import label
+from rmanalytics.params.segmentation import SegmentParams
 from rmanalytics.rfm import BinsCollapsedWarning, SEGMENTS, apply_rules, localize, rfm_scores, rfm_segments, rule
-from rmanalytics.rfm.rules import Rule
+from rmanalytics.rules import Rule
 
 
 def frame(recency, frequency, monetary):
@@ -115,7 +116,7 @@ def test_standard_segments_cover_the_grid():
     r, fm = np.meshgrid(np.arange(1, 6), np.arange(1, 6), indexing="ij")
     scores = pd.DataFrame({"customer_id": range(25), "r_score": r.ravel(), "fm_score": fm.ravel(),
                            "f_score": fm.ravel(), "m_score": fm.ravel()})
-    seg = rfm_segments(scores)
+    seg = rfm_segments(scores, SegmentParams().rules)
     got = {(a, b): s for a, b, s in zip(seg["r_score"], seg["fm_score"], seg["segment"])}
     for rr, row in GRID.items():
         for j, name in enumerate(row, start=1):
@@ -126,7 +127,7 @@ def test_standard_segments_cover_the_grid():
 def test_unmatched_is_explicit_other_and_labels():
     scores = pd.DataFrame({"customer_id": ["a", "b"], "r_score": [7, 5], "fm_score": [7, 5], "f_score": [7, 5],
                            "m_score": [7, 5]})
-    seg = rfm_segments(scores, lang="zh")
+    seg = rfm_segments(scores, SegmentParams().rules, lang="zh")
     assert seg["segment"].tolist() == ["other", "champions"]
     assert seg["segment_label"].tolist() == ["其他", "冠军客户"]
     assert localize(pd.Series(["cant_lose", "lost"]), "segment", "en").tolist() == ["Can't lose them", "Lost"]

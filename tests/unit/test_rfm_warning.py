@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from rmanalytics.params.segmentation import WarningParams
-from rmanalytics.rfm import activity_change, early_warnings, latest_balances, primary_rm, silent_families
+from rmanalytics.rfm import (activity_change, early_warnings, latest_balances, primary_rm, silent_families,
+                             warnings_per_rm)
 
 END = "2024-12-31"
 
@@ -54,14 +55,17 @@ def test_worklist():
     assert latest.set_index("customer_id")["aum"].to_dict() == {"a": 500.0, "d": 900.0}
     customers = pd.DataFrame({"customer_id": list("adef"), "close_date": pd.to_datetime([None, None, "2024-12-01", None])})
     w = early_warnings(t, observation_end=END, activity=act, assignments=assign, balances_latest=latest,
-                       customers=customers, params=WarningParams())
+                       customers=customers, **WarningParams().warning_args())
     assert w["customer_id"].tolist() == ["d", "a", "f"]  # e is closed; sorted by value at stake
     assert w["reason"].tolist() == ["no_purchase:wealth", "no_purchase:wealth", "activity_drop"]
     assert w["value_at_stake"].tolist() == [900.0, 500.0, 0.0]
     assert w["has_balance"].tolist() == [True, True, False]
     assert w["rm_id"].tolist() == ["R2", "R1", "R2"] and w["rank_in_rm"].tolist() == [1, 1, 2]
+    per_rm = warnings_per_rm(w)
+    assert per_rm.index.tolist() == ["R2", "R1"] and per_rm["customers"].tolist() == [2, 1]
+    assert per_rm["value_at_stake"].tolist() == [900.0, 500.0]
     # thresholds are parameters
-    w2 = early_warnings(t, observation_end=END, activity=act, params=WarningParams(silent_months=5))
+    w2 = early_warnings(t, observation_end=END, activity=act, **WarningParams(silent_months=5).warning_args())
     assert "d" not in set(w2["customer_id"]) and "a" not in set(w2["customer_id"])
 
 

@@ -1,4 +1,4 @@
-"""A small RM x month simulator with known truth, for tests and demonstrations.
+"""A small RM x month simulator with known truth, for the KPI tests (test-only: not package API).
 
 Same structure as the fee model of :mod:`rmanalytics.synth`: fee income of an RM's book in month
 m = volume (sum of transaction amounts of the book) x base fee rate x ``market_index[m]`` x

@@ -1,4 +1,5 @@
-"""A small rule language for segments, lifecycle stages and service tiers.
+"""A small rule language for segments, lifecycle stages and service tiers (used by :mod:`rmanalytics.rfm`
+and validated in the notebook parameters, so it sits below both).
 
 A rule set is an ordered list of rules; each customer gets the label of the **first** rule whose
 conditions all hold, else the ``default`` label (never a silent gap). Rules live in the notebook
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+
+from rmanalytics.errors import DataError
 
 
 class Condition(BaseModel):
@@ -119,7 +122,7 @@ def apply_rules(df: pd.DataFrame, rules: Sequence[Rule | Mapping[str, Any]], *, 
     rules = as_rules(rules)
     missing = sorted({c for r in rules for c in r.when if c not in df.columns})
     if missing:
-        raise ValueError(f"rules refer to column(s) {missing} that the input lacks; columns: {list(df.columns)}")
+        raise DataError(f"rules refer to column(s) {missing} that the input lacks; columns: {list(df.columns)}")
     out = np.full(len(df), None, dtype=object)
     free = np.ones(len(df), dtype=bool)
     for r in rules:
