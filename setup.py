@@ -21,7 +21,7 @@ class BuildPyWithProject(build_py):
         for rel in BUNDLED:
             if (root / rel).is_dir():
                 shutil.copytree(root / rel, dest / rel, dirs_exist_ok=True,
-                                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc"))
+                                ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "*.pyc", ".rmanalytics"))
 
 
 setup(cmdclass={"build_py": BuildPyWithProject})

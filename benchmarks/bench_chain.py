@@ -10,6 +10,12 @@ the wall time (from the run manifests) and the peak summed RSS.
     python benchmarks/bench_chain.py --customers 100000 --rms 100
     python benchmarks/bench_chain.py --big            # adds 10M customers (about 30 GB of disk, hours)
     python benchmarks/bench_chain.py --jobs 1 --variant ci
+    python benchmarks/bench_chain.py --jobs 2 --compare-to /tmp/bench_chain_xxx   # results equal to 1e-9?
+    python benchmarks/bench_chain.py --jobs 1 -- --memory-limit 100GB            # run-all arguments after --
+
+``--compare-to`` compares every notebook's ``metrics.json`` with the one of an earlier run root
+(e.g. the 1-job, unlimited-memory run) and prints the largest relative difference of the numbers.
+``--json FILE`` appends the figures (with date, machine and load average) as one JSON line.
 """
 
 from __future__ import annotations
@@ -52,7 +58,7 @@ class TreeSampler(threading.Thread):
         self._owner: dict[int, str | None] = {}
 
     def _notebook(self, proc: psutil.Process) -> str | None:
-        if proc.pid not in self._owner:
+        if self._owner.get(proc.pid) is None:  # not cached while unknown: a new process may not show it yet
             try:
                 self._owner[proc.pid] = proc.environ().get("RMANALYTICS_NOTEBOOK")
             except (psutil.Error, OSError):
@@ -86,6 +92,7 @@ def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> d
     out = Path(tempfile.mkdtemp(prefix="bench_chain_"))
     cmd = [sys.executable, "-m", "rmanalytics", "run-all", "--data", str(data), "--out", str(out),
            "--jobs", str(jobs), "--no-progress", *(["--variant", variant] if variant else []), *extra]
+    load_before = round(os.getloadavg()[0], 1)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     sampler = TreeSampler(proc.pid)
@@ -102,7 +109,30 @@ def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> d
                                  "peak_rss_GB": sampler.peak_by_nb.get(m["notebook"], 0) / 2**30}
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     return {"rc": proc.returncode, "wall_s": wall, "peak_rss_GB": sampler.peak_total / 2**30,
-            "per_notebook": per_nb, "run_folders_MB": size, "out": str(out), "log_tail": output[-2000:]}
+            "per_notebook": per_nb, "run_folders_MB": size, "out": str(out), "log_tail": output[-2000:],
+            "load_before": load_before, "load_after": round(os.getloadavg()[0], 1)}
+
+
+def compare_metrics(out: Path, ref: Path) -> dict:
+    """Largest relative difference of the numeric metrics of each notebook between two run roots
+    (the latest run folder of each notebook), and the keys present in one only or differing as text."""
+    def latest(root: Path, nb: str) -> dict:
+        runs = sorted(p for p in (root / nb).glob("*") if (p / "metrics.json").exists() and not p.name.endswith(".partial"))
+        return json.loads((runs[-1] / "metrics.json").read_text()) if runs else {}
+
+    res = {}
+    for nb in sorted({p.name for p in out.iterdir() if p.is_dir()} | {p.name for p in ref.iterdir() if p.is_dir()}):
+        a, b = latest(out, nb), latest(ref, nb)
+        worst, other = 0.0, []
+        for k in sorted(set(a) | set(b)):
+            x, y = a.get(k), b.get(k)
+            if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
+                if x != y:
+                    worst = max(worst, abs(x - y) / max(abs(x), abs(y), 1e-300))
+            elif x != y:
+                other.append(k)
+        res[nb] = {"max_rel_diff": worst, "differing_keys": other, "n_metrics": len(a)}
+    return res
 
 
 def main() -> None:
@@ -112,6 +142,8 @@ def main() -> None:
     ap.add_argument("--big", action="store_true", help="also 10M customers (5,000 RMs)")
     ap.add_argument("--jobs", type=int, default=2, help="run-all --jobs (default 2)")
     ap.add_argument("--variant", default=None)
+    ap.add_argument("--compare-to", type=Path, help="run root of a reference run: compare metrics.json")
+    ap.add_argument("--json", type=Path, help="append the results as one JSON line to this file")
     ap.add_argument("extra", nargs="*", help="more run-all arguments after --")
     args = ap.parse_args()
     sizes = [(args.customers, args.rms)] + ([(10_000_000, 5_000)] if args.big else [])
@@ -125,6 +157,20 @@ def main() -> None:
         print("| notebook | status | wall s | peak kernel RSS GB |\n|---|---|---:|---:|")
         for nb, r in res["per_notebook"].items():
             print(f"| {nb} | {r['status']} | {r['wall_s']:.0f} | {r['peak_rss_GB']:.2f} |")
+        print(f"run root: {res['out']}; load average before/after: {res['load_before']} / {res['load_after']}")
+        if args.compare_to:
+            cmp = compare_metrics(Path(res["out"]), args.compare_to)
+            res["compare"] = cmp
+            print(f"metrics vs {args.compare_to}:")
+            for nb, c in cmp.items():
+                print(f"  {nb}: max relative difference {c['max_rel_diff']:.2e} over {c['n_metrics']} metrics"
+                      + (f"; differing non-numbers: {c['differing_keys']}" if c["differing_keys"] else ""))
+        if args.json:
+            with open(args.json, "a") as fh:
+                fh.write(json.dumps({"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "customers": n,
+                                     "jobs": args.jobs, "extra": args.extra, "cores": os.cpu_count(),
+                                     "ram_GB": psutil.virtual_memory().total / 2**30,
+                                     **{k: v for k, v in res.items() if k != "log_tail"}}) + "\n")
         if res["rc"]:
             print(res["log_tail"])
 

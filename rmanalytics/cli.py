@@ -112,7 +112,7 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     try:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
                           notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
-                          progress_bar=not args.no_progress)
+                          progress_bar=not args.no_progress, memory_limit=args.memory_limit)
     except DataError as exc:  # found by the fast pre-check of the data folder, before any kernel
         _err(str(exc))
         return 1
@@ -301,8 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (chain order kept)")
     p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: the project's notebooks/, then the packaged ones)")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), metavar="N",
-                   help="notebooks run in parallel when independent (default: min(2, CPUs))")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="notebooks run in parallel when independent (default: as many as the CPUs and the memory "
+                        "budget allow, at most 2)")
+    p.add_argument("--memory-limit", metavar="SIZE",
+                   help="DuckDB memory limit per notebook, e.g. 4GB; above it queries spill to disk (default: "
+                        "$RMANALYTICS_MEMORY_LIMIT, else half the RAM divided by the jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mask-key-file", metavar="FILE",
                    help="file holding the secret key of the customer-id pseudonyms (default: $RMANALYTICS_MASK_KEY, "

@@ -156,13 +156,60 @@ def scan_expr(path: str | os.PathLike) -> str:
     raise ValueError(f"cannot read {text!r}: expected a .parquet or .csv file, a glob or a folder")
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB connection."""
+#: Environment variable with the DuckDB memory limit of every connection (e.g. ``"4GB"``); run-all sets it.
+MEMORY_LIMIT_ENV = "RMANALYTICS_MEMORY_LIMIT"
+#: Environment variable with the folder DuckDB spills to when a query exceeds its memory limit.
+TEMP_DIR_ENV = "RMANALYTICS_TEMP_DIR"
+#: Share of the machine's RAM that the chain may use in total (split between parallel jobs).
+MEMORY_SHARE = 0.5
+
+
+def total_memory() -> int:
+    """Physical memory of the machine in bytes (0 when unknown)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
+def default_memory_limit(jobs: int = 1) -> str | None:
+    """The DuckDB memory limit of one job: ``$RMANALYTICS_MEMORY_LIMIT`` when set, else
+    :data:`MEMORY_SHARE` of the machine's RAM divided by ``jobs`` (as ``"<n>MB"``; None when the RAM
+    is unknown, leaving DuckDB's own default of 80 %)."""
+    env = os.environ.get(MEMORY_LIMIT_ENV)
+    if env:
+        return env
+    ram = total_memory()
+    if not ram:
+        return None
+    return f"{max(int(ram * MEMORY_SHARE / max(int(jobs), 1) / 2**20), 256)}MB"
+
+
+def temp_directory() -> str:
+    """Where DuckDB spills: ``$RMANALYTICS_TEMP_DIR``, else ``<tmp>/rmanalytics-duckdb-<user id>``."""
+    import tempfile
+
+    env = os.environ.get(TEMP_DIR_ENV)
+    if env:
+        return env
+    return str(Path(tempfile.gettempdir()) / f"rmanalytics-duckdb-{getattr(os, 'getuid', lambda: 0)()}")
+
+
+def connect(threads: int | None = None, memory_limit: str | None = None,
+            temp_dir: str | os.PathLike | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB connection with a memory budget.
+
+    ``memory_limit`` (e.g. ``"4GB"``) defaults to :func:`default_memory_limit` (the run-all budget
+    when run-all set it); above it DuckDB spills to ``temp_dir`` (default :func:`temp_directory`)
+    instead of growing. Every :func:`run_sql` call without ``con`` uses such a connection.
+    """
     con = duckdb.connect(":memory:")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    if memory_limit:
-        con.execute(f"SET memory_limit = '{memory_limit}'")
+    limit = memory_limit or default_memory_limit()
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")
+    con.execute("SET temp_directory = '" + str(temp_dir or temp_directory()).replace("'", "''") + "'")
     return con
 
 

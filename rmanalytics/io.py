@@ -44,8 +44,9 @@ from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
 from rmanalytics.errors import DataError, row_examples, rule_message
 from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
 
-__all__ = ["DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "fingerprint", "load_tables",
-           "precheck", "read_data_config", "read_segments", "table_columns", "validate_data_dir", "write_tables"]
+__all__ = ["CACHE_DIR", "DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "cache_dir",
+           "data_key", "ensure_validated", "fingerprint", "is_validated", "load_tables", "precheck", "read_data_config",
+           "read_segments", "record_validated", "table_columns", "validate_data_dir", "write_tables"]
 
 #: Name of the optional file beside the tables declaring date layouts and encodings.
 DATA_CONFIG = "data.yaml"
@@ -53,6 +54,10 @@ DATA_CONFIG = "data.yaml"
 SEGMENT_COLUMNS = ("customer_id", "segment", "lifecycle_stage", "tier")
 
 FORMATS = ("parquet", "csv", "duckdb")
+#: Folder beside the tables (``<data_dir>/.rmanalytics``) holding validation records and converted copies.
+CACHE_DIR = ".rmanalytics"
+#: Files above this size are keyed by size, mtime and the hash of their first and last MiB (see :func:`data_key`).
+_FULL_HASH_LIMIT = 256 * 2**20
 DB_SUFFIXES = (".duckdb", ".db")
 _TRUE = {"true", "1", "t", "yes", "y"}
 _FALSE = {"false", "0", "f", "no", "n"}
@@ -459,7 +464,8 @@ def load_tables(
     validate: bool = True,
     optional: Iterable[str] = (),
     needed_by: str | None = None,
-) -> dict[str, pd.DataFrame]:
+    lazy: Iterable[str] = (),
+) -> dict[str, pd.DataFrame | str]:
     """Read contract tables from a folder of Parquet/CSV files or a DuckDB file.
 
     Parameters
@@ -474,10 +480,21 @@ def load_tables(
     optional : tables loaded when present and left out of the result when absent (with
         ``tables=None`` the contract's optional tables are always among them).
     needed_by : name of the notebook asking, for the message when a required table is missing.
+    lazy : tables returned as the path of a Parquet file (for :func:`rmanalytics.engine.run_sql`)
+        instead of a DataFrame, so a big table (transactions, balances) never becomes a pandas
+        copy. A Parquet file with the contract types is returned as it is; a CSV (or a Parquet
+        file needing a type conversion) is converted once, losslessly, to a Parquet copy in the
+        data cache (:func:`cache_dir`) keyed by the data fingerprint. A DuckDB file source
+        ignores ``lazy`` (its tables come as frames).
+
+    Validation runs once per data fingerprint (:func:`data_key`): a successful check of a folder
+    is recorded in the data cache and a later load of the same tables (or a subset of them)
+    skips it. A lazy table is read into pandas only when its validation is not on record yet.
 
     Returns
     -------
-    dict table name -> DataFrame (dates as datetime64[ns], ids as str, money as float64).
+    dict table name -> DataFrame (dates as datetime64[ns], ids as str, money as float64), or the
+    path (str) of a Parquet file for the ``lazy`` tables.
 
     Raises
     ------
@@ -528,17 +545,202 @@ def load_tables(
                 f"{[t + '.parquet|.csv' for t in missing]} ({who} {names}"
                 + (f"; optional: {opt}" if opt else "") + f"); files found: {found}")
         options = read_data_config(path)
-        for t in wanted:
-            if t not in files:
-                continue
+        present_wanted = [t for t in wanted if t in files]
+        lazy_set = set(_table_names(lazy)) & set(present_wanted)
+        key = data_key(path) if (validate or lazy_set) else ""
+        known_ok = validate and is_validated(path, present_wanted, key=key)
+        for t in present_wanted:
+            if t in lazy_set and (known_ok or not validate):
+                fast = _conforming_parquet(files[t], t)
+                if fast is not None:
+                    out[t] = fast
+                    continue
+                cached = _converted_path(path, t, key)
+                if cached.is_file():
+                    out[t] = str(cached)
+                    continue
             df = _read_file(files[t], t, options[t])
             _check_rows(df, t, str(files[t]))
             out[t] = df
+        if validate and not known_ok:
+            failures = check_tables(out)
+            if failures:
+                raise DataContractError(failures)
+            record_validated(path, list(out), key=key)
+        for t in lazy_set:
+            if isinstance(out.get(t), pd.DataFrame):
+                out[t] = _lazy_path(path, t, out[t], files[t], key)
+        return out
     if validate:
         failures = check_tables(out)
         if failures:
             raise DataContractError(failures)
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# the data cache: validation records and Parquet copies, keyed by the data fingerprint
+# --------------------------------------------------------------------------------------------
+
+
+def _file_key(p: Path) -> str:
+    """size, mtime and content hash of one file (first and last MiB above ``_FULL_HASH_LIMIT``)."""
+    st = p.stat()
+    h = hashlib.sha256(f"{p.name}|{st.st_size}|{st.st_mtime_ns}|".encode())
+    with open(p, "rb") as fh:
+        if st.st_size > _FULL_HASH_LIMIT:
+            h.update(fh.read(2**20))
+            fh.seek(st.st_size - 2**20)
+            h.update(fh.read(2**20))
+        else:
+            while block := fh.read(1 << 20):
+                h.update(block)
+    return h.hexdigest()
+
+
+def data_key(data_dir: str | os.PathLike) -> str:
+    """A short fingerprint of a data source: every contract table file and ``data.yaml`` (size,
+    mtime, content hash), plus the rmanalytics version (a new version may check new rules)."""
+    import rmanalytics
+
+    path = Path(data_dir)
+    files = [path] if path.is_file() else sorted(_find_files(path).values())
+    if path.is_dir() and (path / DATA_CONFIG).is_file():
+        files.append(path / DATA_CONFIG)
+    h = hashlib.sha256(rmanalytics.__version__.encode())
+    for p in files:
+        h.update(_file_key(p).encode())
+    return h.hexdigest()[:20]
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return True
+    except OSError:
+        return False
+
+
+def cache_dir(data_dir: str | os.PathLike) -> Path:
+    """Where validation records and converted copies of ``data_dir`` live.
+
+    ``<data_dir>/.rmanalytics`` when writable, else ``$RMANALYTICS_CACHE`` (default
+    ``~/.cache/rmanalytics``) in a sub-folder named after the hash of the data path.
+    """
+    path = Path(data_dir).resolve()
+    own = (path.parent if path.is_file() else path) / CACHE_DIR
+    if _writable(own):
+        return own
+    root = Path(os.environ.get("RMANALYTICS_CACHE") or Path.home() / ".cache" / "rmanalytics")
+    fallback = root / hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    fallback.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
+def _record_file(data_dir: str | os.PathLike, key: str) -> Path:
+    return cache_dir(data_dir) / f"validated-{key}.json"
+
+
+def _validated_sets(rec: Path) -> list[list[str]]:
+    import json
+
+    if not rec.is_file():
+        return []
+    try:
+        return list(json.loads(rec.read_text(encoding="utf-8")).get("validated", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def is_validated(data_dir: str | os.PathLike, tables: Iterable[str], key: str | None = None) -> bool:
+    """True when ``tables`` of ``data_dir``, as the files are now, passed validation together before."""
+    want = set(tables)
+    return any(want <= set(s) for s in _validated_sets(_record_file(data_dir, key or data_key(data_dir))))
+
+
+def record_validated(data_dir: str | os.PathLike, tables: Iterable[str], key: str | None = None) -> Path:
+    """Record that ``tables`` of ``data_dir`` passed validation together (atomic write; keeps the
+    largest sets)."""
+    import json
+
+    key = key or data_key(data_dir)
+    rec = _record_file(data_dir, key)
+    sets = _validated_sets(rec)
+    new = sorted(tables)
+    if not any(set(new) <= set(s) for s in sets):
+        sets = [s for s in sets if not set(s) <= set(new)] + [new]
+    tmp = rec.with_name(f"{rec.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"data": str(Path(data_dir).resolve()), "key": key, "validated": sets}, indent=1),
+                   encoding="utf-8")
+    os.replace(tmp, rec)
+    return rec
+
+
+def ensure_validated(data_dir: str | os.PathLike) -> bool:
+    """Validate every table present in the folder ``data_dir`` once (unless on record) and record it.
+
+    Returns True when the data are (now) on record as valid; False when they fail or cannot be read
+    (nothing is recorded: each notebook then reports the problem in its own words) or the source
+    is a DuckDB file.
+    """
+    path = Path(data_dir)
+    if _is_db(path) or not path.is_dir():
+        return False
+    present = available_tables(path)
+    if is_validated(path, present):
+        return True
+    try:
+        load_tables(path, tables=[], optional=present, validate=True)
+    except (DataError, FileNotFoundError, DataContractError):
+        return False
+    return True
+
+
+#: Arrow type names (prefixes) that hold each contract dtype exactly as :func:`load_tables` gives it.
+_CONTRACT_ARROW = {"date": ("timestamp", "date32"), "int": ("int64",), "float": ("double",),
+                   "str": ("string", "large_string"), "bool": ("bool",)}
+
+
+def _conforming_parquet(p: Path, table: str) -> str | None:
+    """``str(p)`` when ``p`` is a Parquet file whose contract columns are stored with the contract
+    types (so DuckDB reads what :func:`load_tables` would give), else None."""
+    if p.suffix != ".parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(p)
+    except Exception:  # noqa: BLE001 - the full read reports it
+        return None
+    spec = TABLES[table]
+    for f in schema:
+        if f.name not in spec.column_names:
+            continue
+        want = _CONTRACT_ARROW.get(spec.column(f.name).dtype, ())
+        if not any(str(f.type).startswith(w) for w in want) or getattr(f.type, "tz", None):
+            return None
+    return str(p.resolve())
+
+
+def _converted_path(data_dir: Path, table: str, key: str) -> Path:
+    return cache_dir(data_dir) / f"parquet-{key}" / f"{table}.parquet"
+
+
+def _lazy_path(data_dir: Path, table: str, df: pd.DataFrame, src: Path, key: str) -> str:
+    """The Parquet path handed out for a lazy table: the file itself, or a converted copy in the cache."""
+    fast = _conforming_parquet(src, table)
+    if fast is not None:
+        return fast
+    dst = _converted_path(data_dir, table, key)
+    if not dst.is_file():
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f"{dst.name}.{os.getpid()}.tmp")
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, dst)
+    return str(dst)
 
 
 # --------------------------------------------------------------------------------------------

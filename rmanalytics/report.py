@@ -6,7 +6,8 @@ written and the objects are simply returned for display.
 
 Layout of ``output_dir``::
 
-    tables/<name>.csv                   every table, customer ids masked (safe to share)
+    tables/<name>.csv                   every table of at most ``csv_max_rows`` rows, customer ids
+                                        masked (safe to share; bigger tables are for machines: Parquet only)
     tables/<name>.parquet               tables without customer ids
     restricted/tables/<name>.parquet    tables with raw customer ids (folder 0700, files 0600)
     figures/<name>.png
@@ -33,6 +34,21 @@ import pandas as pd
 
 from rmanalytics.privacy import (ID_COLUMNS, RESTRICTED_DIR, MaskKey, has_ids, load_key, mask_frame,
                                  write_restricted_parquet)
+
+#: Default largest table (rows) that also gets a CSV copy for people; ``$RMANALYTICS_CSV_MAX_ROWS`` overrides it.
+CSV_MAX_ROWS = 100_000
+CSV_MAX_ROWS_ENV = "RMANALYTICS_CSV_MAX_ROWS"
+
+
+def default_csv_max_rows() -> int:
+    """``$RMANALYTICS_CSV_MAX_ROWS`` when set (an integer; 0 or less: no limit), else :data:`CSV_MAX_ROWS`."""
+    env = os.environ.get(CSV_MAX_ROWS_ENV)
+    if env:
+        try:
+            return int(env)
+        except ValueError:
+            raise ValueError(f"{CSV_MAX_ROWS_ENV}={env!r} is not an integer number of rows") from None
+    return CSV_MAX_ROWS
 
 
 def _jsonable(value: Any) -> Any:
@@ -67,11 +83,17 @@ class Recorder:
     key : the pseudonymisation key (:class:`~rmanalytics.privacy.MaskKey`), or the path of a key
         file, or None for :func:`rmanalytics.privacy.load_key` (environment / config; loaded on
         first use, and generated there if none exists yet, with a printed notice).
+    csv_max_rows : tables with more rows get no CSV copy (a million-row CSV is for no one; the
+        Parquet copy is complete), and the skip is printed once per table. None:
+        :func:`default_csv_max_rows`; 0 or less: no limit.
     """
 
     def __init__(self, output_dir: str | os.PathLike | None, *, mask_ids: bool = True,
-                 lang: str | None = None, key: MaskKey | str | os.PathLike | None = None) -> None:
+                 lang: str | None = None, key: MaskKey | str | os.PathLike | None = None,
+                 csv_max_rows: int | None = None) -> None:
         self.output_dir = Path(output_dir) if output_dir is not None else None
+        self.csv_max_rows = default_csv_max_rows() if csv_max_rows is None else int(csv_max_rows)
+        self.csv_skipped_: dict[str, int] = {}
         self.mask_ids = mask_ids
         self.lang = lang
         self._key = key
@@ -91,7 +113,7 @@ class Recorder:
     def table(self, name: str, df: pd.DataFrame, *, id_columns: tuple[str, ...] = ID_COLUMNS,
               csv: bool = True) -> pd.DataFrame:
         """Write ``df`` as Parquet (raw ids: under ``restricted/tables/``, else ``tables/``) and as
-        ``tables/<name>.csv`` with ids masked.
+        ``tables/<name>.csv`` with ids masked (only up to ``csv_max_rows`` rows; ``csv=False``: never).
 
         Returns the frame to display: masked when ``mask_ids`` is on, so notebook output and the
         HTML report never show raw customer identifiers.
@@ -109,7 +131,14 @@ class Recorder:
                 write_restricted_parquet(parquet, pq, index=False)
             else:
                 parquet.to_parquet(str(pq), index=False)
-            if csv:
+            if csv and 0 < self.csv_max_rows < len(df):
+                self.csv_skipped_[name] = len(df)
+                stale = folder / f"{name}.csv"
+                if stale.exists():
+                    stale.unlink()
+                print(f"table {name}: {len(df):,} rows > csv_max_rows {self.csv_max_rows:,}: no CSV copy; "
+                      f"the full table is {pq.relative_to(self.output_dir)}")
+            elif csv:
                 flat = _flat(shown)
                 if self.lang:
                     from rmanalytics.labels import columns

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from rmanalytics import privacy
+from rmanalytics import engine, privacy
 from rmanalytics.errors import RmAnalyticsError
 from rmanalytics.resources import bundled_root, find_project, locate
 from rmanalytics.params import (
@@ -850,9 +850,10 @@ def run_all(
     variant: str | None = None,
     notebooks: Iterable[str] | None = None,
     notebooks_dir: str | os.PathLike | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
+    memory_limit: str | None = None,
 ) -> list[RunResult]:
     """Run the notebooks of the chain in dependency order; return one result per notebook.
 
@@ -861,8 +862,12 @@ def run_all(
     notebooks run in :data:`~rmanalytics.params.NOTEBOOKS` order; a notebook with chain inputs
     (:data:`~rmanalytics.params.CHAIN_INPUTS`) waits for its upstream run and reads its output
     when that run succeeded and the parameter is not set explicitly (otherwise it recomputes, and
-    the result notes it). With ``jobs > 1`` independent notebooks run in parallel worker processes.
-    Notebooks missing from ``notebooks_dir`` are skipped with a note.
+    the result notes it). With ``jobs > 1`` independent notebooks run in parallel worker processes;
+    ``jobs=None`` picks :func:`auto_jobs`. Notebooks missing from ``notebooks_dir`` are skipped with a note.
+
+    The data are validated once, before any kernel, in a separate process (:func:`prevalidate`), so
+    the notebooks find the validation on record and skip it. Every kernel's DuckDB connections
+    get ``memory_limit`` (default :func:`rmanalytics.engine.default_memory_limit` for ``jobs``).
     """
     wanted = [notebook_name(n) for n in notebooks] if notebooks else list(NOTEBOOKS)
     order = [n for n in NOTEBOOKS if n in wanted] + [n for n in wanted if n not in NOTEBOOKS]
@@ -890,9 +895,88 @@ def run_all(
     mark_abandoned(out_dir)
     from rmanalytics.io import precheck
 
-    for data in sorted({str(p.data_dir) for p, _ in plan.values() if getattr(p, "data_dir", None)}):
+    data_dirs = sorted({str(p.data_dir) for p, _ in plan.values() if getattr(p, "data_dir", None)})
+    for data in data_dirs:
         if Path(data).exists():
             precheck(data)  # a 0-byte / undecodable / empty file fails in seconds, before any kernel
+    if jobs is None:
+        jobs = auto_jobs([d for d in data_dirs if Path(d).exists()])
+    budget = engine.default_memory_limit(jobs) if memory_limit is None else memory_limit
+    if budget and not memory_limit and os.environ.get(engine.MEMORY_LIMIT_ENV):
+        budget = None  # the user's own limit in the environment stays as it is
+    saved_limit = os.environ.get(engine.MEMORY_LIMIT_ENV)
+    if budget:
+        os.environ[engine.MEMORY_LIMIT_ENV] = budget  # inherited by workers and kernels: every connection
+    if len(plan) > 1:
+        for data in data_dirs:
+            if Path(data).is_dir():
+                prevalidate(data, echo)
+    try:
+        return _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key)
+    finally:
+        if budget:
+            if saved_limit is None:
+                os.environ.pop(engine.MEMORY_LIMIT_ENV, None)
+            else:
+                os.environ[engine.MEMORY_LIMIT_ENV] = saved_limit
+
+
+#: Peak memory of a notebook kernel per byte of input table files (Parquet; CSV counts a third),
+#: measured at 1M customers (see README, Performance); with a floor for small data.
+KERNEL_BYTES_PER_INPUT_BYTE = 8.0
+KERNEL_MIN_BYTES = 1 * 2**30
+
+
+def auto_jobs(data_dirs: Iterable[str | os.PathLike] = (), max_jobs: int = 2) -> int:
+    """Parallel notebooks for run-all: at most ``max_jobs`` and the CPU count, and no more than the
+    memory budget (:data:`rmanalytics.engine.MEMORY_SHARE` of the RAM) holds kernels of the
+    estimated size (:data:`KERNEL_BYTES_PER_INPUT_BYTE` times the input files)."""
+    from rmanalytics.io import _find_files
+
+    cpus = min(max_jobs, os.cpu_count() or 1)
+    size = 0
+    for d in data_dirs:
+        p = Path(d)
+        files = [p] if p.is_file() else list(_find_files(p).values())
+        size += sum(f.stat().st_size / (3 if f.suffix == ".csv" else 1) for f in files)
+    per_kernel = max(KERNEL_BYTES_PER_INPUT_BYTE * size, KERNEL_MIN_BYTES)
+    ram = engine.total_memory()
+    by_memory = int(ram * engine.MEMORY_SHARE // per_kernel) if ram else cpus
+    return max(1, min(cpus, by_memory))
+
+
+def _prevalidate_child(data: str) -> None:
+    from rmanalytics.io import ensure_validated
+
+    ensure_validated(data)
+
+
+def prevalidate(data_dir: str | os.PathLike, echo: Callable[[str], None] = print) -> bool:
+    """Validate ``data_dir`` once for the whole chain, in a child process (its memory is returned
+    when it ends), unless this data fingerprint is on record already. A failure records nothing:
+    each notebook then reports it as before. Returns True when the data are on record as valid."""
+    import multiprocessing as mp
+
+    from rmanalytics.io import available_tables, is_validated
+
+    try:
+        if is_validated(data_dir, available_tables(data_dir)):
+            return True
+    except (OSError, RmAnalyticsError):
+        return False
+    echo(f"validate {data_dir} ...")
+    t0 = time.perf_counter()
+    proc = mp.get_context("spawn").Process(target=_prevalidate_child, args=(str(data_dir),))
+    proc.start()
+    proc.join()
+    ok = is_validated(data_dir, available_tables(data_dir))
+    echo(f"validated {data_dir} in {time.perf_counter() - t0:.0f} s" if ok
+         else f"{data_dir}: validation failed; each notebook reports it")
+    return ok
+
+
+def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key) -> list[RunResult]:
+    """The notebooks of a resolved plan, run in dependency order (the body of :func:`run_all`)."""
     results: dict[str, RunResult] = {}
     for nb in list(plan):  # notebooks the data cannot support are skipped with the reason
         problem = _support_problem(nb, plan[nb][0])

@@ -363,21 +363,24 @@ def left_out(params: NotebookParams | str, tables: Mapping[str, Any]) -> list[st
             if t not in tables and what]
 
 
-def load_notebook_tables(params: NotebookParams, *, validate: bool = True) -> dict[str, Any]:
+def load_notebook_tables(params: NotebookParams, *, validate: bool = True, lazy: tuple[str, ...] = ()) -> dict[str, Any]:
     """Load the tables a notebook declares (required and, when present, optional) from ``params.data_dir``.
 
+    ``lazy``: tables handed over as Parquet paths for the engine rather than pandas frames
+    (:func:`rmanalytics.io.load_tables`); validation is skipped when this data was validated before.
     A missing required table is a FileNotFoundError naming the notebook and the tables it needs; a
     missing required column (``columns_required``) is a DataError naming table, column and notebook.
     """
+    from rmanalytics.engine import columns_of
     from rmanalytics.errors import DataError
     from rmanalytics.io import load_tables
 
     model = type(params)
     name = next((n for n in REGISTRY if REGISTRY[n] is model), model.__name__)
     tables = load_tables(params.data_dir, tables=model.tables_required, optional=list(model.tables_optional),
-                         validate=validate, needed_by=name)
+                         validate=validate, needed_by=name, lazy=lazy)
     for t, cols in model.columns_required.items():
-        absent = [c for c in cols if t in tables and c not in tables[t].columns]
+        absent = [c for c in cols if t in tables and c not in columns_of(tables[t])]
         if absent:
             raise DataError(f"{params.data_dir}: table {t} lacks column(s) {absent}, which notebook {name} needs "
                             f"(it reads {', '.join(model.tables_required)}); add them or run a notebook that "

@@ -28,6 +28,9 @@ class ChurnParams(SeededParams):
     lookback_days: int = Field(
         90, ge=0, le=3660, description="Days after max(open, window start) used for behaviour covariates; follow-up starts after.")
     time_grid: Literal["day", "week", "month"] = Field("week", description="Grid of event times; coarser grids make Cox fits faster.")
+    day_grid_max_customers: int = Field(
+        200_000, ge=0, description="Compare the fit with a day-grid refit (time-grid effect table) only up to this many "
+                                   "customers (0: never); the refit rebuilds the survival frame on days.")
     horizon_days: int = Field(180, gt=0, le=3660, description="Churn horizon in days for probabilities, worklists and evaluation.")
     holdout_days: int = Field(
         180, gt=0, le=3660, description="Length in days of the time-based hold-out at the end of the window (model fitted before).")

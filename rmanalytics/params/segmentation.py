@@ -195,6 +195,8 @@ class WarningParams(_Section):
     lookback_months: int = Field(12, ge=1, le=120, description="The customer must have bought the family in this many "
                                                       "months before the silent period.")
     activity_drop: float = Field(0.30, gt=0, le=1, description="Drop of activity vs trailing baseline (fraction).")
+    top_n: int = Field(10, gt=0, le=100_000, description="Customers per RM in the people-facing warning list (top by "
+                                                         "value at stake); the full list is kept in Parquet.")
 
     def warning_args(self) -> dict:
         """The threshold arguments of :func:`rmanalytics.rfm.early_warnings`."""

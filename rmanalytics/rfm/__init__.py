@@ -17,7 +17,7 @@ from rmanalytics.rfm.segments import SEGMENTS, localize, rfm_segments
 from rmanalytics.rfm.summary import btyd_summary, calibration_holdout, findings_frame, rfm_table
 from rmanalytics.rfm.tiers import TIERS, service_tiers
 from rmanalytics.rfm.value import latest_balances, percentile_rank, wallet_share_proxy
-from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families, warnings_per_rm
+from rmanalytics.rfm.warning import early_warnings, primary_rm, silent_families, top_warnings, warnings_per_rm
 
 __all__ = [
     "STAGES", "SEGMENTS", "TIERS", "BandSpec", "BinsCollapsedWarning", "Condition", "Rule",
@@ -25,5 +25,5 @@ __all__ = [
     "findings_frame", "latest_balances", "lifecycle_stages", "localize", "plot_migration_heatmap", "migration_matrix",
     "nine_grid", "plot_nine_grid", "percentile_rank", "primary_rm", "plot_rf_heatmap", "rfm_scores", "rfm_segments",
     "rfm_table", "rule", "rules_table", "plot_segment_bars", "segment_profile", "segment_snapshot", "service_tiers",
-    "silent_families", "wallet_share_proxy", "warnings_per_rm",
+    "silent_families", "top_warnings", "wallet_share_proxy", "warnings_per_rm",
 ]

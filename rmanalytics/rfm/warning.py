@@ -154,6 +154,15 @@ def early_warnings(
                 "rank_in_rm"]]
 
 
+def top_warnings(worklist: pd.DataFrame, top_n: int) -> pd.DataFrame:
+    """The first ``top_n`` customers of each RM's early-warning list (by value at stake, as ranked in
+    ``rank_in_rm`` by :func:`early_warnings`; unassigned customers form one list), in the worklist's
+    order. The list sized for people; the full worklist is for machines."""
+    if top_n <= 0:
+        raise ValueError(f"top_n must be positive, got {top_n}")
+    return worklist[worklist["rank_in_rm"] <= top_n].reset_index(drop=True)
+
+
 def warnings_per_rm(worklist: pd.DataFrame) -> pd.DataFrame:
     """Customers and value at stake (currency) per RM of an :func:`early_warnings` worklist, largest
     value first; customers without an RM are one row with ``rm_id`` NaN."""

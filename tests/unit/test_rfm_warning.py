@@ -74,3 +74,17 @@ def test_latest_balances_duplicates_rejected():
                         "aum": [1.0, 2.0]})
     with pytest.raises(ValueError, match="share"):
         latest_balances(bal, observation_end=END)
+
+
+def test_top_warnings_caps_each_rm_list_by_value():
+    from rmanalytics.rfm import top_warnings
+
+    wl = pd.DataFrame({"rm_id": ["R1", "R1", "R1", "R2", None, None],
+                       "customer_id": ["a", "b", "c", "d", "e", "f"],
+                       "value_at_stake": [30.0, 20.0, 10.0, 25.0, 5.0, 1.0],
+                       "rank_in_rm": [1, 2, 3, 1, 1, 2]})
+    top = top_warnings(wl, 2)
+    assert top["customer_id"].tolist() == ["a", "b", "d", "e", "f"]
+    assert top_warnings(wl, 1)["customer_id"].tolist() == ["a", "d", "e"]
+    with pytest.raises(ValueError):
+        top_warnings(wl, 0)
