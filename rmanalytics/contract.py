@@ -237,6 +237,8 @@ TRAINING = Table(
 
 INTERACTION_CHANNELS = ("branch", "customer_site", "phone", "online", "wechat")
 INTERACTION_KINDS = ("visit", "call", "message", "meeting")
+#: Interaction kinds that count as visits (visit coverage, high-net-worth visits).
+VISIT_KINDS = ("visit", "meeting")
 INTERACTION_OUTCOMES = ("reached", "not_reached", "sale", "follow_up")
 FEEDBACK_KINDS = ("complaint", "nps", "survey")
 

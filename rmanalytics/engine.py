@@ -682,6 +682,6 @@ def columns_of(src: Source, engine: str | None = None) -> list[str]:
     """
     if isinstance(src, pd.DataFrame):
         return list(src.columns)
-    if hasattr(src, "columns") and type(src).__module__.startswith("pyspark."):
+    if is_spark_frame(src):
         return list(src.columns)
     return list(run_sql("SELECT * FROM t LIMIT 0", {"t": src}, engine=engine).columns)

@@ -44,11 +44,6 @@ def find_project(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def project_root(start: str | os.PathLike | None = None) -> Path:
-    """The project folder if there is one, else :func:`bundled_root`."""
-    return find_project(start) or bundled_root()
-
-
 def locate(relative: str | os.PathLike, start: str | os.PathLike | None = None) -> Path | None:
     """``relative`` (e.g. ``"params/scorecards/default.yaml"``, ``"data/sample"``) looked up in the
     current folder, the project folder, then the packaged copies; None when none has it."""

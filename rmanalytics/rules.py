@@ -142,3 +142,17 @@ def rules_table(rules: Sequence[Rule | Mapping[str, Any]]) -> pd.DataFrame:
         rows.append({"order": i, "label": r.label,
                      "when": "; ".join(f"{c} {cond.short()}" for c, cond in r.when.items()) or "(always)"})
     return pd.DataFrame(rows)
+
+
+#: Named nine-grid cells (seed 001 §三(二): "potential" and "core" cells get different service
+#: plans; the plans are defaults to edit, not seed text): the band labels each cell needs (absent =
+#: any) and its service plan. First match wins; :func:`rmanalytics.rfm.ninegrid.grid_cells` and the
+#: notebook parameters (``nine_grid.cells``) both start from these.
+DEFAULT_GRID_CELLS: tuple[dict[str, Any], ...] = (
+    {"name": "core", "asset": ["aum_affluent", "aum_private"], "risk": ["risk_low", "risk_mid"],
+     "service_plan": "Dedicated RM; quarterly review; retention and wallet share first"},
+    {"name": "wealth_active", "asset": ["aum_affluent", "aum_private"], "risk": ["risk_high"],
+     "service_plan": "Investment advisory; suitability check on every sale"},
+    {"name": "potential", "asset": ["aum_mass"], "industry": ["tech", "manufacturing", "trade"],
+     "service_plan": "Nurture: monthly contact, industry/scenario products, referral to corporate"},
+)

@@ -39,7 +39,7 @@ class AnalysisWindow:
         """Last day of a calibration period followed by a hold-out of ``holdout_days`` days up to
         ``end``: ``given`` when set, else ``end - holdout_days``."""
         if given is not None:
-            return _day(given, "calibration_end").date()
+            return parse_day(given, "calibration_end").date()
         return self.days_before_end(holdout_days).date()
 
     def as_metrics(self) -> dict[str, str]:
@@ -47,7 +47,9 @@ class AnalysisWindow:
         return {"window_start": self.start.date().isoformat(), "observation_end": self.end.date().isoformat()}
 
 
-def _day(value: Any, name: str) -> pd.Timestamp:
+def parse_day(value: Any, name: str) -> pd.Timestamp:
+    """``value`` as a Timestamp; a :class:`ParameterError` naming the parameter ``name`` when it is
+    not a date (the one date check of the parameters of every notebook and analysis function)."""
     try:
         ts = pd.Timestamp(value)
     except (TypeError, ValueError) as exc:
@@ -82,17 +84,17 @@ def analysis_window(tables: dict[str, Any], observation_end: Any = None, window_
     data hold no dates.
     """
     if observation_end is not None and window_start is not None:
-        start, end = _day(window_start, "window_start"), _day(observation_end, "observation_end")
+        start, end = parse_day(window_start, "window_start"), parse_day(observation_end, "observation_end")
     else:
         lo, hi = transaction_date_range(tables, engine)
         if observation_end is not None:
-            end = _day(observation_end, "observation_end")
+            end = parse_day(observation_end, "observation_end")
         elif hi is None:
             raise DataError("transactions: no rows, so observation_end has no default; set observation_end")
         else:
             end = hi.normalize()
         if window_start is not None:
-            start = _day(window_start, "window_start")
+            start = parse_day(window_start, "window_start")
         elif lo is not None:
             start = lo.normalize()
         else:

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmanalytics.assignments import primary_rm_at
+from rmanalytics.contract import VISIT_KINDS
 from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.errors import DataError, ParameterError
 
@@ -757,7 +759,7 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
         hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
                       f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
         hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
-        hnw["rm_id"] = _primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
+        hnw["rm_id"] = primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
         hnw = hnw[hnw["rm_id"].notna()]
         hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
         v = it[it["kind"].isin(VISIT_KINDS)]
@@ -772,31 +774,13 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
     if all(isinstance(tables.get(t), pd.DataFrame) for t in ("holdings", "products", "customers", "assignments")):
         b = _suitability_gaps(tables)
         b = b[b["risk_gap"] > 0].assign(major=lambda d: d["risk_gap"] >= int(major_risk_gap))
-        b["rm_id"] = _primary_rm_at(tables["assignments"], b, "start_date").to_numpy()
+        b["rm_id"] = primary_rm_at(tables["assignments"], b, "start_date").to_numpy()
         b = b[b["rm_id"].notna()].assign(period=lambda d: period_label(d["start_date"], freq).to_numpy())
         g = b.groupby(["rm_id", "period"])
         parts.append(pd.DataFrame({"suitability_breaches": g.size(), "suitability_major_breaches": g["major"].sum()}))
     if not parts:
         return pd.DataFrame(columns=["rm_id", "period"])
     return pd.concat(parts, axis=1).reset_index().rename(columns={"level_0": "rm_id", "level_1": "period"})
-
-
-VISIT_KINDS = ("visit", "meeting")  # interaction kinds that count as visits (as rmanalytics.service)
-
-
-def _primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) -> pd.Series:
-    """Primary RM (largest share, ties smallest rm_id) of ``keys.customer_id`` on the day of
-    ``keys[date_col]``; NaN when no assignment covers it. The rule of
-    :func:`rmanalytics.service.rm_at` (kpi and service are sibling layers and do not import each
-    other; a test checks both agree)."""
-    k = pd.DataFrame({"customer_id": keys["customer_id"].to_numpy(),
-                      "_day": pd.to_datetime(keys[date_col]).dt.normalize().to_numpy(), "_row": np.arange(len(keys))})
-    m = k.merge(assignments[["customer_id", "rm_id", "start_date", "end_date", "share"]], on="customer_id")
-    m = m[(m["start_date"] <= m["_day"]) & (m["end_date"].isna() | (m["end_date"] > m["_day"]))]
-    m = m.sort_values(["_row", "share", "rm_id"], ascending=[True, False, True], kind="mergesort").drop_duplicates("_row")
-    out = np.full(len(keys), np.nan, dtype=object)
-    out[m["_row"].to_numpy()] = m["rm_id"].to_numpy()
-    return pd.Series(out, index=keys.index)
 
 
 def _suitability_gaps(tables: dict[str, Any]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.params.base import NotebookParams
-from rmanalytics.rules import Rule, as_rules
+from rmanalytics.rules import DEFAULT_GRID_CELLS, Rule, as_rules
 
 
 class _Section(BaseModel):
@@ -161,16 +161,9 @@ class GridCell(_Section):
 
 
 def default_cells() -> list[GridCell]:
-    """Seed 001 §三(二): "potential" and "core" cells get different service plans (the plans are
-    defaults to edit, not seed text). Same as :func:`rmanalytics.rfm.ninegrid.default_cells` (tested)."""
-    return [
-        GridCell(name="core", asset=["aum_affluent", "aum_private"], risk=["risk_low", "risk_mid"],
-                 service_plan="Dedicated RM; quarterly review; retention and wallet share first"),
-        GridCell(name="wealth_active", asset=["aum_affluent", "aum_private"], risk=["risk_high"],
-                 service_plan="Investment advisory; suitability check on every sale"),
-        GridCell(name="potential", asset=["aum_mass"], industry=["tech", "manufacturing", "trade"],
-                 service_plan="Nurture: monthly contact, industry/scenario products, referral to corporate"),
-    ]
+    """The named cells of :data:`rmanalytics.rules.DEFAULT_GRID_CELLS` (seed 001 §三(二)), as
+    parameters to edit."""
+    return [GridCell(**dict(c)) for c in DEFAULT_GRID_CELLS]
 
 
 class NineGridParams(_Section):

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError
+from rmanalytics.rules import DEFAULT_GRID_CELLS
 
 
 def band(values: pd.Series, edges: list[float] | None, labels: list[str] | None) -> pd.Series:
@@ -123,16 +124,8 @@ class GridCell:
 
 
 def default_cells() -> list[GridCell]:
-    """Seed 001 §三(二): "potential" and "core" cells get different service plans (the plans here
-    are defaults to edit, not seed text)."""
-    return [
-        GridCell(name="core", asset=["aum_affluent", "aum_private"], risk=["risk_low", "risk_mid"],
-                 service_plan="Dedicated RM; quarterly review; retention and wallet share first"),
-        GridCell(name="wealth_active", asset=["aum_affluent", "aum_private"], risk=["risk_high"],
-                 service_plan="Investment advisory; suitability check on every sale"),
-        GridCell(name="potential", asset=["aum_mass"], industry=["tech", "manufacturing", "trade"],
-                 service_plan="Nurture: monthly contact, industry/scenario products, referral to corporate"),
-    ]
+    """The named cells of :data:`rmanalytics.rules.DEFAULT_GRID_CELLS` (seed 001 §三(二))."""
+    return [GridCell(**dict(c)) for c in DEFAULT_GRID_CELLS]
 
 
 def grid_cells(df: pd.DataFrame, *, asset: Any, industry: Any, risk: Any, cells: list[GridCell] | None = None,

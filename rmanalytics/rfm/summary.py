@@ -40,8 +40,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import Source, connect, resolve_engine, run_sql, scan_expr
+from rmanalytics.engine import Source, connect, is_spark_frame, resolve_engine, run_sql, scan_expr
 from rmanalytics.errors import N_EXAMPLES, DataError, ParameterError, row_examples
+from rmanalytics.window import parse_day
 
 Refunds = Literal["include", "exclude", "error"]
 REFUND_OPTIONS = ("include", "exclude", "error")
@@ -61,14 +62,9 @@ def date_literal(d: Any) -> str:
 
 
 def as_date(value: Any, name: str) -> dt.date:
-    """``value`` as a date; a ValueError naming the parameter ``name`` when it is not one."""
-    try:
-        ts = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise ParameterError(f"{name}={value!r} is not a date") from exc
-    if pd.isna(ts):
-        raise ParameterError(f"{name} must be a date, got {value!r}")
-    return ts.date()
+    """``value`` as a date; a ParameterError naming the parameter ``name`` when it is not one
+    (:func:`rmanalytics.window.parse_day`)."""
+    return parse_day(value, name).date()
 
 
 def _prepare_frame(df: pd.DataFrame, customer_col: str, date_col: str, amount_col: str,
@@ -174,7 +170,7 @@ def transaction_inputs(transactions: pd.DataFrame | Source, customer_col: str, d
         extras = "".join(f", {_q(c)}" for c in extra)
         return {"src": frame}, f"SELECT customer_id, CAST(date AS DATE) AS date, amount{extras} FROM src"
     if engine == "spark" and (isinstance(transactions, (str, os.PathLike))
-                              or type(transactions).__module__.startswith("pyspark.")):
+                              or is_spark_frame(transactions)):
         # Spark DataFrame, catalog table name or lake path: read and checked (findings scan) in Spark
         extras = "".join(f", {_q(c)}" for c in extra)
         return {"src": transactions}, (f"SELECT {_q(customer_col)} AS customer_id, CAST({_q(date_col)} AS DATE) AS date, "

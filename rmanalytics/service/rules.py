@@ -34,10 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmanalytics.assignments import primary_rm_at
+from rmanalytics.contract import VISIT_KINDS
 from rmanalytics.engine import run_sql
 from rmanalytics.errors import DataError, rule_message
 
-VISIT_KINDS = ("visit", "meeting")
 DEFAULT_STAGE_INTERVALS: dict[str, int] = {"new": 30, "growth": 30, "mature": 91, "decline_warning": 0}
 
 
@@ -62,22 +63,8 @@ def _as_of(tables: Mapping[str, Any], as_of: Any) -> pd.Timestamp:
     return max(cands)
 
 
-def rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) -> pd.Series:
-    """The primary RM (largest share, ties smallest rm_id) of ``keys.customer_id`` on the day of
-    ``keys[date_col]`` (assignments are ``[start_date, end_date)``); NaN when none covers it.
-    Returns a Series aligned with ``keys``."""
-    k = keys[["customer_id"]].copy()
-    k["_day"] = pd.to_datetime(keys[date_col]).dt.normalize().to_numpy()
-    k["_row"] = np.arange(len(k))
-    a = assignments[["customer_id", "rm_id", "start_date", "end_date", "share"]]
-    m = k.merge(a, on="customer_id", how="inner")
-    cover = (m["start_date"] <= m["_day"]) & (m["end_date"].isna() | (m["end_date"] > m["_day"]))
-    m = m[cover].sort_values(["_row", "share", "rm_id"], ascending=[True, False, True], kind="mergesort")
-    m = m.drop_duplicates("_row")
-    out = pd.Series(np.nan, index=np.arange(len(k)), dtype=object)
-    out[m["_row"].to_numpy()] = m["rm_id"].to_numpy()
-    out.index = keys.index
-    return out
+#: The primary RM (largest share, ties smallest rm_id) on a day: :func:`rmanalytics.assignments.primary_rm_at`.
+rm_at = primary_rm_at
 
 
 # --------------------------------------------------------------------------------------------

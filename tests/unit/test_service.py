@@ -248,7 +248,9 @@ def test_quality_findings_on_relationship_tables():
 
 
 def test_kpi_and_service_agree_on_rm_at_and_breaches():
-    """kpi keeps its own copy of the RM-at-date and suitability rules (sibling layers): same answers."""
+    """kpi keeps its own copy of the suitability gap (sibling layers): same answers; both take the
+    RM at a date from the one shared rule, rmanalytics.assignments.primary_rm_at."""
+    from rmanalytics.assignments import primary_rm_at
     from rmanalytics.kpi import measures
     from rmanalytics.synth import generate
 
@@ -258,5 +260,6 @@ def test_kpi_and_service_agree_on_rm_at_and_breaches():
     g = g[g["risk_gap"] > 0].sort_values(["customer_id", "start_date", "product_id"]).reset_index(drop=True)
     assert len(g) == len(b) and (g["customer_id"] == b["customer_id"]).all()
     keys = t["holdings"].head(300)
-    pd.testing.assert_series_equal(measures._primary_rm_at(t["assignments"], keys, "start_date"),
+    assert measures.primary_rm_at is primary_rm_at and service.rm_at is primary_rm_at
+    pd.testing.assert_series_equal(measures.primary_rm_at(t["assignments"], keys, "start_date"),
                                    service.rm_at(t["assignments"], keys, "start_date"), check_names=False)
