@@ -58,16 +58,18 @@ $(VENV)/share/jupyter/kernels/rmanalytics/kernel.json: | $(VENV)/bin/python
 
 # Refresh the lock: newest versions the ranges in pyproject.toml allow, then the pip-readable
 # exports. Review the diff, run `make test`, commit uv.lock and requirements/ together.
-lock: | $(VENV)/bin/python
-	$(PIP) install -q "uv==$(UV_VERSION)"
+lock: | $(VENV)/.stamp-uv-$(UV_VERSION)
 	$(VENV)/bin/uv lock --upgrade --python 3.11
 	$(MAKE) lock-export
 
-lock-export: | $(VENV)/bin/python
-	$(PIP) install -q "uv==$(UV_VERSION)"
+lock-export: | $(VENV)/.stamp-uv-$(UV_VERSION)
 	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev -o requirements/base.txt >/dev/null
 	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev --extra spark -o requirements/spark.txt >/dev/null
 	$(VENV)/bin/uv export --frozen --format requirements-txt --no-emit-project --group build --no-header --no-dev --extra dev --extra spark -o requirements/dev.txt >/dev/null
+
+$(VENV)/.stamp-uv-$(UV_VERSION): | $(VENV)/bin/python
+	$(PIP) install -q "uv==$(UV_VERSION)"
+	touch $@
 
 # Upgrades on purpose: the suite against the newest releases the ranges allow, in .venv-latest.
 test-latest:
