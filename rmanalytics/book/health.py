@@ -1,4 +1,4 @@
-"""Customer health score 0-100 (the seed's customer health dashboard, DOMAIN.md §2, 002 §三(四)1).
+"""Customer health score 0-100 (the seed's customer health dashboard, docs/domain.md §2, 002 §三(四)1).
 
 Three groups, each the weighted mean of its components (every component is scaled to 0-100):
 

@@ -4,7 +4,7 @@ Rendered from one computation of the whole book: the frames are grouped once and
 written (no kernel per RM). Excel is written with XlsxWriter (formatted numbers with units in the
 header, frozen header row, autofilter, column widths).
 
-Privacy (DOMAIN.md §4, least privilege): an RM pack holds the raw ids of that RM's current
+Privacy (docs/domain.md §4, least privilege): an RM pack holds the raw ids of that RM's current
 customers only, and nothing naming another RM's customers (its scorecard sheet has no customer
 ids); notebook 05 writes the RM packs under the run's owner-only ``restricted/by_rm/`` (raw ids
 never sit in the shareable part of a run folder), to be handed to each RM alone. Branch packs go

@@ -6,7 +6,7 @@ the horizon) x value (``value_basis``: CLV in the bank's income by default, or A
 P(churn), then customer_id. Rank 1..n.
 
 **Next action and due date** — the earliest due among the rules that apply (every threshold is an
-:class:`ActionRules` parameter; the defaults are the seeds' figures, DOMAIN.md §1-2, §5):
+:class:`ActionRules` parameter; the defaults are the seeds' figures, docs/domain.md §1-2, §5):
 
 - suitability breach on record -> "review suitability of holdings", due ``as_of`` (at once);
 - decline-warning stage or an early warning -> "retention call", due at once (002: "at once");

@@ -1,6 +1,6 @@
 """Audit of the early-warning rules against what happened next (time-based hold-out).
 
-The seeds' early-warning rules (DOMAIN.md §2) rest on one belief: customers stop acting before they
+The seeds' early-warning rules (docs/domain.md §2) rest on one belief: customers stop acting before they
 leave. This module scores them as classifiers of churn:
 
 - ``no_purchase:<family>``: no purchase of the family (default wealth) in the last

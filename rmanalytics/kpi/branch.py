@@ -1,7 +1,7 @@
 """Branch scorecards: every org level scored against its own targets, and RM contributions.
 
 A branch is judged on its own ``kpi_targets`` (``unit_level`` = outlet, sub_branch, tier2_branch
-or tier1_branch), with the same scorecard config as its RMs (DOMAIN.md §3: "parameters set by head
+or tier1_branch), with the same scorecard config as its RMs (docs/domain.md §3: "parameters set by head
 office or branch ... roll-up by institution level"), not only on the average of its RMs' scores.
 
 - :func:`unit_kpi_table`: KPIs per org unit and period. The RM x month measures

@@ -1,4 +1,4 @@
-"""RM career stages and the follow-through of quarterly reviews (DOMAIN.md §3 "Cycle", §6).
+"""RM career stages and the follow-through of quarterly reviews (docs/domain.md §3 "Cycle", §6).
 
 - Career stages (000 §三(一)): new (0-1 year), growing (1-3 years), experienced (3+ years) of
   tenure at the end of the period; the bounds are a parameter. RMs are compared *within* their

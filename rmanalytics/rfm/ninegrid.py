@@ -130,7 +130,7 @@ def default_cells() -> list[GridCell]:
 
 def grid_cells(df: pd.DataFrame, *, asset: Any, industry: Any, risk: Any, cells: list[GridCell] | None = None,
                default: GridCell | None = None) -> pd.DataFrame:
-    """Each customer's nine-grid cell (asset x industry x risk, DOMAIN.md §1) and its service plan.
+    """Each customer's nine-grid cell (asset x industry x risk, docs/domain.md §1) and its service plan.
 
     ``asset``, ``industry``, ``risk`` are bandings (:class:`BandSpec`, mappings or the notebook's ``Band``);
     the first cell in ``cells`` (default :func:`default_cells`) whose conditions all hold names the
