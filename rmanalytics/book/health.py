@@ -242,7 +242,7 @@ def validate_health(tables: dict[str, Any], cutoff, end, *, config: HealthConfig
     chance), ``value_concordance`` (Harrell's C of the score against next-period fees, 0.5 = chance),
     ``n_customers`` and ``n_churned``. ``attrs``: cutoff, end.
     """
-    from rmanalytics.engine import run_sql
+    from rmanalytics.engine import columns_of, run_sql
 
     cfg = config or HealthConfig()
     cutoff, end = pd.Timestamp(cutoff).normalize(), pd.Timestamp(end).normalize()
@@ -253,7 +253,7 @@ def validate_health(tables: dict[str, Any], cutoff, end, *, config: HealthConfig
     cust = tables["customers"].set_index("customer_id")
     close = f["customer_id"].map(cust["close_date"])
     churned = (close.notna() & (close > cutoff) & (close <= end)).astype(int).to_numpy()
-    fee_col = "fee" if "fee" in tables["transactions"].columns else "0.0"
+    fee_col = "fee" if "fee" in columns_of(tables["transactions"], engine) else "0.0"
     nxt = run_sql(f"""SELECT customer_id, SUM({fee_col}) AS next_fee FROM transactions
                       WHERE CAST(date AS DATE) > DATE '{cutoff.date()}' AND CAST(date AS DATE) <= DATE '{end.date()}'
                       GROUP BY customer_id""", {"transactions": tables["transactions"]}, engine=engine)

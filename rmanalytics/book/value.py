@@ -96,10 +96,11 @@ def clv_income(tables: dict[str, Any], as_of, *, horizon_days: int = 365, discou
     Customers without any transaction get no row (no CLV: the health score drops the component).
     """
     from rmanalytics import loyalty as L
+    from rmanalytics.engine import columns_of
     from rmanalytics.rfm import btyd_summary
 
-    tx = tables["transactions"]
-    if "fee" not in tx.columns:
+    tx = tables["transactions"]  # a frame or a Parquet path (aggregated in the engine)
+    if "fee" not in columns_of(tx, engine):
         raise ValueError("clv_income needs the transactions.fee column (the bank's income)")
     as_of = pd.Timestamp(as_of).normalize()
     summary = btyd_summary(tx, observation_end=as_of.date(), amount_col="fee", time_unit_days=time_unit_days,

@@ -206,11 +206,21 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
     FROM daily_balances GROUP BY customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE)
 ),
 """ if deposits_avg == "daily_balances" else "")
-    daily_join = ("LEFT JOIN daily d ON d.customer_id = b.customer_id AND d.month_start = m.month_start"
+    daily_join = ("LEFT JOIN daily d ON d.customer_id = b.customer_id AND d.month_start = "
+                  "CAST(date_trunc('month', CAST(b.snapshot_date AS DATE)) AS DATE)"
                   if deposits_avg == "daily_balances" else "")
     prev_npl = f"LAG({npl}) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date)"
-    npl_new = ("COALESCE(b.npl_new, 0.0)" if has_npl_new
-               else f"CASE WHEN {prev_npl} IS NULL THEN 0.0 ELSE GREATEST({npl} - {prev_npl}, 0.0) END")
+    # New NPL from the column (with the plain balance sums) or derived from the previous snapshot (with
+    # the sums that need the snapshot sequence: one window over few columns, see bal_seq).
+    if has_npl_new:
+        npl_new_plain, npl_new_col_plain = "\n           COALESCE(b.npl_new, 0.0) AS npl_new,", " bal.npl_new,"
+        npl_new_sum_plain, npl_new_src = "SUM(am.w * am.npl_new) AS npl_new, ", "b"
+        npl_new_seq = npl_new_col_seq = npl_new_sum_seq = ""
+    else:
+        npl_new_plain = npl_new_col_plain = npl_new_sum_plain = ""
+        npl_new_seq = (f",\n           CASE WHEN {prev_npl} IS NULL THEN 0.0 "
+                       f"ELSE GREATEST({npl} - {prev_npl}, 0.0) END AS npl_new")
+        npl_new_col_seq, npl_new_sum_seq, npl_new_src = ", s.npl_new", ",\n           SUM(am.w * am.npl_new) AS npl_new", "bq"
     recovered = "COALESCE(b.recovered, 0.0)" if has_recovered else "CAST(NULL AS DOUBLE)"
     written_off = "COALESCE(b.written_off, 0.0)" if has_written_off else "CAST(NULL AS DOUBLE)"
     h = int(effective.hold_months)
@@ -219,6 +229,26 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
     q_thr = f"CASE WHEN c.customer_type = 'corporate' THEN {float(quality.aum_corporate)!r} " \
             f"ELSE {float(quality.aum_retail)!r} END"
     ew = int(effective.window_days)
+    # The month of a date: an equi-join of its first day with mon.month_start (the months of
+    # month_calendar are whole calendar months) instead of a range join on [month_start, month_end).
+    month_of = lambda col: f"CAST(date_trunc('month', CAST({col} AS DATE)) AS DATE)"  # noqa: E731
+    next_month = lambda col: f"CAST({month_of(col)} + INTERVAL 1 MONTH AS DATE)"  # noqa: E731
+    # A snapshot's month, its end (exclusive) and its days, computed from the snapshot (the rows of the
+    # big tables are kept by a semi-join with mon rather than joined to it: DuckDB then estimates
+    # their size right and builds its hash tables on the small side, the assignments).
+    mo = month_of("b.snapshot_date")
+    snap_month = (f"{mo} AS month_start, {next_month('b.snapshot_date')} AS month_end, "
+                  f"date_diff('day', {mo}, {next_month('b.snapshot_date')}) AS days")
+    if h == 1:  # held at one month-end: the snapshot itself (no window over all balances)
+        held_sql = """    SELECT b.customer_id, CAST(b.snapshot_date AS DATE) AS snapshot_date, b.aum AS min_aum, 1 AS n_held
+    FROM balances b"""
+    else:
+        held_sql = f"""    SELECT b.customer_id, CAST(b.snapshot_date AS DATE) AS snapshot_date,
+           MIN(b.aum) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
+                            ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS min_aum,
+           COUNT(*) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
+                          ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS n_held
+    FROM balances b"""
     return f"""
 WITH {daily_cte}asg AS (
     SELECT customer_id, rm_id, CAST(start_date AS DATE) AS start_date,
@@ -235,29 +265,53 @@ asg_month AS (
     FROM asg a JOIN mon m ON a.start_date < m.month_end AND a.end_date > m.month_start
 ),
 bal AS (
-    SELECT b.customer_id, m.month_start, b.aum, b.deposits, b.loans, {strat} AS loans_strategic, {npl} AS npl,
-           b.n_products,
-           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
-           {dep_avg} AS deposits_avg, {dep_fallback} AS dep_fallback,
-           COALESCE({prev_npl}, 0.0) AS npl_prev, {npl_new} AS npl_new,
+    SELECT b.customer_id, {snap_month}, b.aum, b.deposits, b.loans,
+           {strat} AS loans_strategic, {npl} AS npl, b.n_products,
+           {dep_avg} AS deposits_avg, {dep_fallback} AS dep_fallback,{npl_new_plain}
            {recovered} AS recovered, {written_off} AS written_off
     FROM balances b
-    JOIN mon m ON CAST(b.snapshot_date AS DATE) >= m.month_start AND CAST(b.snapshot_date AS DATE) < m.month_end
     {daily_join}
+    WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
+),
+bal_seq AS (
+    SELECT b.customer_id, {snap_month}, b.n_products,
+           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
+           COALESCE({prev_npl}, 0.0) AS npl_prev{npl_new_seq}
+    FROM balances b
+    WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
 book AS (
     SELECT am.rm_id, am.month_start,
            SUM(am.w) AS w_balances,
-           SUM(am.w * bal.aum) AS aum, SUM(am.w * bal.deposits) AS deposits, SUM(am.w * bal.loans) AS loans,
-           SUM(am.w * bal.loans_strategic) AS loans_strategic, SUM(am.w * bal.npl) AS npl,
-           SUM(am.w * bal.n_products) AS products_w,
-           SUM(CASE WHEN bal.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
-           SUM(CASE WHEN bal.n_products > bal.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
-           SUM(am.w * bal.deposits_avg) AS deposits_avg, SUM(am.w * bal.dep_fallback) AS deposits_avg_fallback,
-           SUM(am.w * bal.npl_prev) AS npl_open, SUM(am.w * bal.npl_new) AS npl_new,
-           SUM(am.w * bal.recovered) AS recovered, SUM(am.w * bal.written_off) AS written_off
-    FROM asg_month am
-    JOIN bal ON am.customer_id = bal.customer_id AND am.month_start = bal.month_start
+           SUM(am.w * am.aum) AS aum, SUM(am.w * am.deposits) AS deposits, SUM(am.w * am.loans) AS loans,
+           SUM(am.w * am.loans_strategic) AS loans_strategic, SUM(am.w * am.npl) AS npl,
+           SUM(am.w * am.n_products) AS products_w,
+           SUM(am.w * am.deposits_avg) AS deposits_avg, SUM(am.w * am.dep_fallback) AS deposits_avg_fallback,
+           {npl_new_sum_plain}SUM(am.w * am.recovered) AS recovered, SUM(am.w * am.written_off) AS written_off
+    FROM (
+        SELECT a.rm_id, bal.month_start,
+               a.share * date_diff('day', GREATEST(a.start_date, bal.month_start), LEAST(a.end_date, bal.month_end))
+                   / NULLIF(bal.days, 0) AS w,
+               bal.aum, bal.deposits, bal.loans, bal.loans_strategic, bal.npl, bal.n_products,
+               bal.deposits_avg, bal.dep_fallback,{npl_new_col_plain} bal.recovered, bal.written_off
+        FROM bal JOIN asg a ON a.customer_id = bal.customer_id
+                           AND a.start_date < bal.month_end AND a.end_date > bal.month_start
+    ) am
+    GROUP BY am.rm_id, am.month_start
+),
+book_seq AS (
+    SELECT am.rm_id, am.month_start,
+           SUM(CASE WHEN am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
+           SUM(CASE WHEN am.n_products > am.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
+           SUM(am.w * am.npl_prev) AS npl_open{npl_new_sum_seq}
+    FROM (
+        SELECT a.rm_id, s.month_start,
+               a.share * date_diff('day', GREATEST(a.start_date, s.month_start), LEAST(a.end_date, s.month_end))
+                   / NULLIF(s.days, 0) AS w,
+               s.n_products, s.prev_products, s.npl_prev{npl_new_col_seq}
+        FROM bal_seq s JOIN asg a ON a.customer_id = s.customer_id
+                                 AND a.start_date < s.month_end AND a.end_date > s.month_start
+    ) am
     GROUP BY am.rm_id, am.month_start
 ),
 book_size AS (
@@ -269,21 +323,22 @@ fam AS (
     FROM transactions t WHERE t.amount > 0 GROUP BY product_family
 ),
 fees AS (
-    SELECT a.rm_id, m.month_start, SUM(a.share * {fee}) AS fee_income, SUM(a.share * t.amount) AS volume,
+    SELECT a.rm_id, {month_of("t.date")} AS month_start, SUM(a.share * {fee}) AS fee_income,
+           SUM(a.share * t.amount) AS volume,
            SUM(a.share * t.amount * fr.fee_rate) AS expected_fee, SUM(a.share) AS n_transactions
     FROM transactions t
     JOIN fam fr ON fr.product_family = t.product_family
     JOIN asg a ON t.customer_id = a.customer_id
               AND CAST(t.date AS DATE) >= a.start_date AND CAST(t.date AS DATE) < a.end_date
-    JOIN mon m ON CAST(t.date AS DATE) >= m.month_start AND CAST(t.date AS DATE) < m.month_end
-    GROUP BY a.rm_id, m.month_start
+    WHERE {month_of("t.date")} IN (SELECT month_start FROM mon)
+    GROUP BY a.rm_id, {month_of("t.date")}
 ),
 qual AS (
-    SELECT b.customer_id, m.month_end AS month_start,
+    SELECT b.customer_id, {next_month("b.snapshot_date")} AS month_start,
            CASE WHEN b.aum >= {q_thr} THEN 1.0 ELSE 0.0 END AS quality
     FROM balances b
-    JOIN mon m ON CAST(b.snapshot_date AS DATE) >= m.month_start AND CAST(b.snapshot_date AS DATE) < m.month_end
     JOIN customers c ON c.customer_id = b.customer_id
+    WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
 book_start AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start,
@@ -302,7 +357,7 @@ churn AS (
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date < CAST(c.close_date AS DATE) AND a.end_date >= CAST(c.close_date AS DATE)
-    JOIN mon m ON CAST(c.close_date AS DATE) >= m.month_start AND CAST(c.close_date AS DATE) < m.month_end
+    JOIN mon m ON {month_of("c.close_date")} = m.month_start
     LEFT JOIN qual q ON q.customer_id = c.customer_id AND q.month_start = m.month_start
     WHERE c.close_date IS NOT NULL
     GROUP BY a.rm_id, m.month_start
@@ -314,12 +369,7 @@ effective AS (
       AND date_diff('day', CAST(c.open_date AS DATE), CAST(t.date AS DATE)) < {w}
 ),
 held AS (
-    SELECT b.customer_id, CAST(b.snapshot_date AS DATE) AS snapshot_date,
-           MIN(b.aum) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
-                            ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS min_aum,
-           COUNT(*) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
-                          ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS n_held
-    FROM balances b
+{held_sql}
 ),
 effective_assets AS (
     SELECT DISTINCT h.customer_id
@@ -336,7 +386,7 @@ new_cust AS (
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date <= CAST(c.open_date AS DATE) AND a.end_date > CAST(c.open_date AS DATE)
-    JOIN mon m ON CAST(c.open_date AS DATE) >= m.month_start AND CAST(c.open_date AS DATE) < m.month_end
+    JOIN mon m ON {month_of("c.open_date")} = m.month_start
     LEFT JOIN effective e ON e.customer_id = c.customer_id
     LEFT JOIN effective_assets ea ON ea.customer_id = c.customer_id
     GROUP BY a.rm_id, m.month_start
@@ -362,7 +412,7 @@ SELECT k.rm_id, k.month_start,
        COALESCE(b.deposits, 0.0) AS deposits, COALESCE(b.loans, 0.0) AS loans,
        COALESCE(b.loans_strategic, 0.0) AS loans_strategic, COALESCE(b.npl, 0.0) AS npl,
        COALESCE(b.products_w, 0.0) AS products_w,
-       COALESCE(b.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(b.cross_sell_w, 0.0) AS cross_sell_w,
+       COALESCE(bq.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(bq.cross_sell_w, 0.0) AS cross_sell_w,
        COALESCE(f.fee_income, 0.0) AS fee_income, COALESCE(f.volume, 0.0) AS volume,
        COALESCE(f.expected_fee, 0.0) AS expected_fee,
        COALESCE(f.n_transactions, 0.0) AS n_transactions,
@@ -376,7 +426,7 @@ SELECT k.rm_id, k.month_start,
        act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
        act.alert_response_hours, act.referrals,
        COALESCE(b.deposits_avg, 0.0) AS deposits_avg, COALESCE(b.deposits_avg_fallback, 0.0) AS deposits_avg_fallback,
-       COALESCE(b.npl_open, 0.0) AS npl_open, COALESCE(b.npl_new, 0.0) AS npl_new,
+       COALESCE(bq.npl_open, 0.0) AS npl_open, COALESCE({npl_new_src}.npl_new, 0.0) AS npl_new,
        b.recovered AS recovered, b.written_off AS written_off,
        COALESCE(bs.book_start_quality, 0.0) AS book_start_quality,
        COALESCE(ch.churned_quality, 0.0) AS churned_quality
@@ -384,6 +434,7 @@ FROM keys k
 LEFT JOIN book_size s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
 LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
 LEFT JOIN book b ON b.rm_id = k.rm_id AND b.month_start = k.month_start
+LEFT JOIN book_seq bq ON bq.rm_id = k.rm_id AND bq.month_start = k.month_start
 LEFT JOIN fees f ON f.rm_id = k.rm_id AND f.month_start = k.month_start
 LEFT JOIN churn ch ON ch.rm_id = k.rm_id AND ch.month_start = k.month_start
 LEFT JOIN new_cust n ON n.rm_id = k.rm_id AND n.month_start = k.month_start

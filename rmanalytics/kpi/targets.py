@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError
-from rmanalytics.kpi.measures import kpi_table
+from rmanalytics.kpi.measures import CUSTOMER_LEVEL_KPIS, kpi_table
 
 
 def decompose_annual_target(
@@ -125,7 +125,9 @@ def target_tracking(tables: dict[str, pd.DataFrame], monthly: pd.DataFrame, *, k
     """
     year = str(year) if year is not None else str(pd.to_datetime(monthly["month_start"]).max().year)
     milestones = decompose_annual_target(annual_targets_from(tables["kpi_targets"], kpi, year), base_share=base_share)
-    actual = kpi_table(tables, freq="month", monthly=monthly)
+    # the customer-level tables (interactions, feedback, holdings) only for the KPIs they change
+    needs_cl = kpi in CUSTOMER_LEVEL_KPIS or kpi.startswith("suitability_")
+    actual = kpi_table(tables, freq="month", monthly=monthly, customer_level=needs_cl)
     actual = actual[actual["period"].str.startswith(year)].rename(
         columns={"rm_id": "unit_id", "period": "month", kpi: "actual"})
     return milestone_progress(milestones, actual[["unit_id", "month", "actual"]]), year
