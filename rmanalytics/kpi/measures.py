@@ -220,7 +220,7 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
         npl_new_plain = npl_new_col_plain = npl_new_sum_plain = ""
         npl_new_seq = (f",\n           CASE WHEN {prev_npl} IS NULL THEN 0.0 "
                        f"ELSE GREATEST({npl} - {prev_npl}, 0.0) END AS npl_new")
-        npl_new_col_seq, npl_new_sum_seq, npl_new_src = ", s.npl_new", ",\n           SUM(am.w * am.npl_new) AS npl_new", "bq"
+        npl_new_col_seq, npl_new_sum_seq, npl_new_src = ", s.npl_new", ",\n           SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_new ELSE 0.0 END) AS npl_new", "bq"
     recovered = "COALESCE(b.recovered, 0.0)" if has_recovered else "CAST(NULL AS DOUBLE)"
     written_off = "COALESCE(b.written_off, 0.0)" if has_written_off else "CAST(NULL AS DOUBLE)"
     h = int(effective.hold_months)
@@ -237,6 +237,7 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
     # big tables are kept by a semi-join with mon rather than joined to it: DuckDB then estimates
     # their size right and builds its hash tables on the small side, the assignments).
     mo = month_of("b.snapshot_date")
+    prev_snap = "LAG(b.snapshot_date) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date)"
     snap_month = (f"{mo} AS month_start, {next_month('b.snapshot_date')} AS month_end, "
                   f"date_diff('day', {mo}, {next_month('b.snapshot_date')}) AS days")
     if h == 1:  # held at one month-end: the snapshot itself (no window over all balances)
@@ -274,9 +275,10 @@ bal AS (
     WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
 bal_seq AS (
-    SELECT b.customer_id, {snap_month}, b.n_products,
+    SELECT b.customer_id, {snap_month}, b.n_products, b.aum,
            LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
-           COALESCE({prev_npl}, 0.0) AS npl_prev{npl_new_seq}
+           COALESCE({prev_npl}, 0.0) AS npl_prev{npl_new_seq},
+           CASE WHEN {month_of(prev_snap)} = {mo} THEN 1 ELSE 0 END AS dup
     FROM balances b
     WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
@@ -300,19 +302,30 @@ book AS (
     GROUP BY am.rm_id, am.month_start
 ),
 book_seq AS (
-    SELECT am.rm_id, am.month_start,
-           SUM(CASE WHEN am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
-           SUM(CASE WHEN am.n_products > am.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
-           SUM(am.w * am.npl_prev) AS npl_open{npl_new_sum_seq}
+    SELECT am.rm_id, am.month_start, am.month_end,
+           SUM(CASE WHEN am.ov = 1 AND am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
+           SUM(CASE WHEN am.ov = 1 AND am.n_products > am.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
+           SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_prev ELSE 0.0 END) AS npl_open{npl_new_sum_seq},
+           SUM(am.share_next * am.quality) AS start_quality_next,
+           SUM(CASE WHEN am.dup = 1 THEN am.share_next ELSE 0.0 END) AS start_extra_next
     FROM (
-        SELECT a.rm_id, s.month_start,
+        SELECT a.rm_id, s.month_start, s.month_end,
+               CASE WHEN a.start_date < s.month_end AND a.end_date > s.month_start THEN 1 ELSE 0 END AS ov,
                a.share * date_diff('day', GREATEST(a.start_date, s.month_start), LEAST(a.end_date, s.month_end))
                    / NULLIF(s.days, 0) AS w,
-               s.n_products, s.prev_products, s.npl_prev{npl_new_col_seq}
-        FROM bal_seq s JOIN asg a ON a.customer_id = s.customer_id
-                                 AND a.start_date < s.month_end AND a.end_date > s.month_start
+               s.n_products, s.prev_products, s.npl_prev{npl_new_col_seq},
+               CASE WHEN a.start_date <= s.month_end AND a.end_date > s.month_end
+                         AND CAST(c.open_date AS DATE) <= s.month_end
+                         AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > s.month_end)
+                    THEN a.share ELSE 0.0 END AS share_next,
+               CASE WHEN s.aum >= {q_thr} THEN 1.0 ELSE 0.0 END AS quality, s.dup
+        FROM bal_seq s
+        JOIN asg a ON a.customer_id = s.customer_id
+                  AND ((a.start_date < s.month_end AND a.end_date > s.month_start)
+                       OR (a.start_date <= s.month_end AND a.end_date > s.month_end))
+        LEFT JOIN customers c ON c.customer_id = s.customer_id
     ) am
-    GROUP BY am.rm_id, am.month_start
+    GROUP BY am.rm_id, am.month_start, am.month_end
 ),
 book_size AS (
     SELECT rm_id, month_start, SUM(w) AS customers_credited FROM asg_month GROUP BY rm_id, month_start
@@ -340,16 +353,20 @@ qual AS (
     JOIN customers c ON c.customer_id = b.customer_id
     WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
-book_start AS (
-    SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start,
-           SUM(a.share * COALESCE(q.quality, 0.0)) AS book_start_quality
+book_base AS (
+    SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start
     FROM asg a
     JOIN mon m ON a.start_date <= m.month_start AND a.end_date > m.month_start
     JOIN customers c ON c.customer_id = a.customer_id
-    LEFT JOIN qual q ON q.customer_id = a.customer_id AND q.month_start = m.month_start
     WHERE CAST(c.open_date AS DATE) <= m.month_start
       AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > m.month_start)
     GROUP BY a.rm_id, m.month_start
+),
+book_start AS (
+    SELECT bb.rm_id, bb.month_start, bb.book_start + COALESCE(bq.start_extra_next, 0.0) AS book_start,
+           COALESCE(bq.start_quality_next, 0.0) AS book_start_quality
+    FROM book_base bb
+    LEFT JOIN book_seq bq ON bq.rm_id = bb.rm_id AND bq.month_end = bb.month_start
 ),
 churn AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS churned,
