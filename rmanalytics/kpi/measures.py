@@ -33,7 +33,7 @@ import pandas as pd
 
 from rmanalytics.assignments import primary_rm_at
 from rmanalytics.contract import VISIT_KINDS
-from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.engine import columns_of, connect, resolve_engine, run_sql
 from rmanalytics.errors import DataError, ParameterError
 
 
@@ -496,6 +496,8 @@ def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.T
 
 
 REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
+#: DuckDB threads of the RM x month aggregation (see :func:`rm_month_measures`).
+SQL_THREADS = 1
 
 
 def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str | None = None,
@@ -551,7 +553,18 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     if dep == "daily_balances":
         inputs["daily_balances"] = tables["daily_balances"]
     inputs["months"] = months
-    out = run_sql(sql, inputs, engine=engine)
+    if resolve_engine(engine, inputs) == "duckdb":
+        # One thread: the snapshot sequence (a window over the whole balance history) and the joins
+        # then peak at under half the memory of two threads (1M customers: 2.1 GB of RSS instead of
+        # 5 GB) in about the same time on two cores. The result order is fixed by the ORDER BY.
+        con = connect(threads=SQL_THREADS)
+        try:
+            con.execute("SET preserve_insertion_order = false")
+            out = run_sql(sql, inputs, engine="duckdb", con=con)
+        finally:
+            con.close()
+    else:
+        out = run_sql(sql, inputs, engine=engine)
     out["month_start"] = pd.to_datetime(out["month_start"])
     dep_txt = {"daily_balances": "daily average (日均) from the daily_balances table",
                "column": "daily average (日均) from balances.deposits_avg",

@@ -187,3 +187,37 @@ def test_new_sql_options_transpile():
     with pytest.raises(ValueError):
         EffectiveRule(hold_months=0)
     assert rm_month_measures is not None
+
+
+def test_parquet_paths_give_the_same_measures(tables, tmp_path):
+    """The big tables as Parquet paths (the notebooks' lazy load) give what the frames give."""
+    lazy = dict(tables)
+    for name in ("transactions", "balances", "customers", "assignments"):
+        lazy[name] = str(tmp_path / f"{name}.parquet")
+        tables[name].to_parquet(lazy[name], index=False)
+    a, b = rm_month_measures(tables), rm_month_measures(lazy)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+    pd.testing.assert_frame_equal(kpi_table(tables, monthly=a), kpi_table(lazy, monthly=b), check_exact=False,
+                                  rtol=1e-12)
+
+
+def test_snapshot_sequence_with_two_snapshots_in_a_month(tables):
+    """The previous snapshot is the previous row in date order (not the previous calendar month), and a
+    month with two snapshots counts the book at the next month's start once per snapshot, as the
+    month-end join always did (balances should hold one snapshot a month: a warning of the checks)."""
+    bal = tables["balances"]
+    extra = bal.iloc[[0]].assign(snapshot_date=D("2024-02-10"), aum=300_000.0, n_products=3)
+    t = _with(tables, balances=pd.concat([bal, extra], ignore_index=True))
+    m = rm_month_measures(t, quality=QualityRule(aum_retail=100_000.0))
+    r2 = m[m["rm_id"] == "R2"].set_index(m.loc[m["rm_id"] == "R2", "month_start"].dt.strftime("%Y-%m"))
+    # C1 (R2 from 1 Feb): Feb 10 (3 products, after 1 on 31 Jan: a cross-sell), Feb 29 (1 product, after 3)
+    assert r2.loc["2024-02", "cross_sell_base"] == pytest.approx(2.0)
+    assert r2.loc["2024-02", "cross_sell_w"] == pytest.approx(1.0)
+    assert r2.loc["2024-03", "cross_sell_w"] == pytest.approx(1.0)  # 2 products on 31 Mar after 1 on 29 Feb
+    # book at 1 Mar: C1 twice (two February snapshots) + C3; quality from the 10 Feb snapshot only
+    assert r2.loc["2024-03", "book_start"] == pytest.approx(3.0)
+    assert r2.loc["2024-03", "book_start_quality"] == pytest.approx(1.0)
+    base = rm_month_measures(tables, quality=QualityRule(aum_retail=100_000.0))
+    b2 = base[base["rm_id"] == "R2"].set_index(base.loc[base["rm_id"] == "R2", "month_start"].dt.strftime("%Y-%m"))
+    assert b2.loc["2024-03", "book_start"] == pytest.approx(2.0)
+    assert b2.loc["2024-03", "book_start_quality"] == pytest.approx(0.0)
