@@ -228,3 +228,40 @@ def test_nine_grid_cell_defaults_agree_between_params_and_rfm():
     from rmanalytics.rfm import grid_cells
     cells = grid_cells(df, asset=g.asset, industry=g.industry, risk=g.risk, cells=g.cells, default=g.default_cell)
     assert cells["cell"].tolist() == ["basic", "wealth_active", "core", "potential"]
+
+
+def test_write_xlsx_is_valid_office_open_xml(tmp_path):
+    """The workbook written without a cell-by-cell library: every part parses, cells keep their values
+    (numbers at full precision, dates as Excel serials, booleans as "yes", text escaped), number formats
+    by column, a frozen header and an autofilter."""
+    import zipfile
+    import xml.etree.ElementTree as ET
+
+    from rmanalytics.book import write_xlsx
+
+    df = pd.DataFrame({"rank": [1, 2], "customer_id": ["C<1>&", None], "aum": [1234.5, np.nan],
+                       "due_date": pd.to_datetime(["2024-01-02", None]), "overdue": [True, False],
+                       "p_churn": [0.1 + 0.2, 0.5]})
+    path = write_xlsx(tmp_path / "b.xlsx", {"priority": df, "scorecard": df.iloc[0:0]})
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        parts = {n: ET.fromstring(z.read(n)) for n in z.namelist()}
+    assert {"[Content_Types].xml", "xl/workbook.xml", "xl/styles.xml", "xl/worksheets/sheet1.xml",
+            "xl/worksheets/sheet2.xml"} <= set(parts)
+    assert [s.get("name") for s in parts["xl/workbook.xml"].find("m:sheets", ns)] == ["priority", "scorecard"]
+    sheet = parts["xl/worksheets/sheet1.xml"]
+    cells = {c.get("r"): c for c in sheet.iter("{%s}c" % ns["m"])}
+    value = lambda r: cells[r].findtext("m:v", namespaces=ns)  # noqa: E731
+    text = lambda r: cells[r].findtext("m:is/m:t", namespaces=ns)  # noqa: E731
+    assert text("B2") == "C<1>&" and "B3" not in cells and "C3" not in cells and "D3" not in cells
+    assert float(value("C2")) == 1234.5 and float(value("F2")) == 0.1 + 0.2 and value("A3") == "2"
+    assert float(value("D2")) == 45293.0  # 2024-01-02 as an Excel date serial
+    assert text("E2") == "yes" and "E3" not in cells
+    styles = parts["xl/styles.xml"]
+    fmts = {f.get("numFmtId"): f.get("formatCode") for f in styles.iter("{%s}numFmt" % ns["m"])}
+    xfs = list(styles.find("m:cellXfs", ns))
+    assert fmts[xfs[int(cells["C2"].get("s"))].get("numFmtId")] == "#,##0"
+    assert fmts[xfs[int(cells["D2"].get("s"))].get("numFmtId")] == "yyyy-mm-dd"
+    assert sheet.find("m:sheetViews/m:sheetView/m:pane", ns).get("state") == "frozen"
+    assert sheet.find("m:autoFilter", ns).get("ref") == "A1:F3"
