@@ -823,6 +823,8 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
     - from ``holdings`` + ``products``: ``suitability_breaches`` / ``suitability_major_breaches``
       bought in the period, credited to the primary RM on the purchase day.
     Missing tables give missing columns. Periods are labelled as in :func:`period_label`.
+    ``balances`` and ``interactions`` may be Parquet paths (counted in ``engine``; only the HNW
+    snapshots and the visits per customer, RM and month reach pandas).
     """
     parts: list[pd.DataFrame] = []
     fb = tables.get("feedback")
@@ -836,15 +838,25 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
                             "cl_nps_detractors": g.apply(lambda x: int((x <= 6).sum()))})
         parts += [comp.to_frame(), nps]
     it, bal, asg = tables.get("interactions"), tables.get("balances"), tables.get("assignments")
-    if isinstance(it, pd.DataFrame) and bal is not None and isinstance(asg, pd.DataFrame):
+    if it is not None and bal is not None and isinstance(asg, pd.DataFrame):
         hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
                       f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
         hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
         hnw["rm_id"] = primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
         hnw = hnw[hnw["rm_id"].notna()]
         hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
-        v = it[it["kind"].isin(VISIT_KINDS)]
-        v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
+        if isinstance(it, pd.DataFrame):
+            v = it[it["kind"].isin(VISIT_KINDS)]
+            v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
+        else:  # a Parquet path (tens of millions of rows): the visit counts per customer, RM and month in the engine
+            kinds = ", ".join("'" + k.replace("'", "''") + "'" for k in VISIT_KINDS)
+            v = run_sql(f"""SELECT customer_id, rm_id, CAST(date_trunc('month', CAST(timestamp AS DATE)) AS DATE) AS month,
+                                  COUNT(*) AS n FROM interactions
+                           WHERE kind IN ({kinds}) AND customer_id IS NOT NULL AND rm_id IS NOT NULL
+                           GROUP BY customer_id, rm_id, CAST(date_trunc('month', CAST(timestamp AS DATE)) AS DATE)""",
+                        {"interactions": it}, engine=engine)
+            v = v.assign(month=pd.to_datetime(v["month"]).dt.to_period("M")).set_index(
+                ["customer_id", "rm_id", "month"])["n"]
         hnw["visits"] = v.reindex(pd.MultiIndex.from_frame(hnw[["customer_id", "rm_id", "month"]])).fillna(0).to_numpy()
         hnw["required"] = float(visits_per_year) / 12.0
         hnw["period"] = period_label(hnw["month"].dt.start_time, freq).to_numpy()
