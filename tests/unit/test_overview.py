@@ -201,3 +201,33 @@ def test_overview_sql_is_portable(sample_both):
         overview.distribution(paths["transactions"], "amount", portable=True)
     bad = {q[:100]: portability_problems(q) for q in log if portability_problems(q)}
     assert not bad, bad
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    from rmanalytics.spark import java_available, local_session
+
+    if not java_available():
+        pytest.skip("no Java runtime: Spark cannot start")
+
+    session = local_session(cores=2, memory="2g", app_name="rmanalytics-overview-tests", log_level="OFF")
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+def test_overview_of_paths_on_spark_equals_duckdb(sample_both, spark):
+    """The overview's SQL on Spark (Parquet paths): the same tables, and the portable quantiles."""
+    _, paths = sample_both
+    kw = {"engine": "spark"}
+    pd.testing.assert_frame_equal(overview.table_summary(paths, **kw), overview.table_summary(paths))
+    pd.testing.assert_frame_equal(overview.date_ranges(paths, **kw), overview.date_ranges(paths))
+    pd.testing.assert_frame_equal(overview.customer_mix(paths["customers"], "2023-06-30", **kw),
+                                  overview.customer_mix(paths["customers"], "2023-06-30"))
+    pd.testing.assert_frame_equal(overview.relationship_profile(paths, **kw), overview.relationship_profile(paths))
+    assert overview.relationship_metrics(paths, **kw) == overview.relationship_metrics(paths)
+    a = overview.distribution(paths["transactions"], "amount", bins=30, **kw)
+    b = overview.distribution(paths["transactions"], "amount", bins=30)
+    assert a.counts.tolist() == b.counts.tolist() and a.left_out == b.left_out
+    np.testing.assert_allclose(a.stats.to_numpy(), b.stats.to_numpy(), rtol=1e-9)
