@@ -1443,10 +1443,8 @@ def main(argv: list[str] | None = None) -> int:
 
         truth = write_sharded(a.out, a.customers, a.rms, a.shards, a.start, a.end, a.seed, history=a.history,
                               format=a.format, jobs=a.jobs, log=lambda s: print(s, flush=True), **overrides)
-        rows: dict[str, int] = {}
-        for sh in truth["shards"]:
-            for k, v in sh["rows"].items():
-                rows[k] = rows.get(k, 0) + (v if k != "products" or not rows.get(k) else 0)
+        rows = {k: sum(sh["rows"][k] for sh in truth["shards"]) if k != "products" else v
+                for k, v in truth["shards"][0]["rows"].items()}  # products: the same catalogue in every shard
         print(f"wrote {a.out} ({a.shards} shards): " + ", ".join(f"{k}={v}" for k, v in rows.items()))
         return 0
     bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history, **overrides)

@@ -33,8 +33,8 @@ memory at a time (``jobs`` shards with ``jobs > 1``).
   ``behaviour_counts``, ``suitability`` and row counts. ``truth_customers.parquet`` is streamed as
   the tables are.
 
-``K = 1`` is :func:`~rmanalytics.synth.generate` + :func:`~rmanalytics.synth.write` (bit-identical
-to the unsharded bank; the CLI takes that path).
+``K = 1`` is :func:`~rmanalytics.synth.generate` + :func:`~rmanalytics.synth.write`: the files of
+the unsharded bank, bit for bit (and no ``n_shards``/``shards`` keys in ``truth.json``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def plan_shards(n_customers: int, n_rms: int, shards: int, seed: int, rm_exit_sh
     """The ``shards`` sub-banks of a bank of ``n_customers`` customers and ``n_rms`` initial RMs.
 
     Sizes split as evenly as possible (remainders to the first shards), seeds spawned from ``seed``
-    and identifier offsets after the previous shards (see the module docstring). ``rm_exit_share``:
+    and identifier offsets after the previous shards (see the module docstring). One shard is the
+    single bank of :func:`~rmanalytics.synth.generate` (its seed is ``seed``). ``rm_exit_share``:
     the truth input of that name (default :class:`Truth`'s), which fixes each shard's RM count.
     """
     from rmanalytics.errors import ParameterError
@@ -97,7 +98,11 @@ def plan_shards(n_customers: int, n_rms: int, shards: int, seed: int, rm_exit_sh
     rms_n = [n_rms // shards + (k < n_rms % shards) for k in range(shards)]
     rm_tot = [n_rms_total(r, share) for r in rms_n]
     org = [org_sizes(r) for r in rms_n]
-    seeds = [int(s.generate_state(1, np.uint64)[0] >> np.uint64(11)) for s in np.random.SeedSequence(seed).spawn(shards)]
+    if shards == 1:  # the single bank of generate(seed=seed)
+        seeds = [int(seed)]
+    else:
+        seeds = [int(s.generate_state(1, np.uint64)[0] >> np.uint64(11))
+                 for s in np.random.SeedSequence(seed).spawn(shards)]
     out = []
     c_off = r_off = 0
     o_off = (0, 0, 0, 0)
@@ -229,6 +234,12 @@ def write_sharded(out_dir: str | Path, n_customers: int, n_rms: int, shards: int
     Truth(**truth_overrides)  # unknown overrides fail here, before any work
     plan = plan_shards(n_customers, n_rms, shards, seed, truth_overrides.get("rm_exit_share"))
     out = Path(out_dir)
+    if shards == 1:  # today's single bank, bit for bit (all in memory)
+        from rmanalytics.synth.bank import generate, write
+
+        bank = generate(n_customers, n_rms, start, end, seed, history=history, **truth_overrides)
+        write(bank, out, format)
+        return bank.truth.to_json_dict()
     out.mkdir(parents=True, exist_ok=True)
     sink = _Sink(out, format)
     metas: list[dict] = []
