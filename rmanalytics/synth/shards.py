@@ -40,7 +40,9 @@ the unsharded bank, bit for bit (and no ``n_shards``/``shards`` keys in ``truth.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -211,7 +213,14 @@ def _shard_to_parts(shard: Shard, start: str, end: str, history: str, truth_over
         del table
     meta["part_tables"] = names
     meta["seconds"] = time.perf_counter() - t0
+    meta["worker_peak_rss_GB"] = _peak_rss_gb()
     return meta
+
+
+def _peak_rss_gb() -> float:
+    """Peak resident memory of this process so far, GB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,12 +255,14 @@ def write_sharded(out_dir: str | Path, n_customers: int, n_rms: int, shards: int
     t_all = time.perf_counter()
 
     def done(meta: dict, seconds: float) -> None:
+        peak = meta.pop("worker_peak_rss_GB", None)
         metas.append(meta)
         if log is not None:
             r = meta["rows"]
             log(f"shard {meta['index'] + 1}/{shards}: {meta['n_customers']:,} customers, "
                 f"{r['transactions']:,} transactions, {r['balances']:,} balance rows in {seconds:.0f} s "
-                f"({time.perf_counter() - t_all:.0f} s in total)")
+                f"({time.perf_counter() - t_all:.0f} s in total; peak RSS "
+                + (f"{peak:.1f} GB in the worker)" if peak is not None else f"{_peak_rss_gb():.1f} GB so far)"))
 
     try:
         if jobs <= 1:
