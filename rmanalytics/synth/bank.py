@@ -1363,9 +1363,10 @@ def write(bank: SynthBank, out_dir: str | Path, format: str = "parquet") -> Path
     return out
 
 
-def read_truth(path: str | Path) -> Truth:
+def read_truth(path: str | Path, customers: bool = True) -> Truth:
     """Read a :class:`Truth` from ``truth.json`` (or the folder holding it; also loads
-    ``truth_customers.parquet`` when present next to it)."""
+    ``truth_customers.parquet`` when present next to it, unless ``customers=False``: one row per
+    customer, 10M rows in a 10M-customer bank)."""
     p = Path(path)
     if p.is_dir():
         p = p / "truth.json"
@@ -1394,7 +1395,7 @@ def read_truth(path: str | Path) -> Truth:
             kw[k] = v
     t = Truth(**kw)
     cp = p.parent / "truth_customers.parquet"
-    if cp.exists():
+    if customers and cp.exists():
         t.customers = pd.read_parquet(cp)
     return t
 
@@ -1405,7 +1406,7 @@ def loyalty_truth(data_dir: str | Path) -> dict[str, dict[str, float]] | None:
     p = Path(data_dir)
     if not (p / "truth.json").is_file():
         return None
-    t = read_truth(p)
+    t = read_truth(p, customers=False)
     groups = sorted(set(t.bgnbd) | set(t.gamma_gamma))
     return {g: {**t.bgnbd.get(g, {}), **t.gamma_gamma.get(g, {})} for g in groups}
 

@@ -167,3 +167,8 @@ def test_cli_shards_csv(tmp_path):
     assert (tmp_path / "c" / "truth_customers.parquet").exists()
     assert not (tmp_path / "c" / "holdings.csv").exists()
     assert json.loads((tmp_path / "c" / "truth.json").read_text())["n_shards"] == 3
+
+
+def test_read_truth_without_customers(sharded):
+    tr = read_truth(sharded, customers=False)  # loyalty_truth reads only truth.json (10M rows otherwise)
+    assert tr.customers is None and tr.n_customers == ARGS["n_customers"]
