@@ -659,13 +659,19 @@ def _check_table_sql(t: _SqlTable) -> list[Failure]:
                 failures.append(Failure(name, col.name, "not_allowed", n, vals, f"allowed: {list(col.allowed)}"))
 
     key = list(table.key)
-    if key and all(k in typed_ok for k in key):
+    if key and all(k in typed_ok for k in key) and t.n > 1:
         kq = ", ".join(_qn(k) for k in key)
         on = " AND ".join(f"v.{_qn(k)} IS NOT DISTINCT FROM d.{_qn(k)}" for k in key)
         sel = ", ".join(f"v.{t.sel(k)}" for k in key)
-        ex = t.df(f"SELECT {sel}, COUNT(*) OVER () AS n_rule_ FROM {t.view} v JOIN "
-                  f"(SELECT {kq} FROM {t.view} GROUP BY {kq} HAVING COUNT(*) > 1) d ON {on} "
-                  f"ORDER BY v._rn_ LIMIT {N_EXAMPLES}")
+        cand = _repeated_hashes(t, kq)
+        ex = pd.DataFrame()
+        if len(cand):  # the exact grouping on the rows whose key hash repeats (duplicates or collisions)
+            t.con.register("_rm_cand", pd.DataFrame({"h": cand}))
+            rows = f"(SELECT * FROM {t.view} WHERE hash({kq}) IN (SELECT h FROM _rm_cand))"
+            ex = t.df(f"SELECT {sel}, COUNT(*) OVER () AS n_rule_ FROM {rows} v JOIN "
+                      f"(SELECT {kq} FROM {rows} c GROUP BY {kq} HAVING COUNT(*) > 1) d ON {on} "
+                      f"ORDER BY v._rn_ LIMIT {N_EXAMPLES}")
+            t.con.unregister("_rm_cand")
         if not ex.empty:
             examples = [{k: (None if _isnull(v) else row_examples([v])[0]) for k, v in r.items()}
                         for r in ex.drop(columns="n_rule_").to_dict("records")]
@@ -679,6 +685,28 @@ def _check_table_sql(t: _SqlTable) -> list[Failure]:
     if needed and all(c in typed_ok for c in needed):
         failures.extend(_row_rules_sql(table, t))
     return failures
+
+
+#: Rows per pass of the primary-key check (the key hashes of one pass are sorted in memory: 8 bytes a row).
+_HASH_ROWS_PER_PASS = 50_000_000
+
+
+def _repeated_hashes(t: _SqlTable, kq: str) -> np.ndarray:
+    """Key hashes that occur more than once: a key repeated in the table has a repeated hash, so
+    when none repeats the key is unique. DuckDB hashes the key columns; the 64-bit hashes are
+    sorted in numpy (a hash aggregate over tens of millions of text keys takes several times the
+    time and memory), in passes of :data:`_HASH_ROWS_PER_PASS` rows by hash bucket."""
+    passes = max(1, -(-t.n // _HASH_ROWS_PER_PASS))
+    out = []
+    for i in range(passes):
+        where = f" WHERE hash({kq}) % {passes} = {i}" if passes > 1 else ""
+        h = np.asarray(t.con.execute(f"SELECT hash({kq}) AS h FROM {t.view}{where}").fetchnumpy()["h"])
+        h.sort()
+        same = h[1:] == h[:-1]
+        if same.any():
+            out.append(np.unique(h[1:][same]))
+        del h
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
 
 
 def _row_rules_sql(table: Table, t: _SqlTable) -> list[Failure]:

@@ -212,3 +212,17 @@ def test_int_column_with_nulls_without_pandas_metadata(tiny_bank, tmp_path):
     assert {f.rule for f in ref} >= {"not_null", "below_min"}
     assert check_table(str(p), "rm_activity") == ref
     assert [str(f) for f in check_table(str(p), "rm_activity")] == [str(f) for f in ref]
+
+
+@pytest.mark.parametrize("rows_per_pass", [3, 10**9])
+def test_duplicate_keys_found_in_hash_passes(tiny_bank, tmp_path, monkeypatch, rows_per_pass):
+    """The primary-key check sorts key hashes in passes (by hash bucket): any pass size finds the
+    same duplicates, with the same examples, as pandas."""
+    import rmanalytics.schema as schema
+
+    monkeypatch.setattr(schema, "_HASH_ROWS_PER_PASS", rows_per_pass)
+    b = tiny_bank["balances"]
+    tiny_bank["balances"] = pd.concat([b, b.iloc[[0, 5, 6, 6]]], ignore_index=True)
+    tiny_bank["customers"] = pd.concat([tiny_bank["customers"], tiny_bank["customers"].iloc[[2]]], ignore_index=True)
+    ref = _same(tiny_bank, tmp_path, {"duplicate_key"})
+    assert [f.n_rows for f in ref if f.rule == "duplicate_key"] == [2, 7]
