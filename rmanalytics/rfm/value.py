@@ -23,11 +23,17 @@ from rmanalytics.rfm.summary import as_date, date_literal
 
 
 def latest_balances_sql(end_literal: str) -> str:
-    """SQL: each customer's last balance snapshot on or before the end date."""
+    """SQL: each customer's last balance snapshot on or before the end date.
+
+    ``balances`` is scanned twice (the last date per customer, then the rows on it) rather than
+    through a CTE used twice, which DuckDB would materialise: the whole table in memory.
+    """
     return f"""
-WITH b AS (SELECT * FROM balances WHERE CAST(snapshot_date AS DATE) <= {end_literal}),
-last AS (SELECT customer_id, MAX(CAST(snapshot_date AS DATE)) AS snapshot_date FROM b GROUP BY customer_id)
-SELECT b.* FROM b JOIN last l
+WITH last AS (
+    SELECT customer_id, MAX(CAST(snapshot_date AS DATE)) AS snapshot_date FROM balances
+    WHERE CAST(snapshot_date AS DATE) <= {end_literal} GROUP BY customer_id
+)
+SELECT b.* FROM balances b JOIN last l
   ON b.customer_id = l.customer_id AND CAST(b.snapshot_date AS DATE) = l.snapshot_date
 """
 
