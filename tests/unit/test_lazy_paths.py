@@ -81,6 +81,8 @@ def test_early_warnings_path_equals_frame(bank):
     _same(act, rfm.activity_change(paths["transactions"], observation_end=END))
     latest = rfm.latest_balances(frames["balances"], observation_end=END)
     _same(latest, rfm.latest_balances(paths["balances"], observation_end=END))
+    some = rfm.latest_balances(paths["balances"], observation_end=END, columns=("aum", "n_products", "no_such"))
+    _same(some, latest[["customer_id", "snapshot_date", "aum", "n_products"]])
     kw = dict(observation_end=END, activity=act, assignments=frames["assignments"], balances_latest=latest,
               customers=frames["customers"])
     a = rfm.early_warnings(frames["transactions"], **kw)
