@@ -126,7 +126,7 @@ def evaluate_holdout(model, baseline: KMBaseline, test: pd.DataFrame, horizon_da
     absolute calibration error at the horizon. Concordance ranks customers by predicted churn
     probability within the horizon against their remaining time after the cutoff.
     """
-    from lifelines.utils import concordance_index
+    from rmanalytics.concordance import concordance_index
 
     t0 = test[tenure_col].to_numpy(float)
     remaining = test[duration_col].to_numpy(float) - t0

@@ -516,7 +516,7 @@ class ChurnModel(BaseEstimator):
         return -(X[cols].to_numpy() @ lam[cols].to_numpy())
 
     def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None) -> float:
-        from lifelines.utils import concordance_index
+        from rmanalytics.concordance import concordance_index
 
         if X is None:
             X = self.design_matrix(frame)
