@@ -303,6 +303,8 @@ def time_varying_frame(
     event_col: str = "event",
     entry_col: str = "entry",
     monthly: pd.DataFrame | None = None,
+    columns: list[str] | tuple[str, ...] | None = None,
+    open_col: str = "open_date",
 ) -> pd.DataFrame:
     """Long (start/stop) frame with a 0/1 covariate that switches on at ``switch_col`` days.
 
@@ -312,11 +314,27 @@ def time_varying_frame(
     Each customer gets one row ``[entry, duration)`` when the switch does not happen inside
     its follow-up, or two rows ``[entry, s)`` with ``covariate = 0`` and ``[s, duration)`` with
     ``covariate = 1``; the event sits on the last row only. A switch at or before entry gives one
-    row with ``covariate = 1``. Columns ``start`` and ``stop`` (days since open) are added; all
-    other columns are copied. This is the input of lifelines' CoxTimeVaryingFitter (and of
-    :class:`ChurnModel` with ``entry_col="start", duration_col="stop"``).
+    row with ``covariate = 1``. Columns ``start`` and ``stop`` (days since open) are added. This is
+    the input of lifelines' CoxTimeVaryingFitter (and of :class:`ChurnModel` with
+    ``entry_col="start", duration_col="stop"``).
+
+    ``columns``: the columns of ``frame`` to copy onto every row (besides ``id_col`` and
+    ``event_col``), e.g. the model's static covariates; None copies all of them. With monthly
+    covariates there is one row per customer and month of follow-up (tens of millions for a
+    million customers), so a model fit should copy only what it uses: every copied column costs
+    8 bytes (or the width of its dtype) per customer-month. Columns come out in the order
+    ``id_col``, ``columns``, ``event_col``, ``start``, ``stop``, ``covariate``, monthly covariates
+    (with ``columns=None``: the frame's order).
     """
-    f = frame.copy()
+    if columns is None:
+        f = frame.copy()
+        drop_after: list[str] = []
+    else:
+        keep = list(dict.fromkeys([id_col, *columns, event_col]))
+        internal = [c for c in (entry_col, duration_col, switch_col) + ((open_col,) if monthly is not None else ())
+                    if c not in keep]
+        f = frame[keep + internal].copy()
+        drop_after = internal
     s = f[switch_col]
     start, stop = f[entry_col].astype(float), f[duration_col].astype(float)
     before = s.notna() & (s <= start)
@@ -333,7 +351,9 @@ def time_varying_frame(
     out["_order"] = out["start"]
     out = out.sort_values([id_col, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
     if monthly is not None:
-        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col)
+        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col)
+    if drop_after:
+        out = out.drop(columns=drop_after)
     return out
 
 
@@ -467,29 +487,73 @@ def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "c
                   open_col: str = "open_date", event_col: str = "event") -> pd.DataFrame:
     """Split start/stop rows (days since open) at calendar month starts and attach the monthly
     covariates of :func:`behaviour_covariates` valid over each piece. The event stays on the piece
-    that ends at the row's stop; other columns are copied."""
-    lg = long.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d)))
-    m = monthly.copy()
-    m["month_start"] = pd.to_datetime(m["month_start"])
-    m["month_next"] = m["month_start"] + pd.offsets.MonthBegin(1)
-    x = lg[["_row", id_col, open_col, "start", "stop"]].merge(m, on=id_col, how="inner")
-    op = pd.to_datetime(x[open_col])
-    a = (x["month_start"] - op).dt.days.astype(float)
-    b = (x["month_next"] - op).dt.days.astype(float)
-    lo, hi = np.maximum(a, x["start"]), np.minimum(b, x["stop"])
-    x = x.assign(_lo=lo, _hi=hi)[hi > lo]
-    missing = set(lg["_row"]) - set(x["_row"])
-    if missing:
-        raise ChurnDataError(f"monthly covariates do not cover {len(missing)} rows of the long frame, e.g. "
-                             f"{lg.loc[lg['_row'].isin(list(missing)[:5]), id_col].tolist()}")
-    x = x.sort_values(["_row", "_lo"], kind="mergesort")
+    that ends at the row's stop; other columns are copied.
+
+    A row ``[start, stop)`` of a customer meets the month ``[a, b)`` of ``monthly`` (days since open
+    of ``month_start`` and of the next month start) when ``max(a, start) < min(b, stop)``; that
+    overlap is the piece. Pieces come in the order of the rows, then of the months. Vectorised on
+    row and month positions: besides the output, memory holds a few integer and float arrays of
+    its length (no merge of the two frames), so this scales to tens of millions of pieces.
+    """
+    lg = long.reset_index(drop=True)
     covs = [c for c in monthly.columns if c not in (id_col, "month_start")]
-    out = lg.drop(columns=[c for c in covs if c in lg.columns]).merge(
-        x[["_row", "_lo", "_hi", *covs]], on="_row", how="inner")
-    last_piece = out["_hi"] >= out["stop"]
-    out[event_col] = np.where(last_piece, out[event_col], 0).astype(int)
-    out["start"], out["stop"] = out["_lo"], out["_hi"]
-    return out.drop(columns=["_row", "_lo", "_hi"]).reset_index(drop=True)
+    # months of each customer, contiguous and in month order: key = customer code, month number
+    m_codes, uniq = pd.factorize(monthly[id_col])
+    ms = pd.to_datetime(monthly["month_start"]).to_numpy().astype("datetime64[ns]")
+    m_month = ms.astype("datetime64[M]").astype(np.int64)
+    key = m_codes.astype(np.int64) * (1 << 32) + (m_month + (1 << 31))
+    order = None if len(key) < 2 or bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
+    if order is not None:
+        key, ms, m_month = key[order], ms[order], m_month[order]
+    r_codes = pd.Index(uniq).get_indexer(lg[id_col])
+    op = pd.to_datetime(lg[open_col]).to_numpy().astype("datetime64[ns]")
+    start = lg["start"].to_numpy(float)
+    stop = lg["stop"].to_numpy(float)
+    ok = r_codes >= 0
+    # candidate months per row: from the month of open + floor(start) days to that of open + ceil(stop) days,
+    # one month wider on each side; the exact overlap test below keeps the true pieces
+    day = np.timedelta64(1, "D")
+    op_d = op.astype("datetime64[D]")
+    with np.errstate(invalid="ignore"):
+        lo_m = (op_d + np.where(ok, np.floor(start), 0).astype(np.int64) * day).astype("datetime64[M]").astype(np.int64) - 1
+        hi_m = (op_d + np.where(ok, np.ceil(stop), 0).astype(np.int64) * day).astype("datetime64[M]").astype(np.int64) + 1
+    base_key = np.where(ok, r_codes, 0).astype(np.int64) * (1 << 32) + (1 << 31)
+    p0 = np.searchsorted(key, base_key + lo_m, side="left")
+    p1 = np.searchsorted(key, base_key + hi_m, side="right")
+    n_cand = np.where(ok, p1 - p0, 0)
+    del lo_m, hi_m, base_key, op_d
+    rep = np.repeat(np.arange(len(lg), dtype=np.int64), n_cand)
+    pos = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand) + np.repeat(p0, n_cand)
+    del p0, p1
+    day_ns = np.int64(86_400_000_000_000)
+    op_rep = op[rep].astype(np.int64)
+    ms_pos = ms[pos]
+    a = np.floor_divide(ms_pos.astype(np.int64) - op_rep, day_ns).astype(float)
+    nxt = (ms_pos.astype("datetime64[M]") + 1).astype("datetime64[ns]").astype(np.int64)
+    del ms_pos
+    b = np.floor_divide(nxt - op_rep, day_ns).astype(float)
+    del nxt, op_rep
+    lo = np.maximum(a, start[rep])
+    del a
+    hi = np.minimum(b, stop[rep])
+    del b
+    piece = hi > lo
+    covered = np.bincount(rep[piece], minlength=len(lg)) > 0
+    if not covered.all():
+        miss = np.flatnonzero(~covered)
+        raise ChurnDataError(f"monthly covariates do not cover {len(miss)} rows of the long frame, e.g. "
+                             f"{lg[id_col].to_numpy()[miss[:5]].tolist()}")
+    rep, pos, lo, hi = rep[piece], pos[piece], lo[piece], hi[piece]
+    del piece
+    out = lg.drop(columns=[c for c in covs if c in lg.columns]).take(rep).reset_index(drop=True)
+    last_piece = hi >= stop[rep]
+    del rep
+    out[event_col] = np.where(last_piece, out[event_col].to_numpy(), 0).astype(int)
+    out["start"], out["stop"] = lo, hi
+    src = monthly if order is None else monthly.iloc[order]
+    for c in covs:
+        out[c] = src[c].to_numpy()[pos]
+    return out
 
 
 def compress_frame(
