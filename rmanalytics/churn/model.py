@@ -78,9 +78,13 @@ class _Design:
         return cols
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = {}
+        """The design matrix: one float64 column per design column, written into one preallocated
+        (columns x rows) array (the layout pandas gives a frame built from columns), no copies."""
+        cols = self.columns
+        arr = np.empty((len(cols), len(frame)))
+        pos = {c: i for i, c in enumerate(cols)}
         for c in self.numeric:
-            out[c] = frame[c].astype(float).to_numpy()
+            arr[pos[c]] = frame[c].astype(float).to_numpy()
         for c, levels in self.categorical.items():
             s = frame[c].astype("object")
             known = set(levels) | {self.reference[c]}
@@ -92,8 +96,8 @@ class _Design:
                     hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
                          f"{[self.reference[c], *levels]}"))
             for v in levels:
-                out[f"{c}[{v}]"] = (s == v).to_numpy(dtype=float)
-        return pd.DataFrame(out, index=frame.index)
+                arr[pos[f"{c}[{v}]"]] = (s == v).to_numpy(dtype=float)
+        return pd.DataFrame(arr.T, index=frame.index, columns=cols, copy=False)
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -133,7 +137,7 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
 
 
 def _check_design(X: pd.DataFrame) -> None:
-    std = X.std(axis=0)
+    std = pd.Series({c: X[c].std() for c in X.columns}, dtype=float)  # column by column: no n x d temporaries
     const = std.index[(std == 0) | std.isna()].tolist()
     if const:
         raise ChurnModelError(f"covariates {const} are constant in the training data; drop them. " + ADVICE)
@@ -176,32 +180,50 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
     return pd.Series(np.cumsum(deaths / at_risk), index=times, name="baseline cumulative hazard")
 
 
+#: Rows per chunk of the fast Cox solver's passes over the data (bounds its working memory).
+CHUNK_ROWS = 1 << 20
+
+
+def _bincount_into(acc: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``acc + bincount(idx, weights)`` summed in the same order as one ``bincount`` over all chunks:
+    the running totals go first, so chunked sums equal the unchunked ones bit for bit."""
+    size = len(acc)
+    return np.bincount(np.concatenate([np.arange(size), idx]), weights=np.concatenate([acc, weights]),
+                       minlength=size)
+
+
 def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
                   weights: np.ndarray | None = None, penalizer: float = 0.0, max_steps: int = 50,
-                  tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray, float]:
+                  tol: float = 1e-9, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Efron partial likelihood Cox fit with delayed entry, vectorised over event times.
 
     Same likelihood, weights convention and L2 penalty (``0.5 * penalizer * n * |b|^2`` on
     standardised covariates) as lifelines' CoxPHFitter / CoxTimeVaryingFitter (l1_ratio = 0).
     Risk-set sums at each distinct event time t are obtained as sums over ``stop >= t`` minus
     sums over ``start >= t`` from reverse cumulative sums, so one Newton step costs O(n d^2).
+    The rows are visited in chunks of ``chunk_rows`` (default :data:`CHUNK_ROWS`): besides ``X``
+    the working memory is a few arrays of one chunk, whatever n (tens of millions of start/stop
+    rows), and the sums equal those of one pass over all rows exactly.
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     X = np.asarray(X, float)
     n, d = X.shape
     mu, sd = X.mean(0), X.std(0, ddof=1)
-    Z = (X - mu) / sd
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
-    w = np.ones(n) if weights is None else np.asarray(weights, float)
+    w = None if weights is None else np.asarray(weights, float)
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.searchsorted(times, stop, side="right")   # row in risk set of times[:stop_idx]
-    start_idx = np.searchsorted(times, np.zeros(n) if start is None else np.asarray(start, float), side="right")
+    stop_idx = np.searchsorted(times, stop, side="right").astype(np.int32)   # row in risk set of times[:stop_idx]
+    start_idx = (np.zeros(n, np.int32) if start is None
+                 else np.searchsorted(times, np.asarray(start, float), side="right").astype(np.int32))
+    step = int(chunk_rows or CHUNK_ROWS)
+    chunks = [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
-    w_dead = np.bincount(inv_t, weights=w[ev], minlength=k)
-    Zd, wd = Z[ev], w[ev]
+    wd = np.ones(int(ev.sum())) if w is None else w[ev]
+    w_dead = np.bincount(inv_t, weights=wd, minlength=k)
+    Zd = (X[ev] - mu) / sd
     zdead = np.stack([np.bincount(inv_t, weights=wd * Zd[:, j], minlength=k) for j in range(d)], axis=1)
     jj = np.repeat(np.arange(k), n_dead.astype(int))
     frac = (np.arange(len(jj)) - np.repeat(np.cumsum(n_dead) - n_dead, n_dead.astype(int))) / n_dead[jj]
@@ -220,15 +242,37 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
+    def risk_sums(beta, derivs: bool):
+        """Group sums of all rows by stop index (a) and start index (b), chunk by chunk."""
+        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
+        a1 = b1 = a2 = b2 = None
+        if derivs:
+            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
+            a2, b2 = np.zeros((k + 1, d, d)), np.zeros((k + 1, d, d))
+        for sl in chunks:
+            Zc = (X[sl] - mu) / sd
+            phi = np.exp(Zc @ beta)
+            if w is not None:
+                phi = w[sl] * phi
+            for idx, (s0, s1, s2) in ((stop_idx[sl].astype(np.intp), (a0, a1, a2)),
+                                      (start_idx[sl].astype(np.intp), (b0, b1, b2))):
+                s0[:] = _bincount_into(s0, idx, phi)
+                if derivs:
+                    pz = phi[:, None] * Zc
+                    for i in range(d):
+                        s1[:, i] = _bincount_into(s1[:, i], idx, pz[:, i])
+                    for i, j in pairs:
+                        s2[:, i, j] = _bincount_into(s2[:, i, j], idx, pz[:, i] * Zc[:, j])
+                        s2[:, j, i] = s2[:, i, j]
+        return a0, a1, a2, b0, b1, b2
+
     def above(s):
         """S[j] = sum over groups g > j, for j = 0..k-1 (groups 0..k)."""
         c = np.cumsum(s[::-1], axis=0)[::-1]
         return c[1:]
 
     def parts(beta, derivs: bool = True):
-        phi = w * np.exp(Z @ beta)
-        a0, a1, a2 = group_sums(phi, Z, stop_idx, k + 1, derivs)
-        b0, b1, b2 = group_sums(phi, Z, start_idx, k + 1, derivs)
+        a0, a1, a2, b0, b1, b2 = risk_sums(beta, derivs)
         R0 = above(a0) - above(b0)
         phid = wd * np.exp(Zd @ beta)
         T0, T1, T2 = group_sums(phid, Zd, inv_t, k, derivs)
@@ -380,20 +424,23 @@ class ChurnModel(BaseEstimator):
         E = frame[event_col].astype(int).to_numpy()
         S = frame[entry_col].astype(float).to_numpy() if entry_col else None
         W = frame[weights_col].astype(float).to_numpy() if weights_col else None
-        df = X.copy()
-        df["__T"], df["__E"] = T, E
-        if S is not None:
-            df["__S"] = S
-        if W is not None:
-            df["__W"] = W
-        for c in strata or []:
-            df[c] = frame[c].to_numpy()
+        fast = self.model == "cox" and self.solver == "fast"
+        df = None
+        if not fast:  # lifelines' fitters take one frame; the fast solver works on X as it is
+            df = X.copy()
+            df["__T"], df["__E"] = T, E
+            if S is not None:
+                df["__S"] = S
+            if W is not None:
+                df["__W"] = W
+            for c in strata or []:
+                df[c] = frame[c].to_numpy()
 
         self.fitter_ = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                if self.model == "cox" and self.solver == "fast":
+                if fast:
                     beta, cov, ll = fit_cox_efron(X.to_numpy(), T, E, S, W, penalizer=self.penalizer)
                     self.params_ = pd.Series(beta, index=pd.Index(self.columns_, name="covariate"), name="coef")
                     self.variance_matrix_ = pd.DataFrame(cov, index=self.columns_, columns=self.columns_)
@@ -505,7 +552,11 @@ class ChurnModel(BaseEstimator):
         return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
     def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
-        return np.exp((X.to_numpy() - self.design_mean_) @ self.params_.to_numpy())
+        a, b = X.to_numpy(), self.params_.to_numpy()
+        out = np.empty(len(a))
+        for i in range(0, len(a), CHUNK_ROWS):  # row chunks: no n x d temporary
+            out[i:i + CHUNK_ROWS] = np.exp((a[i:i + CHUNK_ROWS] - self.design_mean_) @ b)
+        return out
 
     def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
         """A score that increases with churn risk (for concordance)."""
