@@ -362,47 +362,79 @@ BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
 
 def behaviour_sql(*, silence_cap_days: int = 180, recent_days: int = 90, baseline_days: int = 365,
                   min_exposure_days: int = 90, aum_trend_months: int = 3) -> str:
-    """SQL (DuckDB) for the monthly behaviour covariates of :func:`behaviour_covariates`.
+    """SQL (DuckDB dialect, portable) for the monthly behaviour covariates of :func:`behaviour_covariates`.
 
-    Inputs: ``grid`` (customer_id, month_start, e = evaluation day, first_day = the earliest day
-    whose data can be seen for the customer, i.e. max(open_date, history_start)), ``transactions``,
-    ``balances``. Purchases are transactions with amount > 0 dated before ``e``; AUM snapshots
-    dated in [month_start - aum_trend_months months - 1 day, month_start).
+    Inputs: ``spine`` (one row per customer: ``c`` an integer key, customer_id, open_date,
+    ``first_day`` = the earliest day whose data can be seen for the customer, i.e. max(open_date,
+    history_start), and ``m_lo``/``m_hi`` the first and last month number of its follow-up),
+    ``calendar`` (``mi`` month number, ``month_start``), ``transactions``, ``balances``. The grid
+    is every (customer, month) with ``m_lo <= mi <= m_hi``, evaluated on day ``e =
+    max(month_start, open_date)``. Purchases are transactions with amount > 0 dated before ``e``
+    (and at most ``max(silence_cap_days, recent_days + baseline_days)`` days before it); AUM
+    snapshots dated in [month_start - aum_trend_months months - 1 day, month_start).
+
+    One row per grid cell with integers only besides the AUM trend: ``c``, ``mi``,
+    ``silent_days`` (days from the last purchase, or ``first_day`` when none is seen, to ``e``),
+    ``n_recent`` / ``n_base`` (purchases in the ``recent_days`` before ``e`` / in the baseline
+    ``[b0, e - recent_days)``, ``b0 = max(e - recent_days - baseline_days, first_day)``),
+    ``span_days`` (days from ``b0`` to ``e``) and ``aum_trend`` (log change of AUM from the earliest
+    to the latest snapshot, 0 with fewer than two). Strings and dates stay in the engine.
     """
     cap, rd, bd = int(silence_cap_days), int(recent_days), int(baseline_days)
     lo = max(cap, rd + bd)
     return f"""
 WITH g AS (
-    SELECT customer_id, CAST(month_start AS DATE) AS month_start, CAST(e AS DATE) AS e,
-           CAST(first_day AS DATE) AS first_day,
-           GREATEST(CAST(e AS DATE) - INTERVAL {rd + bd} DAY, CAST(first_day AS DATE)) AS b0
-    FROM grid
+    SELECT s.c, cal.mi, CAST(cal.month_start AS DATE) AS month_start,
+           GREATEST(CAST(cal.month_start AS DATE), CAST(s.open_date AS DATE)) AS e,
+           CAST(s.first_day AS DATE) AS first_day
+    FROM spine s JOIN calendar cal ON cal.mi >= s.m_lo AND cal.mi <= s.m_hi
 ),
-p AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions WHERE amount > 0),
+gb AS (
+    SELECT c, mi, month_start, e, first_day,
+           GREATEST(e - INTERVAL {rd + bd} DAY, first_day) AS b0
+    FROM g
+),
+p AS (
+    SELECT s.c, CAST(t.date AS DATE) AS d
+    FROM transactions t JOIN spine s ON t.customer_id = s.customer_id
+    WHERE t.amount > 0
+),
 pt AS (
-    SELECT g.customer_id, g.month_start, MAX(p.d) AS last_p,
+    SELECT g.c, g.mi, MAX(p.d) AS last_p,
            SUM(CASE WHEN p.d >= g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_recent,
            SUM(CASE WHEN p.d >= g.b0 AND p.d < g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_base
-    FROM g JOIN p ON p.customer_id = g.customer_id AND p.d < g.e AND p.d >= g.e - INTERVAL {lo} DAY
-    GROUP BY g.customer_id, g.month_start
+    FROM gb g JOIN p ON p.c = g.c AND p.d < g.e AND p.d >= g.e - INTERVAL {lo} DAY
+    GROUP BY g.c, g.mi
+),
+bl AS (
+    SELECT s.c, CAST(x.snapshot_date AS DATE) AS sd, x.aum
+    FROM balances x JOIN spine s ON x.customer_id = s.customer_id
 ),
 b AS (
-    SELECT g.customer_id, g.month_start,
-           arg_max(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS last_log_aum,
-           arg_min(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS ref_log_aum,
+    SELECT g.c, g.mi,
+           arg_max(ln(GREATEST(bl.aum, 1.0)), bl.sd) AS last_log_aum,
+           arg_min(ln(GREATEST(bl.aum, 1.0)), bl.sd) AS ref_log_aum,
            COUNT(*) AS n_snap
-    FROM g JOIN balances bl ON bl.customer_id = g.customer_id
-     AND CAST(bl.snapshot_date AS DATE) < g.month_start
-     AND CAST(bl.snapshot_date AS DATE) >= g.month_start - INTERVAL {int(aum_trend_months)} MONTH - INTERVAL 1 DAY
-    GROUP BY g.customer_id, g.month_start
+    FROM gb g JOIN bl ON bl.c = g.c
+     AND bl.sd < g.month_start
+     AND bl.sd >= g.month_start - INTERVAL {int(aum_trend_months)} MONTH - INTERVAL 1 DAY
+    GROUP BY g.c, g.mi
 )
-SELECT g.customer_id, g.month_start, g.e, g.first_day, g.b0, pt.last_p,
-       COALESCE(pt.n_recent, 0) AS n_recent, COALESCE(pt.n_base, 0) AS n_base,
-       b.last_log_aum, b.ref_log_aum, COALESCE(b.n_snap, 0) AS n_snap
-FROM g
-LEFT JOIN pt ON pt.customer_id = g.customer_id AND pt.month_start = g.month_start
-LEFT JOIN b ON b.customer_id = g.customer_id AND b.month_start = g.month_start
+SELECT g.c, g.mi,
+       CAST(date_diff('day', CAST(GREATEST(COALESCE(pt.last_p, g.first_day), g.first_day) AS DATE),
+                      CAST(g.e AS DATE)) AS INTEGER) AS silent_days,
+       CAST(COALESCE(pt.n_recent, 0) AS INTEGER) AS n_recent,
+       CAST(COALESCE(pt.n_base, 0) AS INTEGER) AS n_base,
+       CAST(date_diff('day', CAST(g.b0 AS DATE), CAST(g.e AS DATE)) AS INTEGER) AS span_days,
+       CASE WHEN COALESCE(b.n_snap, 0) >= 2 THEN b.last_log_aum - b.ref_log_aum ELSE 0.0 END AS aum_trend
+FROM gb g
+LEFT JOIN pt ON pt.c = g.c AND pt.mi = g.mi
+LEFT JOIN b ON b.c = g.c AND b.mi = g.mi
 """
+
+
+#: Customers per query of :func:`behaviour_covariates` (bounds the engine's and pandas' memory).
+BEHAVIOUR_BATCH_CUSTOMERS = 250_000
 
 
 def behaviour_covariates(
@@ -416,6 +448,7 @@ def behaviour_covariates(
     min_exposure_days: int = 90,
     aum_trend_months: int = 3,
     engine: str = "duckdb",
+    batch_customers: int | None = None,
 ) -> pd.DataFrame:
     """Monthly behaviour covariates over each customer's follow-up, from data before each month.
 
@@ -438,9 +471,12 @@ def behaviour_covariates(
     ``history_start``: first day of the data (default: the first transaction date). These are the
     definitions of the synthetic bank's behaviour link (:func:`rmanalytics.synth.generate`), so a
     Cox model on them recovers its ``closure_behaviour_log_hr`` (with full history). Aggregations run
-    on ``engine``; only the customer x month result reaches pandas.
+    on ``engine`` (transactions and balances may be Parquet paths: they are only scanned there),
+    ``batch_customers`` customers per query (default :data:`BEHAVIOUR_BATCH_CUSTOMERS`); the
+    customer x month grid is built in the engine and only integer counts per cell reach pandas.
 
-    Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend.
+    Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend,
+    sorted by customer_id and month_start.
     """
     tx = tables["transactions"]
     if history_start is None:
@@ -451,36 +487,62 @@ def behaviour_covariates(
                                                  {"transactions": tx}, engine=engine).iloc[0]["lo"])
     hs = pd.Timestamp(history_start)
     f = frame[["customer_id", "open_date", "entry", "duration"]]
+    ids = f["customer_id"]
+    if not ids.is_monotonic_increasing:  # output sorted by customer_id, then month
+        f = f.iloc[np.argsort(ids.to_numpy(), kind="mergesort")]
     open_ = pd.to_datetime(f["open_date"])
     first_m = (open_ + pd.to_timedelta(f["entry"], unit="D")).dt.to_period("M")
     last_m = (open_ + pd.to_timedelta(f["duration"], unit="D") - pd.Timedelta(days=1)).dt.to_period("M")
-    n_m = ((last_m.dt.year - first_m.dt.year) * 12 + (last_m.dt.month - first_m.dt.month) + 1).clip(lower=1)
-    rep = np.repeat(np.arange(len(f)), n_m.to_numpy())
-    k = np.arange(len(rep)) - np.repeat(np.cumsum(n_m.to_numpy()) - n_m.to_numpy(), n_m.to_numpy())
-    m0 = first_m.dt.start_time.to_numpy()[rep].astype("datetime64[M]")
-    month_start = (m0 + k).astype("datetime64[D]").astype("datetime64[ns]")
-    grid = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
-    op = open_.to_numpy()[rep]
-    grid["e"] = np.maximum(grid["month_start"].to_numpy(), op)
-    grid["first_day"] = np.maximum(op, hs.to_datetime64())
-    df = run_sql(behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days,
-                               baseline_days=baseline_days, min_exposure_days=min_exposure_days,
-                               aum_trend_months=aum_trend_months),
-                 {"grid": grid, "transactions": tx, "balances": tables["balances"]}, engine=engine)
-    for c in ("month_start", "e", "first_day", "b0", "last_p"):
-        df[c] = pd.to_datetime(df[c])
-    last = df["last_p"].where(df["last_p"].notna(), df["first_day"])
-    last = last.where(last >= df["first_day"], df["first_day"])
-    days = (df["e"] - last).dt.days.clip(lower=0, upper=silence_cap_days)
-    df["months_since_purchase"] = days.astype(float) / 30.0
-    expo = ((df["e"] - pd.Timedelta(days=recent_days)) - df["b0"]).dt.days
+    m_lo = first_m.array.asi8.astype(np.int64)           # month numbers (months since 1970-01)
+    m_hi = np.maximum(last_m.array.asi8.astype(np.int64), m_lo)
+    n_m = m_hi - m_lo + 1
+    offset = np.cumsum(n_m) - n_m
+    n_rows = int(n_m.sum())
+    spine = pd.DataFrame({"c": np.arange(len(f), dtype=np.int64), "customer_id": f["customer_id"].to_numpy(),
+                          "open_date": open_.to_numpy(),
+                          "first_day": np.maximum(open_.to_numpy(), hs.to_datetime64()),
+                          "m_lo": m_lo, "m_hi": m_hi})
+    if len(f):
+        mis = np.arange(int(m_lo.min()), int(m_hi.max()) + 1, dtype=np.int64)
+    else:
+        mis = np.zeros(0, np.int64)
+    calendar = pd.DataFrame({"mi": mis, "month_start": mis.astype("datetime64[M]").astype("datetime64[ns]")})
+    silent = np.zeros(n_rows, np.int64)
+    n_recent = np.zeros(n_rows, np.int64)
+    n_base = np.zeros(n_rows, np.int64)
+    span = np.zeros(n_rows, np.int64)
+    trend = np.zeros(n_rows)
+    sql = behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days, baseline_days=baseline_days,
+                        min_exposure_days=min_exposure_days, aum_trend_months=aum_trend_months)
+    step = int(batch_customers or BEHAVIOUR_BATCH_CUSTOMERS)
+    for i in range(0, len(f), step):
+        part = spine.iloc[i:i + step]
+        cal = calendar[(calendar["mi"] >= part["m_lo"].min()) & (calendar["mi"] <= part["m_hi"].max())]
+        r = run_sql(sql, {"spine": part, "calendar": cal, "transactions": tx, "balances": tables["balances"]},
+                    engine=engine, normalize=False)
+        c = r["c"].to_numpy(np.int64)
+        pos = offset[c] + (r["mi"].to_numpy(np.int64) - m_lo[c])
+        silent[pos] = r["silent_days"].to_numpy()
+        n_recent[pos] = r["n_recent"].to_numpy()
+        n_base[pos] = r["n_base"].to_numpy()
+        span[pos] = r["span_days"].to_numpy()
+        trend[pos] = r["aum_trend"].to_numpy(float)
+        del r, c, pos
+    rep = np.repeat(np.arange(len(f)), n_m)
+    k = np.arange(n_rows) - np.repeat(offset, n_m)
+    month_start = (m_lo[rep] + k).astype("datetime64[M]").astype("datetime64[ns]")
+    out = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
+    del rep, k, month_start
+    out["months_since_purchase"] = np.clip(silent, 0, silence_cap_days).astype(float) / 30.0
+    del silent
+    expo = span - int(recent_days)
     ok = expo >= min_exposure_days
-    rate = df["n_base"] / expo.clip(lower=1)
-    df["activity_change"] = np.where(ok, np.log((df["n_recent"] + 1.0) / (rate * recent_days + 1.0)), 0.0)
-    two = df["n_snap"] >= 2
-    df["aum_trend"] = np.where(two, df["last_log_aum"] - df["ref_log_aum"], 0.0)
-    out = df[["customer_id", "month_start", *BEHAVIOUR_COVARIATES]]
-    return out.sort_values(["customer_id", "month_start"], kind="mergesort").reset_index(drop=True)
+    rate = n_base / np.clip(expo, 1, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["activity_change"] = np.where(ok, np.log((n_recent + 1.0) / (rate * recent_days + 1.0)), 0.0)
+    del expo, ok, rate, n_recent, n_base, span
+    out["aum_trend"] = trend
+    return out
 
 
 def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "customer_id",
