@@ -242,28 +242,45 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
+    # rows sorted by stop index and by start index: each group is one contiguous segment, so its
+    # sums are segment sums (np.add.reduceat) and its second moments one matrix product (BLAS)
+    sorted_keys = []
+    for idx in (stop_idx, start_idx):
+        order = np.argsort(idx, kind="stable")
+        sorted_keys.append((order, idx[order]))
+    step2 = max(1 << 14, min(step, (1 << 24) // max(d * d, 1)))  # rows per chunk of the derivative passes
+
     def risk_sums(beta, derivs: bool):
         """Group sums of all rows by stop index (a) and start index (b), chunk by chunk."""
-        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
-        a1 = b1 = a2 = b2 = None
-        if derivs:
-            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
-            a2, b2 = np.zeros((k + 1, d, d)), np.zeros((k + 1, d, d))
-        for sl in chunks:
-            Zc = (X[sl] - mu) / sd
-            phi = np.exp(Zc @ beta)
-            if w is not None:
-                phi = w[sl] * phi
-            for idx, (s0, s1, s2) in ((stop_idx[sl].astype(np.intp), (a0, a1, a2)),
-                                      (start_idx[sl].astype(np.intp), (b0, b1, b2))):
-                s0[:] = _bincount_into(s0, idx, phi)
-                if derivs:
-                    pz = phi[:, None] * Zc
-                    for i in range(d):
-                        s1[:, i] = _bincount_into(s1[:, i], idx, pz[:, i])
-                    for i, j in pairs:
-                        s2[:, i, j] = _bincount_into(s2[:, i, j], idx, pz[:, i] * Zc[:, j])
-                        s2[:, j, i] = s2[:, i, j]
+        if not derivs:
+            a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
+            for sl in chunks:
+                phi = np.exp(((X[sl] - mu) / sd) @ beta)
+                if w is not None:
+                    phi = w[sl] * phi
+                a0 = _bincount_into(a0, stop_idx[sl].astype(np.intp), phi)
+                b0 = _bincount_into(b0, start_idx[sl].astype(np.intp), phi)
+            return a0, None, None, b0, None, None
+        res = []
+        for order, sidx in sorted_keys:
+            s0, s1, s2 = np.zeros(k + 1), np.zeros((k + 1, d)), np.zeros((k + 1, d, d))
+            for i in range(0, n, step2):
+                rows = order[i:i + step2]
+                g = sidx[i:i + step2]
+                Zc = (X[rows] - mu) / sd
+                phi = np.exp(Zc @ beta)
+                if w is not None:
+                    phi = w[rows] * phi
+                pz = phi[:, None] * Zc
+                cut = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+                grp = g[cut]
+                s0[grp] += np.add.reduceat(phi, cut)
+                s1[grp] += np.add.reduceat(pz, cut, axis=0)
+                ends = np.r_[cut[1:], len(g)]
+                for gg, lo, hi in zip(grp, cut, ends):
+                    s2[gg] += pz[lo:hi].T @ Zc[lo:hi]
+            res.append((s0, s1, s2))
+        (a0, a1, a2), (b0, b1, b2) = res
         return a0, a1, a2, b0, b1, b2
 
     def above(s):
