@@ -161,22 +161,29 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 
     Risk set at time t: rows with ``start < t <= stop``. Returns a Series indexed by the distinct
     event times (days) with the cumulative hazard at each, for ``partial_hazard`` = exp(x'b) as
-    given (any centering, as long as predictions use the same).
+    given (any centering, as long as predictions use the same). Each row adds its weighted hazard
+    to the event times ``times[lo:hi]`` it is at risk for, as suffix sums of per-time totals
+    accumulated over row chunks: O(n) time, and memory for one chunk besides the inputs.
     """
     stop = np.asarray(stop, float)
     event = np.asarray(event).astype(bool)
-    w = np.ones_like(stop) if weights is None else np.asarray(weights, float)
-    wph = w * np.asarray(partial_hazard, float)
+    ph = np.asarray(partial_hazard, float)
+    w = None if weights is None else np.asarray(weights, float)
     times = np.unique(stop[event])
-    o = np.argsort(stop, kind="stable")
-    suffix = np.concatenate([np.cumsum(wph[o][::-1])[::-1], [0.0]])
-    at_risk = suffix[np.searchsorted(stop[o], times, side="left")]
-    if start is not None:
-        start = np.asarray(start, float)
-        o2 = np.argsort(start, kind="stable")
-        suffix2 = np.concatenate([np.cumsum(wph[o2][::-1])[::-1], [0.0]])
-        at_risk = at_risk - suffix2[np.searchsorted(start[o2], times, side="left")]
-    deaths = np.bincount(np.searchsorted(times, stop[event]), weights=w[event], minlength=len(times))
+    k = len(times)
+    by_hi, by_lo = np.zeros(k + 1), np.zeros(k + 1)
+    for i in range(0, len(stop), CHUNK_ROWS):
+        sl = slice(i, i + CHUNK_ROWS)
+        wph = ph[sl] if w is None else w[sl] * ph[sl]
+        hi = np.searchsorted(times, stop[sl], side="right")       # at risk at times[j] for j < hi (t <= stop)
+        lo = (np.zeros(len(wph), np.intp) if start is None
+              else np.searchsorted(times, np.asarray(start[sl], float), side="right"))  # and j >= lo (t > start)
+        by_hi += np.bincount(hi, weights=wph, minlength=k + 1)
+        by_lo += np.bincount(lo, weights=wph, minlength=k + 1)
+    # suffix sums (rows still at risk after t), as the partial likelihood: no cancellation in the tail
+    at_risk = np.cumsum(by_hi[::-1])[::-1][1:] - np.cumsum(by_lo[::-1])[::-1][1:]
+    ew = None if w is None else w[event]
+    deaths = np.bincount(np.searchsorted(times, stop[event]), weights=ew, minlength=k)
     return pd.Series(np.cumsum(deaths / at_risk), index=times, name="baseline cumulative hazard")
 
 
