@@ -317,10 +317,12 @@ def holdout_scores(
                            lookback_days=lookback_days, time_grid="day", engine=engine)
     train, test = holdout_split(frame, cutoff)
     monthly = behaviour_covariates(tables, train, engine=engine) if behaviour else None
-    long = time_varying_frame(train, monthly=monthly)
+    long = time_varying_frame(train, monthly=monthly, columns=list(covariates))  # only what the fit uses
+    del monthly
     covs = list(covariates) + ["rm_left"] + (list(BEHAVIOUR_COVARIATES) if behaviour else [])
     model = ChurnModel("cox", covariates=covs, penalizer=penalizer, solver="fast").fit(
         long, "stop", "event", entry_col="start")
+    del long
     t = test.copy()
     t["rm_left"] = (t["rm_exit_days"].notna() & (t["rm_exit_days"] <= t["tenure"])).astype(int)
     if behaviour:

@@ -240,7 +240,7 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
 
     from sklearn.base import clone
 
-    from rmanalytics.churn.frame import behaviour_covariates, time_varying_frame
+    from rmanalytics.churn.frame import BEHAVIOUR_COVARIATES, behaviour_covariates, time_varying_frame
 
     if behaviour and tables is None:
         raise ParameterError("time_grid_effect: behaviour=True needs the contract tables")
@@ -251,7 +251,12 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
         t0 = time.perf_counter()
         f = frames[grid]
         monthly = behaviour_covariates(tables, f, engine=engine) if behaviour else None
-        m = clone(model).fit(time_varying_frame(f, monthly=monthly), "stop", "event", entry_col="start", id_col=id_col)
+        static = None if model.covariates is None else [
+            c for c in model.covariates if c not in ("rm_left", *BEHAVIOUR_COVARIATES)]  # only what the fit uses
+        long = time_varying_frame(f, monthly=monthly, columns=static)
+        del monthly
+        m = clone(model).fit(long, "stop", "event", entry_col="start", id_col=id_col)
+        del long
         rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(
             fit_seconds=time.perf_counter() - t0)
     table = pd.concat(rows, axis=1)

@@ -688,13 +688,36 @@ def holdout_cutoff(observation_end: str | pd.Timestamp, holdout_days: int, *, de
 
 
 def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *, id_col: str = "customer_id",
-                     stop_col: str = "stop") -> pd.DataFrame:
+                     stop_col: str = "stop", frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
     :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
-    (days since open at the observation end) for predictions."""
-    last = long[long["event"] == 0].drop_duplicates(id_col, keep="last")
-    last = last[last["end_date"] == pd.Timestamp(observation_end)]
-    return last.assign(tenure=last[stop_col])
+    (days since open at the observation end) for predictions.
+
+    ``frame``: the survival frame ``long`` was built from; its columns missing from ``long`` (e.g.
+    ``end_date``, ``segment``, the value columns, when ``long`` carries only the model's columns)
+    are added by ``id_col``. Without it ``long`` needs ``end_date``. Only the selected rows are
+    copied, so this stays cheap on a long frame of tens of millions of rows.
+    """
+    end = pd.Timestamp(observation_end)
+    censored = long["event"].to_numpy() == 0
+    if "end_date" in long.columns:
+        at_end = (long["end_date"] == end).to_numpy()
+    else:
+        if frame is None:
+            raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
+                                 "(the survival frame it was built from)")
+        at_end = long[id_col].isin(frame.loc[frame["end_date"] == end, id_col]).to_numpy()
+    rows = np.flatnonzero(censored & at_end)
+    last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
+    out = long.iloc[last]
+    if frame is not None:
+        extra = [c for c in frame.columns if c not in out.columns]
+        if extra:
+            f = frame.drop_duplicates(id_col).set_index(id_col)[extra]
+            add = f.reindex(out[id_col].to_numpy())
+            add.index = out.index
+            out = pd.concat([out, add], axis=1)
+    return out.assign(tenure=out[stop_col])
 
 
 def max_follow_up(frame: pd.DataFrame) -> float:
