@@ -322,7 +322,9 @@ def time_varying_frame(
     ``event_col``), e.g. the model's static covariates; None copies all of them. With monthly
     covariates there is one row per customer and month of follow-up (tens of millions for a
     million customers), so a model fit should copy only what it uses: every copied column costs
-    8 bytes (or the width of its dtype) per customer-month. Columns come out in the order
+    8 bytes (or the width of its dtype) per customer-month; with ``columns`` the integer columns
+    are also stored in the smallest integer type and the string columns as categoricals (same
+    values; the fit and predictions are unchanged). Columns come out in the order
     ``id_col``, ``columns``, ``event_col``, ``start``, ``stop``, ``covariate``, monthly covariates
     (with ``columns=None``: the frame's order).
     """
@@ -354,7 +356,23 @@ def time_varying_frame(
         out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col)
     if drop_after:
         out = out.drop(columns=drop_after)
+    if columns is not None:
+        out = _compact(out, exclude=[id_col, "start", "stop"])
     return out
+
+
+def _compact(df: pd.DataFrame, exclude: list[str]) -> pd.DataFrame:
+    """Integer columns in the smallest integer type holding their values, string columns as
+    categoricals (same values; a long frame has one row per customer-month). Floats stay float64."""
+    for c in df.columns:
+        if c in exclude:
+            continue
+        s = df[c]
+        if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+            df[c] = pd.to_numeric(s, downcast="integer") if len(s) else s
+        elif s.dtype == object:
+            df[c] = s.astype("category")
+    return df
 
 
 BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
