@@ -332,7 +332,8 @@ def time_varying_frame(
         f = frame.copy()
         drop_after: list[str] = []
     else:
-        keep = list(dict.fromkeys([id_col, *columns, event_col]))
+        made = {covariate, *([] if monthly is None else monthly.columns)}  # produced here, not copied
+        keep = list(dict.fromkeys([id_col, *(c for c in columns if c not in made), event_col]))
         internal = [c for c in (entry_col, duration_col, switch_col) + ((open_col,) if monthly is not None else ())
                     if c not in keep]
         f = frame[keep + internal].copy()
