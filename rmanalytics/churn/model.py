@@ -79,12 +79,12 @@ class _Design:
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The design matrix: one float64 column per design column, written into one preallocated
-        (columns x rows) array (the layout pandas gives a frame built from columns), no copies."""
+        row-major (rows x columns) array without copies: the fast solver reads it by rows."""
         cols = self.columns
-        arr = np.empty((len(cols), len(frame)))
+        arr = np.empty((len(frame), len(cols)))
         pos = {c: i for i, c in enumerate(cols)}
         for c in self.numeric:
-            arr[pos[c]] = frame[c].astype(float).to_numpy()
+            arr[:, pos[c]] = frame[c].astype(float).to_numpy()
         for c, levels in self.categorical.items():
             s = frame[c].astype("object")
             known = set(levels) | {self.reference[c]}
@@ -96,8 +96,8 @@ class _Design:
                     hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
                          f"{[self.reference[c], *levels]}"))
             for v in levels:
-                arr[pos[f"{c}[{v}]"]] = (s == v).to_numpy(dtype=float)
-        return pd.DataFrame(arr.T, index=frame.index, columns=cols, copy=False)
+                arr[:, pos[f"{c}[{v}]"]] = (s == v).to_numpy(dtype=float)
+        return pd.DataFrame(arr, index=frame.index, columns=cols, copy=False)
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -274,7 +274,9 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             for i in range(0, n, step2):
                 rows = order[i:i + step2]
                 g = sidx[i:i + step2]
-                Zc = (X[rows] - mu) / sd
+                Zc = X[rows]                    # a copy (fancy indexing): standardised in place
+                np.subtract(Zc, mu, out=Zc)
+                np.divide(Zc, sd, out=Zc)
                 phi = np.exp(Zc @ beta)
                 if w is not None:
                     phi = w[rows] * phi
