@@ -188,7 +188,7 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 
 
 #: Rows per chunk of the fast Cox solver's passes over the data (bounds its working memory).
-CHUNK_ROWS = 1 << 20
+CHUNK_ROWS = 1 << 16
 
 
 def _bincount_into(acc: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -254,8 +254,10 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     sorted_keys = []
     for idx in (stop_idx, start_idx):
         order = np.argsort(idx, kind="stable")
-        sorted_keys.append((order, idx[order]))
-    step2 = max(1 << 14, min(step, (1 << 24) // max(d * d, 1)))  # rows per chunk of the derivative passes
+        sorted_keys.append((order.astype(np.int32) if n < 2**31 else order, idx[order]))
+        del order
+    # small chunks: their temporaries are reused by the allocator (large ones cost page faults each pass)
+    step2 = min(step, 1 << 14)
 
     def risk_sums(beta, derivs: bool):
         """Group sums of all rows by stop index (a) and start index (b), chunk by chunk."""
