@@ -283,8 +283,8 @@ def survival_frame(
     df["risk_level"] = df["risk_level"].astype(int)
     df["n_tx"] = df["n_tx"].astype(int)
     df["n_products"] = df["n_products"].astype(int)
-    if any(isinstance(tables.get(t), pd.DataFrame) for t in ("interactions", "feedback")):
-        df = add_relationship_covariates(df, tables)  # optional tables: contacts / complaints before the landmark
+    if any(tables.get(t) is not None for t in ("interactions", "feedback")):
+        df = add_relationship_covariates(df, tables, engine=engine)  # optional: contacts / complaints before the landmark
     df = df.reset_index(drop=True)
     df.attrs.update(excluded={k: v for k, v in excluded.items() if v}, window_start=ws.date().isoformat(),
                     observation_end=oe.date().isoformat(),
@@ -773,14 +773,17 @@ def add_segments(frame: pd.DataFrame, segments: pd.DataFrame | None = None, *,
 # --------------------------------------------------------------------------------------------
 # relationship covariates (optional tables interactions / feedback; issue 14)
 # --------------------------------------------------------------------------------------------
-def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90) -> pd.DataFrame:
+def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90,
+                                engine: str | None = None) -> pd.DataFrame:
     """Contact and complaint covariates measured strictly before each customer's landmark.
 
     From ``interactions`` and ``feedback`` rows in ``[cov_start, landmark)`` (the lookback window of
     :func:`survival_frame`): ``n_contacts``, ``days_since_contact`` (days from the last contact
     day to the landmark; from ``cov_start`` when there was none), ``contact_lapsed``
     (``days_since_contact >= lapse_days``), ``n_complaints`` and ``complained`` (0/1). Missing
-    tables leave the frame unchanged. No row after the landmark is read (no leakage).
+    tables leave the frame unchanged. No row after the landmark is read (no leakage). The tables
+    may be pandas frames or, like transactions, Parquet paths (then counted on ``engine``: tens of
+    millions of interactions never reach pandas).
     """
     out = frame.copy()
     key = out[["customer_id", "cov_start", "landmark"]]
@@ -790,8 +793,17 @@ def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, 
         day = x["timestamp"].dt.normalize()
         x = x[(day >= x["cov_start"]) & (day < x["landmark"])].assign(day=day)
         g = x.groupby("customer_id")
-        out["n_contacts"] = out["customer_id"].map(g.size()).fillna(0).astype(int)
-        last = out["customer_id"].map(g["day"].max())
+        n_contacts, last_day = g.size(), g["day"].max()
+    elif it is not None:
+        r = run_sql("""
+SELECT k.customer_id, COUNT(*) AS n_contacts, MAX(CAST(i.timestamp AS DATE)) AS last_day
+FROM interactions i JOIN spine k ON i.customer_id = k.customer_id
+WHERE CAST(i.timestamp AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(i.timestamp AS DATE) < CAST(k.landmark AS DATE)
+GROUP BY k.customer_id""", {"interactions": it, "spine": key}, engine=engine).set_index("customer_id")
+        n_contacts, last_day = r["n_contacts"], pd.to_datetime(r["last_day"])
+    if it is not None:
+        out["n_contacts"] = out["customer_id"].map(n_contacts).fillna(0).astype(int)
+        last = out["customer_id"].map(last_day)
         ref = last.where(last.notna(), out["cov_start"])
         out["days_since_contact"] = (out["landmark"] - ref).dt.days.astype(float)
         out["contact_lapsed"] = (out["days_since_contact"] >= int(lapse_days)).astype(int)
@@ -800,7 +812,16 @@ def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, 
         q = fb.loc[fb["kind"] == "complaint", ["customer_id", "opened_at"]].merge(key, on="customer_id")
         day = q["opened_at"].dt.normalize()
         q = q[(day >= q["cov_start"]) & (day < q["landmark"])]
-        out["n_complaints"] = out["customer_id"].map(q.groupby("customer_id").size()).fillna(0).astype(int)
+        n_complaints = q.groupby("customer_id").size()
+    elif fb is not None:
+        n_complaints = run_sql("""
+SELECT k.customer_id, COUNT(*) AS n_complaints
+FROM feedback f JOIN spine k ON f.customer_id = k.customer_id
+WHERE f.kind = 'complaint'
+  AND CAST(f.opened_at AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(f.opened_at AS DATE) < CAST(k.landmark AS DATE)
+GROUP BY k.customer_id""", {"feedback": fb, "spine": key}, engine=engine).set_index("customer_id")["n_complaints"]
+    if fb is not None:
+        out["n_complaints"] = out["customer_id"].map(n_complaints).fillna(0).astype(int)
         out["complained"] = (out["n_complaints"] > 0).astype(int)
     return out
 

@@ -20,10 +20,10 @@ NEEDED = ["customers", "transactions", "balances", "assignments", "rms"]
 
 @pytest.fixture(scope="module")
 def both():
-    frames = load_tables(SAMPLE, tables=NEEDED, validate=False)
+    frames = load_tables(SAMPLE, tables=NEEDED, optional=["interactions", "feedback"], validate=False)
     lazy = dict(frames)
-    lazy["transactions"] = str(SAMPLE / "transactions.parquet")
-    lazy["balances"] = str(SAMPLE / "balances.parquet")
+    for t in ("transactions", "balances", "interactions", "feedback"):
+        lazy[t] = str(SAMPLE / f"{t}.parquet")
     return frames, lazy
 
 
@@ -41,6 +41,7 @@ def test_window_and_survival_frame(both):
     b = churn.survival_frame(lazy, observation_end=w.end, window_start=w.start, time_grid="week")
     _same(a, b)
     assert a.attrs == b.attrs
+    assert {"n_contacts", "days_since_contact", "contact_lapsed", "n_complaints", "complained"} <= set(b.columns)
     ia = churn.survival_frame(frames, definition="inactivity", time_grid="week")
     ib = churn.survival_frame(lazy, definition="inactivity", time_grid="week")
     _same(ia, ib)
