@@ -86,6 +86,23 @@ class _Design:
         for c in self.numeric:
             arr[:, pos[c]] = frame[c].astype(float).to_numpy()
         for c, levels in self.categorical.items():
+            if isinstance(frame[c].dtype, pd.CategoricalDtype):  # by codes: no object array of a long frame
+                cat = frame[c].array
+                known = set(levels) | {self.reference[c]}
+                ok_code = np.array([v in known for v in cat.categories] + [True])  # code -1 (missing) is fine
+                codes = np.asarray(cat.codes)
+                if not ok_code[codes].all():
+                    s = frame[c].astype("object")
+                    unknown = ~s.isin(known) & s.notna()
+                    raise DataError(rule_message(
+                        f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
+                        [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
+                        hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
+                             f"{[self.reference[c], *levels]}"))
+                pos_of = {v: i for i, v in enumerate(cat.categories)}
+                for v in levels:
+                    arr[:, pos[f"{c}[{v}]"]] = (codes == pos_of.get(v, -2)).astype(float)
+                continue
             s = frame[c].astype("object")
             known = set(levels) | {self.reference[c]}
             unknown = ~s.isin(known) & s.notna()
@@ -191,14 +208,6 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 CHUNK_ROWS = 1 << 16
 
 
-def _bincount_into(acc: np.ndarray, idx: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """``acc + bincount(idx, weights)`` summed in the same order as one ``bincount`` over all chunks:
-    the running totals go first, so chunked sums equal the unchunked ones bit for bit."""
-    size = len(acc)
-    return np.bincount(np.concatenate([np.arange(size), idx]), weights=np.concatenate([acc, weights]),
-                       minlength=size)
-
-
 def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
                   weights: np.ndarray | None = None, penalizer: float = 0.0, max_steps: int = 50,
                   tol: float = 1e-9, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
@@ -208,14 +217,21 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     standardised covariates) as lifelines' CoxPHFitter / CoxTimeVaryingFitter (l1_ratio = 0).
     Risk-set sums at each distinct event time t are obtained as sums over ``stop >= t`` minus
     sums over ``start >= t`` from reverse cumulative sums, so one Newton step costs O(n d^2).
-    The rows are visited in chunks of ``chunk_rows`` (default :data:`CHUNK_ROWS`): besides ``X``
-    the working memory is a few arrays of one chunk, whatever n (tens of millions of start/stop
-    rows), and the sums equal those of one pass over all rows exactly.
+    The rows are visited in small chunks (at most ``chunk_rows``, default :data:`CHUNK_ROWS`):
+    besides ``X`` the working memory is a few arrays of one chunk, whatever n (tens of millions of
+    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (bincount);
+    the Hessian's risk-set second moments enter only as sum_j alpha_j R2(t_j), which is one
+    weighted Gram matrix of the rows (each row weighted by the alpha of the event times it is at
+    risk for), so no per-time d x d sums are formed.
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     X = np.asarray(X, float)
     n, d = X.shape
-    mu, sd = X.mean(0), X.std(0, ddof=1)
+    mu = X.mean(0)
+    ss = np.zeros(d)
+    for i in range(0, n, CHUNK_ROWS):  # standard deviations without an n x d temporary
+        ss += ((X[i:i + CHUNK_ROWS] - mu) ** 2).sum(0)
+    sd = np.sqrt(ss / (n - 1))
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
     w = None if weights is None else np.asarray(weights, float)
@@ -226,7 +242,6 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     start_idx = (np.zeros(n, np.int32) if start is None
                  else np.searchsorted(times, np.asarray(start, float), side="right").astype(np.int32))
     step = int(chunk_rows or CHUNK_ROWS)
-    chunks = [slice(i, min(i + step, n)) for i in range(0, n, step)] or [slice(0, 0)]
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
     w_dead = np.bincount(inv_t, weights=wd, minlength=k)
@@ -249,50 +264,48 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
-    # rows sorted by stop index and by start index: each group is one contiguous segment, so its
-    # sums are segment sums (np.add.reduceat) and its second moments one matrix product (BLAS)
-    sorted_keys = []
-    for idx in (stop_idx, start_idx):
-        order = np.argsort(idx, kind="stable")
-        sorted_keys.append((order.astype(np.int32) if n < 2**31 else order, idx[order]))
-        del order
-    # small chunks: their temporaries are reused by the allocator (large ones cost page faults each pass)
-    step2 = min(step, 1 << 14)
+    step2 = min(step, 1 << 14)  # small chunks: temporaries reused by the allocator, no page faults per pass
 
-    def risk_sums(beta, derivs: bool):
-        """Group sums of all rows by stop index (a) and start index (b), chunk by chunk."""
-        if not derivs:
-            a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
-            for sl in chunks:
-                phi = np.exp(((X[sl] - mu) / sd) @ beta)
-                if w is not None:
-                    phi = w[sl] * phi
-                a0 = _bincount_into(a0, stop_idx[sl].astype(np.intp), phi)
-                b0 = _bincount_into(b0, start_idx[sl].astype(np.intp), phi)
-            return a0, None, None, b0, None, None
-        res = []
-        for order, sidx in sorted_keys:
-            s0, s1, s2 = np.zeros(k + 1), np.zeros((k + 1, d)), np.zeros((k + 1, d, d))
-            for i in range(0, n, step2):
-                rows = order[i:i + step2]
-                g = sidx[i:i + step2]
-                Zc = X[rows]                    # a copy (fancy indexing): standardised in place
-                np.subtract(Zc, mu, out=Zc)
-                np.divide(Zc, sd, out=Zc)
-                phi = np.exp(Zc @ beta)
-                if w is not None:
-                    phi = w[rows] * phi
+    def first_moments(beta, derivs: bool):
+        """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
+        (with derivs) phi z over all rows, chunk by chunk (bincount, 1 + d per index)."""
+        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
+        a1 = b1 = None
+        if derivs:
+            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
+        for i in range(0, n, step2):
+            sl = slice(i, min(i + step2, n))
+            Zc = X[sl] - mu
+            np.divide(Zc, sd, out=Zc)
+            phi = np.exp(Zc @ beta)
+            if w is not None:
+                phi = w[sl] * phi
+            hi, lo = stop_idx[sl].astype(np.intp), start_idx[sl].astype(np.intp)
+            a0 += np.bincount(hi, weights=phi, minlength=k + 1)
+            b0 += np.bincount(lo, weights=phi, minlength=k + 1)
+            if derivs:
                 pz = phi[:, None] * Zc
-                cut = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
-                grp = g[cut]
-                s0[grp] += np.add.reduceat(phi, cut)
-                s1[grp] += np.add.reduceat(pz, cut, axis=0)
-                ends = np.r_[cut[1:], len(g)]
-                for gg, lo, hi in zip(grp, cut, ends):
-                    s2[gg] += pz[lo:hi].T @ Zc[lo:hi]
-            res.append((s0, s1, s2))
-        (a0, a1, a2), (b0, b1, b2) = res
-        return a0, a1, a2, b0, b1, b2
+                for j in range(d):
+                    a1[:, j] += np.bincount(hi, weights=pz[:, j], minlength=k + 1)
+                    b1[:, j] += np.bincount(lo, weights=pz[:, j], minlength=k + 1)
+        return a0, a1, b0, b1
+
+    def weighted_gram(beta, alpha):
+        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z': a row at risk at
+        the event times j in [start_idx, stop_idx) enters once with weight phi * sum of alpha over
+        them (prefix sums), so no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
+        C = np.concatenate([[0.0], np.cumsum(alpha)])
+        M = np.zeros((d, d))
+        for i in range(0, n, step2):
+            sl = slice(i, min(i + step2, n))
+            Zc = X[sl] - mu
+            np.divide(Zc, sd, out=Zc)
+            phi = np.exp(Zc @ beta)
+            if w is not None:
+                phi = w[sl] * phi
+            wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
+            M += (Zc * wt[:, None]).T @ Zc
+        return M
 
     def above(s):
         """S[j] = sum over groups g > j, for j = 0..k-1 (groups 0..k)."""
@@ -300,7 +313,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
         return c[1:]
 
     def parts(beta, derivs: bool = True):
-        a0, a1, a2, b0, b1, b2 = risk_sums(beta, derivs)
+        a0, a1, b0, b1 = first_moments(beta, derivs)
         R0 = above(a0) - above(b0)
         phid = wd * np.exp(Zd @ beta)
         T0, T1, T2 = group_sums(phid, Zd, inv_t, k, derivs)
@@ -311,7 +324,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             if penalizer:
                 ll -= 0.5 * penalizer * n * float(beta @ beta)
             return ll, None, None
-        R1, R2 = above(a1) - above(b1), above(a2) - above(b2)
+        R1 = above(a1) - above(b1)
         # Efron: the m-th of the n_j tied deaths at time j sees R - (m / n_j) T; sums over m per j
         den = R0[jj] - frac * T0[jj]
         c1 = np.bincount(jj, weights=1 / den, minlength=k)
@@ -324,7 +337,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
         grad = zdead.sum(0) - ((a * c1)[:, None] * R1 - (a * c2)[:, None] * T1).sum(0)
         outer = (np.einsum("k,ki,kj->ij", a * q0, R1, R1) - np.einsum("k,ki,kj->ij", a * q1, R1, T1)
                  - np.einsum("k,ki,kj->ij", a * q1, T1, R1) + np.einsum("k,ki,kj->ij", a * q2, T1, T1))
-        hess = -(np.einsum("k,kij->ij", a * c1, R2) - np.einsum("k,kij->ij", a * c2, T2) - outer)
+        hess = -(weighted_gram(beta, a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
         if penalizer:
             ll -= 0.5 * penalizer * n * float(beta @ beta)
             grad -= penalizer * n * beta

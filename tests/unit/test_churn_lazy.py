@@ -110,3 +110,15 @@ def test_compact_long_frame_fits_like_the_full_one(both):
     np.testing.assert_array_equal(ma.predict_churn_probability(a, 180), mb.predict_churn_probability(b, 180))
     with pytest.raises(churn.ChurnDataError, match="frame="):
         churn.active_customers(small, end)
+
+
+def test_design_of_categorical_columns_equals_object_columns():
+    from rmanalytics.churn.model import _Design
+    from rmanalytics.errors import DataError
+
+    df = pd.DataFrame({"t": ["a", "b", "a", "c", None, "b"], "x": [1, 2, 3, 4, 5, 6]})
+    des = _Design.fit(df, ["t", "x"])
+    cat = df.assign(t=df["t"].astype("category"))
+    pd.testing.assert_frame_equal(des.transform(df), des.transform(cat))
+    with pytest.raises(DataError, match="levels seen in training"):
+        des.transform(cat.assign(t=pd.Categorical(["a", "z", "a", "c", None, "b"])))
