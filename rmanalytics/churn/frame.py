@@ -453,7 +453,7 @@ LEFT JOIN b ON b.c = g.c AND b.mi = g.mi
 
 
 #: Customers per query of :func:`behaviour_covariates` (bounds the engine's and pandas' memory).
-BEHAVIOUR_BATCH_CUSTOMERS = 250_000
+BEHAVIOUR_BATCH_CUSTOMERS = 100_000
 
 
 def behaviour_covariates(
@@ -526,10 +526,10 @@ def behaviour_covariates(
     else:
         mis = np.zeros(0, np.int64)
     calendar = pd.DataFrame({"mi": mis, "month_start": mis.astype("datetime64[M]").astype("datetime64[ns]")})
-    silent = np.zeros(n_rows, np.int64)
-    n_recent = np.zeros(n_rows, np.int64)
-    n_base = np.zeros(n_rows, np.int64)
-    span = np.zeros(n_rows, np.int64)
+    silent = np.zeros(n_rows, np.int32)  # day counts and purchase counts: int32 is exact
+    n_recent = np.zeros(n_rows, np.int32)
+    n_base = np.zeros(n_rows, np.int32)
+    span = np.zeros(n_rows, np.int32)
     trend = np.zeros(n_rows)
     sql = behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days, baseline_days=baseline_days,
                         min_exposure_days=min_exposure_days, aum_trend_months=aum_trend_months)
@@ -552,9 +552,10 @@ def behaviour_covariates(
     month_start = (m_lo[rep] + k).astype("datetime64[M]").astype("datetime64[ns]")
     out = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
     del rep, k, month_start
-    out["months_since_purchase"] = np.clip(silent, 0, silence_cap_days).astype(float) / 30.0
+    out["months_since_purchase"] = np.clip(silent.astype(np.int64), 0, silence_cap_days).astype(float) / 30.0
     del silent
-    expo = span - int(recent_days)
+    n_recent, n_base = n_recent.astype(np.int64), n_base.astype(np.int64)
+    expo = span.astype(np.int64) - int(recent_days)
     ok = expo >= min_exposure_days
     rate = n_base / np.clip(expo, 1, None)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -562,6 +563,10 @@ def behaviour_covariates(
     del expo, ok, rate, n_recent, n_base, span
     out["aum_trend"] = trend
     return out
+
+
+#: Rows of the long frame per chunk of :func:`split_monthly` (bounds its temporaries).
+SPLIT_CHUNK_ROWS = 1 << 20
 
 
 def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "customer_id",
@@ -602,30 +607,44 @@ def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "c
     p0 = np.searchsorted(key, base_key + lo_m, side="left")
     p1 = np.searchsorted(key, base_key + hi_m, side="right")
     n_cand = np.where(ok, p1 - p0, 0)
-    del lo_m, hi_m, base_key, op_d
-    rep = np.repeat(np.arange(len(lg), dtype=np.int64), n_cand)
-    pos = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand) + np.repeat(p0, n_cand)
-    del p0, p1
+    del lo_m, hi_m, base_key, op_d, p1
     day_ns = np.int64(86_400_000_000_000)
-    op_rep = op[rep].astype(np.int64)
-    ms_pos = ms[pos]
-    a = np.floor_divide(ms_pos.astype(np.int64) - op_rep, day_ns).astype(float)
-    nxt = (ms_pos.astype("datetime64[M]") + 1).astype("datetime64[ns]").astype(np.int64)
-    del ms_pos
-    b = np.floor_divide(nxt - op_rep, day_ns).astype(float)
-    del nxt, op_rep
-    lo = np.maximum(a, start[rep])
-    del a
-    hi = np.minimum(b, stop[rep])
-    del b
-    piece = hi > lo
-    covered = np.bincount(rep[piece], minlength=len(lg)) > 0
-    if not covered.all():
-        miss = np.flatnonzero(~covered)
+
+    def pieces(r0: int, r1: int):
+        """Row, month position and overlap [lo, hi) of the pieces of rows r0..r1-1."""
+        nc = n_cand[r0:r1]
+        rep = np.repeat(np.arange(r0, r1, dtype=np.int64), nc)
+        pos = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(nc) - nc, nc) + np.repeat(p0[r0:r1], nc)
+        op_rep = op[rep].astype(np.int64)
+        ms_pos = ms[pos]
+        a = np.floor_divide(ms_pos.astype(np.int64) - op_rep, day_ns).astype(float)
+        nxt = (ms_pos.astype("datetime64[M]") + 1).astype("datetime64[ns]").astype(np.int64)
+        b = np.floor_divide(nxt - op_rep, day_ns).astype(float)
+        lo = np.maximum(a, start[rep])
+        hi = np.minimum(b, stop[rep])
+        piece = hi > lo
+        return rep[piece], pos[piece], lo[piece], hi[piece]
+
+    # two passes over row chunks: count the pieces, then fill preallocated arrays (bounded temporaries)
+    step = SPLIT_CHUNK_ROWS
+    bounds = [(r, min(r + step, len(lg))) for r in range(0, len(lg), step)]
+    n_pieces = np.zeros(len(lg), np.int64)
+    for r0, r1 in bounds:
+        n_pieces[r0:r1] = np.bincount(pieces(r0, r1)[0] - r0, minlength=r1 - r0)
+    if not (n_pieces > 0).all():
+        miss = np.flatnonzero(n_pieces == 0)
         raise ChurnDataError(f"monthly covariates do not cover {len(miss)} rows of the long frame, e.g. "
                              f"{lg[id_col].to_numpy()[miss[:5]].tolist()}")
-    rep, pos, lo, hi = rep[piece], pos[piece], lo[piece], hi[piece]
-    del piece
+    total = int(n_pieces.sum())
+    rep = np.repeat(np.arange(len(lg), dtype=np.int64), n_pieces)
+    pos = np.empty(total, np.int64)
+    lo, hi = np.empty(total), np.empty(total)
+    at = 0
+    for r0, r1 in bounds:
+        _, p, l_, h_ = pieces(r0, r1)
+        pos[at:at + len(p)], lo[at:at + len(p)], hi[at:at + len(p)] = p, l_, h_
+        at += len(p)
+    del p0, n_cand, n_pieces
     out = lg.drop(columns=[c for c in covs if c in lg.columns]).take(rep).reset_index(drop=True)
     last_piece = hi >= stop[rep]
     del rep

@@ -97,6 +97,13 @@ def test_compact_long_frame_fits_like_the_full_one(both):
     assert list(small.columns) == ["customer_id", *covs, "event", "start", "stop", "rm_left",
                                    *churn.BEHAVIOUR_COVARIATES]
     pd.testing.assert_frame_equal(full[small.columns], small, check_dtype=False, check_categorical=False)
+    import rmanalytics.churn.frame as F
+
+    chunk, F.SPLIT_CHUNK_ROWS = F.SPLIT_CHUNK_ROWS, 97  # split in many row chunks: same frame
+    try:
+        pd.testing.assert_frame_equal(churn.time_varying_frame(f, monthly=mon), full)
+    finally:
+        F.SPLIT_CHUNK_ROWS = chunk
     assert small["event"].dtype == np.int8 and small["customer_type"].dtype == "category"
     allc = covs + ["rm_left", *churn.BEHAVIOUR_COVARIATES]
     ma = churn.ChurnModel("cox", covariates=allc, solver="fast").fit(full, "stop", "event", entry_col="start",
