@@ -1,14 +1,16 @@
 """Benchmark the monthly chain: `rmanalytics run-all` on a synthetic bank.
 
-Generates the bank once per size (cached in ``benchmarks/.data/chain_<n>``), runs the whole chain
-in a subprocess and samples the resident memory (RSS) of its whole process tree every 0.2 s: the
-runner, its worker processes and every Jupyter kernel. Kernels are attributed to their notebook
+Generates the bank once per size (cached in ``benchmarks/.data/chain_<n>_<rms>``; the generation's
+wall time and peak summed RSS go to ``chain_<n>_<rms>.generate.json`` next to it), runs the whole
+chain in a subprocess and samples the resident memory (RSS) of its whole process tree every 0.2 s:
+the runner, its worker processes and every Jupyter kernel. Kernels are attributed to their notebook
 through the ``RMANALYTICS_NOTEBOOK`` variable the runner sets. Prints, per notebook and in total,
 the wall time (from the run manifests) and the peak summed RSS.
 
     python benchmarks/bench_chain.py                  # 1M customers, 500 RMs
     python benchmarks/bench_chain.py --customers 100000 --rms 100
-    python benchmarks/bench_chain.py --big            # adds 10M customers (about 30 GB of disk, hours)
+    python benchmarks/bench_chain.py --big            # adds 10M customers (~10 GB of Parquet; generated in
+                                                      # 50 shards of 200k, ~25 min, ~4 GB; see --big-shard)
     python benchmarks/bench_chain.py --jobs 1 --variant ci
     python benchmarks/bench_chain.py --jobs 2 --compare-to /tmp/bench_chain_xxx   # results equal to 1e-9?
     python benchmarks/bench_chain.py --jobs 1 -- --memory-limit 100GB            # run-all arguments after --
@@ -16,12 +18,17 @@ the wall time (from the run manifests) and the peak summed RSS.
 ``--compare-to`` compares every notebook's ``metrics.json`` with the one of an earlier run root
 (e.g. the 1-job, unlimited-memory run) and prints the largest relative difference of the numbers.
 ``--json FILE`` appends the figures (with date, machine and load average) as one JSON line.
+
+The 1M bank is generated in one piece (``rmanalytics synth``: about 9 GB and 5 min); the 10M bank
+of ``--big`` with ``rmanalytics synth --shards K`` (independent sub-banks of at most ``--big-shard``
+customers, streamed to Parquet: memory holds one shard; ``--synth-jobs 2`` generates two at once).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,15 +42,38 @@ import psutil
 HERE = Path(__file__).resolve().parent
 
 
-def _bank(n: int, rms: int) -> Path:
+BIG = (10_000_000, 5_000)  # --big: customers, RMs
+
+
+def _bank(n: int, rms: int, shards: int = 1, jobs: int = 1) -> tuple[Path, dict | None]:
+    """The bank folder (generated when missing: ``truth.json`` is written last) and the figures of its
+    generation (wall s, peak summed RSS of the generator's process tree; None when generated elsewhere)."""
     d = HERE / ".data" / f"chain_{n}_{rms}"
-    if not (d / "transactions.parquet").exists():
+    info_file = d.with_name(d.name + ".generate.json")
+    if not ((d / "transactions.parquet").exists() and (d / "truth.json").exists()):
         d.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "rmanalytics", "synth", "--customers", str(n), "--rms", str(rms), "--out", str(d)]
+        if shards > 1:
+            cmd += ["--shards", str(shards), "--jobs", str(jobs)]
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "rmanalytics", "synth", "--customers", str(n), "--rms", str(rms),
-                        "--out", str(d)], check=True)
-        print(f"generated {n:,} customers in {time.perf_counter() - t0:.0f} s -> {d}", flush=True)
-    return d
+        proc = subprocess.Popen(cmd)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        rc = proc.wait()
+        wall = time.perf_counter() - t0
+        sampler.stop.set()
+        sampler.join()
+        if rc:
+            raise SystemExit(f"rmanalytics synth failed (rc={rc}): {' '.join(cmd)}")
+        info = {"customers": n, "rms": rms, "shards": shards, "jobs": jobs if shards > 1 else 1,
+                "wall_s": wall, "peak_rss_GB": sampler.peak_total / 2**30,
+                "size_MB": sum(f.stat().st_size for f in d.glob("*.*") if f.is_file()) / 2**20,
+                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
+                "ram_GB": psutil.virtual_memory().total / 2**30}
+        info_file.write_text(json.dumps(info, indent=1) + "\n")
+        print(f"generated {n:,} customers ({shards} shard(s)) in {wall:.0f} s, peak summed RSS "
+              f"{info['peak_rss_GB']:.2f} GB, {info['size_MB']:.0f} MB -> {d}", flush=True)
+    return d, (json.loads(info_file.read_text()) if info_file.exists() else None)
 
 
 class TreeSampler(threading.Thread):
@@ -139,19 +169,28 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--rms", type=int, default=500)
-    ap.add_argument("--big", action="store_true", help="also 10M customers (5,000 RMs)")
+    ap.add_argument("--big", action="store_true", help="also 10M customers (5,000 RMs), generated in shards")
+    ap.add_argument("--big-shard", type=int, default=200_000,
+                    help="customers per shard of the --big bank (default 200,000: 50 shards, about 4 GB; at most 1M)")
+    ap.add_argument("--synth-jobs", type=int, default=1, help="shards generated at once for --big (default 1)")
     ap.add_argument("--jobs", type=int, default=2, help="run-all --jobs (default 2)")
     ap.add_argument("--variant", default=None)
     ap.add_argument("--compare-to", type=Path, help="run root of a reference run: compare metrics.json")
     ap.add_argument("--json", type=Path, help="append the results as one JSON line to this file")
     ap.add_argument("extra", nargs="*", help="more run-all arguments after --")
     args = ap.parse_args()
-    sizes = [(args.customers, args.rms)] + ([(10_000_000, 5_000)] if args.big else [])
+    if not 0 < args.big_shard <= 1_000_000:
+        ap.error("--big-shard must be between 1 and 1,000,000 customers")
+    sizes = [(args.customers, args.rms, 1)] + ([(*BIG, math.ceil(BIG[0] / args.big_shard))] if args.big else [])
     print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GB; "
           f"{time.strftime('%Y-%m-%d')}", flush=True)
-    for n, rms in sizes:
-        data = _bank(n, rms)
+    for n, rms, shards in sizes:
+        data, gen = _bank(n, rms, shards, args.synth_jobs)
+        if gen:
+            print(f"bank: {n:,} customers generated in {gen['shards']} shard(s), {gen['wall_s']:.0f} s, "
+                  f"peak summed RSS {gen['peak_rss_GB']:.2f} GB ({gen['date']})", flush=True)
         res = run_chain(data, args.jobs, args.variant, args.extra)
+        res["generate"] = gen
         print(f"\n{n:,} customers: run-all rc={res['rc']} wall {res['wall_s']:.0f} s, "
               f"peak summed RSS {res['peak_rss_GB']:.2f} GB, run folders {res['run_folders_MB']:.0f} MB")
         print("| notebook | status | wall s | peak kernel RSS GB |\n|---|---|---:|---:|")

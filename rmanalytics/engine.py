@@ -90,6 +90,9 @@ in both), ``median``, ``stddev_samp``/``var_samp``, ``ln``, ``exp``, ``ROUND`` o
 14. Floating-point sums run in a different order (Spark: per partition, then merged), so SUM/AVG
     of doubles agree to ~1e-15 relative, not always bit for bit; compare with a relative
     tolerance (the parity tests use 1e-9). Counts, MIN/MAX, dates and integer sums are exact.
+    The order also changes between two DuckDB runs (parallel scans): where a sum of doubles feeds
+    a fit or quantile edges, sum exactly, ``SUM(CAST(x AS DECIMAL(38, 18)))``
+    (:func:`rmanalytics.rfm.summary.exact_sum`), and cast to DOUBLE before dividing.
 
 :func:`portability_problems` / :func:`check_portable` enforce rules 2-10, 12 and 13 on the syntax
 tree, independently of what sqlglot or Spark currently do with the construct (an upstream fix

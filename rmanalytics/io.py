@@ -42,7 +42,7 @@ import pandas as pd
 
 from rmanalytics.contract import CORE_TABLES, OPTIONAL_TABLES, TABLES, Column
 from rmanalytics.errors import DataError, row_examples, rule_message
-from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows
+from rmanalytics.schema import DataContractError, Failure, check_tables, example_rows, parquet_conforms
 
 __all__ = ["CACHE_DIR", "DATA_CONFIG", "FORMATS", "SEGMENT_COLUMNS", "TableOptions", "available_tables", "cache_dir",
            "data_key", "ensure_validated", "fingerprint", "is_validated", "load_tables", "precheck", "read_data_config",
@@ -489,7 +489,10 @@ def load_tables(
 
     Validation runs once per data fingerprint (:func:`data_key`): a successful check of a folder
     is recorded in the data cache and a later load of the same tables (or a subset of them)
-    skips it. A lazy table is read into pandas only when its validation is not on record yet.
+    skips it. A lazy table is validated inside DuckDB on its Parquet file
+    (:func:`rmanalytics.schema.check_tables` on paths: the same failures and messages as the
+    pandas checks); it is read into pandas only to be converted (a CSV, or a Parquet file needing a
+    type conversion), one table at a time, once per fingerprint.
 
     Returns
     -------
@@ -549,10 +552,13 @@ def load_tables(
         lazy_set = set(_table_names(lazy)) & set(present_wanted)
         key = data_key(path) if (validate or lazy_set) else ""
         known_ok = validate and is_validated(path, present_wanted, key=key)
+        checking = validate and not known_ok
         for t in present_wanted:
-            if t in lazy_set and (known_ok or not validate):
+            if t in lazy_set:
                 fast = _conforming_parquet(files[t], t)
                 if fast is not None:
+                    if checking:
+                        _check_parquet_rows(files[t], t)
                     out[t] = fast
                     continue
                 cached = _converted_path(path, t, key)
@@ -561,6 +567,11 @@ def load_tables(
                     continue
             df = _read_file(files[t], t, options[t])
             _check_rows(df, t, str(files[t]))
+            if checking and t in lazy_set:
+                # converted once (CSV, or Parquet needing a type conversion) and validated in DuckDB
+                out[t] = _lazy_path(path, t, df, files[t], key)
+                del df
+                continue
             out[t] = df
         if validate and not known_ok:
             failures = check_tables(out)
@@ -692,37 +703,28 @@ def ensure_validated(data_dir: str | os.PathLike) -> bool:
     present = available_tables(path)
     if is_validated(path, present):
         return True
-    try:
-        load_tables(path, tables=[], optional=present, validate=True)
+    try:  # every table lazy: checked inside DuckDB, never all in pandas at once
+        load_tables(path, tables=[], optional=present, validate=True, lazy=present)
     except (DataError, FileNotFoundError, DataContractError):
         return False
     return True
 
 
-#: Arrow type names (prefixes) that hold each contract dtype exactly as :func:`load_tables` gives it.
-_CONTRACT_ARROW = {"date": ("timestamp", "date32"), "int": ("int64",), "float": ("double",),
-                   "str": ("string", "large_string"), "bool": ("bool",)}
-
-
 def _conforming_parquet(p: Path, table: str) -> str | None:
     """``str(p)`` when ``p`` is a Parquet file whose contract columns are stored with the contract
-    types (so DuckDB reads what :func:`load_tables` would give), else None."""
-    if p.suffix != ".parquet":
+    types (so DuckDB reads what :func:`load_tables` would give), else None
+    (:func:`rmanalytics.schema.parquet_conforms`)."""
+    if p.suffix != ".parquet" or not parquet_conforms(p, table):
         return None
+    return str(p.resolve())
+
+
+def _check_parquet_rows(p: Path, table: str) -> None:
+    """The no-rows DataError of :func:`_check_rows`, from the Parquet footer."""
     import pyarrow.parquet as pq
 
-    try:
-        schema = pq.read_schema(p)
-    except Exception:  # noqa: BLE001 - the full read reports it
-        return None
-    spec = TABLES[table]
-    for f in schema:
-        if f.name not in spec.column_names:
-            continue
-        want = _CONTRACT_ARROW.get(spec.column(f.name).dtype, ())
-        if not any(str(f.type).startswith(w) for w in want) or getattr(f.type, "tz", None):
-            return None
-    return str(p.resolve())
+    if pq.ParquetFile(p).metadata.num_rows == 0:
+        _check_rows(pd.DataFrame(), table, str(p))
 
 
 def _converted_path(data_dir: Path, table: str, key: str) -> Path:

@@ -5,55 +5,98 @@ the plots of the overview notebook. Works on any data that meets the contract
 (:mod:`rmanalytics.contract`). Aggregations over transactions and balances go through
 :func:`rmanalytics.engine.run_sql` (one SQL text per aggregation, DuckDB dialect, Spark-portable).
 Money is in currency units; months are calendar months (first day of the month).
+
+Every function takes the tables as pandas frames or as Parquet/CSV paths (``load_tables(...,
+lazy=...)``); given a path it aggregates inside the engine and only the (small) result reaches
+pandas, so notebook 00 never holds transactions, balances or the relationship tables in memory.
+The results are the same either way (counts exactly, statistics to floating-point rounding).
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from rmanalytics.contract import TABLES
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, resolve_engine, run_sql
 from rmanalytics.labels import label
 
+Table = Any  # pandas.DataFrame | Parquet/CSV path | Spark DataFrame (anything run_sql takes)
 
-def table_summary(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+
+def _is_frame(src: Any) -> bool:
+    return isinstance(src, pd.DataFrame)
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _num(x: float) -> str:
+    """A double as an exact, portable SQL literal (no DECIMAL, round-trips bit for bit)."""
+    return f"CAST('{float(x)!r}' AS DOUBLE)"
+
+
+def n_rows(src: Table, *, engine: str | None = None) -> int:
+    """Number of rows of a table: ``len`` of a frame, ``COUNT(*)`` in the engine for a path."""
+    if _is_frame(src):
+        return int(len(src))
+    return int(run_sql("SELECT COUNT(*) AS n FROM t", {"t": src}, engine=engine)["n"].iloc[0])
+
+
+def table_summary(tables: Mapping[str, Table], *, engine: str | None = None) -> pd.DataFrame:
     """One row per table: ``table``, ``rows``, ``columns``, ``contract_columns`` (columns the
-    contract defines), ``extra_columns`` (present but not in the contract), in contract order."""
+    contract defines), ``extra_columns`` (present but not in the contract), in contract order.
+    A path is counted in the engine (Parquet: from the file footer)."""
     rows = []
     names = [t for t in TABLES if t in tables] + [t for t in tables if t not in TABLES]
     for name in names:
-        df = tables[name]
+        src = tables[name]
+        cols = columns_of(src, engine)
         contract = TABLES.get(name)
         known = contract.column_names if contract else []
         rows.append({
             "table": name,
-            "rows": int(len(df)),
-            "columns": int(df.shape[1]),
-            "contract_columns": int(sum(c in df.columns for c in known)),
-            "extra_columns": ", ".join(c for c in df.columns if contract and c not in known),
+            "rows": n_rows(src, engine=engine),
+            "columns": len(cols),
+            "contract_columns": int(sum(c in cols for c in known)),
+            "extra_columns": ", ".join(c for c in cols if contract and c not in known),
         })
     return pd.DataFrame(rows, columns=["table", "rows", "columns", "contract_columns", "extra_columns"])
 
 
-def date_ranges(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def date_ranges(tables: Mapping[str, Table], *, engine: str | None = None) -> pd.DataFrame:
     """Range of every contract date column: ``table``, ``column``, ``min``, ``max``, ``n_missing``.
 
-    ``n_missing`` counts nulls (for nullable end dates a null means "still open").
+    ``n_missing`` counts nulls (for nullable end dates a null means "still open"). A path is
+    scanned once per table in the engine (MIN, MAX and null count of every date column).
     """
     rows = []
     for name, df in tables.items():
         contract = TABLES.get(name)
         if contract is None:
             continue
-        for col in contract.columns:
-            if col.dtype != "date" or col.name not in df.columns:
-                continue
-            s = pd.to_datetime(df[col.name])
-            rows.append({"table": name, "column": col.name, "min": s.min(), "max": s.max(),
-                         "n_missing": int(s.isna().sum())})
+        present = columns_of(df, engine)
+        cols = [c.name for c in contract.columns if c.dtype == "date" and c.name in present]
+        if _is_frame(df):
+            for c in cols:
+                s = pd.to_datetime(df[c])
+                rows.append({"table": name, "column": c, "min": s.min(), "max": s.max(),
+                             "n_missing": int(s.isna().sum())})
+            continue
+        if not cols:
+            continue
+        sel = ", ".join(f"MIN({_q(c)}) AS min_{i}, MAX({_q(c)}) AS max_{i}, "
+                        f"COUNT(*) - COUNT({_q(c)}) AS n_missing_{i}" for i, c in enumerate(cols))
+        r = run_sql(f"SELECT {sel} FROM t", {"t": df}, engine=engine).iloc[0]
+        for i, c in enumerate(cols):
+            lo, hi = r[f"min_{i}"], r[f"max_{i}"]
+            rows.append({"table": name, "column": c, "min": pd.Timestamp(lo) if pd.notna(lo) else pd.NaT,
+                         "max": pd.Timestamp(hi) if pd.notna(hi) else pd.NaT,
+                         "n_missing": int(r[f"n_missing_{i}"])})
     return pd.DataFrame(rows, columns=["table", "column", "min", "max", "n_missing"])
 
 
@@ -73,11 +116,11 @@ def monthly_transactions_sql(has_fee: bool = True) -> str:
     """
 
 
-def monthly_transactions(transactions: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
+def monthly_transactions(transactions: Table, *, engine: str | None = None) -> pd.DataFrame:
     """Transactions per calendar month: ``month`` (first day), ``n_transactions``, ``n_customers``
     (distinct), ``amount`` (sum, currency, refunds negative), ``n_refunds`` (amount < 0), ``fee``
     (sum, currency; NaN when the optional ``fee`` column is absent)."""
-    sql = monthly_transactions_sql("fee" in transactions.columns)
+    sql = monthly_transactions_sql("fee" in columns_of(transactions, engine))
     out = run_sql(sql, {"transactions": transactions}, engine=engine)
     out["month"] = pd.to_datetime(out["month"])
     return out.reset_index(drop=True)
@@ -93,23 +136,41 @@ def latest_aum_sql() -> str:
     """
 
 
-def latest_aum(balances: pd.DataFrame, *, engine: str | None = None) -> pd.DataFrame:
+def latest_aum(balances: Table, *, engine: str | None = None) -> pd.DataFrame:
     """Balances of every customer at the latest month-end snapshot (currency units)."""
     return run_sql(latest_aum_sql(), {"balances": balances}, engine=engine).reset_index(drop=True)
 
 
-def customer_mix(customers: pd.DataFrame, observation_end: str | pd.Timestamp | None = None) -> pd.DataFrame:
+def customer_mix_sql(observation_end: str | pd.Timestamp | None = None) -> str:
+    """SQL of :func:`customer_mix` for a table input (``customers``): counts per type and risk level."""
+    where = "customer_type IS NOT NULL AND risk_level IS NOT NULL"
+    if observation_end is not None:
+        end = f"CAST('{pd.Timestamp(observation_end).isoformat(sep=' ')}' AS TIMESTAMP)"
+        where += (f" AND CAST(open_date AS TIMESTAMP) <= {end}"
+                  f" AND (close_date IS NULL OR CAST(close_date AS TIMESTAMP) > {end})")
+    return (f"SELECT customer_type, risk_level, COUNT(*) AS n FROM customers WHERE {where} "
+            "GROUP BY customer_type, risk_level ORDER BY customer_type, risk_level")
+
+
+def customer_mix(customers: Table, observation_end: str | pd.Timestamp | None = None, *,
+                 engine: str | None = None) -> pd.DataFrame:
     """Customers by ``customer_type`` (rows) and ``risk_level`` (columns 1-5) with a ``total``.
 
     With ``observation_end``, only customers open on that day (opened on or before it and not
-    closed on or before it) are counted.
+    closed on or before it) are counted. A path is counted in the engine.
     """
-    df = customers
-    if observation_end is not None:
-        end = pd.Timestamp(observation_end)
-        close = pd.to_datetime(df["close_date"])
-        df = df[(pd.to_datetime(df["open_date"]) <= end) & (close.isna() | (close > end))]
-    tab = pd.crosstab(df["customer_type"], df["risk_level"]).reindex(columns=range(1, 6), fill_value=0)
+    if _is_frame(customers):
+        df = customers
+        if observation_end is not None:
+            end = pd.Timestamp(observation_end)
+            close = pd.to_datetime(df["close_date"])
+            df = df[(pd.to_datetime(df["open_date"]) <= end) & (close.isna() | (close > end))]
+        tab = pd.crosstab(df["customer_type"], df["risk_level"])
+    else:
+        counts = run_sql(customer_mix_sql(observation_end), {"customers": customers}, engine=engine)
+        tab = counts.pivot_table(index="customer_type", columns="risk_level", values="n", aggfunc="sum",
+                                 fill_value=0).astype("int64")
+    tab = tab.reindex(columns=range(1, 6), fill_value=0)
     tab.columns = [f"risk_{c}" for c in tab.columns]
     tab["total"] = tab.sum(axis=1)
     return tab.rename_axis("customer_type").reset_index()
@@ -122,6 +183,163 @@ def clipped(values: pd.Series, quantile: float) -> tuple[pd.Series, int]:
         return s, 0
     cut = s.quantile(quantile)
     return s[s <= cut], int((s > cut).sum())
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What :func:`plot_distribution` draws and the notebook reports about one numeric column.
+
+    ``counts``/``edges``: the histogram of the values up to the clip quantile (``bins`` equal-width
+    bins from their minimum to their maximum, as ``numpy.histogram``); ``left_out``: values above
+    the clip quantile ``cut`` (None when nothing is clipped); ``stats``: pandas ``describe()``
+    (count, mean, std, min, 25%, 50%, 75%, max; quantiles by linear interpolation);
+    ``share_negative``: share of all rows below zero (refunds for amounts); ``lo``/``hi``: the
+    smallest and largest value shown (NaN when none).
+    """
+
+    name: str
+    counts: np.ndarray
+    edges: np.ndarray
+    lo: float
+    hi: float
+    left_out: int
+    clip_quantile: float
+    cut: float | None
+    stats: pd.Series
+    share_negative: float
+
+    @property
+    def median(self) -> float:
+        return float(self.stats["50%"])
+
+    def describe(self) -> pd.DataFrame:
+        """``stats`` as the one-row frame ``series.describe().to_frame().T`` shows."""
+        return self.stats.to_frame(self.name).T
+
+
+_STATS = ["count", "mean", "std", "min", "25%", "50%", "75%", "max"]
+
+
+def _pandas_distribution(values: pd.Series, bins: int, clip_quantile: float) -> Distribution:
+    s = pd.Series(values)
+    shown, left_out = clipped(s, clip_quantile)
+    dropped = s.dropna()
+    cut = float(dropped.quantile(clip_quantile)) if (not dropped.empty and clip_quantile < 1) else None
+    arr = shown.to_numpy(dtype=float)
+    counts, edges = np.histogram(arr, bins=bins)
+    stats = s.astype("float64").describe()
+    stats.name = s.name
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (float("nan"), float("nan"))
+    return Distribution(str(s.name), counts.astype("int64"), edges, lo, hi, left_out, clip_quantile, cut, stats,
+                        float((s < 0).mean()) if len(s) else float("nan"))
+
+
+def quantiles_sql(column: str, qs: list[float]) -> str:
+    """DuckDB-only SQL of exact quantiles (linear interpolation, as pandas) of ``column`` of ``t``.
+
+    Not portable (rule 10 of :mod:`rmanalytics.engine`): on Spark :func:`distribution` uses
+    :func:`quantile_rows_sql` and interpolates in Python.
+    """
+    sel = ", ".join(f"quantile_cont(x, {_num(q)}) AS q{i}" for i, q in enumerate(qs))
+    return f"SELECT {sel} FROM (SELECT CAST({_q(column)} AS DOUBLE) AS x FROM t WHERE {_q(column)} IS NOT NULL) s"
+
+
+def quantile_rows_sql(column: str, positions: list[int]) -> str:
+    """Portable SQL: the values at 0-based ``positions`` of ``column`` (nulls left out) in ascending order."""
+    pos = ", ".join(str(int(p)) for p in sorted(set(positions)))
+    return (f"SELECT i, x FROM (SELECT x, ROW_NUMBER() OVER (ORDER BY x) - 1 AS i FROM "
+            f"(SELECT CAST({_q(column)} AS DOUBLE) AS x FROM t WHERE {_q(column)} IS NOT NULL) s) r "
+            f"WHERE i IN ({pos}) ORDER BY i")
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """numpy's linear interpolation (``numpy.lib._function_base_impl._lerp``), bit for bit."""
+    d = b - a
+    return float(b - d * (1 - t)) if t >= 0.5 else float(a + d * t)
+
+
+def _quantiles(src: Table, column: str, qs: list[float], n: int, engine: str, portable: bool) -> list[float]:
+    """Quantiles of ``column`` (``n`` non-null values) by linear interpolation, like pandas."""
+    if n == 0:
+        return [float("nan")] * len(qs)
+    if not portable:
+        r = run_sql(quantiles_sql(column, qs), {"t": src}, engine=engine).iloc[0]
+        return [float(r[f"q{i}"]) for i in range(len(qs))]
+    h = [(n - 1) * float(q) for q in qs]
+    lo = [int(np.floor(x)) for x in h]
+    hi = [min(i + 1, n - 1) for i in lo]
+    rows = run_sql(quantile_rows_sql(column, lo + hi), {"t": src}, engine=engine)
+    at = dict(zip(rows["i"].astype(int), rows["x"].astype(float)))
+    return [_lerp(at[a], at[b], x - a) for a, b, x in zip(lo, hi, h)]
+
+
+def histogram_sql(column: str, bins: int, lo: float, hi: float, cut: float | None) -> str:
+    """Portable SQL of ``numpy.histogram(values, bins)`` over the values of ``column`` up to ``cut``
+    (``lo``/``hi``: their minimum and maximum). Input ``edges`` (``i``, ``lo``, ``hi``: the bin
+    edges as ``numpy.linspace`` gives them): each value is put in a bin by arithmetic, then moved
+    by one where it falls outside that bin's edges, as numpy does, so the counts equal numpy's."""
+    keep = f"{_q(column)} IS NOT NULL" + (f" AND {_q(column)} <= {_num(cut)}" if cut is not None else "")
+    return (
+        "SELECT bin, COUNT(*) AS n FROM ("
+        f"SELECT CASE WHEN c.x < e.lo THEN c.i0 - 1 WHEN c.x >= e.hi AND c.i0 < {bins - 1} THEN c.i0 + 1 "
+        "ELSE c.i0 END AS bin FROM ("
+        f"SELECT x, LEAST(GREATEST(CAST(floor((x - {_num(lo)}) / NULLIF({_num(hi - lo)}, 0) * {int(bins)}) AS BIGINT), "
+        f"0), {bins - 1}) AS i0 FROM (SELECT CAST({_q(column)} AS DOUBLE) AS x FROM t WHERE {keep}) s) c "
+        "JOIN edges e ON c.i0 = e.i) b GROUP BY bin ORDER BY bin"
+    )
+
+
+def distribution(values: Table, column: str | None = None, *, bins: int = 50, clip_quantile: float = 0.99,
+                 engine: str | None = None, portable: bool | None = None) -> Distribution:
+    """Histogram and summary statistics of a numeric column (see :class:`Distribution`).
+
+    ``values``: a pandas Series, or a table (frame or Parquet/CSV path) and its ``column``. A
+    Series or frame is summarised in pandas; a path in the engine (three scans of the column:
+    statistics and quantiles, the clip, the histogram), with the same results: counts exactly,
+    statistics to floating-point rounding. Quantiles use DuckDB's ``quantile_cont`` (linear
+    interpolation, as pandas); on Spark (``portable``, default: when the engine is Spark) the two
+    values around each quantile are fetched with portable SQL and interpolated in Python as numpy
+    does.
+    """
+    if isinstance(values, pd.Series):
+        return _pandas_distribution(values, bins, clip_quantile)
+    if column is None:
+        raise ValueError("distribution: a table needs the name of its column")
+    if _is_frame(values):
+        return _pandas_distribution(values[column], bins, clip_quantile)
+    engine = resolve_engine(engine, values)
+    portable = (engine == "spark") if portable is None else portable
+    c = _q(column)
+    r = run_sql(f"SELECT COUNT({c}) AS n, COUNT(*) AS n_all, AVG(CAST({c} AS DOUBLE)) AS mean, "
+                f"stddev_samp(CAST({c} AS DOUBLE)) AS std, MIN(CAST({c} AS DOUBLE)) AS lo, "
+                f"MAX(CAST({c} AS DOUBLE)) AS hi, COUNT(*) FILTER (WHERE {c} < 0) AS n_negative FROM t",
+                {"t": values}, engine=engine).iloc[0]
+    n = int(r["n"])
+    clip = n > 0 and clip_quantile < 1
+    qs = [0.25, 0.5, 0.75] + ([clip_quantile] if clip else [])
+    qv = _quantiles(values, column, qs, n, engine, portable)
+    stats = pd.Series([float(n), r["mean"], r["std"], r["lo"], *qv[:3], r["hi"]], index=_STATS,
+                      dtype="float64", name=column)
+    if n == 1:
+        stats["std"] = float("nan")
+    cut = qv[3] if clip else None
+    lo, hi, left_out = r["lo"], r["hi"], 0
+    if clip:
+        k = run_sql(f"SELECT MIN(CAST({c} AS DOUBLE)) AS lo, MAX(CAST({c} AS DOUBLE)) AS hi, "
+                    f"COUNT(*) AS n_shown FROM t WHERE {c} <= {_num(cut)}", {"t": values}, engine=engine).iloc[0]
+        lo, hi, left_out = k["lo"], k["hi"], n - int(k["n_shown"])
+    if n == 0:
+        counts, edges = np.histogram(np.array([], dtype=float), bins=bins)
+    else:
+        lo, hi = float(lo), float(hi)
+        first, last = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
+        edges = np.linspace(first, last, bins + 1)
+        e = pd.DataFrame({"i": np.arange(bins, dtype="int64"), "lo": edges[:-1], "hi": edges[1:]})
+        h = run_sql(histogram_sql(column, bins, first, last, cut), {"t": values, "edges": e}, engine=engine)
+        counts = np.zeros(bins, dtype="int64")
+        counts[h["bin"].to_numpy(dtype="int64")] = h["n"].to_numpy(dtype="int64")
+    share = int(r["n_negative"]) / int(r["n_all"]) if int(r["n_all"]) else float("nan")
+    return Distribution(column, counts.astype("int64"), edges, float(lo), float(hi), int(left_out), clip_quantile, cut, stats, share)
 
 
 # ----------------------------------------------------------------------------- plots
@@ -144,20 +362,24 @@ def plot_monthly_transactions(monthly: pd.DataFrame, lang: str = "en"):
     return fig
 
 
-def plot_distribution(values: pd.Series, *, bins: int = 50, clip_quantile: float = 0.99, title: str = "",
-                      xlabel: str = "", log_y: bool = False, money: bool = False, lang: str = "en",
-                      currency: str = "CNY"):
+def plot_distribution(values: pd.Series | Distribution, *, bins: int = 50, clip_quantile: float = 0.99,
+                      title: str = "", xlabel: str = "", log_y: bool = False, money: bool = False,
+                      lang: str = "en", currency: str = "CNY"):
     """Histogram of ``values`` up to ``clip_quantile``; the note says how many were left out.
 
+    ``values``: a Series, or a precomputed :class:`Distribution` (:func:`distribution`, e.g. of a
+    Parquet path: the plot then draws its counts and ``bins``/``clip_quantile`` are its own).
     ``money``: the x axis is an amount in ``currency``, scaled to a readable unit (no offset).
     """
     from rmanalytics import fmt
 
-    shown, left_out = clipped(values, clip_quantile)
+    d = values if isinstance(values, Distribution) else distribution(values, bins=bins, clip_quantile=clip_quantile)
+    left_out, clip_quantile = d.left_out, d.clip_quantile
     fig, ax = _fig()
-    ax.hist(shown, bins=bins)
+    ax.hist(d.edges[:-1], bins=d.edges, weights=d.counts)
     ax.set_title(title)
     if money:
+        shown = np.array([d.lo, d.hi], dtype=float)
         fmt.money_axis(ax, shown, axis="x", lang=lang, currency=currency, label=xlabel or None)
     else:
         ax.set_xlabel(xlabel)
@@ -188,39 +410,108 @@ def plot_customer_mix(mix: pd.DataFrame, lang: str = "en"):
     return fig
 
 
-def relationship_profile(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _value_counts(values: list, counts: list) -> pd.Series:
+    """Counts by value in the order ``value_counts().sort_index()`` gives (nulls as "(missing)")."""
+    vals = ["(missing)" if v is None or (not isinstance(v, str) and pd.isna(v)) else v for v in values]
+    if any(v == "(missing)" for v in vals) and any(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                                  for v in vals):
+        vals = [float(v) if isinstance(v, (int, np.integer)) else v for v in vals]  # pandas: ints with NaN are floats
+    return pd.Series(list(counts), index=pd.Index(vals, dtype=object), dtype="int64").sort_index()
+
+
+def relationship_profile(tables: Mapping[str, Table], *, engine: str | None = None) -> pd.DataFrame:
     """Profile of the optional relationship tables present: one row per table, attribute and value
     with ``rows`` and ``share`` within the attribute (products by family and risk level, holdings
     by product risk level and open/closed, interactions by kind and channel, feedback by kind,
-    digital activity by logins band). Empty frame when none is present."""
+    digital activity by logins band). Empty frame when none is present. Tables given as paths are
+    counted in the engine (one GROUP BY per attribute)."""
     out = []
+
+    def emit(table: str, attribute: str, vc: pd.Series, total: int) -> None:
+        for v, n in vc.items():
+            out.append({"table": table, "attribute": attribute, "value": str(v), "rows": int(n),
+                        "share": float(n / total) if total else float("nan")})
 
     def add(table: str, attribute: str, s: pd.Series) -> None:
         vc = s.astype("object").where(s.notna(), "(missing)").value_counts().sort_index()
-        for v, n in vc.items():
-            out.append({"table": table, "attribute": attribute, "value": str(v), "rows": int(n),
-                        "share": float(n / len(s)) if len(s) else float("nan")})
+        emit(table, attribute, vc, len(s))
+
+    def add_sql(table: str, attribute: str, expr: str, inputs: Mapping[str, Table], source: str,
+                where: str = "") -> None:
+        r = run_sql(f"SELECT v, COUNT(*) AS n FROM (SELECT {expr} AS v FROM {source}"
+                    f"{' WHERE ' + where if where else ''}) s GROUP BY v", inputs, engine=engine)
+        emit(table, attribute, _value_counts(r["v"].tolist(), r["n"].tolist()), int(r["n"].sum()))
 
     p, h = tables.get("products"), tables.get("holdings")
     if p is not None:
-        add("products", "product_family", p["product_family"])
-        add("products", "risk_level", p["risk_level"])
+        if _is_frame(p):
+            add("products", "product_family", p["product_family"])
+            add("products", "risk_level", p["risk_level"])
+        else:
+            add_sql("products", "product_family", "product_family", {"products": p}, "products")
+            add_sql("products", "risk_level", "risk_level", {"products": p}, "products")
     if h is not None:
-        if p is not None:
-            add("holdings", "product_risk_level", h["product_id"].map(p.set_index("product_id")["risk_level"]))
-        add("holdings", "status", pd.Series(np.where(h["end_date"].isna(), "held", "ended"), index=h.index))
-        add("holdings", "fixed_term", h["maturity_date"].notna())
+        if _is_frame(h) and (p is None or _is_frame(p)):
+            if p is not None:
+                add("holdings", "product_risk_level", h["product_id"].map(p.set_index("product_id")["risk_level"]))
+            add("holdings", "status", pd.Series(np.where(h["end_date"].isna(), "held", "ended"), index=h.index))
+            add("holdings", "fixed_term", h["maturity_date"].notna())
+        else:
+            if p is not None:
+                add_sql("holdings", "product_risk_level", "p.risk_level", {"holdings": h, "products": p},
+                        "holdings h LEFT JOIN products p ON h.product_id = p.product_id")
+            add_sql("holdings", "status", "CASE WHEN end_date IS NULL THEN 'held' ELSE 'ended' END",
+                    {"holdings": h}, "holdings")
+            add_sql("holdings", "fixed_term", "maturity_date IS NOT NULL", {"holdings": h}, "holdings")
     it = tables.get("interactions")
     if it is not None:
-        add("interactions", "kind", it["kind"])
-        add("interactions", "channel", it["channel"])
+        if _is_frame(it):
+            add("interactions", "kind", it["kind"])
+            add("interactions", "channel", it["channel"])
+        else:
+            add_sql("interactions", "kind", "kind", {"interactions": it}, "interactions")
+            add_sql("interactions", "channel", "channel", {"interactions": it}, "interactions")
     fb = tables.get("feedback")
     if fb is not None:
-        add("feedback", "kind", fb["kind"])
-        q = fb[fb["kind"] == "complaint"]
-        add("feedback", "complaint_resolved", q["resolved_at"].notna())
+        if _is_frame(fb):
+            add("feedback", "kind", fb["kind"])
+            q = fb[fb["kind"] == "complaint"]
+            add("feedback", "complaint_resolved", q["resolved_at"].notna())
+        else:
+            add_sql("feedback", "kind", "kind", {"feedback": fb}, "feedback")
+            add_sql("feedback", "complaint_resolved", "resolved_at IS NOT NULL", {"feedback": fb}, "feedback",
+                    where="kind = 'complaint'")
     d = tables.get("digital_activity")
     if d is not None:
-        add("digital_activity", "logins_band", pd.cut(d["logins"], [-1, 0, 2, 5, 10, np.inf],
-                                                        labels=["0", "1-2", "3-5", "6-10", ">10"]))
+        if _is_frame(d):
+            add("digital_activity", "logins_band", pd.cut(d["logins"], [-1, 0, 2, 5, 10, np.inf],
+                                                            labels=["0", "1-2", "3-5", "6-10", ">10"]))
+        else:  # pd.cut's right-closed bins (-1, 0], (0, 2], (2, 5], (5, 10], (10, inf)
+            add_sql("digital_activity", "logins_band",
+                    "CASE WHEN logins IS NULL OR logins <= -1 THEN NULL WHEN logins <= 0 THEN '0' "
+                    "WHEN logins <= 2 THEN '1-2' WHEN logins <= 5 THEN '3-5' WHEN logins <= 10 THEN '6-10' "
+                    "ELSE '>10' END", {"digital_activity": d}, "digital_activity")
     return pd.DataFrame(out, columns=["table", "attribute", "value", "rows", "share"])
+
+
+def relationship_metrics(tables: Mapping[str, Table], *, engine: str | None = None) -> dict[str, float | int]:
+    """Key figures of the relationship tables present: ``contacts_per_customer`` (interactions per
+    distinct contacted customer) and ``n_complaints`` (feedback rows of kind complaint)."""
+    out: dict[str, float | int] = {}
+    it = tables.get("interactions")
+    if it is not None:
+        if _is_frame(it):
+            n, k = len(it), it["customer_id"].nunique()
+        else:
+            r = run_sql("SELECT COUNT(*) AS n, COUNT(DISTINCT customer_id) AS k FROM interactions",
+                        {"interactions": it}, engine=engine).iloc[0]
+            n, k = int(r["n"]), int(r["k"])
+        out["contacts_per_customer"] = float(n / max(k, 1))
+    fb = tables.get("feedback")
+    if fb is not None:
+        if _is_frame(fb):
+            out["n_complaints"] = int((fb["kind"] == "complaint").sum())
+        else:
+            out["n_complaints"] = int(run_sql("SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint'",
+                                              {"feedback": fb}, engine=engine)["n"].iloc[0])
+    return out

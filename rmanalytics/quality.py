@@ -7,7 +7,10 @@ and a few examples. Nothing is removed or changed: the findings are for the anal
 Each finding is one SQL query (DuckDB dialect, portable to Spark, see :mod:`rmanalytics.engine`)
 over the tables, built by a module-level function ``sql_<finding>``; the queries run through
 :func:`rmanalytics.engine.run_sql`, so large transaction/balance tables are aggregated by the
-engine, not in Python.
+engine, not in Python. Tables may be pandas frames or Parquet/CSV paths (``load_tables(...,
+lazy=...)``): the findings are the same, and with paths no large table reaches pandas (the share
+denominators are ``COUNT(*)`` in the engine; only the small ``kpi_targets`` and the ``rm_id``
+column of ``rms`` are read into pandas for the period checks).
 """
 
 from __future__ import annotations
@@ -46,11 +49,19 @@ def sql_zero_amounts(family: bool = True) -> str:
 
 
 def sql_same_day_duplicates(family: bool = True) -> str:
-    """Same customer, day, amount (and product family when the table has one)."""
+    """Same customer, day, amount (and product family when the table has one).
+
+    Only customer-days holding two or more transactions can hold a copy: they are found first by
+    grouping on one integer, ``hash(customer_id, day)`` (a hash collision only adds candidates),
+    and the exact grouping runs on their rows alone; grouping every row on its text key would
+    hold a hash table of all transactions (about 1 GB at 7M rows).
+    """
     fam = ", product_family" if family else ""
+    h = "hash(customer_id, CAST(date AS DATE))"
     return (
         f"SELECT customer_id, CAST(date AS DATE) AS day, amount{fam}, "
         "COUNT(*) AS n_copies, COUNT(*) - 1 AS n_affected FROM transactions "
+        f"WHERE {h} IN (SELECT h FROM (SELECT {h} AS h FROM transactions) s GROUP BY h HAVING COUNT(*) > 1) "
         f"GROUP BY customer_id, CAST(date AS DATE), amount{fam} HAVING COUNT(*) > 1"
     )
 
@@ -102,13 +113,26 @@ def sql_snapshot_not_month_end() -> str:
 
 
 def sql_balance_gaps() -> str:
-    """Customers whose monthly snapshots skip months between their first and last snapshot."""
+    """Customers whose monthly snapshots skip months between their first and last snapshot.
+
+    Missing months = span of months - distinct months with a snapshot. When every snapshot of a
+    customer is taken at midnight of a month end, each is the only one of its month (the primary
+    key customer_id, snapshot_date is unique), so its months are counted with ``COUNT(*)``;
+    ``COUNT(DISTINCT month)`` (a per-customer set of months: 16 s and 1.5 GB at 22M rows) runs
+    only for the customers with another snapshot, which are rare (and reported by their own
+    finding).
+    """
     m = _m("snapshot_date")
+    odd = "CAST(snapshot_date AS TIMESTAMP) <> CAST(last_day(CAST(snapshot_date AS DATE)) AS TIMESTAMP)"
     return (
         "SELECT customer_id, first_snapshot, last_snapshot, n_affected FROM ("
-        f"SELECT customer_id, MIN(snapshot_date) AS first_snapshot, MAX(snapshot_date) AS last_snapshot, "
-        f"MAX({m}) - MIN({m}) + 1 - COUNT(DISTINCT {m}) AS n_affected "
-        "FROM balances GROUP BY customer_id) g WHERE n_affected > 0"
+        "SELECT g.customer_id AS customer_id, g.first_snapshot AS first_snapshot, g.last_snapshot AS last_snapshot, "
+        "g.max_m - g.min_m + 1 - COALESCE(o.n_months, g.n_rows) AS n_affected FROM ("
+        "SELECT customer_id, MIN(snapshot_date) AS first_snapshot, MAX(snapshot_date) AS last_snapshot, "
+        f"MIN({m}) AS min_m, MAX({m}) AS max_m, COUNT(*) AS n_rows FROM balances GROUP BY customer_id) g "
+        f"LEFT JOIN (SELECT customer_id, COUNT(DISTINCT {m}) AS n_months FROM balances WHERE customer_id IN "
+        f"(SELECT customer_id FROM balances WHERE {odd}) GROUP BY customer_id) o "
+        "ON g.customer_id = o.customer_id) x WHERE n_affected > 0"
     )
 
 
@@ -264,11 +288,27 @@ def _plain(v):
     return v
 
 
-def _kpi_findings(tables: Mapping[str, pd.DataFrame]) -> list[dict]:
+def _frame(src, engine: str | None, columns: str = "*") -> pd.DataFrame:
+    """A small table as a frame (a path is read through the engine)."""
+    if isinstance(src, pd.DataFrame):
+        return src
+    return run_sql(f"SELECT {columns} FROM t", {"t": src}, engine=engine)
+
+
+def _n_rows(src, engine: str | None) -> int:
+    if isinstance(src, pd.DataFrame):
+        return len(src)
+    return int(run_sql("SELECT COUNT(*) AS n FROM t", {"t": src}, engine=engine)["n"].iloc[0])
+
+
+def _kpi_findings(tables: Mapping[str, pd.DataFrame], engine: str | None = None) -> list[dict]:
     """Small-table findings on kpi_targets (pandas; the table is tiny)."""
     out = []
     k = tables.get("kpi_targets")
-    if k is None or len(k) == 0:
+    if k is None:
+        return out
+    k = _frame(k, engine)
+    if len(k) == 0:
         return out
     ok = k["period"].astype(str).str.fullmatch(r"\d{4}(Q[1-4]|-(0[1-9]|1[0-2]))?")
     bad = k[~ok.to_numpy(dtype=bool)]
@@ -279,7 +319,8 @@ def _kpi_findings(tables: Mapping[str, pd.DataFrame]) -> list[dict]:
                         severity="warning"))
     if "rms" in tables:
         rm = k["unit_level"].eq("rm").to_numpy(dtype=bool)
-        bad = k[rm & ~k["unit_id"].isin(tables["rms"]["rm_id"]).to_numpy(dtype=bool)]
+        rm_ids = _frame(tables["rms"], engine, "rm_id")["rm_id"]
+        bad = k[rm & ~k["unit_id"].isin(rm_ids).to_numpy(dtype=bool)]
         if len(bad):
             out.append(dict(table="kpi_targets", column="unit_id", finding="targets for rm_ids not in rms",
                             n_rows=len(bad), share=len(bad) / len(k),
@@ -298,7 +339,8 @@ def quality_report(
 
     Parameters
     ----------
-    tables : contract tables (validated; any subset: findings needing an absent table are skipped).
+    tables : contract tables (validated; any subset: findings needing an absent table are skipped),
+        as pandas frames or Parquet/CSV paths (the same findings either way).
     observation_end : last day of the observation window (ISO date); transactions after it are
         reported. None: that finding is skipped.
     engine : engine for :func:`rmanalytics.engine.run_sql` ("duckdb" or "spark").
@@ -318,6 +360,7 @@ def quality_report(
         from rmanalytics.engine import connect
 
         kw["con"] = connect()
+    n_rows: dict[str, int] = {}
     has_family = "transactions" in tables and "product_family" in columns_of(tables["transactions"], engine)
     for spec in FINDINGS:
         if not all(t in tables for t in spec.needs):
@@ -342,13 +385,15 @@ def quality_report(
         if n == 0 and not include_zero:
             continue
         examples = [{k: _plain(v) for k, v in r.items()} for r in ex.drop(columns="n_total_").to_dict("records")]
-        denom = len(tables[spec.denominator]) + (n if spec.missing else 0)
+        if spec.denominator not in n_rows:
+            n_rows[spec.denominator] = _n_rows(tables[spec.denominator], engine)
+        denom = n_rows[spec.denominator] + (n if spec.missing else 0)
         rows.append(dict(table=spec.table, column=spec.column, finding=spec.finding, n_rows=n,
                          share=(n / denom) if denom else float("nan"), examples=examples,
                          severity=spec.severity))
     if "con" in kw:
         kw["con"].close()
-    rows.extend(_kpi_findings(tables))
+    rows.extend(_kpi_findings(tables, engine))
     out = pd.DataFrame(rows, columns=QUALITY_COLUMNS)
     out["n_rows"] = out["n_rows"].astype("int64")
     out["share"] = out["share"].astype("float64")

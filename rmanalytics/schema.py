@@ -40,12 +40,27 @@ range failures: 7 s; 10M rows with 5M duplicate keys: > 10 min, stopped). Rules 
 counts and 5 examples quickly even when millions of rows fail, and the cross-table rules
 (referential integrity, the share sweep) are not pandera column checks. So the checks here are
 plain vectorised pandas/numpy (10M transactions: a few seconds).
+
+Tables as Parquet paths
+-----------------------
+A table may also be given as the path of a Parquet file with the contract types
+(:func:`parquet_conforms`; what ``load_tables(..., lazy=...)`` hands out). Its rules then run as
+SQL inside DuckDB (counts with ``COUNT(*) FILTER``, examples as the first rows in file order,
+the primary key with ``GROUP BY ... HAVING COUNT(*) > 1``, the share sweep with a window sum,
+the rules between tables as joins), so no large table is read into pandas, and the failures are
+the same as for the frame ``load_tables`` would give: the same rules, counts, examples (with
+their row keys) and messages. The column dtypes come from the Parquet schema and its pandas
+metadata (an int64 or bool column holding nulls is float64 or object in pandas, and judged and
+shown as such). A Parquet file with other types is read with pandas and checked as a frame.
+Cross-table rules run in DuckDB when the child table is a path (the parent may be either).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,6 +69,7 @@ from rmanalytics.contract import TABLES, Column, Table
 from rmanalytics.errors import N_EXAMPLES, DataError, row_examples
 
 __all__ = [
+    "CONTRACT_ARROW",
     "DataContractError",
     "Failure",
     "RULES",
@@ -62,6 +78,7 @@ __all__ = [
     "check_tables",
     "contract_markdown",
     "example_rows",
+    "parquet_conforms",
     "row_key_columns",
     "validate_table",
     "validate_tables",
@@ -359,10 +376,27 @@ def _row_rules(table: Table, df: pd.DataFrame) -> list[Failure]:
 # --------------------------------------------------------------------------------------------
 
 
-def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
-    """All contract failures of one table (empty list when valid). Never modifies ``df``."""
+_ROW_RULE_COLUMNS: dict[str, list[str]] = {
+    "customers": ["open_date", "close_date"],
+    "rms": ["hire_date", "exit_date"],
+    "assignments": ["start_date", "end_date"],
+    "rm_activity": ["compliance_passed", "compliance_checks", "nps_promoters", "nps_detractors",
+                    "nps_responses", "rm_id", "period"],
+    "holdings": ["customer_id", "product_id", "start_date", "end_date", "maturity_date"],
+    "feedback": ["customer_id", "opened_at", "kind", "score", "resolved_at"],
+}
+
+
+def check_table(df: pd.DataFrame | str | os.PathLike, table_name: str) -> list[Failure]:
+    """All contract failures of one table (empty list when valid). Never modifies ``df``.
+
+    ``df`` may be the path of a Parquet file: with the contract types it is checked inside DuckDB
+    (see "Tables as Parquet paths" in the module docstring), else read with pandas.
+    """
     if table_name not in TABLES:
         raise KeyError(f"unknown table {table_name!r}; contract tables: {sorted(TABLES)}")
+    if _is_path(df):
+        return check_tables({table_name: df}, cross=False)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"table {table_name!r} must be a pandas DataFrame, got {type(df).__name__}")
     table = TABLES[table_name]
@@ -420,16 +454,8 @@ def check_table(df: pd.DataFrame, table_name: str) -> list[Failure]:
         if f:
             failures.append(f)
 
-    needed = {
-        "customers": ["open_date", "close_date"],
-        "rms": ["hire_date", "exit_date"],
-        "assignments": ["start_date", "end_date"],
-        "rm_activity": ["compliance_passed", "compliance_checks", "nps_promoters", "nps_detractors",
-                        "nps_responses", "rm_id", "period"],
-        "holdings": ["customer_id", "product_id", "start_date", "end_date", "maturity_date"],
-        "feedback": ["customer_id", "opened_at", "kind", "score", "resolved_at"]
-        + (["responded_at"] if "responded_at" in df.columns else []),
-    }.get(table_name, [])
+    needed = _ROW_RULE_COLUMNS.get(table_name, []) + (
+        ["responded_at"] if table_name == "feedback" and "responded_at" in df.columns else [])
     if needed and all(c in typed_ok for c in needed):
         failures.extend(_row_rules(table, df))
     return failures
@@ -453,6 +479,314 @@ def validate_table(df: pd.DataFrame, table_name: str) -> pd.DataFrame:
     if failures:
         raise DataContractError(failures)
     return df
+
+
+# --------------------------------------------------------------------------------------------
+# the same checks inside DuckDB, for tables given as Parquet paths
+# --------------------------------------------------------------------------------------------
+
+#: Arrow type names (prefixes) that hold each contract dtype exactly as the loaders give it.
+CONTRACT_ARROW = {"date": ("timestamp", "date32"), "int": ("int64",), "float": ("double",),
+                  "str": ("string", "large_string"), "bool": ("bool",)}
+
+
+def _is_path(src) -> bool:
+    return isinstance(src, (str, os.PathLike))
+
+
+def parquet_conforms(path: str | os.PathLike, table_name: str) -> bool:
+    """True when ``path`` is a Parquet file whose contract columns are stored with the contract
+    types (tz-naive timestamps or dates, int64, double, strings, bool): DuckDB then reads what
+    :func:`rmanalytics.io.load_tables` would give, and :func:`check_table` runs in DuckDB."""
+    if not str(path).lower().endswith(".parquet"):
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+    except Exception:  # noqa: BLE001 - a full read reports it
+        return False
+    spec = TABLES[table_name]
+    for f in schema:
+        if f.name not in spec.column_names:
+            continue
+        want = CONTRACT_ARROW.get(spec.column(f.name).dtype, ())
+        if not any(str(f.type).startswith(w) for w in want) or getattr(f.type, "tz", None):
+            return False
+    return True
+
+
+def _lit(v) -> str:
+    if isinstance(v, str):
+        return "'" + v.replace("'", "''") + "'"
+    return repr(v)
+
+
+class _SqlTable:
+    """A Parquet table seen from DuckDB as pandas would see it after ``load_tables``: its columns
+    (index columns of a pandas-written file left out), each column's pandas dtype (from the
+    pandas metadata; int64/bool columns holding nulls become float64/object, as pandas reads them)
+    and a view ``<name>`` with the row position ``_rn_`` (file order) for the examples."""
+
+    def __init__(self, con, name: str, path: str | os.PathLike):
+        import pyarrow.parquet as pq
+
+        self.con, self.name = con, name
+        schema = pq.read_schema(path)
+        meta = schema.pandas_metadata or {}
+        index_cols = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+        self.columns = [n for n in schema.names if n not in index_cols]
+        empty = schema.empty_table().to_pandas()
+        lit = str(Path(path)).replace("'", "''")
+        self.view = f'"_rm_{name}"'
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {self.view} AS SELECT *, file_row_number AS _rn_ "
+                    f"FROM read_parquet('{lit}', file_row_number = true)")
+        spec = TABLES[name] if name in TABLES else None
+        cols = [c for c in self.columns if spec is None or c in spec.column_names]
+        parts = ["COUNT(*) AS n_"] + [f"COUNT(*) - COUNT({_qn(c)}) AS {_qn('nulls_' + c)}" for c in cols]
+        r = con.execute(f"SELECT {', '.join(parts)} FROM {self.view}").fetchone()
+        self.n = int(r[0])
+        self.nulls = {c: int(v) for c, v in zip(cols, r[1:])}
+        self.dtypes = {}
+        for c in self.columns:
+            dt = empty[c].dtype if c in empty.columns else np.dtype(object)
+            if self.nulls.get(c, 0) and isinstance(dt, np.dtype):
+                if dt.kind in "iu":
+                    dt = np.dtype("float64")
+                elif dt.kind == "b":
+                    dt = np.dtype(object)
+            self.dtypes[c] = dt
+
+    def sel(self, c: str, alias: str | None = None) -> str:
+        """``c`` as pandas would show it (an int column holding nulls is float in pandas)."""
+        q = _qn(c)
+        out = f"CAST({q} AS DOUBLE)" if (self.dtypes.get(c) == np.float64 and
+                                       TABLES.get(self.name) is not None and c in TABLES[self.name].column_names
+                                       and TABLES[self.name].column(c).dtype == "int") else q
+        return f"{out} AS {_qn(alias or c)}"
+
+    def df(self, sql: str) -> pd.DataFrame:
+        from rmanalytics.engine import normalize_frame
+
+        return normalize_frame(self.con.execute(sql).df())
+
+    def failure(self, column: str | None, rule: str, where: str, detail: str = "",
+                show: list[str] | None = None) -> Failure | None:
+        """A Failure for the rows matching ``where`` (None when none): count, first examples in file order."""
+        cols = show if show else [column]
+        sel = ", ".join(self.sel(c) for c in cols)
+        ex = self.df(f"SELECT {sel}, COUNT(*) OVER () AS n_rule_ FROM {self.view} WHERE {where} "
+                     f"ORDER BY _rn_ LIMIT {N_EXAMPLES}")
+        if ex.empty:
+            return None
+        n = int(ex["n_rule_"].iloc[0])
+        ex = ex.drop(columns="n_rule_")
+        if show:
+            examples = [{k: (None if _isnull(v) else row_examples([v])[0]) for k, v in r.items()}
+                        for r in ex.to_dict("records")]
+        else:
+            examples = row_examples(ex[column])
+        return Failure(self.name, column, rule, n, examples, detail)
+
+    def distinct_values(self, where: str, column: str) -> tuple[int, int, list]:
+        """(rows, distinct values, first distinct values in order of first appearance) where ``where``."""
+        ex = self.df(f"SELECT v, n, SUM(n) OVER () AS n_rows_, COUNT(*) OVER () AS n_distinct_ FROM "
+                     f"(SELECT {self.sel(column, 'v')}, COUNT(*) AS n, MIN(_rn_) AS first_ FROM {self.view} "
+                     f"WHERE {where} GROUP BY 1) g ORDER BY first_ LIMIT {N_EXAMPLES}")
+        if ex.empty:
+            return 0, 0, []
+        return int(ex["n_rows_"].iloc[0]), int(ex["n_distinct_"].iloc[0]), row_examples(ex["v"])
+
+
+def _qn(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _float_null(t: _SqlTable, c: str) -> str:
+    """SQL: ``c`` is missing as pandas sees it (NULL, or NaN in a float column)."""
+    q = _qn(c)
+    return f"({q} IS NULL OR isnan({q}))" if t.dtypes.get(c) == np.float64 else f"{q} IS NULL"
+
+
+def _not_nan(t: _SqlTable, c: str) -> str:
+    return f" AND NOT isnan({_qn(c)})" if t.dtypes.get(c) == np.float64 else ""
+
+
+def _check_table_sql(t: _SqlTable) -> list[Failure]:
+    """:func:`check_table` of a Parquet table, in DuckDB: the same failures, in the same order."""
+    table = TABLES[t.name]
+    name = t.name
+    failures: list[Failure] = []
+    typed_ok: set[str] = set()
+    for col in table.columns:
+        if col.name not in t.columns:
+            if col.required:
+                failures.append(Failure(name, col.name, "missing_column", t.n, [], f"columns found: {t.columns}"))
+            continue
+        q = _qn(col.name)
+        f = _check_dtype(name, col, pd.Series([], dtype=t.dtypes[col.name]), np.zeros(0, dtype=bool))
+        if f is not None:
+            f = t.failure(col.name, "dtype", f"NOT {_float_null(t, col.name)}", f.detail)
+            if f is not None:
+                failures.append(f)
+            else:
+                typed_ok.add(col.name)
+        else:
+            typed_ok.add(col.name)
+        keys = [c for c in row_key_columns(name) if c in t.columns and c != col.name]
+        show = (keys + [col.name]) if keys else None
+        if not col.nullable:
+            f = t.failure(col.name, "not_null", _float_null(t, col.name), "null in non-nullable column", show)
+            if f:
+                failures.append(f)
+        if col.name not in typed_ok:
+            continue
+        if col.min is not None:
+            strict = bool(getattr(col, "min_exclusive", False))
+            f = t.failure(col.name, "below_min", f"{q} {'<=' if strict else '<'} {_lit(col.min)}",
+                          f"must be {'>' if strict else '>='} {col.min:g}", show)
+            if f:
+                failures.append(f)
+        if col.max is not None:
+            f = t.failure(col.name, "above_max", f"{q} > {_lit(col.max)}{_not_nan(t, col.name)}",
+                          f"must be <= {col.max:g}", show)
+            if f:
+                failures.append(f)
+        if col.allowed is not None:
+            allowed = ", ".join(_lit(a) for a in col.allowed)
+            n, _, vals = t.distinct_values(f"NOT {_float_null(t, col.name)} AND {q} NOT IN ({allowed})", col.name)
+            if n:
+                failures.append(Failure(name, col.name, "not_allowed", n, vals, f"allowed: {list(col.allowed)}"))
+
+    key = list(table.key)
+    if key and all(k in typed_ok for k in key) and t.n > 1:
+        kq = ", ".join(_qn(k) for k in key)
+        on = " AND ".join(f"v.{_qn(k)} IS NOT DISTINCT FROM d.{_qn(k)}" for k in key)
+        sel = ", ".join(f"v.{t.sel(k)}" for k in key)
+        cand = _repeated_hashes(t, kq)
+        ex = pd.DataFrame()
+        if len(cand):  # the exact grouping on the rows whose key hash repeats (duplicates or collisions)
+            t.con.register("_rm_cand", pd.DataFrame({"h": cand}))
+            rows = f"(SELECT * FROM {t.view} WHERE hash({kq}) IN (SELECT h FROM _rm_cand))"
+            ex = t.df(f"SELECT {sel}, COUNT(*) OVER () AS n_rule_ FROM {rows} v JOIN "
+                      f"(SELECT {kq} FROM {rows} c GROUP BY {kq} HAVING COUNT(*) > 1) d ON {on} "
+                      f"ORDER BY v._rn_ LIMIT {N_EXAMPLES}")
+            t.con.unregister("_rm_cand")
+        if not ex.empty:
+            examples = [{k: (None if _isnull(v) else row_examples([v])[0]) for k, v in r.items()}
+                        for r in ex.drop(columns="n_rule_").to_dict("records")]
+            failures.append(Failure(name, key[-1] if len(key) == 1 else ",".join(key), "duplicate_key",
+                                    int(ex["n_rule_"].iloc[0]), examples,
+                                    f"primary key ({', '.join(key)}) must be unique"))
+
+    needed = _ROW_RULE_COLUMNS.get(name, [])
+    if name == "feedback" and "responded_at" in t.columns:
+        needed = needed + ["responded_at"]
+    if needed and all(c in typed_ok for c in needed):
+        failures.extend(_row_rules_sql(table, t))
+    return failures
+
+
+#: Rows per pass of the primary-key check (the key hashes of one pass are sorted in memory: 8 bytes a row).
+_HASH_ROWS_PER_PASS = 50_000_000
+
+
+def _repeated_hashes(t: _SqlTable, kq: str) -> np.ndarray:
+    """Key hashes that occur more than once: a key repeated in the table has a repeated hash, so
+    when none repeats the key is unique. DuckDB hashes the key columns; the 64-bit hashes are
+    sorted in numpy (a hash aggregate over tens of millions of text keys takes several times the
+    time and memory), in passes of :data:`_HASH_ROWS_PER_PASS` rows by hash bucket."""
+    passes = max(1, -(-t.n // _HASH_ROWS_PER_PASS))
+    out = []
+    for i in range(passes):
+        where = f" WHERE hash({kq}) % {passes} = {i}" if passes > 1 else ""
+        h = np.asarray(t.con.execute(f"SELECT hash({kq}) AS h FROM {t.view}{where}").fetchnumpy()["h"])
+        h.sort()
+        same = h[1:] == h[:-1]
+        if same.any():
+            out.append(np.unique(h[1:][same]))
+        del h
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.uint64)
+
+
+def _row_rules_sql(table: Table, t: _SqlTable) -> list[Failure]:
+    """:func:`_row_rules` in DuckDB."""
+    out: list[Failure | None] = []
+    name = table.name
+
+    def end_before_start(start: str, end: str, strict: bool) -> None:
+        op = "<=" if strict else "<"
+        show = [c for c in table.key if c not in (start, end)] + [start, end]
+        out.append(t.failure(end, "end_before_start", f"{_qn(end)} {op} {_qn(start)}", f"{end} {op} {start}", show))
+
+    if name == "customers":
+        end_before_start("open_date", "close_date", strict=False)
+    elif name == "rms":
+        end_before_start("hire_date", "exit_date", strict=False)
+    elif name == "assignments":
+        end_before_start("start_date", "end_date", strict=True)
+    elif name == "holdings":
+        end_before_start("start_date", "end_date", strict=False)
+        out.append(t.failure("maturity_date", "maturity_before_start", "maturity_date < start_date",
+                             "maturity_date < start_date", ["customer_id", "product_id", "start_date", "maturity_date"]))
+    elif name == "feedback":
+        for end in ("responded_at", "resolved_at"):
+            if end in t.columns:
+                out.append(t.failure(end, "end_before_start", f"{_qn(end)} < opened_at", f"{end} < opened_at",
+                                     ["customer_id", "opened_at", end]))
+        has = "(score IS NOT NULL AND NOT isnan(score))"
+        bad = (f"((kind = 'complaint' AND {has}) OR (kind = 'nps' AND (NOT {has} OR "
+               f"(isfinite(score) AND score <> floor(score)))) OR (kind = 'survey' AND (NOT {has} OR score < 1 "
+               f"OR score > 5)))")
+        out.append(t.failure("score", "score_by_kind", bad, "nps: integer 0-10; survey: 1-5; complaint: null",
+                             ["customer_id", "opened_at", "kind", "score"]))
+    elif name == "rm_activity":
+        out.append(t.failure("compliance_passed", "compliance_passed_gt_checks",
+                             "compliance_passed > compliance_checks", "compliance_passed > compliance_checks",
+                             ["rm_id", "period", "compliance_passed", "compliance_checks"]))
+        out.append(t.failure("nps_responses", "nps_gt_responses", "(nps_promoters + nps_detractors) > nps_responses",
+                             "nps_promoters + nps_detractors > nps_responses",
+                             ["rm_id", "period", "nps_promoters", "nps_detractors", "nps_responses"]))
+    return [f for f in out if f is not None]
+
+
+def _unknown_sql(child: _SqlTable, col: str, parent: str, rule: str, parent_table: str,
+                 where: str = "") -> Failure | None:
+    """:func:`_unknown` for a child table in DuckDB; ``parent``: SQL of the parent's id list."""
+    q = _qn(col)
+    cond = f"p.id_ IS NULL{' AND ' + where if where else ''}"
+    ex = child.df(f"SELECT v, n, SUM(n) OVER () AS n_rows_, COUNT(*) OVER () AS n_distinct_ FROM "
+                  f"(SELECT c.{q} AS v, COUNT(*) AS n, MIN(c._rn_) AS first_ FROM {child.view} c LEFT JOIN "
+                  f"(SELECT DISTINCT {q} AS id_ FROM {parent}) p ON c.{q} = p.id_ WHERE {cond} GROUP BY c.{q}) g "
+                  f"ORDER BY first_ LIMIT {N_EXAMPLES}")
+    if ex.empty:
+        return None
+    k = int(ex["n_distinct_"].iloc[0])
+    return Failure(child.name, col, rule, int(ex["n_rows_"].iloc[0]), row_examples(ex["v"]),
+                   f"{k} distinct id(s) not in {parent_table}.{col}")
+
+
+def _shares_sql(t: _SqlTable) -> Failure | None:
+    """:func:`_check_shares` in DuckDB: the same sweep (+share at start, -share at end, running sum)."""
+    ev = (f"SELECT customer_id, date, SUM(delta) OVER (PARTITION BY customer_id ORDER BY date "
+          f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS share_sum FROM ("
+          f"SELECT customer_id, date, SUM(delta) AS delta FROM ("
+          f"SELECT customer_id, start_date AS date, CAST(share AS DOUBLE) AS delta FROM {t.view} UNION ALL "
+          f"SELECT customer_id, end_date AS date, -CAST(share AS DOUBLE) AS delta FROM {t.view} "
+          f"WHERE end_date IS NOT NULL) e GROUP BY customer_id, date) g")
+    tol = repr(SHARE_TOLERANCE)
+    ex = t.df(f"SELECT customer_id, date, share_sum, COUNT(*) OVER () AS n_rule_, "
+              f"COUNT(DISTINCT customer_id) OVER () AS n_cust_ FROM ({ev}) s "
+              f"WHERE share_sum > {tol} AND abs(share_sum - 1.0) > {tol} ORDER BY customer_id, date "
+              f"LIMIT {N_EXAMPLES}")
+    if ex.empty:
+        return None
+    examples = [{"customer_id": r.customer_id, "date": row_examples([r.date])[0], "share_sum": round(r.share_sum, 9)}
+                for r in ex.itertuples()]
+    n_cust = int(ex["n_cust_"].iloc[0])
+    return Failure("assignments", "share", "shares_not_1", int(ex["n_rule_"].iloc[0]), examples,
+                   f"n_rows counts customer-dates ({n_cust} customer(s)); shares of the assignments "
+                   f"covering a date must sum to 1 +- {SHARE_TOLERANCE:g}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -511,63 +845,131 @@ def _check_shares(a: pd.DataFrame) -> Failure | None:
                    f"covering a date must sum to 1 +- {SHARE_TOLERANCE:g}")
 
 
-def check_tables(tables: Mapping[str, pd.DataFrame]) -> list[Failure]:
+def check_tables(tables: Mapping[str, pd.DataFrame | str | os.PathLike], *, cross: bool = True) -> list[Failure]:
     """All contract failures of the given tables, including cross-table rules.
 
     Cross-table rules are checked between tables that are present and passed their own checks.
+    A table may be a frame or the path of a Parquet file (checked inside DuckDB, with the same
+    failures; see the module docstring). ``cross=False``: the tables' own rules only.
     """
     unknown = sorted(set(tables) - set(TABLES))
     if unknown:
         raise KeyError(f"unknown table(s) {unknown}; contract tables: {sorted(TABLES)}")
+    tables = dict(tables)
+    for name, src in tables.items():  # a Parquet file without the contract types: checked as pandas reads it
+        if _is_path(src) and not parquet_conforms(src, name):
+            tables[name] = pd.read_parquet(src) if str(src).lower().endswith(".parquet") else _not_a_frame(name, src)
+    paths = {n: s for n, s in tables.items() if _is_path(s)}
+    con = None
+    sql: dict[str, _SqlTable] = {}
+    if paths:
+        from rmanalytics.engine import connect
+
+        con = connect()
+    try:
+        for n, p in paths.items():
+            sql[n] = _SqlTable(con, n, p)
+        return _check_tables(tables, sql, con, cross)
+    finally:
+        if con is not None:
+            con.close()
+
+
+def _not_a_frame(name: str, src) -> pd.DataFrame:
+    raise TypeError(f"table {name!r}: a path to check must be a Parquet file (read CSV with "
+                    f"rmanalytics.io.load_tables), got {str(src)!r}")
+
+
+def _check_tables(tables: Mapping, sql: Mapping[str, _SqlTable], con, cross: bool) -> list[Failure]:
     failures: list[Failure] = []
     ok: set[str] = set()
     for name in TABLES:
         if name in tables:
-            f = check_table(tables[name], name)
+            f = _check_table_sql(sql[name]) if name in sql else check_table(tables[name], name)
             failures.extend(f)
             if not f:
                 ok.add(name)
+    if not cross:
+        return failures
+
+    registered: set[str] = set()
+
+    def parent_sql(parent: str) -> str:
+        """SQL name of a parent table in DuckDB (a frame is registered)."""
+        if parent in sql:
+            return sql[parent].view
+        if parent not in registered:
+            con.register(f"_rm_frame_{parent}", tables[parent])
+            registered.add(parent)
+        return f'"_rm_frame_{parent}"'
+
+    def parent_frame(parent: str, columns: list[str]) -> pd.DataFrame:
+        """Columns of a parent table as a frame (read from DuckDB when it is a path)."""
+        if parent in sql:
+            return sql[parent].df(f"SELECT {', '.join(sql[parent].sel(c) for c in columns)} FROM {sql[parent].view} "
+                                  f"ORDER BY _rn_")
+        return tables[parent]
+
+    def unknown(child: str, col: str, parent: str, rule: str, frame_filter=None, where: str = "") -> None:
+        if child in sql:
+            f = _unknown_sql(sql[child], col, parent_sql(parent), rule, parent, where)
+        else:
+            df = tables[child]
+            if frame_filter is not None:
+                df = df[frame_filter(df)]
+            f = _unknown(child, df, col, parent_frame(parent, [col])[col], rule, parent)
+        if f:
+            failures.append(f)
 
     if "customers" in ok:
-        cust_ids = tables["customers"]["customer_id"]
         for child in ("transactions", "balances", "assignments", "daily_balances", "holdings", "interactions",
                       "feedback", "digital_activity"):
             if child in ok:
-                f = _unknown(child, tables[child], "customer_id", cust_ids, "unknown_customer", "customers")
-                if f:
-                    failures.append(f)
+                unknown(child, "customer_id", "customers", "unknown_customer")
     if "rms" in ok:
-        rm_ids = tables["rms"]["rm_id"]
         for child in ("assignments", "rm_activity", "training", "interactions", "feedback"):
             if child in ok:
-                df = tables[child]
                 if child == "feedback":  # rm_id is nullable there
-                    df = df[df["rm_id"].notna()]
-                f = _unknown(child, df, "rm_id", rm_ids, "unknown_rm", "rms")
-                if f:
-                    failures.append(f)
+                    unknown(child, "rm_id", "rms", "unknown_rm", lambda d: d["rm_id"].notna(), "c.rm_id IS NOT NULL")
+                else:
+                    unknown(child, "rm_id", "rms", "unknown_rm")
     if "holdings" in ok:
-        h = tables["holdings"]
         if "products" in ok:
-            f = _unknown("holdings", h, "product_id", tables["products"]["product_id"], "unknown_product", "products")
-            if f:
-                failures.append(f)
-        elif "products" not in tables and len(h):
-            failures.append(Failure("holdings", "product_id", "unknown_product", len(h), row_examples(h["product_id"]),
-                                    "table `products` is absent: holdings need the product catalogue"))
+            unknown("holdings", "product_id", "products", "unknown_product")
+        elif "products" not in tables:
+            if "holdings" in sql:
+                h = sql["holdings"]
+                if h.n:
+                    ex = h.df(f"SELECT product_id FROM {h.view} ORDER BY _rn_ LIMIT {N_EXAMPLES}")
+                    failures.append(Failure("holdings", "product_id", "unknown_product", h.n,
+                                            row_examples(ex["product_id"]),
+                                            "table `products` is absent: holdings need the product catalogue"))
+            elif len(tables["holdings"]):
+                h = tables["holdings"]
+                failures.append(Failure("holdings", "product_id", "unknown_product", len(h),
+                                        row_examples(h["product_id"]),
+                                        "table `products` is absent: holdings need the product catalogue"))
     if "customers" in ok:
-        opened = tables["customers"].set_index("customer_id")["open_date"]
         for child, col in (("holdings", "start_date"), ("feedback", "opened_at")):
-            if child in ok:
+            if child not in ok:
+                continue
+            if child in sql:
+                t = sql[child]
+                f = t.failure(col, "before_open", f"_rn_ IN (SELECT c._rn_ FROM {t.view} c JOIN "
+                              f"{parent_sql('customers')} o ON c.customer_id = o.customer_id WHERE "
+                              f"CAST(CAST(c.{_qn(col)} AS DATE) AS TIMESTAMP) < CAST(o.open_date AS TIMESTAMP))",
+                              f"{col} before customers.open_date", ["customer_id", col])
+            else:
                 df = tables[child]
+                opened = parent_frame("customers", ["customer_id", "open_date"]).set_index("customer_id")["open_date"]
                 op = df["customer_id"].map(opened)
                 bad = (df[col].dt.normalize() < op).fillna(False).to_numpy(dtype=bool)
                 f = _mask_failure(child, col, "before_open", df, bad, f"{col} before customers.open_date",
                                   ["customer_id", col])
-                if f:
-                    failures.append(f)
+            if f:
+                failures.append(f)
     if "assignments" in ok:
-        f = _check_shares(tables["assignments"])
+        f = _shares_sql(sql["assignments"]) if "assignments" in sql else _check_shares(tables["assignments"])
         if f:
             failures.append(f)
     return failures

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -103,18 +104,20 @@ def apply_by_group(models: dict[str, GroupModels], df: pd.DataFrame, by: str | N
     return pd.concat(parts).loc[df.index]
 
 
-def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame, transactions: pd.DataFrame,
+def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame, transactions: Any,
                       by: str | None, **kwargs) -> pd.DataFrame:
     """:func:`rmanalytics.loyalty.tracking` per group (each with its own model and customers), summed.
 
-    ``kwargs`` go to :func:`~rmanalytics.loyalty.tracking` (calibration_end, observation_end, ...).
+    ``transactions``: a frame or a Parquet/CSV path (the engine selects each group's customers; the
+    table never reaches pandas). ``kwargs`` go to :func:`~rmanalytics.loyalty.tracking`
+    (calibration_end, observation_end, engine, ...).
     """
     from rmanalytics.loyalty.validation import tracking
 
     parts = []
     for key, g in _groups(cal_holdout, by).items():
-        tx = transactions[transactions["customer_id"].isin(g["customer_id"])] if by is not None else transactions
-        parts.append(tracking(models[key].bgnbd, g, tx, **kwargs).set_index(["date", "period"]))
+        cohort = g[["customer_id"]] if by is not None else None
+        parts.append(tracking(models[key].bgnbd, g, transactions, cohort=cohort, **kwargs).set_index(["date", "period"]))
     total = parts[0]
     for p in parts[1:]:
         total = total.add(p, fill_value=0.0)

@@ -67,15 +67,19 @@ def p_alive_calibration(pred: pd.DataFrame, n_bins: int = 10) -> pd.DataFrame:
                  predicted_active=("p_active", "mean"), actual_active=("active_holdout", "mean"))
 
 
-def tracking_sql(calibration_end: dt.date, observation_end: dt.date, refunds: str = "include") -> str:
+def tracking_sql(calibration_end: dt.date, observation_end: dt.date, refunds: str = "include", *,
+                 cohort: bool = False) -> str:
     """SQL: repeat purchase days per calendar day of the customers whose first purchase is <= calibration_end.
 
     Input table ``transactions`` (customer_id, date, amount); purchase days as in
     :func:`rmanalytics.rfm.btyd_summary` (distinct days; refund rows left out when ``refunds='exclude'``).
+    ``cohort``: only the customers listed in the input table ``cohort`` (column customer_id).
     """
     cond = f"CAST(date AS DATE) <= DATE '{observation_end.isoformat()}'"
     if refunds == "exclude":
         cond += " AND amount >= 0"
+    if cohort:
+        cond += " AND customer_id IN (SELECT customer_id FROM cohort)"
     return f"""
 WITH days AS (
     SELECT customer_id, CAST(date AS DATE) AS day FROM transactions WHERE {cond}
@@ -91,19 +95,26 @@ GROUP BY d.day
 
 def tracking(model, cal_holdout: pd.DataFrame, transactions: Any, *, calibration_end: Any, observation_end: Any,
              time_unit_days: float = 7.0, step_days: int = 7, refunds: str = "include",
-             engine: str | None = None) -> pd.DataFrame:
+             engine: str | None = None, cohort: pd.DataFrame | None = None) -> pd.DataFrame:
     """Cumulative repeat purchases of the calibration cohort, actual vs predicted, by calendar day.
 
     Predicted: ``Σ_i E[X(s - first_i)]`` (BG/NBD unconditional expectation for each customer's age),
     evaluated every ``step_days`` and at both period ends. Uses ``cal_holdout.first_date`` for the
     cohort. Returns ``date``, ``actual``, ``predicted`` (cumulative), ``period``
     ("calibration"/"holdout").
+
+    ``transactions``: a frame or a Parquet/CSV path (a Spark DataFrame or table name with
+    ``engine="spark"``); only the per-day counts reach pandas. ``cohort``: a frame with
+    ``customer_id``; only their transactions are counted (the engine filters them).
     """
     from rmanalytics.engine import run_sql
 
     cal_end = pd.Timestamp(calibration_end).date()
     end = pd.Timestamp(observation_end).date()
-    daily = run_sql(tracking_sql(cal_end, end, refunds), {"transactions": transactions}, engine=engine)
+    inputs = {"transactions": transactions}
+    if cohort is not None:
+        inputs["cohort"] = cohort[["customer_id"]].drop_duplicates()
+    daily = run_sql(tracking_sql(cal_end, end, refunds, cohort=cohort is not None), inputs, engine=engine)
     daily["day"] = pd.to_datetime(daily["day"])
     first = pd.to_datetime(cal_holdout["first_date"]).value_counts()
     start = first.index.min()

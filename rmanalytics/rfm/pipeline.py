@@ -106,7 +106,8 @@ def segment_snapshot(
         tags = [c for c in TAG_COLUMNS if c in customers.columns]
         df = df.merge(customers[["customer_id", *tags]], on="customer_id", how="left")
     if balances is not None:
-        bal = latest_balances(balances, observation_end=end, engine=engine)
+        bal = latest_balances(balances, observation_end=end, engine=engine,
+                              columns=("aum", "deposits", "loans", "n_products"))
         keep = [c for c in ("aum", "deposits", "loans", "n_products") if c in bal.columns]
         df = df.merge(bal[["customer_id", *keep]], on="customer_id", how="left")
         df["value"] = df["aum"]

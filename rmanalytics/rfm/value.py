@@ -17,31 +17,47 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import run_sql
+from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.errors import DataError
 from rmanalytics.rfm.summary import as_date, date_literal
 
 
-def latest_balances_sql(end_literal: str) -> str:
-    """SQL: each customer's last balance snapshot on or before the end date."""
+def latest_balances_sql(end_literal: str, columns: Sequence[str] | None = None) -> str:
+    """SQL: each customer's last balance snapshot on or before the end date (all columns, or
+    customer_id, snapshot_date and ``columns``).
+
+    ``balances`` is scanned twice (the last date per customer, then the rows on it) rather than
+    through a CTE used twice, which DuckDB would materialise: the whole table in memory.
+    """
+    pick = "b.*" if columns is None else ", ".join(
+        f'b."{c}" AS "{c}"' for c in dict.fromkeys(["customer_id", "snapshot_date", *columns]))
     return f"""
-WITH b AS (SELECT * FROM balances WHERE CAST(snapshot_date AS DATE) <= {end_literal}),
-last AS (SELECT customer_id, MAX(CAST(snapshot_date AS DATE)) AS snapshot_date FROM b GROUP BY customer_id)
-SELECT b.* FROM b JOIN last l
+WITH last AS (
+    SELECT customer_id, MAX(CAST(snapshot_date AS DATE)) AS snapshot_date FROM balances
+    WHERE CAST(snapshot_date AS DATE) <= {end_literal} GROUP BY customer_id
+)
+SELECT {pick} FROM balances b JOIN last l
   ON b.customer_id = l.customer_id AND CAST(b.snapshot_date AS DATE) = l.snapshot_date
 """
 
 
-def latest_balances(balances: Any, *, observation_end: Any, engine: str | None = None) -> pd.DataFrame:
+def latest_balances(balances: Any, *, observation_end: Any, engine: str | None = None,
+                    columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Each customer's latest snapshot on or before ``observation_end`` (AUM etc. in currency).
 
     ``balances``: contract balances as a DataFrame or Parquet/CSV path; with ``engine="spark"``
     also a Spark DataFrame or catalog table name (the aggregation then runs in Spark).
+    ``columns``: only these columns besides customer_id and snapshot_date (default: all); the
+    ones the table lacks are left out. A smaller result is a smaller pandas frame (about a
+    tenth of a GB per column at 1M customers).
 
     A customer with several rows on that date is an error (the key is customer_id, snapshot_date).
     """
     end = as_date(observation_end, "observation_end")
-    df = run_sql(latest_balances_sql(date_literal(end)), {"balances": balances}, engine=engine)
+    if columns is not None:
+        present = set(columns_of(balances, engine))
+        columns = [c for c in columns if c in present]
+    df = run_sql(latest_balances_sql(date_literal(end), columns), {"balances": balances}, engine=engine)
     dup = df["customer_id"].duplicated(keep=False)
     if dup.any():
         raise DataError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "

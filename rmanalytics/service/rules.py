@@ -23,7 +23,10 @@ Every threshold is a parameter whose default is the seed's value:
 Timestamps are tz-naive; hours are calendar hours; "RM at a date" is the assignment covering that
 day with the largest share (ties: smallest rm_id). Functions take the contract tables (dict of
 pandas frames) and return DataFrames; they raise :class:`rmanalytics.errors.DataError` naming the
-missing table.
+missing table. The per-event tables (``interactions``, ``feedback``, ``holdings``, ``balances``)
+may also be Parquet/CSV paths (``load_tables(..., lazy=...)``): they are filtered and aggregated
+in DuckDB (:func:`rmanalytics.engine.run_sql`) and only per-customer rows, the holdings in
+question and the complaints reach pandas; frames go through the same SQL.
 """
 
 from __future__ import annotations
@@ -49,6 +52,25 @@ def _need(tables: Mapping[str, Any], *names: str, what: str) -> None:
                                      len(missing), missing, "load a dataset with them or skip this rule"))
 
 
+def _ts(value: Any) -> str:
+    """A SQL timestamp literal."""
+    return f"TIMESTAMP '{pd.Timestamp(value).strftime('%Y-%m-%d %H:%M:%S.%f')}'"
+
+
+def _sql(sql: str, **inputs: Any) -> pd.DataFrame:
+    """``sql`` on the inputs (frames or Parquet/CSV paths) in DuckDB."""
+    return run_sql(sql, inputs)
+
+
+def _extreme(src: Any, col: str, fn: str = "MAX") -> pd.Timestamp:
+    """MIN/MAX of a timestamp column of a frame or path (NaT when empty)."""
+    if isinstance(src, pd.DataFrame):
+        s = pd.to_datetime(src[col])
+        return s.max() if fn == "MAX" else s.min()
+    v = _sql(f'SELECT {fn}("{col}") AS v FROM t', t=src)["v"].iloc[0]
+    return pd.Timestamp(v) if pd.notna(v) else pd.NaT
+
+
 def _as_of(tables: Mapping[str, Any], as_of: Any) -> pd.Timestamp:
     """``as_of`` or, by default, the last day with a transaction / interaction / feedback."""
     if as_of is not None:
@@ -56,8 +78,10 @@ def _as_of(tables: Mapping[str, Any], as_of: Any) -> pd.Timestamp:
     cands = []
     for name, col in (("transactions", "date"), ("interactions", "timestamp"), ("feedback", "opened_at")):
         df = tables.get(name)
-        if isinstance(df, pd.DataFrame) and len(df):
-            cands.append(pd.to_datetime(df[col]).max().normalize())
+        if df is not None:
+            last = _extreme(df, col)
+            if pd.notna(last):
+                cands.append(last.normalize())
     if not cands:
         raise DataError("service rules: as_of is None and no dated table to default it from; give as_of")
     return max(cands)
@@ -87,14 +111,16 @@ def suitability_breaches(tables: Mapping[str, pd.DataFrame], as_of: Any = None, 
     RM on start_date), risk_gap, major (bool); sorted by customer and date.
     """
     _need(tables, "customers", "assignments", "products", "holdings", what="suitability_breaches")
-    h = tables["holdings"][["customer_id", "product_id", "start_date"]]
-    if as_of is not None:
-        h = h[h["start_date"] <= pd.Timestamp(as_of)]
-    h = h.merge(tables["products"][["product_id", "risk_level"]].rename(columns={"risk_level": "product_risk_level"}),
-                on="product_id", how="left")
-    h = h.merge(tables["customers"][["customer_id", "risk_level"]].rename(
-        columns={"risk_level": "customer_risk_level"}), on="customer_id", how="left")
-    b = h[h["product_risk_level"] > h["customer_risk_level"]].copy()
+    when = "" if as_of is None else f" AND h.start_date <= {_ts(as_of)}"
+    # the join and the breach test run in the engine: only breaching holdings reach pandas
+    b = _sql(f"""
+SELECT h.customer_id AS customer_id, h.product_id AS product_id, c.risk_level AS customer_risk_level,
+       p.risk_level AS product_risk_level, h.start_date AS start_date
+FROM holdings h JOIN products p ON h.product_id = p.product_id JOIN customers c ON h.customer_id = c.customer_id
+WHERE p.risk_level > c.risk_level{when}
+ORDER BY customer_id, start_date, product_id""", holdings=tables["holdings"],
+             products=tables["products"][["product_id", "risk_level"]],
+             customers=tables["customers"][["customer_id", "risk_level"]])
     b["rm_id"] = rm_at(tables["assignments"], b, "start_date")
     b["risk_gap"] = (b["product_risk_level"] - b["customer_risk_level"]).astype(int)
     b["major"] = b["risk_gap"] >= int(major_risk_gap)
@@ -103,9 +129,32 @@ def suitability_breaches(tables: Mapping[str, pd.DataFrame], as_of: Any = None, 
     return b[cols].sort_values(["customer_id", "start_date", "product_id"]).reset_index(drop=True)
 
 
+def holdings_bought(tables: Mapping[str, Any], as_of: Any = None) -> int:
+    """Number of holdings bought on or before ``as_of`` (all without it): the base of the breach rate."""
+    when = "" if as_of is None else f" WHERE start_date <= {_ts(as_of)}"
+    return int(_sql(f"SELECT COUNT(*) AS n FROM holdings{when}", holdings=tables["holdings"])["n"].iloc[0])
+
+
 # --------------------------------------------------------------------------------------------
 # contacts
 # --------------------------------------------------------------------------------------------
+def last_contacts(interactions: Any, as_of: pd.Timestamp) -> pd.Series:
+    """customer_id -> time of the last interaction before the end of the ``as_of`` day."""
+    df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
+WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} GROUP BY customer_id""", interactions=interactions)
+    return df.set_index("customer_id")["last_contact"]
+
+
+def first_contacts(interactions: Any, opened: pd.DataFrame, until: pd.Timestamp) -> pd.Series:
+    """customer_id -> first interaction on or after the customer's ``open_date`` and up to ``until``,
+    for the customers of ``opened`` (customer_id, open_date)."""
+    df = _sql(f"""SELECT i.customer_id AS customer_id, MIN(i."timestamp") AS first_contact_at
+FROM interactions i JOIN opened o ON i.customer_id = o.customer_id
+WHERE i."timestamp" >= o.open_date AND i."timestamp" <= {_ts(until)}
+GROUP BY i.customer_id""", interactions=interactions, opened=opened[["customer_id", "open_date"]])
+    return df.set_index("customer_id")["first_contact_at"]
+
+
 def first_contact_compliance(tables: Mapping[str, pd.DataFrame], *, first_contact_hours: float = 72.0,
                              since: Any = None, as_of: Any = None) -> pd.DataFrame:
     """First-contact compliance of customers opened in ``[since, as_of]``.
@@ -123,13 +172,11 @@ def first_contact_compliance(tables: Mapping[str, pd.DataFrame], *, first_contac
     _need(tables, "customers", "assignments", "interactions", what="first_contact_compliance")
     it = tables["interactions"]
     as_of = _as_of(tables, as_of)
-    since = pd.Timestamp(since) if since is not None else pd.to_datetime(it["timestamp"]).min().normalize()
+    since = pd.Timestamp(since) if since is not None else _extreme(it, "timestamp", "MIN").normalize()
     c = tables["customers"]
     c = c[(c["open_date"] >= since) & (c["open_date"] <= as_of)][["customer_id", "open_date"]].copy()
     c["rm_id"] = rm_at(tables["assignments"], c, "open_date")
-    x = it[["customer_id", "timestamp"]].merge(c[["customer_id", "open_date"]], on="customer_id")
-    x = x[(x["timestamp"] >= x["open_date"]) & (x["timestamp"] <= as_of + pd.Timedelta(days=1))]
-    first = x.groupby("customer_id")["timestamp"].min()
+    first = first_contacts(it, c, as_of + pd.Timedelta(days=1))
     c["first_contact_at"] = c["customer_id"].map(first)
     c["hours_to_first_contact"] = (c["first_contact_at"] - c["open_date"]).dt.total_seconds() / 3600.0
     deadline = c["open_date"] + pd.Timedelta(hours=float(first_contact_hours))
@@ -164,9 +211,7 @@ def contact_rhythm(tables: Mapping[str, pd.DataFrame], stages: pd.DataFrame, *, 
     _need(tables, "customers", "assignments", "interactions", what="contact_rhythm")
     iv = dict(DEFAULT_STAGE_INTERVALS if intervals_days is None else intervals_days)
     as_of = _as_of(tables, as_of)
-    it = tables["interactions"]
-    it = it[it["timestamp"] < as_of + pd.Timedelta(days=1)]
-    last = it.groupby("customer_id")["timestamp"].max()
+    last = last_contacts(tables["interactions"], as_of)
     c = tables["customers"]
     gone = c.loc[c["close_date"].notna() & (c["close_date"] <= as_of), "customer_id"]
     s = stages.loc[~stages["customer_id"].isin(gone), ["customer_id", stage_col]].rename(
@@ -174,7 +219,7 @@ def contact_rhythm(tables: Mapping[str, pd.DataFrame], stages: pd.DataFrame, *, 
     s["rm_id"] = rm_at(tables["assignments"], s.assign(_d=as_of), "_d")
     s["last_contact"] = s["customer_id"].map(last)
     opened = s["customer_id"].map(tables["customers"].set_index("customer_id")["open_date"])
-    first_rec = pd.to_datetime(tables["interactions"]["timestamp"]).min().normalize()
+    first_rec = _extreme(tables["interactions"], "timestamp", "MIN").normalize()
     ref = s["last_contact"].dt.normalize().fillna(opened.clip(lower=first_rec))
     s["interval_days"] = s["stage"].map(iv).astype(float)
     s["next_due"] = ref + pd.to_timedelta(s["interval_days"], unit="D")
@@ -213,11 +258,13 @@ def hnw_visit_coverage(tables: Mapping[str, pd.DataFrame], *, as_of: Any = None,
     aum = _last_aum(tables["balances"], as_of, engine)
     h = alive[["customer_id"]].merge(aum, on="customer_id")
     h = h[h["aum"] >= float(hnw_aum)].copy()
-    it = tables["interactions"]
     lo = as_of + pd.Timedelta(days=1) - pd.Timedelta(days=int(window_days))
-    v = it[it["kind"].isin(list(visit_kinds)) & (it["timestamp"] >= lo) & (it["timestamp"] < as_of + pd.Timedelta(days=1))]
+    kinds = ", ".join("'" + str(k).replace("'", "''") + "'" for k in visit_kinds) or "NULL"
+    v = _sql(f"""SELECT customer_id, COUNT(*) AS visits FROM interactions
+WHERE kind IN ({kinds}) AND "timestamp" >= {_ts(lo)} AND "timestamp" < {_ts(as_of + pd.Timedelta(days=1))}
+GROUP BY customer_id""", interactions=tables["interactions"]).set_index("customer_id")["visits"]
     h["rm_id"] = rm_at(tables["assignments"], h.assign(_d=as_of), "_d")
-    h["visits"] = h["customer_id"].map(v.groupby("customer_id").size()).fillna(0).astype(int)
+    h["visits"] = h["customer_id"].map(v).fillna(0).astype(int)
     h["visits_required"] = float(visits_per_year) * int(window_days) / 365.0
     h["covered"] = np.minimum(h["visits"], h["visits_required"])
     h["compliant"] = h["visits"] >= h["visits_required"]
@@ -251,18 +298,16 @@ def upcoming_maturities(tables: Mapping[str, pd.DataFrame], *, as_of: Any = None
     _need(tables, "customers", "assignments", "products", "holdings", "interactions",
           what="upcoming_maturities")
     as_of = _as_of(tables, as_of)
-    h = tables["holdings"]
-    m = h[h["maturity_date"].notna() & (h["maturity_date"] > as_of)
-          & (h["maturity_date"] <= as_of + pd.Timedelta(days=int(horizon_days)))
-          & (h["start_date"] <= as_of) & (h["end_date"].isna() | (h["end_date"] > as_of))].copy()
+    # filtered in the engine (input order kept): only the positions maturing in the horizon reach pandas
+    m = _sql(f"""SELECT * FROM holdings
+WHERE maturity_date IS NOT NULL AND maturity_date > {_ts(as_of)}
+  AND maturity_date <= {_ts(as_of + pd.Timedelta(days=int(horizon_days)))}
+  AND start_date <= {_ts(as_of)} AND (end_date IS NULL OR end_date > {_ts(as_of)})""", holdings=tables["holdings"])
     m = m.merge(tables["products"][["product_id", "product_family"]], on="product_id", how="left")
     m["contact_due"] = m["maturity_date"] - pd.DateOffset(months=int(lead_months))
     m["rm_id"] = rm_at(tables["assignments"], m.assign(_d=as_of), "_d")
     m["days_to_maturity"] = (m["maturity_date"] - as_of).dt.days
-    it = tables["interactions"]
-    it = it[it["timestamp"] < as_of + pd.Timedelta(days=1)]
-    last = it.groupby("customer_id")["timestamp"].max()
-    lc = m["customer_id"].map(last)
+    lc = m["customer_id"].map(last_contacts(tables["interactions"], as_of))
     m["contacted"] = lc.notna() & (lc >= m["contact_due"])
     m["contact_overdue"] = (m["contact_due"] <= as_of) & ~m["contacted"]
     cols = ["customer_id", "product_id", "product_family", "amount", "maturity_date", "contact_due", "rm_id",
@@ -283,6 +328,11 @@ def complaint_handling(feedback: pd.DataFrame, *, as_of: Any = None, response_ho
     True, False, or NA while the complaint is open and its deadline lies after ``as_of``
     (pending: left out of the shares). Without a ``responded_at`` column the response target is NA.
     """
+    if not isinstance(feedback, pd.DataFrame):  # a path: only the complaints reach pandas
+        if as_of is None:
+            as_of = _extreme(feedback, "opened_at")
+            as_of = pd.Timestamp("today") if pd.isna(as_of) else as_of
+        feedback = _sql("SELECT * FROM feedback WHERE kind = 'complaint'", feedback=feedback)
     q = feedback[feedback["kind"] == "complaint"].copy()
     if as_of is None:
         as_of = pd.to_datetime(feedback["opened_at"]).max() if len(feedback) else pd.Timestamp("today")
@@ -345,6 +395,8 @@ def customer_satisfaction(tables: Mapping[str, pd.DataFrame], *, as_of: Any = No
     _need(tables, "customers", "feedback", what="customer_satisfaction")
     as_of = _as_of(tables, as_of)
     f = tables["feedback"]
+    if not isinstance(f, pd.DataFrame):  # a path: the feedback up to as_of, in input order
+        f = _sql(f"SELECT * FROM feedback WHERE opened_at < {_ts(as_of + pd.Timedelta(days=1))}", feedback=f)
     f = f[f["opened_at"] < as_of + pd.Timedelta(days=1)]
     if since is not None:
         f = f[f["opened_at"] >= pd.Timestamp(since)]

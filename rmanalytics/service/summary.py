@@ -34,7 +34,7 @@ def service_summary(tables: Mapping[str, pd.DataFrame], *, as_of: Any = None, fi
     kpi_rm = rules.complaint_kpis(handled, by="rm_id", target_share=target_share)
     kpi_all = rules.complaint_kpis(handled, by=None, target_share=target_share)
     judged = first[first["status"] != "pending"]
-    n_h = len(tables["holdings"][tables["holdings"]["start_date"] <= as_of])
+    n_h = rules.holdings_bought(tables, as_of)
     metrics = {
         "as_of": as_of.date().isoformat(),
         "suitability_breaches": int(len(suit)),

@@ -7,6 +7,8 @@
 - Building blocks: :func:`simulate_bgnbd`, :func:`simulate_bgnbd_transactions`,
   :func:`bgnbd_expected_frequency`, :func:`simulate_gamma_gamma`, :func:`simulate_weibull_ph`.
 - CLI: ``python -m rmanalytics.synth --customers N --out DIR [--seed S]`` (:func:`main`).
+- A bank larger than memory (10M customers): ``--shards K [--jobs J]``, independent sub-banks with
+  disjoint ids streamed to one Parquet file per table (:mod:`rmanalytics.synth.shards`).
 """
 
 from rmanalytics.synth.bank import COMPONENTS, SynthBank, Truth, generate, loyalty_truth, main, read_truth, write

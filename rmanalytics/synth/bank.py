@@ -299,6 +299,27 @@ class SynthBank:
     tables: dict[str, pd.DataFrame]
     truth: Truth
     hazard_covariates: pd.DataFrame | None = None
+    #: counts behind ``truth.behaviour_summary`` (numerators and denominators of its shares), so that
+    #: the summaries of several sub-banks can be pooled exactly (:mod:`rmanalytics.synth.shards`)
+    behaviour_counts: dict | None = None
+
+
+@dataclass(frozen=True)
+class IdSpace:
+    """Where the identifiers of one sub-bank start (sharded generation, :mod:`rmanalytics.synth.shards`).
+
+    Customer ids are ``C`` + the numbers ``customer_offset + 1 ...`` zero-padded to
+    ``max(7, len(str(customer_total)))`` digits, RM ids ``R`` + ``rm_offset + 1 ...`` padded to
+    ``max(4, len(str(rm_total)))``, and the org units ``OL-``/``SB-``/``T2-``/``T1-`` + their numbers
+    after the offsets in ``org_offsets`` (outlets, sub-branches, tier-2, tier-1), in the formats of a
+    single bank. The default (offsets 0, totals None) is the single bank of :func:`generate`.
+    """
+
+    customer_offset: int = 0
+    customer_total: int | None = None
+    rm_offset: int = 0
+    rm_total: int | None = None
+    org_offsets: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,9 +352,25 @@ def _choice(rng: np.random.Generator, probs: np.ndarray, u: np.ndarray | None = 
     return (u[:, None] >= cdf).sum(axis=1)
 
 
-def _ids(prefix: str, n: int, width: int) -> np.ndarray:
-    w = max(width, len(str(n)))
-    return np.array([f"{prefix}{i:0{w}d}" for i in range(1, n + 1)], dtype=object)
+def _ids(prefix: str, n: int, width: int, offset: int = 0, total: int | None = None) -> np.ndarray:
+    """``prefix`` + the numbers ``offset + 1 .. offset + n``, zero-padded to at least ``width`` digits
+    and to the digits of ``total`` (default ``n``)."""
+    w = max(width, len(str(n if total is None else total)))
+    return np.array([f"{prefix}{i:0{w}d}" for i in range(offset + 1, offset + n + 1)], dtype=object)
+
+
+def org_sizes(n_rms: int) -> tuple[int, int, int, int]:
+    """Numbers of outlets, sub-branches, tier-2 and tier-1 branches of a bank with ``n_rms`` initial RMs."""
+    n_outlets = max(1, round(n_rms / 2.5))
+    n_sub = max(1, round(n_outlets / 2))
+    n_t2 = max(1, round(n_sub / 2))
+    n_t1 = max(1, round(n_t2 / 2))
+    return n_outlets, n_sub, n_t2, n_t1
+
+
+def n_rms_total(n_rms: int, rm_exit_share: float) -> int:
+    """Rows of the ``rms`` table of a bank with ``n_rms`` initial RMs: the leavers' replacements added."""
+    return n_rms + int(round(rm_exit_share * n_rms))
 
 
 def _month_index(days: np.ndarray, month0: np.datetime64) -> np.ndarray:
@@ -411,7 +448,17 @@ def generate(
     (simulated closure time since open, may exceed the window; with the link on, beyond ``end`` the
     last month's behaviour covariates are carried forward), ``first_rm_id``,
     ``disengage_start_date`` (start of the disengagement phase; NaT without dropout or link).
+
+    A bank too large for memory is generated as independent sub-banks with disjoint identifiers,
+    streamed to Parquet: :func:`rmanalytics.synth.shards.write_sharded` (``synth --shards K``).
     """
+    return _generate(n_customers, n_rms, start, end, seed, progress, history, IdSpace(), True, truth_overrides)
+
+
+def _generate(n_customers: int, n_rms: int, start: str, end: str, seed: int, progress: bool, history: str,
+              ids: IdSpace, keep_hazard: bool, truth_overrides: dict[str, Any]) -> SynthBank:
+    """:func:`generate` in the identifier space ``ids`` (a sub-bank); ``keep_hazard=False`` skips the
+    in-memory ``hazard_covariates`` frame (nothing else changes)."""
     if history not in ("window", "full"):
         raise ValueError(f"history must be 'window' or 'full', got {history!r}")
     valid = {f.name for f in fields(Truth)} - {"seed", "n_customers", "n_rms", "start", "end", "history",
@@ -443,14 +490,15 @@ def generate(
                                    name="market_index")
 
     # ---- RMs and org hierarchy
-    rms_df, rm_outlet, rm_hire, rm_exit, org = _make_rms(rngs["rms"], n_rms, start_day, end_day, hist_start_day, truth)
+    rms_df, rm_outlet, rm_hire, rm_exit, org = _make_rms(rngs["rms"], n_rms, start_day, end_day, hist_start_day, truth,
+                                                         ids)
     n_rm_total = len(rms_df)
     truth.rm_exit_dates = pd.Series(rms_df["exit_date"].values, index=rms_df["rm_id"].values, name="exit_date")
     prog.step("rms")
 
     # ---- customers (with left-truncation selection)
     cust = _make_customers(rngs["customers"], rngs["closure"], n_customers, start_day, end_day, hist_start_day,
-                           rm_outlet, n_rms, truth)
+                           rm_outlet, n_rms, truth, ids)
     n = len(cust["open"])
     prog.step("customers")
 
@@ -513,7 +561,8 @@ def generate(
     else:
         bal = _truncate_balances(bal, close_inf)
     bal.pop("_day")
-    truth.behaviour_summary = _behaviour_summary(pur, cust, close_inf, start_day, end_day) if linked else None
+    bcounts = _behaviour_counts(pur, cust, close_inf, start_day, end_day) if linked else None
+    truth.behaviour_summary = behaviour_summary_from_counts(bcounts) if linked else None
     dressers = add_balance_flows(rngs["balance_flows"], bal, asg["first_rm"], n_rms, truth)  # synth/flows.py
     truth.window_dressing_rms = rms_df["rm_id"].to_numpy()[dressers].tolist()
     prog.step("balances")
@@ -581,10 +630,10 @@ def generate(
     prog.step("emit")
     prog.close()
     hz = None
-    if cov is not None:
+    if cov is not None and keep_hazard:
         hz = pd.DataFrame({"customer_id": cust["ids"][cov["owner"]], "month_start": _to_dt(cov["month_start"]),
                            **{k: cov[k] for k in BEHAVIOUR_COVARIATES}})
-    return SynthBank(tables=tables, truth=truth, hazard_covariates=hz)
+    return SynthBank(tables=tables, truth=truth, hazard_covariates=hz, behaviour_counts=bcounts)
 
 
 def _check_behaviour_params(truth: Truth) -> None:
@@ -626,18 +675,16 @@ def _conform(df: pd.DataFrame, table: str) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 # components
 # ----------------------------------------------------------------------------------------------
-def _make_rms(rng, n_rms, start_day, end_day, hist_start_day, truth):
-    n_outlets = max(1, round(n_rms / 2.5))
-    n_sub = max(1, round(n_outlets / 2))
-    n_t2 = max(1, round(n_sub / 2))
-    n_t1 = max(1, round(n_t2 / 2))
-    outlet_names = np.array([f"OL-{j + 1:03d}" for j in range(n_outlets)], dtype=object)
+def _make_rms(rng, n_rms, start_day, end_day, hist_start_day, truth, ids: IdSpace = IdSpace()):
+    n_outlets, n_sub, n_t2, n_t1 = org_sizes(n_rms)
+    oo, so, t2o, t1o = ids.org_offsets
+    outlet_names = np.array([f"OL-{oo + j + 1:03d}" for j in range(n_outlets)], dtype=object)
     sub_of_outlet = np.arange(n_outlets) * n_sub // n_outlets
     t2_of_sub = np.arange(n_sub) * n_t2 // n_sub
     t1_of_t2 = np.arange(n_t2) * n_t1 // n_t2
-    sub_names = np.array([f"SB-{k + 1:02d}" for k in range(n_sub)], dtype=object)
-    t2_names = np.array([f"T2-{k + 1:02d}" for k in range(n_t2)], dtype=object)
-    t1_names = np.array([f"T1-{k + 1:02d}" for k in range(n_t1)], dtype=object)
+    sub_names = np.array([f"SB-{so + k + 1:02d}" for k in range(n_sub)], dtype=object)
+    t2_names = np.array([f"T2-{t2o + k + 1:02d}" for k in range(n_t2)], dtype=object)
+    t1_names = np.array([f"T1-{t1o + k + 1:02d}" for k in range(n_t1)], dtype=object)
 
     outlet = np.arange(n_rms) % n_outlets
     hire = rng.integers(hist_start_day - 10 * 365, hist_start_day - 30, size=n_rms)
@@ -659,7 +706,7 @@ def _make_rms(rng, n_rms, start_day, end_day, hist_start_day, truth):
     sub = sub_of_outlet[outlet]
     t2 = t2_of_sub[sub]
     rms_df = pd.DataFrame({
-        "rm_id": _ids("R", n_tot, 4),
+        "rm_id": _ids("R", n_tot, 4, ids.rm_offset, ids.rm_total),
         "outlet": outlet_names[outlet],
         "sub_branch": sub_names[sub],
         "tier2_branch": t2_names[t2],
@@ -672,7 +719,8 @@ def _make_rms(rng, n_rms, start_day, end_day, hist_start_day, truth):
     return rms_df, outlet, hire, exit_, org
 
 
-def _make_customers(rng, rng_close, n_customers, start_day, end_day, hist_start_day, rm_outlet, n_rms, truth):
+def _make_customers(rng, rng_close, n_customers, start_day, end_day, hist_start_day, rm_outlet, n_rms, truth,
+                    ids: IdSpace = IdSpace()):
     n_outlets = int(rm_outlet.max()) + 1
     outlet_w = np.bincount(rm_outlet[:n_rms], minlength=n_outlets).astype(float)
     outlet_w /= outlet_w.sum()
@@ -706,7 +754,7 @@ def _make_customers(rng, rng_close, n_customers, start_day, end_day, hist_start_
     cust = {k: np.concatenate([p[k] for p in parts])[:n_customers] for k in parts[0]}
     order = np.argsort(cust["open"], kind="stable")
     cust = {k: v[order] for k, v in cust.items()}
-    cust["ids"] = _ids("C", n_customers, 7)
+    cust["ids"] = _ids("C", n_customers, 7, ids.customer_offset, ids.customer_total)
     return cust
 
 
@@ -1200,11 +1248,10 @@ def _truncate_balances(bal, close_inf):
     return {k: v[keep] for k, v in bal.items()}
 
 
-def _behaviour_summary(pur, cust, close_inf, start_day, end_day) -> dict:
-    """Realised calibration figures of the linked bank (from the latent process, not only the emitted
-    window): annual closure rate, share of closures with no purchase in the 90 days before, share
-    of dropouts (at least a year before ``end``) that closed by ``end``, share of customers open at
-    ``end`` without a purchase in the last 180 days."""
+def _behaviour_counts(pur, cust, close_inf, start_day, end_day) -> dict[str, int]:
+    """Counts behind the realised calibration figures of the linked bank (from the latent process,
+    not only the emitted window); :func:`behaviour_summary_from_counts` turns them into the shares.
+    Counts of several sub-banks add up to the counts of their union."""
     opened = cust["open"]
     n = len(opened)
     SH = 1 << 20
@@ -1216,17 +1263,36 @@ def _behaviour_summary(pur, cust, close_inf, start_day, end_day) -> dict:
 
     closed = close_inf <= end_day
     exit_ = np.where(closed, close_inf, end_day + 1)
-    years = (exit_ - np.maximum(opened, start_day)).clip(min=0).sum() / DAYS_PER_YEAR
     quiet = n_between(exit_ - 90, exit_) == 0
     drop = np.isfinite(pur["dropout_day"]) & (pur["dropout_day"] <= end_day - 365) & (
         pur["dropout_day"] >= start_day)
     open_end = ~closed & (opened <= end_day - 180)
     inactive = n_between(np.full(n, end_day - 179), np.full(n, end_day + 1)) == 0
     return {
-        "annual_closure_rate": float(closed.sum() / years),
-        "share_closures_silent_90d": float(quiet[closed].mean()) if closed.any() else None,
-        "share_dropouts_closed": float(closed[drop].mean()) if drop.any() else None,
-        "share_open_inactive_180d": float(inactive[open_end].mean()) if open_end.any() else None,
+        "n_closed": int(closed.sum()),
+        "exposure_days": int((exit_ - np.maximum(opened, start_day)).clip(min=0).sum()),
+        "n_closed_silent_90d": int(quiet[closed].sum()),
+        "n_dropouts": int(drop.sum()),
+        "n_dropouts_closed": int(closed[drop].sum()),
+        "n_open_end": int(open_end.sum()),
+        "n_open_inactive_180d": int(inactive[open_end].sum()),
+    }
+
+
+def behaviour_summary_from_counts(c: dict[str, int]) -> dict[str, float | None]:
+    """``truth.behaviour_summary`` from :func:`_behaviour_counts`: annual closure rate (closures per
+    customer-year in the window), share of closures with no purchase in the 90 days before, share of
+    dropouts (at least a year before ``end``) that closed by ``end``, share of customers open at ``end``
+    without a purchase in the last 180 days (None when a share has no denominator)."""
+    def share(k: str, of: str) -> float | None:
+        return float(c[k] / c[of]) if c[of] else None
+
+    return {
+        "annual_closure_rate": (float(c["n_closed"] / (c["exposure_days"] / DAYS_PER_YEAR))
+                                if c["exposure_days"] else None),
+        "share_closures_silent_90d": share("n_closed_silent_90d", "n_closed"),
+        "share_dropouts_closed": share("n_dropouts_closed", "n_dropouts"),
+        "share_open_inactive_180d": share("n_open_inactive_180d", "n_open_end"),
     }
 
 
@@ -1297,9 +1363,10 @@ def write(bank: SynthBank, out_dir: str | Path, format: str = "parquet") -> Path
     return out
 
 
-def read_truth(path: str | Path) -> Truth:
+def read_truth(path: str | Path, customers: bool = True) -> Truth:
     """Read a :class:`Truth` from ``truth.json`` (or the folder holding it; also loads
-    ``truth_customers.parquet`` when present next to it)."""
+    ``truth_customers.parquet`` when present next to it, unless ``customers=False``: one row per
+    customer, 10M rows in a 10M-customer bank)."""
     p = Path(path)
     if p.is_dir():
         p = p / "truth.json"
@@ -1328,7 +1395,7 @@ def read_truth(path: str | Path) -> Truth:
             kw[k] = v
     t = Truth(**kw)
     cp = p.parent / "truth_customers.parquet"
-    if cp.exists():
+    if customers and cp.exists():
         t.customers = pd.read_parquet(cp)
     return t
 
@@ -1339,7 +1406,7 @@ def loyalty_truth(data_dir: str | Path) -> dict[str, dict[str, float]] | None:
     p = Path(data_dir)
     if not (p / "truth.json").is_file():
         return None
-    t = read_truth(p)
+    t = read_truth(p, customers=False)
     groups = sorted(set(t.bgnbd) | set(t.gamma_gamma))
     return {g: {**t.bgnbd.get(g, {}), **t.gamma_gamma.get(g, {})} for g in groups}
 
@@ -1363,10 +1430,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-relationship", action="store_true",
                     help="only the seven core tables: no products/holdings/interactions/feedback/digital_activity "
                          "and no contact or complaint hazard terms")
+    ap.add_argument("--shards", type=int, default=1,
+                    help="generate the bank as this many independent sub-banks with disjoint ids, streamed to one "
+                         "file per table, so that memory holds one shard (default 1: the whole bank in memory; "
+                         "see rmanalytics.synth.shards)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="with --shards > 1: shards generated at once in worker processes (memory: one shard each)")
     a = ap.parse_args(argv)
-    bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history,
-                    behaviour_link=a.behaviour_link, training_effect=a.training_effect,
-                    relationship=not a.no_relationship)
+    overrides = dict(behaviour_link=a.behaviour_link, training_effect=a.training_effect,
+                     relationship=not a.no_relationship)
+    if a.shards > 1:
+        from rmanalytics.synth.shards import write_sharded
+
+        truth = write_sharded(a.out, a.customers, a.rms, a.shards, a.start, a.end, a.seed, history=a.history,
+                              format=a.format, jobs=a.jobs, log=lambda s: print(s, flush=True), **overrides)
+        rows = {k: sum(sh["rows"][k] for sh in truth["shards"]) if k != "products" else v
+                for k, v in truth["shards"][0]["rows"].items()}  # products: the same catalogue in every shard
+        print(f"wrote {a.out} ({a.shards} shards): " + ", ".join(f"{k}={v}" for k, v in rows.items()))
+        return 0
+    bank = generate(a.customers, a.rms, a.start, a.end, a.seed, progress=a.progress, history=a.history, **overrides)
     out = write(bank, a.out, a.format)
     sizes = {k: len(v) for k, v in bank.tables.items()}
     print(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in sizes.items()))

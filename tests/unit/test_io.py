@@ -180,3 +180,76 @@ def test_read_segments(tmp_path):
         read_segments(tmp_path / "dup.parquet")
     with pytest.raises(DataError, match="not found"):
         read_segments(tmp_path / "nope.parquet")
+
+
+# ----------------------------------------------------------------------------- validation inside DuckDB (lazy)
+def _broken_bank(t):
+    """Several rule breaks across tables (each table keeps the contract types)."""
+    t["transactions"].loc[[2, 5], "amount"] = float("nan")
+    t["transactions"].loc[[1, 3], "channel"] = ["fax", "telex"]
+    t["balances"].loc[1, "aum"] = -1000.0
+    t["balances"] = pd.concat([t["balances"], t["balances"].iloc[[4]]], ignore_index=True)
+    t["customers"].loc[0, "risk_level"] = 7
+    t["assignments"].loc[7, "share"] = 0.3
+    return t
+
+
+def _error(folder, **kw) -> DataContractError:
+    with pytest.raises(DataContractError) as ei:
+        load_tables(folder, **kw)
+    return ei.value
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_lazy_validation_in_duckdb_gives_the_same_errors(tiny_bank, tmp_path, fmt, monkeypatch):
+    import rmanalytics.io as io_mod
+    from rmanalytics.contract import TABLES
+
+    fresh = {k: v.copy() for k, v in tiny_bank.items()}
+    fresh["transactions"].loc[[0, 1, 7], "customer_id"] = ["C999", "C999", "42"]
+    fresh["assignments"].loc[7, "share"] = 0.3  # cross-table rules, once the tables' own rules pass
+    write_tables(_broken_bank(tiny_bank), tmp_path / "a", format=fmt)
+    write_tables(tiny_bank, tmp_path / "b", format=fmt)
+    write_tables(fresh, tmp_path / "c", format=fmt)
+    write_tables(fresh, tmp_path / "d", format=fmt)
+    eager, eager_cross = _error(tmp_path / "a"), _error(tmp_path / "c")
+    if fmt == "parquet":  # conforming Parquet: never read into pandas
+        monkeypatch.setattr(io_mod, "_read_file", lambda *a, **k: pytest.fail("read into pandas"))
+    lazy = _error(tmp_path / "b", lazy=list(TABLES))
+    assert str(lazy) == str(eager) and lazy.failures == eager.failures
+    assert {f.rule for f in eager.failures} >= {"not_null", "not_allowed", "below_min", "above_max", "duplicate_key"}
+    monkeypatch.undo()
+    lazy_cross = _error(tmp_path / "d", lazy=["transactions", "assignments"])  # paths and frames together
+    assert str(lazy_cross) == str(eager_cross)
+    assert {f.rule for f in lazy_cross.failures} == {"unknown_customer", "shares_not_1"}
+
+
+def test_lazy_validation_reports_unparseable_csv_values_as_before(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path, format="csv")
+    p = tmp_path / "transactions.csv"
+    df = pd.read_csv(p, dtype=str)
+    df.loc[[1, 4, 6], "date"] = ["2022-13-45", "yesterday", "yesterday"]
+    df.to_csv(p, index=False)
+    eager = _error(tmp_path)
+    lazy = _error(tmp_path, lazy=["transactions", "balances"])
+    assert str(lazy) == str(eager) and lazy.rule == "unparseable"
+
+
+def test_lazy_validation_of_a_valid_folder_records_it(tiny_bank, tmp_path, monkeypatch):
+    import rmanalytics.io as io_mod
+    from rmanalytics.contract import TABLES
+
+    write_tables(tiny_bank, tmp_path)
+    monkeypatch.setattr(io_mod, "_read_file", lambda *a, **k: pytest.fail("read into pandas"))
+    out = load_tables(tmp_path, lazy=list(TABLES))
+    assert all(isinstance(v, str) for v in out.values())
+    assert io_mod.is_validated(tmp_path, list(tiny_bank))
+    assert io_mod.ensure_validated(tmp_path)
+
+
+def test_empty_parquet_table_is_an_error_when_lazy(tiny_bank, tmp_path):
+    from rmanalytics.errors import DataError
+
+    write_tables({"transactions": tiny_bank["transactions"].iloc[:0]}, tmp_path)
+    with pytest.raises(DataError, match="no rows"):
+        load_tables(tmp_path, tables=["transactions"], lazy=["transactions"])

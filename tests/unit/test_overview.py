@@ -6,6 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,3 +99,135 @@ def test_plots_return_figures(tables):
     assert isinstance(overview.plot_monthly_transactions(m, "zh"), Figure)
     assert isinstance(overview.plot_distribution(tables["transactions"]["amount"], bins=5), Figure)
     assert isinstance(overview.plot_customer_mix(overview.customer_mix(tables["customers"])), Figure)
+
+
+# --------------------------------------------------------------------- lazy (Parquet path) inputs
+@pytest.fixture(scope="module")
+def sample_both(tmp_path_factory):
+    """The bundled sample as frames and as Parquet paths (every table lazy)."""
+    import shutil
+    from pathlib import Path
+
+    from rmanalytics.contract import TABLES
+    from rmanalytics.io import load_tables
+
+    src = Path(__file__).resolve().parents[2] / "data" / "sample"
+    d = tmp_path_factory.mktemp("sample")
+    for f in src.glob("*.parquet"):
+        shutil.copy(f, d / f.name)
+    frames = load_tables(d, validate=False)
+    paths = load_tables(d, validate=False, lazy=list(TABLES))
+    assert all(isinstance(v, str) for v in paths.values()) and set(paths) == set(frames)
+    return frames, paths
+
+
+def test_path_inputs_equal_frames(sample_both):
+    frames, paths = sample_both
+    pd.testing.assert_frame_equal(overview.table_summary(paths), overview.table_summary(frames))
+    pd.testing.assert_frame_equal(overview.date_ranges(paths), overview.date_ranges(frames))
+    pd.testing.assert_frame_equal(overview.monthly_transactions(paths["transactions"]),
+                                  overview.monthly_transactions(frames["transactions"]))
+    for end in (None, "2023-06-30"):
+        pd.testing.assert_frame_equal(overview.customer_mix(paths["customers"], end),
+                                      overview.customer_mix(frames["customers"], end))
+    pd.testing.assert_frame_equal(overview.relationship_profile(paths), overview.relationship_profile(frames))
+    assert overview.relationship_metrics(paths) == overview.relationship_metrics(frames)
+    assert set(overview.relationship_metrics(frames)) == {"contacts_per_customer", "n_complaints"}
+    mixed = {**frames, "holdings": paths["holdings"], "feedback": paths["feedback"]}  # frames and paths together
+    pd.testing.assert_frame_equal(overview.relationship_profile(mixed), overview.relationship_profile(frames))
+
+
+@pytest.mark.parametrize("portable", [False, True])
+@pytest.mark.parametrize("table,column,clip", [("transactions", "amount", 0.99), ("transactions", "amount", 1.0),
+                                               ("balances", "aum", 0.9), ("transactions", "fee", 0.75)])
+def test_distribution_of_a_path_equals_pandas(sample_both, table, column, clip, portable):
+    """Histogram counts, clip and left-out count exactly; describe() statistics and the median to 1e-9
+    (pandas' linear interpolation = DuckDB quantile_cont; the portable variant interpolates like numpy)."""
+    frames, paths = sample_both
+    s = frames[table][column]
+    d = overview.distribution(paths[table], column, bins=37, clip_quantile=clip, portable=portable)
+    shown, left_out = overview.clipped(s, clip)
+    counts, edges = np.histogram(shown, bins=37)
+    assert d.left_out == left_out and d.counts.tolist() == counts.tolist()
+    np.testing.assert_array_equal(d.edges, edges)
+    ref = s.describe()
+    assert d.stats.index.tolist() == ref.index.tolist()
+    np.testing.assert_allclose(d.stats.to_numpy(), ref.to_numpy(), rtol=1e-9)
+    assert d.median == pytest.approx(s.median(), rel=1e-9)
+    assert d.share_negative == float((s < 0).mean())
+    if clip < 1:
+        assert d.cut == pytest.approx(s.quantile(clip), rel=1e-9)
+    p = overview.distribution(s, bins=37, clip_quantile=clip)
+    assert p.counts.tolist() == d.counts.tolist() and p.left_out == d.left_out
+
+
+def test_distribution_edge_cases(tmp_path):
+    one = pd.DataFrame({"x": [5.0, 5.0, 5.0]})
+    one.to_parquet(tmp_path / "one.parquet")
+    d = overview.distribution(str(tmp_path / "one.parquet"), "x", bins=4, clip_quantile=0.99)
+    ref = np.histogram(one["x"], bins=4)
+    assert d.counts.tolist() == ref[0].tolist() and d.left_out == 0
+    np.testing.assert_array_equal(d.edges, ref[1])
+    nulls = pd.DataFrame({"x": [None, 1.0, -2.0, None]})
+    nulls.to_parquet(tmp_path / "nulls.parquet")
+    d = overview.distribution(str(tmp_path / "nulls.parquet"), "x", bins=3, clip_quantile=0.5)
+    p = overview.distribution(nulls["x"], bins=3, clip_quantile=0.5)
+    assert d.counts.tolist() == p.counts.tolist() and d.left_out == p.left_out == 1
+    assert d.share_negative == p.share_negative == 0.25
+    np.testing.assert_allclose(d.stats.to_numpy(), p.stats.to_numpy(), rtol=1e-12, equal_nan=True)
+
+
+def test_plot_distribution_draws_precomputed_counts(sample_both):
+    frames, paths = sample_both
+    d = overview.distribution(paths["transactions"], "amount", bins=20)
+    a = overview.plot_distribution(d, money=True)
+    b = overview.plot_distribution(frames["transactions"]["amount"], bins=20, money=True)
+    ha = [p.get_height() for p in a.axes[0].patches]
+    hb = [p.get_height() for p in b.axes[0].patches]
+    assert ha == hb and len(ha) == 20
+    assert a.axes[0].get_xlabel() == b.axes[0].get_xlabel()
+
+
+def test_overview_sql_is_portable(sample_both):
+    from rmanalytics.engine import portability_problems, record_sql
+
+    _, paths = sample_both
+    with record_sql() as log:
+        overview.table_summary(paths)
+        overview.date_ranges(paths)
+        overview.customer_mix(paths["customers"], "2023-06-30")
+        overview.relationship_profile(paths)
+        overview.relationship_metrics(paths)
+        overview.distribution(paths["transactions"], "amount", portable=True)
+    bad = {q[:100]: portability_problems(q) for q in log if portability_problems(q)}
+    assert not bad, bad
+
+
+@pytest.fixture(scope="module")
+def spark():
+    pytest.importorskip("pyspark")
+    from rmanalytics.spark import java_available, local_session
+
+    if not java_available():
+        pytest.skip("no Java runtime: Spark cannot start")
+
+    session = local_session(cores=2, memory="2g", app_name="rmanalytics-overview-tests", log_level="OFF")
+    yield session
+    session.stop()
+
+
+@pytest.mark.spark
+def test_overview_of_paths_on_spark_equals_duckdb(sample_both, spark):
+    """The overview's SQL on Spark (Parquet paths): the same tables, and the portable quantiles."""
+    _, paths = sample_both
+    kw = {"engine": "spark"}
+    pd.testing.assert_frame_equal(overview.table_summary(paths, **kw), overview.table_summary(paths))
+    pd.testing.assert_frame_equal(overview.date_ranges(paths, **kw), overview.date_ranges(paths))
+    pd.testing.assert_frame_equal(overview.customer_mix(paths["customers"], "2023-06-30", **kw),
+                                  overview.customer_mix(paths["customers"], "2023-06-30"))
+    pd.testing.assert_frame_equal(overview.relationship_profile(paths, **kw), overview.relationship_profile(paths))
+    assert overview.relationship_metrics(paths, **kw) == overview.relationship_metrics(paths)
+    a = overview.distribution(paths["transactions"], "amount", bins=30, **kw)
+    b = overview.distribution(paths["transactions"], "amount", bins=30)
+    assert a.counts.tolist() == b.counts.tolist() and a.left_out == b.left_out
+    np.testing.assert_allclose(a.stats.to_numpy(), b.stats.to_numpy(), rtol=1e-9)
