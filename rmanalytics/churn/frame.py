@@ -353,12 +353,14 @@ def time_varying_frame(
     out = pd.concat([first, base], ignore_index=False)
     out["_order"] = out["start"]
     out = out.sort_values([id_col, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    if columns is not None:  # per customer, before the split: the customer-month copies are small already
+        out = _compact(out, exclude=[id_col, "start", "stop", *drop_after])
     if monthly is not None:
-        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col)
-    if drop_after:
+        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col, exclude=drop_after)
+        if columns is not None:
+            out[event_col] = pd.to_numeric(out[event_col], downcast="integer") if len(out) else out[event_col]
+    elif drop_after:
         out = out.drop(columns=drop_after)
-    if columns is not None:
-        out = _compact(out, exclude=[id_col, "start", "stop"])
     return out
 
 
@@ -566,14 +568,15 @@ def behaviour_covariates(
 
 
 #: Rows of the long frame per chunk of :func:`split_monthly` (bounds its temporaries).
-SPLIT_CHUNK_ROWS = 1 << 20
+SPLIT_CHUNK_ROWS = 1 << 16
 
 
 def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "customer_id",
-                  open_col: str = "open_date", event_col: str = "event") -> pd.DataFrame:
+                  open_col: str = "open_date", event_col: str = "event",
+                  exclude: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Split start/stop rows (days since open) at calendar month starts and attach the monthly
     covariates of :func:`behaviour_covariates` valid over each piece. The event stays on the piece
-    that ends at the row's stop; other columns are copied.
+    that ends at the row's stop; other columns are copied, except those in ``exclude``.
 
     A row ``[start, stop)`` of a customer meets the month ``[a, b)`` of ``monthly`` (days since open
     of ``month_start`` and of the next month start) when ``max(a, start) < min(b, stop)``; that
@@ -645,11 +648,14 @@ def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "c
         pos[at:at + len(p)], lo[at:at + len(p)], hi[at:at + len(p)] = p, l_, h_
         at += len(p)
     del p0, n_cand, n_pieces
-    out = lg.drop(columns=[c for c in covs if c in lg.columns]).take(rep).reset_index(drop=True)
-    last_piece = hi >= stop[rep]
+    final = [c for c in lg.columns if c not in covs and c not in exclude]
+    made = {event_col: None, "start": lo, "stop": hi}
+    out = lg[[c for c in final if c not in made]].take(rep)  # only the copied columns are taken
+    out.index = pd.RangeIndex(len(out))
+    made[event_col] = np.where(hi >= stop[rep], lg[event_col].to_numpy()[rep], 0).astype(int)
     del rep
-    out[event_col] = np.where(last_piece, out[event_col].to_numpy(), 0).astype(int)
-    out["start"], out["stop"] = lo, hi
+    for c in sorted(made, key=final.index):  # back at their places, without copying the frame
+        out.insert(final.index(c), c, made[c])
     src = monthly if order is None else monthly.iloc[order]
     for c in covs:
         out[c] = src[c].to_numpy()[pos]
