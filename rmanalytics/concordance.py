@@ -5,9 +5,11 @@ Why hand-written
 - ``lifelines.utils.concordance_index`` is O(n log n) in theory but walks the subjects one by one in
   Python (a balanced-tree insert and rank per subject): about 26 s for a million customers, which
   was the largest single cost of notebook 02's evaluation.
-- scikit-survival (not a dependency) does not help: its ``concordance_index_censored`` builds one
-  boolean mask of all n subjects per distinct event time (``_get_comparable``) and compares each
-  event's prediction against that mask, so time and memory grow as n x (distinct event times).
+- scikit-survival (not a dependency) does not help: its ``concordance_index_censored``
+  (``sksurv.metrics._get_comparable``, read in its source) builds an n-long boolean mask of the
+  comparable subjects for every event and compares each event's score against the masked scores,
+  so time and memory grow as n x (number of events); it also counts scores within ``tied_tol =
+  1e-8`` as ties, where lifelines (and this module) use exact equality.
 
 :func:`concordance_index` returns exactly what lifelines returns (same integer counts of correct,
 tied and admissible pairs, same final division), with its conventions:
