@@ -129,3 +129,18 @@ def test_design_of_categorical_columns_equals_object_columns():
     pd.testing.assert_frame_equal(des.transform(df), des.transform(cat))
     with pytest.raises(DataError, match="levels seen in training"):
         des.transform(cat.assign(t=pd.Categorical(["a", "z", "a", "c", None, "b"])))
+
+
+@pytest.mark.spark
+def test_behaviour_and_relationship_covariates_on_spark(both):
+    """The engine-side grid of behaviour_covariates and the relationship counts run on Spark too."""
+    pytest.importorskip("pyspark")
+    from rmanalytics.spark import local_session
+
+    frames, lazy = both
+    local_session()
+    f = churn.survival_frame(frames, time_grid="week")
+    _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f, engine="spark"))
+    s = churn.survival_frame(lazy, time_grid="week", engine="spark").sort_values("customer_id")
+    cols = ["customer_id", "n_contacts", "days_since_contact", "contact_lapsed", "n_complaints", "complained"]
+    pd.testing.assert_frame_equal(f[cols].reset_index(drop=True), s[cols].reset_index(drop=True), check_dtype=False)
