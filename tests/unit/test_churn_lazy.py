@@ -140,7 +140,9 @@ def test_behaviour_and_relationship_covariates_on_spark(both):
     frames, lazy = both
     local_session()
     f = churn.survival_frame(frames, time_grid="week")
-    _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f, engine="spark"))
+    # ln(aum) is the engine's: Spark's and DuckDB's differ in the last bits
+    pd.testing.assert_frame_equal(churn.behaviour_covariates(frames, f),
+                                  churn.behaviour_covariates(lazy, f, engine="spark"), rtol=1e-9, atol=1e-12)
     s = churn.survival_frame(lazy, time_grid="week", engine="spark").sort_values("customer_id")
     cols = ["customer_id", "n_contacts", "days_since_contact", "contact_lapsed", "n_complaints", "complained"]
     pd.testing.assert_frame_equal(f[cols].reset_index(drop=True), s[cols].reset_index(drop=True), check_dtype=False)
