@@ -219,7 +219,7 @@ def _auc(score: np.ndarray, y: np.ndarray) -> float:
 
 
 def _concordance(score: np.ndarray, value: np.ndarray) -> float:
-    from lifelines.utils import concordance_index
+    from rmanalytics.concordance import concordance_index  # lifelines' value, vectorised
 
     ok = ~np.isnan(score) & ~np.isnan(value)
     if ok.sum() < 2:

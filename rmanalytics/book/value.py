@@ -22,8 +22,13 @@ import pandas as pd
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
-                   behaviour: bool = True, engine: str = "duckdb") -> pd.DataFrame:
+                   behaviour: bool = True, engine: str = "duckdb", model: Any = None) -> pd.DataFrame:
     """P(churn within ``horizon_days``) per customer open at ``as_of`` (see module docstring).
+
+    ``model``: a Cox :class:`~rmanalytics.churn.ChurnModel` already fitted exactly as here (the
+    time-varying frame of ``survival_frame(tables, observation_end=as_of, lookback_days=...,
+    time_grid=...)`` with the closure definition, ``covariates`` + ``rm_left`` (+ the behaviour
+    covariates), no penalty), e.g. notebook 02's with default parameters: the refit is skipped.
 
     With ``behaviour`` the monthly behaviour covariates (months since purchase, activity change,
     AUM trend; :func:`rmanalytics.churn.behaviour_covariates`) enter the model as in notebook 02 and
@@ -35,13 +40,18 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     from rmanalytics.book.current import rm_lost
 
     as_of = pd.Timestamp(as_of).normalize()
-    frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days, time_grid=time_grid,
-                                 engine=engine)
-    monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
-    long = churn.time_varying_frame(frame, monthly=monthly)
     covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
-    model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
-        long, "stop", "event", entry_col="start", id_col="customer_id")
+    if model is None:
+        frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days,
+                                     time_grid=time_grid, engine=engine)
+        monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
+        long = churn.time_varying_frame(frame, monthly=monthly, columns=list(covariates))  # what the fit uses
+        del monthly, frame
+        model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
+            long, "stop", "event", entry_col="start", id_col="customer_id")
+        del long
+    elif list(model.covariates_) != covs:
+        raise ValueError(f"churn_risk_now: the model given has covariates {model.covariates_}, not {covs}")
     cur = current if current is not None else churn.current_state(tables, as_of, recent_days=lookback_days,
                                                                    engine=engine)
     cust = tables["customers"].set_index("customer_id")

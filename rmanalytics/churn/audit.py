@@ -315,12 +315,17 @@ def holdout_scores(
     cutoff = day + pd.Timedelta(days=1)  # follow-up up to the end of as_of
     frame = survival_frame(tables, observation_end=observation_end, window_start=window_start,
                            lookback_days=lookback_days, time_grid="day", engine=engine)
+    need = ["customer_id", "open_date", "entry", "duration", "event", "rm_exit_days", *covariates]
+    frame = frame[list(dict.fromkeys(c for c in need if c in frame.columns))]  # what the fit and scoring use
     train, test = holdout_split(frame, cutoff)
+    del frame
     monthly = behaviour_covariates(tables, train, engine=engine) if behaviour else None
-    long = time_varying_frame(train, monthly=monthly)
+    long = time_varying_frame(train, monthly=monthly, columns=list(covariates))  # only what the fit uses
+    del monthly
     covs = list(covariates) + ["rm_left"] + (list(BEHAVIOUR_COVARIATES) if behaviour else [])
     model = ChurnModel("cox", covariates=covs, penalizer=penalizer, solver="fast").fit(
         long, "stop", "event", entry_col="start")
+    del long
     t = test.copy()
     t["rm_left"] = (t["rm_exit_days"].notna() & (t["rm_exit_days"] <= t["tenure"])).astype(int)
     if behaviour:

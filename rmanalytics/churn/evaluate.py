@@ -126,7 +126,7 @@ def evaluate_holdout(model, baseline: KMBaseline, test: pd.DataFrame, horizon_da
     absolute calibration error at the horizon. Concordance ranks customers by predicted churn
     probability within the horizon against their remaining time after the cutoff.
     """
-    from lifelines.utils import concordance_index
+    from rmanalytics.concordance import concordance_index
 
     t0 = test[tenure_col].to_numpy(float)
     remaining = test[duration_col].to_numpy(float) - t0
@@ -165,24 +165,35 @@ def ph_check(model, frame: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
     if model.model != "cox":
         raise ParameterError("ph_check needs a Cox model")
-    X = model.design_matrix(frame).to_numpy()
+    from rmanalytics.churn.model import CHUNK_ROWS
+
     stop = frame[model.duration_col_].to_numpy(float)
     ev = frame[model.event_col_].to_numpy().astype(bool)
     start = frame[model.entry_col_].to_numpy(float) if model.entry_col_ else np.zeros(len(frame))
-    phi = model.partial_hazard(frame).to_numpy()
-
-    def at_risk_sums(vals: np.ndarray, t: np.ndarray) -> np.ndarray:
-        out = []
-        for key in (stop, start):
-            o = np.argsort(key, kind="stable")
-            suf = np.concatenate([np.cumsum(vals[o][::-1], axis=0)[::-1], np.zeros((1,) + vals.shape[1:])])
-            out.append(suf[np.searchsorted(key[o], t, side="left")])
-        return out[0] - out[1]
-
     t = stop[ev]
-    S0 = at_risk_sums(phi, t)
-    S1 = at_risk_sums(phi[:, None] * X, t)
-    resid = X[ev] - S1 / S0[:, None]
+    times = np.unique(t)
+    k, d = len(times), len(model.columns_)
+    # risk-set sums {start < t <= stop} of phi and phi * x at every event time: per-time totals by the
+    # index of each row's stop and start among the event times, over row chunks (the design matrix of
+    # one chunk at a time: a long start/stop frame of tens of millions of rows never is in memory whole)
+    by_hi, by_lo = np.zeros((k + 1, d + 1)), np.zeros((k + 1, d + 1))
+    Xd = []
+    for i in range(0, len(frame), CHUNK_ROWS):
+        sl = slice(i, i + CHUNK_ROWS)
+        Xc = model.design_matrix(frame.iloc[sl])
+        phi = model._partial_hazard(Xc)
+        Xc = Xc.to_numpy()
+        Xd.append(Xc[ev[sl]])
+        vals = np.column_stack([phi, phi[:, None] * Xc])
+        hi = np.searchsorted(times, stop[sl], side="right")
+        lo = np.searchsorted(times, start[sl], side="right")
+        for j in range(d + 1):
+            by_hi[:, j] += np.bincount(hi, weights=vals[:, j], minlength=k + 1)
+            by_lo[:, j] += np.bincount(lo, weights=vals[:, j], minlength=k + 1)
+    at_risk = np.cumsum(by_hi[::-1], axis=0)[::-1][1:] - np.cumsum(by_lo[::-1], axis=0)[::-1][1:]
+    at_risk = at_risk[np.searchsorted(times, t)]
+    S0, S1 = at_risk[:, 0], at_risk[:, 1:]
+    resid = np.concatenate(Xd) - S1 / S0[:, None]
     n_deaths = int(ev.sum())
     V = model.variance_matrix_.to_numpy()
     scaled = n_deaths * resid @ V
@@ -229,7 +240,7 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
 
     from sklearn.base import clone
 
-    from rmanalytics.churn.frame import behaviour_covariates, time_varying_frame
+    from rmanalytics.churn.frame import BEHAVIOUR_COVARIATES, behaviour_covariates, time_varying_frame
 
     if behaviour and tables is None:
         raise ParameterError("time_grid_effect: behaviour=True needs the contract tables")
@@ -240,7 +251,12 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
         t0 = time.perf_counter()
         f = frames[grid]
         monthly = behaviour_covariates(tables, f, engine=engine) if behaviour else None
-        m = clone(model).fit(time_varying_frame(f, monthly=monthly), "stop", "event", entry_col="start", id_col=id_col)
+        static = None if model.covariates is None else [
+            c for c in model.covariates if c not in ("rm_left", *BEHAVIOUR_COVARIATES)]  # only what the fit uses
+        long = time_varying_frame(f, monthly=monthly, columns=static)
+        del monthly
+        m = clone(model).fit(long, "stop", "event", entry_col="start", id_col=id_col)
+        del long
         rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(
             fit_seconds=time.perf_counter() - t0)
     table = pd.concat(rows, axis=1)

@@ -283,8 +283,8 @@ def survival_frame(
     df["risk_level"] = df["risk_level"].astype(int)
     df["n_tx"] = df["n_tx"].astype(int)
     df["n_products"] = df["n_products"].astype(int)
-    if any(isinstance(tables.get(t), pd.DataFrame) for t in ("interactions", "feedback")):
-        df = add_relationship_covariates(df, tables)  # optional tables: contacts / complaints before the landmark
+    if any(tables.get(t) is not None for t in ("interactions", "feedback")):
+        df = add_relationship_covariates(df, tables, engine=engine)  # optional: contacts / complaints before the landmark
     df = df.reset_index(drop=True)
     df.attrs.update(excluded={k: v for k, v in excluded.items() if v}, window_start=ws.date().isoformat(),
                     observation_end=oe.date().isoformat(),
@@ -303,6 +303,8 @@ def time_varying_frame(
     event_col: str = "event",
     entry_col: str = "entry",
     monthly: pd.DataFrame | None = None,
+    columns: list[str] | tuple[str, ...] | None = None,
+    open_col: str = "open_date",
 ) -> pd.DataFrame:
     """Long (start/stop) frame with a 0/1 covariate that switches on at ``switch_col`` days.
 
@@ -312,11 +314,30 @@ def time_varying_frame(
     Each customer gets one row ``[entry, duration)`` when the switch does not happen inside
     its follow-up, or two rows ``[entry, s)`` with ``covariate = 0`` and ``[s, duration)`` with
     ``covariate = 1``; the event sits on the last row only. A switch at or before entry gives one
-    row with ``covariate = 1``. Columns ``start`` and ``stop`` (days since open) are added; all
-    other columns are copied. This is the input of lifelines' CoxTimeVaryingFitter (and of
-    :class:`ChurnModel` with ``entry_col="start", duration_col="stop"``).
+    row with ``covariate = 1``. Columns ``start`` and ``stop`` (days since open) are added. This is
+    the input of lifelines' CoxTimeVaryingFitter (and of :class:`ChurnModel` with
+    ``entry_col="start", duration_col="stop"``).
+
+    ``columns``: the columns of ``frame`` to copy onto every row (besides ``id_col`` and
+    ``event_col``), e.g. the model's static covariates; None copies all of them. With monthly
+    covariates there is one row per customer and month of follow-up (tens of millions for a
+    million customers), so a model fit should copy only what it uses: every copied column costs
+    8 bytes (or the width of its dtype) per customer-month; with ``columns`` the integer columns
+    are also stored in the smallest integer type and the string columns as categoricals (same
+    values; the fit and predictions are unchanged). Columns come out in the order
+    ``id_col``, ``columns``, ``event_col``, ``start``, ``stop``, ``covariate``, monthly covariates
+    (with ``columns=None``: the frame's order).
     """
-    f = frame.copy()
+    if columns is None:
+        f = frame.copy()
+        drop_after: list[str] = []
+    else:
+        made = {covariate, *([] if monthly is None else monthly.columns)}  # produced here, not copied
+        keep = list(dict.fromkeys([id_col, *(c for c in columns if c not in made), event_col]))
+        internal = [c for c in (entry_col, duration_col, switch_col) + ((open_col,) if monthly is not None else ())
+                    if c not in keep]
+        f = frame[keep + internal].copy()
+        drop_after = internal
     s = f[switch_col]
     start, stop = f[entry_col].astype(float), f[duration_col].astype(float)
     before = s.notna() & (s <= start)
@@ -332,9 +353,29 @@ def time_varying_frame(
     out = pd.concat([first, base], ignore_index=False)
     out["_order"] = out["start"]
     out = out.sort_values([id_col, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    if columns is not None:  # per customer, before the split: the customer-month copies are small already
+        out = _compact(out, exclude=[id_col, "start", "stop", *drop_after])
     if monthly is not None:
-        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col)
+        out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col, exclude=drop_after)
+        if columns is not None:
+            out[event_col] = pd.to_numeric(out[event_col], downcast="integer") if len(out) else out[event_col]
+    elif drop_after:
+        out = out.drop(columns=drop_after)
     return out
+
+
+def _compact(df: pd.DataFrame, exclude: list[str]) -> pd.DataFrame:
+    """Integer columns in the smallest integer type holding their values, string columns as
+    categoricals (same values; a long frame has one row per customer-month). Floats stay float64."""
+    for c in df.columns:
+        if c in exclude:
+            continue
+        s = df[c]
+        if pd.api.types.is_integer_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
+            df[c] = pd.to_numeric(s, downcast="integer") if len(s) else s
+        elif s.dtype == object:
+            df[c] = s.astype("category")
+    return df
 
 
 BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
@@ -342,47 +383,79 @@ BEHAVIOUR_COVARIATES = ("months_since_purchase", "activity_change", "aum_trend")
 
 def behaviour_sql(*, silence_cap_days: int = 180, recent_days: int = 90, baseline_days: int = 365,
                   min_exposure_days: int = 90, aum_trend_months: int = 3) -> str:
-    """SQL (DuckDB) for the monthly behaviour covariates of :func:`behaviour_covariates`.
+    """SQL (DuckDB dialect, portable) for the monthly behaviour covariates of :func:`behaviour_covariates`.
 
-    Inputs: ``grid`` (customer_id, month_start, e = evaluation day, first_day = the earliest day
-    whose data can be seen for the customer, i.e. max(open_date, history_start)), ``transactions``,
-    ``balances``. Purchases are transactions with amount > 0 dated before ``e``; AUM snapshots
-    dated in [month_start - aum_trend_months months - 1 day, month_start).
+    Inputs: ``spine`` (one row per customer: ``c`` an integer key, customer_id, open_date,
+    ``first_day`` = the earliest day whose data can be seen for the customer, i.e. max(open_date,
+    history_start), and ``m_lo``/``m_hi`` the first and last month number of its follow-up),
+    ``calendar`` (``mi`` month number, ``month_start``), ``transactions``, ``balances``. The grid
+    is every (customer, month) with ``m_lo <= mi <= m_hi``, evaluated on day ``e =
+    max(month_start, open_date)``. Purchases are transactions with amount > 0 dated before ``e``
+    (and at most ``max(silence_cap_days, recent_days + baseline_days)`` days before it); AUM
+    snapshots dated in [month_start - aum_trend_months months - 1 day, month_start).
+
+    One row per grid cell with integers only besides the AUM trend: ``c``, ``mi``,
+    ``silent_days`` (days from the last purchase, or ``first_day`` when none is seen, to ``e``),
+    ``n_recent`` / ``n_base`` (purchases in the ``recent_days`` before ``e`` / in the baseline
+    ``[b0, e - recent_days)``, ``b0 = max(e - recent_days - baseline_days, first_day)``),
+    ``span_days`` (days from ``b0`` to ``e``) and ``aum_trend`` (log change of AUM from the earliest
+    to the latest snapshot, 0 with fewer than two). Strings and dates stay in the engine.
     """
     cap, rd, bd = int(silence_cap_days), int(recent_days), int(baseline_days)
     lo = max(cap, rd + bd)
     return f"""
 WITH g AS (
-    SELECT customer_id, CAST(month_start AS DATE) AS month_start, CAST(e AS DATE) AS e,
-           CAST(first_day AS DATE) AS first_day,
-           GREATEST(CAST(e AS DATE) - INTERVAL {rd + bd} DAY, CAST(first_day AS DATE)) AS b0
-    FROM grid
+    SELECT s.c, cal.mi, CAST(cal.month_start AS DATE) AS month_start,
+           GREATEST(CAST(cal.month_start AS DATE), CAST(s.open_date AS DATE)) AS e,
+           CAST(s.first_day AS DATE) AS first_day
+    FROM spine s JOIN calendar cal ON cal.mi >= s.m_lo AND cal.mi <= s.m_hi
 ),
-p AS (SELECT customer_id, CAST(date AS DATE) AS d FROM transactions WHERE amount > 0),
+gb AS (
+    SELECT c, mi, month_start, e, first_day,
+           GREATEST(e - INTERVAL {rd + bd} DAY, first_day) AS b0
+    FROM g
+),
+p AS (
+    SELECT s.c, CAST(t.date AS DATE) AS d
+    FROM transactions t JOIN spine s ON t.customer_id = s.customer_id
+    WHERE t.amount > 0
+),
 pt AS (
-    SELECT g.customer_id, g.month_start, MAX(p.d) AS last_p,
+    SELECT g.c, g.mi, MAX(p.d) AS last_p,
            SUM(CASE WHEN p.d >= g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_recent,
            SUM(CASE WHEN p.d >= g.b0 AND p.d < g.e - INTERVAL {rd} DAY THEN 1 ELSE 0 END) AS n_base
-    FROM g JOIN p ON p.customer_id = g.customer_id AND p.d < g.e AND p.d >= g.e - INTERVAL {lo} DAY
-    GROUP BY g.customer_id, g.month_start
+    FROM gb g JOIN p ON p.c = g.c AND p.d < g.e AND p.d >= g.e - INTERVAL {lo} DAY
+    GROUP BY g.c, g.mi
+),
+bl AS (
+    SELECT s.c, CAST(x.snapshot_date AS DATE) AS sd, x.aum
+    FROM balances x JOIN spine s ON x.customer_id = s.customer_id
 ),
 b AS (
-    SELECT g.customer_id, g.month_start,
-           arg_max(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS last_log_aum,
-           arg_min(ln(GREATEST(bl.aum, 1.0)), CAST(bl.snapshot_date AS DATE)) AS ref_log_aum,
+    SELECT g.c, g.mi,
+           arg_max(ln(GREATEST(bl.aum, 1.0)), bl.sd) AS last_log_aum,
+           arg_min(ln(GREATEST(bl.aum, 1.0)), bl.sd) AS ref_log_aum,
            COUNT(*) AS n_snap
-    FROM g JOIN balances bl ON bl.customer_id = g.customer_id
-     AND CAST(bl.snapshot_date AS DATE) < g.month_start
-     AND CAST(bl.snapshot_date AS DATE) >= g.month_start - INTERVAL {int(aum_trend_months)} MONTH - INTERVAL 1 DAY
-    GROUP BY g.customer_id, g.month_start
+    FROM gb g JOIN bl ON bl.c = g.c
+     AND bl.sd < g.month_start
+     AND bl.sd >= g.month_start - INTERVAL {int(aum_trend_months)} MONTH - INTERVAL 1 DAY
+    GROUP BY g.c, g.mi
 )
-SELECT g.customer_id, g.month_start, g.e, g.first_day, g.b0, pt.last_p,
-       COALESCE(pt.n_recent, 0) AS n_recent, COALESCE(pt.n_base, 0) AS n_base,
-       b.last_log_aum, b.ref_log_aum, COALESCE(b.n_snap, 0) AS n_snap
-FROM g
-LEFT JOIN pt ON pt.customer_id = g.customer_id AND pt.month_start = g.month_start
-LEFT JOIN b ON b.customer_id = g.customer_id AND b.month_start = g.month_start
+SELECT g.c, g.mi,
+       CAST(date_diff('day', CAST(GREATEST(COALESCE(pt.last_p, g.first_day), g.first_day) AS DATE),
+                      CAST(g.e AS DATE)) AS INTEGER) AS silent_days,
+       CAST(COALESCE(pt.n_recent, 0) AS INTEGER) AS n_recent,
+       CAST(COALESCE(pt.n_base, 0) AS INTEGER) AS n_base,
+       CAST(date_diff('day', CAST(g.b0 AS DATE), CAST(g.e AS DATE)) AS INTEGER) AS span_days,
+       CASE WHEN COALESCE(b.n_snap, 0) >= 2 THEN b.last_log_aum - b.ref_log_aum ELSE 0.0 END AS aum_trend
+FROM gb g
+LEFT JOIN pt ON pt.c = g.c AND pt.mi = g.mi
+LEFT JOIN b ON b.c = g.c AND b.mi = g.mi
 """
+
+
+#: Customers per query of :func:`behaviour_covariates` (bounds the engine's and pandas' memory).
+BEHAVIOUR_BATCH_CUSTOMERS = 100_000
 
 
 def behaviour_covariates(
@@ -396,6 +469,7 @@ def behaviour_covariates(
     min_exposure_days: int = 90,
     aum_trend_months: int = 3,
     engine: str = "duckdb",
+    batch_customers: int | None = None,
 ) -> pd.DataFrame:
     """Monthly behaviour covariates over each customer's follow-up, from data before each month.
 
@@ -418,9 +492,12 @@ def behaviour_covariates(
     ``history_start``: first day of the data (default: the first transaction date). These are the
     definitions of the synthetic bank's behaviour link (:func:`rmanalytics.synth.generate`), so a
     Cox model on them recovers its ``closure_behaviour_log_hr`` (with full history). Aggregations run
-    on ``engine``; only the customer x month result reaches pandas.
+    on ``engine`` (transactions and balances may be Parquet paths: they are only scanned there),
+    ``batch_customers`` customers per query (default :data:`BEHAVIOUR_BATCH_CUSTOMERS`); the
+    customer x month grid is built in the engine and only integer counts per cell reach pandas.
 
-    Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend.
+    Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend,
+    sorted by customer_id and month_start.
     """
     tx = tables["transactions"]
     if history_start is None:
@@ -431,65 +508,158 @@ def behaviour_covariates(
                                                  {"transactions": tx}, engine=engine).iloc[0]["lo"])
     hs = pd.Timestamp(history_start)
     f = frame[["customer_id", "open_date", "entry", "duration"]]
+    ids = f["customer_id"]
+    if not ids.is_monotonic_increasing:  # output sorted by customer_id, then month
+        f = f.iloc[np.argsort(ids.to_numpy(), kind="mergesort")]
     open_ = pd.to_datetime(f["open_date"])
     first_m = (open_ + pd.to_timedelta(f["entry"], unit="D")).dt.to_period("M")
     last_m = (open_ + pd.to_timedelta(f["duration"], unit="D") - pd.Timedelta(days=1)).dt.to_period("M")
-    n_m = ((last_m.dt.year - first_m.dt.year) * 12 + (last_m.dt.month - first_m.dt.month) + 1).clip(lower=1)
-    rep = np.repeat(np.arange(len(f)), n_m.to_numpy())
-    k = np.arange(len(rep)) - np.repeat(np.cumsum(n_m.to_numpy()) - n_m.to_numpy(), n_m.to_numpy())
-    m0 = first_m.dt.start_time.to_numpy()[rep].astype("datetime64[M]")
-    month_start = (m0 + k).astype("datetime64[D]").astype("datetime64[ns]")
-    grid = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
-    op = open_.to_numpy()[rep]
-    grid["e"] = np.maximum(grid["month_start"].to_numpy(), op)
-    grid["first_day"] = np.maximum(op, hs.to_datetime64())
-    df = run_sql(behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days,
-                               baseline_days=baseline_days, min_exposure_days=min_exposure_days,
-                               aum_trend_months=aum_trend_months),
-                 {"grid": grid, "transactions": tx, "balances": tables["balances"]}, engine=engine)
-    for c in ("month_start", "e", "first_day", "b0", "last_p"):
-        df[c] = pd.to_datetime(df[c])
-    last = df["last_p"].where(df["last_p"].notna(), df["first_day"])
-    last = last.where(last >= df["first_day"], df["first_day"])
-    days = (df["e"] - last).dt.days.clip(lower=0, upper=silence_cap_days)
-    df["months_since_purchase"] = days.astype(float) / 30.0
-    expo = ((df["e"] - pd.Timedelta(days=recent_days)) - df["b0"]).dt.days
+    m_lo = first_m.array.asi8.astype(np.int64)           # month numbers (months since 1970-01)
+    m_hi = np.maximum(last_m.array.asi8.astype(np.int64), m_lo)
+    n_m = m_hi - m_lo + 1
+    offset = np.cumsum(n_m) - n_m
+    n_rows = int(n_m.sum())
+    spine = pd.DataFrame({"c": np.arange(len(f), dtype=np.int64), "customer_id": f["customer_id"].to_numpy(),
+                          "open_date": open_.to_numpy(),
+                          "first_day": np.maximum(open_.to_numpy(), hs.to_datetime64()),
+                          "m_lo": m_lo, "m_hi": m_hi})
+    if len(f):
+        mis = np.arange(int(m_lo.min()), int(m_hi.max()) + 1, dtype=np.int64)
+    else:
+        mis = np.zeros(0, np.int64)
+    calendar = pd.DataFrame({"mi": mis, "month_start": mis.astype("datetime64[M]").astype("datetime64[ns]")})
+    silent = np.zeros(n_rows, np.int32)  # day counts and purchase counts: int32 is exact
+    n_recent = np.zeros(n_rows, np.int32)
+    n_base = np.zeros(n_rows, np.int32)
+    span = np.zeros(n_rows, np.int32)
+    trend = np.zeros(n_rows)
+    sql = behaviour_sql(silence_cap_days=silence_cap_days, recent_days=recent_days, baseline_days=baseline_days,
+                        min_exposure_days=min_exposure_days, aum_trend_months=aum_trend_months)
+    step = int(batch_customers or BEHAVIOUR_BATCH_CUSTOMERS)
+    for i in range(0, len(f), step):
+        part = spine.iloc[i:i + step]
+        cal = calendar[(calendar["mi"] >= part["m_lo"].min()) & (calendar["mi"] <= part["m_hi"].max())]
+        r = run_sql(sql, {"spine": part, "calendar": cal, "transactions": tx, "balances": tables["balances"]},
+                    engine=engine, normalize=False)
+        c = r["c"].to_numpy(np.int64)
+        pos = offset[c] + (r["mi"].to_numpy(np.int64) - m_lo[c])
+        silent[pos] = r["silent_days"].to_numpy()
+        n_recent[pos] = r["n_recent"].to_numpy()
+        n_base[pos] = r["n_base"].to_numpy()
+        span[pos] = r["span_days"].to_numpy()
+        trend[pos] = r["aum_trend"].to_numpy(float)
+        del r, c, pos
+    rep = np.repeat(np.arange(len(f)), n_m)
+    k = np.arange(n_rows) - np.repeat(offset, n_m)
+    month_start = (m_lo[rep] + k).astype("datetime64[M]").astype("datetime64[ns]")
+    out = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
+    del rep, k, month_start
+    out["months_since_purchase"] = np.clip(silent.astype(np.int64), 0, silence_cap_days).astype(float) / 30.0
+    del silent
+    n_recent, n_base = n_recent.astype(np.int64), n_base.astype(np.int64)
+    expo = span.astype(np.int64) - int(recent_days)
     ok = expo >= min_exposure_days
-    rate = df["n_base"] / expo.clip(lower=1)
-    df["activity_change"] = np.where(ok, np.log((df["n_recent"] + 1.0) / (rate * recent_days + 1.0)), 0.0)
-    two = df["n_snap"] >= 2
-    df["aum_trend"] = np.where(two, df["last_log_aum"] - df["ref_log_aum"], 0.0)
-    out = df[["customer_id", "month_start", *BEHAVIOUR_COVARIATES]]
-    return out.sort_values(["customer_id", "month_start"], kind="mergesort").reset_index(drop=True)
+    rate = n_base / np.clip(expo, 1, None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["activity_change"] = np.where(ok, np.log((n_recent + 1.0) / (rate * recent_days + 1.0)), 0.0)
+    del expo, ok, rate, n_recent, n_base, span
+    out["aum_trend"] = trend
+    return out
+
+
+#: Rows of the long frame per chunk of :func:`split_monthly` (bounds its temporaries).
+SPLIT_CHUNK_ROWS = 1 << 16
 
 
 def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "customer_id",
-                  open_col: str = "open_date", event_col: str = "event") -> pd.DataFrame:
+                  open_col: str = "open_date", event_col: str = "event",
+                  exclude: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Split start/stop rows (days since open) at calendar month starts and attach the monthly
     covariates of :func:`behaviour_covariates` valid over each piece. The event stays on the piece
-    that ends at the row's stop; other columns are copied."""
-    lg = long.reset_index(drop=True).assign(_row=lambda d: np.arange(len(d)))
-    m = monthly.copy()
-    m["month_start"] = pd.to_datetime(m["month_start"])
-    m["month_next"] = m["month_start"] + pd.offsets.MonthBegin(1)
-    x = lg[["_row", id_col, open_col, "start", "stop"]].merge(m, on=id_col, how="inner")
-    op = pd.to_datetime(x[open_col])
-    a = (x["month_start"] - op).dt.days.astype(float)
-    b = (x["month_next"] - op).dt.days.astype(float)
-    lo, hi = np.maximum(a, x["start"]), np.minimum(b, x["stop"])
-    x = x.assign(_lo=lo, _hi=hi)[hi > lo]
-    missing = set(lg["_row"]) - set(x["_row"])
-    if missing:
-        raise ChurnDataError(f"monthly covariates do not cover {len(missing)} rows of the long frame, e.g. "
-                             f"{lg.loc[lg['_row'].isin(list(missing)[:5]), id_col].tolist()}")
-    x = x.sort_values(["_row", "_lo"], kind="mergesort")
+    that ends at the row's stop; other columns are copied, except those in ``exclude``.
+
+    A row ``[start, stop)`` of a customer meets the month ``[a, b)`` of ``monthly`` (days since open
+    of ``month_start`` and of the next month start) when ``max(a, start) < min(b, stop)``; that
+    overlap is the piece. Pieces come in the order of the rows, then of the months. Vectorised on
+    row and month positions: besides the output, memory holds a few integer and float arrays of
+    its length (no merge of the two frames), so this scales to tens of millions of pieces.
+    """
+    lg = long.reset_index(drop=True)
     covs = [c for c in monthly.columns if c not in (id_col, "month_start")]
-    out = lg.drop(columns=[c for c in covs if c in lg.columns]).merge(
-        x[["_row", "_lo", "_hi", *covs]], on="_row", how="inner")
-    last_piece = out["_hi"] >= out["stop"]
-    out[event_col] = np.where(last_piece, out[event_col], 0).astype(int)
-    out["start"], out["stop"] = out["_lo"], out["_hi"]
-    return out.drop(columns=["_row", "_lo", "_hi"]).reset_index(drop=True)
+    # months of each customer, contiguous and in month order: key = customer code, month number
+    m_codes, uniq = pd.factorize(monthly[id_col])
+    ms = pd.to_datetime(monthly["month_start"]).to_numpy().astype("datetime64[ns]")
+    m_month = ms.astype("datetime64[M]").astype(np.int64)
+    key = m_codes.astype(np.int64) * (1 << 32) + (m_month + (1 << 31))
+    order = None if len(key) < 2 or bool((key[1:] >= key[:-1]).all()) else np.argsort(key, kind="stable")
+    if order is not None:
+        key, ms, m_month = key[order], ms[order], m_month[order]
+    r_codes = pd.Index(uniq).get_indexer(lg[id_col])
+    op = pd.to_datetime(lg[open_col]).to_numpy().astype("datetime64[ns]")
+    start = lg["start"].to_numpy(float)
+    stop = lg["stop"].to_numpy(float)
+    ok = r_codes >= 0
+    # candidate months per row: from the month of open + floor(start) days to that of open + ceil(stop) days,
+    # one month wider on each side; the exact overlap test below keeps the true pieces
+    day = np.timedelta64(1, "D")
+    op_d = op.astype("datetime64[D]")
+    with np.errstate(invalid="ignore"):
+        lo_m = (op_d + np.where(ok, np.floor(start), 0).astype(np.int64) * day).astype("datetime64[M]").astype(np.int64) - 1
+        hi_m = (op_d + np.where(ok, np.ceil(stop), 0).astype(np.int64) * day).astype("datetime64[M]").astype(np.int64) + 1
+    base_key = np.where(ok, r_codes, 0).astype(np.int64) * (1 << 32) + (1 << 31)
+    p0 = np.searchsorted(key, base_key + lo_m, side="left")
+    p1 = np.searchsorted(key, base_key + hi_m, side="right")
+    n_cand = np.where(ok, p1 - p0, 0)
+    del lo_m, hi_m, base_key, op_d, p1
+    day_ns = np.int64(86_400_000_000_000)
+
+    def pieces(r0: int, r1: int):
+        """Row, month position and overlap [lo, hi) of the pieces of rows r0..r1-1."""
+        nc = n_cand[r0:r1]
+        rep = np.repeat(np.arange(r0, r1, dtype=np.int64), nc)
+        pos = np.arange(len(rep), dtype=np.int64) - np.repeat(np.cumsum(nc) - nc, nc) + np.repeat(p0[r0:r1], nc)
+        op_rep = op[rep].astype(np.int64)
+        ms_pos = ms[pos]
+        a = np.floor_divide(ms_pos.astype(np.int64) - op_rep, day_ns).astype(float)
+        nxt = (ms_pos.astype("datetime64[M]") + 1).astype("datetime64[ns]").astype(np.int64)
+        b = np.floor_divide(nxt - op_rep, day_ns).astype(float)
+        lo = np.maximum(a, start[rep])
+        hi = np.minimum(b, stop[rep])
+        piece = hi > lo
+        return rep[piece], pos[piece], lo[piece], hi[piece]
+
+    # two passes over row chunks: count the pieces, then fill preallocated arrays (bounded temporaries)
+    step = SPLIT_CHUNK_ROWS
+    bounds = [(r, min(r + step, len(lg))) for r in range(0, len(lg), step)]
+    n_pieces = np.zeros(len(lg), np.int64)
+    for r0, r1 in bounds:
+        n_pieces[r0:r1] = np.bincount(pieces(r0, r1)[0] - r0, minlength=r1 - r0)
+    if not (n_pieces > 0).all():
+        miss = np.flatnonzero(n_pieces == 0)
+        raise ChurnDataError(f"monthly covariates do not cover {len(miss)} rows of the long frame, e.g. "
+                             f"{lg[id_col].to_numpy()[miss[:5]].tolist()}")
+    total = int(n_pieces.sum())
+    rep = np.repeat(np.arange(len(lg), dtype=np.int64), n_pieces)
+    pos = np.empty(total, np.int64)
+    lo, hi = np.empty(total), np.empty(total)
+    at = 0
+    for r0, r1 in bounds:
+        _, p, l_, h_ = pieces(r0, r1)
+        pos[at:at + len(p)], lo[at:at + len(p)], hi[at:at + len(p)] = p, l_, h_
+        at += len(p)
+    del p0, n_cand, n_pieces
+    final = [c for c in lg.columns if c not in covs and c not in exclude]
+    made = {event_col: None, "start": lo, "stop": hi}
+    out = lg[[c for c in final if c not in made]].take(rep)  # only the copied columns are taken
+    out.index = pd.RangeIndex(len(out))
+    made[event_col] = np.where(hi >= stop[rep], lg[event_col].to_numpy()[rep], 0).astype(int)
+    del rep
+    for c in sorted(made, key=final.index):  # back at their places, without copying the frame
+        out.insert(final.index(c), c, made[c])
+    src = monthly if order is None else monthly.iloc[order]
+    for c in covs:
+        out[c] = src[c].to_numpy()[pos]
+    return out
 
 
 def compress_frame(
@@ -562,13 +732,36 @@ def holdout_cutoff(observation_end: str | pd.Timestamp, holdout_days: int, *, de
 
 
 def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *, id_col: str = "customer_id",
-                     stop_col: str = "stop") -> pd.DataFrame:
+                     stop_col: str = "stop", frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
     :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
-    (days since open at the observation end) for predictions."""
-    last = long[long["event"] == 0].drop_duplicates(id_col, keep="last")
-    last = last[last["end_date"] == pd.Timestamp(observation_end)]
-    return last.assign(tenure=last[stop_col])
+    (days since open at the observation end) for predictions.
+
+    ``frame``: the survival frame ``long`` was built from; its columns missing from ``long`` (e.g.
+    ``end_date``, ``segment``, the value columns, when ``long`` carries only the model's columns)
+    are added by ``id_col``. Without it ``long`` needs ``end_date``. Only the selected rows are
+    copied, so this stays cheap on a long frame of tens of millions of rows.
+    """
+    end = pd.Timestamp(observation_end)
+    censored = long["event"].to_numpy() == 0
+    if "end_date" in long.columns:
+        at_end = (long["end_date"] == end).to_numpy()
+    else:
+        if frame is None:
+            raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
+                                 "(the survival frame it was built from)")
+        at_end = long[id_col].isin(frame.loc[frame["end_date"] == end, id_col]).to_numpy()
+    rows = np.flatnonzero(censored & at_end)
+    last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
+    out = long.iloc[last]
+    if frame is not None:
+        extra = [c for c in frame.columns if c not in out.columns]
+        if extra:
+            f = frame.drop_duplicates(id_col).set_index(id_col)[extra]
+            add = f.reindex(out[id_col].to_numpy())
+            add.index = out.index
+            out = pd.concat([out, add], axis=1)
+    return out.assign(tenure=out[stop_col])
 
 
 def max_follow_up(frame: pd.DataFrame) -> float:
@@ -605,14 +798,17 @@ def add_segments(frame: pd.DataFrame, segments: pd.DataFrame | None = None, *,
 # --------------------------------------------------------------------------------------------
 # relationship covariates (optional tables interactions / feedback; issue 14)
 # --------------------------------------------------------------------------------------------
-def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90) -> pd.DataFrame:
+def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_days: int = 90,
+                                engine: str | None = None) -> pd.DataFrame:
     """Contact and complaint covariates measured strictly before each customer's landmark.
 
     From ``interactions`` and ``feedback`` rows in ``[cov_start, landmark)`` (the lookback window of
     :func:`survival_frame`): ``n_contacts``, ``days_since_contact`` (days from the last contact
     day to the landmark; from ``cov_start`` when there was none), ``contact_lapsed``
     (``days_since_contact >= lapse_days``), ``n_complaints`` and ``complained`` (0/1). Missing
-    tables leave the frame unchanged. No row after the landmark is read (no leakage).
+    tables leave the frame unchanged. No row after the landmark is read (no leakage). The tables
+    may be pandas frames or, like transactions, Parquet paths (then counted on ``engine``: tens of
+    millions of interactions never reach pandas).
     """
     out = frame.copy()
     key = out[["customer_id", "cov_start", "landmark"]]
@@ -622,8 +818,17 @@ def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, 
         day = x["timestamp"].dt.normalize()
         x = x[(day >= x["cov_start"]) & (day < x["landmark"])].assign(day=day)
         g = x.groupby("customer_id")
-        out["n_contacts"] = out["customer_id"].map(g.size()).fillna(0).astype(int)
-        last = out["customer_id"].map(g["day"].max())
+        n_contacts, last_day = g.size(), g["day"].max()
+    elif it is not None:
+        r = run_sql("""
+SELECT k.customer_id, COUNT(*) AS n_contacts, MAX(CAST(i.timestamp AS DATE)) AS last_day
+FROM interactions i JOIN spine k ON i.customer_id = k.customer_id
+WHERE CAST(i.timestamp AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(i.timestamp AS DATE) < CAST(k.landmark AS DATE)
+GROUP BY k.customer_id""", {"interactions": it, "spine": key}, engine=engine).set_index("customer_id")
+        n_contacts, last_day = r["n_contacts"], pd.to_datetime(r["last_day"])
+    if it is not None:
+        out["n_contacts"] = out["customer_id"].map(n_contacts).fillna(0).astype(int)
+        last = out["customer_id"].map(last_day)
         ref = last.where(last.notna(), out["cov_start"])
         out["days_since_contact"] = (out["landmark"] - ref).dt.days.astype(float)
         out["contact_lapsed"] = (out["days_since_contact"] >= int(lapse_days)).astype(int)
@@ -632,7 +837,16 @@ def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, 
         q = fb.loc[fb["kind"] == "complaint", ["customer_id", "opened_at"]].merge(key, on="customer_id")
         day = q["opened_at"].dt.normalize()
         q = q[(day >= q["cov_start"]) & (day < q["landmark"])]
-        out["n_complaints"] = out["customer_id"].map(q.groupby("customer_id").size()).fillna(0).astype(int)
+        n_complaints = q.groupby("customer_id").size()
+    elif fb is not None:
+        n_complaints = run_sql("""
+SELECT k.customer_id, COUNT(*) AS n_complaints
+FROM feedback f JOIN spine k ON f.customer_id = k.customer_id
+WHERE f.kind = 'complaint'
+  AND CAST(f.opened_at AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(f.opened_at AS DATE) < CAST(k.landmark AS DATE)
+GROUP BY k.customer_id""", {"feedback": fb, "spine": key}, engine=engine).set_index("customer_id")["n_complaints"]
+    if fb is not None:
+        out["n_complaints"] = out["customer_id"].map(n_complaints).fillna(0).astype(int)
         out["complained"] = (out["n_complaints"] > 0).astype(int)
     return out
 

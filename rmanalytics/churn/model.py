@@ -78,10 +78,31 @@ class _Design:
         return cols
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
-        out = {}
+        """The design matrix: one float64 column per design column, written into one preallocated
+        row-major (rows x columns) array without copies: the fast solver reads it by rows."""
+        cols = self.columns
+        arr = np.empty((len(frame), len(cols)))
+        pos = {c: i for i, c in enumerate(cols)}
         for c in self.numeric:
-            out[c] = frame[c].astype(float).to_numpy()
+            arr[:, pos[c]] = frame[c].astype(float).to_numpy()
         for c, levels in self.categorical.items():
+            if isinstance(frame[c].dtype, pd.CategoricalDtype):  # by codes: no object array of a long frame
+                cat = frame[c].array
+                known = set(levels) | {self.reference[c]}
+                ok_code = np.array([v in known for v in cat.categories] + [True])  # code -1 (missing) is fine
+                codes = np.asarray(cat.codes)
+                if not ok_code[codes].all():
+                    s = frame[c].astype("object")
+                    unknown = ~s.isin(known) & s.notna()
+                    raise DataError(rule_message(
+                        f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
+                        [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
+                        hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
+                             f"{[self.reference[c], *levels]}"))
+                pos_of = {v: i for i, v in enumerate(cat.categories)}
+                for v in levels:
+                    arr[:, pos[f"{c}[{v}]"]] = (codes == pos_of.get(v, -2)).astype(float)
+                continue
             s = frame[c].astype("object")
             known = set(levels) | {self.reference[c]}
             unknown = ~s.isin(known) & s.notna()
@@ -92,8 +113,8 @@ class _Design:
                     hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
                          f"{[self.reference[c], *levels]}"))
             for v in levels:
-                out[f"{c}[{v}]"] = (s == v).to_numpy(dtype=float)
-        return pd.DataFrame(out, index=frame.index)
+                arr[:, pos[f"{c}[{v}]"]] = (s == v).to_numpy(dtype=float)
+        return pd.DataFrame(arr, index=frame.index, columns=cols, copy=False)
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -133,7 +154,7 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
 
 
 def _check_design(X: pd.DataFrame) -> None:
-    std = X.std(axis=0)
+    std = pd.Series({c: X[c].std() for c in X.columns}, dtype=float)  # column by column: no n x d temporaries
     const = std.index[(std == 0) | std.isna()].tolist()
     if const:
         raise ChurnModelError(f"covariates {const} are constant in the training data; drop them. " + ADVICE)
@@ -157,51 +178,74 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 
     Risk set at time t: rows with ``start < t <= stop``. Returns a Series indexed by the distinct
     event times (days) with the cumulative hazard at each, for ``partial_hazard`` = exp(x'b) as
-    given (any centering, as long as predictions use the same).
+    given (any centering, as long as predictions use the same). Each row adds its weighted hazard
+    to the event times ``times[lo:hi]`` it is at risk for, as suffix sums of per-time totals
+    accumulated over row chunks: O(n) time, and memory for one chunk besides the inputs.
     """
     stop = np.asarray(stop, float)
     event = np.asarray(event).astype(bool)
-    w = np.ones_like(stop) if weights is None else np.asarray(weights, float)
-    wph = w * np.asarray(partial_hazard, float)
+    ph = np.asarray(partial_hazard, float)
+    w = None if weights is None else np.asarray(weights, float)
     times = np.unique(stop[event])
-    o = np.argsort(stop, kind="stable")
-    suffix = np.concatenate([np.cumsum(wph[o][::-1])[::-1], [0.0]])
-    at_risk = suffix[np.searchsorted(stop[o], times, side="left")]
-    if start is not None:
-        start = np.asarray(start, float)
-        o2 = np.argsort(start, kind="stable")
-        suffix2 = np.concatenate([np.cumsum(wph[o2][::-1])[::-1], [0.0]])
-        at_risk = at_risk - suffix2[np.searchsorted(start[o2], times, side="left")]
-    deaths = np.bincount(np.searchsorted(times, stop[event]), weights=w[event], minlength=len(times))
+    k = len(times)
+    by_hi, by_lo = np.zeros(k + 1), np.zeros(k + 1)
+    for i in range(0, len(stop), CHUNK_ROWS):
+        sl = slice(i, i + CHUNK_ROWS)
+        wph = ph[sl] if w is None else w[sl] * ph[sl]
+        hi = np.searchsorted(times, stop[sl], side="right")       # at risk at times[j] for j < hi (t <= stop)
+        lo = (np.zeros(len(wph), np.intp) if start is None
+              else np.searchsorted(times, np.asarray(start[sl], float), side="right"))  # and j >= lo (t > start)
+        by_hi += np.bincount(hi, weights=wph, minlength=k + 1)
+        by_lo += np.bincount(lo, weights=wph, minlength=k + 1)
+    # suffix sums (rows still at risk after t), as the partial likelihood: no cancellation in the tail
+    at_risk = np.cumsum(by_hi[::-1])[::-1][1:] - np.cumsum(by_lo[::-1])[::-1][1:]
+    ew = None if w is None else w[event]
+    deaths = np.bincount(np.searchsorted(times, stop[event]), weights=ew, minlength=k)
     return pd.Series(np.cumsum(deaths / at_risk), index=times, name="baseline cumulative hazard")
+
+
+#: Rows per chunk of the fast Cox solver's passes over the data (bounds its working memory).
+CHUNK_ROWS = 1 << 16
 
 
 def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
                   weights: np.ndarray | None = None, penalizer: float = 0.0, max_steps: int = 50,
-                  tol: float = 1e-9) -> tuple[np.ndarray, np.ndarray, float]:
+                  tol: float = 1e-9, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Efron partial likelihood Cox fit with delayed entry, vectorised over event times.
 
     Same likelihood, weights convention and L2 penalty (``0.5 * penalizer * n * |b|^2`` on
     standardised covariates) as lifelines' CoxPHFitter / CoxTimeVaryingFitter (l1_ratio = 0).
     Risk-set sums at each distinct event time t are obtained as sums over ``stop >= t`` minus
     sums over ``start >= t`` from reverse cumulative sums, so one Newton step costs O(n d^2).
+    The rows are visited in small chunks (at most ``chunk_rows``, default :data:`CHUNK_ROWS`):
+    besides ``X`` the working memory is a few arrays of one chunk, whatever n (tens of millions of
+    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (bincount);
+    the Hessian's risk-set second moments enter only as sum_j alpha_j R2(t_j), which is one
+    weighted Gram matrix of the rows (each row weighted by the alpha of the event times it is at
+    risk for), so no per-time d x d sums are formed.
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     X = np.asarray(X, float)
     n, d = X.shape
-    mu, sd = X.mean(0), X.std(0, ddof=1)
-    Z = (X - mu) / sd
+    mu = X.mean(0)
+    ss = np.zeros(d)
+    for i in range(0, n, CHUNK_ROWS):  # standard deviations without an n x d temporary
+        ss += ((X[i:i + CHUNK_ROWS] - mu) ** 2).sum(0)
+    sd = np.sqrt(ss / (n - 1))
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
-    w = np.ones(n) if weights is None else np.asarray(weights, float)
+    w = None if weights is None else np.asarray(weights, float)
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.searchsorted(times, stop, side="right")   # row in risk set of times[:stop_idx]
-    start_idx = np.searchsorted(times, np.zeros(n) if start is None else np.asarray(start, float), side="right")
+    stop_idx = np.searchsorted(times, stop, side="right").astype(np.int32)   # row in risk set of times[:stop_idx]
+    start_idx = (np.zeros(n, np.int32) if start is None
+                 else np.searchsorted(times, np.asarray(start, float), side="right").astype(np.int32))
+    step = int(chunk_rows or CHUNK_ROWS)
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
-    w_dead = np.bincount(inv_t, weights=w[ev], minlength=k)
-    Zd, wd = Z[ev], w[ev]
+    wd = np.ones(int(ev.sum())) if w is None else w[ev]
+    w_dead = np.bincount(inv_t, weights=wd, minlength=k)
+    Zd = (X[ev] - mu) / sd
     zdead = np.stack([np.bincount(inv_t, weights=wd * Zd[:, j], minlength=k) for j in range(d)], axis=1)
     jj = np.repeat(np.arange(k), n_dead.astype(int))
     frac = (np.arange(len(jj)) - np.repeat(np.cumsum(n_dead) - n_dead, n_dead.astype(int))) / n_dead[jj]
@@ -220,15 +264,56 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
+    step2 = min(step, 1 << 14)  # small chunks: temporaries reused by the allocator, no page faults per pass
+
+    def first_moments(beta, derivs: bool):
+        """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
+        (with derivs) phi z over all rows, chunk by chunk (bincount, 1 + d per index)."""
+        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
+        a1 = b1 = None
+        if derivs:
+            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
+        for i in range(0, n, step2):
+            sl = slice(i, min(i + step2, n))
+            Zc = X[sl] - mu
+            np.divide(Zc, sd, out=Zc)
+            phi = np.exp(Zc @ beta)
+            if w is not None:
+                phi = w[sl] * phi
+            hi, lo = stop_idx[sl].astype(np.intp), start_idx[sl].astype(np.intp)
+            a0 += np.bincount(hi, weights=phi, minlength=k + 1)
+            b0 += np.bincount(lo, weights=phi, minlength=k + 1)
+            if derivs:
+                pz = phi[:, None] * Zc
+                for j in range(d):
+                    a1[:, j] += np.bincount(hi, weights=pz[:, j], minlength=k + 1)
+                    b1[:, j] += np.bincount(lo, weights=pz[:, j], minlength=k + 1)
+        return a0, a1, b0, b1
+
+    def weighted_gram(beta, alpha):
+        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z': a row at risk at
+        the event times j in [start_idx, stop_idx) enters once with weight phi * sum of alpha over
+        them (prefix sums), so no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
+        C = np.concatenate([[0.0], np.cumsum(alpha)])
+        M = np.zeros((d, d))
+        for i in range(0, n, step2):
+            sl = slice(i, min(i + step2, n))
+            Zc = X[sl] - mu
+            np.divide(Zc, sd, out=Zc)
+            phi = np.exp(Zc @ beta)
+            if w is not None:
+                phi = w[sl] * phi
+            wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
+            M += (Zc * wt[:, None]).T @ Zc
+        return M
+
     def above(s):
         """S[j] = sum over groups g > j, for j = 0..k-1 (groups 0..k)."""
         c = np.cumsum(s[::-1], axis=0)[::-1]
         return c[1:]
 
     def parts(beta, derivs: bool = True):
-        phi = w * np.exp(Z @ beta)
-        a0, a1, a2 = group_sums(phi, Z, stop_idx, k + 1, derivs)
-        b0, b1, b2 = group_sums(phi, Z, start_idx, k + 1, derivs)
+        a0, a1, b0, b1 = first_moments(beta, derivs)
         R0 = above(a0) - above(b0)
         phid = wd * np.exp(Zd @ beta)
         T0, T1, T2 = group_sums(phid, Zd, inv_t, k, derivs)
@@ -239,7 +324,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             if penalizer:
                 ll -= 0.5 * penalizer * n * float(beta @ beta)
             return ll, None, None
-        R1, R2 = above(a1) - above(b1), above(a2) - above(b2)
+        R1 = above(a1) - above(b1)
         # Efron: the m-th of the n_j tied deaths at time j sees R - (m / n_j) T; sums over m per j
         den = R0[jj] - frac * T0[jj]
         c1 = np.bincount(jj, weights=1 / den, minlength=k)
@@ -252,7 +337,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
         grad = zdead.sum(0) - ((a * c1)[:, None] * R1 - (a * c2)[:, None] * T1).sum(0)
         outer = (np.einsum("k,ki,kj->ij", a * q0, R1, R1) - np.einsum("k,ki,kj->ij", a * q1, R1, T1)
                  - np.einsum("k,ki,kj->ij", a * q1, T1, R1) + np.einsum("k,ki,kj->ij", a * q2, T1, T1))
-        hess = -(np.einsum("k,kij->ij", a * c1, R2) - np.einsum("k,kij->ij", a * c2, T2) - outer)
+        hess = -(weighted_gram(beta, a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
         if penalizer:
             ll -= 0.5 * penalizer * n * float(beta @ beta)
             grad -= penalizer * n * beta
@@ -380,20 +465,23 @@ class ChurnModel(BaseEstimator):
         E = frame[event_col].astype(int).to_numpy()
         S = frame[entry_col].astype(float).to_numpy() if entry_col else None
         W = frame[weights_col].astype(float).to_numpy() if weights_col else None
-        df = X.copy()
-        df["__T"], df["__E"] = T, E
-        if S is not None:
-            df["__S"] = S
-        if W is not None:
-            df["__W"] = W
-        for c in strata or []:
-            df[c] = frame[c].to_numpy()
+        fast = self.model == "cox" and self.solver == "fast"
+        df = None
+        if not fast:  # lifelines' fitters take one frame; the fast solver works on X as it is
+            df = X.copy()
+            df["__T"], df["__E"] = T, E
+            if S is not None:
+                df["__S"] = S
+            if W is not None:
+                df["__W"] = W
+            for c in strata or []:
+                df[c] = frame[c].to_numpy()
 
         self.fitter_ = None
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                if self.model == "cox" and self.solver == "fast":
+                if fast:
                     beta, cov, ll = fit_cox_efron(X.to_numpy(), T, E, S, W, penalizer=self.penalizer)
                     self.params_ = pd.Series(beta, index=pd.Index(self.columns_, name="covariate"), name="coef")
                     self.variance_matrix_ = pd.DataFrame(cov, index=self.columns_, columns=self.columns_)
@@ -505,7 +593,11 @@ class ChurnModel(BaseEstimator):
         return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
     def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
-        return np.exp((X.to_numpy() - self.design_mean_) @ self.params_.to_numpy())
+        a, b = X.to_numpy(), self.params_.to_numpy()
+        out = np.empty(len(a))
+        for i in range(0, len(a), CHUNK_ROWS):  # row chunks: no n x d temporary
+            out[i:i + CHUNK_ROWS] = np.exp((a[i:i + CHUNK_ROWS] - self.design_mean_) @ b)
+        return out
 
     def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
         """A score that increases with churn risk (for concordance)."""
@@ -516,7 +608,7 @@ class ChurnModel(BaseEstimator):
         return -(X[cols].to_numpy() @ lam[cols].to_numpy())
 
     def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None) -> float:
-        from lifelines.utils import concordance_index
+        from rmanalytics.concordance import concordance_index
 
         if X is None:
             X = self.design_matrix(frame)
