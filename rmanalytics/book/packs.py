@@ -242,14 +242,25 @@ def _csv(path: Path, df: pd.DataFrame, lang: str) -> None:
     _localize(df, lang).to_csv(path, index=False, encoding="utf-8-sig")
 
 
+def pack_workers(n_rms: int, jobs: int = 0) -> int:
+    """Worker processes for ``n_rms`` RM packs: ``jobs`` when given (> 0), else one per CPU (at most
+    4), and one for fewer than 50 RMs (starting a process costs more than it saves)."""
+    if jobs > 0:
+        return jobs
+    return 1 if n_rms < 50 else max(1, min(os.cpu_count() or 1, 4))
+
+
 def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
-                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 1) -> list[Path]:
+                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0) -> list[Path]:
     """``<out_dir>/by_rm/<rm_id>/book.{xlsx,csv,html}`` for every RM in ``priority`` (or ``rm_ids``).
 
     book.csv = the RM's priority list (raw ids of the RM's own current customers); book.xlsx has
     sheets "priority" and "scorecard"; book.html shows both. ``jobs > 1`` splits the RMs over that
-    many worker processes (each gets only its RMs' rows). Returns the pack folders.
+    many worker processes (each gets only its RMs' rows); ``jobs=0`` (default) uses one per CPU, at
+    most 4, and one process for fewer than 50 RMs. The files do not depend on ``jobs``. Returns the
+    pack folders.
     """
+    jobs = pack_workers(priority["rm_id"].nunique() if rm_ids is None else len(rm_ids), jobs)
     if jobs > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor

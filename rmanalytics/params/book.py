@@ -34,7 +34,7 @@ class BookParams(NotebookParams):
         180, gt=0, description="Length of the hold-out period of the health-score validation (days before observation_end).")
     scorecard_config_path: str = Field("params/scorecards/default.yaml", description="Scorecard config YAML (as 04).")
     write_packs: bool = Field(True, description="Write by_rm/ and by_branch/ packs into the run folder.")
-    pack_jobs: int = Field(1, ge=1, description="Worker processes writing the RM packs.")
+    pack_jobs: int = Field(0, ge=0, description="Worker processes writing the RM packs (0: one per CPU, at most 4).")
     segmentation_tables_path: str | None = Field(
         None, description="tables/ folder of a 01 run (segments, customer_cells, warnings); None: recompute.")
     churn_tables_path: str | None = Field(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
 import numpy as np
 import pandas as pd
 import pytest
@@ -228,3 +229,21 @@ def test_nine_grid_cell_defaults_agree_between_params_and_rfm():
     from rmanalytics.rfm import grid_cells
     cells = grid_cells(df, asset=g.asset, industry=g.industry, risk=g.risk, cells=g.cells, default=g.default_cell)
     assert cells["cell"].tolist() == ["basic", "wealth_active", "core", "potential"]
+
+
+def test_pack_workers_default_follows_cpus_and_book_size(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert B.pack_workers(49) == 1  # a small book: one process
+    assert B.pack_workers(500) == 2
+    assert B.pack_workers(500, jobs=3) == 3  # explicit
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert B.pack_workers(5000) == 4
+
+
+def test_packs_in_worker_processes_equal_one_process(sample_book, tmp_path):
+    _, _, res, out = sample_book
+    pri = res["priority"]
+    some = sorted(pri["rm_id"].unique())[:4]
+    B.write_rm_packs(pri, None, tmp_path, rm_ids=some, jobs=2)
+    for rm in some:
+        assert (tmp_path / "by_rm" / rm / "book.csv").read_bytes() == (out / "by_rm" / rm / "book.csv").read_bytes()
