@@ -921,9 +921,10 @@ def run_all(
                 os.environ[engine.MEMORY_LIMIT_ENV] = saved_limit
 
 
-#: Peak memory of a notebook kernel per byte of input table files (Parquet; CSV counts a third),
-#: measured at 1M customers (see README, Performance); with a floor for small data.
-KERNEL_BYTES_PER_INPUT_BYTE = 8.0
+#: Peak memory of the heaviest notebook kernel per byte of input table files (Parquet; CSV counts a
+#: third), with a floor for small data. Measured 2026-11-30 at 1M customers (0.92 GB of tables): the
+#: kernels peaked at 0.8-6.1 GB (02 the largest), so 6.5 (see README, Performance).
+KERNEL_BYTES_PER_INPUT_BYTE = 6.5
 KERNEL_MIN_BYTES = 1 * 2**30
 
 
