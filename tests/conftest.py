@@ -134,3 +134,16 @@ def make_tiny_bank() -> dict[str, pd.DataFrame]:
 def tiny_bank() -> dict[str, pd.DataFrame]:
     """A fresh copy of the small valid bank (see :func:`make_tiny_bank`); safe to modify."""
     return make_tiny_bank()
+
+
+def parquet_paths(tables: dict[str, pd.DataFrame], folder) -> dict[str, str]:
+    """Write each frame to ``<folder>/<name>.parquet``; the paths, as the lazy loaders hand them out."""
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, df in tables.items():
+        p = Path(folder) / f"{name}.parquet"
+        df.to_parquet(p, index=False)
+        out[name] = str(p)
+    return out

@@ -266,6 +266,13 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
 
     step2 = min(step, 1 << 14)  # small chunks: temporaries reused by the allocator, no page faults per pass
 
+    def standardised_chunk(sl: slice, beta):
+        """Rows ``sl``: standardised covariates z and their (weighted) relative risks phi."""
+        Zc = X[sl] - mu
+        np.divide(Zc, sd, out=Zc)
+        phi = np.exp(Zc @ beta)
+        return Zc, (phi if w is None else w[sl] * phi)
+
     def first_moments(beta, derivs: bool):
         """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
         (with derivs) phi z over all rows, chunk by chunk (bincount, 1 + d per index)."""
@@ -275,11 +282,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
         for i in range(0, n, step2):
             sl = slice(i, min(i + step2, n))
-            Zc = X[sl] - mu
-            np.divide(Zc, sd, out=Zc)
-            phi = np.exp(Zc @ beta)
-            if w is not None:
-                phi = w[sl] * phi
+            Zc, phi = standardised_chunk(sl, beta)
             hi, lo = stop_idx[sl].astype(np.intp), start_idx[sl].astype(np.intp)
             a0 += np.bincount(hi, weights=phi, minlength=k + 1)
             b0 += np.bincount(lo, weights=phi, minlength=k + 1)
@@ -298,11 +301,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
         M = np.zeros((d, d))
         for i in range(0, n, step2):
             sl = slice(i, min(i + step2, n))
-            Zc = X[sl] - mu
-            np.divide(Zc, sd, out=Zc)
-            phi = np.exp(Zc @ beta)
-            if w is not None:
-                phi = w[sl] * phi
+            Zc, phi = standardised_chunk(sl, beta)
             wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
             M += (Zc * wt[:, None]).T @ Zc
         return M

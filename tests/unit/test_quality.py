@@ -5,6 +5,7 @@ import pytest
 
 from rmanalytics.quality import QUALITY_COLUMNS, quality_report
 from rmanalytics.schema import validate_tables
+from tests.conftest import parquet_paths
 
 
 def _add_rows(df: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
@@ -129,13 +130,7 @@ def test_kpi_target_findings(tiny_bank):
     assert q.loc["targets for rm_ids not in rms", "examples"] == ["R99"]
 
 
-def _as_paths(tables: dict, folder) -> dict:
-    out = {}
-    for name, df in tables.items():
-        p = folder / f"{name}.parquet"
-        df.to_parquet(p, index=False)
-        out[name] = str(p)
-    return out
+_as_paths = parquet_paths  # tests/conftest.py
 
 
 @pytest.mark.parametrize("obs", [None, "2023-06-30"])

@@ -15,19 +15,13 @@ import pytest
 
 from rmanalytics.contract import TABLES
 from rmanalytics.schema import DataContractError, check_table, check_tables, parquet_conforms, validate_tables
+from tests.conftest import parquet_paths
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 D = pd.Timestamp
 
 
-def _paths(tables: dict, folder: Path) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, df in tables.items():
-        p = folder / f"{name}.parquet"
-        df.to_parquet(p, index=False)
-        out[name] = str(p)
-    return out
+_paths = parquet_paths  # tests/conftest.py
 
 
 def _same(tables: dict, folder: Path, expect_rules: set[str] | None = None) -> list:
