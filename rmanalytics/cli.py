@@ -182,7 +182,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
              f"transactions.csv); see data/README.md")
         return 1
     try:
-        tables, findings = validate_data_dir(args.data_dir, observation_end=args.observation_end)
+        tables, findings = validate_data_dir(args.data_dir, observation_end=args.observation_end, lazy=True)
     except DataContractError as exc:
         _err(f"invalid data in {args.data_dir}:\n{exc}")
         return 1
@@ -191,8 +191,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.data_dir}: data contract OK for the {len(tables)} table(s) present")
     width = max((len(n) for n in tables), default=5)
-    for name, df in tables.items():
-        print(f"  {name.ljust(width)}  {len(df):>10,d} rows")
+    from rmanalytics.overview import table_summary
+
+    for row in table_summary(tables).itertuples():  # Parquet row counts from the file footers
+        print(f"  {row.table.ljust(width)}  {row.rows:>10,d} rows")
     from rmanalytics.contract import TABLES
 
     absent = [t for t in TABLES if t not in tables]

@@ -36,6 +36,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -850,11 +851,16 @@ def validate_data_dir(
     data_dir: str | os.PathLike,
     observation_end: str | pd.Timestamp | None = None,
     tables: Iterable[str] | None = None,
-) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    *,
+    lazy: bool = False,
+) -> tuple[dict[str, Any], pd.DataFrame]:
     """Load and validate the contract tables of ``data_dir``; report data-quality findings.
 
     ``tables``: required tables (default: none required, every contract table present is loaded
     and checked, with the rules between the tables present).
+    ``lazy``: hand every table over as a Parquet path (see :func:`load_tables`): the checks and the
+    quality report then run inside DuckDB and no table is read into pandas (``rmanalytics
+    validate`` uses it, so a bank of any size validates in bounded memory).
 
     Returns
     -------
@@ -868,7 +874,8 @@ def validate_data_dir(
 
     required = list(tables) if tables is not None else []
     present = [t for t in available_tables(data_dir) if t not in required]
-    loaded = load_tables(data_dir, tables=required, optional=present, validate=True)
+    loaded = load_tables(data_dir, tables=required, optional=present, validate=True,
+                         lazy=[*required, *present] if lazy else ())
     return loaded, quality_report(loaded, observation_end=observation_end)
 
 

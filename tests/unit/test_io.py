@@ -253,3 +253,12 @@ def test_empty_parquet_table_is_an_error_when_lazy(tiny_bank, tmp_path):
     write_tables({"transactions": tiny_bank["transactions"].iloc[:0]}, tmp_path)
     with pytest.raises(DataError, match="no rows"):
         load_tables(tmp_path, tables=["transactions"], lazy=["transactions"])
+
+
+def test_validate_data_dir_lazy_gives_paths_and_the_same_findings(tiny_bank, tmp_path):
+    write_tables(tiny_bank, tmp_path)
+    eager, f_eager = validate_data_dir(tmp_path, observation_end="2022-06-30")
+    lazy, f_lazy = validate_data_dir(tmp_path, observation_end="2022-06-30", lazy=True)
+    assert set(lazy) == set(eager)
+    assert all(isinstance(v, str) and v.endswith(".parquet") for v in lazy.values())  # nothing read into pandas
+    pd.testing.assert_frame_equal(f_lazy.reset_index(drop=True), f_eager.reset_index(drop=True))
