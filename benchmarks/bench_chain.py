@@ -5,7 +5,7 @@ wall time and peak summed RSS go to ``chain_<n>_<rms>.generate.json`` next to it
 chain in a subprocess and samples the resident memory (RSS) of its whole process tree every 0.2 s:
 the runner, its worker processes and every Jupyter kernel. Kernels are attributed to their notebook
 through the ``RMANALYTICS_NOTEBOOK`` variable the runner sets. Prints, per notebook and in total,
-the wall time (from the run manifests) and the peak summed RSS.
+the wall time (from the run manifests), the peak summed RSS and the three slowest cells.
 
     python benchmarks/bench_chain.py                  # 1M customers, 500 RMs
     python benchmarks/bench_chain.py --customers 100000 --rms 100
@@ -118,6 +118,20 @@ class TreeSampler(threading.Thread):
             time.sleep(self.every)
 
 
+def slowest_cells(run_dir: Path, n: int = 3) -> list[tuple[float, str]]:
+    """The ``n`` slowest code cells of the executed notebook in ``run_dir``: (seconds, first line
+    that is not an import or comment), from the durations papermill records in each cell's metadata."""
+    cells = []
+    for nb in run_dir.glob("*.ipynb"):
+        for c in json.loads(nb.read_text()).get("cells", []):
+            d = (c.get("metadata", {}).get("papermill") or {}).get("duration")
+            if c.get("cell_type") == "code" and d:
+                lines = [ln for ln in "".join(c["source"]).splitlines() if ln.strip()]
+                first = next((ln for ln in lines if not ln.startswith(("import ", "from ", "#"))), lines[0] if lines else "")
+                cells.append((round(float(d), 1), first[:70]))
+    return sorted(cells, reverse=True)[:n]
+
+
 def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> dict:
     out = Path(tempfile.mkdtemp(prefix="bench_chain_"))
     cmd = [sys.executable, "-m", "rmanalytics", "run-all", "--data", str(data), "--out", str(out),
@@ -136,7 +150,8 @@ def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> d
         m = json.loads(manifest.read_text())
         start, end = (time.mktime(time.strptime(m[k][:19], "%Y-%m-%dT%H:%M:%S")) for k in ("started_utc", "ended_utc"))
         per_nb[m["notebook"]] = {"status": m["status"], "wall_s": end - start,
-                                 "peak_rss_GB": sampler.peak_by_nb.get(m["notebook"], 0) / 2**30}
+                                 "peak_rss_GB": sampler.peak_by_nb.get(m["notebook"], 0) / 2**30,
+                                 "slowest_cells": slowest_cells(manifest.parent)}
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file()) / 2**20
     return {"rc": proc.returncode, "wall_s": wall, "peak_rss_GB": sampler.peak_total / 2**30,
             "per_notebook": per_nb, "run_folders_MB": size, "out": str(out), "log_tail": output[-2000:],
@@ -196,6 +211,9 @@ def main() -> None:
         print("| notebook | status | wall s | peak kernel RSS GB |\n|---|---|---:|---:|")
         for nb, r in res["per_notebook"].items():
             print(f"| {nb} | {r['status']} | {r['wall_s']:.0f} | {r['peak_rss_GB']:.2f} |")
+        print("slowest cells (s):")
+        for nb, r in res["per_notebook"].items():
+            print(f"  {nb}: " + "; ".join(f"{d:.0f} s `{src}`" for d, src in r["slowest_cells"]))
         print(f"run root: {res['out']}; load average before/after: {res['load_before']} / {res['load_after']}")
         if args.compare_to:
             cmp = compare_metrics(Path(res["out"]), args.compare_to)
