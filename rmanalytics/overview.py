@@ -423,95 +423,59 @@ def relationship_profile(tables: Mapping[str, Table], *, engine: str | None = No
     """Profile of the optional relationship tables present: one row per table, attribute and value
     with ``rows`` and ``share`` within the attribute (products by family and risk level, holdings
     by product risk level and open/closed, interactions by kind and channel, feedback by kind,
-    digital activity by logins band). Empty frame when none is present. Tables given as paths are
-    counted in the engine (one GROUP BY per attribute)."""
+    digital activity by logins band). Empty frame when none is present. Counted in the engine (one
+    GROUP BY per attribute), frames and paths alike; values in ``value_counts().sort_index()`` order."""
     out = []
 
-    def emit(table: str, attribute: str, vc: pd.Series, total: int) -> None:
+    def add(table: str, attribute: str, expr: str, inputs: Mapping[str, Table], source: str,
+            where: str = "") -> None:
+        r = run_sql(f"SELECT v, COUNT(*) AS n FROM (SELECT {expr} AS v FROM {source}"
+                    f"{' WHERE ' + where if where else ''}) s GROUP BY v", inputs, engine=engine)
+        vc, total = _value_counts(r["v"].tolist(), r["n"].tolist()), int(r["n"].sum())
         for v, n in vc.items():
             out.append({"table": table, "attribute": attribute, "value": str(v), "rows": int(n),
                         "share": float(n / total) if total else float("nan")})
 
-    def add(table: str, attribute: str, s: pd.Series) -> None:
-        vc = s.astype("object").where(s.notna(), "(missing)").value_counts().sort_index()
-        emit(table, attribute, vc, len(s))
-
-    def add_sql(table: str, attribute: str, expr: str, inputs: Mapping[str, Table], source: str,
-                where: str = "") -> None:
-        r = run_sql(f"SELECT v, COUNT(*) AS n FROM (SELECT {expr} AS v FROM {source}"
-                    f"{' WHERE ' + where if where else ''}) s GROUP BY v", inputs, engine=engine)
-        emit(table, attribute, _value_counts(r["v"].tolist(), r["n"].tolist()), int(r["n"].sum()))
-
     p, h = tables.get("products"), tables.get("holdings")
     if p is not None:
-        if _is_frame(p):
-            add("products", "product_family", p["product_family"])
-            add("products", "risk_level", p["risk_level"])
-        else:
-            add_sql("products", "product_family", "product_family", {"products": p}, "products")
-            add_sql("products", "risk_level", "risk_level", {"products": p}, "products")
+        add("products", "product_family", "product_family", {"products": p}, "products")
+        add("products", "risk_level", "risk_level", {"products": p}, "products")
     if h is not None:
-        if _is_frame(h) and (p is None or _is_frame(p)):
-            if p is not None:
-                add("holdings", "product_risk_level", h["product_id"].map(p.set_index("product_id")["risk_level"]))
-            add("holdings", "status", pd.Series(np.where(h["end_date"].isna(), "held", "ended"), index=h.index))
-            add("holdings", "fixed_term", h["maturity_date"].notna())
-        else:
-            if p is not None:
-                add_sql("holdings", "product_risk_level", "p.risk_level", {"holdings": h, "products": p},
-                        "holdings h LEFT JOIN products p ON h.product_id = p.product_id")
-            add_sql("holdings", "status", "CASE WHEN end_date IS NULL THEN 'held' ELSE 'ended' END",
-                    {"holdings": h}, "holdings")
-            add_sql("holdings", "fixed_term", "maturity_date IS NOT NULL", {"holdings": h}, "holdings")
+        if p is not None:
+            add("holdings", "product_risk_level", "p.risk_level", {"holdings": h, "products": p},
+                "holdings h LEFT JOIN products p ON h.product_id = p.product_id")
+        add("holdings", "status", "CASE WHEN end_date IS NULL THEN 'held' ELSE 'ended' END", {"holdings": h}, "holdings")
+        add("holdings", "fixed_term", "maturity_date IS NOT NULL", {"holdings": h}, "holdings")
     it = tables.get("interactions")
     if it is not None:
-        if _is_frame(it):
-            add("interactions", "kind", it["kind"])
-            add("interactions", "channel", it["channel"])
-        else:
-            add_sql("interactions", "kind", "kind", {"interactions": it}, "interactions")
-            add_sql("interactions", "channel", "channel", {"interactions": it}, "interactions")
+        add("interactions", "kind", "kind", {"interactions": it}, "interactions")
+        add("interactions", "channel", "channel", {"interactions": it}, "interactions")
     fb = tables.get("feedback")
     if fb is not None:
-        if _is_frame(fb):
-            add("feedback", "kind", fb["kind"])
-            q = fb[fb["kind"] == "complaint"]
-            add("feedback", "complaint_resolved", q["resolved_at"].notna())
-        else:
-            add_sql("feedback", "kind", "kind", {"feedback": fb}, "feedback")
-            add_sql("feedback", "complaint_resolved", "resolved_at IS NOT NULL", {"feedback": fb}, "feedback",
-                    where="kind = 'complaint'")
+        add("feedback", "kind", "kind", {"feedback": fb}, "feedback")
+        add("feedback", "complaint_resolved", "resolved_at IS NOT NULL", {"feedback": fb}, "feedback",
+            where="kind = 'complaint'")
     d = tables.get("digital_activity")
-    if d is not None:
-        if _is_frame(d):
-            add("digital_activity", "logins_band", pd.cut(d["logins"], [-1, 0, 2, 5, 10, np.inf],
-                                                            labels=["0", "1-2", "3-5", "6-10", ">10"]))
-        else:  # pd.cut's right-closed bins (-1, 0], (0, 2], (2, 5], (5, 10], (10, inf)
-            add_sql("digital_activity", "logins_band",
-                    "CASE WHEN logins IS NULL OR logins <= -1 THEN NULL WHEN logins <= 0 THEN '0' "
-                    "WHEN logins <= 2 THEN '1-2' WHEN logins <= 5 THEN '3-5' WHEN logins <= 10 THEN '6-10' "
-                    "ELSE '>10' END", {"digital_activity": d}, "digital_activity")
+    if d is not None:  # pd.cut's right-closed bins (-1, 0], (0, 2], (2, 5], (5, 10], (10, inf)
+        add("digital_activity", "logins_band",
+            "CASE WHEN logins IS NULL OR logins <= -1 THEN NULL WHEN logins <= 0 THEN '0' "
+            "WHEN logins <= 2 THEN '1-2' WHEN logins <= 5 THEN '3-5' WHEN logins <= 10 THEN '6-10' "
+            "ELSE '>10' END", {"digital_activity": d}, "digital_activity")
     return pd.DataFrame(out, columns=["table", "attribute", "value", "rows", "share"])
 
 
 def relationship_metrics(tables: Mapping[str, Table], *, engine: str | None = None) -> dict[str, float | int]:
     """Key figures of the relationship tables present: ``contacts_per_customer`` (interactions per
-    distinct contacted customer) and ``n_complaints`` (feedback rows of kind complaint)."""
+    distinct contacted customer) and ``n_complaints`` (feedback rows of kind complaint); counted in
+    the engine, frames and paths alike."""
     out: dict[str, float | int] = {}
     it = tables.get("interactions")
     if it is not None:
-        if _is_frame(it):
-            n, k = len(it), it["customer_id"].nunique()
-        else:
-            r = run_sql("SELECT COUNT(*) AS n, COUNT(DISTINCT customer_id) AS k FROM interactions",
-                        {"interactions": it}, engine=engine).iloc[0]
-            n, k = int(r["n"]), int(r["k"])
-        out["contacts_per_customer"] = float(n / max(k, 1))
+        r = run_sql("SELECT COUNT(*) AS n, COUNT(DISTINCT customer_id) AS k FROM interactions",
+                    {"interactions": it}, engine=engine).iloc[0]
+        out["contacts_per_customer"] = float(int(r["n"]) / max(int(r["k"]), 1))
     fb = tables.get("feedback")
     if fb is not None:
-        if _is_frame(fb):
-            out["n_complaints"] = int((fb["kind"] == "complaint").sum())
-        else:
-            out["n_complaints"] = int(run_sql("SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint'",
-                                              {"feedback": fb}, engine=engine)["n"].iloc[0])
+        out["n_complaints"] = int(run_sql("SELECT COUNT(*) AS n FROM feedback WHERE kind = 'complaint'",
+                                          {"feedback": fb}, engine=engine)["n"].iloc[0])
     return out

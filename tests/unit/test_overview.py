@@ -137,6 +137,39 @@ def test_path_inputs_equal_frames(sample_both):
     pd.testing.assert_frame_equal(overview.relationship_profile(mixed), overview.relationship_profile(frames))
 
 
+def _profile_in_pandas(t: dict) -> pd.DataFrame:
+    """Independent reference for relationship_profile: value_counts in pandas."""
+    out = []
+
+    def add(table, attribute, s):
+        vc = s.astype("object").where(s.notna(), "(missing)").value_counts().sort_index()
+        out.extend({"table": table, "attribute": attribute, "value": str(v), "rows": int(n), "share": n / len(s)}
+                   for v, n in vc.items())
+
+    p, h, it, fb, d = (t[k] for k in ("products", "holdings", "interactions", "feedback", "digital_activity"))
+    add("products", "product_family", p["product_family"])
+    add("products", "risk_level", p["risk_level"])
+    add("holdings", "product_risk_level", h["product_id"].map(p.set_index("product_id")["risk_level"]))
+    add("holdings", "status", pd.Series(np.where(h["end_date"].isna(), "held", "ended"), index=h.index))
+    add("holdings", "fixed_term", h["maturity_date"].notna())
+    add("interactions", "kind", it["kind"])
+    add("interactions", "channel", it["channel"])
+    add("feedback", "kind", fb["kind"])
+    add("feedback", "complaint_resolved", fb.loc[fb["kind"] == "complaint", "resolved_at"].notna())
+    add("digital_activity", "logins_band",
+        pd.cut(d["logins"], [-1, 0, 2, 5, 10, np.inf], labels=["0", "1-2", "3-5", "6-10", ">10"]))
+    return pd.DataFrame(out, columns=["table", "attribute", "value", "rows", "share"])
+
+
+def test_relationship_profile_and_metrics_equal_pandas(sample_both):
+    frames, paths = sample_both
+    pd.testing.assert_frame_equal(overview.relationship_profile(paths), _profile_in_pandas(frames))
+    it, fb = frames["interactions"], frames["feedback"]
+    assert overview.relationship_metrics(paths) == {
+        "contacts_per_customer": len(it) / it["customer_id"].nunique(),
+        "n_complaints": int((fb["kind"] == "complaint").sum())}
+
+
 @pytest.mark.parametrize("portable", [False, True])
 @pytest.mark.parametrize("table,column,clip", [("transactions", "amount", 0.99), ("transactions", "amount", 1.0),
                                                ("balances", "aum", 0.9), ("transactions", "fee", 0.75)])
