@@ -62,6 +62,19 @@ def _bad_rows(table: str, column: str, rule: str, mask: pd.Series, df: pd.DataFr
         raise ChurnDataError(rule_message(f"{table}.{column}", f"rule '{rule}'", n, examples))
 
 
+def _last_snapshot_sql(columns: str, before: str) -> str:
+    """Subquery: each spine customer's last balance snapshot satisfying ``before`` (a condition on
+    ``b.snapshot_date``, may use ``s.`` spine columns), with ``columns`` (``b.``-qualified, aliases
+    allowed). Used by the landmark covariates and by the state today."""
+    names = ", ".join(c.split(" AS ")[-1].split(".")[-1] for c in columns.split(", "))
+    return f"""SELECT customer_id, {names} FROM (
+        SELECT b.customer_id, {columns},
+               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
+        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
+        WHERE {before}
+    ) x WHERE rn = 1"""
+
+
 def covariates_sql(window_start: str, lookback_days: int, *, has_fee: bool = True,
                    has_acquisition_channel: bool = True) -> str:
     """SQL (DuckDB dialect, transpilable to Spark) for the per-customer covariates at the landmark.
@@ -98,12 +111,7 @@ tx AS (
     GROUP BY s.customer_id
 ),
 bal AS (
-    SELECT customer_id, aum, n_products FROM (
-        SELECT b.customer_id, b.aum, b.n_products,
-               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
-        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
-        WHERE CAST(b.snapshot_date AS DATE) < s.landmark
-    ) x WHERE rn = 1
+    {_last_snapshot_sql("b.aum, b.n_products", "CAST(b.snapshot_date AS DATE) < s.landmark")}
 ),
 prm AS (
     SELECT customer_id, rm_id FROM (
@@ -969,20 +977,11 @@ tx AS (
     GROUP BY t.customer_id
 ),
 bal AS (
-    SELECT customer_id, aum, n_products FROM (
-        SELECT b.customer_id, b.aum, b.n_products,
-               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
-        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
-        WHERE CAST(b.snapshot_date AS DATE) <= DATE '{d}'
-    ) x WHERE rn = 1
+    {_last_snapshot_sql("b.aum, b.n_products", f"CAST(b.snapshot_date AS DATE) <= DATE '{d}'")}
 ),
 bal0 AS (
-    SELECT customer_id, aum AS aum_before FROM (
-        SELECT b.customer_id, b.aum,
-               ROW_NUMBER() OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date DESC) AS rn
-        FROM balances b JOIN spine s ON b.customer_id = s.customer_id
-        WHERE CAST(b.snapshot_date AS DATE) <= DATE '{d}' - INTERVAL {int(change_days)} DAY
-    ) x WHERE rn = 1
+    {_last_snapshot_sql("b.aum AS aum_before",
+                        f"CAST(b.snapshot_date AS DATE) <= DATE '{d}' - INTERVAL {int(change_days)} DAY")}
 ),
 prm AS (
     SELECT customer_id, rm_id FROM (
