@@ -71,8 +71,8 @@ def table_summary(tables: Mapping[str, Table], *, engine: str | None = None) -> 
 def date_ranges(tables: Mapping[str, Table], *, engine: str | None = None) -> pd.DataFrame:
     """Range of every contract date column: ``table``, ``column``, ``min``, ``max``, ``n_missing``.
 
-    ``n_missing`` counts nulls (for nullable end dates a null means "still open"). A path is
-    scanned once per table in the engine (MIN, MAX and null count of every date column).
+    ``n_missing`` counts nulls (for nullable end dates a null means "still open"). Each table (frame
+    or path) is scanned once in the engine (MIN, MAX and null count of every date column).
     """
     rows = []
     for name, df in tables.items():
@@ -81,12 +81,6 @@ def date_ranges(tables: Mapping[str, Table], *, engine: str | None = None) -> pd
             continue
         present = columns_of(df, engine)
         cols = [c.name for c in contract.columns if c.dtype == "date" and c.name in present]
-        if _is_frame(df):
-            for c in cols:
-                s = pd.to_datetime(df[c])
-                rows.append({"table": name, "column": c, "min": s.min(), "max": s.max(),
-                             "n_missing": int(s.isna().sum())})
-            continue
         if not cols:
             continue
         sel = ", ".join(f"MIN({_q(c)}) AS min_{i}, MAX({_q(c)}) AS max_{i}, "
@@ -142,7 +136,7 @@ def latest_aum(balances: Table, *, engine: str | None = None) -> pd.DataFrame:
 
 
 def customer_mix_sql(observation_end: str | pd.Timestamp | None = None) -> str:
-    """SQL of :func:`customer_mix` for a table input (``customers``): counts per type and risk level."""
+    """SQL of :func:`customer_mix` (input ``customers``): counts per type and risk level."""
     where = "customer_type IS NOT NULL AND risk_level IS NOT NULL"
     if observation_end is not None:
         end = f"CAST('{pd.Timestamp(observation_end).isoformat(sep=' ')}' AS TIMESTAMP)"
@@ -157,19 +151,11 @@ def customer_mix(customers: Table, observation_end: str | pd.Timestamp | None = 
     """Customers by ``customer_type`` (rows) and ``risk_level`` (columns 1-5) with a ``total``.
 
     With ``observation_end``, only customers open on that day (opened on or before it and not
-    closed on or before it) are counted. A path is counted in the engine.
+    closed on or before it) are counted, in the engine (frames and paths alike).
     """
-    if _is_frame(customers):
-        df = customers
-        if observation_end is not None:
-            end = pd.Timestamp(observation_end)
-            close = pd.to_datetime(df["close_date"])
-            df = df[(pd.to_datetime(df["open_date"]) <= end) & (close.isna() | (close > end))]
-        tab = pd.crosstab(df["customer_type"], df["risk_level"])
-    else:
-        counts = run_sql(customer_mix_sql(observation_end), {"customers": customers}, engine=engine)
-        tab = counts.pivot_table(index="customer_type", columns="risk_level", values="n", aggfunc="sum",
-                                 fill_value=0).astype("int64")
+    counts = run_sql(customer_mix_sql(observation_end), {"customers": customers}, engine=engine)
+    tab = counts.pivot_table(index="customer_type", columns="risk_level", values="n", aggfunc="sum",
+                             fill_value=0).astype("int64")
     tab = tab.reindex(columns=range(1, 6), fill_value=0)
     tab.columns = [f"risk_{c}" for c in tab.columns]
     tab["total"] = tab.sum(axis=1)
