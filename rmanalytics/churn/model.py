@@ -397,7 +397,9 @@ class ChurnModel(BaseEstimator):
     (design columns), ``params_`` (coefficients, a Series), ``summary_`` (``estimate``, ``se``,
     ``lower_95``, ``upper_95`` on the coefficient scale at ``alpha``, then lifelines' columns ``coef``,
     ``exp(coef)``, ``se(coef)``, intervals, ``z``, ``p``), ``variance_matrix_``, ``hazard_ratios_``
-    (Series by covariate; Cox and Weibull AFT), ``concordance_`` (training),
+    (Series by covariate; Cox and Weibull AFT), ``concordance_`` (training), ``data_attrs_`` (the
+    training frame's ``attrs``: a :func:`~rmanalytics.churn.frame.survival_frame` records its window,
+    churn definition, time grid and lookback there, and its time-varying frames keep them),
     ``baseline_cumulative_hazard_`` and ``design_mean_`` (Cox), ``fitter_`` (the lifelines fitter,
     None for solver="fast"), ``design_``, ``reference_levels_``.
     """
@@ -455,6 +457,7 @@ class ChurnModel(BaseEstimator):
         self.covariates_, self.strata_ = covs, strata
         self.duration_col_, self.event_col_, self.entry_col_ = duration_col, event_col, entry_col
         self.weights_col_, self.id_col_ = weights_col, id_col
+        self.data_attrs_ = dict(frame.attrs)  # what the frame was built from (survival_frame's window, grid, ...)
         self.design_ = _Design.fit(frame, covs)
         self.reference_levels_ = dict(self.design_.reference)
         X = self.design_.transform(frame)
