@@ -94,12 +94,26 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     dummy = np.array(["=" in n for n in names])
     vals[:, dummy] = np.where(X[:, dummy] != 0, vals[:, dummy], 0.0)  # "customer_type=corporate" only if it is
     order = np.argsort(-vals, axis=1)[:, :n_drivers]
-    drivers = [", ".join(f"{names[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
-               for i in range(len(now))]
+    drivers = _driver_text(names, vals, order)
     out = pd.DataFrame({"customer_id": now["customer_id"].to_numpy(), "p_churn": p.to_numpy(float),
                         "rm_left": now["rm_left"].to_numpy(int), "risk_drivers": drivers})
     out.attrs.update(horizon_days=int(horizon_days), hr_rm_left=float(model.hazard_ratios_["rm_left"]),
                      model_reused=bool(reused))
+    return out
+
+
+def _driver_text(names: np.ndarray, vals: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Per row, "name (xhazard ratio)" of the columns ``order[i]`` (by decreasing ``vals``) whose
+    value is positive, joined by ", ": one formatting pass per driver rank, not per customer."""
+    rows = np.arange(len(vals))
+    out = np.full(len(vals), "", dtype=object)
+    for r in range(order.shape[1]):
+        c = order[:, r]
+        v = vals[rows, c]
+        pos = np.flatnonzero(v > 0)  # by decreasing value: positive ones come first in each row
+        piece = np.array([f"{n} (x{e:.2f})" for n, e in zip(names[c[pos]].tolist(), np.exp(v[pos]).tolist())],
+                         dtype=object)
+        out[pos] = piece if r == 0 else out[pos] + ", " + piece
     return out
 
 

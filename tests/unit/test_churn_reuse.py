@@ -141,3 +141,28 @@ def test_churn_risk_now_decides_itself_whether_the_model_fits(tables, frames):
         other = churn_risk_now(tables, w.end, time_grid="week", model=m)
         assert other.attrs["model_reused"] is False
         pd.testing.assert_frame_equal(other, plain, check_exact=True)
+
+
+def test_risk_driver_text_equals_the_per_customer_format():
+    from rmanalytics.book.value import _driver_text
+
+    rng = np.random.default_rng(3)
+    names = np.array(["log_aum", "customer_type=retail", "rm_left", "n_tx"])
+    vals = rng.normal(size=(5000, 4)) * rng.choice([0.01, 1.0, 3.0], size=(5000, 4))
+    vals[:50] = -1.0          # no driver
+    vals[50:100, :2] = 0.5    # ties
+    vals[50:100, 2:] = 0.0
+    order = np.argsort(-vals, axis=1)[:, :3]
+    per_row = [", ".join(f"{names[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
+               for i in range(len(vals))]
+    assert list(_driver_text(names, vals, order)) == per_row
+
+
+def test_constant_covariate_is_still_reported():
+    from rmanalytics.churn.model import ChurnModelError
+
+    rng = np.random.default_rng(0)
+    f = pd.DataFrame({"duration": rng.integers(1, 100, 300).astype(float), "event": rng.integers(0, 2, 300),
+                      "x": rng.normal(size=300), "c": 2.0})
+    with pytest.raises(ChurnModelError, match=r"\['c'\] are constant"):
+        churn.ChurnModel("cox", covariates=["x", "c"], solver="fast").fit(f)
