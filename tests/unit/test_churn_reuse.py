@@ -166,3 +166,16 @@ def test_constant_covariate_is_still_reported():
                       "x": rng.normal(size=300), "c": 2.0})
     with pytest.raises(ChurnModelError, match=r"\['c'\] are constant"):
         churn.ChurnModel("cox", covariates=["x", "c"], solver="fast").fit(f)
+
+
+def test_retention_table_groups_from_the_needed_columns_only(frames):
+    """The per-group Kaplan-Meier fits see the same rows as a filter of the whole frame."""
+    from lifelines import KaplanMeierFitter
+
+    f = churn.add_segments(frames[2])
+    tab = churn.retention_table(f, "tier")
+    for g in ("value_low", "value_high"):
+        sub = f[f["tier"] == g]
+        km = KaplanMeierFitter().fit(sub["duration"], sub["event"], entry=sub["entry"])
+        assert tab.loc[g, "retention_12m"] == float(km.survival_function_at_times(12 * 365.25 / 12).iloc[0])
+        assert tab.loc[g, "customers"] == len(sub) and tab.loc[g, "churned"] == int(sub["event"].sum())
