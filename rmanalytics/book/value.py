@@ -34,6 +34,10 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     fast solver, without penalty or strata; otherwise the model is refitted here (same result as with ``model=None``).
     ``attrs["model_reused"]`` tells which happened.
 
+    ``current``: :func:`rmanalytics.churn.current_state` at ``as_of`` with ``recent_days =
+    lookback_days`` (e.g. the worklist's); computed here when None or when its ``attrs`` show
+    another day or window.
+
     With ``behaviour`` the monthly behaviour covariates (months since purchase, activity change,
     AUM trend; :func:`rmanalytics.churn.behaviour_covariates`) enter the model as in notebook 02 and
     are taken for today's month from data before it. Returns ``customer_id, p_churn, rm_left,
@@ -58,8 +62,11 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
         model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
             long, "stop", "event", entry_col="start", id_col="customer_id")
         del long
-    cur = current if current is not None else churn.current_state(tables, as_of, recent_days=lookback_days,
-                                                                   engine=engine)
+    a = {} if current is None else current.attrs  # a current_state for another day or window is not used
+    if current is None or a.get("as_of", as_of.date().isoformat()) != as_of.date().isoformat() \
+            or a.get("recent_days", lookback_days) != lookback_days:
+        current = churn.current_state(tables, as_of, recent_days=lookback_days, engine=engine)
+    cur = current
     cust = tables["customers"].set_index("customer_id")
     now = cur[["customer_id"]].copy()
     for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):

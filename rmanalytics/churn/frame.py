@@ -1097,5 +1097,6 @@ def current_state(tables: dict[str, Any], as_of: str | pd.Timestamp, *, recent_d
         df["activity_ratio"] = np.where(rate_base > 0, rate_recent / rate_base, np.nan)
     df["recency_days"] = (as_of - df["last_tx_date"]).dt.days.astype(float)
     df["tx_fee"], df["tx_amount"] = df["tx_fee_recent"], df["tx_amount_recent"]  # the worklist's value columns
-    df.attrs["as_of"] = as_of.date().isoformat()
+    df.attrs.update(as_of=as_of.date().isoformat(), recent_days=int(recent_days), baseline_days=int(baseline_days),
+                    change_days=int(change_days))
     return df.reset_index(drop=True)

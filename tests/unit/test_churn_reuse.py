@@ -179,3 +179,20 @@ def test_retention_table_groups_from_the_needed_columns_only(frames):
         km = KaplanMeierFitter().fit(sub["duration"], sub["event"], entry=sub["entry"])
         assert tab.loc[g, "retention_12m"] == float(km.survival_function_at_times(12 * 365.25 / 12).iloc[0])
         assert tab.loc[g, "customers"] == len(sub) and tab.loc[g, "churned"] == int(sub["event"].sum())
+
+
+def test_churn_risk_now_uses_a_current_state_only_when_measured_alike(tables, frames):
+    from rmanalytics.book import churn_risk_now
+
+    w, _, week, mon = frames
+    long = churn.time_varying_frame(week, monthly=mon, columns=COVS)
+    m = churn.ChurnModel("cox", covariates=COVS + ["rm_left", *churn.BEHAVIOUR_COVARIATES], solver="fast").fit(
+        long, "stop", "event", entry_col="start", id_col="customer_id")
+    plain = churn_risk_now(tables, w.end, time_grid="week", model=m)
+    cur = churn.current_state(tables, w.end)
+    assert cur.attrs["recent_days"] == 90
+    pd.testing.assert_frame_equal(churn_risk_now(tables, w.end, time_grid="week", model=m, current=cur), plain,
+                                  check_exact=True)
+    other = churn.current_state(tables, w.end, recent_days=30)  # another window: not used
+    pd.testing.assert_frame_equal(churn_risk_now(tables, w.end, time_grid="week", model=m, current=other), plain,
+                                  check_exact=True)
