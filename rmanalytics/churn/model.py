@@ -238,9 +238,13 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.searchsorted(times, stop, side="right").astype(np.int32)   # row in risk set of times[:stop_idx]
-    start_idx = (np.zeros(n, np.int32) if start is None
-                 else np.searchsorted(times, np.asarray(start, float), side="right").astype(np.int32))
+    stop_idx = np.empty(n, np.int32)   # row in risk set of times[:stop_idx]
+    start_idx = np.zeros(n, np.int32)
+    start = None if start is None else np.asarray(start, float)
+    for i in range(0, n, CHUNK_ROWS):  # by chunks: no n-long int64 temporaries
+        stop_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, stop[i:i + CHUNK_ROWS], side="right")
+        if start is not None:
+            start_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, start[i:i + CHUNK_ROWS], side="right")
     step = int(chunk_rows or CHUNK_ROWS)
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
@@ -467,10 +471,11 @@ class ChurnModel(BaseEstimator):
         X = self.design_.transform(frame)
         _check_design(X)
         self.columns_ = X.columns.tolist()
-        T = frame[duration_col].astype(float).to_numpy()
+        # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
+        T = frame[duration_col].to_numpy(dtype=float)
         E = frame[event_col].astype(int).to_numpy()
-        S = frame[entry_col].astype(float).to_numpy() if entry_col else None
-        W = frame[weights_col].astype(float).to_numpy() if weights_col else None
+        S = frame[entry_col].to_numpy(dtype=float) if entry_col else None
+        W = frame[weights_col].to_numpy(dtype=float) if weights_col else None
         fast = self.model == "cox" and self.solver == "fast"
         df = None
         if not fast:  # lifelines' fitters take one frame; the fast solver works on X as it is
@@ -535,7 +540,7 @@ class ChurnModel(BaseEstimator):
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
         if self.model == "cox":
-            self.design_mean_ = X.mean(0).to_numpy()
+            self.design_mean_ = X.to_numpy().mean(0)  # = X.mean(0), without pandas' n x d missing-value mask
             ph = self._partial_hazard(X)
             if strata:
                 keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
@@ -545,7 +550,9 @@ class ChurnModel(BaseEstimator):
                     for k in np.unique(keys)}
             else:
                 self.baseline_cumulative_hazard_ = breslow_baseline(T, E, ph, S, W)
-        self.concordance_ = self._concordance(frame, X)
+        risk = self._linear_risk(X)
+        del X, df  # the design matrix is freed before the concordance's per-customer pass
+        self.concordance_ = self._concordance(frame, risk=risk)
         return self
 
     def _set_summary(self) -> None:
@@ -613,12 +620,11 @@ class ChurnModel(BaseEstimator):
         cols = [c for c in lam.index if c != "Intercept"]
         return -(X[cols].to_numpy() @ lam[cols].to_numpy())
 
-    def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None) -> float:
+    def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None, risk: np.ndarray | None = None) -> float:
         from rmanalytics.concordance import concordance_index
 
-        if X is None:
-            X = self.design_matrix(frame)
-        risk = self._linear_risk(X)
+        if risk is None:
+            risk = self._linear_risk(self.design_matrix(frame) if X is None else X)
         T = frame[self.duration_col_].to_numpy(float)
         E = frame[self.event_col_].to_numpy(int)
         if self.id_col_ and self.id_col_ in frame.columns:
