@@ -41,3 +41,6 @@ class BookParams(NotebookParams):
         None, description="tables/ folder of a 02 run (churn_risk); None: recompute.")
     kpi_tables_path: str | None = Field(
         None, description="tables/ folder of a 04 run (kpis, scorecard, kpi_points); None: recompute.")
+    monthly_measures_path: str | None = Field(
+        None, description="rm_month_measures.parquet of a 04 run (its tables/), read when recorded with this run's "
+                          "rule settings and data span; None: recompute.")

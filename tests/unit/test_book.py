@@ -187,6 +187,14 @@ def test_sample_customers_of_departed_rms_are_under_a_successor_or_unassigned(sa
     assert not res["book"]["rm_id"].isin(departed).any()
 
 
+def test_sample_book_carries_the_health_coverage(sample_book):
+    """Notebook 05 shows the coverage from build_book's customer frame instead of scoring again."""
+    t, end, res, _ = sample_book
+    clv = B.clv_income(t, end)
+    direct = B.health_score(B.health_features(t, end, current=current_state(t, end), clv=clv)).attrs["coverage"]
+    assert res["customers"].attrs["coverage"] == direct
+
+
 def test_sample_health_validation_table(sample_book):
     t, end, _, _ = sample_book
     v = B.validate_health(t, end - pd.Timedelta(days=180), end)
