@@ -271,15 +271,22 @@ def pack_workers(n_rms: int, jobs: int = 0) -> int:
 
 
 def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
-                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0) -> list[Path]:
+                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0,
+                   top_n: int = 0) -> list[Path]:
     """``<out_dir>/by_rm/<rm_id>/book.{xlsx,csv,html}`` for every RM in ``priority`` (or ``rm_ids``).
 
-    book.csv = the RM's priority list (raw ids of the RM's own current customers); book.xlsx has
-    sheets "priority" and "scorecard"; book.html shows both. ``jobs > 1`` splits the RMs over that
+    book.csv = the RM's priority list (raw ids of the RM's own current customers, every one of
+    them); book.xlsx has sheets "priority" and "scorecard"; book.html shows both. ``top_n > 0``
+    sizes the two documents people read for a person: book.xlsx and book.html then show the
+    first ``top_n`` rows of the priority list (by rank) of an RM with more customers, the sheet is
+    named "priority top <top_n>" and the page says how many customers there are and that book.csv
+    lists every one; ``top_n=0`` (default) shows every row. ``jobs > 1`` splits the RMs over that
     many worker processes (each gets only its RMs' rows); ``jobs=0`` (default) uses one per CPU, at
     most 4, and one process for fewer than 50 RMs. The files do not depend on ``jobs``. Returns the
     pack folders.
     """
+    cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
+    priority = priority[["rm_id", *cols]]  # only what the packs show (less to hand to the workers)
     jobs = pack_workers(priority["rm_id"].nunique() if rm_ids is None else len(rm_ids), jobs)
     if jobs > 1:
         import multiprocessing as mp
@@ -290,10 +297,9 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
         with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(write_rm_packs, priority[priority["rm_id"].isin(c)],
                                 None if scorecard is None else scorecard[scorecard["rm_id"].isin(c)], out_dir,
-                                lang=lang, rm_ids=c, as_of=as_of) for c in chunks]
+                                lang=lang, rm_ids=c, as_of=as_of, top_n=top_n) for c in chunks]
             return sorted(p for f in futs for p in f.result())
     base = Path(out_dir) / "by_rm"
-    cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
     sc_groups = dict(tuple(scorecard.groupby("rm_id"))) if scorecard is not None and len(scorecard) else {}
     sc_cols = [c for c in (scorecard.columns if scorecard is not None else []) if c != "rm_id"]
     out = []
@@ -305,10 +311,15 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
         book = localize_codes(g[cols].sort_values("rank"), lang)
         sc = localize_codes(sc_groups.get(rm, pd.DataFrame(columns=sc_cols))[sc_cols], lang)
         _csv(folder / "book.csv", book, lang)
-        write_xlsx(folder / "book.xlsx", {"priority": book, "scorecard": sc}, lang)
+        shown, sheet, note = book, "priority", ""
+        if 0 < top_n < len(book):
+            shown, sheet = book.iloc[:top_n], f"priority top {top_n}"
+            note = (f"按优先级排在前 {top_n} 位的客户（共 {len(book):,} 位）；全部客户见 book.csv。" if lang == "zh" else
+                    f"The first {top_n} of {len(book):,} customers by priority; book.csv lists every customer.")
+        write_xlsx(folder / "book.xlsx", {sheet: shown, "scorecard": sc}, lang)
         title = (f"客户经理 {rm} 客户服务优先清单 {as_of}" if lang == "zh" else f"RM {rm}: service-priority list {as_of}")
-        write_html(folder / "book.html", title, {"priority" if lang != "zh" else "服务优先清单": book,
-                                                  "scorecard" if lang != "zh" else "我的考核": sc}, lang)
+        write_html(folder / "book.html", title, {"priority" if lang != "zh" else "服务优先清单": shown,
+                                                  "scorecard" if lang != "zh" else "我的考核": sc}, lang, note=note)
         out.append(folder)
     return out
 
