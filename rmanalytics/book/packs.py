@@ -176,7 +176,8 @@ def _sheet(wb, name: str, df: pd.DataFrame, lang: str, formats: dict) -> None:
                     write_string(i + 1, j, v if type(v) is str else str(v))
         width = max(len(column_label(c, lang)) + 2, 10)
         if fmt is None and len(s):
-            width = min(max(width, int(s.astype(str).str.len().quantile(0.9)) + 2), 80)
+            lens = s.astype(str).str.len().to_numpy()  # 90th percentile as Series.quantile(0.9), without its overhead
+            width = min(max(width, int(np.percentile(lens, 0.9 * 100.0)) + 2), 80)
         ws.set_column(j, j, width)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(len(df), 1), max(len(cols) - 1, 0))
