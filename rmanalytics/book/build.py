@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from rmanalytics.book.current import current_book, unassigned_customers
-from rmanalytics.book.health import HealthConfig, health_features, health_score, join_columns
+from rmanalytics.book.health import HealthConfig, health_features, health_score
 from rmanalytics.book.priority import ActionRules, priority_list
 
 
@@ -25,7 +25,8 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
     for frame, cols in ((segments, ["segment", "lifecycle_stage", "tier"]), (cells, ["cell", "service_plan"]),
                         (risk, ["p_churn", "rm_left", "risk_drivers"]), (clv, ["p_alive", "clv_income"])):
         if frame is not None:
-            out = join_columns(out, frame, [c for c in cols if c in frame.columns])
+            out = out.merge(frame[["customer_id", *[c for c in cols if c in frame.columns]]].drop_duplicates("customer_id"),
+                            on="customer_id", how="left")
     if warnings is not None and len(warnings):
         out["warning_detail"] = out["customer_id"].map(warnings.drop_duplicates("customer_id").set_index("customer_id")["detail"])
     it = tables.get("interactions")

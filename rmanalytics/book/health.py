@@ -178,25 +178,6 @@ def _optional_features(tables: dict[str, Any], ids: pd.Series, as_of: pd.Timesta
     return out.reset_index()
 
 
-def join_columns(left: pd.DataFrame, right: pd.DataFrame, cols: list[str], key: str = "customer_id") -> pd.DataFrame:
-    """``left`` with ``cols`` of ``right`` (first row per ``key``) added by key: the result of
-    ``left.merge(right[[key, *cols]].drop_duplicates(key), on=key, how="left")`` for a ``left``
-    with unique keys (same rows, order, values and dtypes), without copying ``left``'s columns
-    once per join. Falls back to that merge when the keys of ``left`` repeat or a column exists."""
-    r = right[[key, *cols]].drop_duplicates(key)
-    if not left[key].is_unique or any(c in left.columns for c in cols):
-        return left.merge(r, on=key, how="left")
-    r = r.set_index(key)
-    pos = r.index.get_indexer(left[key])
-    out = left.copy(deep=False)
-    out.index = pd.RangeIndex(len(out))  # as merge
-    for c in cols:
-        s = r[c].take(pos) if (pos >= 0).all() else r[c].reindex(left[key])
-        s.index = out.index
-        out[c] = s
-    return out
-
-
 def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | None = None,
                     clv: pd.DataFrame | None = None, recent_days: int = 90, baseline_days: int = 365,
                     engine: str = "duckdb") -> pd.DataFrame:
@@ -219,14 +200,11 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
     tenure = (as_of - f["customer_id"].map(cust["open_date"])).dt.days.astype(float)
     f["recency_days"] = f["recency_days"].fillna(tenure)
     opt = _optional_features(tables, f["customer_id"], as_of)
-    f = join_columns(f, opt, [c for c in opt.columns if c != "customer_id"])  # opt: one row per id of f
+    f = f.merge(opt, on="customer_id", how="left")
     if "n_products_holdings" in f.columns:
         f["n_products"] = f["n_products_holdings"]
     if clv is not None:
-        if clv["customer_id"].is_unique:
-            f = join_columns(f, clv, ["clv_income"])
-        else:
-            f = f.merge(clv[["customer_id", "clv_income"]], on="customer_id", how="left")
+        f = f.merge(clv[["customer_id", "clv_income"]], on="customer_id", how="left")
     return f
 
 

@@ -279,17 +279,3 @@ def test_packs_in_worker_processes_equal_one_process(sample_book, tmp_path):
     B.write_rm_packs(pri, None, tmp_path, rm_ids=some, jobs=2)
     for rm in some:
         assert (tmp_path / "by_rm" / rm / "book.csv").read_bytes() == (out / "by_rm" / rm / "book.csv").read_bytes()
-
-
-def test_join_columns_equals_the_left_merge():
-    from rmanalytics.book.health import join_columns
-
-    left = pd.DataFrame({"customer_id": ["C3", "C1", "C9", "C2"], "aum": [3.0, 1.0, 9.0, 2.0]}, index=[7, 5, 1, 0])
-    right = pd.DataFrame({"customer_id": ["C1", "C2", "C3", "C1"], "n": [1, 2, 3, 4], "flag": [True, False, True, False],
-                          "when": pd.to_datetime(["2024-01-01", None, "2024-03-01", "2024-04-01"]), "txt": ["a", None, "c", "d"]})
-    cols = ["n", "flag", "when", "txt"]
-    want = left.merge(right[["customer_id", *cols]].drop_duplicates("customer_id"), on="customer_id", how="left")
-    pd.testing.assert_frame_equal(join_columns(left, right, cols), want)  # C9 missing: int -> float, bool -> object
-    full = left[left["customer_id"] != "C9"]
-    pd.testing.assert_frame_equal(join_columns(full, right, cols),
-                                  full.merge(right[["customer_id", *cols]].drop_duplicates("customer_id"), on="customer_id", how="left"))
