@@ -14,7 +14,8 @@ from rmanalytics.kpi.dressing import deposit_definition_gap
 from rmanalytics.kpi.drivers import (DriverResult, activity_panel, driver_analysis, fe_regression,
                                      feature_groups)
 from rmanalytics.kpi.measures import (KPI_DEFINITIONS, EffectiveRule, KpiDef, QualityRule, definitions_table,
-                                      kpi_table, month_calendar, period_label, rm_month_measures, rm_month_sql,
+                                      kpi_table, month_calendar, monthly_measures, period_label, rm_month_measures,
+                                      rm_month_sql,
                                       segment_fee_table)
 from rmanalytics.kpi.measures import CUSTOMER_LEVEL_KPIS, customer_level_measures
 from rmanalytics.kpi.plots import plot_milestones, plot_rating_distribution, plot_scorecard_heat, plot_waterfall
@@ -32,7 +33,7 @@ from rmanalytics.kpi.training import (TrainingEffect, callaway_santanna, naive_t
 __all__ = [
     "DriverResult", "activity_panel", "driver_analysis", "fe_regression", "feature_groups",
     "CUSTOMER_LEVEL_KPIS", "customer_level_measures",
-    "KPI_DEFINITIONS", "KpiDef", "kpi_table", "segment_fee_table", "month_calendar", "period_label", "rm_month_measures", "rm_month_sql",
+    "KPI_DEFINITIONS", "KpiDef", "kpi_table", "segment_fee_table", "month_calendar", "monthly_measures", "period_label", "rm_month_measures", "rm_month_sql",
     "plot_milestones", "plot_rating_distribution", "plot_scorecard_heat", "plot_waterfall",
     "RATINGS", "ScorecardConfig", "cycle_flags", "kpi_points", "load_scorecard_config", "rollup", "rollup_kpis",
     "scorecard",

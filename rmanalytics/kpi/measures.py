@@ -25,7 +25,10 @@ See :data:`KPI_DEFINITIONS`; every name there can be used in the scorecard confi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -521,7 +524,19 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     The definitions used where the data decides (deposits on daily averages or month-end, new NPL
     from a column or derived, recovery available or not) are in ``attrs["definitions"]``
     (KPI -> sentence) and carried into :func:`kpi_table`; see :func:`definitions_table`.
+    ``attrs["settings"]`` records what the result depends on besides the data (see
+    :func:`monthly_measures`, which reads a recorded table back when they match).
     """
+    plan = _rm_month_plan(tables, start=start, end=end, engine=engine,
+                          effective_window_days=effective_window_days, effective=effective, quality=quality)
+    return _run_rm_month_plan(plan, engine)
+
+
+def _rm_month_plan(tables: dict[str, Any], *, start=None, end=None, engine: str | None = None,
+                   effective_window_days: int = 90, effective: EffectiveRule | None = None,
+                   quality: QualityRule | None = None) -> dict[str, Any]:
+    """Everything :func:`rm_month_measures` decides before running its SQL: the SQL text, its inputs,
+    the month calendar, the data-dependent definitions and the ``settings`` record."""
     missing = [t for t in REQUIRED if t not in tables]
     if missing:
         raise DataError(f"rm_month_measures needs tables {missing}")
@@ -552,7 +567,30 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
     if dep == "daily_balances":
         inputs["daily_balances"] = tables["daily_balances"]
+    settings = {
+        "format": MONTHLY_FORMAT,
+        "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(),
+        "months": [months["month_start"].iloc[0].date().isoformat(), months["month_start"].iloc[-1].date().isoformat()]
+        if len(months) else [],
+        "effective": asdict(effective), "quality": asdict(quality),
+        "effective_window_days": int(effective_window_days),
+        "rows": {k: _row_count(v, engine) for k, v in inputs.items()},
+    }
     inputs["months"] = months
+    return {"sql": sql, "inputs": inputs, "dep": dep, "flags": flags, "effective": effective, "quality": quality,
+            "effective_window_days": effective_window_days, "settings": settings}
+
+
+def _row_count(src: Any, engine: str | None) -> int:
+    """Rows of an input: ``len`` of a pandas frame, else one COUNT(*) in the engine (Parquet: footer only)."""
+    if isinstance(src, pd.DataFrame):
+        return len(src)
+    return int(run_sql("SELECT COUNT(*) AS n FROM t", {"t": src}, engine=engine)["n"].iloc[0])
+
+
+def _run_rm_month_plan(plan: dict[str, Any], engine: str | None) -> pd.DataFrame:
+    sql, inputs, dep, flags = plan["sql"], plan["inputs"], plan["dep"], plan["flags"]
+    effective, quality, effective_window_days = plan["effective"], plan["quality"], plan["effective_window_days"]
     if resolve_engine(engine, inputs) == "duckdb":
         # One thread: the snapshot sequence (a window over the whole balance history) and the joins
         # then peak at under half the memory of two threads (1M customers: 2.1 GB of RSS instead of
@@ -582,6 +620,46 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
         "quality_churn_rate": (f"strategic tier: AUM >= {quality.aum_retail:,.0f} (retail) / "
                                f"{quality.aum_corporate:,.0f} (corporate) at the previous month-end"),
     }
+    out.attrs["settings"] = plan["settings"]
+    return out
+
+
+#: File name (under a 04 run's ``tables/``) of the recorded :func:`rm_month_measures` table.
+MONTHLY_TABLE = "rm_month_measures"
+#: Version of the ``settings`` record; a recorded table of another version is recomputed.
+MONTHLY_FORMAT = 1
+
+
+def monthly_measures(tables: dict[str, Any], path: str | os.PathLike | None = None, *,
+                     engine: str | None = None, **rule_kwargs: Any) -> pd.DataFrame:
+    """:func:`rm_month_measures`, read from a recorded run when it was computed the same way.
+
+    ``path``: the ``rm_month_measures.parquet`` a notebook-04 run recorded (its ``tables/``
+    folder may be given instead), or None. The recorded table is used when its ``settings``
+    (Parquet metadata, written with ``attrs`` by :class:`~rmanalytics.report.Recorder`) equal
+    those of this call: the same SQL text (so the same rule thresholds and the same optional columns
+    of the data), the same first and last month, the same rules and the same row count of every
+    input table. Otherwise (no path, no file, other settings, no settings recorded) the table is
+    recomputed: ``rm_month_measures(tables, engine=engine, **rule_kwargs)``. Deciding costs the
+    data range (one MIN/MAX query when ``start``/``end`` are not given) and a row count per input.
+    ``attrs["source"]`` says which happened ("recorded: <path>" or "computed"). The check does not
+    hash the data: give the path of a run on the same data (``run-all`` does).
+
+    ``rule_kwargs``: ``start``, ``end``, ``effective_window_days``, ``effective``, ``quality`` of
+    :func:`rm_month_measures`.
+    """
+    plan = _rm_month_plan(tables, engine=engine, **rule_kwargs)
+    if path is not None:
+        p = Path(path)
+        if p.is_dir():
+            p = p / f"{MONTHLY_TABLE}.parquet"
+        if p.is_file():
+            recorded = pd.read_parquet(p)
+            if recorded.attrs.get("settings") == plan["settings"]:
+                recorded.attrs["source"] = f"recorded: {p}"
+                return recorded
+    out = _run_rm_month_plan(plan, engine)
+    out.attrs["source"] = "computed"
     return out
 
 

@@ -67,6 +67,9 @@ class RmReviewParams(SeededParams):
     bottom_share: float = Field(0.05, ge=0, lt=1, description="Bottom share of each career stage flagged for review.")
     training_within_days: int = Field(
         92, ge=1, description="Days after a review within which mandatory training counts as followed through.")
+    monthly_measures_path: str | None = Field(
+        None, description="rm_month_measures.parquet of a 04 run (its tables/), read when recorded with this run's "
+                          "rule settings and data span; None: recompute.")
 
     @model_validator(mode="after")
     def _check(self) -> "RmReviewParams":

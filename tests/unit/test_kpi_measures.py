@@ -236,3 +236,87 @@ def test_customer_level_visits_from_an_interactions_path():
     a, b = customer_level_measures(frames, "quarter"), customer_level_measures(lazy, "quarter")
     assert a["cl_visits_required"].sum() > 0 and a["cl_visits_covered"].sum() > 0
     pd.testing.assert_frame_equal(a, b)
+
+
+# --------------------------------------------------------------------------------------------
+# kpi.monthly_measures: notebook 04's recorded table, read back by 05 and 06 when it fits
+# --------------------------------------------------------------------------------------------
+def _recorded(tables, tmp_path, **kw):
+    """rm_month_measures recorded as notebook 04 does (Recorder.table, Parquet with its attrs)."""
+    from rmanalytics.report import Recorder
+
+    m = rm_month_measures(tables, **kw)
+    Recorder(tmp_path, mask_ids=False).table("rm_month_measures", m, csv=False)
+    return m, tmp_path / "tables" / "rm_month_measures.parquet"
+
+
+def _no_recompute(monkeypatch):
+    import rmanalytics.kpi.measures as measures
+
+    def fail(*a, **k):
+        raise AssertionError("recomputed although the recorded table fits")
+    monkeypatch.setattr(measures, "_run_rm_month_plan", fail)
+
+
+def test_monthly_measures_reads_the_recorded_table(tables, tmp_path, monkeypatch):
+    from rmanalytics.kpi import monthly_measures
+
+    m, path = _recorded(tables, tmp_path, end=D("2024-03-31"))
+    assert path.is_file() and "customer_id" not in m.columns
+    fresh = monthly_measures(tables)  # no path: computed (default span = the data range, the same months)
+    assert fresh.attrs["source"] == "computed"
+    _no_recompute(monkeypatch)
+    for where in (path, path.parent):  # the file, or the tables/ folder of the run
+        got = monthly_measures(tables, where)
+        assert got.attrs["source"] == f"recorded: {path}"
+        pd.testing.assert_frame_equal(got, fresh)
+        pd.testing.assert_frame_equal(got, m)
+        assert got.attrs["definitions"] == fresh.attrs["definitions"]
+        pd.testing.assert_frame_equal(kpi_table(tables, monthly=got), kpi_table(tables, monthly=fresh))
+    # the notebooks' lazy tables (Parquet paths) read the table recorded from frames: same rows, same SQL
+    lazy = dict(tables)
+    for name in ("transactions", "balances"):
+        lazy[name] = str(tmp_path / f"{name}.parquet")
+        tables[name].to_parquet(lazy[name], index=False)
+    pd.testing.assert_frame_equal(monthly_measures(lazy, path), m)
+    # explicit default rules are the same settings
+    pd.testing.assert_frame_equal(monthly_measures(tables, path, effective=EffectiveRule(), quality=QualityRule(),
+                                                   effective_window_days=90), m)
+
+
+@pytest.mark.parametrize("kw", [
+    {"quality": QualityRule(aum_retail=500.0)},
+    {"effective": EffectiveRule(aum_retail=10.0)},
+    {"effective_window_days": 30},
+    {"end": D("2024-02-10")},  # another span of months
+    {"start": D("2023-12-01")},
+])
+def test_monthly_measures_recomputes_for_other_rules(tables, tmp_path, kw):
+    from rmanalytics.kpi import monthly_measures
+
+    m, path = _recorded(tables, tmp_path)
+    got = monthly_measures(tables, path, **kw)
+    assert got.attrs["source"] == "computed"
+    want = rm_month_measures(tables, **kw)
+    pd.testing.assert_frame_equal(got, want)
+    assert got.attrs["definitions"] == want.attrs["definitions"]
+    if "quality" in kw:  # the rule changes the numbers here: reading the recorded table would have been wrong
+        assert not got.equals(m)
+
+
+def test_monthly_measures_recomputes_for_other_data_or_no_settings(tables, tmp_path):
+    from rmanalytics.kpi import monthly_measures
+
+    m, path = _recorded(tables, tmp_path)
+    fewer = _with(tables, transactions=tables["transactions"].iloc[:-1])  # another data set (a row less)
+    got = monthly_measures(fewer, path)
+    assert got.attrs["source"] == "computed"
+    pd.testing.assert_frame_equal(got, rm_month_measures(fewer))
+    bal = tables["balances"].drop(columns=["npl"])  # another optional column: another SQL text
+    assert monthly_measures(_with(tables, balances=bal), path).attrs["source"] == "computed"
+    plain = tmp_path / "plain.parquet"  # a table without recorded settings (e.g. written by an older 04)
+    m.copy().pipe(lambda d: setattr(d, "attrs", {}) or d).to_parquet(plain, index=False)
+    assert monthly_measures(tables, plain).attrs["source"] == "computed"
+    assert monthly_measures(tables, tmp_path / "missing.parquet").attrs["source"] == "computed"
+    with pytest.raises(TypeError):
+        monthly_measures(tables, path, quality_rule=QualityRule())
