@@ -55,3 +55,88 @@ def test_early_warnings_several_signals_per_customer(bank):
     assert (parts.map(len) == w["n_signals"]).all()
     assert all(p == sorted(p) for p in parts)
     assert (w["detail"].str.count("; ") == w["n_signals"] - 1).all()
+
+
+def _snapshot_args(**over):
+    from rmanalytics.params import get_model
+
+    return {**get_model("01_segmentation")().snapshot_args(), **over}
+
+
+@pytest.mark.parametrize("over", [{}, {"refunds": "exclude"}, {"frequency": "days"}])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_shared_snapshots_equal_separate_snapshots(bank, over, lazy):
+    """segment_snapshots (one scan for both dates) == segment_snapshot per date, column for column."""
+    tables = bank[1] if lazy else bank[0]
+    ends = [END, END - pd.Timedelta(days=90), END - pd.Timedelta(days=400)]
+    args = _snapshot_args(**over)
+    shared = rfm.segment_snapshots(tables["transactions"], observation_ends=ends, customers=tables["customers"],
+                                   balances=tables["balances"], quiet=True, **args)
+    assert len(shared) == len(ends)
+    for e, got in zip(ends, shared):
+        want = rfm.segment_snapshot(tables["transactions"], observation_end=e, customers=tables["customers"],
+                                    balances=tables["balances"], quiet=True, **args)
+        assert_frame_equal(got, want, check_exact=True)
+        assert got.attrs == want.attrs
+    assert len(shared[0]) > len(shared[2])  # the dates differ, so do the customers
+
+
+def test_shared_snapshots_without_balances_or_customers(bank):
+    tx = bank[0]["transactions"]
+    ends = [END, END - pd.Timedelta(days=30)]
+    args = _snapshot_args()
+    for got, e in zip(rfm.segment_snapshots(tx, observation_ends=ends, quiet=True, **args), ends):
+        assert_frame_equal(got, rfm.segment_snapshot(tx, observation_end=e, quiet=True, **args), check_exact=True)
+    assert (got["tier"] == "not_tiered").all()
+
+
+def test_shared_snapshots_raise_like_one_snapshot(bank):
+    from rmanalytics.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="before all transactions"):
+        rfm.segment_snapshots(bank[1]["transactions"], observation_ends=[END, "1990-01-01"], **_snapshot_args())
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_latest_balances_many_equals_latest_balances(bank, lazy):
+    bal = (bank[1] if lazy else bank[0])["balances"]
+    ends = [END, END - pd.Timedelta(days=45), pd.Timestamp("2019-01-01")]
+    cols = ("aum", "n_products", "no_such")
+    for e, got in zip(ends, rfm.latest_balances_many(bal, observation_ends=ends, columns=cols)):
+        assert_frame_equal(got, rfm.latest_balances(bal, observation_end=e, columns=cols), check_exact=True)
+
+
+def test_latest_balances_many_rejects_duplicates():
+    bal = pd.DataFrame({"customer_id": ["a", "a", "b"], "snapshot_date": pd.to_datetime(["2024-12-31"] * 2 + ["2024-11-30"]),
+                        "aum": [1.0, 2.0, 3.0]})
+    ok, = rfm.latest_balances_many(bal, observation_ends=["2024-12-15"], columns=("aum",))
+    assert ok["customer_id"].tolist() == ["b"]
+    with pytest.raises(ValueError, match="share"):
+        rfm.latest_balances_many(bal, observation_ends=["2024-12-15", END], columns=("aum",))
+
+
+def test_worklist_value_at_stake_from_the_snapshot(bank):
+    """Notebook 01 takes the value at stake from the snapshot's aum (every listed customer is in
+    the snapshot) instead of a second latest_balances: the worklist is the same."""
+    frames, paths = bank
+    for over in ({}, {"refunds": "exclude"}):
+        seg = rfm.segment_snapshot(paths["transactions"], observation_end=END, customers=frames["customers"],
+                                   balances=paths["balances"], quiet=True, **_snapshot_args(**over))
+        kw = dict(observation_end=END, activity=seg, assignments=frames["assignments"], customers=frames["customers"])
+        want = rfm.early_warnings(paths["transactions"], **kw,
+                                  balances_latest=rfm.latest_balances(paths["balances"], observation_end=END))
+        got = rfm.early_warnings(paths["transactions"], **kw, balances_latest=seg[["customer_id", "aum"]])
+        assert len(want) and want["has_balance"].any()
+        assert_frame_equal(got, want, check_exact=True)
+
+
+def test_shared_snapshot_sql_is_portable(bank):
+    from rmanalytics.engine import portability_problems, record_sql
+
+    frames, paths = bank
+    with record_sql() as log:
+        rfm.segment_snapshots(paths["transactions"], observation_ends=[END, END - pd.Timedelta(days=90)],
+                              customers=frames["customers"], balances=paths["balances"], quiet=True,
+                              **_snapshot_args(frequency="days"))
+    assert len(log) >= 3
+    assert not [(q, portability_problems(q)) for q in log if portability_problems(q)]
