@@ -377,11 +377,26 @@ def complaint_kpis(handled: pd.DataFrame, *, by: str | Sequence[str] | None = "r
     """
     h = handled.assign(_all="all")
     keys = ["_all"] if by is None else ([by] if isinstance(by, str) else list(by))
+    if not len(h):  # no complaints: the per-group functions give the empty table its dtypes
+        out = h.groupby(keys, dropna=False).agg(
+            n_complaints=("opened_at", "size"), n_open=("resolved", lambda s: int((~s).sum())),
+            mean_response_hours=("response_hours", "mean"),
+            share_responded_in_time=("responded_in_time", lambda s: s.dropna().astype(float).mean()),
+            share_resolved_in_time=("resolved_in_time", lambda s: s.dropna().astype(float).mean())).reset_index()
+        out["meets_target"] = out["share_resolved_in_time"] >= float(target_share)
+        return out.drop(columns="_all", errors="ignore")
+    # shares over the judged complaints (NA = pending, left out): means of 0/1 floats with NaN
+    h = h.assign(_open=~h["resolved"].astype(bool),
+                 _responded=h["responded_in_time"].astype("Float64").astype("float64"),
+                 _resolved=h["resolved_in_time"].astype("Float64").astype("float64"))
     g = h.groupby(keys, dropna=False)
-    out = g.agg(n_complaints=("opened_at", "size"), n_open=("resolved", lambda s: int((~s).sum())),
+    out = g.agg(n_complaints=("opened_at", "size"), n_open=("_open", "sum"),
                 mean_response_hours=("response_hours", "mean"),
-                share_responded_in_time=("responded_in_time", lambda s: s.dropna().astype(float).mean()),
-                share_resolved_in_time=("resolved_in_time", lambda s: s.dropna().astype(float).mean()))
+                share_responded_in_time=("_responded", "mean"),
+                share_resolved_in_time=("_resolved", "mean"))
+    for c, src in (("share_responded_in_time", "responded_in_time"), ("share_resolved_in_time", "resolved_in_time")):
+        if not h[src].notna().any():  # nothing judged at all: NA of the flags' boolean dtype, as before
+            out[c] = out[c].astype(h[src].dtype)
     out = out.reset_index()
     out["meets_target"] = out["share_resolved_in_time"] >= float(target_share)
     return out.drop(columns="_all", errors="ignore")
