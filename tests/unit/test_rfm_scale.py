@@ -140,3 +140,42 @@ def test_shared_snapshot_sql_is_portable(bank):
                               **_snapshot_args(frequency="days"))
     assert len(log) >= 3
     assert not [(q, portability_problems(q)) for q in log if portability_problems(q)]
+
+
+def test_by_segments_equals_by_segment_per_column():
+    from rmanalytics import loyalty as L
+
+    values = pd.DataFrame({"customer_id": ["c", "a", "b", "d", "e"], "p_alive": [0.1, 0.5, 0.9, 0.3, 0.7],
+                           "loyalty_score": [10.0, 50.0, 90.0, 30.0, 70.0], "clv": [1.0, 2.5, 4.0, 0.5, 3.0]})
+    segments = pd.DataFrame({"customer_id": ["a", "b", "c", "c", "x"], "segment": ["s1", "s2", "s1", "s9", "s3"],
+                             "lifecycle_stage": ["new", None, "mature", "new", "new"], "tier": ["t1", "t1", "t2", "t2", "t3"]})
+    got = L.by_segments(values, segments, ["segment", "lifecycle_stage", "tier"])
+    assert list(got) == ["segment", "lifecycle_stage", "tier"]
+    for col, table in got.items():
+        assert_frame_equal(table, L.by_segment(values, segments, col), check_exact=True)
+    assert got["segment"].loc["(none)", "customers"] == 2  # d and e have no segment row
+
+
+def test_tracking_by_group_one_scan_equals_one_query_per_group(bank):
+    from rmanalytics import loyalty as L
+    from rmanalytics.loyalty import validation as V
+
+    frames, paths = bank
+    for refunds in ("include", "exclude"):
+        ch = L.customer_groups(rfm.calibration_holdout(frames["transactions"], calibration_end="2024-06-30",
+                                                       observation_end=END, time_unit_days=7, refunds=refunds),
+                               frames["customers"])
+        models = L.fit_models(ch, by="customer_type")
+        assert len(models) > 1
+        kw = dict(calibration_end="2024-06-30", observation_end=END, time_unit_days=7, refunds=refunds)
+        want = None
+        for key, g in ch.groupby("customer_type", sort=True):
+            part = V.tracking(models[str(key)].bgnbd, g, frames["transactions"], cohort=g[["customer_id"]],
+                              **kw).set_index(["date", "period"])
+            want = part if want is None else want.add(part, fill_value=0.0)
+        want = want.reset_index()[["date", "actual", "predicted", "period"]]
+        for tx in (frames["transactions"], paths["transactions"]):
+            assert_frame_equal(L.tracking_by_group(models, ch, tx, "customer_type", **kw), want, check_exact=True)
+    with pytest.raises(TypeError, match="unexpected"):
+        L.tracking_by_group(models, ch, frames["transactions"], "customer_type", calibration_end="2024-06-30",
+                            observation_end=END, nonsense=1)
