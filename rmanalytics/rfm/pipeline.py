@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import resolve_engine, run_sql
@@ -18,7 +19,7 @@ from rmanalytics.rfm.summary import (EXACT_MONEY, as_date, date_literal, rfm_fra
                                      transaction_inputs, window_sql)
 from rmanalytics.rfm.tiers import NOT_TIERED, service_tiers
 from rmanalytics.rfm.value import latest_balances, latest_balances_many, wallet_share_proxy
-from rmanalytics.rules import Rule
+from rmanalytics.rules import Rule, as_rules
 
 VALUE_COLUMNS = ("aum", "deposits", "loans", "n_products")
 TAG_COLUMNS = ("customer_type", "risk_level", "industry", "scenario", "branch_id")
@@ -122,18 +123,20 @@ def _assemble(rfm: pd.DataFrame, act: pd.DataFrame, bal: pd.DataFrame | None, *,
             warnings.simplefilter("ignore")
         sc = rfm_scores(rfm, bins=score_bins, method=score_method, edges=score_edges)
     seg = rfm_segments(sc, segment_rules, default=segment_default)
-    df = rfm.merge(seg, on="customer_id", how="left")
+    # the per-customer pieces are added column by column (ids aligned once) instead of merging a
+    # frame that grows to ~40 columns four times: the same frame, a fraction of the copies
+    df = _left_join(rfm, seg)
     stages = lifecycle_stages(rfm, act, observation_end=end, rules=lifecycle_rules, default=lifecycle_default,
                               onboarding_hours=onboarding_hours, customers=customers)
     # the RFM table's tenure_days counts from the first transaction; the lifecycle's from opening
     stages = stages.rename(columns={"tenure_days": "relationship_days", "tenure_hours": "relationship_hours"})
-    df = df.merge(stages, on="customer_id", how="left")
+    df = _left_join(df, stages)
     if customers is not None:
         tags = [c for c in TAG_COLUMNS if c in customers.columns]
-        df = df.merge(customers[["customer_id", *tags]], on="customer_id", how="left")
+        df = _left_join(df, customers[["customer_id", *tags]])
     if balances is not None:
         keep = [c for c in VALUE_COLUMNS if c in bal.columns]
-        df = df.merge(bal[["customer_id", *keep]], on="customer_id", how="left")
+        df = _left_join(df, bal[["customer_id", *keep]])
         df["value"] = df["aum"]
     else:
         df["value"] = df["monetary"]
@@ -141,11 +144,38 @@ def _assemble(rfm: pd.DataFrame, act: pd.DataFrame, bal: pd.DataFrame | None, *,
     if "aum" in df.columns:
         df["wallet_share_proxy"] = wallet_share_proxy(df, value_col="aum", peer_columns=peers,
                                                       quantile=wallet_quantile)
-    df = service_tiers(df, rules=tier_rules, default=tier_default, value_col="value")
+    used = list(dict.fromkeys(c for r in as_rules(tier_rules) for c in r.when))
+    if all(c in df.columns or c == "value_pct" for c in used) and "value_pct" not in df.columns:
+        # the tier rules see only the columns they name (service_tiers copies its input)
+        narrow = service_tiers(df[["customer_id", "value", *[c for c in used if c in df.columns and c != "value"]]],
+                               rules=tier_rules, default=tier_default, value_col="value")
+        df["value_pct"] = narrow["value_pct"].to_numpy()
+        df["tier"] = narrow["tier"].to_numpy()
+    else:  # a rule names a column the frame lacks: service_tiers raises its error
+        df = service_tiers(df, rules=tier_rules, default=tier_default, value_col="value")
     if balances is None:
         df["tier"] = NOT_TIERED
     df.attrs["findings"] = rfm.attrs.get("findings", [])
     df.attrs["edges"] = sc.attrs.get("edges", {})
+    return df
+
+
+def _left_join(df: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """``df.merge(right, on="customer_id", how="left")`` without copying ``df``'s columns: when
+    ``right``'s ids are unique, its other columns are looked up (or, in the same order, taken as
+    they are) and added to ``df`` (modified and returned). Same values and dtypes as the merge
+    (missing ids give NaN, upcasting as the merge does); anything else falls back to the merge."""
+    cols = [c for c in right.columns if c != "customer_id"]
+    ids, rid = df["customer_id"], right["customer_id"]
+    if (any(c in df.columns for c in cols) or ids.dtype != rid.dtype or not rid.is_unique
+            or not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1):
+        return df.merge(right, on="customer_id", how="left")
+    if len(rid) == len(ids) and np.array_equal(rid.to_numpy(), ids.to_numpy()):
+        aligned = right
+    else:
+        aligned = right.set_index("customer_id").reindex(ids.to_numpy())
+    for c in cols:
+        df[c] = aligned[c].set_axis(df.index)
     return df
 
 
@@ -248,21 +278,23 @@ def segment_snapshots(
     start_dates = _start_dates(customers)
     out = []
     for k, e in enumerate(ends):
-        n = wide[f"n_transactions_{k}"]
-        rows = wide.loc[n.notna() & (n > 0)]
-        one = pd.DataFrame({c: rows[c if c == "customer_id" else f"{c}_{k}"].to_numpy() for c in RFM_SQL_COLUMNS})
+        keep = (wide[f"n_transactions_{k}"] > 0).to_numpy()
+        ids = wide["customer_id"].to_numpy()[keep]
+        col = {c: wide.pop(f"{c}_{k}").to_numpy()[keep]  # pop: each end's columns are freed once used
+               for c in (*RFM_SQL_COLUMNS[1:], "recent_transactions", "baseline_transactions")}
+        one = pd.DataFrame({"customer_id": ids, **{c: col[c] for c in RFM_SQL_COLUMNS[1:]}})
         one["n_transactions"] = one["n_transactions"].astype("int64")
         rfm = rfm_frame(one, frequency, findings[k])
-        act = pd.DataFrame({"customer_id": rows["customer_id"].to_numpy(),
-                            "recent_transactions": rows[f"recent_transactions_{k}"].to_numpy(),
-                            "baseline_transactions": rows[f"baseline_transactions_{k}"].to_numpy(),
-                            "first_date": rows[f"first_date_{k}"].to_numpy()})
+        act = pd.DataFrame({"customer_id": ids, "recent_transactions": col["recent_transactions"],
+                            "baseline_transactions": col["baseline_transactions"], "first_date": col["first_date"]})
+        del col
         recent_start = e - dt.timedelta(days=recent_days)
         act = activity_frame(act, recent_start=recent_start, recent_days=recent_days, baseline_days=baseline_days,
                              min_baseline_days=min_baseline_days,
                              min_baseline_transactions=min_baseline_transactions, start_dates=start_dates)
         out.append(_assemble(rfm, act, bals[k], observation_end=e, customers=customers, balances=balances,
                              quiet=quiet or k > 0, **rest))
+        bals[k] = None
     return out
 
 

@@ -179,3 +179,61 @@ def test_tracking_by_group_one_scan_equals_one_query_per_group(bank):
     with pytest.raises(TypeError, match="unexpected"):
         L.tracking_by_group(models, ch, frames["transactions"], "customer_type", calibration_end="2024-06-30",
                             observation_end=END, nonsense=1)
+
+
+def _reference_snapshot(transactions, *, observation_end, customers=None, balances=None, **a):
+    """segment_snapshot as it was before issue #16's second pass: four merges of a growing frame
+    and service_tiers on all of it (kept here as the reference of the column-wise assembly)."""
+    from rmanalytics.rfm.pipeline import TAG_COLUMNS
+    from rmanalytics.rfm.tiers import NOT_TIERED
+
+    r = rfm.rfm_table(transactions, observation_end=observation_end, frequency=a["frequency"], refunds=a["refunds"])
+    sc = rfm.rfm_scores(r, bins=a["score_bins"], method=a["score_method"], edges=a["score_edges"])
+    df = r.merge(rfm.rfm_segments(sc, a["segment_rules"], default=a["segment_default"]), on="customer_id", how="left")
+    start = customers.set_index("customer_id")["open_date"] if customers is not None else None
+    act = rfm.activity_change(transactions, observation_end=observation_end, recent_days=a["recent_days"],
+                              baseline_days=a["baseline_days"], min_baseline_days=a["min_baseline_days"],
+                              min_baseline_transactions=a["min_baseline_transactions"], start_dates=start,
+                              refunds=a["refunds"])
+    st = rfm.lifecycle_stages(r, act, observation_end=observation_end, rules=a["lifecycle_rules"],
+                              default=a["lifecycle_default"], onboarding_hours=a["onboarding_hours"], customers=customers)
+    df = df.merge(st.rename(columns={"tenure_days": "relationship_days", "tenure_hours": "relationship_hours"}),
+                  on="customer_id", how="left")
+    if customers is not None:
+        df = df.merge(customers[["customer_id", *[c for c in TAG_COLUMNS if c in customers.columns]]],
+                      on="customer_id", how="left")
+    if balances is not None:
+        bal = rfm.latest_balances(balances, observation_end=observation_end,
+                                  columns=("aum", "deposits", "loans", "n_products"))
+        df = df.merge(bal.drop(columns="snapshot_date"), on="customer_id", how="left")
+        df["value"] = df["aum"]
+    else:
+        df["value"] = df["monetary"]
+    if "aum" in df.columns:
+        df["wallet_share_proxy"] = rfm.wallet_share_proxy(
+            df, value_col="aum", peer_columns=[c for c in a["wallet_peer_columns"] if c in df.columns],
+            quantile=a["wallet_quantile"])
+    df = rfm.service_tiers(df, rules=a["tier_rules"], default=a["tier_default"], value_col="value")
+    if balances is None:
+        df["tier"] = NOT_TIERED
+    return df
+
+
+@pytest.mark.parametrize("parts", ["all", "no_balances", "no_customers"])
+def test_snapshot_assembly_equals_the_merge_reference(bank, parts):
+    """Added column by column, the snapshot equals the four-merge original, values and dtypes."""
+    import warnings
+
+    frames, paths = bank
+    customers = None if parts == "no_customers" else frames["customers"].iloc[50:]  # some customers unknown
+    balances = None if parts == "no_balances" else paths["balances"]
+    args = _snapshot_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = _reference_snapshot(paths["transactions"], observation_end=END, customers=customers,
+                                   balances=balances, **args)
+    got = rfm.segment_snapshot(paths["transactions"], observation_end=END, customers=customers, balances=balances,
+                               quiet=True, **args)
+    assert_frame_equal(got, want, check_exact=True)
+    if customers is not None:
+        assert got["customer_type"].isna().any()  # the unknown customers' tags are NaN, as in the merge
