@@ -41,3 +41,23 @@ def test_complaint_kpis_equal_per_group_reference(by):
     none = h.assign(responded_in_time=pd.array([None] * len(h), dtype="boolean"))  # no responded_at column
     assert_frame_equal(complaint_kpis(none, by=by), _reference(none, by), check_exact=True)
     assert_frame_equal(complaint_kpis(h.iloc[:0], by=by), _reference(h.iloc[:0], by), check_exact=True)
+
+
+def test_last_contacts_of_some_customers_equal_the_full_lookup(tmp_path):
+    from rmanalytics.io import load_tables, write_tables
+    from rmanalytics.service.rules import last_contacts, upcoming_maturities
+    from rmanalytics.synth import generate
+
+    write_tables(generate(n_customers=300, n_rms=5, seed=11).tables, tmp_path)
+    frames = load_tables(tmp_path)
+    paths = load_tables(tmp_path, lazy=("interactions", "holdings"))
+    as_of = pd.Timestamp("2024-12-31")
+    full = last_contacts(paths["interactions"], as_of)
+    some = frames["customers"]["customer_id"].iloc[::3]
+    got = last_contacts(paths["interactions"], as_of, customers=pd.concat([some, some]))
+    assert len(got) and set(got.index) <= set(some)
+    pd.testing.assert_series_equal(got.sort_index(), full[full.index.isin(some)].sort_index(), check_exact=True)
+    assert last_contacts(frames["interactions"], as_of, customers=some.iloc[:0]).empty
+    m = upcoming_maturities(paths, as_of=as_of)
+    assert len(m) and m["contacted"].any()
+    assert_frame_equal(m, upcoming_maturities(frames, as_of=as_of), check_exact=True)
