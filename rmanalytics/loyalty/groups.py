@@ -112,32 +112,12 @@ def tracking_by_group(models: dict[str, GroupModels], cal_holdout: pd.DataFrame,
     table never reaches pandas). ``kwargs`` go to :func:`~rmanalytics.loyalty.tracking`
     (calibration_end, observation_end, engine, ...).
     """
-    from rmanalytics.engine import resolve_engine, run_sql
-    from rmanalytics.loyalty.validation import tracking, tracking_curve, tracking_groups_sql
+    from rmanalytics.loyalty.validation import tracking
 
-    unknown = set(kwargs) - {"calibration_end", "observation_end", "time_unit_days", "step_days", "refunds", "engine"}
-    if unknown:
-        raise TypeError(f"tracking_by_group: unexpected argument(s) {sorted(unknown)}")
-    groups = _groups(cal_holdout, by)
     parts = []
-    if by is not None and len(groups) > 1 and resolve_engine(kwargs.get("engine"), transactions) == "duckdb":
-        # every group's per-day counts from one scan of the transactions (the same rows as one query per group)
-        cal_end = pd.Timestamp(kwargs["calibration_end"]).date()
-        end = pd.Timestamp(kwargs["observation_end"]).date()
-        cohort = pd.concat([pd.DataFrame({"customer_id": g["customer_id"].drop_duplicates().to_numpy(), "grp": i})
-                            for i, g in enumerate(groups.values())], ignore_index=True)
-        daily = run_sql(tracking_groups_sql(cal_end, end, kwargs.get("refunds", "include")),
-                        {"transactions": transactions, "cohort": cohort}, engine=kwargs.get("engine"))
-        curve = {k: kwargs[k] for k in ("time_unit_days", "step_days") if k in kwargs}
-        for i, (key, g) in enumerate(groups.items()):
-            one = daily.loc[daily["grp"] == i, ["day", "repeat_purchases"]].reset_index(drop=True)
-            parts.append(tracking_curve(models[key].bgnbd, g, one, calibration_end=cal_end, observation_end=end,
-                                        **curve).set_index(["date", "period"]))
-    else:
-        for key, g in groups.items():
-            cohort = g[["customer_id"]] if by is not None else None
-            parts.append(tracking(models[key].bgnbd, g, transactions, cohort=cohort, **kwargs)
-                         .set_index(["date", "period"]))
+    for key, g in _groups(cal_holdout, by).items():
+        cohort = g[["customer_id"]] if by is not None else None
+        parts.append(tracking(models[key].bgnbd, g, transactions, cohort=cohort, **kwargs).set_index(["date", "period"]))
     total = parts[0]
     for p in parts[1:]:
         total = total.add(p, fill_value=0.0)

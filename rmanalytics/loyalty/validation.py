@@ -93,27 +93,6 @@ GROUP BY d.day
 """
 
 
-def tracking_groups_sql(calibration_end: dt.date, observation_end: dt.date, refunds: str = "include") -> str:
-    """:func:`tracking_sql` for several cohorts in one scan: input ``cohort`` (customer_id, grp),
-    one customer in one group; per group ``grp`` and calendar day the repeat purchase days of its
-    customers (the rows :func:`tracking_sql` gives with ``cohort`` = that group's customers)."""
-    cond = f"CAST(date AS DATE) <= DATE '{observation_end.isoformat()}'"
-    if refunds == "exclude":
-        cond += " AND amount >= 0"
-    cond += " AND customer_id IN (SELECT customer_id FROM cohort)"
-    return f"""
-WITH days AS (
-    SELECT customer_id, CAST(date AS DATE) AS day FROM transactions WHERE {cond}
-    GROUP BY customer_id, CAST(date AS DATE)
-),
-firsts AS (SELECT customer_id, MIN(day) AS first_day FROM days GROUP BY customer_id)
-SELECT c.grp AS grp, d.day AS day, COUNT(*) AS repeat_purchases
-FROM days d JOIN firsts f ON d.customer_id = f.customer_id JOIN cohort c ON d.customer_id = c.customer_id
-WHERE d.day > f.first_day AND f.first_day <= DATE '{calibration_end.isoformat()}'
-GROUP BY c.grp, d.day
-"""
-
-
 def tracking(model, cal_holdout: pd.DataFrame, transactions: Any, *, calibration_end: Any, observation_end: Any,
              time_unit_days: float = 7.0, step_days: int = 7, refunds: str = "include",
              engine: str | None = None, cohort: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -136,16 +115,7 @@ def tracking(model, cal_holdout: pd.DataFrame, transactions: Any, *, calibration
     if cohort is not None:
         inputs["cohort"] = cohort[["customer_id"]].drop_duplicates()
     daily = run_sql(tracking_sql(cal_end, end, refunds, cohort=cohort is not None), inputs, engine=engine)
-    return tracking_curve(model, cal_holdout, daily, calibration_end=cal_end, observation_end=end,
-                          time_unit_days=time_unit_days, step_days=step_days)
-
-
-def tracking_curve(model, cal_holdout: pd.DataFrame, daily: pd.DataFrame, *, calibration_end: dt.date,
-                   observation_end: dt.date, time_unit_days: float = 7.0, step_days: int = 7) -> pd.DataFrame:
-    """The :func:`tracking` table from the per-day repeat purchases ``daily`` (day,
-    repeat_purchases: the rows of :func:`tracking_sql`)."""
-    cal_end, end = calibration_end, observation_end
-    daily = daily.assign(day=pd.to_datetime(daily["day"]))
+    daily["day"] = pd.to_datetime(daily["day"])
     first = pd.to_datetime(cal_holdout["first_date"]).value_counts()
     start = first.index.min()
     grid = pd.date_range(start, pd.Timestamp(end), freq=f"{step_days}D")
