@@ -156,7 +156,7 @@ def test_by_segments_equals_by_segment_per_column():
     assert got["segment"].loc["(none)", "customers"] == 2  # d and e have no segment row
 
 
-def test_tracking_by_group_one_scan_equals_one_query_per_group(bank):
+def test_tracking_by_group_equals_one_query_per_group(bank):
     from rmanalytics import loyalty as L
     from rmanalytics.loyalty import validation as V
 
