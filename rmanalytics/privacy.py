@@ -219,21 +219,15 @@ def mask_id(value: object, key: MaskKey | bytes | str, *, hex_digits: int = PSEU
 
 
 def _hmac_sha256_hex(secret: bytes) -> Callable[[bytes], str]:
-    """``msg -> hmac.new(secret, msg, sha256).hexdigest()`` with the key's inner and outer pad
-    hashed once (RFC 2104), not once per message: the same digests at about half the cost, which
-    matters when a table masks a million ids."""
-    block = hashlib.sha256().block_size
-    key = hashlib.sha256(secret).digest() if len(secret) > block else secret
-    key = key.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+    """``msg -> hmac.new(secret, msg, sha256).hexdigest()`` with the key prepared once per table:
+    each message continues a copy of one keyed HMAC object (``HMAC.copy``), which skips hashing the
+    key's pads per message, about 30% cheaper when a table masks a million ids."""
+    base = hmac.new(secret, digestmod=hashlib.sha256)
 
     def digest(msg: bytes) -> str:
-        i = inner.copy()
-        i.update(msg)
-        o = outer.copy()
-        o.update(i.digest())
-        return o.hexdigest()
+        h = base.copy()
+        h.update(msg)
+        return h.hexdigest()
 
     return digest
 
