@@ -77,6 +77,26 @@ class _Design:
             cols += [f"{c}[{v}]" for v in levels]
         return cols
 
+    def rows(self, frame: pd.DataFrame) -> "_DesignRows":
+        """The design matrix of ``frame`` without materialising it: rows are built on demand, chunk
+        by chunk, from the frame's columns (numeric ones as they are, categorical ones by codes).
+        Same values as :meth:`transform` (same checks of the levels), for the fast solver's passes
+        over long frames: no n x d float64 array."""
+        return _DesignRows(self, frame)
+
+    def _check_levels(self, frame: pd.DataFrame, c: str, s: pd.Series | None = None) -> None:
+        """DataError when categorical ``c`` has levels not seen in training (``s``: the column as object)."""
+        levels = self.categorical[c]
+        s = frame[c].astype("object") if s is None else s
+        known = set(levels) | {self.reference[c]}
+        unknown = ~s.isin(known) & s.notna()
+        if unknown.any():
+            raise DataError(rule_message(
+                f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
+                [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
+                hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
+                     f"{[self.reference[c], *levels]}"))
+
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The design matrix: one float64 column per design column, written into one preallocated
         row-major (rows x columns) array without copies: the fast solver reads it by rows."""
@@ -92,29 +112,84 @@ class _Design:
                 ok_code = np.array([v in known for v in cat.categories] + [True])  # code -1 (missing) is fine
                 codes = np.asarray(cat.codes)
                 if not ok_code[codes].all():
-                    s = frame[c].astype("object")
-                    unknown = ~s.isin(known) & s.notna()
-                    raise DataError(rule_message(
-                        f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
-                        [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
-                        hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
-                             f"{[self.reference[c], *levels]}"))
+                    self._check_levels(frame, c)
                 pos_of = {v: i for i, v in enumerate(cat.categories)}
                 for v in levels:
                     arr[:, pos[f"{c}[{v}]"]] = (codes == pos_of.get(v, -2)).astype(float)
                 continue
             s = frame[c].astype("object")
-            known = set(levels) | {self.reference[c]}
-            unknown = ~s.isin(known) & s.notna()
-            if unknown.any():
-                raise DataError(rule_message(
-                    f"frame.{c}", "rule 'levels seen in training'", int(unknown.sum()),
-                    [{"row": i, c: v} for i, v in s[unknown].head(5).items()],
-                    hint=f"levels not seen in training: {examples(s[unknown])}; training levels: "
-                         f"{[self.reference[c], *levels]}"))
+            self._check_levels(frame, c, s)
             for v in levels:
                 arr[:, pos[f"{c}[{v}]"]] = (s == v).to_numpy(dtype=float)
         return pd.DataFrame(arr, index=frame.index, columns=cols, copy=False)
+
+
+class _DesignRows:
+    """Rows of a :class:`_Design`'s matrix built on demand from the frame's columns.
+
+    Holds references to the numeric columns (no copies for numpy dtypes) and the categorical
+    columns' codes; :meth:`rows` writes the float64 rows of a slice or of row positions, with the
+    values of :meth:`_Design.transform` (ints and bools converted to float exactly, one-hot columns
+    1.0 / 0.0). The fast Cox solver visits the rows in chunks, so a long frame of tens of millions
+    of customer-months never has its n x d float64 design in memory (9 columns: 72 bytes a row).
+    """
+
+    def __init__(self, design: _Design, frame: pd.DataFrame) -> None:
+        self.columns = design.columns
+        pos = {c: i for i, c in enumerate(self.columns)}
+        self.shape = (len(frame), len(self.columns))
+        self._numeric = []
+        for c in design.numeric:
+            s = frame[c]
+            a = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.astype(float).to_numpy()
+            self._numeric.append((pos[c], a))
+        self._codes = []  # (codes, [(code, design position)]) per categorical column
+        for c, levels in design.categorical.items():
+            s = frame[c]
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                cat = s.array
+                known = set(levels) | {design.reference[c]}
+                ok_code = np.array([v in known for v in cat.categories] + [True])
+                codes = np.asarray(cat.codes)
+                if not ok_code[codes].all():
+                    design._check_levels(frame, c)
+                pos_of = {v: i for i, v in enumerate(cat.categories)}
+                self._codes.append((codes, [(pos_of.get(v, -2), pos[f"{c}[{v}]"]) for v in levels]))
+            else:  # object values: compared as transform does (s == v), as they are
+                so = s.astype("object")
+                design._check_levels(frame, c, so)
+                self._codes.append((so.to_numpy(), [(v, pos[f"{c}[{v}]"]) for v in levels]))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, sel: slice | np.ndarray) -> np.ndarray:
+        """The float64 design rows ``sel`` (a slice or row positions), C-contiguous (m x d)."""
+        m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
+        out = np.empty((m, self.shape[1]))
+        for j, a in self._numeric:
+            out[:, j] = a[sel]
+        for codes, targets in self._codes:
+            cc = codes[sel]
+            for code, j in targets:
+                out[:, j] = cc == code
+        return out
+
+    def chunks(self, step: int = 0):
+        """(slice, rows) over all rows in order, ``step`` rows at a time (default CHUNK_ROWS)."""
+        step = int(step or CHUNK_ROWS)
+        for i in range(0, self.shape[0], step):
+            sl = slice(i, min(i + step, self.shape[0]))
+            yield sl, self.rows(sl)
+
+    def mean(self) -> np.ndarray:
+        """Column means, summed row after row as numpy's ``X.mean(0)`` of the C-contiguous matrix
+        does (the running sums carried as the first row of each chunk): the same bits."""
+        n, d = self.shape
+        acc = np.zeros((1, d))
+        for _, r in self.chunks():
+            acc = np.add.reduce(np.concatenate([acc, r]), axis=0, keepdims=True)
+        return acc[0] / n if n else np.full(d, np.nan)
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -153,12 +228,23 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
                         f"the frame has {list(frame.columns)}")
 
 
-def _check_design(X: pd.DataFrame) -> None:
-    a = X.to_numpy()  # the values are finite (checked before): constant <=> min == max (std 0); reductions
-    const = X.columns.tolist() if len(a) < 2 else X.columns[a.min(0) == a.max(0)].tolist()  # over rows, no copy
+def _check_design(X: "pd.DataFrame | _DesignRows") -> None:
+    cols = pd.Index(X.columns)
+    if isinstance(X, _DesignRows):  # min and max by row chunks
+        lo, hi = np.full(len(cols), np.inf), np.full(len(cols), -np.inf)
+        for _, r in X.chunks():
+            np.minimum(lo, r.min(0), out=lo)
+            np.maximum(hi, r.max(0), out=hi)
+    else:
+        a = X.to_numpy()  # the values are finite (checked before): constant <=> min == max (std 0); reductions
+        lo, hi = (a.min(0), a.max(0)) if len(a) else (None, None)  # over rows, no copy
+    const = cols.tolist() if len(X) < 2 else cols[lo == hi].tolist()
     if const:
         raise ChurnModelError(f"covariates {const} are constant in the training data; drop them. " + ADVICE)
-    sample = X.iloc[:: max(1, len(X) // 50_000)]
+    if isinstance(X, _DesignRows):
+        sample = pd.DataFrame(X.rows(np.arange(0, len(X), max(1, len(X) // 50_000))), columns=cols)
+    else:
+        sample = X.iloc[:: max(1, len(X) // 50_000)]
     Z = ((sample - sample.mean()) / sample.std()).to_numpy()
     rank, kept, dup = 0, [], []
     for j, name in enumerate(X.columns):
@@ -208,7 +294,7 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 CHUNK_ROWS = 1 << 16
 
 
-def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
+def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
                   weights: np.ndarray | None = None, penalizer: float = 0.0, max_steps: int = 50,
                   tol: float = 1e-9, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Efron partial likelihood Cox fit with delayed entry, vectorised over event times.
@@ -223,14 +309,23 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     the Hessian's risk-set second moments enter only as sum_j alpha_j R2(t_j), which is one
     weighted Gram matrix of the rows (each row weighted by the alpha of the event times it is at
     risk for), so no per-time d x d sums are formed.
+    ``X`` may also be a :class:`_DesignRows` (``ChurnModel.fit`` with ``solver="fast"`` passes one):
+    the rows are then built from the frame's columns chunk by chunk, and no n x d array is held
+    (same values, same estimates).
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
-    X = np.asarray(X, float)
+    lazy = isinstance(X, _DesignRows)
+    if lazy:
+        src = X
+        get = src.rows
+    else:
+        X = np.asarray(X, float)
+        get = X.__getitem__
     n, d = X.shape
-    mu = X.mean(0)
+    mu = X.mean() if lazy else X.mean(0)
     ss = np.zeros(d)
     for i in range(0, n, CHUNK_ROWS):  # standard deviations without an n x d temporary
-        ss += ((X[i:i + CHUNK_ROWS] - mu) ** 2).sum(0)
+        ss += ((get(slice(i, i + CHUNK_ROWS)) - mu) ** 2).sum(0)
     sd = np.sqrt(ss / (n - 1))
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
@@ -249,7 +344,7 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
     w_dead = np.bincount(inv_t, weights=wd, minlength=k)
-    Zd = (X[ev] - mu) / sd
+    Zd = (get(np.flatnonzero(ev) if lazy else ev) - mu) / sd
     zdead = np.stack([np.bincount(inv_t, weights=wd * Zd[:, j], minlength=k) for j in range(d)], axis=1)
     jj = np.repeat(np.arange(k), n_dead.astype(int))
     frac = (np.arange(len(jj)) - np.repeat(np.cumsum(n_dead) - n_dead, n_dead.astype(int))) / n_dead[jj]
@@ -272,7 +367,8 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
 
     def standardised_chunk(sl: slice, beta):
         """Rows ``sl``: standardised covariates z and their (weighted) relative risks phi."""
-        Zc = X[sl] - mu
+        Zc = get(sl)
+        Zc = np.subtract(Zc, mu, out=Zc) if lazy else Zc - mu  # lazy rows: a fresh array already
         np.divide(Zc, sd, out=Zc)
         phi = np.exp(Zc @ beta)
         return Zc, (phi if w is None else w[sl] * phi)
@@ -468,15 +564,16 @@ class ChurnModel(BaseEstimator):
         self.data_attrs_ = dict(frame.attrs)  # what the frame was built from (survival_frame's window, grid, ...)
         self.design_ = _Design.fit(frame, covs)
         self.reference_levels_ = dict(self.design_.reference)
-        X = self.design_.transform(frame)
+        fast = self.model == "cox" and self.solver == "fast"
+        # the fast solver reads the design by row chunks built from the frame's columns: no n x d array
+        X = self.design_.rows(frame) if fast else self.design_.transform(frame)
         _check_design(X)
-        self.columns_ = X.columns.tolist()
+        self.columns_ = list(X.columns)
         # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
         T = frame[duration_col].to_numpy(dtype=float)
         E = frame[event_col].astype(int).to_numpy()
         S = frame[entry_col].to_numpy(dtype=float) if entry_col else None
         W = frame[weights_col].to_numpy(dtype=float) if weights_col else None
-        fast = self.model == "cox" and self.solver == "fast"
         df = None
         if not fast:  # lifelines' fitters take one frame; the fast solver works on X as it is
             df = X.copy()
@@ -493,7 +590,7 @@ class ChurnModel(BaseEstimator):
             warnings.simplefilter("always")
             try:
                 if fast:
-                    beta, cov, ll = fit_cox_efron(X.to_numpy(), T, E, S, W, penalizer=self.penalizer)
+                    beta, cov, ll = fit_cox_efron(X, T, E, S, W, penalizer=self.penalizer)
                     self.params_ = pd.Series(beta, index=pd.Index(self.columns_, name="covariate"), name="coef")
                     self.variance_matrix_ = pd.DataFrame(cov, index=self.columns_, columns=self.columns_)
                     self.log_likelihood_ = ll
@@ -540,7 +637,8 @@ class ChurnModel(BaseEstimator):
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
         if self.model == "cox":
-            self.design_mean_ = X.to_numpy().mean(0)  # = X.mean(0), without pandas' n x d missing-value mask
+            # = X.mean(0), without pandas' n x d missing-value mask (design rows: the same sums by chunks)
+            self.design_mean_ = X.mean() if fast else X.to_numpy().mean(0)
             ph = self._partial_hazard(X)
             if strata:
                 keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
@@ -605,15 +703,22 @@ class ChurnModel(BaseEstimator):
             raise ParameterError("partial_hazard needs model='cox'")
         return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
-    def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
-        a, b = X.to_numpy(), self.params_.to_numpy()
-        out = np.empty(len(a))
-        for i in range(0, len(a), CHUNK_ROWS):  # row chunks: no n x d temporary
-            out[i:i + CHUNK_ROWS] = np.exp((a[i:i + CHUNK_ROWS] - self.design_mean_) @ b)
+    def _partial_hazard(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
+        get = X.rows if isinstance(X, _DesignRows) else X.to_numpy().__getitem__
+        b = self.params_.to_numpy()
+        out = np.empty(len(X))
+        for i in range(0, len(X), CHUNK_ROWS):  # row chunks: no n x d temporary
+            out[i:i + CHUNK_ROWS] = np.exp((get(slice(i, i + CHUNK_ROWS)) - self.design_mean_) @ b)
         return out
 
-    def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
+    def _linear_risk(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
         """A score that increases with churn risk (for concordance)."""
+        if isinstance(X, _DesignRows):  # Cox (fast solver): by row chunks
+            b = self.params_.to_numpy()
+            out = np.empty(len(X))
+            for sl, r in X.chunks():
+                out[sl] = r @ b
+            return out
         if self.model == "cox":
             return X.to_numpy() @ self.params_.to_numpy()
         lam = self.params_.loc[AFT_LOCATION[self.model]]

@@ -262,3 +262,69 @@ def test_time_grid_effect_refits_a_clone_per_grid():
     assert t["shift_in_se"].abs().max() < 0.5  # a week grid barely moves the estimates
     only_day = time_grid_effect({"day": df}, model)
     assert "shift_in_se" not in only_day and list(only_day.columns)[0] == "day_coef"
+
+
+# ------------------------------------------------------------------ fast solver on design rows built by chunks
+def _mixed_frame(seed: int = 3) -> pd.DataFrame:
+    """Left-truncated start/stop frame with numeric (int8, float, bool) and categorical covariates
+    (one categorical dtype with an unused level, one object column)."""
+    df = simulate_book(2500, seed, rm_switch=True)
+    long = time_varying_frame(df, columns=["customer_type", "risk_level", "scenario"])
+    rng = np.random.default_rng(seed)
+    long["scenario"] = long["scenario"].astype("object")  # object column: compared value by value
+    long["customer_type"] = long["customer_type"].astype(pd.CategoricalDtype(["retail", "corporate", "unused"]))
+    long["flag"] = rng.random(len(long)) < 0.4  # bool
+    long["noise"] = rng.normal(size=len(long))
+    long["w"] = rng.integers(1, 4, len(long)).astype(float)
+    return long
+
+
+def test_design_rows_equal_transform():
+    from rmanalytics.churn.model import CHUNK_ROWS, _Design
+
+    long = _mixed_frame()
+    covs = ["customer_type", "risk_level", "scenario", "flag", "noise", "rm_left"]
+    design = _Design.fit(long, covs)
+    X = design.transform(long)
+    rows = design.rows(long)
+    assert rows.shape == X.shape and rows.columns == X.columns.tolist()
+    np.testing.assert_array_equal(rows.rows(slice(0, len(long))), X.to_numpy())
+    idx = np.array([5, 0, len(long) - 1, 17])
+    np.testing.assert_array_equal(rows.rows(idx), X.to_numpy()[idx])
+    assert np.array_equal(rows.mean(), X.to_numpy().mean(0))  # same summation order: the same bits
+    big = pd.concat([long] * (2 * CHUNK_ROWS // len(long) + 1), ignore_index=True)  # several chunks
+    assert np.array_equal(design.rows(big).mean(), design.transform(big).to_numpy().mean(0))
+
+
+def test_fast_fit_on_design_rows_equals_full_design_and_lifelines(monkeypatch):
+    import rmanalytics.churn.model as cm
+
+    long = _mixed_frame()
+    covs = ["customer_type", "risk_level", "scenario", "flag", "noise", "rm_left"]
+    monkeypatch.setattr(cm, "CHUNK_ROWS", 1000)  # many chunks on a small frame
+    m = ChurnModel(covariates=covs, solver="fast").fit(long, "stop", "event", entry_col="start",
+                                                       weights_col="w", id_col="customer_id")
+    X = m.design_.transform(long)
+    # the same solver on the materialised design matrix
+    beta, cov, ll = fit_cox_efron(X.to_numpy(), long["stop"].to_numpy(float), long["event"].to_numpy(),
+                                  long["start"].to_numpy(float), long["w"].to_numpy(float))
+    np.testing.assert_allclose(m.params_.to_numpy(), beta, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(m.variance_matrix_.to_numpy(), cov, rtol=1e-10, atol=0)
+    assert m.log_likelihood_ == pytest.approx(ll, rel=1e-12)
+    np.testing.assert_array_equal(m.design_mean_, X.to_numpy().mean(0))
+    ph = np.exp((X.to_numpy() - m.design_mean_) @ beta)
+    base = breslow_baseline(long["stop"].to_numpy(float), long["event"].to_numpy(), ph,
+                            long["start"].to_numpy(float), long["w"].to_numpy(float))
+    np.testing.assert_allclose(m.baseline_cumulative_hazard_.to_numpy(), base.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(m.partial_hazard(long).to_numpy(), ph, rtol=1e-10)
+    assert m.concordance_ == pytest.approx(m._concordance(long, X=X), abs=1e-12)
+    # and lifelines' start/stop fitter (design columns as lifelines sees them)
+    df = X.assign(start=long["start"].to_numpy(float), stop=long["stop"].to_numpy(float),
+                  event=long["event"].to_numpy(), w=long["w"].to_numpy())
+    ctv = CoxTimeVaryingFitter().fit(df, event_col="event", start_col="start", stop_col="stop", weights_col="w")
+    np.testing.assert_allclose(m.params_.to_numpy(), ctv.params_.to_numpy(), atol=1e-7)
+    np.testing.assert_allclose(m.summary_["se(coef)"].to_numpy(), ctv.summary["se(coef)"].to_numpy(), rtol=1e-6)
+    # the fast fit's design checks still see a constant covariate
+    with pytest.raises(ChurnModelError, match="constant"):
+        ChurnModel(covariates=["risk_level", "c"], solver="fast").fit(long.assign(c=1), "stop", "event",
+                                                                      entry_col="start")
