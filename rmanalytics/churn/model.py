@@ -651,6 +651,10 @@ class ChurnModel(BaseEstimator):
         risk = self._linear_risk(X)
         del X, df  # the design matrix is freed before the concordance's per-customer pass
         self.concordance_ = self._concordance(frame, risk=risk)
+        if fast:
+            from rmanalytics.churn.frame import release_free_memory
+
+            release_free_memory()  # the row chunks' temporaries
         return self
 
     def _set_summary(self) -> None:

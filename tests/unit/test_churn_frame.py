@@ -136,3 +136,34 @@ def test_holdout_split():
     assert train["duration"].tolist() == [100.0, 200.0] and train["event"].tolist() == [1, 0]
     assert test["tenure"].tolist() == [200.0, 200.0]
     assert test["duration"].tolist() == [260.0, 260.0] and test["event"].tolist() == [0, 0]
+
+
+def test_split_monthly_output_owns_its_columns_and_event_dtype():
+    """The month split assembles its output from the arrays it makes (no second copy of each column);
+    event_dtype keeps a compacted frame's narrow event; values equal the default call's."""
+    from rmanalytics.churn.frame import split_monthly
+
+    long = pd.DataFrame({"customer_id": ["a", "a", "b"], "open_date": pd.to_datetime(["2020-01-15"] * 2 + ["2020-03-01"]),
+                         "x": [1.5, 2.5, 3.5], "event": np.array([0, 1, 0], np.int8),
+                         "start": [0.0, 40.0, 10.0], "stop": [40.0, 100.0, 70.0]})
+    months = pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01",
+                             "2020-03-01", "2020-04-01", "2020-05-01"])
+    monthly = pd.DataFrame({"customer_id": ["a"] * 4 + ["b"] * 3, "month_start": months,
+                            "m": np.arange(7, dtype=float)})
+    plain = split_monthly(long, monthly)
+    assert plain["event"].dtype == np.int64
+    narrow = split_monthly(long, monthly, event_dtype=np.int8)
+    assert narrow["event"].dtype == np.int8
+    pd.testing.assert_frame_equal(narrow.astype({"event": np.int64}), plain)
+    assert plain["event"].tolist() == [0, 0, 0, 0, 1, 0, 0, 0]
+    assert plain["start"].tolist() == [0, 17, 40, 46, 77, 10, 31, 61]
+    assert plain["stop"].tolist() == [17, 40, 46, 77, 100, 31, 61, 70]
+    assert plain["m"].tolist() == [0, 1, 1, 2, 3, 4, 5, 6] and plain["x"].tolist() == [1.5] * 2 + [2.5] * 3 + [3.5] * 3
+
+
+def test_release_free_memory_is_harmless():
+    from rmanalytics.churn.frame import release_free_memory
+
+    a = np.arange(10.0)
+    assert release_free_memory() is None and release_free_memory() is None
+    assert a.sum() == 45.0
