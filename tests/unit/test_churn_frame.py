@@ -167,3 +167,20 @@ def test_release_free_memory_is_harmless():
     a = np.arange(10.0)
     assert release_free_memory() is None and release_free_memory() is None
     assert a.sum() == 45.0
+
+
+def test_share_strings_keeps_values_and_missing():
+    from rmanalytics.churn.frame import _share_strings
+
+    fresh = lambda v: None if v is None else (v + " ")[:-1]  # a new str object per row, as the engine's
+    df = pd.DataFrame({"branch": [fresh(v) for v in ["B1", "B2", "B1", None, "B1", "B2"]],
+                       "nan": ["x", np.nan, "x", "x", "x", "x"],
+                       "mixed": [1, 1.0, True, "1", 1, 1],  # not all strings: left alone
+                       "id": [f"C{i}" for i in range(6)], "n": range(6)})
+    before = df.copy()
+    out = _share_strings(df)
+    pd.testing.assert_frame_equal(out, before, check_exact=True)
+    a = out["branch"].to_numpy()
+    assert a[0] is a[2] is a[4] and a[1] is a[5] and a[3] is None
+    assert out["nan"].isna().tolist() == [False, True, False, False, False, False]
+    assert [type(v) for v in out["mixed"]] == [int, float, bool, str, int, int]
