@@ -668,21 +668,33 @@ def behaviour_covariates(
         span[pos] = r["span_days"].to_numpy()
         trend[pos] = r["aum_trend"].to_numpy(float)
         del r, c, pos
-    rep = np.repeat(np.arange(len(f)), n_m)
-    k = np.arange(n_rows) - np.repeat(offset, n_m)
-    month_start = (m_lo[rep] + k).astype("datetime64[M]").astype("datetime64[ns]")
-    out = pd.DataFrame({"customer_id": f["customer_id"].to_numpy()[rep], "month_start": month_start})
-    del rep, k, month_start
-    out["months_since_purchase"] = np.clip(silent.astype(np.int64), 0, silence_cap_days).astype(float) / 30.0
-    del silent
-    n_recent, n_base = n_recent.astype(np.int64), n_base.astype(np.int64)
-    expo = span.astype(np.int64) - int(recent_days)
-    ok = expo >= min_exposure_days
-    rate = n_base / np.clip(expo, 1, None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["activity_change"] = np.where(ok, np.log((n_recent + 1.0) / (rate * recent_days + 1.0)), 0.0)
-    del expo, ok, rate, n_recent, n_base, span
-    out["aum_trend"] = trend
+    # the output columns filled by blocks of customers / rows into preallocated arrays and the frame
+    # made from them without copies (n-long int64 temporaries and column copies peaked 1.7 GB at 1M)
+    ids_f = f["customer_id"].to_numpy()
+    cust = np.empty(n_rows, dtype=ids_f.dtype)
+    month_start = np.empty(n_rows, "datetime64[ns]")
+    block, rep, k = 1 << 16, None, None
+    for c0 in range(0, len(f), block):
+        c1 = min(c0 + block, len(f))
+        r0, r1 = int(offset[c0]), int(offset[c1 - 1] + n_m[c1 - 1])
+        rep = np.repeat(np.arange(c0, c1), n_m[c0:c1])
+        k = np.arange(r0, r1) - offset[rep]
+        cust[r0:r1] = ids_f[rep]
+        month_start[r0:r1] = (m_lo[rep] + k).astype("datetime64[M]").astype("datetime64[ns]")
+    del rep, k
+    msp, act = np.empty(n_rows), np.empty(n_rows)
+    for r0 in range(0, n_rows, block):
+        sl = slice(r0, r0 + block)
+        msp[sl] = np.clip(silent[sl].astype(np.int64), 0, silence_cap_days).astype(float) / 30.0
+        nr, nb = n_recent[sl].astype(np.int64), n_base[sl].astype(np.int64)
+        expo = span[sl].astype(np.int64) - int(recent_days)
+        ok = expo >= min_exposure_days
+        rate = nb / np.clip(expo, 1, None)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            act[sl] = np.where(ok, np.log((nr + 1.0) / (rate * recent_days + 1.0)), 0.0)
+    del silent, n_recent, n_base, span
+    out = pd.DataFrame({"customer_id": cust, "month_start": month_start, "months_since_purchase": msp,
+                        "activity_change": act, "aum_trend": trend}, copy=False)
     release_free_memory()  # the batches' engine results and temporaries
     return out
 
