@@ -886,15 +886,35 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     """
     end = pd.Timestamp(observation_end)
     censored = long["event"].to_numpy() == 0
+    if "end_date" not in long.columns and frame is None:
+        raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
+                             "(the survival frame it was built from)")
+    ids = long[id_col].to_numpy()
+    # a time_varying_frame holds each customer's rows together: then rows are matched to customers by
+    # runs (one id per run), not by hashing tens of millions of ids; any other order by ids
+    run = None
+    if len(ids) > 1:
+        brk = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+        run_ids = pd.Index(ids[np.concatenate([[0], brk])])
+        if run_ids.is_unique:
+            run = np.zeros(len(ids), np.int32)
+            run[brk] = 1
+            np.cumsum(run, out=run)  # run number of each row
+        del brk
     if "end_date" in long.columns:
         at_end = (long["end_date"] == end).to_numpy()
+    elif run is not None:
+        at_end = run_ids.isin(frame.loc[frame["end_date"] == end, id_col])[run]
     else:
-        if frame is None:
-            raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
-                                 "(the survival frame it was built from)")
         at_end = long[id_col].isin(frame.loc[frame["end_date"] == end, id_col]).to_numpy()
     rows = np.flatnonzero(censored & at_end)
-    last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
+    del at_end, censored
+    if run is not None:  # the last selected row of each run
+        r = run[rows]
+        last = rows[np.concatenate([r[1:] != r[:-1], [True]])] if len(rows) else rows
+        del r, run
+    else:
+        last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
     out = long.iloc[last]
     if frame is not None:
         extra = [c for c in frame.columns if c not in out.columns]

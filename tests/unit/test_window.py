@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -71,3 +72,35 @@ def test_active_customers_are_censored_at_the_end():
     act = active_customers(long, end)
     assert act["customer_id"].tolist() == ["a", "c"]  # b churned, d censored before the end
     assert act["tenure"].tolist() == [400.0, 300.0]  # the last row of a
+
+
+def _active_by_hashing(long, end, frame):
+    """active_customers' selection by id hashing (its general path), for comparison."""
+    censored = long["event"].to_numpy() == 0
+    at_end = long["customer_id"].isin(frame.loc[frame["end_date"] == end, "customer_id"]).to_numpy()
+    rows = np.flatnonzero(censored & at_end)
+    return rows[~long["customer_id"].iloc[rows].duplicated(keep="last").to_numpy()]
+
+
+def test_active_customers_by_runs_equal_by_ids():
+    """Rows grouped by customer (a time_varying_frame) are matched by runs; shuffled rows by ids:
+    the same rows either way, with or without end_date in the long frame, also for a customer whose
+    last row carries an event on the last day (its earlier censored rows are picked, as before)."""
+    end = pd.Timestamp("2024-12-31")
+    rng = np.random.default_rng(5)
+    n = 300
+    ids = [f"C{i:04d}" for i in range(n)]
+    reps = rng.integers(1, 5, n)
+    frame = pd.DataFrame({"customer_id": ids, "seg": rng.choice(["x", "y"], n),
+                          "end_date": np.where(rng.random(n) < 0.7, end, end - pd.Timedelta(days=30))})
+    long = pd.DataFrame({"customer_id": np.repeat(ids, reps)})
+    long["stop"] = np.arange(len(long), dtype=float) + 1
+    last = ~long["customer_id"].duplicated(keep="last").to_numpy()
+    long["event"] = np.where(last & (rng.random(len(long)) < 0.2), 1, 0)
+    for lg in (long, long.sample(frac=1, random_state=1)):
+        act = active_customers(lg, end, frame=frame)
+        ref = lg.iloc[_active_by_hashing(lg, end, frame)]
+        assert act["stop"].tolist() == ref["stop"].tolist() and act["seg"].notna().all()
+        with_end = lg.assign(end_date=lg["customer_id"].map(frame.set_index("customer_id")["end_date"]))
+        assert active_customers(with_end, end)["stop"].tolist() == ref["stop"].tolist()
+    assert len(active_customers(long.iloc[:1], end, frame=frame)) <= 1
