@@ -213,14 +213,17 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
                   "CAST(date_trunc('month', CAST(b.snapshot_date AS DATE)) AS DATE)"
                   if deposits_avg == "daily_balances" else "")
     prev_npl = f"LAG({npl}) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date)"
-    # New NPL from the column (summed over the months an assignment overlaps, like the balances) or
-    # derived from the previous snapshot (summed like the other sequence measures).
+    # New NPL from the column (with the plain balance sums) or derived from the previous snapshot (with
+    # the sums that need the snapshot sequence: one window over few columns, see bal_seq).
     if has_npl_new:
-        npl_new_col = "COALESCE(b.npl_new, 0.0)"
-        npl_new_sum = "SUM(am.wo * am.npl_new)"
+        npl_new_plain, npl_new_col_plain = "\n           COALESCE(b.npl_new, 0.0) AS npl_new,", " bal.npl_new,"
+        npl_new_sum_plain, npl_new_src = "SUM(am.w * am.npl_new) AS npl_new, ", "b"
+        npl_new_seq = npl_new_col_seq = npl_new_sum_seq = ""
     else:
-        npl_new_col = f"CASE WHEN {prev_npl} IS NULL THEN 0.0 ELSE GREATEST({npl} - {prev_npl}, 0.0) END"
-        npl_new_sum = "SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_new ELSE 0.0 END)"
+        npl_new_plain = npl_new_col_plain = npl_new_sum_plain = ""
+        npl_new_seq = (f",\n           CASE WHEN {prev_npl} IS NULL THEN 0.0 "
+                       f"ELSE GREATEST({npl} - {prev_npl}, 0.0) END AS npl_new")
+        npl_new_col_seq, npl_new_sum_seq, npl_new_src = ", s.npl_new", ",\n           SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_new ELSE 0.0 END) AS npl_new", "bq"
     recovered = "COALESCE(b.recovered, 0.0)" if has_recovered else "CAST(NULL AS DOUBLE)"
     written_off = "COALESCE(b.written_off, 0.0)" if has_written_off else "CAST(NULL AS DOUBLE)"
     h = int(effective.hold_months)
@@ -274,46 +277,60 @@ asg_c AS (
 bal AS (
     SELECT b.customer_id, {snap_month}, b.aum, b.deposits, b.loans,
            {strat} AS loans_strategic, {npl} AS npl, b.n_products,
-           {dep_avg} AS deposits_avg, {dep_fallback} AS dep_fallback, {npl_new_col} AS npl_new,
-           {recovered} AS recovered, {written_off} AS written_off,
-           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
-           COALESCE({prev_npl}, 0.0) AS npl_prev,
-           CASE WHEN {month_of(prev_snap)} = {mo} THEN 1 ELSE 0 END AS dup
+           {dep_avg} AS deposits_avg, {dep_fallback} AS dep_fallback,{npl_new_plain}
+           {recovered} AS recovered, {written_off} AS written_off
     FROM balances b
     {daily_join}
     WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
 ),
+bal_seq AS (
+    SELECT b.customer_id, {snap_month}, b.n_products, b.aum,
+           LAG(b.n_products) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date) AS prev_products,
+           COALESCE({prev_npl}, 0.0) AS npl_prev{npl_new_seq},
+           CASE WHEN {month_of(prev_snap)} = {mo} THEN 1 ELSE 0 END AS dup
+    FROM balances b
+    WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
+),
 book AS (
+    SELECT am.rm_id, am.month_start,
+           SUM(am.w) AS w_balances,
+           SUM(am.w * am.aum) AS aum, SUM(am.w * am.deposits) AS deposits, SUM(am.w * am.loans) AS loans,
+           SUM(am.w * am.loans_strategic) AS loans_strategic, SUM(am.w * am.npl) AS npl,
+           SUM(am.w * am.n_products) AS products_w,
+           SUM(am.w * am.deposits_avg) AS deposits_avg, SUM(am.w * am.dep_fallback) AS deposits_avg_fallback,
+           {npl_new_sum_plain}SUM(am.w * am.recovered) AS recovered, SUM(am.w * am.written_off) AS written_off
+    FROM (
+        SELECT a.rm_id, bal.month_start,
+               a.share * date_diff('day', GREATEST(a.start_date, bal.month_start), LEAST(a.end_date, bal.month_end))
+                   / NULLIF(bal.days, 0) AS w,
+               bal.aum, bal.deposits, bal.loans, bal.loans_strategic, bal.npl, bal.n_products,
+               bal.deposits_avg, bal.dep_fallback,{npl_new_col_plain} bal.recovered, bal.written_off
+        FROM bal JOIN asg a ON a.customer_id = bal.customer_id
+                           AND a.start_date < bal.month_end AND a.end_date > bal.month_start
+    ) am
+    GROUP BY am.rm_id, am.month_start
+),
+book_seq AS (
     SELECT am.rm_id, am.month_start, am.month_end,
-           SUM(am.wo) AS w_balances,
-           SUM(am.wo * am.aum) AS aum, SUM(am.wo * am.deposits) AS deposits, SUM(am.wo * am.loans) AS loans,
-           SUM(am.wo * am.loans_strategic) AS loans_strategic, SUM(am.wo * am.npl) AS npl,
-           SUM(am.wo * am.n_products) AS products_w,
-           SUM(am.wo * am.deposits_avg) AS deposits_avg, SUM(am.wo * am.dep_fallback) AS deposits_avg_fallback,
-           {npl_new_sum} AS npl_new, SUM(am.wo * am.recovered) AS recovered, SUM(am.wo * am.written_off) AS written_off,
            SUM(CASE WHEN am.ov = 1 AND am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END) AS cross_sell_base,
            SUM(CASE WHEN am.ov = 1 AND am.n_products > am.prev_products THEN am.w ELSE 0.0 END) AS cross_sell_w,
-           SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_prev ELSE 0.0 END) AS npl_open,
+           SUM(CASE WHEN am.ov = 1 THEN am.w * am.npl_prev ELSE 0.0 END) AS npl_open{npl_new_sum_seq},
            SUM(am.share_next * am.quality) AS start_quality_next,
            SUM(CASE WHEN am.dup = 1 THEN am.share_next ELSE 0.0 END) AS start_extra_next
     FROM (
-        SELECT s.rm_id, s.month_start, s.month_end, s.ov, s.w, CASE WHEN s.ov = 1 THEN s.w END AS wo,
-               s.aum, s.deposits, s.loans, s.loans_strategic, s.npl, s.n_products, s.deposits_avg, s.dep_fallback,
-               s.npl_new, s.recovered, s.written_off, s.prev_products, s.npl_prev, s.dup,
-               CASE WHEN s.start_date <= s.month_end AND s.end_date > s.month_end AND s.open_date <= s.month_end
-                         AND (s.close_date IS NULL OR s.close_date > s.month_end)
-                    THEN s.share ELSE 0.0 END AS share_next,
-               CASE WHEN s.aum >= s.q_thr THEN 1.0 ELSE 0.0 END AS quality
-        FROM (
-            SELECT b.*, a.rm_id, a.start_date, a.end_date, a.share, a.open_date, a.close_date, a.q_thr,
-                   CASE WHEN a.start_date < b.month_end AND a.end_date > b.month_start THEN 1 ELSE 0 END AS ov,
-                   a.share * date_diff('day', GREATEST(a.start_date, b.month_start), LEAST(a.end_date, b.month_end))
-                       / NULLIF(b.days, 0) AS w
-            FROM bal b
-            JOIN asg_c a ON a.customer_id = b.customer_id
-                        AND ((a.start_date < b.month_end AND a.end_date > b.month_start)
-                             OR (a.start_date <= b.month_end AND a.end_date > b.month_end))
-        ) s
+        SELECT a.rm_id, s.month_start, s.month_end,
+               CASE WHEN a.start_date < s.month_end AND a.end_date > s.month_start THEN 1 ELSE 0 END AS ov,
+               a.share * date_diff('day', GREATEST(a.start_date, s.month_start), LEAST(a.end_date, s.month_end))
+                   / NULLIF(s.days, 0) AS w,
+               s.n_products, s.prev_products, s.npl_prev{npl_new_col_seq},
+               CASE WHEN a.start_date <= s.month_end AND a.end_date > s.month_end AND a.open_date <= s.month_end
+                         AND (a.close_date IS NULL OR a.close_date > s.month_end)
+                    THEN a.share ELSE 0.0 END AS share_next,
+               CASE WHEN s.aum >= a.q_thr THEN 1.0 ELSE 0.0 END AS quality, s.dup
+        FROM bal_seq s
+        JOIN asg_c a ON a.customer_id = s.customer_id
+                    AND ((a.start_date < s.month_end AND a.end_date > s.month_start)
+                         OR (a.start_date <= s.month_end AND a.end_date > s.month_end))
     ) am
     GROUP BY am.rm_id, am.month_start, am.month_end
 ),
@@ -357,7 +374,7 @@ book_start AS (
     SELECT bb.rm_id, bb.month_start, bb.book_start + COALESCE(bq.start_extra_next, 0.0) AS book_start,
            COALESCE(bq.start_quality_next, 0.0) AS book_start_quality
     FROM book_base bb
-    LEFT JOIN book bq ON bq.rm_id = bb.rm_id AND bq.month_end = bb.month_start
+    LEFT JOIN book_seq bq ON bq.rm_id = bb.rm_id AND bq.month_end = bb.month_start
 ),
 churn AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS churned,
@@ -420,7 +437,7 @@ SELECT k.rm_id, k.month_start,
        COALESCE(b.deposits, 0.0) AS deposits, COALESCE(b.loans, 0.0) AS loans,
        COALESCE(b.loans_strategic, 0.0) AS loans_strategic, COALESCE(b.npl, 0.0) AS npl,
        COALESCE(b.products_w, 0.0) AS products_w,
-       COALESCE(b.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(b.cross_sell_w, 0.0) AS cross_sell_w,
+       COALESCE(bq.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(bq.cross_sell_w, 0.0) AS cross_sell_w,
        COALESCE(f.fee_income, 0.0) AS fee_income, COALESCE(f.volume, 0.0) AS volume,
        COALESCE(f.expected_fee, 0.0) AS expected_fee,
        COALESCE(f.n_transactions, 0.0) AS n_transactions,
@@ -434,7 +451,7 @@ SELECT k.rm_id, k.month_start,
        act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
        act.alert_response_hours, act.referrals,
        COALESCE(b.deposits_avg, 0.0) AS deposits_avg, COALESCE(b.deposits_avg_fallback, 0.0) AS deposits_avg_fallback,
-       COALESCE(b.npl_open, 0.0) AS npl_open, COALESCE(b.npl_new, 0.0) AS npl_new,
+       COALESCE(bq.npl_open, 0.0) AS npl_open, COALESCE({npl_new_src}.npl_new, 0.0) AS npl_new,
        b.recovered AS recovered, b.written_off AS written_off,
        COALESCE(bs.book_start_quality, 0.0) AS book_start_quality,
        COALESCE(ch.churned_quality, 0.0) AS churned_quality
@@ -442,6 +459,7 @@ FROM keys k
 LEFT JOIN book_size s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
 LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
 LEFT JOIN book b ON b.rm_id = k.rm_id AND b.month_start = k.month_start
+LEFT JOIN book_seq bq ON bq.rm_id = k.rm_id AND bq.month_start = k.month_start
 LEFT JOIN fees f ON f.rm_id = k.rm_id AND f.month_start = k.month_start
 LEFT JOIN churn ch ON ch.rm_id = k.rm_id AND ch.month_start = k.month_start
 LEFT JOIN new_cust n ON n.rm_id = k.rm_id AND n.month_start = k.month_start
