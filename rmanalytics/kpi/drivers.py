@@ -139,12 +139,14 @@ def _time_folds(periods: pd.Series, n_splits: int) -> list[tuple[np.ndarray, np.
     return folds
 
 
-def default_models(seed: int = 0) -> dict[str, object]:
-    """Ridge (standardised features) and a small random forest (single-threaded: predictable
-    run time on shared machines, where OpenMP-based boosting can stall)."""
+def default_models(seed: int = 0, n_jobs: int = 1) -> dict[str, object]:
+    """Ridge (standardised features) and a small random forest (single-threaded by default:
+    predictable run time on shared machines, where OpenMP-based boosting can stall). ``n_jobs``:
+    threads building the forest's trees; the forest is the same for any value (each tree's random
+    state is drawn before the trees are built), only the wall time changes."""
     return {
         "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
-        "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=1,
+        "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=n_jobs,
                                         random_state=seed),
     }
 
@@ -187,6 +189,7 @@ def driver_analysis(
     models: dict[str, object] | None = None,
     importance_model: str = "ridge",
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> DriverResult:
     """Cross-validated association of activities with the outcome, against a naive baseline.
 
@@ -197,13 +200,15 @@ def driver_analysis(
 
     Importance: drop in held-out R^2 (GroupKFold folds) when a feature group is permuted, for
     ``importance_model``; ``low``/``high`` are the 2.5/97.5 percentiles over folds x repeats.
+    ``n_jobs``: threads of the default forest (the results do not depend on it; see
+    :func:`default_models`).
     """
     features = list(features or panel.attrs.get("features") or [])
     if not features:
         raise ParameterError("driver_analysis: no features given")
     X = panel[features].to_numpy(float)
     y = panel[target].to_numpy(float)
-    models = models or default_models(seed)
+    models = models or default_models(seed, n_jobs=n_jobs)
     all_models = {"baseline": DummyRegressor(strategy="mean"), **models}
     n_units = panel[unit].nunique()
     schemes = {

@@ -140,3 +140,12 @@ def test_fe_regression_equals_the_cluster_loop(seed):
     got = fe_regression(panel.assign(y=panel["y_raw"]), "y", acts)
     want = _fe_regression_reference(panel.assign(y=panel["y_raw"]), "y", acts)
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_driver_analysis_same_results_with_forest_threads():
+    monthly, _ = simulate_rm_panel(n_rms=20, n_months=12, seed=4)
+    panel = activity_panel(monthly)
+    a = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1)
+    b = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1, n_jobs=2)
+    pd.testing.assert_frame_equal(a.cv_scores, b.cv_scores, check_exact=True)
+    pd.testing.assert_frame_equal(a.importance, b.importance, check_exact=True)
