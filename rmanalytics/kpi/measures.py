@@ -902,7 +902,7 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
       month when its month-end AUM >= ``hnw_aum``; it then requires ``visits_per_year / 12`` visits
       (kinds visit / meeting) that month from its primary RM on the snapshot date. Per RM, customer
       and period: covered = min(visits, required); ``cl_visits_required`` and ``cl_visits_covered``
-      are the sums over customers (needs ``assignments`` as a pandas frame);
+      are the sums over customers (needs ``assignments``);
     - from ``holdings`` + ``products``: ``suitability_breaches`` / ``suitability_major_breaches``
       bought in the period, credited to the primary RM on the purchase day (needs ``customers``
       and ``assignments``).
@@ -925,7 +925,7 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
                             "cl_nps_detractors": n["detractors"]})
         parts += [comp.to_frame(), nps]
     it, bal, asg = tables.get("interactions"), tables.get("balances"), tables.get("assignments")
-    if it is not None and bal is not None and isinstance(asg, pd.DataFrame):
+    if it is not None and bal is not None and asg is not None:
         vc = run_sql(_hnw_visits_sql(freq, hnw_aum=hnw_aum, visits_per_year=visits_per_year),
                      {"interactions": it, "balances": bal, "assignments": asg}, engine=engine)
         vc = _label_periods(vc, freq).set_index(["rm_id", "period"])

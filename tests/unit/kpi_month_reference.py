@@ -1,4 +1,4 @@
-"""The SQL of rm_month_measures before the one-pass rewrite (issue 16), kept verbatim as the
+"""The SQL of rm_month_measures before issue 16's second pass, kept verbatim as the
 reference the current SQL must reproduce (tests/unit/test_kpi_measures.py)."""
 
 from __future__ import annotations

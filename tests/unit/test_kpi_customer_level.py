@@ -136,16 +136,16 @@ def test_ties_shares_duplicates_and_missing_values():
 
 
 def test_kpi_table_unchanged_with_customer_level_tables_as_paths(sample, tmp_path):
-    """kpi_table with the customer-level tables as Parquet paths equals kpi_table with frames (the paths
-    used to be skipped for feedback and holdings)."""
+    """kpi_table with the customer-level tables, customers and assignments as Parquet paths (notebook 04)
+    equals kpi_table with frames (such paths used to be skipped: feedback, holdings, assignments)."""
     from rmanalytics.io import load_tables
 
     names = ["customers", "transactions", "balances", "assignments", "rm_activity", "rms", "interactions",
              "feedback", "holdings", "products"]
     frames = load_tables("data/sample", tables=names)
-    lazy = load_tables("data/sample", tables=names,
-                       lazy=("transactions", "balances", "interactions", "feedback", "holdings"))
-    assert isinstance(lazy["feedback"], str) and isinstance(lazy["holdings"], str)
+    lazy = load_tables("data/sample", tables=names, lazy=("transactions", "balances", "interactions", "feedback",
+                                                          "holdings", "customers", "assignments"))
+    assert isinstance(lazy["feedback"], str) and isinstance(lazy["assignments"], str)
     a, b = kpi_table(frames), kpi_table(lazy)
     assert (a["nps_source"] == "customer_level").any() and a["suitability_breaches"].notna().any()
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
