@@ -25,15 +25,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.dummy import DummyRegressor
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.metrics import r2_score
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
 from rmanalytics.errors import DataError, ParameterError
 
 
@@ -144,6 +135,11 @@ def default_models(seed: int = 0, n_jobs: int = 1) -> dict[str, object]:
     predictable run time on shared machines, where OpenMP-based boosting can stall). ``n_jobs``:
     threads building the forest's trees; the forest is the same for any value (each tree's random
     state is drawn before the trees are built), only the wall time changes."""
+    from sklearn.ensemble import RandomForestRegressor  # scikit-learn on first use: 2 s of imports
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
         "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=n_jobs,
@@ -167,6 +163,8 @@ class DriverResult:
 
 def _grouped_permutation(model, X: np.ndarray, y: np.ndarray, cols: list[int], rng: np.random.Generator,
                          n_repeats: int, ref: float) -> list[float]:
+    from sklearn.metrics import r2_score
+
     drops = []
     for _ in range(n_repeats):
         Xp = X.copy()
@@ -203,6 +201,11 @@ def driver_analysis(
     ``n_jobs``: threads of the default forest (the results do not depend on it; see
     :func:`default_models`).
     """
+    from sklearn.base import clone
+    from sklearn.dummy import DummyRegressor
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GroupKFold
+
     features = list(features or panel.attrs.get("features") or [])
     if not features:
         raise ParameterError("driver_analysis: no features given")
