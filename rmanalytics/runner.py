@@ -1007,6 +1007,8 @@ def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key
         return {up for up, _ in dependencies(nb).values() if up in plan}
 
     pending = [nb for nb in plan if nb not in results]
+    if jobs > 1:  # the longest chain first, so the critical path starts at once
+        pending = critical_path_order(pending, deps_of, last_durations(out_dir, pending))
     current: set[str] = set()  # notebooks running now
     pids: set[int] = {os.getpid()}  # processes executing them (this one, pool workers)
     try:
@@ -1029,6 +1031,42 @@ def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key
             _mark_interrupted(folder)
         raise RunInterrupted([results[nb] for nb in plan if nb in results], cut, list(pending)) from None
     return [results[nb] for nb in plan]
+
+
+def last_durations(out_dir: str | os.PathLike, notebooks: Iterable[str]) -> dict[str, float]:
+    """Seconds each notebook's last successful run took under ``out_dir`` (``<nb>/latest``), when on record."""
+    out: dict[str, float] = {}
+    for nb in notebooks:
+        try:
+            m = json.loads((Path(out_dir) / nb / "latest" / "manifest.json").read_text())
+            start, end = (dt.datetime.fromisoformat(m[k]) for k in ("started_utc", "ended_utc"))
+        except (OSError, TypeError, KeyError, ValueError):
+            continue
+        out[nb] = max((end - start).total_seconds(), 0.0)
+    return out
+
+
+def critical_path_order(notebooks: list[str], deps_of: Callable[[str], set[str]],
+                        durations: Mapping[str, float] | None = None) -> list[str]:
+    """``notebooks`` ordered for a pool of workers: longest remaining chain first.
+
+    A notebook's weight is its own duration (seconds of its last run; 1 when none is on record) plus
+    the heaviest chain of notebooks that wait for it. A pool that starts the ready notebook with the
+    largest weight starts the critical path (e.g. 02 -> 05) first instead of in file order. Ties
+    keep the given order; the order among notebooks is a preference only, dependencies still decide
+    when a notebook may start.
+    """
+    durations = durations or {}
+    waiting = {nb: [d for d in notebooks if nb in deps_of(d)] for nb in notebooks}
+    weight: dict[str, float] = {}
+
+    def chain(nb: str) -> float:  # dependencies form a DAG (CHAIN_INPUTS)
+        if nb not in weight:
+            weight[nb] = durations.get(nb, 1.0) + max((chain(d) for d in waiting[nb]), default=0.0)
+        return weight[nb]
+
+    pos = {nb: i for i, nb in enumerate(notebooks)}
+    return sorted(notebooks, key=lambda nb: (-chain(nb), pos[nb]))
 
 
 def _run_pool(pending: list[str], jobs: int, job_for: Callable, deps_of: Callable, results: dict[str, RunResult],

@@ -360,3 +360,35 @@ def test_run_all_generates_the_key_once_and_logs_it(tiny, fake_pm, monkeypatch):
     fps = {json.loads((r.run_dir / "manifest.json").read_text())["privacy"]["key_fingerprint"] for r in results}
     assert fps == {privacy.load_key().fingerprint}
     assert all("NEW random key generated" in (r.run_dir / "run.log").read_text() for r in results)
+
+
+CHAIN_DEPS = {"03_loyalty_clv": {"01_segmentation"},
+              "05_rm_book": {"01_segmentation", "02_churn_survival", "04_kpi_attribution"}}
+CHAIN = ["00_data_overview", "01_segmentation", "02_churn_survival", "03_loyalty_clv", "04_kpi_attribution",
+         "05_rm_book", "06_rm_review"]
+
+
+def test_critical_path_order_without_history_starts_notebooks_others_wait_for():
+    order = runner.critical_path_order(CHAIN, lambda nb: CHAIN_DEPS.get(nb, set()))
+    # 01, 02 and 04 head chains of two notebooks; the rest keep file order
+    assert order == ["01_segmentation", "02_churn_survival", "04_kpi_attribution", "00_data_overview",
+                     "03_loyalty_clv", "05_rm_book", "06_rm_review"]
+
+
+def test_critical_path_order_uses_last_durations(tmp_path):
+    secs = {"00_data_overview": 20, "01_segmentation": 66, "02_churn_survival": 245, "03_loyalty_clv": 31,
+            "04_kpi_attribution": 92, "05_rm_book": 162, "06_rm_review": 54}
+    t0 = pd.Timestamp("2026-11-30T10:00:00+00:00")
+    for nb, s in secs.items():
+        run = tmp_path / nb / "run1"
+        run.mkdir(parents=True)
+        (run / "manifest.json").write_text(json.dumps({"started_utc": t0.isoformat(),
+                                                       "ended_utc": (t0 + pd.Timedelta(seconds=s)).isoformat()}))
+        (tmp_path / nb / "latest").symlink_to("run1")
+    (tmp_path / "06_rm_review" / "latest" / "manifest.json").write_text("{broken")  # unreadable: default weight
+    durations = runner.last_durations(tmp_path, CHAIN)
+    assert durations["02_churn_survival"] == 245 and "06_rm_review" not in durations
+    order = runner.critical_path_order(CHAIN, lambda nb: CHAIN_DEPS.get(nb, set()), durations)
+    # 02 -> 05 (407 s) first, then 04 -> 05 (254 s), 01 -> 05 (228 s), 05, 03, 00, 06 (no history: 1 s)
+    assert order == ["02_churn_survival", "04_kpi_attribution", "01_segmentation", "05_rm_book",
+                     "03_loyalty_clv", "00_data_overview", "06_rm_review"]
