@@ -133,8 +133,9 @@ def _time_folds(periods: pd.Series, n_splits: int) -> list[tuple[np.ndarray, np.
 def default_models(seed: int = 0, n_jobs: int = 1) -> dict[str, object]:
     """Ridge (standardised features) and a small random forest (single-threaded by default:
     predictable run time on shared machines, where OpenMP-based boosting can stall). ``n_jobs``:
-    threads building the forest's trees; the forest is the same for any value (each tree's random
-    state is drawn before the trees are built), only the wall time changes."""
+    threads building the forest's trees; the trees are the same for any value (each tree's random
+    state is drawn before they are built), only the wall time changes (:func:`driver_analysis`
+    predicts with one thread, so the sum over trees keeps its order and the scores are identical)."""
     from sklearn.ensemble import RandomForestRegressor  # scikit-learn on first use: 2 s of imports
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -225,6 +226,8 @@ def driver_analysis(
         for k, (tr, te) in enumerate(folds):
             for name, est in all_models.items():
                 m = clone(est).fit(X[tr], y[tr])
+                if getattr(m, "n_jobs", None) not in (None, 1):  # trees built in threads (the same trees);
+                    m.set_params(n_jobs=1)  # predictions summed in tree order, not in thread finishing order
                 r2 = r2_score(y[te], m.predict(X[te]))
                 rows.append({"scheme": scheme, "model": name, "fold": k, "r2": r2})
                 if scheme == "group_rm" and name == importance_model:
