@@ -111,15 +111,18 @@ class Recorder:
         return self._key
 
     def table(self, name: str, df: pd.DataFrame, *, id_columns: tuple[str, ...] = ID_COLUMNS,
-              csv: bool = True) -> pd.DataFrame:
+              csv: bool = True, display_rows: int = 0) -> pd.DataFrame:
         """Write ``df`` as Parquet (raw ids: under ``restricted/tables/``, else ``tables/``) and as
         ``tables/<name>.csv`` with ids masked (only up to ``csv_max_rows`` rows; ``csv=False``: never).
 
         Returns the frame to display: masked when ``mask_ids`` is on, so notebook output and the
-        HTML report never show raw customer identifiers.
+        HTML report never show raw customer identifiers. ``display_rows > 0``: only its first
+        ``display_rows`` rows (then only those are masked when no CSV copy needs the whole table).
         """
         raw = has_ids(df, id_columns)
-        shown = mask_frame(df, self.key_, id_columns) if (self.mask_ids and raw) else df
+        whole = display_rows <= 0 or (self.output_dir is not None and csv and not 0 < self.csv_max_rows < len(df))
+        part = df if whole else df.head(display_rows)
+        shown = mask_frame(part, self.key_, id_columns) if (self.mask_ids and raw) else part
         if self.output_dir is not None:
             folder = self.output_dir / "tables"
             folder.mkdir(exist_ok=True)
@@ -145,7 +148,7 @@ class Recorder:
 
                     flat = columns(flat, self.lang)
                 flat.to_csv(folder / f"{name}.csv", index=False, encoding="utf-8-sig" if self.lang == "zh" else "utf-8")
-        return shown
+        return shown if display_rows <= 0 else shown.head(display_rows)
 
     def metric(self, name: str, value: Any) -> Any:
         """Record one key figure in ``metrics.json``; return the value."""

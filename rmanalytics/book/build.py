@@ -16,7 +16,8 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
                    clv: pd.DataFrame | None, health: HealthConfig | None = None) -> pd.DataFrame:
     """Per open customer at ``as_of``: segment, lifecycle_stage, tier, cell, service_plan, aum,
     aum_change_3m, p_churn, rm_left, risk_drivers, p_alive, clv_income, health (+ groups, hc_*),
-    warning_detail, and the optional last_contact / next_maturity / suitability_breach."""
+    warning_detail, and the optional last_contact / next_maturity / suitability_breach.
+    ``attrs["coverage"]``: the health components' coverage (see :func:`health_score`)."""
     as_of = pd.Timestamp(as_of).normalize()
     f = health_features(tables, as_of, current=current, clv=clv)
     h = health_score(f, health)
@@ -47,6 +48,7 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
             crisk = held["customer_id"].map(tables["customers"].set_index("customer_id")["risk_level"])
             bad = set(held.loc[(prisk > crisk).to_numpy(), "customer_id"])
             out["suitability_breach"] = out["customer_id"].isin(bad)
+    out.attrs["coverage"] = dict(h.attrs["coverage"])  # share of customers with data per health component
     return out
 
 

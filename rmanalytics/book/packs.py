@@ -124,45 +124,60 @@ def _fmt_for(col: str) -> str | None:
 CODED = {"segment": "segment:", "lifecycle_stage": "stage:", "tier": "tier:", "cell": "", "rating": ""}
 
 
+def _localize_code(v, prefix: str, lang: str):
+    """The label of one code (``prefix`` + code), or the code itself when it has no label."""
+    text = label(f"{prefix}{v}", lang)
+    return v if prefix and text.startswith(prefix) else text
+
+
 def localize_codes(df: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Copy of ``df`` with coded values (segment, stage, tier, nine-grid cell, rating) as labels in
-    ``lang``; codes without a label stay as they are."""
+    ``lang``; codes without a label stay as they are (each distinct code is looked up once)."""
     out = df.copy()
     for c, prefix in CODED.items():
         if c in out.columns:
-            out[c] = out[c].map(lambda v: label(f"{prefix}{v}", lang) if isinstance(v, str) else v)
-            out[c] = out[c].where(~out[c].astype(str).str.startswith(prefix) | (prefix == ""), df[c])
+            s = out[c]
+            labels = {v: _localize_code(v, prefix, lang) for v in pd.unique(s.to_numpy(dtype=object)) if isinstance(v, str)}
+            if labels:
+                out[c] = s.map(labels).where(s.isin(list(labels)), s)
     return out
 
 
 def _sheet(wb, name: str, df: pd.DataFrame, lang: str, formats: dict) -> None:
+    """One formatted sheet, written a column at a time through XlsxWriter's cell calls (values as
+    plain Python objects, one format object per number format and workbook)."""
     ws = wb.add_worksheet(name[:31])
     cols = list(df.columns)
     ws.write_row(0, 0, [column_label(c, lang) for c in cols], formats["header"])
     yes = "是" if lang == "zh" else "yes"
+    write_number, write_string = ws.write_number, ws.write_string
     for j, c in enumerate(cols):
         fmt = _fmt_for(c)
-        f = formats.setdefault(fmt, wb.add_format({"num_format": fmt})) if fmt else None
+        if fmt and fmt not in formats:
+            formats[fmt] = wb.add_format({"num_format": fmt})
+        f = formats[fmt] if fmt else None
         s = df[c]
         if pd.api.types.is_datetime64_any_dtype(s):
             for i, v in enumerate(s):
                 if not pd.isna(v):
                     ws.write_datetime(i + 1, j, v.to_pydatetime(), f)
         elif pd.api.types.is_bool_dtype(s):
-            for i, v in enumerate(s.to_numpy()):
-                if v:
-                    ws.write_string(i + 1, j, yes)
+            for i in np.flatnonzero(s.to_numpy(dtype=bool)).tolist():
+                write_string(i + 1, j, yes)
         elif pd.api.types.is_numeric_dtype(s):
             a = s.to_numpy(dtype=float, na_value=np.nan)
-            for i in np.flatnonzero(np.isfinite(a)):
-                ws.write_number(int(i) + 1, j, float(a[i]), f)
+            ok = np.isfinite(a)
+            vals = a.tolist()
+            for i in (range(len(vals)) if ok.all() else np.flatnonzero(ok).tolist()):
+                write_number(i + 1, j, vals[i], f)
         else:
-            for i, v in enumerate(s.to_numpy(dtype=object)):
+            for i, v in enumerate(s.to_numpy(dtype=object).tolist()):
                 if v is not None and not (isinstance(v, float) and v != v):
-                    ws.write_string(i + 1, j, str(v))
+                    write_string(i + 1, j, v if type(v) is str else str(v))
         width = max(len(column_label(c, lang)) + 2, 10)
         if fmt is None and len(s):
-            width = min(max(width, int(s.astype(str).str.len().quantile(0.9)) + 2), 80)
+            lens = s.astype(str).str.len().to_numpy()  # 90th percentile as Series.quantile(0.9), without its overhead
+            width = min(max(width, int(np.percentile(lens, 0.9 * 100.0)) + 2), 80)
         ws.set_column(j, j, width)
     ws.freeze_panes(1, 0)
     ws.autofilter(0, 0, max(len(df), 1), max(len(cols) - 1, 0))
@@ -198,7 +213,7 @@ def _cells(s: pd.Series, col: str, lang: str) -> list[str]:
         return s.dt.strftime("%Y-%m-%d").fillna("").tolist()
     if pd.api.types.is_bool_dtype(s):
         yes = "是" if lang == "zh" else "yes"
-        return [yes if v else "" for v in s.to_numpy()]
+        return [yes if v else "" for v in s.to_numpy().tolist()]
     if pd.api.types.is_numeric_dtype(s):
         a = s.to_numpy(dtype=float, na_value=np.nan)
         if fmt and fmt.endswith("%"):
@@ -207,15 +222,21 @@ def _cells(s: pd.Series, col: str, lang: str) -> list[str]:
             spec = "{:,.0f}"
         else:
             spec = "{:,.2f}"
-        return [spec.format(v) if np.isfinite(v) else "" for v in a]
-    return [html.escape(str(v)) if v is not None and not (isinstance(v, float) and v != v) else ""
-            for v in s.to_numpy(dtype=object)]
+        fmt_one = spec.format
+        return [fmt_one(v) if f else "" for v, f in zip(a.tolist(), np.isfinite(a).tolist())]
+    esc = html.escape
+    return [esc(v if type(v) is str else str(v)) if v is not None and not (isinstance(v, float) and v != v) else ""
+            for v in s.to_numpy(dtype=object).tolist()]
 
 
 def _html_table(df: pd.DataFrame, lang: str) -> str:
     head = "".join(f"<th>{html.escape(column_label(c, lang))}</th>" for c in df.columns)
-    cols = [_cells(df[c], c, lang) for c in df.columns]
-    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in zip(*cols))
+    n = len(df)
+    cols = [["<tr><td>"] * n]  # one string per row: <tr><td>a</td><td>b</td>...</tr>
+    for j, c in enumerate(df.columns):
+        cols.append(_cells(df[c], c, lang))
+        cols.append(["</td></tr>" if j == len(df.columns) - 1 else "</td><td>"] * n)
+    body = "".join(map("".join, zip(*cols))) if len(df.columns) else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -251,15 +272,22 @@ def pack_workers(n_rms: int, jobs: int = 0) -> int:
 
 
 def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
-                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0) -> list[Path]:
+                   lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0,
+                   top_n: int = 0) -> list[Path]:
     """``<out_dir>/by_rm/<rm_id>/book.{xlsx,csv,html}`` for every RM in ``priority`` (or ``rm_ids``).
 
-    book.csv = the RM's priority list (raw ids of the RM's own current customers); book.xlsx has
-    sheets "priority" and "scorecard"; book.html shows both. ``jobs > 1`` splits the RMs over that
+    book.csv = the RM's priority list (raw ids of the RM's own current customers, every one of
+    them); book.xlsx has sheets "priority" and "scorecard"; book.html shows both. ``top_n > 0``
+    sizes the two documents people read for a person: book.xlsx and book.html then show the
+    first ``top_n`` rows of the priority list (by rank) of an RM with more customers, the sheet is
+    named "priority top <top_n>" and the page says how many customers there are and that book.csv
+    lists every one; ``top_n=0`` (default) shows every row. ``jobs > 1`` splits the RMs over that
     many worker processes (each gets only its RMs' rows); ``jobs=0`` (default) uses one per CPU, at
     most 4, and one process for fewer than 50 RMs. The files do not depend on ``jobs``. Returns the
     pack folders.
     """
+    cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
+    priority = priority[["rm_id", *cols]]  # only what the packs show (less to hand to the workers)
     jobs = pack_workers(priority["rm_id"].nunique() if rm_ids is None else len(rm_ids), jobs)
     if jobs > 1:
         import multiprocessing as mp
@@ -270,10 +298,9 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
         with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as pool:
             futs = [pool.submit(write_rm_packs, priority[priority["rm_id"].isin(c)],
                                 None if scorecard is None else scorecard[scorecard["rm_id"].isin(c)], out_dir,
-                                lang=lang, rm_ids=c, as_of=as_of) for c in chunks]
+                                lang=lang, rm_ids=c, as_of=as_of, top_n=top_n) for c in chunks]
             return sorted(p for f in futs for p in f.result())
     base = Path(out_dir) / "by_rm"
-    cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
     sc_groups = dict(tuple(scorecard.groupby("rm_id"))) if scorecard is not None and len(scorecard) else {}
     sc_cols = [c for c in (scorecard.columns if scorecard is not None else []) if c != "rm_id"]
     out = []
@@ -285,10 +312,15 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
         book = localize_codes(g[cols].sort_values("rank"), lang)
         sc = localize_codes(sc_groups.get(rm, pd.DataFrame(columns=sc_cols))[sc_cols], lang)
         _csv(folder / "book.csv", book, lang)
-        write_xlsx(folder / "book.xlsx", {"priority": book, "scorecard": sc}, lang)
+        shown, sheet, note = book, "priority", ""
+        if 0 < top_n < len(book):
+            shown, sheet = book.iloc[:top_n], f"priority top {top_n}"
+            note = (f"按优先级排在前 {top_n} 位的客户（共 {len(book):,} 位）；全部客户见 book.csv。" if lang == "zh" else
+                    f"The first {top_n} of {len(book):,} customers by priority; book.csv lists every customer.")
+        write_xlsx(folder / "book.xlsx", {sheet: shown, "scorecard": sc}, lang)
         title = (f"客户经理 {rm} 客户服务优先清单 {as_of}" if lang == "zh" else f"RM {rm}: service-priority list {as_of}")
-        write_html(folder / "book.html", title, {"priority" if lang != "zh" else "服务优先清单": book,
-                                                  "scorecard" if lang != "zh" else "我的考核": sc}, lang)
+        write_html(folder / "book.html", title, {"priority" if lang != "zh" else "服务优先清单": shown,
+                                                  "scorecard" if lang != "zh" else "我的考核": sc}, lang, note=note)
         out.append(folder)
     return out
 

@@ -50,7 +50,8 @@ class ActionRules(BaseModel):
 
 def _days(rules: ActionRules, stage: pd.Series) -> pd.Series:
     d = rules.contact_days
-    return stage.map(lambda s: d.get(s, d.get("other", 90))).astype(float)
+    days = {s: d.get(s, d.get("other", 90)) for s in pd.unique(stage.to_numpy(dtype=object))}  # once per stage
+    return stage.map(lambda s: days[s]).astype(float)
 
 
 def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None, horizon_days: int = 180,
@@ -78,7 +79,8 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
     cands.append((NaT.where(~handover, start + pd.Timedelta(days=r.handover_days)), "introduce yourself as the new RM"))
     mat = pd.to_datetime(get("next_maturity", pd.NaT))
     cands.append((mat - pd.Timedelta(days=r.maturity_lead_days), "renewal contact before maturity"))
-    rhythm = pd.to_timedelta(_days(r, stage), unit="D")
+    contact_days = _days(r, stage)
+    rhythm = pd.to_timedelta(contact_days, unit="D")
     last = pd.to_datetime(get("last_contact", pd.NaT))
     cands.append((last + rhythm, "scheduled contact"))
     high = get("p_churn", 0.0).fillna(0) >= r.high_churn
@@ -93,32 +95,43 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
     reasons: list[list[str]] = [[] for _ in range(n)]
 
     def add(mask: pd.Series, texts) -> None:
-        for i in np.flatnonzero(mask.to_numpy()):
-            reasons[i].append(texts[i] if not isinstance(texts, str) else texts)
+        """Append a reason to the rows of ``mask``: one text, or ``texts(rows)`` -> one text per row
+        (built for those rows only)."""
+        rows = np.flatnonzero(mask.to_numpy())
+        if isinstance(texts, str):
+            for i in rows.tolist():
+                reasons[i].append(texts)
+        elif len(rows):
+            for i, t in zip(rows.tolist(), texts(rows)):
+                reasons[i].append(t)
 
     add(breach, "holds a product above their risk tolerance (suitability)")
     wd = get("warning_detail", None)
-    add(wd.notna(), wd.astype(object).to_numpy())
+    add(wd.notna(), lambda rows: wd.astype(object).to_numpy()[rows])
     add((stage == "decline_warning") & wd.isna(), "in the decline-warning stage")
     add(get("rm_left", 0).fillna(0) > 0, "lost their RM (the previous RM left the bank)")
     p = get("p_churn").astype(float)
-    drivers = get("risk_drivers", "").fillna("").astype(str)
-    txt = [f"churn risk {pi:.0%} within {horizon_days} days" + (f" (raised by {d})" if d else "")
-           for pi, d in zip(p.fillna(0).to_numpy(), drivers.to_numpy())]
-    add(p >= r.high_churn, txt)
+    drivers = get("risk_drivers", "")
+    add(p >= r.high_churn, lambda rows: [
+        f"churn risk {pi:.0%} within {horizon_days} days" + (f" (raised by {d})" if d else "")
+        for pi, d in zip(p.fillna(0).to_numpy()[rows],
+                         drivers.iloc[rows].fillna("").astype(str).to_numpy())])
     h = get("health").astype(float)
     comps = [f"hc_{c}" for c in COMPONENTS if f"hc_{c}" in cust.columns]
-    weakest = (cust[comps].idxmin(axis=1, skipna=True).str.removeprefix("hc_").fillna("")
-               if comps and len(cust) else pd.Series("", index=cust.index))
-    add(h < r.low_health, [f"health {hi:.0f}/100 (weakest: {w.replace('_', ' ')})"
-                           for hi, w in zip(h.fillna(0).to_numpy(), weakest.to_numpy())])
+
+    def health_texts(rows: np.ndarray) -> list[str]:
+        weakest = (cust[comps].iloc[rows].idxmin(axis=1, skipna=True).str.removeprefix("hc_").fillna("")
+                   if comps else pd.Series("", index=rows)).to_numpy()
+        return [f"health {hi:.0f}/100 (weakest: {w.replace('_', ' ')})" for hi, w in zip(h.to_numpy()[rows], weakest)]
+
+    add(h < r.low_health, health_texts)
     ch = get("aum_change_3m").astype(float)
-    add(ch <= -r.aum_drop, [f"AUM down {-c:.0%} in 3 months" for c in ch.fillna(0).to_numpy()])
+    add(ch <= -r.aum_drop, lambda rows: [f"AUM down {-c:.0%} in 3 months" for c in ch.to_numpy()[rows]])
     overdue_contact = (last + rhythm) < as_of
-    add(overdue_contact, [f"last contact {(as_of - lc).days} days ago (due every {int(d)} days)" if pd.notna(lc) else ""
-                          for lc, d in zip(last, _days(r, stage))])
+    add(overdue_contact, lambda rows: [f"last contact {(as_of - lc).days} days ago (due every {int(d)} days)"
+                                       for lc, d in zip(last.iloc[rows], contact_days.iloc[rows])])
     soon = mat.notna() & (mat >= as_of) & (mat <= as_of + pd.Timedelta(days=r.maturity_lead_days * 2))
-    add(soon, [f"a product matures on {m.date()}" if pd.notna(m) else "" for m in mat])
+    add(soon, lambda rows: [f"a product matures on {m.date()}" for m in mat.iloc[rows]])
     vas = get("value_at_stake").astype(float).fillna(0)
     out = pd.DataFrame(index=cust.index)
     out["reasons"] = ["; ".join(x for x in rs if x) or f"value at stake {v:,.0f} {currency}"

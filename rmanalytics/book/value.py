@@ -25,10 +25,18 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
                    behaviour: bool = True, engine: str = "duckdb", model: Any = None) -> pd.DataFrame:
     """P(churn within ``horizon_days``) per customer open at ``as_of`` (see module docstring).
 
-    ``model``: a Cox :class:`~rmanalytics.churn.ChurnModel` already fitted exactly as here (the
-    time-varying frame of ``survival_frame(tables, observation_end=as_of, lookback_days=...,
-    time_grid=...)`` with the closure definition, ``covariates`` + ``rm_left`` (+ the behaviour
-    covariates), no penalty), e.g. notebook 02's with default parameters: the refit is skipped.
+    ``model``: a Cox :class:`~rmanalytics.churn.ChurnModel` fitted on these ``tables``, e.g.
+    notebook 02's, with the covariates ``covariates`` + ``rm_left`` (+ the behaviour covariates;
+    otherwise ValueError). It is used instead of a refit when it was fitted exactly as here, which
+    its ``data_attrs_`` and settings show: the time-varying frame (start/stop columns) of
+    ``survival_frame(tables, observation_end=as_of, lookback_days=lookback_days,
+    time_grid=time_grid)`` (closure definition, the data's default window start), Cox with the
+    fast solver, without penalty or strata; otherwise the model is refitted here (same result as with ``model=None``).
+    ``attrs["model_reused"]`` tells which happened.
+
+    ``current``: :func:`rmanalytics.churn.current_state` at ``as_of`` with ``recent_days =
+    lookback_days`` (e.g. the worklist's); computed here when None or when its ``attrs`` show
+    another day or window.
 
     With ``behaviour`` the monthly behaviour covariates (months since purchase, activity change,
     AUM trend; :func:`rmanalytics.churn.behaviour_covariates`) enter the model as in notebook 02 and
@@ -41,7 +49,11 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
 
     as_of = pd.Timestamp(as_of).normalize()
     covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
-    if model is None:
+    if model is not None and list(model.covariates_) != covs:
+        raise ValueError(f"churn_risk_now: the model given has covariates {model.covariates_}, not {covs}")
+    reused = model is not None and _fitted_as_here(model, tables, as_of, lookback_days=lookback_days,
+                                                  time_grid=time_grid, engine=engine)
+    if not reused:
         frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days,
                                      time_grid=time_grid, engine=engine)
         monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
@@ -50,10 +62,11 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
         model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
             long, "stop", "event", entry_col="start", id_col="customer_id")
         del long
-    elif list(model.covariates_) != covs:
-        raise ValueError(f"churn_risk_now: the model given has covariates {model.covariates_}, not {covs}")
-    cur = current if current is not None else churn.current_state(tables, as_of, recent_days=lookback_days,
-                                                                   engine=engine)
+    a = {} if current is None else current.attrs  # a current_state for another day or window is not used
+    if current is None or a.get("as_of", as_of.date().isoformat()) != as_of.date().isoformat() \
+            or a.get("recent_days", lookback_days) != lookback_days:
+        current = churn.current_state(tables, as_of, recent_days=lookback_days, engine=engine)
+    cur = current
     cust = tables["customers"].set_index("customer_id")
     now = cur[["customer_id"]].copy()
     for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):
@@ -88,12 +101,43 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     dummy = np.array(["=" in n for n in names])
     vals[:, dummy] = np.where(X[:, dummy] != 0, vals[:, dummy], 0.0)  # "customer_type=corporate" only if it is
     order = np.argsort(-vals, axis=1)[:, :n_drivers]
-    drivers = [", ".join(f"{names[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
-               for i in range(len(now))]
+    drivers = _driver_text(names, vals, order)
     out = pd.DataFrame({"customer_id": now["customer_id"].to_numpy(), "p_churn": p.to_numpy(float),
                         "rm_left": now["rm_left"].to_numpy(int), "risk_drivers": drivers})
-    out.attrs.update(horizon_days=int(horizon_days), hr_rm_left=float(model.hazard_ratios_["rm_left"]))
+    out.attrs.update(horizon_days=int(horizon_days), hr_rm_left=float(model.hazard_ratios_["rm_left"]),
+                     model_reused=bool(reused))
     return out
+
+
+def _driver_text(names: np.ndarray, vals: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Per row, "name (xhazard ratio)" of the columns ``order[i]`` (by decreasing ``vals``) whose
+    value is positive, joined by ", ": one formatting pass per driver rank, not per customer."""
+    rows = np.arange(len(vals))
+    out = np.full(len(vals), "", dtype=object)
+    for r in range(order.shape[1]):
+        c = order[:, r]
+        v = vals[rows, c]
+        pos = np.flatnonzero(v > 0)  # by decreasing value: positive ones come first in each row
+        piece = np.array([f"{n} (x{e:.2f})" for n, e in zip(names[c[pos]].tolist(), np.exp(v[pos]).tolist())],
+                         dtype=object)
+        out[pos] = piece if r == 0 else out[pos] + ", " + piece
+    return out
+
+
+def _fitted_as_here(model: Any, tables: dict[str, Any], as_of: pd.Timestamp, *, lookback_days: int,
+                    time_grid: str, engine: str) -> bool:
+    """Whether ``model`` is the Cox fit :func:`churn_risk_now` would make (see its docstring)."""
+    from rmanalytics.window import analysis_window
+
+    a = getattr(model, "data_attrs_", None) or {}
+    if not (model.model == "cox" and model.solver == "fast" and not model.penalizer and not model.l1_ratio and not model.strata_
+            and getattr(model, "weights_col_", None) is None
+            and model.entry_col_ == "start" and model.duration_col_ == "stop"
+            and a.get("definition") == "closure" and a.get("time_grid") == time_grid
+            and a.get("lookback_days") == int(lookback_days)
+            and a.get("observation_end") == as_of.date().isoformat() and "window_start" in a):
+        return False
+    return a["window_start"] == analysis_window(tables, as_of, None, engine=engine).start.date().isoformat()
 
 
 def clv_income(tables: dict[str, Any], as_of, *, horizon_days: int = 365, discount_rate: float = 0.1,

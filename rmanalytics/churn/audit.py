@@ -117,7 +117,39 @@ ORDER BY c.customer_id
     df["tenure_days"] = (day - df["open_date"]).dt.days.astype(float)
     for h in horizons:
         df[f"churned_{int(h)}d"] = df["close_date"].notna() & (df["close_date"] <= day + pd.Timedelta(days=int(h)))
-    return df.drop(columns="close_date")
+    out = df.drop(columns="close_date")
+    out.attrs.update(as_of=day.date().isoformat(), horizons=[int(h) for h in horizons])
+    return out
+
+
+def audit_population(tables: dict[str, Any], as_of: Any, horizons: list[int] | tuple[int, ...], *,
+                     families: list[str] | tuple[str, ...] = ("wealth",), recent_days: int = 90,
+                     baseline_days: int = 365, engine: str = "duckdb") -> pd.DataFrame:
+    """The customers of :func:`customers_at` with their :func:`rule_flags`: what
+    :func:`warning_audit`, :func:`warning_tradeoff` and :func:`holdout_scores` each start from.
+    Computed once and passed to them as ``population``, it saves their engine passes (same
+    results). ``attrs`` record ``as_of``, ``horizons``, ``families``, ``recent_days`` and
+    ``baseline_days``, which the functions check before using it."""
+    pop = customers_at(tables, as_of, horizons, engine=engine)
+    attrs = dict(pop.attrs)
+    flags = rule_flags(tables, as_of, families=families, recent_days=recent_days, baseline_days=baseline_days,
+                       engine=engine)
+    out = pop.merge(flags, on="customer_id", how="left")
+    out.attrs = {**attrs, "families": list(families), "recent_days": int(recent_days),
+                 "baseline_days": int(baseline_days)}
+    return out
+
+
+def _population(population: pd.DataFrame | None, tables: dict[str, Any], as_of: Any, horizons, families,
+                recent_days: int, baseline_days: int, engine: str) -> pd.DataFrame:
+    """``population`` indexed by customer_id when it was made for these settings, else computed."""
+    a = {} if population is None else population.attrs
+    if not (a.get("as_of") == pd.Timestamp(as_of).normalize().date().isoformat()
+            and set(int(h) for h in horizons) <= set(a.get("horizons", ())) and set(families) <= set(a.get("families", ()))
+            and a.get("recent_days") == int(recent_days) and a.get("baseline_days") == int(baseline_days)):
+        population = audit_population(tables, as_of, horizons, families=families, recent_days=recent_days,
+                                      baseline_days=baseline_days, engine=engine)
+    return population.set_index("customer_id")
 
 
 def rule_flags(tables: dict[str, Any], as_of: Any, *, families: list[str] | tuple[str, ...] = ("wealth",),
@@ -183,6 +215,7 @@ def warning_audit(
     baseline_days: int = 365,
     scores: pd.Series | None = None,
     engine: str = "duckdb",
+    population: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Score each early-warning rule, and a churn model's top-k at the same volume, per horizon.
 
@@ -196,6 +229,8 @@ def warning_audit(
         ``recent_days`` against a ``baseline_days`` trailing baseline.
     scores : optional churn-risk score per customer_id (higher = riskier) computed from data up to
         ``as_of`` (e.g. :func:`holdout_scores`); adds one ``churn_model_top_k`` row per rule.
+    population : optional :func:`audit_population` for these ``as_of``, horizons, families and
+        windows (checked by its ``attrs``; otherwise computed here): saves its engine passes.
 
     Returns
     -------
@@ -203,10 +238,7 @@ def warning_audit(
     model rows: the rule whose alert volume is used) and the columns of :func:`score_alerts`.
     See the module docstring for the definitions.
     """
-    pop = customers_at(tables, as_of, horizons, engine=engine)
-    flags = rule_flags(tables, as_of, families=families, recent_days=recent_days, baseline_days=baseline_days,
-                       engine=engine)
-    pop = pop.merge(flags, on="customer_id", how="left").set_index("customer_id")
+    pop = _population(population, tables, as_of, horizons, families, recent_days, baseline_days, engine)
     alerts: dict[str, tuple[str, pd.Series, pd.Series]] = {}
     for fam in families:
         lp = pop[f"last_purchase:{fam}"]
@@ -256,6 +288,7 @@ def warning_tradeoff(
     recent_days: int = 90,
     baseline_days: int = 365,
     engine: str = "duckdb",
+    population: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Precision, recall, lift and value caught of each rule over a grid of thresholds.
 
@@ -263,12 +296,9 @@ def warning_tradeoff(
     ``silent_months_grid``; the activity rule
     those whose activity fell by at least ``d`` (fraction) for each ``d`` of ``activity_drop_grid``.
     Same hold-out as :func:`warning_audit`. Returns rule, threshold (months or fraction) and the
-    columns of :func:`score_alerts`.
+    columns of :func:`score_alerts`. ``population``: as in :func:`warning_audit`.
     """
-    pop = customers_at(tables, as_of, [horizon_days], engine=engine)
-    flags = rule_flags(tables, as_of, families=[family], recent_days=recent_days, baseline_days=baseline_days,
-                       engine=engine)
-    pop = pop.merge(flags, on="customer_id", how="left").set_index("customer_id")
+    pop = _population(population, tables, as_of, [horizon_days], [family], recent_days, baseline_days, engine)
     y = pop[f"churned_{int(horizon_days)}d"]
     rows = []
     for m in silent_months_grid:
@@ -285,6 +315,20 @@ def warning_tradeoff(
     return out
 
 
+def _frame_fits(frame: pd.DataFrame | None, *, observation_end: Any, window_start: Any, lookback_days: int) -> bool:
+    """Whether ``frame`` is the day-grid closure survival frame :func:`holdout_scores` would build."""
+    if frame is None:
+        return False
+    a = frame.attrs
+
+    def same(key: str, value: Any) -> bool:
+        return value is None or (key in a and pd.Timestamp(a[key]) == pd.Timestamp(value).normalize())
+
+    return (a.get("time_grid") == "day" and a.get("definition") == "closure"
+            and a.get("lookback_days") == int(lookback_days) and "window_start" in a and "observation_end" in a
+            and same("observation_end", observation_end) and same("window_start", window_start))
+
+
 def holdout_scores(
     tables: dict[str, Any],
     as_of: Any,
@@ -297,6 +341,9 @@ def holdout_scores(
     lookback_days: int = 90,
     penalizer: float = 0.0,
     engine: str = "duckdb",
+    frame: pd.DataFrame | None = None,
+    monthly: pd.DataFrame | None = None,
+    population: pd.DataFrame | None = None,
 ) -> pd.Series:
     """Churn probability within ``horizon_days`` per customer open at ``as_of``, from a Cox model
     fitted on follow-up up to ``as_of`` only (time-based hold-out, no data after ``as_of`` used).
@@ -306,22 +353,56 @@ def holdout_scores(
     taken at ``as_of`` for scoring (carried forward over the horizon). Customers open at ``as_of``
     but not in the frame (before their landmark) get the mean score. Returns a Series indexed by
     customer_id.
+
+    What a caller has computed already can be passed to save the engine work (the scores are
+    the same; whatever does not fit is recomputed, and ``attrs["reused"]`` lists what was used):
+
+    - ``frame``: ``survival_frame(tables, observation_end=..., window_start=..., lookback_days=...,
+      time_grid="day")`` with the closure definition (e.g. the frame a week-grid model frame was
+      made from with :func:`~rmanalytics.churn.frame.regrid`); used when its ``attrs`` show that
+      grid, definition, lookback and window;
+    - ``monthly``: behaviour covariates of these customers over a follow-up that covers the
+      hold-out's (e.g. ``behaviour_covariates(tables, regrid(frame, "week"))``: coarser grids round
+      entries down and durations up); used when it holds every customer-month the fit and the
+      scoring need (each covariate of a customer-month depends only on the customer and the month);
+    - ``population``: :func:`customers_at` or :func:`audit_population` at ``as_of`` (its
+      ``attrs["as_of"]``), whose customers are scored.
     """
-    from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, behaviour_covariates, holdout_split,
-                                         survival_frame, time_varying_frame)
+    from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, behaviour_covariates, follow_up_months,
+                                         holdout_split, monthly_positions, survival_frame, time_varying_frame)
     from rmanalytics.churn.model import ChurnModel
 
     day = pd.Timestamp(as_of).normalize()
     cutoff = day + pd.Timedelta(days=1)  # follow-up up to the end of as_of
-    frame = survival_frame(tables, observation_end=observation_end, window_start=window_start,
-                           lookback_days=lookback_days, time_grid="day", engine=engine)
+    reused = []
+    if _frame_fits(frame, observation_end=observation_end, window_start=window_start, lookback_days=lookback_days):
+        reused.append("frame")
+    else:
+        frame = survival_frame(tables, observation_end=observation_end, window_start=window_start,
+                               lookback_days=lookback_days, time_grid="day", engine=engine)
     need = ["customer_id", "open_date", "entry", "duration", "event", "rm_exit_days", *covariates]
     frame = frame[list(dict.fromkeys(c for c in need if c in frame.columns))]  # what the fit and scoring use
     train, test = holdout_split(frame, cutoff)
     del frame
-    monthly = behaviour_covariates(tables, train, engine=engine) if behaviour else None
-    long = time_varying_frame(train, monthly=monthly, columns=list(covariates))  # only what the fit uses
-    del monthly
+    probe_pos = None
+    if behaviour:
+        # covariates of the month that contains the cutoff day, from data before that month
+        probe = test[["customer_id", "open_date"]].assign(entry=test["tenure"], duration=test["tenure"] + 1)
+        if monthly is not None:  # every month of a customer's run is there when both ends are
+            ids, pid = train["customer_id"].to_numpy(), probe["customer_id"].to_numpy()
+            pos = monthly_positions(monthly, np.concatenate([ids, ids, pid]),
+                                    np.concatenate([*follow_up_months(train), follow_up_months(probe)[1]]))
+            if pos is None:
+                monthly = None
+            else:
+                probe_pos = pos[2 * len(ids):]
+                reused.append("monthly")
+            del ids, pid, pos
+        if monthly is None:
+            monthly = behaviour_covariates(tables, train, engine=engine)
+    long = time_varying_frame(train, monthly=monthly if behaviour else None, columns=list(covariates))
+    if probe_pos is None:
+        monthly = None  # not needed for scoring: freed before the fit
     covs = list(covariates) + ["rm_left"] + (list(BEHAVIOUR_COVARIATES) if behaviour else [])
     model = ChurnModel("cox", covariates=covs, penalizer=penalizer, solver="fast").fit(
         long, "stop", "event", entry_col="start")
@@ -329,16 +410,25 @@ def holdout_scores(
     t = test.copy()
     t["rm_left"] = (t["rm_exit_days"].notna() & (t["rm_exit_days"] <= t["tenure"])).astype(int)
     if behaviour:
-        # covariates of the month that contains the cutoff day, from data before that month
-        probe = t.assign(entry=t["tenure"], duration=t["tenure"] + 1)
-        mon = behaviour_covariates(tables, probe, engine=engine)
-        mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last").set_index("customer_id")
-        for c in BEHAVIOUR_COVARIATES:
-            t[c] = t["customer_id"].map(mon[c]).fillna(0.0)
+        if probe_pos is not None:
+            for c in BEHAVIOUR_COVARIATES:
+                t[c] = monthly[c].to_numpy()[probe_pos]
+        else:
+            mon = behaviour_covariates(tables, probe, engine=engine)
+            mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+            for c in BEHAVIOUR_COVARIATES:
+                t[c] = t["customer_id"].map(mon[c]).fillna(0.0)
+    del monthly
     p = model.predict_churn_probability(t, horizon_days, tenure_col="tenure")
     s = pd.Series(p.to_numpy(), index=t["customer_id"].to_numpy(), name=f"p_churn_{int(horizon_days)}d")
-    pop = customers_at(tables, day, [horizon_days], engine=engine)["customer_id"]
-    return s.reindex(pop.to_numpy()).fillna(float(s.mean()))
+    if population is not None and population.attrs.get("as_of") == day.date().isoformat():
+        reused.append("population")
+        pop = population["customer_id"]
+    else:
+        pop = customers_at(tables, day, [horizon_days], engine=engine)["customer_id"]
+    out = s.reindex(pop.to_numpy()).fillna(float(s.mean()))
+    out.attrs["reused"] = reused
+    return out
 
 
 def default_as_of(observation_end: Any, horizons: list[int] | tuple[int, ...]) -> pd.Timestamp:

@@ -225,7 +225,7 @@ def ph_narrative(ph: pd.DataFrame) -> str:
 
 def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str = "day", tables: dict | None = None,
                      behaviour: bool = False, engine: str | None = None,
-                     id_col: str = "customer_id") -> pd.DataFrame:
+                     id_col: str = "customer_id", monthly: pd.DataFrame | None = None) -> pd.DataFrame:
     """How much the grid of event times moves a Cox model's coefficients.
 
     ``frames``: survival frames of the same customers on different grids (``{"day": ..., "week": ...}``,
@@ -235,12 +235,21 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
     with ``<grid>_coef``, ``<grid>_se(coef)``, ``<grid>_fit_seconds`` per grid (reference grid first)
     and, when another grid is present, ``shift_in_se``: (coef on the last other grid - coef on the
     reference grid) / SE on the reference grid.
+
+    ``monthly``: behaviour covariates already computed (e.g. for the coarsest grid's frame, whose
+    follow-up covers the finer grids'); used for each frame whose every customer-month it holds,
+    else they are computed from ``tables`` (same values either way).
     """
     import time
 
     from sklearn.base import clone
 
-    from rmanalytics.churn.frame import BEHAVIOUR_COVARIATES, behaviour_covariates, time_varying_frame
+    from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, behaviour_covariates, follow_up_months,
+                                         monthly_positions, time_varying_frame)
+
+    def covers(f: pd.DataFrame) -> bool:
+        ids = f[id_col].to_numpy()  # every month of a customer's run is there when both ends are
+        return monthly_positions(monthly, np.concatenate([ids, ids]), np.concatenate(follow_up_months(f))) is not None
 
     if behaviour and tables is None:
         raise ParameterError("time_grid_effect: behaviour=True needs the contract tables")
@@ -250,11 +259,13 @@ def time_grid_effect(frames: dict[str, pd.DataFrame], model, *, reference: str =
     for grid in dict.fromkeys([reference, *frames]):
         t0 = time.perf_counter()
         f = frames[grid]
-        monthly = behaviour_covariates(tables, f, engine=engine) if behaviour else None
+        mon = None
+        if behaviour:
+            mon = monthly if monthly is not None and covers(f) else behaviour_covariates(tables, f, engine=engine)
         static = None if model.covariates is None else [
             c for c in model.covariates if c not in ("rm_left", *BEHAVIOUR_COVARIATES)]  # only what the fit uses
-        long = time_varying_frame(f, monthly=monthly, columns=static)
-        del monthly
+        long = time_varying_frame(f, monthly=mon, columns=static)
+        del mon
         m = clone(model).fit(long, "stop", "event", entry_col="start", id_col=id_col)
         del long
         rows[grid] = pd.concat([m.params_.rename("coef"), m.summary_["se(coef)"]], axis=1).assign(

@@ -280,9 +280,8 @@ def survival_frame(
     df = df.loc[keep].copy()
 
     if time_grid != "day":
-        df["duration"] = to_grid(df["duration"], time_grid, how="ceil")
-        df["entry"] = to_grid(df["entry"], time_grid, how="floor")
-        df["rm_exit_days"] = to_grid(df["rm_exit_days"], time_grid, how="floor")
+        for c, v in _grid_columns(df, time_grid).items():
+            df[c] = v
 
     for c in ("industry", "scenario", "acquisition_channel", "rm_level"):
         df[c] = df[c].astype("object").where(df[c].notna(), "none")
@@ -299,6 +298,34 @@ def survival_frame(
                     definition=definition, time_grid=time_grid, lookback_days=int(lookback_days),
                     inactivity_days=int(inactivity_days))
     return df
+
+
+def _grid_columns(df: pd.DataFrame, time_grid: str) -> dict[str, np.ndarray]:
+    """The day-valued time columns of a survival frame on ``time_grid``: durations rounded up,
+    entries and switch times down (:func:`to_grid`)."""
+    return {"duration": to_grid(df["duration"], time_grid, how="ceil"),
+            "entry": to_grid(df["entry"], time_grid, how="floor"),
+            "rm_exit_days": to_grid(df["rm_exit_days"], time_grid, how="floor")}
+
+
+def regrid(frame: pd.DataFrame, time_grid: str) -> pd.DataFrame:
+    """The survival frame of :func:`survival_frame` with ``time_grid``, from its day-grid frame.
+
+    ``survival_frame(..., time_grid=g)`` equals ``regrid(survival_frame(..., time_grid="day"), g)``
+    exactly (the grid is applied last, to ``duration``, ``entry`` and ``rm_exit_days`` only; the
+    customers kept are decided on days), so one engine pass serves both grids, e.g. a model on
+    weeks and the hold-out of :func:`~rmanalytics.churn.audit.holdout_scores` on days. The other
+    columns are shared with ``frame``, not copied (``frame`` is left unchanged); ``attrs`` are
+    copied with ``time_grid`` set.
+    """
+    if frame.attrs.get("time_grid", "day") != "day":
+        raise ParameterError(f"regrid needs a day-grid survival frame, got time_grid={frame.attrs['time_grid']!r}")
+    cols = _grid_columns(frame, time_grid) if time_grid != "day" else {}  # also checks the grid name
+    out = frame.copy(deep=False)
+    for c, v in cols.items():
+        out[c] = v  # replaces the column in out only
+    out.attrs = {**frame.attrs, "time_grid": time_grid}
+    return out
 
 
 def time_varying_frame(
@@ -369,6 +396,7 @@ def time_varying_frame(
             out[event_col] = pd.to_numeric(out[event_col], downcast="integer") if len(out) else out[event_col]
     elif drop_after:
         out = out.drop(columns=drop_after)
+    out.attrs = dict(frame.attrs)  # the survival frame's window, definition, grid, lookback
     return out
 
 
@@ -462,6 +490,44 @@ LEFT JOIN b ON b.c = g.c AND b.mi = g.mi
 """
 
 
+def follow_up_months(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """First and last month number (months since 1970-01) of each row's follow-up ``[entry,
+    duration)`` (days since ``open_date``): the months :func:`behaviour_covariates` gives a row."""
+    open_ = pd.to_datetime(frame["open_date"])
+    first_m = (open_ + pd.to_timedelta(frame["entry"], unit="D")).dt.to_period("M")
+    last_m = (open_ + pd.to_timedelta(frame["duration"], unit="D") - pd.Timedelta(days=1)).dt.to_period("M")
+    m_lo = first_m.array.asi8.astype(np.int64)
+    return m_lo, np.maximum(last_m.array.asi8.astype(np.int64), m_lo)
+
+
+def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -> np.ndarray | None:
+    """Row positions in ``monthly`` (an output of :func:`behaviour_covariates`: each customer's
+    months contiguous and in order) of the cells (``customer_ids[i]``, ``months[i]``) (month numbers
+    since 1970-01); None when one of them is not in ``monthly``. Lets a caller reuse behaviour
+    covariates computed for a wider follow-up (e.g. the week grid's, which covers the day grid's)
+    only when they hold every cell it needs."""
+    ids = monthly["customer_id"].to_numpy()
+    m = pd.to_datetime(monthly["month_start"]).to_numpy().astype("datetime64[M]").astype(np.int64)
+    n = len(ids)
+    if n == 0:
+        return None if len(months) else np.zeros(0, np.int64)
+    brk = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    starts = np.concatenate([[0], brk])
+    step = np.diff(m)
+    step[brk - 1] = 1  # across customers: no condition
+    run_ids = pd.Index(ids[starts])
+    if not run_ids.is_unique or not (step == 1).all():  # not one contiguous run of months per customer
+        return None
+    k = run_ids.get_indexer(pd.Index(customer_ids))
+    if (k < 0).any():
+        return None
+    lengths = np.diff(np.concatenate([starts, [n]]))
+    off = np.asarray(months, np.int64) - m[starts][k]
+    if ((off < 0) | (off >= lengths[k])).any():
+        return None
+    return starts[k] + off
+
+
 #: Customers per query of :func:`behaviour_covariates` (bounds the engine's and pandas' memory).
 BEHAVIOUR_BATCH_CUSTOMERS = 100_000
 
@@ -520,10 +586,7 @@ def behaviour_covariates(
     if not ids.is_monotonic_increasing:  # output sorted by customer_id, then month
         f = f.iloc[np.argsort(ids.to_numpy(), kind="mergesort")]
     open_ = pd.to_datetime(f["open_date"])
-    first_m = (open_ + pd.to_timedelta(f["entry"], unit="D")).dt.to_period("M")
-    last_m = (open_ + pd.to_timedelta(f["duration"], unit="D") - pd.Timedelta(days=1)).dt.to_period("M")
-    m_lo = first_m.array.asi8.astype(np.int64)           # month numbers (months since 1970-01)
-    m_hi = np.maximum(last_m.array.asi8.astype(np.int64), m_lo)
+    m_lo, m_hi = follow_up_months(f)
     n_m = m_hi - m_lo + 1
     offset = np.cumsum(n_m) - n_m
     n_rows = int(n_m.sum())
@@ -1034,5 +1097,6 @@ def current_state(tables: dict[str, Any], as_of: str | pd.Timestamp, *, recent_d
         df["activity_ratio"] = np.where(rate_base > 0, rate_recent / rate_base, np.nan)
     df["recency_days"] = (as_of - df["last_tx_date"]).dt.days.astype(float)
     df["tx_fee"], df["tx_amount"] = df["tx_fee_recent"], df["tx_amount_recent"]  # the worklist's value columns
-    df.attrs["as_of"] = as_of.date().isoformat()
+    df.attrs.update(as_of=as_of.date().isoformat(), recent_days=int(recent_days), baseline_days=int(baseline_days),
+                    change_days=int(change_days))
     return df.reset_index(drop=True)

@@ -154,8 +154,8 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
 
 
 def _check_design(X: pd.DataFrame) -> None:
-    std = pd.Series({c: X[c].std() for c in X.columns}, dtype=float)  # column by column: no n x d temporaries
-    const = std.index[(std == 0) | std.isna()].tolist()
+    a = X.to_numpy()  # the values are finite (checked before): constant <=> min == max (std 0); reductions
+    const = X.columns.tolist() if len(a) < 2 else X.columns[a.min(0) == a.max(0)].tolist()  # over rows, no copy
     if const:
         raise ChurnModelError(f"covariates {const} are constant in the training data; drop them. " + ADVICE)
     sample = X.iloc[:: max(1, len(X) // 50_000)]
@@ -238,9 +238,13 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.searchsorted(times, stop, side="right").astype(np.int32)   # row in risk set of times[:stop_idx]
-    start_idx = (np.zeros(n, np.int32) if start is None
-                 else np.searchsorted(times, np.asarray(start, float), side="right").astype(np.int32))
+    stop_idx = np.empty(n, np.int32)   # row in risk set of times[:stop_idx]
+    start_idx = np.zeros(n, np.int32)
+    start = None if start is None else np.asarray(start, float)
+    for i in range(0, n, CHUNK_ROWS):  # by chunks: no n-long int64 temporaries
+        stop_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, stop[i:i + CHUNK_ROWS], side="right")
+        if start is not None:
+            start_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, start[i:i + CHUNK_ROWS], side="right")
     step = int(chunk_rows or CHUNK_ROWS)
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
@@ -287,10 +291,10 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
             a0 += np.bincount(hi, weights=phi, minlength=k + 1)
             b0 += np.bincount(lo, weights=phi, minlength=k + 1)
             if derivs:
-                pz = phi[:, None] * Zc
+                pz = phi * Zc.T  # d x rows: each covariate's weights contiguous for bincount (no copies)
                 for j in range(d):
-                    a1[:, j] += np.bincount(hi, weights=pz[:, j], minlength=k + 1)
-                    b1[:, j] += np.bincount(lo, weights=pz[:, j], minlength=k + 1)
+                    a1[:, j] += np.bincount(hi, weights=pz[j], minlength=k + 1)
+                    b1[:, j] += np.bincount(lo, weights=pz[j], minlength=k + 1)
         return a0, a1, b0, b1
 
     def weighted_gram(beta, alpha):
@@ -345,30 +349,34 @@ def fit_cox_efron(X: np.ndarray, stop: np.ndarray, event: np.ndarray, start: np.
 
     beta = np.zeros(d)
     ll_old = None
+    at_beta = None  # parts(beta) when the line search computed them already (the full step, usually taken)
     for _ in range(max_steps):
-        ll, grad, hess = parts(beta)
+        ll, grad, hess = at_beta if at_beta is not None else parts(beta)
         if not np.all(np.isfinite(hess)) or not np.isfinite(ll):
             raise ChurnModelError("Cox fit diverged (non-finite likelihood). " + ADVICE)
         try:
             step = np.linalg.solve(-hess, grad)
         except np.linalg.LinAlgError as err:
             raise ChurnModelError(f"Cox fit failed: singular Hessian ({err}). " + ADVICE) from err
-        # step halving keeps the likelihood increasing
+        # step halving keeps the likelihood increasing; the full step is evaluated with its derivatives
+        # (the same likelihood value), which the next Newton step then reuses: one pass less per step
         t = 1.0
         while True:
             new = beta + t * step
-            ll_new = parts(new, derivs=False)[0]
+            with np.errstate(all="ignore"):
+                at_new = parts(new) if t == 1.0 else None
+            ll_new = at_new[0] if at_new is not None else parts(new, derivs=False)[0]
             if np.isfinite(ll_new) and ll_new >= ll - 1e-12 or t < 1e-4:
                 break
             t /= 2
-        beta = new
+        beta, at_beta = new, at_new
         if np.max(np.abs(t * step)) < tol or (ll_old is not None and abs(ll_new - ll) < tol * max(1, abs(ll))):
             ll = ll_new
             break
         ll_old = ll
     else:
         raise ChurnModelError(f"Cox fit did not converge in {max_steps} Newton steps. " + ADVICE)
-    ll, grad, hess = parts(beta)
+    ll, grad, hess = at_beta if at_beta is not None else parts(beta)
     cov_z = np.linalg.inv(-hess)
     return beta / sd, cov_z / np.outer(sd, sd), ll
 
@@ -397,7 +405,9 @@ class ChurnModel(BaseEstimator):
     (design columns), ``params_`` (coefficients, a Series), ``summary_`` (``estimate``, ``se``,
     ``lower_95``, ``upper_95`` on the coefficient scale at ``alpha``, then lifelines' columns ``coef``,
     ``exp(coef)``, ``se(coef)``, intervals, ``z``, ``p``), ``variance_matrix_``, ``hazard_ratios_``
-    (Series by covariate; Cox and Weibull AFT), ``concordance_`` (training),
+    (Series by covariate; Cox and Weibull AFT), ``concordance_`` (training), ``data_attrs_`` (the
+    training frame's ``attrs``: a :func:`~rmanalytics.churn.frame.survival_frame` records its window,
+    churn definition, time grid and lookback there, and its time-varying frames keep them),
     ``baseline_cumulative_hazard_`` and ``design_mean_`` (Cox), ``fitter_`` (the lifelines fitter,
     None for solver="fast"), ``design_``, ``reference_levels_``.
     """
@@ -455,15 +465,17 @@ class ChurnModel(BaseEstimator):
         self.covariates_, self.strata_ = covs, strata
         self.duration_col_, self.event_col_, self.entry_col_ = duration_col, event_col, entry_col
         self.weights_col_, self.id_col_ = weights_col, id_col
+        self.data_attrs_ = dict(frame.attrs)  # what the frame was built from (survival_frame's window, grid, ...)
         self.design_ = _Design.fit(frame, covs)
         self.reference_levels_ = dict(self.design_.reference)
         X = self.design_.transform(frame)
         _check_design(X)
         self.columns_ = X.columns.tolist()
-        T = frame[duration_col].astype(float).to_numpy()
+        # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
+        T = frame[duration_col].to_numpy(dtype=float)
         E = frame[event_col].astype(int).to_numpy()
-        S = frame[entry_col].astype(float).to_numpy() if entry_col else None
-        W = frame[weights_col].astype(float).to_numpy() if weights_col else None
+        S = frame[entry_col].to_numpy(dtype=float) if entry_col else None
+        W = frame[weights_col].to_numpy(dtype=float) if weights_col else None
         fast = self.model == "cox" and self.solver == "fast"
         df = None
         if not fast:  # lifelines' fitters take one frame; the fast solver works on X as it is
@@ -528,7 +540,7 @@ class ChurnModel(BaseEstimator):
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
         if self.model == "cox":
-            self.design_mean_ = X.mean(0).to_numpy()
+            self.design_mean_ = X.to_numpy().mean(0)  # = X.mean(0), without pandas' n x d missing-value mask
             ph = self._partial_hazard(X)
             if strata:
                 keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
@@ -538,7 +550,9 @@ class ChurnModel(BaseEstimator):
                     for k in np.unique(keys)}
             else:
                 self.baseline_cumulative_hazard_ = breslow_baseline(T, E, ph, S, W)
-        self.concordance_ = self._concordance(frame, X)
+        risk = self._linear_risk(X)
+        del X, df  # the design matrix is freed before the concordance's per-customer pass
+        self.concordance_ = self._concordance(frame, risk=risk)
         return self
 
     def _set_summary(self) -> None:
@@ -606,12 +620,11 @@ class ChurnModel(BaseEstimator):
         cols = [c for c in lam.index if c != "Intercept"]
         return -(X[cols].to_numpy() @ lam[cols].to_numpy())
 
-    def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None) -> float:
+    def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None, risk: np.ndarray | None = None) -> float:
         from rmanalytics.concordance import concordance_index
 
-        if X is None:
-            X = self.design_matrix(frame)
-        risk = self._linear_risk(X)
+        if risk is None:
+            risk = self._linear_risk(self.design_matrix(frame) if X is None else X)
         T = frame[self.duration_col_].to_numpy(float)
         E = frame[self.event_col_].to_numpy(int)
         if self.id_col_ and self.id_col_ in frame.columns:

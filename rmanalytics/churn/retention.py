@@ -25,15 +25,22 @@ def km_by_group(frame: pd.DataFrame, group_col: str | None = None, *, duration_c
     """
     from lifelines import KaplanMeierFitter
 
-    groups = [("all", frame)] if group_col is None else sorted(frame.groupby(group_col, observed=True),
-                                                               key=lambda kv: str(kv[0]))
     out = {}
-    for g, sub in groups:
+    for g, sub in _groups(frame, group_col, [duration_col, event_col, entry_col]):
         km = KaplanMeierFitter(alpha=alpha)
         km.fit(sub[duration_col], sub[event_col], entry=None if entry_col is None else sub[entry_col],
                label=str(g))
         out[g] = km
     return out
+
+
+def _groups(frame: pd.DataFrame, group_col: str | None, columns: list[str | None]) -> list[tuple]:
+    """(group, rows of the group) in sorted order of str(group), rows in frame order, with only
+    ``columns``: grouping a survival frame of many columns would copy all of them per group."""
+    if group_col is None:
+        return [("all", frame)]
+    cols = list(dict.fromkeys([group_col, *(c for c in columns if c)]))
+    return sorted(frame[cols].groupby(group_col, observed=True), key=lambda kv: str(kv[0]))
 
 
 def retention_table(frame: pd.DataFrame, group_col: str | None = None, *, months=(3, 6, 12, 24),
@@ -42,10 +49,13 @@ def retention_table(frame: pd.DataFrame, group_col: str | None = None, *, months
     """Per group: customers, churn events, median lifetime (days; inf when retention stays above 50%),
     and Kaplan-Meier retention at each of ``months`` (1 month = 365.25/12 days of tenure) with its
     confidence interval and the number at risk at that tenure."""
+    from lifelines import KaplanMeierFitter
+
     rows = []
-    for g, km in km_by_group(frame, group_col, duration_col=duration_col, event_col=event_col,
-                             entry_col=entry_col, alpha=alpha).items():
-        sub = frame if group_col is None else frame[frame[group_col] == g]
+    for g, sub in _groups(frame, group_col, [duration_col, event_col, entry_col]):
+        km = KaplanMeierFitter(alpha=alpha).fit(sub[duration_col], sub[event_col],
+                                                entry=None if entry_col is None else sub[entry_col],
+                                                label=str(g))  # as km_by_group
         row = {"group": g, "customers": len(sub), "churned": int(sub[event_col].sum()),
                "median_lifetime_days": float(km.median_survival_time_)}
         ci = km.confidence_interval_survival_function_

@@ -29,6 +29,7 @@ from rmanalytics.loyalty.plots import (
 )
 from rmanalytics.loyalty.utils import (
     by_segment,
+    by_segments,
     clv_deciles,
     localize_index,
     loyalty_score,
@@ -61,6 +62,7 @@ __all__ = [
     "LoyaltyInputError",
     "bgnbd_loglik_terms",
     "by_segment",
+    "by_segments",
     "check_rfm",
     "clv_deciles",
     "compress",

@@ -77,7 +77,23 @@ def by_segment(values: pd.DataFrame, segments: pd.DataFrame, by: str | Sequence[
     """
     by = [by] if isinstance(by, str) else list(by)
     seg = segments[["customer_id", *by]].drop_duplicates("customer_id")
-    df = values.merge(seg, on="customer_id", how="left")
+    return _by_segment(values.merge(seg, on="customer_id", how="left"), by)
+
+
+def by_segments(values: pd.DataFrame, segments: pd.DataFrame, columns: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """:func:`by_segment` for each of ``columns`` (e.g. segment, lifecycle_stage, tier), each
+    equal to ``by_segment(values, segments, column)``, with one join of ``values`` to
+    ``segments`` for all of them instead of one per column (a join of two per-customer tables
+    is most of the work)."""
+    cols = list(dict.fromkeys(columns))
+    merged = values.merge(segments[["customer_id", *cols]].drop_duplicates("customer_id"), on="customer_id",
+                          how="left")
+    return {c: _by_segment(merged, [c]) for c in cols}
+
+
+def _by_segment(merged: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """The :func:`by_segment` table of ``values`` already left-joined to the ``by`` column(s)."""
+    df = merged[[c for c in ("customer_id", "p_alive", "loyalty_score", "clv", *by) if c in merged.columns]].copy()
     for c in by:
         df[c] = df[c].astype(object).where(df[c].notna(), "(none)")
     aggs: dict = {"customers": ("customer_id", "size")}

@@ -116,7 +116,9 @@ CHAIN_INPUTS: dict[str, dict[str, tuple[str, str]]] = {
     # it predicts forward from observation_end). Tables with customer ids live under restricted/.
     "05_rm_book": {"segmentation_tables_path": ("01_segmentation", "restricted/tables"),
                    "churn_tables_path": ("02_churn_survival", "restricted/tables"),
-                   "kpi_tables_path": ("04_kpi_attribution", "tables")},
+                   "kpi_tables_path": ("04_kpi_attribution", "tables"),
+                   # 04's RM x month measures (kpi.monthly_measures checks that the rule settings match).
+                   "monthly_measures_path": ("04_kpi_attribution", "tables/rm_month_measures.parquet")},
     # 06 reads 04's RM x month measures (kpi.monthly_measures checks that the rule settings match).
     "06_rm_review": {"monthly_measures_path": ("04_kpi_attribution", "tables/rm_month_measures.parquet")},
 }

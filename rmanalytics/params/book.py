@@ -35,9 +35,15 @@ class BookParams(NotebookParams):
     scorecard_config_path: str = Field("params/scorecards/default.yaml", description="Scorecard config YAML (as 04).")
     write_packs: bool = Field(True, description="Write by_rm/ and by_branch/ packs into the run folder.")
     pack_jobs: int = Field(0, ge=0, description="Worker processes writing the RM packs (0: one per CPU, at most 4).")
+    pack_top_n: int = Field(
+        200, ge=0, description="Rows of an RM's priority list shown in the pack's book.xlsx and book.html (the first by "
+                               "rank; book.csv keeps every customer); 0: every row.")
     segmentation_tables_path: str | None = Field(
         None, description="tables/ folder of a 01 run (segments, customer_cells, warnings); None: recompute.")
     churn_tables_path: str | None = Field(
         None, description="tables/ folder of a 02 run (churn_risk); None: recompute.")
     kpi_tables_path: str | None = Field(
         None, description="tables/ folder of a 04 run (kpis, scorecard, kpi_points); None: recompute.")
+    monthly_measures_path: str | None = Field(
+        None, description="rm_month_measures.parquet of a 04 run (its tables/), read when recorded with this run's "
+                          "rule settings and data span; None: recompute.")

@@ -84,6 +84,16 @@ def activity_change(
     recent_start = end - dt.timedelta(days=recent_days)
     baseline_start = recent_start - dt.timedelta(days=baseline_days)
     df = run_sql(activity_sql(window_sql(base, end, refunds), recent_start, baseline_start), inputs, engine=engine)
+    return activity_frame(df, recent_start=recent_start, recent_days=recent_days, baseline_days=baseline_days,
+                          min_baseline_days=min_baseline_days, min_baseline_transactions=min_baseline_transactions,
+                          start_dates=start_dates)
+
+
+def activity_frame(df: pd.DataFrame, *, recent_start: dt.date, recent_days: int, baseline_days: int,
+                   min_baseline_days: int, min_baseline_transactions: int,
+                   start_dates: pd.Series | None = None) -> pd.DataFrame:
+    """The :func:`activity_change` result from the rows of :func:`activity_sql` (customer_id,
+    recent_transactions, baseline_transactions, first_date)."""
     start = pd.to_datetime(df["first_date"])
     if start_dates is not None:
         given = pd.to_datetime(df["customer_id"].map(start_dates))

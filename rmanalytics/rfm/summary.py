@@ -221,6 +221,38 @@ def scan_findings(inputs: Mapping[str, Any], base: str, end: dt.date | None, ref
     probe_end = end or dt.date(9999, 12, 31)  # no end: every row is in the window
     f = run_sql(_findings_sql(base, probe_end), inputs, engine=engine,
                 con=con if resolve_engine(engine, inputs) == "duckdb" else None).iloc[0]
+    return _judge_findings(f, inputs, end, refunds, cols)
+
+
+def scan_findings_many(inputs: Mapping[str, Any], base: str, ends: list[dt.date], refunds: str, con=None,
+                       engine: str | None = None, cols: tuple[str, str, str] = ("customer_id", "date", "amount")
+                       ) -> list[list[dict]]:
+    """:func:`scan_findings` for several observation ends in one scan of the data: the findings of
+    each end (in the order of ``ends``), equal to what :func:`scan_findings` gives for that end; the
+    same errors."""
+    if refunds not in REFUND_OPTIONS:
+        raise ParameterError(f"refunds must be one of {REFUND_OPTIONS}, got {refunds!r}")
+    per_end = "".join(
+        f", SUM(CASE WHEN date > {date_literal(e)} THEN 1 ELSE 0 END) AS n_after_end_{k}"
+        f", SUM(CASE WHEN amount < 0 AND date <= {date_literal(e)} THEN 1 ELSE 0 END) AS n_refunds_in_window_{k}"
+        for k, e in enumerate(ends))
+    sql = (f"WITH t AS ({base}) SELECT MIN(date) AS min_date, MAX(date) AS max_date, COUNT(*) AS n_rows, "
+           f"SUM(CASE WHEN customer_id IS NULL THEN 1 ELSE 0 END) AS n_null_id, "
+           f"SUM(CASE WHEN date IS NULL THEN 1 ELSE 0 END) AS n_null_date, "
+           f"SUM(CASE WHEN amount IS NULL OR isnan(amount) THEN 1 ELSE 0 END) AS n_null_amount{per_end} FROM t")
+    f = run_sql(sql, inputs, engine=engine, con=con if resolve_engine(engine, inputs) == "duckdb" else None).iloc[0]
+    out = []
+    for k, e in enumerate(ends):
+        row = {key: f[key] for key in ("min_date", "max_date", "n_rows", "n_null_id", "n_null_date", "n_null_amount")}
+        row["n_after_end"] = f[f"n_after_end_{k}"]
+        row["n_refunds_in_window"] = f[f"n_refunds_in_window_{k}"]
+        out.append(_judge_findings(row, inputs, e, refunds, cols)[1])
+    return out
+
+
+def _judge_findings(f: Mapping[str, Any], inputs: Mapping[str, Any], end: dt.date | None, refunds: str,
+                    cols: tuple[str, str, str]) -> tuple[dt.date, list[dict]]:
+    """The errors and findings of one row of the findings scan (:func:`scan_findings`)."""
     where = "" if isinstance(inputs.get("src"), pd.DataFrame) else f" ({inputs.get('src')})"
     for key, col, what in (("n_null_id", cols[0], "null customer id(s)"), ("n_null_date", cols[1], "null date(s)"),
                            ("n_null_amount", cols[2], "null/NaN amount(s)")):
@@ -439,7 +471,11 @@ def rfm_table(
         out = run_sql(rfm_output_sql(sql, distinct_days=frequency == "days"), inputs, engine=engine, con=con,
                       output=output)
         return _written(out, findings, "rfm_table")
-    df = run_sql(sql, inputs, engine=engine, con=con)
+    return rfm_frame(run_sql(sql, inputs, engine=engine, con=con), frequency, findings)
+
+
+def rfm_frame(df: pd.DataFrame, frequency: str, findings: list[dict]) -> pd.DataFrame:
+    """The :func:`rfm_table` result from the rows of :func:`rfm_sql` (columns, dtypes, findings)."""
     df["frequency"] = df["n_transactions"] if frequency == "transactions" else df["n_days"]
     df["monetary_mean"] = df["monetary"] / df["n_transactions"]
     for c in ("recency_days", "tenure_days", "n_transactions", "frequency"):

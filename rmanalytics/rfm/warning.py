@@ -77,6 +77,29 @@ def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
     return cur.drop_duplicates("customer_id")[["customer_id", "rm_id", "share"]].reset_index(drop=True)
 
 
+def _join_signals(sig: pd.DataFrame) -> pd.DataFrame:
+    """One row per customer of ``sig`` (customer_id, reason, detail; sorted by customer and reason):
+    the reasons and details joined by "; " in that order, and n_signals. A customer has at most one
+    row per signal, so this joins a few columns of arrays instead of a Python call per customer."""
+    if not len(sig):
+        return (sig.groupby("customer_id", sort=True)
+                .agg(reason=("reason", "; ".join), n_signals=("reason", "size"), detail=("detail", "; ".join))
+                .reset_index())
+    cid = sig["customer_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, cid[1:] != cid[:-1]])
+    counts = np.diff(np.r_[starts, len(cid)])
+    cols = {}
+    for c in ("reason", "detail"):
+        v = sig[c].to_numpy(dtype=object)
+        joined = v[starts].copy()
+        for k in range(1, int(counts.max())):
+            more = counts > k
+            joined[more] = joined[more] + "; " + v[starts[more] + k]
+        cols[c] = joined
+    return pd.DataFrame({"customer_id": cid[starts], "reason": cols["reason"],
+                         "n_signals": counts.astype("int64"), "detail": cols["detail"]})
+
+
 def early_warnings(
     transactions: Any,
     *,
@@ -113,29 +136,36 @@ def early_warnings(
     has_balance, rank_in_rm (1 = highest value in the RM's list).
     """
     end = as_date(observation_end, "observation_end")
-    rows = []
     # without product families (an optional contract column) the no-purchase signal is left out
     watch = list(families) if "product_family" in columns_of(transactions, engine) else []
     silent = silent_families(transactions, observation_end=end, families=watch,
                              silent_months=silent_months, lookback_months=lookback_months,
                              engine=engine) if watch else pd.DataFrame(columns=["customer_id", "product_family"])
-    for r in silent.itertuples(index=False):
-        rows.append((r.customer_id, f"no_purchase:{r.product_family}",
-                     f"no {r.product_family} purchase since {r.last_purchase.date()} ({r.months_silent} months)"))
+    parts = []
+    if len(silent):
+        fam = silent["product_family"].astype(str).tolist()
+        since = silent["last_purchase"].dt.strftime("%Y-%m-%d").tolist()
+        parts.append(pd.DataFrame({
+            "customer_id": silent["customer_id"].to_numpy(),
+            "reason": [f"no_purchase:{f}" for f in fam],
+            "detail": [f"no {f} purchase since {d} ({m} months)"
+                       for f, d, m in zip(fam, since, silent["months_silent"].tolist())]}))
     if activity is not None:
         drop = activity[activity["activity_drop"] >= activity_drop]
-        for r in drop.itertuples(index=False):
-            rows.append((r.customer_id, "activity_drop",
-                         f"activity down {r.activity_drop:.0%} ({r.recent_transactions} recent vs "
-                         f"{r.baseline_rate:.1f} baseline)"))
-    sig = pd.DataFrame(rows, columns=["customer_id", "reason", "detail"])
+        if len(drop):
+            parts.append(pd.DataFrame({
+                "customer_id": drop["customer_id"].to_numpy(),
+                "reason": "activity_drop",
+                "detail": [f"activity down {a:.0%} ({n} recent vs {b:.1f} baseline)" for a, n, b in zip(
+                    drop["activity_drop"].tolist(), drop["recent_transactions"].tolist(),
+                    drop["baseline_rate"].tolist())]}))
+    sig = (pd.concat(parts, ignore_index=True) if parts
+           else pd.DataFrame(columns=["customer_id", "reason", "detail"]))
     if customers is not None and "close_date" in customers.columns and len(sig):
         closed = customers.loc[pd.to_datetime(customers["close_date"]) <= pd.Timestamp(end), "customer_id"]
         sig = sig[~sig["customer_id"].isin(set(closed))]
     sig = sig.sort_values(["customer_id", "reason"], kind="mergesort")
-    out = (sig.groupby("customer_id", sort=True)
-           .agg(reason=("reason", "; ".join), n_signals=("reason", "size"), detail=("detail", "; ".join))
-           .reset_index())
+    out = _join_signals(sig)
     if assignments is not None:
         out = out.merge(primary_rm(assignments, on=end)[["customer_id", "rm_id"]], on="customer_id", how="left")
     else:

@@ -138,10 +138,22 @@ def holdings_bought(tables: Mapping[str, Any], as_of: Any = None) -> int:
 # --------------------------------------------------------------------------------------------
 # contacts
 # --------------------------------------------------------------------------------------------
-def last_contacts(interactions: Any, as_of: pd.Timestamp) -> pd.Series:
-    """customer_id -> time of the last interaction before the end of the ``as_of`` day."""
-    df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
+def last_contacts(interactions: Any, as_of: pd.Timestamp, customers: Any = None) -> pd.Series:
+    """customer_id -> time of the last interaction before the end of the ``as_of`` day.
+
+    ``customers``: only these customer ids (a sequence; the engine keeps only their rows before
+    grouping, the same values for them as without)."""
+    if customers is None:
+        df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
 WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} GROUP BY customer_id""", interactions=interactions)
+    else:
+        keys = pd.DataFrame({"customer_id": pd.Series(customers).drop_duplicates().to_numpy()})
+        if keys.empty:
+            return pd.Series([], index=pd.Index([], name="customer_id"), name="last_contact",
+                             dtype="datetime64[ns]")
+        df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
+WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} AND customer_id IN (SELECT customer_id FROM keys)
+GROUP BY customer_id""", interactions=interactions, keys=keys)
     return df.set_index("customer_id")["last_contact"]
 
 
@@ -307,7 +319,7 @@ WHERE maturity_date IS NOT NULL AND maturity_date > {_ts(as_of)}
     m["contact_due"] = m["maturity_date"] - pd.DateOffset(months=int(lead_months))
     m["rm_id"] = rm_at(tables["assignments"], m.assign(_d=as_of), "_d")
     m["days_to_maturity"] = (m["maturity_date"] - as_of).dt.days
-    lc = m["customer_id"].map(last_contacts(tables["interactions"], as_of))
+    lc = m["customer_id"].map(last_contacts(tables["interactions"], as_of, customers=m["customer_id"]))
     m["contacted"] = lc.notna() & (lc >= m["contact_due"])
     m["contact_overdue"] = (m["contact_due"] <= as_of) & ~m["contacted"]
     cols = ["customer_id", "product_id", "product_family", "amount", "maturity_date", "contact_due", "rm_id",
@@ -377,11 +389,26 @@ def complaint_kpis(handled: pd.DataFrame, *, by: str | Sequence[str] | None = "r
     """
     h = handled.assign(_all="all")
     keys = ["_all"] if by is None else ([by] if isinstance(by, str) else list(by))
+    if not len(h):  # no complaints: the per-group functions give the empty table its dtypes
+        out = h.groupby(keys, dropna=False).agg(
+            n_complaints=("opened_at", "size"), n_open=("resolved", lambda s: int((~s).sum())),
+            mean_response_hours=("response_hours", "mean"),
+            share_responded_in_time=("responded_in_time", lambda s: s.dropna().astype(float).mean()),
+            share_resolved_in_time=("resolved_in_time", lambda s: s.dropna().astype(float).mean())).reset_index()
+        out["meets_target"] = out["share_resolved_in_time"] >= float(target_share)
+        return out.drop(columns="_all", errors="ignore")
+    # shares over the judged complaints (NA = pending, left out): means of 0/1 floats with NaN
+    h = h.assign(_open=~h["resolved"].astype(bool),
+                 _responded=h["responded_in_time"].astype("Float64").astype("float64"),
+                 _resolved=h["resolved_in_time"].astype("Float64").astype("float64"))
     g = h.groupby(keys, dropna=False)
-    out = g.agg(n_complaints=("opened_at", "size"), n_open=("resolved", lambda s: int((~s).sum())),
+    out = g.agg(n_complaints=("opened_at", "size"), n_open=("_open", "sum"),
                 mean_response_hours=("response_hours", "mean"),
-                share_responded_in_time=("responded_in_time", lambda s: s.dropna().astype(float).mean()),
-                share_resolved_in_time=("resolved_in_time", lambda s: s.dropna().astype(float).mean()))
+                share_responded_in_time=("_responded", "mean"),
+                share_resolved_in_time=("_resolved", "mean"))
+    for c, src in (("share_responded_in_time", "responded_in_time"), ("share_resolved_in_time", "resolved_in_time")):
+        if not h[src].notna().any():  # nothing judged at all: NA of the flags' boolean dtype, as before
+            out[c] = out[c].astype(h[src].dtype)
     out = out.reset_index()
     out["meets_target"] = out["share_resolved_in_time"] >= float(target_share)
     return out.drop(columns="_all", errors="ignore")

@@ -187,6 +187,14 @@ def test_sample_customers_of_departed_rms_are_under_a_successor_or_unassigned(sa
     assert not res["book"]["rm_id"].isin(departed).any()
 
 
+def test_sample_book_carries_the_health_coverage(sample_book):
+    """Notebook 05 shows the coverage from build_book's customer frame instead of scoring again."""
+    t, end, res, _ = sample_book
+    clv = B.clv_income(t, end)
+    direct = B.health_score(B.health_features(t, end, current=current_state(t, end), clv=clv)).attrs["coverage"]
+    assert res["customers"].attrs["coverage"] == direct
+
+
 def test_sample_health_validation_table(sample_book):
     t, end, _, _ = sample_book
     v = B.validate_health(t, end - pd.Timedelta(days=180), end)
@@ -215,6 +223,30 @@ def test_packs_least_privilege_language_and_masking(tmp_path):
     text = (tmp_path / "by_branch" / "S1" / "book.html").read_text(encoding="utf-8")
     assert "masked" in text and "Z9" not in text
     assert (tmp_path / "by_branch" / "S1" / "book.xlsx").stat().st_size > 0
+
+
+def test_rm_pack_top_n_sizes_xlsx_and_html_and_keeps_every_customer_in_the_csv(tmp_path):
+    pri = pd.DataFrame({"rm_id": ["R1"] * 3 + ["R2"], "rank": [2, 1, 3, 1], "customer_id": ["B", "A", "C", "D"],
+                        "value_at_stake": [2.0, 3.0, 1.0, 1.0], "reasons": ["x", "y", "z", "w"]})
+    B.write_rm_packs(pri, None, tmp_path / "all")
+    B.write_rm_packs(pri, None, tmp_path / "top", top_n=2)
+    r1 = tmp_path / "top" / "by_rm" / "R1"
+    assert pd.read_csv(r1 / "book.csv")["Customer"].tolist() == ["A", "B", "C"]  # every customer
+    assert (r1 / "book.csv").read_bytes() == (tmp_path / "all" / "by_rm" / "R1" / "book.csv").read_bytes()
+    html = (r1 / "book.html").read_text(encoding="utf-8")
+    assert "<td>A</td>" in html and "<td>B</td>" in html and "<td>C</td>" not in html
+    assert "The first 2 of 3 customers by priority; book.csv lists every customer." in html
+    import zipfile
+    with zipfile.ZipFile(r1 / "book.xlsx") as z:
+        wb = z.read("xl/workbook.xml").decode()
+        strings = z.read("xl/sharedStrings.xml").decode()
+    assert 'name="priority top 2"' in wb and ">A<" in strings and ">C<" not in strings
+    r2 = tmp_path / "top" / "by_rm" / "R2"  # within top_n: the same pack as without it
+    for f in ("book.csv", "book.html", "book.xlsx"):
+        a, b = (r2 / f).read_bytes(), (tmp_path / "all" / "by_rm" / "R2" / f).read_bytes()
+        assert a == b or f == "book.xlsx"  # xlsx: zip timestamps may differ
+    with zipfile.ZipFile(r2 / "book.xlsx") as z:
+        assert 'name="priority"' in z.read("xl/workbook.xml").decode()
 
 
 def test_nine_grid_cell_defaults_agree_between_params_and_rfm():

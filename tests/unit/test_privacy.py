@@ -257,3 +257,26 @@ def test_open_restricted_for_packs(tmp_path):
     assert _mode(tmp_path / "packs") == 0o700
     with pytest.raises(ValueError):
         privacy.open_restricted(p, "r")
+
+
+def test_mask_values_equal_hmac_new_for_any_key_length():
+    """_mask_values hashes the HMAC pads once per key (issue #16): the same pseudonyms as hmac.new."""
+    import hashlib
+    import hmac
+
+    import numpy as np
+    import pandas as pd
+
+    from rmanalytics.privacy import PREFIX, PSEUDONYM_HEX, _mask_values, mask_id
+
+    values = pd.Series(["C0000001", "C0000001", "客户-7", None, 42, np.int64(7), float("nan"), "", "x" * 300],
+                       dtype=object)
+    for key in (b"", b"k", b"k" * 63, b"k" * 64, b"k" * 65, bytes(range(256)) * 2):
+        got = _mask_values(values, key)
+        for v, m in zip(values, got):
+            if v is None or (isinstance(v, float) and v != v):
+                assert m is v or (m != m)
+                continue
+            text = v if isinstance(v, str) else str(v.item() if isinstance(v, np.generic) else v)
+            assert m == PREFIX + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:PSEUDONYM_HEX]
+            assert m == mask_id(v, key)

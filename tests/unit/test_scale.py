@@ -178,3 +178,23 @@ def test_csv_max_rows_default_from_environment(monkeypatch):
     assert Recorder(None).csv_max_rows == 7
     monkeypatch.delenv("RMANALYTICS_CSV_MAX_ROWS")
     assert Recorder(None).csv_max_rows == 100_000
+
+
+def test_display_rows_masks_only_what_is_shown(tmp_path):
+    """Recorder.table(display_rows=n) returns the first n rows of the masked table and writes the
+    same files; only those rows are masked when no CSV copy needs the whole table."""
+    from rmanalytics.privacy import MaskKey
+
+    key = MaskKey.from_secret("unit-test-secret-key-0123456789")
+    df = pd.DataFrame({"customer_id": [f"C{i}" for i in range(6)], "x": range(6)})
+    for cap in (3, 100):  # no CSV copy (6 rows > 3) / a masked CSV copy of all rows
+        a = Recorder(tmp_path / f"a{cap}", key=key, csv_max_rows=cap)
+        b = Recorder(tmp_path / f"b{cap}", key=key, csv_max_rows=cap)
+        full = a.table("t", df)
+        head = b.table("t", df, display_rows=2)
+        pd.testing.assert_frame_equal(head, full.head(2))
+        assert "C0" not in set(head["customer_id"])
+        for f in ("restricted/tables/t.parquet", "tables/t.csv"):
+            assert (tmp_path / f"a{cap}" / f).exists() == (tmp_path / f"b{cap}" / f).exists()
+            if (tmp_path / f"a{cap}" / f).exists():
+                assert (tmp_path / f"a{cap}" / f).read_bytes() == (tmp_path / f"b{cap}" / f).read_bytes()

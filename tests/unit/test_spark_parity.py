@@ -439,6 +439,12 @@ def _other_sql_cases():
             ["customer_id", "product_family"])),
         "value.latest_balances_sql": ("rmanalytics.rfm.value", lambda m: (
             m.latest_balances_sql("DATE '2024-06-30'"), ("balances",), "customer_id")),
+        "value.latest_balances_many_sql": ("rmanalytics.rfm.value", lambda m: (
+            m.latest_balances_many_sql(["DATE '2024-06-30'", "DATE '2024-03-15'"], ["aum", "n_products"]),
+            ("balances",), ["customer_id", "snapshot_date"])),
+        "pipeline.snapshots_sql": ("rmanalytics.rfm.pipeline", lambda m: (
+            m.snapshots_sql(base, [end, dt.date(2024, 9, 30)], recent_days=90, baseline_days=365,
+                            distinct_days=True), ("transactions",), "customer_id")),
         "loyalty.tracking_sql": ("rmanalytics.loyalty.validation", lambda m: (
             m.tracking_sql(dt.date(2023, 12, 31), end), ("transactions",), "day")),
         "churn.last_activity_sql": ("rmanalytics.churn.frame", lambda m: (
