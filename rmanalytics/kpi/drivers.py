@@ -25,20 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.errors import DataError, ParameterError
 
-
-def one_blas_thread():
-    """Context manager: BLAS on one thread. The fixed-effects algebra is small (a few hundred
-    columns); with two notebooks running, BLAS threads competing for two cores made it ten times
-    slower (1M customers: fe_regression 11 s instead of 1 s). Results equal to rounding."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 DEFAULT_ACTIVITIES = ("visits", "calls", "cross_sell_offers", "digital_usage")
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError
-from rmanalytics.kpi.drivers import one_blas_thread
+from rmanalytics.engine import one_blas_thread
 
 MAX_FACTORS = 12
 

@@ -74,7 +74,8 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, rule_message
-from rmanalytics.kpi.drivers import fe_regression, one_blas_thread
+from rmanalytics.kpi.drivers import fe_regression
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.kpi.measures import kpi_table
 
 Control = Literal["not_yet_treated", "never_treated"]
