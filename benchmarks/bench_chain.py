@@ -160,7 +160,8 @@ def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> d
 
 def compare_metrics(out: Path, ref: Path) -> dict:
     """Largest relative difference of the numeric metrics of each notebook between two run roots
-    (the latest run folder of each notebook), and the keys present in one only or differing as text."""
+    (the latest run folder of each notebook), and the keys present in one only or differing as text.
+    Timings (keys ending in ``_seconds``, e.g. 05's ``packs_seconds``) are not results: left out."""
     def latest(root: Path, nb: str) -> dict:
         runs = sorted(p for p in (root / nb).glob("*") if (p / "metrics.json").exists() and not p.name.endswith(".partial"))
         return json.loads((runs[-1] / "metrics.json").read_text()) if runs else {}
@@ -170,6 +171,8 @@ def compare_metrics(out: Path, ref: Path) -> dict:
         a, b = latest(out, nb), latest(ref, nb)
         worst, other = 0.0, []
         for k in sorted(set(a) | set(b)):
+            if k.endswith("_seconds"):
+                continue
             x, y = a.get(k), b.get(k)
             if isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool):
                 if x != y:

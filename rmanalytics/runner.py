@@ -43,6 +43,7 @@ folder is the ``notebooks/`` folder (as in JupyterLab); ``data_dir`` and existin
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -55,7 +56,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from rmanalytics import engine, privacy
 from rmanalytics.errors import RmAnalyticsError
@@ -867,7 +868,8 @@ def run_all(
 
     The data are validated once, before any kernel, in a separate process (:func:`prevalidate`), so
     the notebooks find the validation on record and skip it. Every kernel's DuckDB connections
-    get ``memory_limit`` (default :func:`rmanalytics.engine.default_memory_limit` for ``jobs``).
+    get ``memory_limit`` (default :func:`rmanalytics.engine.default_memory_limit` for ``jobs``),
+    and with ``jobs > 1`` each kernel's BLAS gets ``cpus // jobs`` threads (:func:`blas_threads_env`).
     """
     wanted = [notebook_name(n) for n in notebooks] if notebooks else list(NOTEBOOKS)
     order = [n for n in NOTEBOOKS if n in wanted] + [n for n in wanted if n not in NOTEBOOKS]
@@ -904,21 +906,45 @@ def run_all(
     budget = engine.default_memory_limit(jobs) if memory_limit is None else memory_limit
     if budget and not memory_limit and os.environ.get(engine.MEMORY_LIMIT_ENV):
         budget = None  # the user's own limit in the environment stays as it is
-    saved_limit = os.environ.get(engine.MEMORY_LIMIT_ENV)
-    if budget:
-        os.environ[engine.MEMORY_LIMIT_ENV] = budget  # inherited by workers and kernels: every connection
-    if len(plan) > 1:
-        for data in data_dirs:
-            if Path(data).is_dir():
-                prevalidate(data, echo)
-    try:
+    with _environ({engine.MEMORY_LIMIT_ENV: budget, **blas_threads_env(jobs)}):  # inherited by workers and kernels
+        if len(plan) > 1:
+            for data in data_dirs:
+                if Path(data).is_dir():
+                    prevalidate(data, echo)
         return _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key)
+
+
+#: Environment variables that set the thread count of numpy's BLAS (OpenBLAS, MKL, OpenMP builds).
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def blas_threads_env(jobs: int, cpus: int | None = None) -> dict[str, str | None]:
+    """BLAS threads per kernel when ``jobs`` notebooks share the machine: ``cpus // jobs`` (at least 1).
+
+    With two kernels on two cores, each kernel's BLAS threads spin waiting for a core the other
+    kernel holds: small products (fixed-effects designs, the Cox solver's chunks) then ran ten times
+    slower. Nothing is set for one job, or when the user set any of :data:`BLAS_THREAD_VARS`.
+    Results do not depend on it beyond rounding.
+    """
+    if jobs <= 1 or any(os.environ.get(v) for v in BLAS_THREAD_VARS):
+        return {}
+    n = str(max(1, (cpus or os.cpu_count() or 1) // jobs))
+    return {v: n for v in BLAS_THREAD_VARS}
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set the environment variables of ``values`` that are not None; restore them afterwards."""
+    saved = {k: os.environ.get(k) for k, v in values.items() if v}
+    os.environ.update({k: v for k, v in values.items() if v})
+    try:
+        yield
     finally:
-        if budget:
-            if saved_limit is None:
-                os.environ.pop(engine.MEMORY_LIMIT_ENV, None)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
             else:
-                os.environ[engine.MEMORY_LIMIT_ENV] = saved_limit
+                os.environ[k] = v
 
 
 #: Peak memory of the heaviest notebook kernel per byte of input table files (Parquet; CSV counts a

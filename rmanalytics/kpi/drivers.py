@@ -25,16 +25,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.dummy import DummyRegressor
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import RidgeCV
-from sklearn.metrics import r2_score
-from sklearn.model_selection import GroupKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
-
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.errors import DataError, ParameterError
+
 
 DEFAULT_ACTIVITIES = ("visits", "calls", "cross_sell_offers", "digital_usage")
 
@@ -126,12 +119,20 @@ def _time_folds(periods: pd.Series, n_splits: int) -> list[tuple[np.ndarray, np.
     return folds
 
 
-def default_models(seed: int = 0) -> dict[str, object]:
-    """Ridge (standardised features) and a small random forest (single-threaded: predictable
-    run time on shared machines, where OpenMP-based boosting can stall)."""
+def default_models(seed: int = 0, n_jobs: int = 1) -> dict[str, object]:
+    """Ridge (standardised features) and a small random forest (single-threaded by default:
+    predictable run time on shared machines, where OpenMP-based boosting can stall). ``n_jobs``:
+    threads building the forest's trees; the trees are the same for any value (each tree's random
+    state is drawn before they are built), only the wall time changes (:func:`driver_analysis`
+    predicts with one thread, so the sum over trees keeps its order and the scores are identical)."""
+    from sklearn.ensemble import RandomForestRegressor  # scikit-learn on first use: 2 s of imports
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     return {
         "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
-        "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=1,
+        "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=n_jobs,
                                         random_state=seed),
     }
 
@@ -152,6 +153,8 @@ class DriverResult:
 
 def _grouped_permutation(model, X: np.ndarray, y: np.ndarray, cols: list[int], rng: np.random.Generator,
                          n_repeats: int, ref: float) -> list[float]:
+    from sklearn.metrics import r2_score
+
     drops = []
     for _ in range(n_repeats):
         Xp = X.copy()
@@ -174,6 +177,7 @@ def driver_analysis(
     models: dict[str, object] | None = None,
     importance_model: str = "ridge",
     seed: int = 0,
+    n_jobs: int = 1,
 ) -> DriverResult:
     """Cross-validated association of activities with the outcome, against a naive baseline.
 
@@ -184,13 +188,20 @@ def driver_analysis(
 
     Importance: drop in held-out R^2 (GroupKFold folds) when a feature group is permuted, for
     ``importance_model``; ``low``/``high`` are the 2.5/97.5 percentiles over folds x repeats.
+    ``n_jobs``: threads of the default forest (the results do not depend on it; see
+    :func:`default_models`).
     """
+    from sklearn.base import clone
+    from sklearn.dummy import DummyRegressor
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import GroupKFold
+
     features = list(features or panel.attrs.get("features") or [])
     if not features:
         raise ParameterError("driver_analysis: no features given")
     X = panel[features].to_numpy(float)
     y = panel[target].to_numpy(float)
-    models = models or default_models(seed)
+    models = models or default_models(seed, n_jobs=n_jobs)
     all_models = {"baseline": DummyRegressor(strategy="mean"), **models}
     n_units = panel[unit].nunique()
     schemes = {
@@ -204,6 +215,8 @@ def driver_analysis(
         for k, (tr, te) in enumerate(folds):
             for name, est in all_models.items():
                 m = clone(est).fit(X[tr], y[tr])
+                if getattr(m, "n_jobs", None) not in (None, 1):  # trees built in threads (the same trees);
+                    m.set_params(n_jobs=1)  # predictions summed in tree order, not in thread finishing order
                 r2 = r2_score(y[te], m.predict(X[te]))
                 rows.append({"scheme": scheme, "model": name, "fold": k, "r2": r2})
                 if scheme == "group_rm" and name == importance_model:
@@ -243,17 +256,19 @@ def fe_regression(panel: pd.DataFrame, y: str, X: list[str], *, unit: str = "rm_
         pd.get_dummies(df[time].astype(str)).to_numpy(float)[:, 1:],
     ])
     yy = df[y].to_numpy(float)
-    pinv = np.linalg.pinv(Z.T @ Z)
-    beta = pinv @ Z.T @ yy
-    u = yy - Z @ beta
-    meat = np.zeros((Z.shape[1], Z.shape[1]))
     codes = pd.factorize(df[unit])[0]
     G = codes.max() + 1
-    for g in range(G):
-        s = Z[codes == g].T @ u[codes == g]
-        meat += np.outer(s, s)
-    n, k = Z.shape[0], np.linalg.matrix_rank(Z)
-    V = G / (G - 1) * (n - 1) / (n - k) * pinv @ meat @ pinv
+    with one_blas_thread():
+        pinv = np.linalg.pinv(Z.T @ Z)
+        beta = pinv @ (Z.T @ yy)
+        u = yy - Z @ beta
+        # per-cluster score sums s_g = Z_g' u_g (rows sorted by cluster, summed in one pass): meat = S'S
+        order = np.argsort(codes, kind="stable")
+        starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+        S = np.add.reduceat(Z[order] * u[order, None], starts, axis=0)
+        meat = S.T @ S
+        n, k = Z.shape[0], np.linalg.matrix_rank(Z)
+        V = G / (G - 1) * (n - 1) / (n - k) * pinv @ meat @ pinv
     se = np.sqrt(np.diag(V)[: len(X)])
     b = beta[: len(X)]
     return pd.DataFrame({"coef": b, "se": se, "ci_low": b - 1.96 * se, "ci_high": b + 1.96 * se}, index=X)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rmanalytics.assignments import primary_rm_at
+from rmanalytics.assignments import primary_rm_at  # noqa: F401  (the rule primary_rm_sql writes in SQL)
 from rmanalytics.contract import VISIT_KINDS
 from rmanalytics.engine import columns_of, connect, resolve_engine, run_sql
 from rmanalytics.errors import DataError, ParameterError
@@ -268,6 +268,12 @@ asg_month AS (
                / NULLIF(m.days, 0) AS w
     FROM asg a JOIN mon m ON a.start_date < m.month_end AND a.end_date > m.month_start
 ),
+asg_c AS (
+    SELECT a.customer_id, a.rm_id, a.start_date, a.end_date, a.share,
+           CAST(c.open_date AS DATE) AS open_date, CAST(c.close_date AS DATE) AS close_date,
+           {q_thr} AS q_thr
+    FROM asg a LEFT JOIN customers c ON c.customer_id = a.customer_id
+),
 bal AS (
     SELECT b.customer_id, {snap_month}, b.aum, b.deposits, b.loans,
            {strat} AS loans_strategic, {npl} AS npl, b.n_products,
@@ -317,16 +323,14 @@ book_seq AS (
                a.share * date_diff('day', GREATEST(a.start_date, s.month_start), LEAST(a.end_date, s.month_end))
                    / NULLIF(s.days, 0) AS w,
                s.n_products, s.prev_products, s.npl_prev{npl_new_col_seq},
-               CASE WHEN a.start_date <= s.month_end AND a.end_date > s.month_end
-                         AND CAST(c.open_date AS DATE) <= s.month_end
-                         AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > s.month_end)
+               CASE WHEN a.start_date <= s.month_end AND a.end_date > s.month_end AND a.open_date <= s.month_end
+                         AND (a.close_date IS NULL OR a.close_date > s.month_end)
                     THEN a.share ELSE 0.0 END AS share_next,
-               CASE WHEN s.aum >= {q_thr} THEN 1.0 ELSE 0.0 END AS quality, s.dup
+               CASE WHEN s.aum >= a.q_thr THEN 1.0 ELSE 0.0 END AS quality, s.dup
         FROM bal_seq s
-        JOIN asg a ON a.customer_id = s.customer_id
-                  AND ((a.start_date < s.month_end AND a.end_date > s.month_start)
-                       OR (a.start_date <= s.month_end AND a.end_date > s.month_end))
-        LEFT JOIN customers c ON c.customer_id = s.customer_id
+        JOIN asg_c a ON a.customer_id = s.customer_id
+                    AND ((a.start_date < s.month_end AND a.end_date > s.month_start)
+                         OR (a.start_date <= s.month_end AND a.end_date > s.month_end))
     ) am
     GROUP BY am.rm_id, am.month_start, am.month_end
 ),
@@ -355,6 +359,7 @@ qual AS (
     FROM balances b
     JOIN customers c ON c.customer_id = b.customer_id
     WHERE {month_of("b.snapshot_date")} IN (SELECT month_start FROM mon)
+      AND c.close_date IS NOT NULL AND {next_month("b.snapshot_date")} = {month_of("c.close_date")}
 ),
 book_base AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS book_start
@@ -897,65 +902,159 @@ def customer_level_measures(tables: dict[str, Any], freq: str, *, hnw_aum: float
       month when its month-end AUM >= ``hnw_aum``; it then requires ``visits_per_year / 12`` visits
       (kinds visit / meeting) that month from its primary RM on the snapshot date. Per RM, customer
       and period: covered = min(visits, required); ``cl_visits_required`` and ``cl_visits_covered``
-      are the sums over customers;
+      are the sums over customers (needs ``assignments``);
     - from ``holdings`` + ``products``: ``suitability_breaches`` / ``suitability_major_breaches``
-      bought in the period, credited to the primary RM on the purchase day.
+      bought in the period, credited to the primary RM on the purchase day (needs ``customers``
+      and ``assignments``).
     Missing tables give missing columns. Periods are labelled as in :func:`period_label`.
-    ``balances`` and ``interactions`` may be Parquet paths (counted in ``engine``; only the HNW
-    snapshots and the visits per customer, RM and month reach pandas).
+    Every table may be a pandas frame or a Parquet path (``engine``: with Spark also a Spark
+    DataFrame or table name): each part is one SQL query at the grain RM x period, so only that
+    result reaches pandas. The primary RM is :func:`rmanalytics.assignments.primary_rm_at`'s rule
+    (largest share, ties to the smallest ``rm_id``), written in SQL (:func:`primary_rm_sql`).
     """
+    if freq not in FREQS:
+        raise ParameterError(f"freq must be one of {list(FREQS)}, got {freq!r}")
     parts: list[pd.DataFrame] = []
     fb = tables.get("feedback")
-    if isinstance(fb, pd.DataFrame):
-        f = fb[fb["rm_id"].notna()].copy()
-        f["period"] = period_label(f["opened_at"], freq).to_numpy()
-        comp = f[f["kind"] == "complaint"].groupby(["rm_id", "period"]).size().rename("cl_complaints")
-        n = f[f["kind"] == "nps"]
-        g = n.groupby(["rm_id", "period"])["score"]
-        nps = pd.DataFrame({"cl_nps_responses": g.size(), "cl_nps_promoters": g.apply(lambda x: int((x >= 9).sum())),
-                            "cl_nps_detractors": g.apply(lambda x: int((x <= 6).sum()))})
+    if fb is not None:
+        f = run_sql(_feedback_sql(freq), {"feedback": fb}, engine=engine)
+        f = _label_periods(f, freq)
+        comp = f[f["kind"] == "complaint"].set_index(["rm_id", "period"])["n"].rename("cl_complaints")
+        n = f[f["kind"] == "nps"].set_index(["rm_id", "period"])
+        nps = pd.DataFrame({"cl_nps_responses": n["n"], "cl_nps_promoters": n["promoters"],
+                            "cl_nps_detractors": n["detractors"]})
         parts += [comp.to_frame(), nps]
     it, bal, asg = tables.get("interactions"), tables.get("balances"), tables.get("assignments")
-    if it is not None and bal is not None and isinstance(asg, pd.DataFrame):
-        hnw = run_sql(f"SELECT customer_id, CAST(snapshot_date AS DATE) AS snapshot_date FROM balances "
-                      f"WHERE aum >= {float(hnw_aum)!r}", {"balances": bal}, engine=engine)
-        hnw["snapshot_date"] = pd.to_datetime(hnw["snapshot_date"])
-        hnw["rm_id"] = primary_rm_at(asg, hnw, "snapshot_date").to_numpy()
-        hnw = hnw[hnw["rm_id"].notna()]
-        hnw["month"] = hnw["snapshot_date"].dt.to_period("M")
-        if isinstance(it, pd.DataFrame):
-            v = it[it["kind"].isin(VISIT_KINDS)]
-            v = v.assign(month=v["timestamp"].dt.to_period("M")).groupby(["customer_id", "rm_id", "month"]).size()
-        else:  # a Parquet path (tens of millions of rows): the visit counts per customer, RM and month in the engine
-            kinds = ", ".join("'" + k.replace("'", "''") + "'" for k in VISIT_KINDS)
-            v = run_sql(f"""SELECT customer_id, rm_id, CAST(date_trunc('month', CAST(timestamp AS DATE)) AS DATE) AS month,
-                                  COUNT(*) AS n FROM interactions
-                           WHERE kind IN ({kinds}) AND customer_id IS NOT NULL AND rm_id IS NOT NULL
-                           GROUP BY customer_id, rm_id, CAST(date_trunc('month', CAST(timestamp AS DATE)) AS DATE)""",
-                        {"interactions": it}, engine=engine)
-            v = v.assign(month=pd.to_datetime(v["month"]).dt.to_period("M")).set_index(
-                ["customer_id", "rm_id", "month"])["n"]
-        hnw["visits"] = v.reindex(pd.MultiIndex.from_frame(hnw[["customer_id", "rm_id", "month"]])).fillna(0).to_numpy()
-        hnw["required"] = float(visits_per_year) / 12.0
-        hnw["period"] = period_label(hnw["month"].dt.start_time, freq).to_numpy()
-        pc = hnw.groupby(["rm_id", "customer_id", "period"])[["visits", "required"]].sum()
-        pc["covered"] = np.minimum(pc["visits"], pc["required"])
-        vc = pc.groupby(["rm_id", "period"])[["required", "covered"]].sum()
-        parts.append(vc.rename(columns={"required": "cl_visits_required", "covered": "cl_visits_covered"}))
-    if all(isinstance(tables.get(t), pd.DataFrame) for t in ("holdings", "products", "customers", "assignments")):
-        b = _suitability_gaps(tables)
-        b = b[b["risk_gap"] > 0].assign(major=lambda d: d["risk_gap"] >= int(major_risk_gap))
-        b["rm_id"] = primary_rm_at(tables["assignments"], b, "start_date").to_numpy()
-        b = b[b["rm_id"].notna()].assign(period=lambda d: period_label(d["start_date"], freq).to_numpy())
-        g = b.groupby(["rm_id", "period"])
-        parts.append(pd.DataFrame({"suitability_breaches": g.size(), "suitability_major_breaches": g["major"].sum()}))
+    if it is not None and bal is not None and asg is not None:
+        vc = run_sql(_hnw_visits_sql(freq, hnw_aum=hnw_aum, visits_per_year=visits_per_year),
+                     {"interactions": it, "balances": bal, "assignments": asg}, engine=engine)
+        vc = _label_periods(vc, freq).set_index(["rm_id", "period"])
+        parts.append(vc[["cl_visits_required", "cl_visits_covered"]])
+    if all(tables.get(t) is not None for t in ("holdings", "products", "customers", "assignments")):
+        b = run_sql(_suitability_sql(freq, major_risk_gap=major_risk_gap),
+                    {k: tables[k] for k in ("holdings", "products", "customers", "assignments")}, engine=engine)
+        b = _label_periods(b, freq).set_index(["rm_id", "period"])
+        parts.append(b[["suitability_breaches", "suitability_major_breaches"]])
     if not parts:
         return pd.DataFrame(columns=["rm_id", "period"])
     return pd.concat(parts, axis=1).reset_index().rename(columns={"level_0": "rm_id", "level_1": "period"})
 
 
+def _period_start_sql(day: str, freq: str) -> str:
+    """SQL: the first day of the ``freq`` period holding the DATE ``day`` (portable)."""
+    if freq == "year":
+        return f"make_date(year({day}), 1, 1)"
+    return f"CAST(date_trunc('{freq}', {day}) AS DATE)"
+
+
+def _label_periods(df: pd.DataFrame, freq: str) -> pd.DataFrame:
+    """``period_start`` (from SQL) -> the contract ``period`` label, on a small RM x period result."""
+    df = df.copy()
+    starts = pd.to_datetime(df.pop("period_start"))
+    df["period"] = period_label(starts, freq).to_numpy() if len(df) else np.array([], dtype=object)
+    return df
+
+
+def primary_rm_sql(keys: str) -> str:
+    """SQL (a SELECT) of the primary RM of each distinct ``k_customer_id, k_day`` (a DATE) of the
+    relation ``keys``: the assignment covering that day (``start_date <= k_day < end_date``, open
+    end when NULL) with the largest share, ties to the smallest ``rm_id``
+    (:func:`rmanalytics.assignments.primary_rm_at`). Inputs: ``keys``, ``assignments``. Columns
+    ``k_customer_id, k_day, rm_id``; a day no assignment covers has no row."""
+    return f"""
+    SELECT r.k_customer_id, r.k_day, r.rm_id FROM (
+        SELECT k.k_customer_id, k.k_day, a.rm_id,
+               ROW_NUMBER() OVER (PARTITION BY k.k_customer_id, k.k_day ORDER BY a.share DESC, a.rm_id) AS rank_
+        FROM (SELECT DISTINCT k_customer_id, k_day FROM {keys}) k
+        JOIN assignments a ON a.customer_id = k.k_customer_id
+                          AND a.start_date <= k.k_day
+                          AND (a.end_date IS NULL OR a.end_date > k.k_day)
+    ) r WHERE r.rank_ = 1"""
+
+
+def _feedback_sql(freq: str) -> str:
+    """SQL: complaint and NPS counts per RM, period and kind from ``feedback`` (rows with an RM)."""
+    d = "CAST(opened_at AS DATE)"
+    return f"""
+SELECT rm_id, {_period_start_sql(d, freq)} AS period_start, kind, COUNT(*) AS n,
+       SUM(CASE WHEN score >= 9 THEN 1 ELSE 0 END) AS promoters,
+       SUM(CASE WHEN score <= 6 THEN 1 ELSE 0 END) AS detractors
+FROM feedback
+WHERE rm_id IS NOT NULL AND opened_at IS NOT NULL AND kind IN ('complaint', 'nps')
+GROUP BY rm_id, {_period_start_sql(d, freq)}, kind
+ORDER BY rm_id, period_start, kind
+"""
+
+
+def _hnw_visits_sql(freq: str, *, hnw_aum: float, visits_per_year: float) -> str:
+    """SQL: HNW visit coverage per RM and period (see :func:`customer_level_measures`)."""
+    kinds = ", ".join("'" + k.replace("'", "''") + "'" for k in VISIT_KINDS)
+    required = f"CAST({float(visits_per_year) / 12.0!r} AS DOUBLE)"
+    month = "CAST(date_trunc('month', CAST(timestamp AS DATE)) AS DATE)"
+    return f"""
+WITH hnw AS (
+    SELECT customer_id AS k_customer_id, CAST(snapshot_date AS DATE) AS k_day
+    FROM balances WHERE aum >= {float(hnw_aum)!r}
+),
+primary_rm AS ({primary_rm_sql("hnw")}
+),
+hnw_rm AS (
+    SELECT h.k_customer_id, h.k_day, p.rm_id
+    FROM hnw h JOIN primary_rm p ON p.k_customer_id = h.k_customer_id AND p.k_day = h.k_day
+),
+visits AS (
+    SELECT customer_id, rm_id, {month} AS month_start, COUNT(*) AS n
+    FROM interactions
+    WHERE kind IN ({kinds}) AND customer_id IS NOT NULL AND rm_id IS NOT NULL
+    GROUP BY customer_id, rm_id, {month}
+),
+per_customer AS (
+    SELECT h.rm_id, h.k_customer_id AS customer_id, {_period_start_sql("h.k_day", freq)} AS period_start,
+           SUM(CAST(COALESCE(v.n, 0) AS DOUBLE)) AS visits, SUM({required}) AS required
+    FROM hnw_rm h
+    LEFT JOIN visits v ON v.customer_id = h.k_customer_id AND v.rm_id = h.rm_id
+                      AND v.month_start = CAST(date_trunc('month', h.k_day) AS DATE)
+    WHERE h.rm_id IS NOT NULL
+    GROUP BY h.rm_id, h.k_customer_id, {_period_start_sql("h.k_day", freq)}
+)
+SELECT rm_id, period_start, SUM(required) AS cl_visits_required,
+       SUM(LEAST(visits, required)) AS cl_visits_covered
+FROM per_customer
+GROUP BY rm_id, period_start
+ORDER BY rm_id, period_start
+"""
+
+
+def _suitability_sql(freq: str, *, major_risk_gap: int) -> str:
+    """SQL: suitability breaches (product risk above the customer's) per RM at purchase and period."""
+    return f"""
+WITH gaps AS (
+    SELECT h.customer_id AS k_customer_id, CAST(h.start_date AS DATE) AS k_day,
+           p.risk_level - c.risk_level AS risk_gap
+    FROM holdings h
+    LEFT JOIN products p ON p.product_id = h.product_id
+    LEFT JOIN customers c ON c.customer_id = h.customer_id
+    WHERE p.risk_level - c.risk_level > 0
+),
+primary_rm AS ({primary_rm_sql("gaps")}
+),
+gaps_rm AS (
+    SELECT g.k_day, g.risk_gap, p.rm_id
+    FROM gaps g JOIN primary_rm p ON p.k_customer_id = g.k_customer_id AND p.k_day = g.k_day
+)
+SELECT rm_id, {_period_start_sql("k_day", freq)} AS period_start, COUNT(*) AS suitability_breaches,
+       SUM(CASE WHEN risk_gap >= {int(major_risk_gap)} THEN 1 ELSE 0 END) AS suitability_major_breaches
+FROM gaps_rm
+WHERE rm_id IS NOT NULL
+GROUP BY rm_id, {_period_start_sql("k_day", freq)}
+ORDER BY rm_id, period_start
+"""
+
+
 def _suitability_gaps(tables: dict[str, Any]) -> pd.DataFrame:
-    """Holdings with ``risk_gap`` = product risk level - customer risk level (breach when > 0)."""
+    """Holdings with ``risk_gap`` = product risk level - customer risk level (breach when > 0), in
+    pandas: the definition :func:`_suitability_sql` computes in the engine (kept as its check
+    against :mod:`rmanalytics.service`'s copy)."""
     h = tables["holdings"][["customer_id", "product_id", "start_date"]]
     h = h.merge(tables["products"][["product_id", "risk_level"]].rename(columns={"risk_level": "p_risk"}),
                 on="product_id", how="left")
@@ -984,7 +1083,7 @@ def _apply_customer_level(out: pd.DataFrame, tables: dict[str, Any], freq: str, 
         ok = out["cl_visits_required"].fillna(0) > 0
         out.loc[ok, "visit_coverage"] = out.loc[ok, "cl_visits_covered"] / out.loc[ok, "cl_visits_required"]
         out.loc[ok, "visit_coverage_source"] = "customer_level"
-    if isinstance(tables.get("holdings"), pd.DataFrame) and "suitability_breaches" in cl:
+    if tables.get("holdings") is not None and "suitability_breaches" in cl:
         for c in ("suitability_breaches", "suitability_major_breaches"):
             out[c] = out.pop(c + "_y").fillna(0.0) if c + "_y" in out else out[c]
             out = out.drop(columns=[c + "_x"], errors="ignore")

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, ParameterError
+from rmanalytics.engine import one_blas_thread
 
 MAX_FACTORS = 12
 
@@ -309,7 +310,8 @@ def estimate_market_index(
         pd.get_dummies(units).to_numpy(float),
         pd.get_dummies(pers).to_numpy(float)[:, 1:],
     ])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    with one_blas_thread():  # a few hundred dummies: BLAS threads only compete with the other notebook
+        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     g = np.concatenate([[0.0], coef[len(units.categories):]])
     out = pd.Series(np.exp(g), index=pd.Index(pers.categories, name=period), name="market_index")
     out.attrs["n_excluded"] = n_excluded

@@ -75,6 +75,7 @@ import pandas as pd
 
 from rmanalytics.errors import DataError, rule_message
 from rmanalytics.kpi.drivers import fe_regression
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.kpi.measures import kpi_table
 
 Control = Literal["not_yet_treated", "never_treated"]
@@ -287,12 +288,13 @@ def training_effect(tables: dict[str, pd.DataFrame] | None = None, kpi: str = "f
             raise ValueError("give tables or kpis")
         kpis = kpi_table(tables, freq=freq)
     panel = training_panel(kpis, training, kpi=kpi, normalize_by=normalize_by)
-    agt, es, ov = callaway_santanna(panel, control=control, anticipation=anticipation, n_boot=n_boot, seed=seed)
-    tw = naive_twfe(panel)
-    # the same estimator with the selection quarter as base (anticipation 0): exposed to RTM
-    rtm = np.nan
-    if anticipation > 0:
-        rtm = callaway_santanna(panel, control=control, anticipation=0, n_boot=0)[2]["estimate"]
+    with one_blas_thread():  # (bootstrap x RM) products: BLAS threads only compete with the other notebook
+        agt, es, ov = callaway_santanna(panel, control=control, anticipation=anticipation, n_boot=n_boot, seed=seed)
+        tw = naive_twfe(panel)
+        # the same estimator with the selection quarter as base (anticipation 0): exposed to RTM
+        rtm = np.nan
+        if anticipation > 0:
+            rtm = callaway_santanna(panel, control=control, anticipation=0, n_boot=0)[2]["estimate"]
     rel = np.expm1
     for c in ("estimate", "lower", "upper"):
         es[c] = rel(es[f"{c}_log"] if c != "estimate" else es["estimate_log"])

@@ -15,7 +15,6 @@ on millions of customers usually has only tens of thousands of distinct rows.
 
 from __future__ import annotations
 
-import contextlib
 import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from rmanalytics.errors import N_EXAMPLES, ConvergenceError, DataError, rule_mes
 from rmanalytics.estimator import interval_columns, z_value
 
 __all__ = ["ConvergenceError", "LoyaltyInputError", "as_array", "check_columns", "check_rfm", "check_rule",
-           "compress", "dot", "is_number", "like_input", "param_series", "fit_log_params", "hessian_from_gradient", "single_threaded_blas",
+           "compress", "dot", "is_number", "like_input", "param_series", "fit_log_params", "hessian_from_gradient", 
            "standard_errors"]
 
 Z95 = 1.959963984540054
@@ -131,16 +130,6 @@ class FitResult:
     log_likelihood: float
     n_iter: int
     message: str
-
-
-def single_threaded_blas():
-    """Context manager limiting BLAS to one thread: the optimiser's 4x4 algebra is far slower
-    with BLAS threads competing for the cores than without them."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 def fit_log_params(

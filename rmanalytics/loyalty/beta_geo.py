@@ -36,6 +36,7 @@ from scipy import integrate, special
 from sklearn.base import BaseEstimator
 
 from rmanalytics.errors import ConvergenceError, DataError, ParameterError
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.estimator import check_alpha, check_fitted
 from rmanalytics.loyalty.base import (
     as_array,
@@ -47,7 +48,6 @@ from rmanalytics.loyalty.base import (
     is_number,
     like_input,
     param_series,
-    single_threaded_blas,
     standard_errors,
 )
 
@@ -232,7 +232,7 @@ class BetaGeoModel(BaseEstimator):
                 raise DataError("weights must be finite, >= 0 and one per row of the summary")
         if len(summary) == 0:
             raise DataError("summary has no rows")
-        with single_threaded_blas():
+        with one_blas_thread():
             return self._fit(x, tx, T, weights)
 
     def _fit(self, x, tx, T, weights) -> "BetaGeoModel":

@@ -25,6 +25,7 @@ from scipy import special
 from sklearn.base import BaseEstimator
 
 from rmanalytics.errors import ParameterError
+from rmanalytics.engine import one_blas_thread
 from rmanalytics.estimator import check_alpha, check_fitted
 from rmanalytics.loyalty.base import (
     LoyaltyInputError,
@@ -38,7 +39,6 @@ from rmanalytics.loyalty.base import (
     is_number,
     like_input,
     param_series,
-    single_threaded_blas,
     standard_errors,
 )
 
@@ -121,7 +121,7 @@ class GammaGammaModel(BaseEstimator):
 
         mean_m = float(dot(w, m) / W)
         starts = [np.log([2.0, 3.0, mean_m]), np.log([1.0, 2.0, mean_m / 2]), np.zeros(3)]
-        with single_threaded_blas():
+        with one_blas_thread():
             res = fit_log_params(objective, starts, model="Gamma-Gamma", total_weight=W)
         theta = res.params
         self.log_likelihood_ = float(_loglik_and_grad(theta, x, m, w, grad=False)[0])

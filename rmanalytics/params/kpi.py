@@ -48,3 +48,6 @@ class KpiParams(SeededParams):
     driver_repeats: int = Field(5, ge=1, le=1000, description="Permutation repeats per fold for importance.")
     corr_threshold: float = Field(
         0.9, gt=0, le=1, description="Activities correlated above this (|r|) are permuted as one group.")
+    driver_jobs: int = Field(
+        1, ge=1, le=8, description="Threads building the driver forest's trees (the results are the same for "
+                                   "any value; more threads only shorten the wall time when cores are free).")

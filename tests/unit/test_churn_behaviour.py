@@ -119,3 +119,59 @@ def test_behaviour_and_audit_sql_is_portable():
     assert len(log) >= 3
     bad = {q[:100]: portability_problems(q) for q in log if portability_problems(q)}
     assert not bad, bad
+
+
+def _spine_and_calendar(tables, frame, history_start):
+    from rmanalytics.churn.frame import follow_up_months
+
+    f = frame.sort_values("customer_id", kind="mergesort")
+    open_ = pd.to_datetime(f["open_date"])
+    m_lo, m_hi = follow_up_months(f)
+    spine = pd.DataFrame({"c": np.arange(len(f), dtype=np.int64), "customer_id": f["customer_id"].to_numpy(),
+                          "open_date": open_.to_numpy(),
+                          "first_day": np.maximum(open_.to_numpy(), D(history_start).to_datetime64()),
+                          "m_lo": m_lo, "m_hi": m_hi})
+    mis = np.arange(int(m_lo.min()), int(m_hi.max()) + 1, dtype=np.int64)
+    cal = pd.DataFrame({"mi": mis, "month_start": mis.astype("datetime64[M]").astype("datetime64[ns]")})
+    return spine, cal
+
+
+@pytest.mark.parametrize("kw", [{}, dict(silence_cap_days=30, recent_days=20, baseline_days=60, aum_trend_months=1),
+                                dict(silence_cap_days=400, recent_days=31, baseline_days=28, aum_trend_months=5)])
+def test_behaviour_cells_equal_the_sql_definition(kw):
+    """The binary-search counts equal behaviour_sql's join, cell for cell and bit for bit (the AUM
+    trend too): a synthetic bank plus purchases and snapshots placed on every window boundary."""
+    from rmanalytics.churn.frame import behaviour_cells, behaviour_sql
+    from rmanalytics.engine import run_sql
+
+    t = generate(n_customers=800, n_rms=8, seed=5, history="full").tables
+    f = churn.survival_frame(t)
+    hs = t["transactions"]["date"].min().normalize()
+    spine, cal = _spine_and_calendar(t, f, hs)
+    # edge rows for 40 customers: purchases exactly on e, e - recent, b0-ish days, far back; refunds;
+    # snapshots on month starts and on the last day before the AUM window
+    rng = np.random.default_rng(0)
+    extra_tx, extra_bal = [], []
+    for _, s in spine.sample(40, random_state=1).iterrows():
+        for mi in range(int(s.m_lo), int(s.m_hi) + 1, 3):
+            ms = np.datetime64(mi, "M").astype("datetime64[D]")
+            e = max(ms, np.datetime64(s.open_date, "D"))
+            for off in (0, 1, kw.get("recent_days", 90), kw.get("recent_days", 90) + 1, 455, 456, 700):
+                extra_tx.append((s.customer_id, pd.Timestamp(e - np.timedelta64(off, "D")), float(rng.choice([5.0, -5.0]))))
+            last_before = (np.datetime64(mi - kw.get("aum_trend_months", 3), "M").astype("datetime64[D]")
+                           - np.timedelta64(1, "D"))
+            for day in (last_before, last_before - np.timedelta64(1, "D"), ms):
+                extra_bal.append((s.customer_id, pd.Timestamp(day), float(rng.uniform(0, 500))))
+    tx = pd.concat([t["transactions"][["customer_id", "date", "amount"]],
+                    pd.DataFrame(extra_tx, columns=["customer_id", "date", "amount"])], ignore_index=True)
+    bal = pd.concat([t["balances"][["customer_id", "snapshot_date", "aum"]],
+                     pd.DataFrame(extra_bal, columns=["customer_id", "snapshot_date", "aum"])], ignore_index=True)
+    bal = bal.drop_duplicates(["customer_id", "snapshot_date"])  # one snapshot per customer and day (contract)
+    want = run_sql(behaviour_sql(**kw), {"spine": spine, "calendar": cal, "transactions": tx, "balances": bal},
+                   normalize=False).sort_values(["c", "mi"]).reset_index(drop=True)
+    got = behaviour_cells(spine, tx, bal, **kw).sort_values(["c", "mi"]).reset_index(drop=True)
+    assert len(got) == len(want) > 10000
+    for c in ("c", "mi", "silent_days", "n_recent", "n_base", "span_days"):
+        np.testing.assert_array_equal(got[c].to_numpy(np.int64), want[c].to_numpy(np.int64), err_msg=c)
+    np.testing.assert_array_equal(got["aum_trend"].to_numpy(), want["aum_trend"].to_numpy())
+    assert (got["n_recent"] > 0).any() and (got["n_base"] > 0).any() and (got["aum_trend"] != 0).any()

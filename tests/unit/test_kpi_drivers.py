@@ -105,3 +105,47 @@ def test_target_tracking_on_the_sample():
     assert set(progress["unit_id"]) <= set(tables["rms"]["rm_id"])
     assert 0 < bank_attainment(progress) < 10
     assert target_tracking(tables, monthly, kpi="fee_income", year="2023")[1] == "2023"
+
+
+def _fe_regression_reference(panel, y, X, *, unit="rm_id", time="month_start"):
+    """fe_regression before the one-pass cluster sums (a loop over clusters), the reference."""
+    df = panel[[y, unit, time, *X]].dropna()
+    Z = np.column_stack([df[X].to_numpy(float), pd.get_dummies(df[unit].astype(str)).to_numpy(float),
+                         pd.get_dummies(df[time].astype(str)).to_numpy(float)[:, 1:]])
+    yy = df[y].to_numpy(float)
+    pinv = np.linalg.pinv(Z.T @ Z)
+    beta = pinv @ Z.T @ yy
+    u = yy - Z @ beta
+    meat = np.zeros((Z.shape[1], Z.shape[1]))
+    codes = pd.factorize(df[unit])[0]
+    G = codes.max() + 1
+    for g in range(G):
+        s = Z[codes == g].T @ u[codes == g]
+        meat += np.outer(s, s)
+    n, k = Z.shape[0], np.linalg.matrix_rank(Z)
+    V = G / (G - 1) * (n - 1) / (n - k) * pinv @ meat @ pinv
+    se = np.sqrt(np.diag(V)[: len(X)])
+    b = beta[: len(X)]
+    return pd.DataFrame({"coef": b, "se": se, "ci_low": b - 1.96 * se, "ci_high": b + 1.96 * se}, index=X)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_fe_regression_equals_the_cluster_loop(seed):
+    """Clusters summed in one pass (and on one BLAS thread) give the loop's coefficients and SEs;
+    shuffled rows (clusters not contiguous) and a missing value included."""
+    monthly, _ = simulate_rm_panel(n_rms=25, n_months=18, seed=seed)
+    panel = activity_panel(monthly, lags=(0,)).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    panel.loc[3, "visits_lag0"] = np.nan
+    acts = [c for c in panel.columns if c.endswith("_lag0")]
+    got = fe_regression(panel.assign(y=panel["y_raw"]), "y", acts)
+    want = _fe_regression_reference(panel.assign(y=panel["y_raw"]), "y", acts)
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-9)
+
+
+def test_driver_analysis_same_results_with_forest_threads():
+    monthly, _ = simulate_rm_panel(n_rms=20, n_months=12, seed=4)
+    panel = activity_panel(monthly)
+    a = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1)
+    b = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1, n_jobs=2)
+    pd.testing.assert_frame_equal(a.cv_scores, b.cv_scores, check_exact=True)
+    pd.testing.assert_frame_equal(a.importance, b.importance, check_exact=True)

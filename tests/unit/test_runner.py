@@ -7,6 +7,7 @@ real kernel on a tiny notebook (success and a failing cell).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -392,3 +393,31 @@ def test_critical_path_order_uses_last_durations(tmp_path):
     # 02 -> 05 (407 s) first, then 04 -> 05 (254 s), 01 -> 05 (228 s), 05, 03, 00, 06 (no history: 1 s)
     assert order == ["02_churn_survival", "04_kpi_attribution", "01_segmentation", "05_rm_book",
                      "03_loyalty_clv", "00_data_overview", "06_rm_review"]
+
+
+def test_blas_threads_share_the_cores_between_jobs(monkeypatch):
+    for v in runner.BLAS_THREAD_VARS:
+        monkeypatch.delenv(v, raising=False)
+    assert runner.blas_threads_env(1, cpus=2) == {}
+    assert runner.blas_threads_env(2, cpus=2) == {v: "1" for v in runner.BLAS_THREAD_VARS}
+    assert runner.blas_threads_env(2, cpus=8)["OPENBLAS_NUM_THREADS"] == "4"
+    assert runner.blas_threads_env(4, cpus=2)["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the user's own setting wins
+    assert runner.blas_threads_env(2, cpus=2) == {}
+
+
+def test_run_all_sets_blas_threads_for_its_kernels_and_restores(tiny, fake_pm, monkeypatch):
+    for v in runner.BLAS_THREAD_VARS:
+        monkeypatch.delenv(v, raising=False)
+    seen = []
+
+    def spy(*args, **kwargs):  # what the worker processes and kernels would inherit
+        seen.append({v: os.environ.get(v) for v in runner.BLAS_THREAD_VARS})
+        return []
+
+    monkeypatch.setattr(runner, "_run_all_planned", spy)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    runner.run_all(params_dir="params", data_dir="data", out_dir="runs", notebooks_dir="notebooks", jobs=2,
+                   progress_bar=False, echo=lambda *_: None)
+    assert seen == [{v: "1" for v in runner.BLAS_THREAD_VARS}]
+    assert all(os.environ.get(v) is None for v in runner.BLAS_THREAD_VARS)
