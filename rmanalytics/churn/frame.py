@@ -662,9 +662,8 @@ def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -
     return starts[k] + off
 
 
-#: Customers per query of :func:`behaviour_covariates` (bounds the engine's and pandas' memory: the
-#: query's purchase x month join grows with it; at 200k customers 100k a query peaked 1.2 GB above
-#: the inputs, 50k 0.6 GB, in about the same time).
+#: Customers per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory: at 200k
+#: customers 100k a batch peaked 0.8 GB above the inputs, 50k 0.4 GB, in about the same time).
 BEHAVIOUR_BATCH_CUSTOMERS = 50_000
 
 
