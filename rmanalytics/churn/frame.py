@@ -436,8 +436,10 @@ def time_varying_frame(
         out = split_monthly(out, monthly, id_col=id_col, event_col=event_col, open_col=open_col, exclude=drop_after,
                             event_dtype=out[event_col].dtype if columns is not None  # compacted already
                             and pd.api.types.is_integer_dtype(out[event_col].dtype) else None)
-        if columns is not None:
-            out[event_col] = pd.to_numeric(out[event_col], downcast="integer") if len(out) else out[event_col]
+        if columns is not None and len(out):
+            ev = pd.to_numeric(out[event_col], downcast="integer")
+            if ev.dtype != out[event_col].dtype:  # (assigning a column copies the frame's other columns)
+                out[event_col] = ev
     elif drop_after:
         out = out.drop(columns=drop_after)
     out.attrs = dict(frame.attrs)  # the survival frame's window, definition, grid, lookback
@@ -773,8 +775,10 @@ def behaviour_covariates(
         with np.errstate(divide="ignore", invalid="ignore"):
             act[sl] = np.where(ok, np.log((nr + 1.0) / (rate * recent_days + 1.0)), 0.0)
     del silent, n_recent, n_base, span
-    out = pd.DataFrame({"customer_id": cust, "month_start": month_start, "months_since_purchase": msp,
-                        "activity_change": act, "aum_trend": trend}, copy=False)
+    rows = pd.RangeIndex(n_rows)  # ids as a Series: no dtype inference over an object array (40 bytes a row)
+    out = pd.DataFrame({"customer_id": pd.Series(cust, index=rows, copy=False), "month_start": month_start,
+                        "months_since_purchase": msp, "activity_change": act, "aum_trend": trend},
+                       index=rows, copy=False)
     release_free_memory()  # the batches' engine results and temporaries
     return out
 
@@ -872,10 +876,13 @@ def split_monthly(long: pd.DataFrame, monthly: pd.DataFrame, *, id_col: str = "c
     made = {event_col: ev, "start": lo, "stop": hi}
     del ev, lo, hi
     taken = lg[[c for c in final if c not in made]].take(rep)  # only the copied columns are taken
+    taken.index = pd.RangeIndex(total)
     del rep
     # the output frame is assembled from its column arrays without copies (DataFrame.insert and
-    # column assignment would copy each array once more: tens of millions of rows)
-    data = {c: made.pop(c) if c in made else taken[c].array for c in final}
+    # column assignment would copy each array once more: tens of millions of rows); the copied
+    # columns go in as Series (an object ndarray would be scanned for a better dtype, with
+    # temporaries of 40 bytes a row)
+    data = {c: made.pop(c) if c in made else taken[c] for c in final}
     del taken
     src = monthly if order is None else monthly.iloc[order]
     for c in covs:
