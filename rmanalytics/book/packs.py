@@ -271,6 +271,10 @@ def pack_workers(n_rms: int, jobs: int = 0) -> int:
     return 1 if n_rms < 50 else max(1, min(os.cpu_count() or 1, 4))
 
 
+#: Tasks per worker process of :func:`write_rm_packs` (each a few RMs' rows: bounds their memory).
+PACK_TASKS_PER_WORKER = 8
+
+
 def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_dir: str | os.PathLike, *,
                    lang: str = "en", rm_ids: list[str] | None = None, as_of: str = "", jobs: int = 0,
                    top_n: int = 0) -> list[Path]:
@@ -282,8 +286,8 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
     first ``top_n`` rows of the priority list (by rank) of an RM with more customers, the sheet is
     named "priority top <top_n>" and the page says how many customers there are and that book.csv
     lists every one; ``top_n=0`` (default) shows every row. ``jobs > 1`` splits the RMs over that
-    many worker processes (each gets only its RMs' rows); ``jobs=0`` (default) uses one per CPU, at
-    most 4, and one process for fewer than 50 RMs. The files do not depend on ``jobs``. Returns the
+    many worker processes, in tasks of a few RMs' rows each (a worker holds one task's rows);
+    ``jobs=0`` (default) uses one per CPU, at most 4, and one process for fewer than 50 RMs. The files do not depend on ``jobs``. Returns the
     pack folders.
     """
     cols = [c for c in PRIORITY_COLUMNS if c in priority.columns]
@@ -293,13 +297,28 @@ def write_rm_packs(priority: pd.DataFrame, scorecard: pd.DataFrame | None, out_d
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        rms = sorted(set(priority["rm_id"]) if rm_ids is None else set(rm_ids) & set(priority["rm_id"]))
-        chunks = [rms[i::jobs] for i in range(jobs) if rms[i::jobs]]
-        with ProcessPoolExecutor(max_workers=len(chunks), mp_context=mp.get_context("spawn")) as pool:
-            futs = [pool.submit(write_rm_packs, priority[priority["rm_id"].isin(c)],
-                                None if scorecard is None else scorecard[scorecard["rm_id"].isin(c)], out_dir,
-                                lang=lang, rm_ids=c, as_of=as_of, top_n=top_n) for c in chunks]
-            return sorted(p for f in futs for p in f.result())
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        rows = priority.groupby("rm_id", sort=False).indices  # rm -> row positions
+        rms = sorted(rows if rm_ids is None else set(rm_ids) & set(rows))
+        # small tasks (about 8 per worker), at most two per worker in flight: the parent holds a few
+        # slices of the list at a time and each worker one, instead of every worker half the list
+        size = max(1, -(-len(rms) // (jobs * PACK_TASKS_PER_WORKER)))
+        chunks = [rms[i:i + size] for i in range(0, len(rms), size)]
+        out: list[Path] = []
+        with ProcessPoolExecutor(max_workers=min(jobs, len(chunks)), mp_context=mp.get_context("spawn")) as pool:
+            running: set = set()
+            for c in chunks:
+                if len(running) >= 2 * jobs:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    out += [p for f in done for p in f.result()]
+                part = priority.take(np.concatenate([rows[r] for r in c]))
+                running.add(pool.submit(write_rm_packs, part,
+                                        None if scorecard is None else scorecard[scorecard["rm_id"].isin(c)],
+                                        out_dir, lang=lang, rm_ids=c, as_of=as_of, top_n=top_n))
+                del part
+            out += [p for f in running for p in f.result()]
+        return sorted(out)
     base = Path(out_dir) / "by_rm"
     sc_groups = dict(tuple(scorecard.groupby("rm_id"))) if scorecard is not None and len(scorecard) else {}
     sc_cols = [c for c in (scorecard.columns if scorecard is not None else []) if c != "rm_id"]

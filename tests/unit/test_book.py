@@ -275,7 +275,9 @@ def test_pack_workers_default_follows_cpus_and_book_size(monkeypatch):
 def test_packs_in_worker_processes_equal_one_process(sample_book, tmp_path):
     _, _, res, out = sample_book
     pri = res["priority"]
-    some = sorted(pri["rm_id"].unique())[:4]
-    B.write_rm_packs(pri, None, tmp_path, rm_ids=some, jobs=2)
+    some = sorted(pri["rm_id"].unique())[:12]  # 12 one-RM tasks, at most 4 in flight: the window refills
+    assert len(some) == 12
+    got = B.write_rm_packs(pri, None, tmp_path, rm_ids=some, jobs=2)
+    assert got == [tmp_path / "by_rm" / rm for rm in some]
     for rm in some:
         assert (tmp_path / "by_rm" / rm / "book.csv").read_bytes() == (out / "by_rm" / rm / "book.csv").read_bytes()
