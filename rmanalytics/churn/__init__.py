@@ -1,7 +1,7 @@
 """Survival-based churn: survival frames, retention curves, churn models, evaluation, worklists."""
 
 from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, ChurnDataError, active_customers, add_relationship_covariates,
-                                     add_segments, behaviour_covariates, behaviour_sql, compress_frame, covariates_sql,
+                                     add_segments, behaviour_covariates, compress_frame, covariates_sql,
                                      current_state, current_state_sql, holdout_cutoff, holdout_split, last_activity_sql,
                                      regrid, relationship_events, relationship_frame, split_monthly, survival_frame,
                                      time_varying_frame, to_grid)
@@ -14,7 +14,7 @@ from rmanalytics.churn.audit import (audit_population, customers_at, default_as_
                                      silent_alert, silent_eligible, warning_audit, warning_tradeoff)
 
 __all__ = [
-    "BEHAVIOUR_COVARIATES", "behaviour_covariates", "behaviour_sql", "split_monthly",
+    "BEHAVIOUR_COVARIATES", "behaviour_covariates", "split_monthly",
     "audit_population", "customers_at", "default_as_of", "holdout_scores", "rule_flags", "score_alerts", "silent_alert",
     "silent_eligible", "warning_audit", "warning_tradeoff",
     "KMBaseline", "active_customers", "add_segments", "holdout_cutoff", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",

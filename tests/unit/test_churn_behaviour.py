@@ -139,9 +139,10 @@ def _spine_and_calendar(tables, frame, history_start):
 @pytest.mark.parametrize("kw", [{}, dict(silence_cap_days=30, recent_days=20, baseline_days=60, aum_trend_months=1),
                                 dict(silence_cap_days=400, recent_days=31, baseline_days=28, aum_trend_months=5)])
 def test_behaviour_cells_equal_the_sql_definition(kw):
-    """The binary-search counts equal behaviour_sql's join, cell for cell and bit for bit (the AUM
+    """The binary-search counts equal the SQL join they replaced (churn_behaviour_reference), cell for cell and bit for bit (the AUM
     trend too): a synthetic bank plus purchases and snapshots placed on every window boundary."""
-    from rmanalytics.churn.frame import behaviour_cells, behaviour_sql
+    from churn_behaviour_reference import behaviour_sql
+    from rmanalytics.churn.frame import behaviour_cells
     from rmanalytics.engine import run_sql
 
     t = generate(n_customers=800, n_rms=8, seed=5, history="full").tables

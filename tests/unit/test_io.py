@@ -60,12 +60,17 @@ def test_csv_string_ids_like_na_stay_strings(tmp_path):
     assert rms["exit_date"].isna().tolist() == [True, False]
 
 
-def test_unparseable_dates_in_csv(tiny_bank, tmp_path):
-    write_tables(tiny_bank, tmp_path, format="csv")
-    p = tmp_path / "transactions.csv"
+def _write_csv_with_bad_dates(tables, folder):
+    """The bank as CSV files, three transaction dates unparseable (rows 1, 4 and 6)."""
+    write_tables(tables, folder, format="csv")
+    p = folder / "transactions.csv"
     df = pd.read_csv(p, dtype=str)
     df.loc[[1, 4, 6], "date"] = ["2022-13-45", "yesterday", "yesterday"]
     df.to_csv(p, index=False)
+
+
+def test_unparseable_dates_in_csv(tiny_bank, tmp_path):
+    _write_csv_with_bad_dates(tiny_bank, tmp_path)
     with pytest.raises(DataContractError) as ei:
         load_tables(tmp_path)
     err = ei.value
@@ -225,11 +230,7 @@ def test_lazy_validation_in_duckdb_gives_the_same_errors(tiny_bank, tmp_path, fm
 
 
 def test_lazy_validation_reports_unparseable_csv_values_as_before(tiny_bank, tmp_path):
-    write_tables(tiny_bank, tmp_path, format="csv")
-    p = tmp_path / "transactions.csv"
-    df = pd.read_csv(p, dtype=str)
-    df.loc[[1, 4, 6], "date"] = ["2022-13-45", "yesterday", "yesterday"]
-    df.to_csv(p, index=False)
+    _write_csv_with_bad_dates(tiny_bank, tmp_path)
     eager = _error(tmp_path)
     lazy = _error(tmp_path, lazy=["transactions", "balances"])
     assert str(lazy) == str(eager) and lazy.rule == "unparseable"
