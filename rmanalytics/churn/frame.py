@@ -496,12 +496,23 @@ def behaviour_cells(spine: pd.DataFrame, transactions: Any, balances: Any, *, si
     cols = ["c", "mi", "silent_days", "n_recent", "n_base", "span_days", "aum_trend"]
     if not len(spine):
         return pd.DataFrame({c: np.zeros(0, np.int64) for c in cols})
+    # only the days any cell can look at: purchases from the earliest look-back start to the latest
+    # evaluation day, snapshots from the earliest AUM-trend start to the last month start
+    m0, m1 = int(spine["m_lo"].min()), int(spine["m_hi"].max())
+    month_day = lambda m: np.datetime64(int(m), "M").astype("datetime64[D]")  # noqa: E731
+    last_e = max(month_day(m1), pd.Timestamp(spine["open_date"].max()).to_datetime64().astype("datetime64[D]"))
+    p_from, p_to = month_day(m0) - lo - 1, last_e
+    b_from, b_to = month_day(m0 - int(aum_trend_months)) - 1, month_day(m1)
     inputs = {"spine": spine[["c", "customer_id"]], "transactions": transactions}
     p = run_sql("SELECT s.c, CAST(t.date AS DATE) AS d FROM transactions t JOIN spine s "
-                "ON t.customer_id = s.customer_id WHERE t.amount > 0", inputs, engine=engine, normalize=False)
+                "ON t.customer_id = s.customer_id WHERE t.amount > 0 "
+                f"AND CAST(t.date AS DATE) >= CAST('{p_from}' AS DATE) AND CAST(t.date AS DATE) <= CAST('{p_to}' AS DATE)",
+                inputs, engine=engine, normalize=False)
     inputs["balances"] = balances
     b = run_sql("SELECT s.c, CAST(x.snapshot_date AS DATE) AS sd, ln(GREATEST(x.aum, 1.0)) AS la FROM balances x "
-                "JOIN spine s ON x.customer_id = s.customer_id", inputs, engine=engine, normalize=False)
+                "JOIN spine s ON x.customer_id = s.customer_id "
+                f"WHERE CAST(x.snapshot_date AS DATE) >= CAST('{b_from}' AS DATE) "
+                f"AND CAST(x.snapshot_date AS DATE) <= CAST('{b_to}' AS DATE)", inputs, engine=engine, normalize=False)
 
     def days(values) -> np.ndarray:
         return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -600,9 +611,31 @@ def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -
     return starts[k] + off
 
 
-#: Customers per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory: at 200k
-#: customers 100k a batch peaked 0.8 GB above the inputs, 50k 0.4 GB, in about the same time).
-BEHAVIOUR_BATCH_CUSTOMERS = 50_000
+#: Customer-months per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory:
+#: at 200k customers batches of 100k customers, about 2M customer-months, peaked 0.8 GB above the
+#: inputs, 50k customers 0.4 GB, in about the same time). Batches are cut by customer-months, not
+#: customers: each batch scans the transactions and balances once, so the one-month follow-ups of
+#: scoring (millions of customers, one month each) take few batches.
+BEHAVIOUR_BATCH_CELLS = 1_000_000
+
+
+def _batch_bounds(ends: np.ndarray, n: int) -> tuple[list[int], list[int]]:
+    """Start and end positions of consecutive batches of ``n`` items from candidate batch ends (the
+    number of items whose cumulative size fits each multiple of the batch size): every batch holds
+    at least one item, none is empty, and together they cover ``0..n`` in order."""
+    starts, stops, i = [], [], 0
+    for e in ends.tolist():
+        j = min(max(int(e), i + 1), n)
+        if j > i:
+            starts.append(i)
+            stops.append(j)
+            i = j
+        if i >= n:
+            break
+    if i < n:
+        starts.append(i)
+        stops.append(n)
+    return starts, stops
 
 
 def behaviour_covariates(
@@ -616,7 +649,7 @@ def behaviour_covariates(
     min_exposure_days: int = 90,
     aum_trend_months: int = 3,
     engine: str = "duckdb",
-    batch_customers: int | None = None,
+    batch_cells: int | None = None,
 ) -> pd.DataFrame:
     """Monthly behaviour covariates over each customer's follow-up, from data before each month.
 
@@ -639,8 +672,9 @@ def behaviour_covariates(
     ``history_start``: first day of the data (default: the first transaction date). These are the
     definitions of the synthetic bank's behaviour link (:func:`rmanalytics.synth.generate`), so a
     Cox model on them recovers its ``closure_behaviour_log_hr`` (with full history). The engine
-    selects the purchase days and AUM snapshots of ``batch_customers`` customers at a time (default
-    :data:`BEHAVIOUR_BATCH_CUSTOMERS`; transactions and balances may be Parquet paths: they are only
+    selects the purchase days and AUM snapshots of the customers of about ``batch_cells``
+    customer-months at a time (default :data:`BEHAVIOUR_BATCH_CELLS`; at least one customer a
+    batch; the result does not depend on it; transactions and balances may be Parquet paths: they are only
     scanned there) and :func:`behaviour_cells` counts them per customer-month by binary search.
 
     Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend,
@@ -672,9 +706,10 @@ def behaviour_covariates(
     n_base = np.zeros(n_rows, np.int32)
     span = np.zeros(n_rows, np.int32)
     trend = np.zeros(n_rows)
-    step = int(batch_customers or BEHAVIOUR_BATCH_CUSTOMERS)
-    for i in range(0, len(f), step):
-        part = spine.iloc[i:i + step]
+    cells = int(batch_cells or BEHAVIOUR_BATCH_CELLS)
+    ends = np.searchsorted(np.cumsum(n_m), np.arange(cells, n_rows + cells, cells), side="right")
+    for i, j in zip(*_batch_bounds(ends, len(f))):
+        part = spine.iloc[i:j]
         r = behaviour_cells(part, tx, tables["balances"], silence_cap_days=silence_cap_days, recent_days=recent_days,
                             baseline_days=baseline_days, aum_trend_months=aum_trend_months, engine=engine)
         c = r["c"].to_numpy(np.int64)
