@@ -64,8 +64,10 @@ class _Design:
             if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
                 numeric.append(c)
             else:
-                counts = s.astype("object").value_counts()
-                levels = sorted(counts.index.tolist(), key=lambda v: (-counts[v], str(v)))
+                # a categorical column counted by codes (no object copy of a long frame), unused levels dropped
+                counts = (s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("object")).value_counts()
+                counts = dict(zip(counts.index.tolist(), counts.to_numpy().tolist()))
+                levels = sorted((v for v, m in counts.items() if m > 0), key=lambda v: (-counts[v], str(v)))
                 reference[c] = levels[0]
                 categorical[c] = sorted(levels[1:], key=str)
         return cls(numeric, categorical, reference)
@@ -128,22 +130,21 @@ class _DesignRows:
     """Rows of a :class:`_Design`'s matrix built on demand from the frame's columns.
 
     Holds references to the numeric columns (no copies for numpy dtypes) and the categorical
-    columns' codes; :meth:`rows` writes the float64 rows of a slice or of row positions, with the
-    values of :meth:`_Design.transform` (ints and bools converted to float exactly, one-hot columns
-    1.0 / 0.0). The fast Cox solver visits the rows in chunks, so a long frame of tens of millions
-    of customer-months never has its n x d float64 design in memory (9 columns: 72 bytes a row).
+    columns' codes; :meth:`column` and :meth:`rows` write float64 values of a slice or of row
+    positions, with the values of :meth:`_Design.transform` (ints and bools converted to float
+    exactly, one-hot columns 1.0 / 0.0). The fast Cox solver visits the rows in chunks, so a long
+    frame of tens of millions of customer-months never has its n x d float64 design in memory
+    (9 columns: 72 bytes a row). Column statistics are computed column by column from the sources.
     """
 
     def __init__(self, design: _Design, frame: pd.DataFrame) -> None:
         self.columns = design.columns
         pos = {c: i for i, c in enumerate(self.columns)}
         self.shape = (len(frame), len(self.columns))
-        self._numeric = []
+        sources = {}  # design position -> (values, None) or (categorical codes or values, the level's code)
         for c in design.numeric:
             s = frame[c]
-            a = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.astype(float).to_numpy()
-            self._numeric.append((pos[c], a))
-        self._codes = []  # (codes, [(code, design position)]) per categorical column
+            sources[pos[c]] = (s.to_numpy() if isinstance(s.dtype, np.dtype) else s.astype(float).to_numpy(), None)
         for c, levels in design.categorical.items():
             s = frame[c]
             if isinstance(s.dtype, pd.CategoricalDtype):
@@ -154,26 +155,44 @@ class _DesignRows:
                 if not ok_code[codes].all():
                     design._check_levels(frame, c)
                 pos_of = {v: i for i, v in enumerate(cat.categories)}
-                self._codes.append((codes, [(pos_of.get(v, -2), pos[f"{c}[{v}]"]) for v in levels]))
+                sources.update({pos[f"{c}[{v}]"]: (codes, pos_of.get(v, -2)) for v in levels})
             else:  # object values: compared as transform does (s == v), as they are
                 so = s.astype("object")
                 design._check_levels(frame, c, so)
-                self._codes.append((so.to_numpy(), [(v, pos[f"{c}[{v}]"]) for v in levels]))
+                sources.update({pos[f"{c}[{v}]"]: (so.to_numpy(), v) for v in levels})
+        self._sources = [sources[j] for j in range(len(self.columns))]
+        self._stats = None  # (means, minima, maxima) once computed
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def rows(self, sel: slice | np.ndarray) -> np.ndarray:
-        """The float64 design rows ``sel`` (a slice or row positions), C-contiguous (m x d)."""
-        m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
-        out = np.empty((m, self.shape[1]))
-        for j, a in self._numeric:
-            out[:, j] = a[sel]
-        for codes, targets in self._codes:
-            cc = codes[sel]
-            for code, j in targets:
-                out[:, j] = cc == code
+    def column(self, j: int, sel: slice | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Design column ``j`` on rows ``sel`` as float64 (written into ``out`` when given)."""
+        a, level = self._sources[j]
+        out = np.empty(len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)) \
+            if out is None else out
+        if level is None:
+            np.copyto(out, a[sel], casting="unsafe")  # ints and bools: exactly
+        else:
+            np.equal(a[sel], level, out=out, casting="unsafe")
         return out
+
+    def rows(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
+             scale: np.ndarray | None = None) -> np.ndarray:
+        """The float64 design rows ``sel`` (a slice or row positions), C-contiguous (m x d); with
+        ``center`` (and ``scale``), d-vectors, the standardised rows (x - center) / scale, the same
+        values as computing them from the rows. Built column by column with contiguous operations
+        (a d x m buffer), then transposed into rows once: numpy's broadcasting over rows of a few
+        columns is several times slower."""
+        m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
+        cols = np.empty((self.shape[1], m))
+        for j in range(self.shape[1]):
+            self.column(j, sel, out=cols[j])
+        if center is not None:
+            np.subtract(cols, center[:, None], out=cols)
+        if scale is not None:
+            np.divide(cols, scale[:, None], out=cols)
+        return np.ascontiguousarray(cols.T)
 
     def chunks(self, step: int = 0):
         """(slice, rows) over all rows in order, ``step`` rows at a time (default CHUNK_ROWS)."""
@@ -182,14 +201,60 @@ class _DesignRows:
             sl = slice(i, min(i + step, self.shape[0]))
             yield sl, self.rows(sl)
 
+    def _column_sums(self, j: int, center: float | None = None) -> float:
+        """Sum over the rows of column ``j`` (or of its squared deviations from ``center``), added
+        as numpy adds a C-contiguous matrix over axis 0: row after row within chunks of CHUNK_ROWS
+        rows (a running sum: ``np.add.accumulate``), the chunks' sums added in order to a total that
+        starts at 0 (without ``center``, the total is carried into the next chunk instead)."""
+        total = 0.0
+        for i in range(0, self.shape[0], CHUNK_ROWS):
+            v = self.column(j, slice(i, i + CHUNK_ROWS))
+            if center is None:
+                v[0] += total
+                total = float(np.add.accumulate(v)[-1])
+            else:
+                np.subtract(v, center, out=v)
+                total += float(np.add.accumulate(np.square(v, out=v))[-1])
+        return total
+
+    def _scan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Column means, minima and maxima, computed once (the fit's design check, the solver's
+        standardisation and ``design_mean_`` all need them). The sums are added row after row as
+        numpy's ``X.mean(0)`` of the C-contiguous matrix does: the same bits."""
+        if self._stats is None:
+            n, d = self.shape
+            lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+            for j, (a, level) in enumerate(self._sources):
+                if n:
+                    v = a if level is None else (a == level)
+                    lo[j], hi[j] = v.min(), v.max()
+            mean = np.array([self._column_sums(j) for j in range(d)]) / n if n else np.full(d, np.nan)
+            self._stats = (mean, lo, hi)
+        return self._stats
+
     def mean(self) -> np.ndarray:
-        """Column means, summed row after row as numpy's ``X.mean(0)`` of the C-contiguous matrix
-        does (the running sums carried as the first row of each chunk): the same bits."""
-        n, d = self.shape
-        acc = np.zeros((1, d))
-        for _, r in self.chunks():
-            acc = np.add.reduce(np.concatenate([acc, r]), axis=0, keepdims=True)
-        return acc[0] / n if n else np.full(d, np.nan)
+        """Column means, the same bits as ``X.mean(0)`` of the materialised matrix (see :meth:`_scan`)."""
+        return self._scan()[0]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column minima and maxima (+-inf for no rows)."""
+        return self._scan()[1:]
+
+    def square_sums(self, center: np.ndarray) -> np.ndarray:
+        """Per column, the sum of squared deviations from ``center``: the same bits as summing
+        ``((rows - center) ** 2).sum(0)`` over chunks of CHUNK_ROWS rows."""
+        return np.array([self._column_sums(j, c) for j, c in enumerate(center)])
+
+    def risk_and_hazard(self, b: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X @ b`` and ``exp((X - mean) @ b)`` per row (a Cox model's linear risk and partial
+        hazard), from one build of each chunk of rows."""
+        n = self.shape[0]
+        risk, ph = np.empty(n), np.empty(n)
+        for sl, r in self.chunks(min(CHUNK_ROWS, SMALL_CHUNK_ROWS)):
+            np.matmul(r, b, out=risk[sl])
+            np.subtract(r, mean, out=r)
+            ph[sl] = np.exp(r @ b)
+        return risk, ph
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -215,7 +280,8 @@ def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_
                 f"frame.{entry_col}", f"rule '0 <= entry < {duration_col}'", int(bad.sum()),
                 [{"row": i, entry_col: e[i], duration_col: d[i]} for i in frame.index[bad][:5]]))
     ev = frame[event_col]
-    bad = ~ev.isin([0, 1, True, False])
+    # numeric or bool: the same test as isin by two comparisons (isin hashes tens of millions of rows)
+    bad = ~((ev == 0) | (ev == 1)) if pd.api.types.is_numeric_dtype(ev) else ~ev.isin([0, 1, True, False])
     if bad.any():
         raise DataError(rule_message(f"frame.{event_col}", "rule 'event is 0 or 1'", int(bad.sum()),
                                      [{"row": i, event_col: v} for i, v in ev[bad].head(5).items()]))
@@ -230,11 +296,8 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
 
 def _check_design(X: "pd.DataFrame | _DesignRows") -> None:
     cols = pd.Index(X.columns)
-    if isinstance(X, _DesignRows):  # min and max by row chunks
-        lo, hi = np.full(len(cols), np.inf), np.full(len(cols), -np.inf)
-        for _, r in X.chunks():
-            np.minimum(lo, r.min(0), out=lo)
-            np.maximum(hi, r.max(0), out=hi)
+    if isinstance(X, _DesignRows):  # min and max by row chunks (with the means, one pass)
+        lo, hi = X.bounds()
     else:
         a = X.to_numpy()  # the values are finite (checked before): constant <=> min == max (std 0); reductions
         lo, hi = (a.min(0), a.max(0)) if len(a) else (None, None)  # over rows, no copy
@@ -292,6 +355,30 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 
 #: Rows per chunk of the fast Cox solver's passes over the data (bounds its working memory).
 CHUNK_ROWS = 1 << 16
+#: At most this many rows per chunk in the passes repeated per Newton step and the per-row scores
+#: (temporaries reused by the allocator, no page faults per pass).
+SMALL_CHUNK_ROWS = 1 << 14
+
+
+def _group_sums(values: np.ndarray, size: int, *groupings: np.ndarray) -> np.ndarray:
+    """Group sums of the rows of ``values`` (m x c) under each of ``groupings`` (m-vectors of group
+    numbers in 0..size-1): ``out[i, g]`` is the sum of the rows with ``groupings[i] == g``, added in row
+    order: the same sums, bit for bit, as ``np.bincount(groupings[i], weights=values[:, j])`` for each
+    column j, by one sparse matrix product (a 0/1 matrix whose row i * size + g holds the positions
+    of group g of grouping i, from one stable sort: a radix sort when the keys fit int16) instead of
+    c scattered bincount passes per grouping. Returns an array (len(groupings), size, c)."""
+    from scipy.sparse import csr_matrix
+
+    m, nk = len(values), len(groupings) * size
+    key_type = np.int16 if nk <= np.iinfo(np.int16).max else np.int64
+    key = np.concatenate([np.add(g, i * size, dtype=key_type) for i, g in enumerate(groupings)])
+    indptr = np.zeros(nk + 1, np.int64)
+    np.cumsum(np.bincount(key, minlength=nk), out=indptr[1:])
+    pos = np.argsort(key, kind="stable")
+    if len(groupings) > 1:
+        pos %= m
+    ones = np.ones(len(key))
+    return (csr_matrix((ones, pos, indptr), shape=(nk, m)) @ values).reshape(len(groupings), size, -1)
 
 
 def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
@@ -315,17 +402,23 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     lazy = isinstance(X, _DesignRows)
-    if lazy:
-        src = X
-        get = src.rows
-    else:
+    if not lazy:
         X = np.asarray(X, float)
-        get = X.__getitem__
     n, d = X.shape
     mu = X.mean() if lazy else X.mean(0)
-    ss = np.zeros(d)
-    for i in range(0, n, CHUNK_ROWS):  # standard deviations without an n x d temporary
-        ss += ((get(slice(i, i + CHUNK_ROWS)) - mu) ** 2).sum(0)
+
+    def standardised(sel, scale):
+        """Rows ``sel`` minus the means, divided by ``scale`` when given (a fresh array)."""
+        if lazy:
+            return X.rows(sel, mu, scale)
+        return (X[sel] - mu) if scale is None else (X[sel] - mu) / scale
+
+    if lazy:  # standard deviations without an n x d temporary
+        ss = X.square_sums(mu)
+    else:
+        ss = np.zeros(d)
+        for i in range(0, n, CHUNK_ROWS):
+            ss += (standardised(slice(i, i + CHUNK_ROWS), None) ** 2).sum(0)
     sd = np.sqrt(ss / (n - 1))
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
@@ -333,8 +426,9 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.empty(n, np.int32)   # row in risk set of times[:stop_idx]
-    start_idx = np.zeros(n, np.int32)
+    idx_type = np.int16 if k < np.iinfo(np.int16).max else np.int32  # int16: radix sorts in _group_sums
+    stop_idx = np.empty(n, idx_type)   # row in risk set of times[:stop_idx]
+    start_idx = np.zeros(n, idx_type)
     start = None if start is None else np.asarray(start, float)
     for i in range(0, n, CHUNK_ROWS):  # by chunks: no n-long int64 temporaries
         stop_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, stop[i:i + CHUNK_ROWS], side="right")
@@ -344,7 +438,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
     w_dead = np.bincount(inv_t, weights=wd, minlength=k)
-    Zd = (get(np.flatnonzero(ev) if lazy else ev) - mu) / sd
+    Zd = standardised(np.flatnonzero(ev) if lazy else ev, sd)
     zdead = np.stack([np.bincount(inv_t, weights=wd * Zd[:, j], minlength=k) for j in range(d)], axis=1)
     jj = np.repeat(np.arange(k), n_dead.astype(int))
     frac = (np.arange(len(jj)) - np.repeat(np.cumsum(n_dead) - n_dead, n_dead.astype(int))) / n_dead[jj]
@@ -352,45 +446,42 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     pairs = [(i, j) for i in range(d) for j in range(i, d)]
 
     def group_sums(phi: np.ndarray, Zg: np.ndarray, idx: np.ndarray, size: int, derivs: bool = True):
-        """Per group g (rows with idx == g): sum phi, sum phi z, sum phi z z' (bincount, O(n) each)."""
-        s0 = np.bincount(idx, weights=phi, minlength=size)
+        """Per group g (rows with idx == g): sum phi, sum phi z, sum phi z z' (one :func:`_group_sums`)."""
         if not derivs:
-            return s0, None, None
+            return np.bincount(idx, weights=phi, minlength=size), None, None
         pz = phi[:, None] * Zg
-        s1 = np.stack([np.bincount(idx, weights=pz[:, i], minlength=size) for i in range(d)], axis=1)
+        ii, jj = np.array(pairs).T
+        s = _group_sums(np.column_stack([phi, pz, pz[:, ii] * Zg[:, jj]]), size, idx)[0]
         s2 = np.empty((size, d, d))
-        for i, j in pairs:
-            s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
-        return s0, s1, s2
+        s2[:, ii, jj] = s2[:, jj, ii] = s[:, 1 + d:]
+        return s[:, 0], s[:, 1:1 + d], s2
 
-    step2 = min(step, 1 << 14)  # small chunks: temporaries reused by the allocator, no page faults per pass
+    step2 = min(step, SMALL_CHUNK_ROWS)
 
     def standardised_chunk(sl: slice, beta):
         """Rows ``sl``: standardised covariates z and their (weighted) relative risks phi."""
-        Zc = get(sl)
-        Zc = np.subtract(Zc, mu, out=Zc) if lazy else Zc - mu  # lazy rows: a fresh array already
-        np.divide(Zc, sd, out=Zc)
+        Zc = standardised(sl, sd)
         phi = np.exp(Zc @ beta)
         return Zc, (phi if w is None else w[sl] * phi)
 
     def first_moments(beta, derivs: bool):
         """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
-        (with derivs) phi z over all rows, chunk by chunk (bincount, 1 + d per index)."""
-        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
-        a1 = b1 = None
-        if derivs:
-            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
+        (with derivs) phi z over all rows, chunk by chunk (bincount for phi alone; with derivs one
+        :func:`_group_sums` of the rows (phi, phi z) under both indexes)."""
+        ab = np.zeros((2, k + 1, 1 + d if derivs else 1))  # [a, b][group, (phi, phi z)]
         for i in range(0, n, step2):
             sl = slice(i, min(i + step2, n))
             Zc, phi = standardised_chunk(sl, beta)
-            hi, lo = stop_idx[sl].astype(np.intp), start_idx[sl].astype(np.intp)
-            a0 += np.bincount(hi, weights=phi, minlength=k + 1)
-            b0 += np.bincount(lo, weights=phi, minlength=k + 1)
+            hi, lo = stop_idx[sl], start_idx[sl]
             if derivs:
-                pz = phi * Zc.T  # d x rows: each covariate's weights contiguous for bincount (no copies)
-                for j in range(d):
-                    a1[:, j] += np.bincount(hi, weights=pz[j], minlength=k + 1)
-                    b1[:, j] += np.bincount(lo, weights=pz[j], minlength=k + 1)
+                P = np.empty((len(phi), 1 + d))
+                P[:, 0] = phi
+                np.multiply(Zc, phi[:, None], out=P[:, 1:])
+                ab += _group_sums(P, k + 1, hi, lo)
+            else:
+                ab[0, :, 0] += np.bincount(hi, weights=phi, minlength=k + 1)
+                ab[1, :, 0] += np.bincount(lo, weights=phi, minlength=k + 1)
+        (a0, a1), (b0, b1) = ((s[:, 0], s[:, 1:] if derivs else None) for s in ab)
         return a0, a1, b0, b1
 
     def weighted_gram(beta, alpha):
@@ -636,10 +727,15 @@ class ChurnModel(BaseEstimator):
         if not np.all(np.isfinite(np.asarray(self.params_, float))):
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
+        risk = None
         if self.model == "cox":
-            # = X.mean(0), without pandas' n x d missing-value mask (design rows: the same sums by chunks)
+            # = X.mean(0), without pandas' n x d missing-value mask (design rows: the same sums by chunks,
+            # computed once for the solver already)
             self.design_mean_ = X.mean() if fast else X.to_numpy().mean(0)
-            ph = self._partial_hazard(X)
+            if fast:  # both from one pass over the rows
+                risk, ph = X.risk_and_hazard(self.params_.to_numpy(), self.design_mean_)
+            else:
+                ph = self._partial_hazard(X)
             if strata:
                 keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
                 self.baseline_cumulative_hazard_ = {
@@ -648,7 +744,8 @@ class ChurnModel(BaseEstimator):
                     for k in np.unique(keys)}
             else:
                 self.baseline_cumulative_hazard_ = breslow_baseline(T, E, ph, S, W)
-        risk = self._linear_risk(X)
+        if risk is None:
+            risk = self._linear_risk(X)
         del X, df  # the design matrix is freed before the concordance's per-customer pass
         self.concordance_ = self._concordance(frame, risk=risk)
         if fast:
@@ -707,22 +804,17 @@ class ChurnModel(BaseEstimator):
             raise ParameterError("partial_hazard needs model='cox'")
         return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
-    def _partial_hazard(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
-        get = X.rows if isinstance(X, _DesignRows) else X.to_numpy().__getitem__
+    def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
+        a = X.to_numpy()
         b = self.params_.to_numpy()
         out = np.empty(len(X))
         for i in range(0, len(X), CHUNK_ROWS):  # row chunks: no n x d temporary
-            out[i:i + CHUNK_ROWS] = np.exp((get(slice(i, i + CHUNK_ROWS)) - self.design_mean_) @ b)
+            out[i:i + CHUNK_ROWS] = np.exp((a[i:i + CHUNK_ROWS] - self.design_mean_) @ b)
         return out
 
-    def _linear_risk(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
-        """A score that increases with churn risk (for concordance)."""
-        if isinstance(X, _DesignRows):  # Cox (fast solver): by row chunks
-            b = self.params_.to_numpy()
-            out = np.empty(len(X))
-            for sl, r in X.chunks():
-                out[sl] = r @ b
-            return out
+    def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """A score that increases with churn risk (for concordance). Design rows of the fast solver:
+        :meth:`_DesignRows.risk_and_hazard`."""
         if self.model == "cox":
             return X.to_numpy() @ self.params_.to_numpy()
         lam = self.params_.loc[AFT_LOCATION[self.model]]
