@@ -162,6 +162,7 @@ class _DesignRows:
                 sources.update({pos[f"{c}[{v}]"]: (so.to_numpy(), v) for v in levels})
         self._sources = [sources[j] for j in range(len(self.columns))]
         self._stats = None  # (means, minima, maxima) once computed
+        self._table_key = None  # (center, scale, tables) of the last standardisation asked for
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -177,22 +178,54 @@ class _DesignRows:
             np.equal(a[sel], level, out=out, casting="unsafe")
         return out
 
-    def rows(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
-             scale: np.ndarray | None = None) -> np.ndarray:
-        """The float64 design rows ``sel`` (a slice or row positions), C-contiguous (m x d); with
-        ``center`` (and ``scale``), d-vectors, the standardised rows (x - center) / scale, the same
-        values as computing them from the rows. Built column by column with contiguous operations
-        (a d x m buffer), then transposed into rows once: numpy's broadcasting over rows of a few
-        columns is several times slower."""
+    def block(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
+              scale: np.ndarray | None = None) -> np.ndarray:
+        """The transposed design rows ``sel`` (a slice or row positions): a C-contiguous d x m array,
+        one column a row; with ``center`` (and ``scale``), d-vectors, standardised: (x - center) /
+        scale, the same values as computing them from the rows. Built with contiguous operations:
+        numpy's broadcasting over rows of a few columns is several times slower."""
         m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
         cols = np.empty((self.shape[1], m))
-        for j in range(self.shape[1]):
-            self.column(j, sel, out=cols[j])
-        if center is not None:
-            np.subtract(cols, center[:, None], out=cols)
-        if scale is not None:
-            np.divide(cols, scale[:, None], out=cols)
-        return np.ascontiguousarray(cols.T)
+        if center is None:
+            for j in range(self.shape[1]):
+                self.column(j, sel, out=cols[j])
+            return cols
+        tables = self._tables(center, scale)
+        for j, (a, level) in enumerate(self._sources):
+            if tables[j] is not None:  # one byte a value: its standardised value looked up
+                np.take(tables[j], a[sel].view(np.uint8), out=cols[j])
+                continue
+            if level is None:
+                np.subtract(a[sel], center[j], out=cols[j])
+            else:
+                np.subtract(np.equal(a[sel], level, out=cols[j], casting="unsafe"), center[j], out=cols[j])
+            if scale is not None:
+                np.divide(cols[j], scale[j], out=cols[j])
+        return cols
+
+    def _tables(self, center: np.ndarray, scale: np.ndarray | None) -> list:
+        """Per column whose values are single bytes (int8, uint8 and bool columns, categorical codes
+        of fewer than 128 categories): the table of the standardised value of each of the 256 byte
+        values, the same arithmetic as on the column ((float(v) - center) / scale); None for other
+        columns. Kept for the last (center, scale) given (the solver asks with the same ones)."""
+        if self._table_key is not None and self._table_key[0] is center and self._table_key[1] is scale:
+            return self._table_key[2]
+        byte = np.arange(256, dtype=np.uint8)
+        tables = []
+        for j, (a, level) in enumerate(self._sources):
+            if not (isinstance(a, np.ndarray) and a.dtype.itemsize == 1 and a.dtype.kind in "biu"):
+                tables.append(None)
+                continue
+            v = byte.view(a.dtype).astype(float) if level is None else (byte.view(a.dtype) == level).astype(float)
+            t = v - center[j]
+            tables.append(t if scale is None else t / scale[j])
+        self._table_key = (center, scale, tables)
+        return tables
+
+    def rows(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
+             scale: np.ndarray | None = None) -> np.ndarray:
+        """The float64 design rows ``sel``, C-contiguous (m x d): :meth:`block` transposed."""
+        return np.ascontiguousarray(self.block(sel, center, scale).T)
 
     def chunks(self, step: int = 0):
         """(slice, rows) over all rows in order, ``step`` rows at a time (default CHUNK_ROWS)."""
@@ -206,15 +239,20 @@ class _DesignRows:
         as numpy adds a C-contiguous matrix over axis 0: row after row within chunks of CHUNK_ROWS
         rows (a running sum: ``np.add.accumulate``), the chunks' sums added in order to a total that
         starts at 0 (without ``center``, the total is carried into the next chunk instead)."""
+        a, level = self._sources[j]
+        if center is None and (level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2)):
+            # small integers (one-hot 0/1 included): every partial sum is an integer below 2**53, so
+            # the float sum is exact whatever the order, and equals the integer sum
+            return float((a == level).sum() if level is not None else a.sum(dtype=np.int64))
         total = 0.0
         for i in range(0, self.shape[0], CHUNK_ROWS):
             v = self.column(j, slice(i, i + CHUNK_ROWS))
             if center is None:
                 v[0] += total
-                total = float(np.add.accumulate(v)[-1])
+                total = float(np.add.accumulate(v, out=v)[-1])
             else:
                 np.subtract(v, center, out=v)
-                total += float(np.add.accumulate(np.square(v, out=v))[-1])
+                total += float(np.add.accumulate(np.square(v, out=v), out=v)[-1])
         return total
 
     def _scan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -360,16 +398,13 @@ CHUNK_ROWS = 1 << 16
 SMALL_CHUNK_ROWS = 1 << 14
 
 
-def _group_sums(values: np.ndarray, size: int, *groupings: np.ndarray) -> np.ndarray:
-    """Group sums of the rows of ``values`` (m x c) under each of ``groupings`` (m-vectors of group
-    numbers in 0..size-1): ``out[i, g]`` is the sum of the rows with ``groupings[i] == g``, added in row
-    order: the same sums, bit for bit, as ``np.bincount(groupings[i], weights=values[:, j])`` for each
-    column j, by one sparse matrix product (a 0/1 matrix whose row i * size + g holds the positions
-    of group g of grouping i, from one stable sort: a radix sort when the keys fit int16) instead of
-    c scattered bincount passes per grouping. Returns an array (len(groupings), size, c)."""
-    from scipy.sparse import csr_matrix
-
-    m, nk = len(values), len(groupings) * size
+def _group_index(size: int, *groupings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each group under each of ``groupings`` (m-vectors of group numbers in
+    0..size-1), as the structure of a sparse 0/1 matrix (len(groupings) * size x m) in CSR form:
+    row i * size + g lists, in increasing order, the positions of group g of grouping i. From one
+    stable sort of the keys (a radix sort when they fit int16). Returns (positions, int16 when m
+    allows, and row pointers); :func:`_group_sums` takes them."""
+    m, nk = len(groupings[0]), len(groupings) * size
     key_type = np.int16 if nk <= np.iinfo(np.int16).max else np.int64
     key = np.concatenate([np.add(g, i * size, dtype=key_type) for i, g in enumerate(groupings)])
     indptr = np.zeros(nk + 1, np.int64)
@@ -377,8 +412,20 @@ def _group_sums(values: np.ndarray, size: int, *groupings: np.ndarray) -> np.nda
     pos = np.argsort(key, kind="stable")
     if len(groupings) > 1:
         pos %= m
-    ones = np.ones(len(key))
-    return (csr_matrix((ones, pos, indptr), shape=(nk, m)) @ values).reshape(len(groupings), size, -1)
+    small = np.int16 if m <= np.iinfo(np.int16).max else np.int32
+    return pos.astype(small), indptr.astype(np.int32 if len(key) <= np.iinfo(np.int32).max else np.int64)
+
+
+def _group_sums(values: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Group sums of the rows of ``values`` (m x c) for a :func:`_group_index`: row i * size + g of
+    the result is the sum of the rows of group g under grouping i, added in row order, so the same
+    sums, bit for bit, as ``np.bincount(grouping, weights=values[:, j])`` for each column j. One
+    sparse matrix product instead of c scattered bincount passes per grouping."""
+    from scipy.sparse import csr_matrix
+
+    pos, indptr = index
+    groups = csr_matrix((np.ones(len(pos)), pos.astype(indptr.dtype), indptr), shape=(len(indptr) - 1, len(values)))
+    return groups @ values
 
 
 def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
@@ -426,7 +473,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    idx_type = np.int16 if k < np.iinfo(np.int16).max else np.int32  # int16: radix sorts in _group_sums
+    idx_type = np.int16 if k < np.iinfo(np.int16).max else np.int32
     stop_idx = np.empty(n, idx_type)   # row in risk set of times[:stop_idx]
     start_idx = np.zeros(n, idx_type)
     start = None if start is None else np.asarray(start, float)
@@ -445,43 +492,52 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
 
     pairs = [(i, j) for i in range(d) for j in range(i, d)]
 
-    def group_sums(phi: np.ndarray, Zg: np.ndarray, idx: np.ndarray, size: int, derivs: bool = True):
-        """Per group g (rows with idx == g): sum phi, sum phi z, sum phi z z' (one :func:`_group_sums`)."""
+    def dead_sums(phi: np.ndarray, derivs: bool = True):
+        """Per event time, over its deaths: sum phi, sum phi z, sum phi z z' (bincount, O(deaths) each)."""
+        s0 = np.bincount(inv_t, weights=phi, minlength=k)
         if not derivs:
-            return np.bincount(idx, weights=phi, minlength=size), None, None
-        pz = phi[:, None] * Zg
-        ii, jj = np.array(pairs).T
-        s = _group_sums(np.column_stack([phi, pz, pz[:, ii] * Zg[:, jj]]), size, idx)[0]
-        s2 = np.empty((size, d, d))
-        s2[:, ii, jj] = s2[:, jj, ii] = s[:, 1 + d:]
-        return s[:, 0], s[:, 1:1 + d], s2
+            return s0, None, None
+        pz = phi[:, None] * Zd
+        s1 = np.stack([np.bincount(inv_t, weights=pz[:, i], minlength=k) for i in range(d)], axis=1)
+        s2 = np.empty((k, d, d))
+        for i, j in pairs:
+            s2[:, i, j] = s2[:, j, i] = np.bincount(inv_t, weights=pz[:, i] * Zd[:, j], minlength=k)
+        return s0, s1, s2
 
     step2 = min(step, SMALL_CHUNK_ROWS)
+    chunks = [slice(i, min(i + step2, n)) for i in range(0, n, step2)]
+    # per chunk, the rows of each event-time group of the stop and of the start index, for every
+    # Newton step (4 bytes a row, as the two indexes)
+    groups = [_group_index(k + 1, stop_idx[sl], start_idx[sl]) for sl in chunks]
 
     def standardised_chunk(sl: slice, beta):
-        """Rows ``sl``: standardised covariates z and their (weighted) relative risks phi."""
-        Zc = standardised(sl, sd)
+        """Rows ``sl``: standardised covariates z as rows (m x d, C-contiguous: z'beta as before, to
+        the bit) and as a d x m block (the same values), and their (weighted) relative risks phi."""
+        if lazy:
+            B = X.block(sl, mu, sd)
+            Zc = np.ascontiguousarray(B.T)
+        else:
+            Zc = (X[sl] - mu) / sd
+            B = Zc.T
         phi = np.exp(Zc @ beta)
-        return Zc, (phi if w is None else w[sl] * phi)
+        return Zc, B, (phi if w is None else w[sl] * phi)
 
     def first_moments(beta, derivs: bool):
         """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
         (with derivs) phi z over all rows, chunk by chunk (bincount for phi alone; with derivs one
         :func:`_group_sums` of the rows (phi, phi z) under both indexes)."""
-        ab = np.zeros((2, k + 1, 1 + d if derivs else 1))  # [a, b][group, (phi, phi z)]
-        for i in range(0, n, step2):
-            sl = slice(i, min(i + step2, n))
-            Zc, phi = standardised_chunk(sl, beta)
-            hi, lo = stop_idx[sl], start_idx[sl]
+        ab = np.zeros((2 * (k + 1), 1 + d if derivs else 1))  # a then b: [group, (phi, phi z)]
+        for sl, index in zip(chunks, groups):
+            _, B, phi = standardised_chunk(sl, beta)
             if derivs:
-                P = np.empty((len(phi), 1 + d))
-                P[:, 0] = phi
-                np.multiply(Zc, phi[:, None], out=P[:, 1:])
-                ab += _group_sums(P, k + 1, hi, lo)
+                P = np.empty((1 + d, len(phi)))
+                P[0] = phi
+                np.multiply(B, phi, out=P[1:])
+                ab += _group_sums(np.ascontiguousarray(P.T), index)
             else:
-                ab[0, :, 0] += np.bincount(hi, weights=phi, minlength=k + 1)
-                ab[1, :, 0] += np.bincount(lo, weights=phi, minlength=k + 1)
-        (a0, a1), (b0, b1) = ((s[:, 0], s[:, 1:] if derivs else None) for s in ab)
+                ab[:k + 1, 0] += np.bincount(stop_idx[sl], weights=phi, minlength=k + 1)
+                ab[k + 1:, 0] += np.bincount(start_idx[sl], weights=phi, minlength=k + 1)
+        (a0, a1), (b0, b1) = ((s[:, 0], s[:, 1:] if derivs else None) for s in (ab[:k + 1], ab[k + 1:]))
         return a0, a1, b0, b1
 
     def weighted_gram(beta, alpha):
@@ -490,11 +546,10 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         them (prefix sums), so no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
         C = np.concatenate([[0.0], np.cumsum(alpha)])
         M = np.zeros((d, d))
-        for i in range(0, n, step2):
-            sl = slice(i, min(i + step2, n))
-            Zc, phi = standardised_chunk(sl, beta)
+        for sl in chunks:
+            Zc, B, phi = standardised_chunk(sl, beta)
             wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
-            M += (Zc * wt[:, None]).T @ Zc
+            M += (B * wt) @ Zc
         return M
 
     def above(s):
@@ -506,7 +561,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         a0, a1, b0, b1 = first_moments(beta, derivs)
         R0 = above(a0) - above(b0)
         phid = wd * np.exp(Zd @ beta)
-        T0, T1, T2 = group_sums(phid, Zd, inv_t, k, derivs)
+        T0, T1, T2 = dead_sums(phid, derivs)
         if not derivs:
             den = R0[jj] - frac * T0[jj]
             a = w_dead / n_dead
