@@ -523,8 +523,13 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     step2 = min(step, SMALL_CHUNK_ROWS)
     chunks = [slice(i, min(i + step2, n)) for i in range(0, n, step2)]
     # per chunk, the rows of each event-time group of the stop and of the start index, for every
-    # Newton step (4 bytes a row, as the two indexes)
-    groups = [_group_index(k + 1, stop_idx[sl], start_idx[sl]) for sl in chunks]
+    # Newton step: 4 bytes a row (as the two indexes), in one array (freed at once, no heap of pieces)
+    positions = np.empty(2 * n, np.int16 if step2 <= np.iinfo(np.int16).max else np.int32)
+    pointers = np.empty((len(chunks), 2 * (k + 1) + 1), np.int32)
+    for c, sl in enumerate(chunks):
+        pos, pointers[c] = _group_index(k + 1, stop_idx[sl], start_idx[sl])
+        positions[2 * sl.start:2 * sl.stop] = pos
+    groups = [(positions[2 * sl.start:2 * sl.stop], pointers[c]) for c, sl in enumerate(chunks)]
 
     def standardised_chunk(sl: slice, beta):
         """Rows ``sl``: standardised covariates z as rows (m x d, C-contiguous: z'beta as before, to
@@ -733,7 +738,8 @@ class ChurnModel(BaseEstimator):
         self.columns_ = list(X.columns)
         # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
         T = frame[duration_col].to_numpy(dtype=float)
-        E = frame[event_col].astype(int).to_numpy()
+        # events as int (lifelines' frame) or, for the fast solver, one byte a row (0/1 checked above)
+        E = frame[event_col].to_numpy(dtype=np.int8) if fast else frame[event_col].astype(int).to_numpy()
         S = frame[entry_col].to_numpy(dtype=float) if entry_col else None
         W = frame[weights_col].to_numpy(dtype=float) if weights_col else None
         df = None
@@ -898,10 +904,11 @@ class ChurnModel(BaseEstimator):
         if risk is None:
             risk = self._linear_risk(self.design_matrix(frame) if X is None else X)
         T = frame[self.duration_col_].to_numpy(float)
-        E = frame[self.event_col_].to_numpy(int)
+        E = frame[self.event_col_].to_numpy()
         if self.id_col_ and self.id_col_ in frame.columns:
             last = ~frame[self.id_col_].duplicated(keep="last").to_numpy()
             risk, T, E = risk[last], T[last], E[last]
+        E = E.astype(int)  # after the selection: no int64 copy of a long frame's events
         if len(T) > 200_000:  # concordance on a fixed subsample for very large frames
             idx = np.random.default_rng(self.random_state).choice(len(T), 200_000, replace=False)
             risk, T, E = risk[idx], T[idx], E[idx]
