@@ -193,7 +193,7 @@ class _DesignRows:
         tables = self._tables(center, scale)
         for j, (a, level) in enumerate(self._sources):
             if tables[j] is not None:  # one byte a value: its standardised value looked up
-                np.take(tables[j], a[sel].view(np.uint8), out=cols[j])
+                np.take(tables[j], a[sel].view(np.uint8), out=cols[j], mode="clip")  # in range: no check
                 continue
             if level is None:
                 np.subtract(a[sel], center[j], out=cols[j])
@@ -234,25 +234,29 @@ class _DesignRows:
             sl = slice(i, min(i + step, self.shape[0]))
             yield sl, self.rows(sl)
 
-    def _column_sums(self, j: int, center: float | None = None) -> float:
-        """Sum over the rows of column ``j`` (or of its squared deviations from ``center``), added
-        as numpy adds a C-contiguous matrix over axis 0: row after row within chunks of CHUNK_ROWS
-        rows (a running sum: ``np.add.accumulate``), the chunks' sums added in order to a total that
-        starts at 0 (without ``center``, the total is carried into the next chunk instead)."""
-        a, level = self._sources[j]
-        if center is None and (level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2)):
-            # small integers (one-hot 0/1 included): every partial sum is an integer below 2**53, so
-            # the float sum is exact whatever the order, and equals the integer sum
-            return float((a == level).sum() if level is not None else a.sum(dtype=np.int64))
-        total = 0.0
+    def _sums(self, cols: list[int], center: np.ndarray | None = None) -> np.ndarray:
+        """Sums over the rows of the design columns ``cols`` (or of their squared deviations from
+        ``center``, a d-vector), added as numpy sums a C-contiguous matrix over axis 0: row after row,
+        in chunks of CHUNK_ROWS rows whose sums are added in order to totals starting at 0 (without
+        ``center``, the totals are carried into each next chunk as its first row instead, as a
+        running sum over all rows). The columns are summed side by side (a chunk of rows of those
+        columns, one more zero column when there is only one: a single contiguous column would be
+        summed pairwise)."""
+        total = np.zeros(len(cols))
+        if not cols:
+            return total
+        width = max(len(cols), 2)
         for i in range(0, self.shape[0], CHUNK_ROWS):
-            v = self.column(j, slice(i, i + CHUNK_ROWS))
+            sl = slice(i, min(i + CHUNK_ROWS, self.shape[0]))
+            v = np.zeros((sl.stop - sl.start, width))
+            for c, j in enumerate(cols):
+                self.column(j, sl, out=v[:, c])
             if center is None:
-                v[0] += total
-                total = float(np.add.accumulate(v, out=v)[-1])
+                v[0, :len(cols)] += total
+                total = v.sum(0)[:len(cols)]
             else:
-                np.subtract(v, center, out=v)
-                total += float(np.add.accumulate(np.square(v, out=v), out=v)[-1])
+                v[:, :len(cols)] -= center[cols]
+                total += (v * v).sum(0)[:len(cols)]
         return total
 
     def _scan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,8 +270,14 @@ class _DesignRows:
                 if n:
                     v = a if level is None else (a == level)
                     lo[j], hi[j] = v.min(), v.max()
-            mean = np.array([self._column_sums(j) for j in range(d)]) / n if n else np.full(d, np.nan)
-            self._stats = (mean, lo, hi)
+            # small integers (one-hot 0/1 included): every partial sum is an integer below 2**53, so the
+            # float sum is exact whatever the order, and equals the integer sum
+            small = [level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2) for a, level in self._sources]
+            sums = np.array([float((a == level).sum() if level is not None else a.sum(dtype=np.int64))
+                             if small[j] else 0.0 for j, (a, level) in enumerate(self._sources)])
+            other = [j for j in range(d) if not small[j]]
+            sums[other] = self._sums(other)
+            self._stats = (sums / n if n else np.full(d, np.nan), lo, hi)
         return self._stats
 
     def mean(self) -> np.ndarray:
@@ -281,7 +291,7 @@ class _DesignRows:
     def square_sums(self, center: np.ndarray) -> np.ndarray:
         """Per column, the sum of squared deviations from ``center``: the same bits as summing
         ``((rows - center) ** 2).sum(0)`` over chunks of CHUNK_ROWS rows."""
-        return np.array([self._column_sums(j, c) for j, c in enumerate(center)])
+        return self._sums(list(range(self.shape[1])), center)
 
     def risk_and_hazard(self, b: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``X @ b`` and ``exp((X - mean) @ b)`` per row (a Cox model's linear risk and partial
@@ -569,7 +579,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         M = np.zeros((d, d))
         for sl in chunks:
             Zc, B, phi = standardised_chunk(sl, beta)
-            wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
+            wt = phi * (np.take(C, stop_idx[sl], mode="clip") - np.take(C, start_idx[sl], mode="clip"))
             M += (B * wt) @ Zc
         return M
 
