@@ -541,17 +541,13 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         positions[2 * sl.start:2 * sl.stop] = pos
     groups = [(positions[2 * sl.start:2 * sl.stop], pointers[c]) for c, sl in enumerate(chunks)]
 
-    def standardised_chunk(sl: slice, beta):
-        """Rows ``sl``: standardised covariates z as rows (m x d, C-contiguous: z'beta as before, to
-        the bit) and as a d x m block (the same values), and their (weighted) relative risks phi."""
-        if lazy:
-            B = X.block(sl, mu, sd)
-            Zc = np.ascontiguousarray(B.T)
-        else:
-            Zc = (X[sl] - mu) / sd
-            B = Zc.T
-        phi = np.exp(Zc @ beta)
-        return Zc, B, (phi if w is None else w[sl] * phi)
+    def standardised_block(sl: slice) -> np.ndarray:
+        """Rows ``sl``: standardised covariates z as a d x m block."""
+        return X.block(sl, mu, sd) if lazy else ((X[sl] - mu) / sd).T
+
+    # each row's (weighted) relative risk phi at the beta of the last first_moments: the Hessian's
+    # pass at the same beta reads them (8 bytes a row) instead of building the rows again
+    phi_rows = np.empty(n)
 
     def first_moments(beta, derivs: bool):
         """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
@@ -559,7 +555,9 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         :func:`_group_sums` of the rows (phi, phi z) under both indexes)."""
         ab = np.zeros((2 * (k + 1), 1 + d if derivs else 1))  # a then b: [group, (phi, phi z)]
         for sl, index in zip(chunks, groups):
-            _, B, phi = standardised_chunk(sl, beta)
+            B = standardised_block(sl)
+            phi = np.exp(np.ascontiguousarray(B.T) @ beta)  # z'beta from rows (m x d), as before: the same bits
+            phi = phi_rows[sl] = phi if w is None else w[sl] * phi
             if derivs:
                 P = np.empty((1 + d, len(phi)))
                 P[0] = phi
@@ -571,16 +569,17 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         (a0, a1), (b0, b1) = ((s[:, 0], s[:, 1:] if derivs else None) for s in (ab[:k + 1], ab[k + 1:]))
         return a0, a1, b0, b1
 
-    def weighted_gram(beta, alpha):
-        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z': a row at risk at
-        the event times j in [start_idx, stop_idx) enters once with weight phi * sum of alpha over
-        them (prefix sums), so no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
+    def weighted_gram(alpha):
+        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z' (phi: ``phi_rows``,
+        of the first_moments just before, at the same beta): a row at risk at the event times j in
+        [start_idx, stop_idx) enters once with weight phi * sum of alpha over them (prefix sums), so
+        no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
         C = np.concatenate([[0.0], np.cumsum(alpha)])
         M = np.zeros((d, d))
         for sl in chunks:
-            Zc, B, phi = standardised_chunk(sl, beta)
-            wt = phi * (np.take(C, stop_idx[sl], mode="clip") - np.take(C, start_idx[sl], mode="clip"))
-            M += (B * wt) @ Zc
+            B = standardised_block(sl)
+            wt = phi_rows[sl] * (np.take(C, stop_idx[sl], mode="clip") - np.take(C, start_idx[sl], mode="clip"))
+            M += (B * wt) @ B.T
         return M
 
     def above(s):
@@ -613,7 +612,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         grad = zdead.sum(0) - ((a * c1)[:, None] * R1 - (a * c2)[:, None] * T1).sum(0)
         outer = (np.einsum("k,ki,kj->ij", a * q0, R1, R1) - np.einsum("k,ki,kj->ij", a * q1, R1, T1)
                  - np.einsum("k,ki,kj->ij", a * q1, T1, R1) + np.einsum("k,ki,kj->ij", a * q2, T1, T1))
-        hess = -(weighted_gram(beta, a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
+        hess = -(weighted_gram(a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
         if penalizer:
             ll -= 0.5 * penalizer * n * float(beta @ beta)
             grad -= penalizer * n * beta
