@@ -272,7 +272,8 @@ class _DesignRows:
                     lo[j], hi[j] = v.min(), v.max()
             # small integers (one-hot 0/1 included): every partial sum is an integer below 2**53, so the
             # float sum is exact whatever the order, and equals the integer sum
-            small = [level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2) for a, level in self._sources]
+            small = [level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2)
+                     for a, level in self._sources]
             sums = np.array([float((a == level).sum() if level is not None else a.sum(dtype=np.int64))
                              if small[j] else 0.0 for j, (a, level) in enumerate(self._sources)])
             other = [j for j in range(d) if not small[j]]
@@ -450,7 +451,8 @@ def _group_sums(values: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.
     from scipy.sparse import csr_matrix
 
     pos, indptr = index
-    groups = csr_matrix((np.ones(len(pos)), pos.astype(indptr.dtype), indptr), shape=(len(indptr) - 1, len(values)))
+    groups = csr_matrix((np.ones(len(pos)), pos.astype(indptr.dtype), indptr),
+                        shape=(len(indptr) - 1, len(values)))
     return groups @ values
 
 
@@ -464,11 +466,13 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     Risk-set sums at each distinct event time t are obtained as sums over ``stop >= t`` minus
     sums over ``start >= t`` from reverse cumulative sums, so one Newton step costs O(n d^2).
     The rows are visited in small chunks (at most ``chunk_rows``, default :data:`CHUNK_ROWS`):
-    besides ``X`` the working memory is a few arrays of one chunk, whatever n (tens of millions of
-    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (bincount);
+    besides ``X`` the working memory is a few arrays of one chunk and 16 bytes a row (the rows'
+    event-time indexes, their per-chunk grouping, their phi), whatever n (tens of millions of
+    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (a sparse
+    product per chunk with the grouping built once per fit: the sums of one bincount per column);
     the Hessian's risk-set second moments enter only as sum_j alpha_j R2(t_j), which is one
     weighted Gram matrix of the rows (each row weighted by the alpha of the event times it is at
-    risk for), so no per-time d x d sums are formed.
+    risk for; a second pass, reusing the first pass's phi), so no per-time d x d sums are formed.
     ``X`` may also be a :class:`_DesignRows` (``ChurnModel.fit`` with ``solver="fast"`` passes one):
     the rows are then built from the frame's columns chunk by chunk, and no n x d array is held
     (same values, same estimates).
@@ -518,16 +522,16 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
 
     pairs = [(i, j) for i in range(d) for j in range(i, d)]
 
-    def dead_sums(phi: np.ndarray, derivs: bool = True):
-        """Per event time, over its deaths: sum phi, sum phi z, sum phi z z' (bincount, O(deaths) each)."""
-        s0 = np.bincount(inv_t, weights=phi, minlength=k)
+    def group_sums(phi: np.ndarray, Zg: np.ndarray, idx: np.ndarray, size: int, derivs: bool = True):
+        """Per group g (rows with idx == g): sum phi, sum phi z, sum phi z z' (bincount, O(n) each)."""
+        s0 = np.bincount(idx, weights=phi, minlength=size)
         if not derivs:
             return s0, None, None
-        pz = phi[:, None] * Zd
-        s1 = np.stack([np.bincount(inv_t, weights=pz[:, i], minlength=k) for i in range(d)], axis=1)
-        s2 = np.empty((k, d, d))
+        pz = phi[:, None] * Zg
+        s1 = np.stack([np.bincount(idx, weights=pz[:, i], minlength=size) for i in range(d)], axis=1)
+        s2 = np.empty((size, d, d))
         for i, j in pairs:
-            s2[:, i, j] = s2[:, j, i] = np.bincount(inv_t, weights=pz[:, i] * Zd[:, j], minlength=k)
+            s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
     step2 = min(step, SMALL_CHUNK_ROWS)
@@ -591,7 +595,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         a0, a1, b0, b1 = first_moments(beta, derivs)
         R0 = above(a0) - above(b0)
         phid = wd * np.exp(Zd @ beta)
-        T0, T1, T2 = dead_sums(phid, derivs)
+        T0, T1, T2 = group_sums(phid, Zd, inv_t, k, derivs)
         if not derivs:
             den = R0[jj] - frac * T0[jj]
             a = w_dead / n_dead
