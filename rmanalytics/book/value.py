@@ -22,7 +22,8 @@ import pandas as pd
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
-                   behaviour: bool = True, engine: str = "duckdb", model: Any = None) -> pd.DataFrame:
+                   behaviour: bool = True, engine: str = "duckdb", model: Any = None,
+                   fit_max_customers: int = 0, random_state: int = 0) -> pd.DataFrame:
     """P(churn within ``horizon_days``) per customer open at ``as_of`` (see module docstring).
 
     ``model``: a Cox :class:`~rmanalytics.churn.ChurnModel` fitted on these ``tables``, e.g.
@@ -33,6 +34,11 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     time_grid=time_grid)`` (closure definition, the data's default window start), Cox with the
     fast solver, without penalty or strata; otherwise the model is refitted here (same result as with ``model=None``).
     ``attrs["model_reused"]`` tells which happened.
+
+    ``fit_max_customers``, ``random_state``: the model is fitted on a random sample of at most this
+    many customers (0: all; :func:`rmanalytics.churn.sample.sample_customers`), as notebook 02 does
+    above a million customers; every customer is scored. A ``model`` given is reused only when it
+    was drawn alike.
 
     ``current``: :func:`rmanalytics.churn.current_state` at ``as_of`` with ``recent_days =
     lookback_days`` (e.g. the worklist's); computed here when None or when its ``attrs`` show
@@ -52,10 +58,13 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     if model is not None and list(model.covariates_) != covs:
         raise ValueError(f"churn_risk_now: the model given has covariates {model.covariates_}, not {covs}")
     reused = model is not None and _fitted_as_here(model, tables, as_of, lookback_days=lookback_days,
-                                                  time_grid=time_grid, engine=engine)
+                                                  time_grid=time_grid, engine=engine,
+                                                  fit_max_customers=fit_max_customers, random_state=random_state)
     if not reused:
         frame = churn.survival_frame(tables, observation_end=as_of, lookback_days=lookback_days,
                                      time_grid=time_grid, engine=engine)
+        if fit_max_customers:
+            frame = churn.sample_customers(frame, fit_max_customers, random_state=random_state)
         monthly = churn.behaviour_covariates(tables, frame, engine=engine) if behaviour else None
         long = churn.time_varying_frame(frame, monthly=monthly, columns=list(covariates))  # what the fit uses
         del monthly, frame
@@ -125,11 +134,14 @@ def _driver_text(names: np.ndarray, vals: np.ndarray, order: np.ndarray) -> np.n
 
 
 def _fitted_as_here(model: Any, tables: dict[str, Any], as_of: pd.Timestamp, *, lookback_days: int,
-                    time_grid: str, engine: str) -> bool:
+                    time_grid: str, engine: str, fit_max_customers: int = 0, random_state: int = 0) -> bool:
     """Whether ``model`` is the Cox fit :func:`churn_risk_now` would make (see its docstring)."""
+    from rmanalytics.churn.sample import same_sample
     from rmanalytics.window import analysis_window
 
     a = getattr(model, "data_attrs_", None) or {}
+    if not same_sample(a, fit_max_customers, random_state):
+        return False
     if not (model.model == "cox" and model.solver == "fast" and not model.penalizer and not model.l1_ratio and not model.strata_
             and getattr(model, "weights_col_", None) is None
             and model.entry_col_ == "start" and model.duration_col_ == "stop"

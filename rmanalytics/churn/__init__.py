@@ -10,6 +10,7 @@ from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
                                         integrated_brier_score, ph_check, ph_narrative, time_grid_effect)
 from rmanalytics.churn.worklist import retention_worklist
+from rmanalytics.churn.sample import sample_customers
 from rmanalytics.churn.audit import (audit_population, customers_at, default_as_of, holdout_scores, rule_flags, score_alerts,
                                      silent_alert, silent_eligible, warning_audit, warning_tradeoff)
 
@@ -19,7 +20,7 @@ __all__ = [
     "silent_eligible", "warning_audit", "warning_tradeoff",
     "KMBaseline", "active_customers", "add_segments", "holdout_cutoff", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",
     "km_by_group", "logrank_table", "logrank_test", "ph_check", "ph_narrative", "retention_table",
-    "retention_worklist", "time_grid_effect",
+    "retention_worklist", "sample_customers", "time_grid_effect",
     "ChurnDataError", "ChurnModel", "ChurnModelError", "breslow_baseline", "compress_frame", "covariates_sql", "current_state",
     "current_state_sql",
     "fit_cox_efron", "holdout_split", "last_activity_sql", "regrid", "survival_frame", "time_varying_frame", "to_grid",

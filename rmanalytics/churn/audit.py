@@ -344,6 +344,7 @@ def holdout_scores(
     frame: pd.DataFrame | None = None,
     monthly: pd.DataFrame | None = None,
     population: pd.DataFrame | None = None,
+    fit_customers: Any = None,
 ) -> pd.Series:
     """Churn probability within ``horizon_days`` per customer open at ``as_of``, from a Cox model
     fitted on follow-up up to ``as_of`` only (time-based hold-out, no data after ``as_of`` used).
@@ -367,6 +368,11 @@ def holdout_scores(
       scoring need (each covariate of a customer-month depends only on the customer and the month);
     - ``population``: :func:`customers_at` or :func:`audit_population` at ``as_of`` (its
       ``attrs["as_of"]``), whose customers are scored.
+
+    ``fit_customers``: ids of the customers the model is fitted on, e.g. those of a
+    :func:`~rmanalytics.churn.sample.sample_customers` sample (None: all); every customer is scored
+    all the same. ``monthly`` then needs to cover only theirs (the scored customers' month is
+    computed when it is not there).
     """
     from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, behaviour_covariates, follow_up_months,
                                          holdout_split, monthly_positions, survival_frame, time_varying_frame)
@@ -384,20 +390,21 @@ def holdout_scores(
     frame = frame[list(dict.fromkeys(c for c in need if c in frame.columns))]  # what the fit and scoring use
     train, test = holdout_split(frame, cutoff)
     del frame
+    if fit_customers is not None:
+        train = train[train["customer_id"].isin(pd.Index(fit_customers))]
     probe_pos = None
     if behaviour:
         # covariates of the month that contains the cutoff day, from data before that month
         probe = test[["customer_id", "open_date"]].assign(entry=test["tenure"], duration=test["tenure"] + 1)
         if monthly is not None:  # every month of a customer's run is there when both ends are
-            ids, pid = train["customer_id"].to_numpy(), probe["customer_id"].to_numpy()
-            pos = monthly_positions(monthly, np.concatenate([ids, ids, pid]),
-                                    np.concatenate([*follow_up_months(train), follow_up_months(probe)[1]]))
+            ids = train["customer_id"].to_numpy()
+            pos = monthly_positions(monthly, np.concatenate([ids, ids]), np.concatenate(follow_up_months(train)))
+            probe_pos = monthly_positions(monthly, probe["customer_id"].to_numpy(), follow_up_months(probe)[1])
             if pos is None:
-                monthly = None
+                monthly = probe_pos = None
             else:
-                probe_pos = pos[2 * len(ids):]
                 reused.append("monthly")
-            del ids, pid, pos
+            del ids, pos
         if monthly is None:
             monthly = behaviour_covariates(tables, train, engine=engine)
     long = time_varying_frame(train, monthly=monthly if behaviour else None, columns=list(covariates))

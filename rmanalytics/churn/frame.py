@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmanalytics.churn.sample import is_sample
 from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.errors import DataError, ParameterError, rule_message
 from rmanalytics.window import analysis_window
@@ -895,7 +896,8 @@ def holdout_cutoff(observation_end: str | pd.Timestamp, holdout_days: int, *, de
 
 
 def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *, id_col: str = "customer_id",
-                     stop_col: str = "stop", frame: pd.DataFrame | None = None) -> pd.DataFrame:
+                     stop_col: str = "stop", frame: pd.DataFrame | None = None, tables: dict[str, Any] | None = None,
+                     engine: str = "duckdb") -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
     :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
     (days since open at the observation end) for predictions.
@@ -904,8 +906,20 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     ``end_date``, ``segment``, the value columns, when ``long`` carries only the model's columns)
     are added by ``id_col``. Without it ``long`` needs ``end_date``. Only the selected rows are
     copied, so this stays cheap on a long frame of tens of millions of rows.
+
+    When ``long`` was built from a sample of ``frame``'s customers
+    (:func:`~rmanalytics.churn.sample.sample_customers`, its ``attrs["fit_sample"]``), the rows of
+    every active customer of ``frame`` are made as :func:`time_varying_frame` would make their last
+    row (``rm_left`` switched on before ``stop``; the behaviour covariates of ``long``, if any, of
+    the last month of follow-up, computed from ``tables`` with ``engine``): the same values as the
+    long frame of all customers gives, with ``long``'s columns (not its dtypes) and ``frame``'s.
     """
     end = pd.Timestamp(observation_end)
+    if is_sample(long.attrs):
+        if frame is None or tables is None:
+            raise ChurnDataError("active_customers: the long frame holds a sample of the customers; pass frame= "
+                                 "(the survival frame it was drawn from) and tables= (for the behaviour covariates)")
+        return _active_from_frame(long, frame, tables, end, id_col=id_col, stop_col=stop_col, engine=engine)
     censored = long["event"].to_numpy() == 0
     if "end_date" not in long.columns and frame is None:
         raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
@@ -944,6 +958,35 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
             add = f.reindex(out[id_col].to_numpy())
             add.index = out.index
             out = pd.concat([out, add], axis=1)
+    return out.assign(tenure=out[stop_col])
+
+
+def _active_from_frame(long: pd.DataFrame, frame: pd.DataFrame, tables: dict[str, Any], end: pd.Timestamp, *,
+                       id_col: str, stop_col: str, engine: str) -> pd.DataFrame:
+    """:func:`active_customers` of every customer of ``frame`` when ``long`` holds a sample of them:
+    each active customer's last row of :func:`time_varying_frame` (with ``long``'s columns), made
+    from ``frame`` (defaults: ``rm_exit_days``, ``entry``, ``duration``) and, when ``long`` has them,
+    the behaviour covariates of the month of the row's last day."""
+    act = frame[(frame["end_date"] == end).to_numpy() & (frame["event"] == 0).to_numpy()]
+    s = act["rm_exit_days"].to_numpy(float)
+    entry, stop = act["entry"].to_numpy(float), act["duration"].to_numpy(float)
+    with np.errstate(invalid="ignore"):
+        rm_left = (s < stop).astype(int)  # NaN: no switch
+        start = np.where((s > entry) & (s < stop), s, entry)
+    made: dict[str, Any] = {"event": np.zeros(len(act), int), "start": start, stop_col: stop, "rm_left": rm_left}
+    behave = [c for c in BEHAVIOUR_COVARIATES if c in long.columns]
+    if behave:  # the month that holds the last day of follow-up, from data before it
+        probe = act[[id_col, "open_date"]].assign(entry=stop - 1, duration=stop)
+        mon = behaviour_covariates(tables, probe, engine=engine).set_index("customer_id").reindex(act[id_col].to_numpy())
+        open_ = pd.to_datetime(act["open_date"]).to_numpy().astype("datetime64[D]")
+        a = (mon["month_start"].to_numpy().astype("datetime64[D]") - open_).astype(np.int64).astype(float)
+        made["start"] = np.maximum(start, a)  # the last piece starts at the month start at the earliest
+        for c in behave:
+            made[c] = mon[c].to_numpy()
+    cols = {c: made[c] if c in made else act[c].to_numpy() for c in long.columns if c in made or c in act.columns}
+    out = pd.DataFrame(cols, index=act.index)
+    extra = [c for c in act.columns if c not in out.columns]
+    out = pd.concat([out, act[extra]], axis=1).reset_index(drop=True)
     return out.assign(tenure=out[stop_col])
 
 

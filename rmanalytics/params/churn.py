@@ -31,6 +31,10 @@ class ChurnParams(SeededParams):
     day_grid_max_customers: int = Field(
         200_000, ge=0, description="Compare the fit with a day-grid refit (time-grid effect table) only up to this many "
                                    "customers (0: never); the refit rebuilds the survival frame on days.")
+    fit_max_customers: int = Field(
+        1_000_000, ge=0, description="Fit the time-varying Cox models (the main one and the warning audit's) on a seeded random "
+                                     "sample of at most this many customers (0: all); every customer is scored. Their "
+                                     "customer-month frame takes about 4 GB a million customers.")
     horizon_days: int = Field(180, gt=0, le=3660, description="Churn horizon in days for probabilities, worklists and evaluation.")
     holdout_days: int = Field(
         180, gt=0, le=3660, description="Length in days of the time-based hold-out at the end of the window (model fitted before).")
