@@ -934,7 +934,7 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
                      stop_col: str = "stop", frame: pd.DataFrame | None = None, tables: dict[str, Any] | None = None,
                      engine: str = "duckdb") -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
-    :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
+    :func:`time_varying_frame` when it is censored (event 0) at the observation end, with ``tenure``
     (days since open at the observation end) for predictions.
 
     ``frame``: the survival frame ``long`` was built from; its columns missing from ``long`` (e.g.
@@ -966,25 +966,33 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     if len(ids) > 1:
         brk = np.flatnonzero(ids[1:] != ids[:-1]) + 1
         run_ids = pd.Index(ids[np.concatenate([[0], brk])])
-        if run_ids.is_unique:
+        stop = long[stop_col].to_numpy()
+        in_order = stop[1:] >= stop[:-1]
+        in_order[brk - 1] = True  # across customers: no condition
+        if run_ids.is_unique and in_order.all():  # (each customer's rows by time, as time_varying_frame makes them)
             run = np.zeros(len(ids), np.int32)
             run[brk] = 1
             np.cumsum(run, out=run)  # run number of each row
-        del brk
+        del brk, in_order
     if "end_date" in long.columns:
         at_end = (long["end_date"] == end).to_numpy()
     elif run is not None:
         at_end = run_ids.isin(frame.loc[frame["end_date"] == end, id_col])[run]
     else:
         at_end = long[id_col].isin(frame.loc[frame["end_date"] == end, id_col]).to_numpy()
-    rows = np.flatnonzero(censored & at_end)
+    # each customer's last row, kept when it is censored at the end (a customer whose follow-up ends
+    # with the event on the observation end has censored earlier rows: not active)
+    if run is not None:
+        last = np.concatenate([np.flatnonzero(run[1:] != run[:-1]), [len(ids) - 1]])
+        del run
+    else:  # the row with the latest stop of each customer
+        codes = pd.factorize(long[id_col])[0]
+        order = np.lexsort((long[stop_col].to_numpy(), codes))
+        cs = codes[order]
+        last = np.sort(order[np.concatenate([cs[1:] != cs[:-1], [True]])]) if len(cs) else order
+        del codes, order, cs
+    last = last[censored[last] & at_end[last]]
     del at_end, censored
-    if run is not None:  # the last selected row of each run
-        r = run[rows]
-        last = rows[np.concatenate([r[1:] != r[:-1], [True]])] if len(rows) else rows
-        del r, run
-    else:
-        last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
     out = long.iloc[last]
     if frame is not None:
         extra = [c for c in frame.columns if c not in out.columns]
