@@ -16,7 +16,8 @@ Method
    *together* as a group. scikit-learn's ``permutation_importance`` permutes one column at a
    time, so the grouped version is written here (same algorithm, a joint row permutation).
 3. :func:`fe_regression`: log-linear panel regression with RM and month fixed effects and
-   RM-clustered standard errors (numpy least squares; no statsmodels dependency).
+   RM-clustered standard errors (the exact two-way within transformation of
+   :mod:`.fixed_effects`, equal to least squares with RM and month dummies; no statsmodels).
 """
 
 from __future__ import annotations
@@ -246,29 +247,42 @@ def fe_regression(panel: pd.DataFrame, y: str, X: list[str], *, unit: str = "rm_
     """OLS of ``y`` on ``X`` with ``unit`` and ``time`` fixed effects; SEs clustered by ``unit``.
 
     Returns ``coef, se, ci_low, ci_high`` (95 %, normal) per column of ``X``; association only.
-    The clustered covariance is the CR1 sandwich ``G/(G-1) (n-1)/(n-k) (X'X)^-1 sum_g X_g'u_g
-    u_g'X_g (X'X)^-1``.
+    Rows with a missing value in ``y``, ``unit``, ``time`` or ``X`` are dropped.
+
+    The estimate is that of least squares on ``X`` plus a dummy per unit and per time (one time
+    dummy dropped), computed without the dummies: ``y`` and ``X`` are projected off both sets of
+    dummies exactly (:class:`~rmanalytics.kpi.fixed_effects.TwoWayProjector`, the two-way
+    within transformation), and by Frisch-Waugh-Lovell the slopes, the residuals ``u`` and the
+    cluster scores are those of the dummy regression. Memory and time are linear in the rows
+    (the dummy design was ``rows x units``: 7 GB at 5,000 RMs).
+
+    The clustered covariance is the CR1 sandwich ``G/(G-1) (n-1)/(n-k) (X~'X~)^-1
+    sum_g X~_g'u_g u_g'X~_g (X~'X~)^-1`` with ``X~`` the projected ``X``, ``G`` the units and
+    ``k`` the rank of the whole dummy design: ``rank(X~) + n_units + n_times - c`` (``c`` = the
+    connected components of the unit-time panel, 1 in practice), i.e. the degrees of freedom
+    ``n - k`` count every fixed effect.
     """
+    from rmanalytics.kpi.fixed_effects import TwoWayProjector
+
     df = panel[[y, unit, time, *X]].dropna()
-    Z = np.column_stack([
-        df[X].to_numpy(float),
-        pd.get_dummies(df[unit].astype(str)).to_numpy(float),
-        pd.get_dummies(df[time].astype(str)).to_numpy(float)[:, 1:],
-    ])
-    yy = df[y].to_numpy(float)
+    if df.empty:
+        raise DataError(f"fe_regression: no rows with {y}, {unit}, {time} and {X} all present")
+    proj = TwoWayProjector(df[unit].astype(str).to_numpy(), df[time].astype(str).to_numpy())
+    Xt = proj.residualize(df[X].to_numpy(float))
+    yt = proj.residualize(df[y].to_numpy(float))
     codes = pd.factorize(df[unit])[0]
     G = codes.max() + 1
     with one_blas_thread():
-        pinv = np.linalg.pinv(Z.T @ Z)
-        beta = pinv @ (Z.T @ yy)
-        u = yy - Z @ beta
-        # per-cluster score sums s_g = Z_g' u_g (rows sorted by cluster, summed in one pass): meat = S'S
+        pinv = np.linalg.pinv(Xt.T @ Xt)
+        beta = pinv @ (Xt.T @ yt)
+        u = yt - Xt @ beta
+        # per-cluster score sums s_g = X~_g' u_g (rows sorted by cluster, summed in one pass): meat = S'S
         order = np.argsort(codes, kind="stable")
         starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
-        S = np.add.reduceat(Z[order] * u[order, None], starts, axis=0)
+        S = np.add.reduceat(Xt[order] * u[order, None], starts, axis=0)
         meat = S.T @ S
-        n, k = Z.shape[0], np.linalg.matrix_rank(Z)
+        n, k = Xt.shape[0], np.linalg.matrix_rank(Xt) + proj.rank
         V = G / (G - 1) * (n - 1) / (n - k) * pinv @ meat @ pinv
-    se = np.sqrt(np.diag(V)[: len(X)])
-    b = beta[: len(X)]
+    se = np.sqrt(np.diag(V))
+    b = beta
     return pd.DataFrame({"coef": b, "se": se, "ci_low": b - 1.96 * se, "ci_high": b + 1.96 * se}, index=X)
