@@ -260,7 +260,9 @@ def fe_regression(panel: pd.DataFrame, y: str, X: list[str], *, unit: str = "rm_
     sum_g X~_g'u_g u_g'X~_g (X~'X~)^-1`` with ``X~`` the projected ``X``, ``G`` the units and
     ``k`` the rank of the whole dummy design: ``rank(X~) + n_units + n_times - c`` (``c`` = the
     connected components of the unit-time panel, 1 in practice), i.e. the degrees of freedom
-    ``n - k`` count every fixed effect.
+    ``n - k`` count every fixed effect. A column of ``X`` that the fixed effects absorb (constant
+    within every unit, say) is not identified: its ``coef`` and ``se`` are 0 and it does not count
+    in ``k`` (the dummy regression gave it an arbitrary minimum-norm value).
     """
     from rmanalytics.kpi.fixed_effects import TwoWayProjector
 
@@ -268,12 +270,19 @@ def fe_regression(panel: pd.DataFrame, y: str, X: list[str], *, unit: str = "rm_
     if df.empty:
         raise DataError(f"fe_regression: no rows with {y}, {unit}, {time} and {X} all present")
     proj = TwoWayProjector(df[unit].astype(str).to_numpy(), df[time].astype(str).to_numpy())
-    Xt = proj.residualize(df[X].to_numpy(float))
+    Xraw = df[X].to_numpy(float)
+    Xt = proj.residualize(Xraw)
     yt = proj.residualize(df[y].to_numpy(float))
     codes = pd.factorize(df[unit])[0]
     G = codes.max() + 1
     with one_blas_thread():
-        pinv = np.linalg.pinv(Xt.T @ Xt)
+        # pseudo-inverse of X~'X~ dropping directions that the fixed effects absorb (a column
+        # constant within every unit, say): eigenvalues below 1e-15 of the scale of the raw
+        # columns (the dummy design's Z'Z had at least that scale) are rounding noise
+        w, vecs = np.linalg.eigh(Xt.T @ Xt)
+        scale = max(float(np.max(np.sum(Xraw ** 2, axis=0))), float(w.max()))
+        keep = w > 1e-15 * scale
+        pinv = (vecs[:, keep] / w[keep]) @ vecs[:, keep].T
         beta = pinv @ (Xt.T @ yt)
         u = yt - Xt @ beta
         # per-cluster score sums s_g = X~_g' u_g (rows sorted by cluster, summed in one pass): meat = S'S
@@ -281,7 +290,7 @@ def fe_regression(panel: pd.DataFrame, y: str, X: list[str], *, unit: str = "rm_
         starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
         S = np.add.reduceat(Xt[order] * u[order, None], starts, axis=0)
         meat = S.T @ S
-        n, k = Xt.shape[0], np.linalg.matrix_rank(Xt) + proj.rank
+        n, k = Xt.shape[0], int(keep.sum()) + proj.rank
         V = G / (G - 1) * (n - 1) / (n - k) * pinv @ meat @ pinv
     se = np.sqrt(np.diag(V))
     b = beta

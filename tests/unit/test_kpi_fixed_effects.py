@@ -147,3 +147,15 @@ def test_rm_market_split_all_units_at_once_is_bit_identical(seed, policy):
         old = reference_rm_market_split(q, base, cur, policy=policy, market_index=mi)
         pd.testing.assert_frame_equal(new, old, check_exact=True)
         assert new.attrs == old.attrs
+
+
+@pytest.mark.parametrize("cols", [["rm_level"], ["visits", "rm_level"]])
+def test_fe_regression_absorbed_column_is_zero_and_others_unchanged(cols):
+    """A column constant within every RM is absorbed by the RM effects: coef and se 0 up to rounding (also
+    alone, where its projected values are pure rounding noise), the other columns as before."""
+    df = random_panel(40, 12, 0)
+    df["rm_level"] = (df["rm_id"].str[1:].astype(int) % 3) * 0.1 + 0.7  # not exact in binary
+    fe = fe_regression(df, "y", cols)
+    assert np.abs(fe.loc["rm_level"].to_numpy()).max() < 1e-20  # 0 up to rounding
+    if len(cols) > 1:
+        assert_frames_close(fe.loc[["visits"]], reference_fe_regression(df, "y", cols).loc[["visits"]], 1e-8)
