@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rmanalytics.keys import positions
+from rmanalytics.keys import non_decreasing, positions
 
 
 def primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) -> pd.Series:
@@ -24,7 +24,7 @@ def primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) 
     day = pd.to_datetime(keys[date_col]).dt.normalize().to_numpy()
     ids, a_ids = keys["customer_id"].to_numpy(), assignments["customer_id"].to_numpy()
     dated = all(isinstance(t, np.dtype) and t.kind == "M" for t in assignments[["start_date", "end_date"]].dtypes)
-    if not (dated and len(a_ids) and ids.dtype == a_ids.dtype and _non_decreasing(a_ids)):
+    if not (dated and len(a_ids) and ids.dtype == a_ids.dtype and non_decreasing(a_ids)):
         return _primary_rm_by_merge(assignments, keys, day)
     # the assignments of each key: the run of its customer_id in the sorted table
     starts = np.flatnonzero(np.r_[True, a_ids[1:] != a_ids[:-1]])
@@ -53,19 +53,12 @@ def primary_rm_at(assignments: pd.DataFrame, keys: pd.DataFrame, date_col: str) 
     return pd.Series(out, index=keys.index)
 
 
-def _non_decreasing(values: np.ndarray) -> bool:
-    """True when ``values`` are sorted ascending (repeats allowed) and comparable."""
-    try:
-        return bool(len(values) < 2 or np.all(values[1:] >= values[:-1]))
-    except TypeError:
-        return False
-
-
 def _primary_rm_by_merge(assignments: pd.DataFrame, keys: pd.DataFrame, day: np.ndarray) -> pd.Series:
     """:func:`primary_rm_at` by merging the keys with the assignments (any order, any dtypes)."""
     k = pd.DataFrame({"customer_id": keys["customer_id"].to_numpy(), "_day": day, "_row": np.arange(len(keys))})
     m = k.merge(assignments[["customer_id", "rm_id", "start_date", "end_date", "share"]], on="customer_id")
-    m = m[(m["start_date"] <= m["_day"]) & (m["end_date"].isna() | (m["end_date"] > m["_day"]))]
+    start, end = pd.to_datetime(m["start_date"]), pd.to_datetime(m["end_date"])  # dates given as text too
+    m = m[(start <= m["_day"]) & (end.isna() | (end > m["_day"]))]
     m = m.sort_values(["_row", "share", "rm_id"], ascending=[True, False, True], kind="mergesort").drop_duplicates("_row")
     out = np.full(len(keys), np.nan, dtype=object)
     out[m["_row"].to_numpy()] = m["rm_id"].to_numpy()

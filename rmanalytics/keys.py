@@ -40,26 +40,39 @@ def positions(keys: Any, index: Any) -> np.ndarray:
     """The row position in ``index`` of each of ``keys`` (int64; -1 where a key is not in ``index``).
 
     ``index`` must be unique (pandas raises ``InvalidIndexError`` otherwise, as ``Series.map`` and
-    ``reindex`` do). When both arrays are strictly increasing (:func:`strictly_increasing`) they are
-    merged by comparisons in linear time: a stable sort of their concatenation finds two sorted runs
-    and merges them, an equal key lands right after its ``index`` entry. Otherwise a hash lookup
+    ``reindex`` do). When ``index`` is strictly increasing and ``keys`` are sorted (repeats
+    allowed) the two are merged by comparisons in linear time: a stable sort of their
+    concatenation finds two sorted runs and merges them, and each key lands after the ``index``
+    entry equal to it, if any, with at most its own repeats in between. Otherwise a hash lookup
     (``pandas.Index.get_indexer``)."""
     keys, index = np.asarray(keys), np.asarray(index)
-    if not (keys.dtype == index.dtype and strictly_increasing(keys) and strictly_increasing(index)):
+    if not (keys.dtype == index.dtype and non_decreasing(keys) and strictly_increasing(index)):
         return pd.Index(index).get_indexer(keys).astype("int64")  # raises for a non-unique index
     m = len(index)
     both = np.concatenate([index, keys])
     order = np.argsort(both, kind="stable")  # two sorted runs: one merge
-    from_keys = order >= m
     merged = both[order]
     del both
-    # a key found in index sits right after that index entry (index first: the sort is stable)
-    found = np.zeros(len(order), dtype=bool)
-    found[1:] = from_keys[1:] & ~from_keys[:-1] & (merged[1:] == merged[:-1])
+    from_index = order < m
+    # the last index entry at or before each place of the merged order (-1: none yet)
+    last = np.maximum.accumulate(np.where(from_index, np.arange(len(order)), -1))
+    hit = ~from_index & (last >= 0)
+    hit[hit] = merged[last[hit]] == merged[hit]
     out = np.full(len(keys), -1, dtype="int64")
-    at = np.flatnonzero(found)
-    out[order[at] - m] = order[at - 1]
+    out[order[hit] - m] = order[last[hit]]
     return out
+
+
+def non_decreasing(values: Any) -> bool:
+    """True when ``values`` are sorted ascending (repeats allowed) and comparable (no None or NaN)."""
+    arr = np.asarray(values)
+    if len(arr) < 2:
+        return not (len(arr) == 1 and pd.isna(arr[0]))
+    try:
+        with np.errstate(invalid="ignore"):
+            return bool(np.all(arr[1:] >= arr[:-1]))
+    except TypeError:
+        return False
 
 
 def take(values: pd.Series, pos: np.ndarray, index: pd.Index | None = None) -> pd.Series:

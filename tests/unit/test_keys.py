@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal, assert_series_equal
 
-from rmanalytics.keys import left_join, map_keys, positions, strictly_increasing
+from rmanalytics.keys import left_join, map_keys, non_decreasing, positions, strictly_increasing
 
 
 def _ids(rng, n, pool=400):
@@ -36,6 +36,9 @@ def test_strictly_increasing():
     assert not strictly_increasing(np.array([1.0, np.nan, 3.0]))
     assert strictly_increasing(np.array([], dtype=object)) and strictly_increasing(np.array(["a"], dtype=object))
     assert not strictly_increasing(np.array([None], dtype=object))
+    assert non_decreasing(np.array(["a", "a", "b"], dtype=object))
+    assert not non_decreasing(np.array(["b", "a"], dtype=object))
+    assert not non_decreasing(np.array(["a", None], dtype=object))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -47,6 +50,8 @@ def test_positions_equal_get_indexer(seed):
     np.testing.assert_array_equal(positions(keys, index), want)  # sorted: the merge
     perm = rng.permutation(len(keys))
     np.testing.assert_array_equal(positions(keys[perm], index), want[perm])  # unsorted: the hash lookup
+    again = np.sort(np.r_[keys, keys[::3], keys[::7]])  # sorted keys with repeats: the merge
+    np.testing.assert_array_equal(positions(again, index), pd.Index(index).get_indexer(again))
 
 
 def test_positions_non_unique_index_raises_like_pandas():
@@ -116,3 +121,43 @@ def test_primary_rm_at_equals_merge(seed):
         assert_series_equal(got, want, check_exact=True)
         assert got.notna().any() and got.isna().any()
     assert_series_equal(primary_rm_at(a.sample(frac=1, random_state=1), keys, "d"), primary_rm_at(a, keys, "d"))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_migration_matrix_sorted_ids_equal_outer_merge(seed):
+    """migration_matrix on sorted ids (the linear merge) equals it on the same rows shuffled (the
+    outer merge): customers in one snapshot only, NaN segments, segments only in one snapshot."""
+    from rmanalytics.rfm import migration_matrix
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for n in (150, 170):
+        seg = rng.choice(["a", "b", "c", None], n).astype(object)
+        frames.append(pd.DataFrame({"customer_id": _ids(rng, n, pool=220), "segment": seg}))
+    frames[1].loc[frames[1].index[:3], "segment"] = "new_only"
+    before, after = frames
+    for normalize in (False, True):
+        got = migration_matrix(before, after, order=["b", "a"], normalize=normalize)
+        want = migration_matrix(before.sample(frac=1, random_state=seed), after.sample(frac=1, random_state=seed),
+                                order=["b", "a"], normalize=normalize)
+        assert_frame_equal(got, want, check_exact=True)
+    with pytest.raises(Exception, match="duplicate"):
+        migration_matrix(pd.concat([before, before.iloc[:1]]).sort_values("customer_id"), after)
+
+
+def test_early_warnings_rm_equals_primary_rm(tmp_path):
+    """early_warnings looks the RM up with primary_rm_at for its customers only: the same RM as
+    the merge with primary_rm (the whole table's rule) gives, also with dates given as text."""
+    from rmanalytics import rfm
+    from rmanalytics.synth import generate
+
+    t = generate(n_customers=400, n_rms=6, seed=3).tables
+    end = pd.Timestamp("2024-12-31")
+    act = rfm.activity_change(t["transactions"], observation_end=end)
+    for a in (t["assignments"], t["assignments"].astype({"start_date": str, "end_date": str}).replace("NaT", None)):
+        w = rfm.early_warnings(t["transactions"], observation_end=end, activity=act, assignments=a,
+                               customers=t["customers"], activity_drop=0.1)
+        want = w[["customer_id"]].merge(rfm.primary_rm(a, on=end)[["customer_id", "rm_id"]], on="customer_id",
+                                        how="left")["rm_id"]
+        assert len(w) and w["rm_id"].notna().any()
+        assert_series_equal(w["rm_id"], want, check_exact=True)
