@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
+from rmanalytics.keys import left_join, map_keys
 from rmanalytics.rfm.summary import as_date, date_literal, scan_findings, transaction_inputs, window_sql
 from rmanalytics.rules import Rule, apply_rules
 
@@ -96,7 +97,7 @@ def activity_frame(df: pd.DataFrame, *, recent_start: dt.date, recent_days: int,
     recent_transactions, baseline_transactions, first_date)."""
     start = pd.to_datetime(df["first_date"])
     if start_dates is not None:
-        given = pd.to_datetime(df["customer_id"].map(start_dates))
+        given = pd.to_datetime(map_keys(df["customer_id"], start_dates))
         start = given.where(given.notna(), start)
     exposure = ((pd.Timestamp(recent_start) - start).dt.days).clip(lower=0, upper=baseline_days)
     df["recent_transactions"] = df["recent_transactions"].astype("int64")
@@ -142,13 +143,12 @@ def lifecycle_stages(
     out = rfm[["customer_id", "first_date"]].copy()
     start = pd.to_datetime(out["first_date"])
     if customers is not None and "open_date" in customers.columns:
-        opened = pd.to_datetime(out["customer_id"].map(customers.set_index("customer_id")["open_date"]))
+        opened = pd.to_datetime(map_keys(out["customer_id"], customers.set_index("customer_id")["open_date"]))
         start = opened.where(opened.notna(), start)
     out["tenure_days"] = (end - start).dt.days
     out["tenure_hours"] = out["tenure_days"] * 24.0
     out["onboarding"] = out["tenure_hours"] < onboarding_hours
-    out = out.drop(columns="first_date").merge(
-        activity[["customer_id", "activity_drop", "recent_transactions", "baseline_transactions", "baseline_rate"]],
-        on="customer_id", how="left")
+    out = left_join(out.drop(columns="first_date"), activity[
+        ["customer_id", "activity_drop", "recent_transactions", "baseline_transactions", "baseline_rate"]])
     out["lifecycle_stage"] = apply_rules(out, rules, default=default).to_numpy()
     return out

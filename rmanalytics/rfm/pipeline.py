@@ -12,6 +12,7 @@ import pandas as pd
 
 from rmanalytics.engine import resolve_engine, run_sql
 from rmanalytics.io import SEGMENT_COLUMNS, read_segments
+from rmanalytics.keys import left_join
 from rmanalytics.rfm.lifecycle import activity_change, activity_frame, lifecycle_stages
 from rmanalytics.rfm.scores import rfm_scores
 from rmanalytics.rfm.segments import rfm_segments
@@ -125,18 +126,18 @@ def _assemble(rfm: pd.DataFrame, act: pd.DataFrame, bal: pd.DataFrame | None, *,
     seg = rfm_segments(sc, segment_rules, default=segment_default)
     # the per-customer pieces are added column by column (ids aligned once) instead of merging a
     # frame that grows to ~40 columns four times: the same frame, a fraction of the copies
-    df = _left_join(rfm, seg)
+    df = left_join(rfm, seg)
     stages = lifecycle_stages(rfm, act, observation_end=end, rules=lifecycle_rules, default=lifecycle_default,
                               onboarding_hours=onboarding_hours, customers=customers)
     # the RFM table's tenure_days counts from the first transaction; the lifecycle's from opening
     stages = stages.rename(columns={"tenure_days": "relationship_days", "tenure_hours": "relationship_hours"})
-    df = _left_join(df, stages)
+    df = left_join(df, stages)
     if customers is not None:
         tags = [c for c in TAG_COLUMNS if c in customers.columns]
-        df = _left_join(df, customers[["customer_id", *tags]])
+        df = left_join(df, customers[["customer_id", *tags]])
     if balances is not None:
         keep = [c for c in VALUE_COLUMNS if c in bal.columns]
-        df = _left_join(df, bal[["customer_id", *keep]])
+        df = left_join(df, bal[["customer_id", *keep]])
         df["value"] = df["aum"]
     else:
         df["value"] = df["monetary"]
@@ -157,25 +158,6 @@ def _assemble(rfm: pd.DataFrame, act: pd.DataFrame, bal: pd.DataFrame | None, *,
         df["tier"] = NOT_TIERED
     df.attrs["findings"] = rfm.attrs.get("findings", [])
     df.attrs["edges"] = sc.attrs.get("edges", {})
-    return df
-
-
-def _left_join(df: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
-    """``df.merge(right, on="customer_id", how="left")`` without copying ``df``'s columns: when
-    ``right``'s ids are unique, its other columns are looked up (or, in the same order, taken as
-    they are) and added to ``df`` (modified and returned). Same values and dtypes as the merge
-    (missing ids give NaN, upcasting as the merge does); anything else falls back to the merge."""
-    cols = [c for c in right.columns if c != "customer_id"]
-    ids, rid = df["customer_id"], right["customer_id"]
-    if (any(c in df.columns for c in cols) or ids.dtype != rid.dtype or not rid.is_unique
-            or not isinstance(df.index, pd.RangeIndex) or df.index.start != 0 or df.index.step != 1):
-        return df.merge(right, on="customer_id", how="left")
-    if len(rid) == len(ids) and np.array_equal(rid.to_numpy(), ids.to_numpy()):
-        aligned = right
-    else:
-        aligned = right.set_index("customer_id").reindex(ids.to_numpy())
-    for c in cols:
-        df[c] = aligned[c].set_axis(df.index)
     return df
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError
+from rmanalytics.keys import positions, strictly_increasing, take
 
 
 def segment_profile(customers: pd.DataFrame, *, by: str = "segment", value_col: str = "value",
@@ -64,12 +65,12 @@ def migration_matrix(before: pd.DataFrame, after: pd.DataFrame, *, by: str = "se
         missing = [c for c in ("customer_id", by) if c not in frame.columns]
         if missing:
             raise DataError(f"migration_matrix: {name} lacks column(s) {missing}")
-        if frame["customer_id"].duplicated().any():
+        # sorted ids (the snapshots' order) are unique without hashing them
+        if not strictly_increasing(frame["customer_id"].to_numpy()) and frame["customer_id"].duplicated().any():
             raise DataError(f"migration_matrix: {name} has duplicate customer_id")
-    m = before[["customer_id", by]].merge(after[["customer_id", by]], on="customer_id", how="outer",
-                                         suffixes=("_before", "_after"))
-    m = m.fillna({f"{by}_before": absent, f"{by}_after": absent})
-    tab = pd.crosstab(m[f"{by}_before"], m[f"{by}_after"])
+    pairs = _segment_pairs(before, after, by)
+    pairs = pairs.fillna({f"{by}_before": absent, f"{by}_after": absent})
+    tab = pd.crosstab(pairs[f"{by}_before"], pairs[f"{by}_after"])
     keys = list(order or [])
     seen = sorted(set(tab.index) | set(tab.columns), key=lambda k: (k == absent, k))
     keys = [k for k in keys if k in seen] + [k for k in seen if k not in keys]
@@ -78,3 +79,24 @@ def migration_matrix(before: pd.DataFrame, after: pd.DataFrame, *, by: str = "se
     if normalize:
         tab = tab.div(tab.sum(axis=1).replace(0, np.nan), axis=0)
     return tab
+
+
+def _segment_pairs(before: pd.DataFrame, after: pd.DataFrame, by: str) -> pd.DataFrame:
+    """``by`` at both snapshots for every customer in either (NaN where absent): the columns
+    ``<by>_before``, ``<by>_after`` of the outer merge on customer_id (the rows in another order,
+    which the counts do not see). Ids of both frames sorted (the snapshots' order): the customers
+    present in both are found by a linear merge (:func:`rmanalytics.keys.positions`), not a hash
+    join of string ids."""
+    b_ids, a_ids = before["customer_id"].to_numpy(), after["customer_id"].to_numpy()
+    plain = all(isinstance(f[by].dtype, np.dtype) for f in (before, after))
+    if not (plain and b_ids.dtype == a_ids.dtype and strictly_increasing(b_ids) and strictly_increasing(a_ids)):
+        m = before[["customer_id", by]].merge(after[["customer_id", by]], on="customer_id", how="outer",
+                                             suffixes=("_before", "_after"))
+        return m[[f"{by}_before", f"{by}_after"]]
+    pos = positions(a_ids, b_ids)  # the row in before of each customer of after, -1: new
+    b_seg, a_seg = before[by], after[by]
+    only_before = np.ones(len(b_ids), dtype=bool)
+    only_before[pos[pos >= 0]] = False
+    return pd.DataFrame({
+        f"{by}_before": pd.concat([take(b_seg, pos), b_seg[only_before]], ignore_index=True),
+        f"{by}_after": pd.concat([a_seg, take(a_seg, np.full(int(only_before.sum()), -1))], ignore_index=True)})

@@ -19,6 +19,7 @@ import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.errors import DataError
+from rmanalytics.keys import strictly_increasing
 from rmanalytics.rfm.summary import as_date, date_literal
 
 
@@ -38,6 +39,7 @@ WITH last AS (
 )
 SELECT {pick} FROM balances b JOIN last l
   ON b.customer_id = l.customer_id AND CAST(b.snapshot_date AS DATE) = l.snapshot_date
+ORDER BY b.customer_id
 """
 
 
@@ -58,11 +60,21 @@ def latest_balances(balances: Any, *, observation_end: Any, engine: str | None =
         present = set(columns_of(balances, engine))
         columns = [c for c in columns if c in present]
     df = run_sql(latest_balances_sql(date_literal(end), columns), {"balances": balances}, engine=engine)
+    df["snapshot_date"] = pd.to_datetime(df["snapshot_date"])
+    return _one_per_customer(df)
+
+
+def _one_per_customer(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (one end's latest snapshots) sorted by customer_id with a fresh index; a customer
+    with two rows is a DataError. The engine returns the rows sorted by customer_id: then the
+    check is one pass of neighbour comparisons (:func:`rmanalytics.keys.strictly_increasing`)
+    and the sort keeps the order, instead of hashing every id."""
+    if strictly_increasing(df["customer_id"].to_numpy()):
+        return df.reset_index(drop=True)
     dup = df["customer_id"].duplicated(keep=False)
     if dup.any():
         raise DataError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
                          f"e.g. {df.loc[dup, 'customer_id'].head(5).tolist()}")
-    df["snapshot_date"] = pd.to_datetime(df["snapshot_date"])
     return df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
 
 
@@ -84,6 +96,7 @@ WITH last AS (
 )
 SELECT {pick}, {at} FROM balances b JOIN last l ON b.customer_id = l.customer_id
 WHERE {hit}
+ORDER BY b.customer_id, b.snapshot_date
 """
 
 
@@ -104,12 +117,7 @@ def latest_balances_many(balances: Any, *, observation_ends: Sequence[Any], engi
     df["snapshot_date"] = pd.to_datetime(df["snapshot_date"])
     out = []
     for k in range(len(ends)):
-        one = df.loc[df[f"at_{k}"].astype(bool), ["customer_id", "snapshot_date", *cols]]
-        dup = one["customer_id"].duplicated(keep=False)
-        if dup.any():
-            raise DataError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
-                             f"e.g. {one.loc[dup, 'customer_id'].head(5).tolist()}")
-        out.append(one.sort_values("customer_id", kind="mergesort").reset_index(drop=True))
+        out.append(_one_per_customer(df.loc[df[f"at_{k}"].astype(bool), ["customer_id", "snapshot_date", *cols]]))
     return out
 
 

@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from rmanalytics.assignments import primary_rm_at
 from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.keys import isin_keys, left_join
 from rmanalytics.rfm.summary import as_date, date_literal, transaction_inputs
 
 
@@ -161,17 +163,17 @@ def early_warnings(
                     drop["baseline_rate"].tolist())]}))
     sig = (pd.concat(parts, ignore_index=True) if parts
            else pd.DataFrame(columns=["customer_id", "reason", "detail"]))
+    sig = sig.sort_values(["customer_id", "reason"], kind="mergesort")
     if customers is not None and "close_date" in customers.columns and len(sig):
         closed = customers.loc[pd.to_datetime(customers["close_date"]) <= pd.Timestamp(end), "customer_id"]
-        sig = sig[~sig["customer_id"].isin(set(closed))]
-    sig = sig.sort_values(["customer_id", "reason"], kind="mergesort")
-    out = _join_signals(sig)
-    if assignments is not None:
-        out = out.merge(primary_rm(assignments, on=end)[["customer_id", "rm_id"]], on="customer_id", how="left")
+        sig = sig[~isin_keys(sig["customer_id"], closed)]  # sorted ids: a linear merge, no hashing
+    out = _join_signals(sig)  # one row per customer, sorted by id: the lookups below merge linearly
+    if assignments is not None:  # the rule of primary_rm, looked up for these customers only
+        out["rm_id"] = primary_rm_at(assignments, out.assign(_day=pd.Timestamp(end)), "_day").to_numpy()
     else:
         out["rm_id"] = np.nan
     if balances_latest is not None:
-        out = out.merge(balances_latest[["customer_id", "aum"]], on="customer_id", how="left")
+        out = left_join(out, balances_latest[["customer_id", "aum"]])
     else:
         out["aum"] = np.nan
     out["has_balance"] = out["aum"].notna()

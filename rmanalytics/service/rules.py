@@ -41,6 +41,7 @@ from rmanalytics.assignments import primary_rm_at
 from rmanalytics.contract import VISIT_KINDS
 from rmanalytics.engine import run_sql
 from rmanalytics.errors import DataError, rule_message
+from rmanalytics.keys import isin_keys, map_keys, positions
 
 DEFAULT_STAGE_INTERVALS: dict[str, int] = {"new": 30, "growth": 30, "mature": 91, "decline_warning": 0}
 
@@ -145,7 +146,8 @@ def last_contacts(interactions: Any, as_of: pd.Timestamp, customers: Any = None)
     grouping, the same values for them as without)."""
     if customers is None:
         df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
-WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} GROUP BY customer_id""", interactions=interactions)
+WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} GROUP BY customer_id ORDER BY customer_id""",
+                  interactions=interactions)
     else:
         keys = pd.DataFrame({"customer_id": pd.Series(customers).drop_duplicates().to_numpy()})
         if keys.empty:
@@ -153,7 +155,7 @@ WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} GROUP BY customer_id""",
                              dtype="datetime64[ns]")
         df = _sql(f"""SELECT customer_id, MAX("timestamp") AS last_contact FROM interactions
 WHERE "timestamp" < {_ts(as_of + pd.Timedelta(days=1))} AND customer_id IN (SELECT customer_id FROM keys)
-GROUP BY customer_id""", interactions=interactions, keys=keys)
+GROUP BY customer_id ORDER BY customer_id""", interactions=interactions, keys=keys)
     return df.set_index("customer_id")["last_contact"]
 
 
@@ -163,7 +165,7 @@ def first_contacts(interactions: Any, opened: pd.DataFrame, until: pd.Timestamp)
     df = _sql(f"""SELECT i.customer_id AS customer_id, MIN(i."timestamp") AS first_contact_at
 FROM interactions i JOIN opened o ON i.customer_id = o.customer_id
 WHERE i."timestamp" >= o.open_date AND i."timestamp" <= {_ts(until)}
-GROUP BY i.customer_id""", interactions=interactions, opened=opened[["customer_id", "open_date"]])
+GROUP BY i.customer_id ORDER BY customer_id""", interactions=interactions, opened=opened[["customer_id", "open_date"]])
     return df.set_index("customer_id")["first_contact_at"]
 
 
@@ -189,7 +191,7 @@ def first_contact_compliance(tables: Mapping[str, pd.DataFrame], *, first_contac
     c = c[(c["open_date"] >= since) & (c["open_date"] <= as_of)][["customer_id", "open_date"]].copy()
     c["rm_id"] = rm_at(tables["assignments"], c, "open_date")
     first = first_contacts(it, c, as_of + pd.Timedelta(days=1))
-    c["first_contact_at"] = c["customer_id"].map(first)
+    c["first_contact_at"] = map_keys(c["customer_id"], first)
     c["hours_to_first_contact"] = (c["first_contact_at"] - c["open_date"]).dt.total_seconds() / 3600.0
     deadline = c["open_date"] + pd.Timedelta(hours=float(first_contact_hours))
     on_time = c["hours_to_first_contact"] <= float(first_contact_hours)
@@ -226,11 +228,11 @@ def contact_rhythm(tables: Mapping[str, pd.DataFrame], stages: pd.DataFrame, *, 
     last = last_contacts(tables["interactions"], as_of)
     c = tables["customers"]
     gone = c.loc[c["close_date"].notna() & (c["close_date"] <= as_of), "customer_id"]
-    s = stages.loc[~stages["customer_id"].isin(gone), ["customer_id", stage_col]].rename(
+    s = stages.loc[~isin_keys(stages["customer_id"], gone), ["customer_id", stage_col]].rename(
         columns={stage_col: "stage"}).copy()
     s["rm_id"] = rm_at(tables["assignments"], s.assign(_d=as_of), "_d")
-    s["last_contact"] = s["customer_id"].map(last)
-    opened = s["customer_id"].map(tables["customers"].set_index("customer_id")["open_date"])
+    s["last_contact"] = map_keys(s["customer_id"], last)
+    opened = map_keys(s["customer_id"], tables["customers"].set_index("customer_id")["open_date"])
     first_rec = _extreme(tables["interactions"], "timestamp", "MIN").normalize()
     ref = s["last_contact"].dt.normalize().fillna(opened.clip(lower=first_rec))
     s["interval_days"] = s["stage"].map(iv).astype(float)
@@ -246,7 +248,8 @@ def _last_aum(balances: Any, as_of: pd.Timestamp, engine: str) -> pd.DataFrame:
 SELECT customer_id, aum FROM (
     SELECT customer_id, aum, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY snapshot_date DESC) AS rn
     FROM balances WHERE CAST(snapshot_date AS DATE) <= DATE '{as_of.date().isoformat()}'
-) x WHERE rn = 1"""
+) x WHERE rn = 1
+ORDER BY customer_id"""
     return run_sql(sql, {"balances": balances}, engine=engine)
 
 
@@ -268,15 +271,21 @@ def hnw_visit_coverage(tables: Mapping[str, pd.DataFrame], *, as_of: Any = None,
     c = tables["customers"]
     alive = c[(c["open_date"] <= as_of) & (c["close_date"].isna() | (c["close_date"] > as_of))]
     aum = _last_aum(tables["balances"], as_of, engine)
-    h = alive[["customer_id"]].merge(aum, on="customer_id")
+    # alive customers with a snapshot, in their order (an inner merge; both come sorted by id)
+    pos = positions(alive["customer_id"].to_numpy(), aum["customer_id"].to_numpy())
+    found = pos >= 0
+    h = pd.DataFrame({"customer_id": alive["customer_id"].to_numpy()[found], "aum": aum["aum"].to_numpy()[pos[found]]})
     h = h[h["aum"] >= float(hnw_aum)].copy()
     lo = as_of + pd.Timedelta(days=1) - pd.Timedelta(days=int(window_days))
     kinds = ", ".join("'" + str(k).replace("'", "''") + "'" for k in visit_kinds) or "NULL"
-    v = _sql(f"""SELECT customer_id, COUNT(*) AS visits FROM interactions
-WHERE kind IN ({kinds}) AND "timestamp" >= {_ts(lo)} AND "timestamp" < {_ts(as_of + pd.Timedelta(days=1))}
-GROUP BY customer_id""", interactions=tables["interactions"]).set_index("customer_id")["visits"]
+    # a conditional count over every customer (0 without visits, as the map's fillna gives): at 10M
+    # customers DuckDB ran the same count with the conditions in WHERE 7x slower (127 s against 18 s)
+    v = _sql(f"""SELECT customer_id, COUNT(*) FILTER (WHERE kind IN ({kinds}) AND "timestamp" >= {_ts(lo)}
+    AND "timestamp" < {_ts(as_of + pd.Timedelta(days=1))}) AS visits
+FROM interactions GROUP BY customer_id ORDER BY customer_id""", interactions=tables["interactions"]
+             ).set_index("customer_id")["visits"]
     h["rm_id"] = rm_at(tables["assignments"], h.assign(_d=as_of), "_d")
-    h["visits"] = h["customer_id"].map(v).fillna(0).astype(int)
+    h["visits"] = map_keys(h["customer_id"], v).fillna(0).astype(int)
     h["visits_required"] = float(visits_per_year) * int(window_days) / 365.0
     h["covered"] = np.minimum(h["visits"], h["visits_required"])
     h["compliant"] = h["visits"] >= h["visits_required"]
