@@ -147,3 +147,18 @@ def parquet_paths(tables: dict[str, pd.DataFrame], folder) -> dict[str, str]:
         df.to_parquet(p, index=False)
         out[name] = str(p)
     return out
+
+
+def sample_churn_tables() -> dict:
+    """The bundled sample's tables as notebook 02 holds them: customers, assignments and rms as
+    frames, transactions, balances, interactions and feedback as Parquet paths (lazy)."""
+    from pathlib import Path
+
+    from rmanalytics.io import load_tables
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    t = load_tables(sample, tables=["customers", "transactions", "balances", "assignments", "rms"],
+                    optional=["interactions", "feedback"], validate=False)
+    for k in ("transactions", "balances", "interactions", "feedback"):
+        t[k] = str(sample / f"{k}.parquet")
+    return t

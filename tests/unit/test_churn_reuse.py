@@ -4,28 +4,22 @@ itself, and fall back to computing when what it is given does not fit."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from tests.conftest import sample_churn_tables
 
 from rmanalytics import churn
 from rmanalytics.churn.frame import follow_up_months, monthly_positions
-from rmanalytics.io import load_tables
 from rmanalytics.window import analysis_window
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 COVS = ["customer_type", "risk_level", "log_aum", "n_products", "n_tx"]
 
 
 @pytest.fixture(scope="module")
 def tables():
-    t = load_tables(SAMPLE, tables=["customers", "transactions", "balances", "assignments", "rms"],
-                    optional=["interactions", "feedback"], validate=False)
-    for k in ("transactions", "balances", "interactions", "feedback"):
-        t[k] = str(SAMPLE / f"{k}.parquet")  # the notebook's lazy tables
-    return t
+    return sample_churn_tables()
 
 
 @pytest.fixture(scope="module")
