@@ -172,11 +172,49 @@ def month_calendar(start: str | pd.Timestamp, end: str | pd.Timestamp) -> pd.Dat
     return pd.DataFrame({"month_start": starts, "month_end": ends, "days": (ends - starts).days.astype("int64")})
 
 
-def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: bool = True,
-                 has_channel: bool = True, effective_window_days: int = 90, deposits_avg: str = "month_end",
-                 has_npl_new: bool = False, has_recovered: bool = False, has_written_off: bool = False,
-                 effective: EffectiveRule | None = None, quality: QualityRule | None = None) -> str:
-    """The SQL (DuckDB dialect, Spark-transpilable) of the RM x month aggregation.
+ASG_CTE = """asg AS (
+    SELECT customer_id, rm_id, CAST(start_date AS DATE) AS start_date,
+           COALESCE(CAST(end_date AS DATE), CAST('2999-12-31' AS DATE)) AS end_date, share
+    FROM assignments
+)"""
+MON_CTE = """mon AS (
+    SELECT CAST(month_start AS DATE) AS month_start, CAST(month_end AS DATE) AS month_end, days FROM months
+)"""
+
+
+def rm_month_sql(**kwargs: Any) -> str:
+    """The SQL (DuckDB dialect, Spark-transpilable) of the RM x month aggregation, one statement.
+
+    Inputs: ``customers, transactions, balances, assignments, rm_activity, months``
+    (``months`` from :func:`month_calendar`), and ``daily_balances`` when
+    ``deposits_avg="daily_balances"``. One row per ``rm_id, month_start``. Keyword arguments as in
+    :func:`rm_month_sql_stages`.
+
+    The statement has two stages (see :func:`rm_month_sql_stages`): the per-customer stage sums
+    every measure per RM and month into ``parts``; the final stage adds ``parts`` up and joins the
+    measures. :func:`rm_month_measures` on DuckDB runs the first stage on batches of customers
+    when the balances are large.
+    """
+    st = rm_month_sql_stages(**kwargs)
+    return ("\nWITH " + ",\n".join(st["ctes"] + [st["fam"], st["per_customer"], f"parts AS ({st['parts']})"]
+                                   + st["final_ctes"]) + "\n" + st["final_select"])
+
+
+def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has_npl: bool = True,
+                        has_channel: bool = True, effective_window_days: int = 90, deposits_avg: str = "month_end",
+                        has_npl_new: bool = False, has_recovered: bool = False, has_written_off: bool = False,
+                        effective: EffectiveRule | None = None, quality: QualityRule | None = None) -> dict[str, Any]:
+    """The two stages of :func:`rm_month_sql` as SQL pieces (a dict of texts).
+
+    - ``ctes``: ``daily`` (when used), ``asg``, ``mon``; ``fam``: the bank-wide fee rate per product
+      family (over *all* transactions, so never computed on a batch); ``per_customer``: the CTEs
+      whose rows belong to one customer each (balances, transactions, assignments, customers);
+    - ``parts``: a SELECT (UNION ALL) of the per-customer sums per RM and month, one ``part`` per
+      measure group, zero-padded to common columns with NULLs. Every column is a SUM: the ``parts`` of
+      customer batches that partition the customers add up to those of all customers;
+    - ``final_ctes`` + ``final_select``: add ``parts`` up per part, RM and month (``SUM``; a NULL
+      stays NULL), join them with ``rm_activity`` and order by ``rm_id, month_start``. They read
+      ``parts``, ``months`` (through ``mon``) and ``rm_activity``.
 
     Inputs: ``customers, transactions, balances, assignments, rm_activity, months``
     (``months`` from :func:`month_calendar`), and ``daily_balances`` when
@@ -253,16 +291,95 @@ def rm_month_sql(*, has_fee: bool = True, has_strategic: bool = True, has_npl: b
            COUNT(*) OVER (PARTITION BY b.customer_id ORDER BY b.snapshot_date
                           ROWS BETWEEN {h - 1} PRECEDING AND CURRENT ROW) AS n_held
     FROM balances b"""
-    return f"""
-WITH {daily_cte}asg AS (
-    SELECT customer_id, rm_id, CAST(start_date AS DATE) AS start_date,
-           COALESCE(CAST(end_date AS DATE), CAST('2999-12-31' AS DATE)) AS end_date, share
-    FROM assignments
-),
-mon AS (
-    SELECT CAST(month_start AS DATE) AS month_start, CAST(month_end AS DATE) AS month_end, days FROM months
-),
-asg_month AS (
+    part_cols = {  # part -> its measures (all SUMs), in the order of its CTE
+        "book": ["w_balances", "aum", "deposits", "loans", "loans_strategic", "npl", "products_w", "deposits_avg",
+                 "deposits_avg_fallback"] + (["npl_new"] if has_npl_new else []) + ["recovered", "written_off"],
+        "book_seq": ["cross_sell_base", "cross_sell_w", "npl_open"] + ([] if has_npl_new else ["npl_new"])
+                    + ["start_quality_next", "start_extra_next"],
+        "book_size": ["customers_credited"],
+        "fees": ["fee_income", "volume", "expected_fee", "n_transactions"],
+        "churn": ["churned", "churned_quality"],
+        "new_cust": ["new_customers", "new_active_customers", "new_effective_customers", "new_referred"],
+        "book_base": ["book_start"],
+    }
+    all_cols = list(dict.fromkeys(c for cols in part_cols.values() for c in cols))
+    parts = "\n    UNION ALL\n".join(
+        f"    SELECT '{p}' AS part, rm_id, month_start, "
+        + ("month_end, " if p == "book_seq" else "CAST(NULL AS DATE) AS month_end, ")
+        + ", ".join(c if c in cols else f"CAST(NULL AS DOUBLE) AS {c}" for c in all_cols)
+        + f" FROM {p}"
+        for p, cols in part_cols.items())
+    # The final stage: each part added up over the batches of customers (one batch: the sums themselves).
+    short = {"book": "book_t", "book_seq": "seq_t", "book_size": "size_t", "fees": "fees_t", "churn": "churn_t",
+             "new_cust": "new_t", "book_base": "base_t"}
+    final_ctes = [
+        f"""{short[p]} AS (
+    SELECT rm_id, month_start, {'month_end, ' if p == 'book_seq' else ''}{', '.join(f'SUM({c}) AS {c}' for c in cols)}
+    FROM parts WHERE part = '{p}'
+    GROUP BY rm_id, month_start{', month_end' if p == 'book_seq' else ''}
+)""" for p, cols in part_cols.items()]
+    final_ctes.append("""book_start AS (
+    SELECT bb.rm_id, bb.month_start, bb.book_start + COALESCE(bq.start_extra_next, 0.0) AS book_start,
+           COALESCE(bq.start_quality_next, 0.0) AS book_start_quality
+    FROM base_t bb
+    LEFT JOIN seq_t bq ON bq.rm_id = bb.rm_id AND bq.month_end = bb.month_start
+)""")
+    final_ctes.append(f"""act AS (
+    SELECT r.rm_id, m.month_start, r.visits, r.visits_required, r.calls, r.cross_sell_offers, r.digital_usage,
+           r.training_score, r.complaints, r.nps_responses, r.nps_promoters, r.nps_detractors,
+           r.compliance_checks, r.compliance_passed, r.compliance_breaches, r.major_breaches,
+           r.alert_response_hours, r.referrals,
+           LEAST(r.visits, r.visits_required) AS visits_covered
+    FROM rm_activity r
+    JOIN mon m ON CAST(r.period AS DATE) >= m.month_start AND CAST(r.period AS DATE) < m.month_end
+)""")
+    final_ctes.append("""keys AS (
+    SELECT rm_id, month_start FROM size_t
+    UNION SELECT rm_id, month_start FROM act
+    UNION SELECT rm_id, month_start FROM fees_t
+)""")
+    final_select = (f"""SELECT k.rm_id, k.month_start,
+       COALESCE(s.customers_credited, 0.0) AS customers_credited,
+       COALESCE(bs.book_start, 0.0) AS book_start,
+       COALESCE(b.w_balances, 0.0) AS w_balances, COALESCE(b.aum, 0.0) AS aum,
+       COALESCE(b.deposits, 0.0) AS deposits, COALESCE(b.loans, 0.0) AS loans,
+       COALESCE(b.loans_strategic, 0.0) AS loans_strategic, COALESCE(b.npl, 0.0) AS npl,
+       COALESCE(b.products_w, 0.0) AS products_w,
+       COALESCE(bq.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(bq.cross_sell_w, 0.0) AS cross_sell_w,
+       COALESCE(f.fee_income, 0.0) AS fee_income, COALESCE(f.volume, 0.0) AS volume,
+       COALESCE(f.expected_fee, 0.0) AS expected_fee,
+       COALESCE(f.n_transactions, 0.0) AS n_transactions,
+       COALESCE(ch.churned, 0.0) AS churned,
+       COALESCE(n.new_customers, 0.0) AS new_customers,
+       COALESCE(n.new_effective_customers, 0.0) AS new_effective_customers,
+       COALESCE(n.new_active_customers, 0.0) AS new_active_customers,
+       COALESCE(n.new_referred, 0.0) AS new_referred,
+       act.visits, act.visits_required, act.visits_covered, act.calls, act.cross_sell_offers, act.digital_usage,
+       act.training_score, act.complaints, act.nps_responses, act.nps_promoters, act.nps_detractors,
+       act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
+       act.alert_response_hours, act.referrals,
+       COALESCE(b.deposits_avg, 0.0) AS deposits_avg, COALESCE(b.deposits_avg_fallback, 0.0) AS deposits_avg_fallback,
+       COALESCE(bq.npl_open, 0.0) AS npl_open, COALESCE({npl_new_src}.npl_new, 0.0) AS npl_new,
+       b.recovered AS recovered, b.written_off AS written_off,
+       COALESCE(bs.book_start_quality, 0.0) AS book_start_quality,
+       COALESCE(ch.churned_quality, 0.0) AS churned_quality
+FROM keys k
+LEFT JOIN size_t s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
+LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
+LEFT JOIN book_t b ON b.rm_id = k.rm_id AND b.month_start = k.month_start
+LEFT JOIN seq_t bq ON bq.rm_id = k.rm_id AND bq.month_start = k.month_start
+LEFT JOIN fees_t f ON f.rm_id = k.rm_id AND f.month_start = k.month_start
+LEFT JOIN churn_t ch ON ch.rm_id = k.rm_id AND ch.month_start = k.month_start
+LEFT JOIN new_t n ON n.rm_id = k.rm_id AND n.month_start = k.month_start
+LEFT JOIN act ON act.rm_id = k.rm_id AND act.month_start = k.month_start
+ORDER BY k.rm_id, k.month_start
+""")
+    return {"ctes": ([daily_cte.rstrip().rstrip(",")] if daily_cte else []) + [ASG_CTE, MON_CTE],
+            "mon": MON_CTE, "fam": f"""fam AS (
+    SELECT product_family,
+           CASE WHEN SUM(t.amount) > 0 THEN SUM({fee}) / NULLIF(SUM(t.amount), 0) ELSE 0.0 END AS fee_rate
+    FROM transactions t WHERE t.amount > 0 GROUP BY product_family
+)""", "per_customer": f"""asg_month AS (
     SELECT a.customer_id, a.rm_id, m.month_start,
            a.share * date_diff('day', GREATEST(a.start_date, m.month_start), LEAST(a.end_date, m.month_end))
                / NULLIF(m.days, 0) AS w
@@ -337,11 +454,6 @@ book_seq AS (
 book_size AS (
     SELECT rm_id, month_start, SUM(w) AS customers_credited FROM asg_month GROUP BY rm_id, month_start
 ),
-fam AS (
-    SELECT product_family,
-           CASE WHEN SUM(t.amount) > 0 THEN SUM({fee}) / NULLIF(SUM(t.amount), 0) ELSE 0.0 END AS fee_rate
-    FROM transactions t WHERE t.amount > 0 GROUP BY product_family
-),
 fees AS (
     SELECT a.rm_id, {month_of("t.date")} AS month_start, SUM(a.share * {fee}) AS fee_income,
            SUM(a.share * t.amount) AS volume,
@@ -369,12 +481,6 @@ book_base AS (
     WHERE CAST(c.open_date AS DATE) <= m.month_start
       AND (c.close_date IS NULL OR CAST(c.close_date AS DATE) > m.month_start)
     GROUP BY a.rm_id, m.month_start
-),
-book_start AS (
-    SELECT bb.rm_id, bb.month_start, bb.book_start + COALESCE(bq.start_extra_next, 0.0) AS book_start,
-           COALESCE(bq.start_quality_next, 0.0) AS book_start_quality
-    FROM book_base bb
-    LEFT JOIN book_seq bq ON bq.rm_id = bb.rm_id AND bq.month_end = bb.month_start
 ),
 churn AS (
     SELECT a.rm_id, m.month_start, SUM(a.share) AS churned,
@@ -415,57 +521,8 @@ new_cust AS (
     LEFT JOIN effective e ON e.customer_id = c.customer_id
     LEFT JOIN effective_assets ea ON ea.customer_id = c.customer_id
     GROUP BY a.rm_id, m.month_start
-),
-act AS (
-    SELECT r.rm_id, m.month_start, r.visits, r.visits_required, r.calls, r.cross_sell_offers, r.digital_usage,
-           r.training_score, r.complaints, r.nps_responses, r.nps_promoters, r.nps_detractors,
-           r.compliance_checks, r.compliance_passed, r.compliance_breaches, r.major_breaches,
-           r.alert_response_hours, r.referrals,
-           LEAST(r.visits, r.visits_required) AS visits_covered
-    FROM rm_activity r
-    JOIN mon m ON CAST(r.period AS DATE) >= m.month_start AND CAST(r.period AS DATE) < m.month_end
-),
-keys AS (
-    SELECT rm_id, month_start FROM book_size
-    UNION SELECT rm_id, month_start FROM act
-    UNION SELECT rm_id, month_start FROM fees
-)
-SELECT k.rm_id, k.month_start,
-       COALESCE(s.customers_credited, 0.0) AS customers_credited,
-       COALESCE(bs.book_start, 0.0) AS book_start,
-       COALESCE(b.w_balances, 0.0) AS w_balances, COALESCE(b.aum, 0.0) AS aum,
-       COALESCE(b.deposits, 0.0) AS deposits, COALESCE(b.loans, 0.0) AS loans,
-       COALESCE(b.loans_strategic, 0.0) AS loans_strategic, COALESCE(b.npl, 0.0) AS npl,
-       COALESCE(b.products_w, 0.0) AS products_w,
-       COALESCE(bq.cross_sell_base, 0.0) AS cross_sell_base, COALESCE(bq.cross_sell_w, 0.0) AS cross_sell_w,
-       COALESCE(f.fee_income, 0.0) AS fee_income, COALESCE(f.volume, 0.0) AS volume,
-       COALESCE(f.expected_fee, 0.0) AS expected_fee,
-       COALESCE(f.n_transactions, 0.0) AS n_transactions,
-       COALESCE(ch.churned, 0.0) AS churned,
-       COALESCE(n.new_customers, 0.0) AS new_customers,
-       COALESCE(n.new_effective_customers, 0.0) AS new_effective_customers,
-       COALESCE(n.new_active_customers, 0.0) AS new_active_customers,
-       COALESCE(n.new_referred, 0.0) AS new_referred,
-       act.visits, act.visits_required, act.visits_covered, act.calls, act.cross_sell_offers, act.digital_usage,
-       act.training_score, act.complaints, act.nps_responses, act.nps_promoters, act.nps_detractors,
-       act.compliance_checks, act.compliance_passed, act.compliance_breaches, act.major_breaches,
-       act.alert_response_hours, act.referrals,
-       COALESCE(b.deposits_avg, 0.0) AS deposits_avg, COALESCE(b.deposits_avg_fallback, 0.0) AS deposits_avg_fallback,
-       COALESCE(bq.npl_open, 0.0) AS npl_open, COALESCE({npl_new_src}.npl_new, 0.0) AS npl_new,
-       b.recovered AS recovered, b.written_off AS written_off,
-       COALESCE(bs.book_start_quality, 0.0) AS book_start_quality,
-       COALESCE(ch.churned_quality, 0.0) AS churned_quality
-FROM keys k
-LEFT JOIN book_size s ON s.rm_id = k.rm_id AND s.month_start = k.month_start
-LEFT JOIN book_start bs ON bs.rm_id = k.rm_id AND bs.month_start = k.month_start
-LEFT JOIN book b ON b.rm_id = k.rm_id AND b.month_start = k.month_start
-LEFT JOIN book_seq bq ON bq.rm_id = k.rm_id AND bq.month_start = k.month_start
-LEFT JOIN fees f ON f.rm_id = k.rm_id AND f.month_start = k.month_start
-LEFT JOIN churn ch ON ch.rm_id = k.rm_id AND ch.month_start = k.month_start
-LEFT JOIN new_cust n ON n.rm_id = k.rm_id AND n.month_start = k.month_start
-LEFT JOIN act ON act.rm_id = k.rm_id AND act.month_start = k.month_start
-ORDER BY k.rm_id, k.month_start
-"""
+)""", "parts": parts + "\n",
+            "final_ctes": final_ctes, "final_select": final_select}
 
 
 def data_range_sql() -> str:
