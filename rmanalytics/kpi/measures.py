@@ -36,7 +36,7 @@ import pandas as pd
 
 from rmanalytics.assignments import primary_rm_at  # noqa: F401  (the rule primary_rm_sql writes in SQL)
 from rmanalytics.contract import VISIT_KINDS
-from rmanalytics.engine import columns_of, connect, resolve_engine, run_sql
+from rmanalytics.engine import columns_of, connect, resolve_engine, run_sql, scan_expr
 from rmanalytics.errors import DataError, ParameterError
 
 
@@ -270,6 +270,7 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
     q_thr = f"CASE WHEN c.customer_type = 'corporate' THEN {float(quality.aum_corporate)!r} " \
             f"ELSE {float(quality.aum_retail)!r} END"
     ew = int(effective.window_days)
+    eff_min = float(min(effective.aum_retail, effective.aum_corporate))  # implied by eff_thr: filters early
     # The month of a date: an equi-join of its first day with mon.month_start (the months of
     # month_calendar are whole calendar months) instead of a range join on [month_start, month_end).
     month_of = lambda col: f"CAST(date_trunc('month', CAST({col} AS DATE)) AS DATE)"  # noqa: E731
@@ -505,7 +506,7 @@ held AS (
 effective_assets AS (
     SELECT DISTINCT h.customer_id
     FROM held h JOIN customers c ON h.customer_id = c.customer_id
-    WHERE h.n_held >= {h} AND h.min_aum >= {eff_thr}
+    WHERE h.n_held >= {h} AND h.min_aum >= {eff_min!r} AND h.min_aum >= {eff_thr}
       AND h.snapshot_date >= CAST(c.open_date AS DATE)
       AND date_diff('day', CAST(c.open_date AS DATE), h.snapshot_date) < {ew}
 ),
@@ -561,8 +562,108 @@ def _data_range(tables: dict[str, Any], engine: str | None = None) -> tuple[pd.T
 
 
 REQUIRED = ("customers", "transactions", "balances", "assignments", "rm_activity", "rms")
-#: DuckDB threads of the RM x month aggregation (see :func:`rm_month_measures`).
+#: DuckDB threads of the RM x month aggregation in one statement (see :func:`rm_month_measures`).
 SQL_THREADS = 1
+#: Balance rows per batch of customers (None: :data:`BATCH_BYTES_PER_ROW` of the DuckDB memory limit).
+#: With more balance rows than that, DuckDB runs the per-customer stage of
+#: :func:`rm_month_sql_stages` on ranges of ``customer_id`` holding about this many rows each.
+BATCH_BALANCE_ROWS: int | None = None
+#: Memory budgeted per balance row of a batch (one thread used about 100 bytes per row at 1M
+#: customers; two threads about twice that): a 5 GB limit gives batches of 12.5M balance rows.
+BATCH_BYTES_PER_ROW = 400
+#: DuckDB threads when running in batches (a batch fits two threads' memory under the limit).
+BATCH_SQL_THREADS = 2
+#: Tables whose rows belong to one customer each: filtered to the batch's customers.
+PER_CUSTOMER_TABLES = ("customers", "transactions", "balances", "assignments", "daily_balances")
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+          "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+
+
+def _limit_bytes(limit: str | None) -> int | None:
+    """A DuckDB memory limit such as ``"5GB"`` or ``"500 MiB"`` in bytes (None when unknown)."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", limit or "")
+    if not m or m.group(2).upper() not in _UNITS:
+        return None
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def _customer_batches(balance_rows: int) -> int:
+    """Number of customer batches for ``balance_rows`` balance rows (1: one statement):
+    :data:`BATCH_BALANCE_ROWS` rows each, by default as many as the memory limit
+    (:func:`rmanalytics.engine.default_memory_limit`) allows at :data:`BATCH_BYTES_PER_ROW`."""
+    from rmanalytics.engine import default_memory_limit
+
+    per = BATCH_BALANCE_ROWS
+    if per is None:
+        limit = _limit_bytes(default_memory_limit())
+        per = max(limit // BATCH_BYTES_PER_ROW, 1_000_000) if limit else 4_000_000
+    return max(1, -(-int(balance_rows) // int(per)))
+
+
+def _sql_literal(value: Any) -> str | None:
+    """``value`` as an SQL literal when it is a string or an integer, else None."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(int(value))
+    return None
+
+
+def _run_in_batches(con: Any, plan: dict[str, Any], batches: int) -> pd.DataFrame:
+    """:func:`rm_month_sql`'s result computed in ``batches`` batches of customers on DuckDB.
+
+    The customers are cut into ranges of ``customer_id`` (bounds: every n-th distinct id of
+    ``customers``; the first range also holds NULL ids, the last is open) and the per-customer
+    stage of :func:`rm_month_sql_stages` runs on each range in turn, every per-customer table
+    (:data:`PER_CUSTOMER_TABLES`) filtered to it, appending its sums to a temporary ``parts``
+    table; the bank-wide fee rates (``fam``) are computed once on all transactions first; the
+    final stage then adds the parts up. Every per-customer CTE joins its tables on
+    ``customer_id``, so the ranges partition the rows and the parts add up to the whole (up to
+    the order of floating-point additions). Each batch holds a fraction of the balance history,
+    so the window (snapshot sequence) and the joins fit in memory instead of spilling; when a table
+    is sorted by ``customer_id`` (as written by the synthetic bank), the Parquet reader skips the
+    row groups outside the range. Falls back to one statement when the ids are neither strings nor
+    integers.
+    """
+    inputs = plan["inputs"]
+    for name, src in inputs.items():
+        target = f"src_{name}" if name in PER_CUSTOMER_TABLES else name
+        if isinstance(src, pd.DataFrame):
+            con.register(target, src)
+        else:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{target}" AS SELECT * FROM {scan_expr(src)}')
+    n = con.execute("SELECT COUNT(DISTINCT customer_id) FROM src_customers").fetchone()[0]
+    step = max(1, -(-int(n) // int(batches)))
+    ids = [r[0] for r in con.execute(f"""
+        SELECT customer_id FROM (
+            SELECT customer_id, ROW_NUMBER() OVER (ORDER BY customer_id) AS rn
+            FROM (SELECT DISTINCT customer_id FROM src_customers WHERE customer_id IS NOT NULL) d
+        ) r WHERE rn > 1 AND (rn - 1) % {step} = 0 ORDER BY customer_id""").fetchall()]
+    bounds = [_sql_literal(i) for i in ids]
+    present = [t for t in PER_CUSTOMER_TABLES if t in inputs]
+    if any(b is None for b in bounds):  # ids of another type: one statement
+        for t in present:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{t}" AS SELECT * FROM "src_{t}"')
+        return run_sql(plan["sql"], {}, engine="duckdb", con=con)
+    st = rm_month_sql_stages(**plan["sql_kwargs"])
+    for t in present:
+        con.execute(f'CREATE OR REPLACE TEMP VIEW "{t}" AS SELECT * FROM "src_{t}"')
+    con.execute(f"CREATE OR REPLACE TEMP TABLE fam AS WITH {st['fam']} SELECT * FROM fam")  # all transactions
+    stage = "WITH " + ",\n".join(st["ctes"] + [st["per_customer"]]) + "\n" + st["parts"]
+    edges = [None] + bounds + [None]
+    for k in range(len(edges) - 1):
+        lo, hi = edges[k], edges[k + 1]
+        cond = " AND ".join(([f"customer_id >= {lo}"] if lo else []) + ([f"customer_id < {hi}"] if hi else []))
+        if lo is None:
+            cond = f"({cond} OR customer_id IS NULL)" if cond else "TRUE"
+        for t in present:
+            con.execute(f'CREATE OR REPLACE TEMP VIEW "{t}" AS SELECT * FROM "src_{t}" WHERE {cond}')
+        con.execute(("CREATE OR REPLACE TEMP TABLE parts AS " if k == 0 else "INSERT INTO parts ") + stage)
+    final = "WITH " + ",\n".join([st["mon"]] + st["final_ctes"]) + "\n" + st["final_select"]
+    return run_sql(final, {"months": inputs["months"], "rm_activity": inputs["rm_activity"]}, engine="duckdb",
+                   con=con)
 
 
 def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, engine: str | None = None,
@@ -617,7 +718,7 @@ def _rm_month_plan(tables: dict[str, Any], *, start=None, end=None, engine: str 
     else:
         dep = "month_end"
     flags = {c: c in bal_cols for c in ("npl_new", "recovered", "written_off")}
-    sql = rm_month_sql(
+    sql_kwargs = dict(
         has_fee="fee" in tx_cols,
         has_strategic="loans_strategic" in bal_cols,
         has_npl="npl" in bal_cols,
@@ -626,6 +727,7 @@ def _rm_month_plan(tables: dict[str, Any], *, start=None, end=None, engine: str 
         deposits_avg=dep, has_npl_new=flags["npl_new"], has_recovered=flags["recovered"],
         has_written_off=flags["written_off"], effective=effective, quality=quality,
     )
+    sql = rm_month_sql(**sql_kwargs)
     inputs = {k: tables[k] for k in ("customers", "transactions", "balances", "assignments", "rm_activity")}
     if dep == "daily_balances":
         inputs["daily_balances"] = tables["daily_balances"]
@@ -639,7 +741,8 @@ def _rm_month_plan(tables: dict[str, Any], *, start=None, end=None, engine: str 
         "rows": {k: _row_count(v, engine) for k, v in inputs.items()},
     }
     inputs["months"] = months
-    return {"sql": sql, "inputs": inputs, "dep": dep, "flags": flags, "effective": effective, "quality": quality,
+    return {"sql": sql, "sql_kwargs": sql_kwargs, "inputs": inputs, "dep": dep, "flags": flags,
+            "effective": effective, "quality": quality,
             "effective_window_days": effective_window_days, "settings": settings}
 
 
@@ -654,13 +757,17 @@ def _run_rm_month_plan(plan: dict[str, Any], engine: str | None) -> pd.DataFrame
     sql, inputs, dep, flags = plan["sql"], plan["inputs"], plan["dep"], plan["flags"]
     effective, quality, effective_window_days = plan["effective"], plan["quality"], plan["effective_window_days"]
     if resolve_engine(engine, inputs) == "duckdb":
+        batches = _customer_batches(plan["settings"]["rows"].get("balances", 0))
         # One thread: the snapshot sequence (a window over the whole balance history) and the joins
         # then peak at under half the memory of two threads (1M customers: 2.1 GB of RSS instead of
         # 5 GB) in about the same time on two cores. The result order is fixed by the ORDER BY.
-        con = connect(threads=SQL_THREADS)
+        con = connect(threads=SQL_THREADS if batches == 1 else BATCH_SQL_THREADS)
         try:
             con.execute("SET preserve_insertion_order = false")
-            out = run_sql(sql, inputs, engine="duckdb", con=con)
+            if batches == 1:
+                out = run_sql(sql, inputs, engine="duckdb", con=con)
+            else:
+                out = _run_in_batches(con, plan, batches)
         finally:
             con.close()
     else:
