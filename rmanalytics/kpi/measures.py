@@ -684,6 +684,13 @@ def rm_month_measures(tables: dict[str, pd.DataFrame], *, start=None, end=None, 
     effective, quality : thresholds of effective new customers and of the quality tier (defaults
         :class:`EffectiveRule` with ``window_days=effective_window_days``, :class:`QualityRule`).
 
+    On DuckDB, when the balances hold more rows than the memory budget allows in one statement
+    (:func:`_customer_batches`: :data:`BATCH_BYTES_PER_ROW` per row of the DuckDB memory limit), the
+    per-customer stage runs on batches of customers (ranges of ``customer_id``) and the final stage
+    adds their sums up (:func:`_run_in_batches`): memory follows the batch, not the bank, and the
+    snapshot window no longer spills (equal to the one-statement result up to the order of
+    floating-point additions, ~1e-15 relative). Spark runs the one statement.
+
     The definitions used where the data decides (deposits on daily averages or month-end, new NPL
     from a column or derived, recovery available or not) are in ``attrs["definitions"]``
     (KPI -> sentence) and carried into :func:`kpi_table`; see :func:`definitions_table`.
