@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "budget allow, at most 2)")
     p.add_argument("--memory-limit", metavar="SIZE",
                    help="DuckDB memory limit per notebook, e.g. 4GB; above it queries spill to disk (default: "
-                        "$RMANALYTICS_MEMORY_LIMIT, else half the RAM divided by the jobs)")
+                        "$RMANALYTICS_MEMORY_LIMIT, else a quarter of the RAM divided by the jobs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--mask-key-file", metavar="FILE",
                    help="file holding the secret key of the customer-id pseudonyms (default: $RMANALYTICS_MASK_KEY, "

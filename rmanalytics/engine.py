@@ -180,6 +180,10 @@ MEMORY_LIMIT_ENV = "RMANALYTICS_MEMORY_LIMIT"
 TEMP_DIR_ENV = "RMANALYTICS_TEMP_DIR"
 #: Share of the machine's RAM that the chain may use in total (split between parallel jobs).
 MEMORY_SHARE = 0.5
+#: Share of the machine's RAM given to DuckDB's buffers (split between parallel jobs): half of
+#: MEMORY_SHARE, the other half is for the kernels' pandas frames. At 10M customers a 12 GB DuckDB
+#: limit (half of 24 GB) let notebook 01's kernel reach 11 GB; with 5 GB it peaked at 7 GB.
+DUCKDB_MEMORY_SHARE = 0.25
 
 
 def total_memory() -> int:
@@ -192,15 +196,15 @@ def total_memory() -> int:
 
 def default_memory_limit(jobs: int = 1) -> str | None:
     """The DuckDB memory limit of one job: ``$RMANALYTICS_MEMORY_LIMIT`` when set, else
-    :data:`MEMORY_SHARE` of the machine's RAM divided by ``jobs`` (as ``"<n>MB"``; None when the RAM
-    is unknown, leaving DuckDB's own default of 80 %)."""
+    :data:`DUCKDB_MEMORY_SHARE` of the machine's RAM divided by ``jobs`` (as ``"<n>MB"``; None when
+    the RAM is unknown, leaving DuckDB's own default of 80 %)."""
     env = os.environ.get(MEMORY_LIMIT_ENV)
     if env:
         return env
     ram = total_memory()
     if not ram:
         return None
-    return f"{max(int(ram * MEMORY_SHARE / max(int(jobs), 1) / 2**20), 256)}MB"
+    return f"{max(int(ram * DUCKDB_MEMORY_SHARE / max(int(jobs), 1) / 2**20), 256)}MB"
 
 
 def temp_directory() -> str:
@@ -280,11 +284,56 @@ def _run_duckdb(sql, inputs, output, con, normalize):
             out.parent.mkdir(parents=True, exist_ok=True)
             con.execute(f"COPY ({final}) TO '{out.as_posix()}' (FORMAT PARQUET)")
             return out
-        df = con.sql(final).df()
-        return normalize_frame(df) if normalize else df
+        con.execute(final)
+        df = fetch_frame(con)
+        return normalize_frame(df, copy=False) if normalize else df
     finally:
         if own:
             con.close()
+
+
+#: DuckDB vectors (2,048 rows each) per chunk of :func:`fetch_frame`.
+FETCH_VECTORS = 256
+
+
+def fetch_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """The result of the query just executed on ``con`` as pandas, with the dtypes of DuckDB's
+    ``.df()``, fetched in chunks of :data:`FETCH_VECTORS` vectors whose repeated strings share one
+    Python object per distinct value.
+
+    ``.df()`` makes a new ``str`` object for every row of a VARCHAR column (about 55 bytes each):
+    at 10M customers the nine repeated text columns of the churn frame (type, branch, RM, level,
+    ...) held 5 GB for a few thousand distinct values. Here each chunk's strings are mapped to one
+    object per value (a dictionary kept per column across chunks); values, missing values (None)
+    and dtypes are as ``.df()`` gives them. Columns whose chunk has mostly distinct values (ids)
+    are left as they come.
+    """
+    parts, canon = [], {}
+    while True:
+        chunk = con.fetch_df_chunk(FETCH_VECTORS)
+        if parts and not len(chunk):
+            break
+        for c in chunk.columns:
+            if chunk[c].dtype == object and len(chunk):
+                chunk[c] = _shared_strings(chunk[c].to_numpy(), canon.setdefault(c, {}))
+        parts.append(chunk)
+        if not len(chunk):
+            break
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)  # dtypes follow the SQL types
+
+
+def _shared_strings(values: np.ndarray, canon: dict) -> np.ndarray:
+    """``values`` (object) with each str replaced by the first equal one seen (``canon``: value ->
+    object, updated); other values unchanged. Mostly distinct values are returned as they are."""
+    codes, uniq = pd.factorize(values)
+    if len(uniq) * 2 > len(values):
+        return values
+    shared = np.array([canon.setdefault(u, u) if isinstance(u, str) else u for u in uniq.tolist()]
+                      + [None], dtype=object)
+    out = values.copy()
+    ok = codes >= 0
+    out[ok] = shared[codes[ok]]
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -579,7 +628,8 @@ def _to_datetime(s: pd.Series) -> pd.Series:
         return pd.Series(np.array(values, dtype="datetime64[us]"), index=s.index, name=s.name)
 
 
-def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None = None) -> pd.DataFrame:
+def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None = None, *,
+                    copy: bool = True) -> pd.DataFrame:
     """Give a result frame the engine-independent dtypes described in the module docstring.
 
     Parameters
@@ -587,8 +637,9 @@ def normalize_frame(df: pd.DataFrame, spark_schema: list[tuple[str, str]] | None
     df : the frame returned by DuckDB (``.df()``) or Spark (``toPandas()``).
     spark_schema : ``DataFrame.dtypes`` of the Spark result (tells which object columns are dates
         and which float columns are integers holding NULLs).
+    copy : False changes ``df`` itself (a fresh result nobody else holds: no copy of its columns).
     """
-    out = df.copy()
+    out = df.copy() if copy else df
     kinds = dict(spark_schema or [])
     for name in out.columns:
         s = out[name]

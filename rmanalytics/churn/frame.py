@@ -496,12 +496,23 @@ def behaviour_cells(spine: pd.DataFrame, transactions: Any, balances: Any, *, si
     cols = ["c", "mi", "silent_days", "n_recent", "n_base", "span_days", "aum_trend"]
     if not len(spine):
         return pd.DataFrame({c: np.zeros(0, np.int64) for c in cols})
+    # only the days any cell can look at: purchases from the earliest look-back start to the latest
+    # evaluation day, snapshots from the earliest AUM-trend start to the last month start
+    m0, m1 = int(spine["m_lo"].min()), int(spine["m_hi"].max())
+    month_day = lambda m: np.datetime64(int(m), "M").astype("datetime64[D]")  # noqa: E731
+    last_e = max(month_day(m1), pd.Timestamp(spine["open_date"].max()).to_datetime64().astype("datetime64[D]"))
+    p_from, p_to = month_day(m0) - lo - 1, last_e
+    b_from, b_to = month_day(m0 - int(aum_trend_months)) - 1, month_day(m1)
     inputs = {"spine": spine[["c", "customer_id"]], "transactions": transactions}
     p = run_sql("SELECT s.c, CAST(t.date AS DATE) AS d FROM transactions t JOIN spine s "
-                "ON t.customer_id = s.customer_id WHERE t.amount > 0", inputs, engine=engine, normalize=False)
+                "ON t.customer_id = s.customer_id WHERE t.amount > 0 "
+                f"AND CAST(t.date AS DATE) >= CAST('{p_from}' AS DATE) AND CAST(t.date AS DATE) <= CAST('{p_to}' AS DATE)",
+                inputs, engine=engine, normalize=False)
     inputs["balances"] = balances
     b = run_sql("SELECT s.c, CAST(x.snapshot_date AS DATE) AS sd, ln(GREATEST(x.aum, 1.0)) AS la FROM balances x "
-                "JOIN spine s ON x.customer_id = s.customer_id", inputs, engine=engine, normalize=False)
+                "JOIN spine s ON x.customer_id = s.customer_id "
+                f"WHERE CAST(x.snapshot_date AS DATE) >= CAST('{b_from}' AS DATE) "
+                f"AND CAST(x.snapshot_date AS DATE) <= CAST('{b_to}' AS DATE)", inputs, engine=engine, normalize=False)
 
     def days(values) -> np.ndarray:
         return pd.to_datetime(np.asarray(values)).to_numpy().astype("datetime64[D]").astype(np.int64)
@@ -600,9 +611,31 @@ def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -
     return starts[k] + off
 
 
-#: Customers per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory: at 200k
-#: customers 100k a batch peaked 0.8 GB above the inputs, 50k 0.4 GB, in about the same time).
-BEHAVIOUR_BATCH_CUSTOMERS = 50_000
+#: Customer-months per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory:
+#: at 200k customers batches of 100k customers, about 2M customer-months, peaked 0.8 GB above the
+#: inputs, 50k customers 0.4 GB, in about the same time). Batches are cut by customer-months, not
+#: customers: each batch scans the transactions and balances once, so the one-month follow-ups of
+#: scoring (millions of customers, one month each) take few batches.
+BEHAVIOUR_BATCH_CELLS = 1_000_000
+
+
+def _batch_bounds(ends: np.ndarray, n: int) -> tuple[list[int], list[int]]:
+    """Start and end positions of consecutive batches of ``n`` items from candidate batch ends (the
+    number of items whose cumulative size fits each multiple of the batch size): every batch holds
+    at least one item, none is empty, and together they cover ``0..n`` in order."""
+    starts, stops, i = [], [], 0
+    for e in ends.tolist():
+        j = min(max(int(e), i + 1), n)
+        if j > i:
+            starts.append(i)
+            stops.append(j)
+            i = j
+        if i >= n:
+            break
+    if i < n:
+        starts.append(i)
+        stops.append(n)
+    return starts, stops
 
 
 def behaviour_covariates(
@@ -616,7 +649,7 @@ def behaviour_covariates(
     min_exposure_days: int = 90,
     aum_trend_months: int = 3,
     engine: str = "duckdb",
-    batch_customers: int | None = None,
+    batch_cells: int | None = None,
 ) -> pd.DataFrame:
     """Monthly behaviour covariates over each customer's follow-up, from data before each month.
 
@@ -639,8 +672,9 @@ def behaviour_covariates(
     ``history_start``: first day of the data (default: the first transaction date). These are the
     definitions of the synthetic bank's behaviour link (:func:`rmanalytics.synth.generate`), so a
     Cox model on them recovers its ``closure_behaviour_log_hr`` (with full history). The engine
-    selects the purchase days and AUM snapshots of ``batch_customers`` customers at a time (default
-    :data:`BEHAVIOUR_BATCH_CUSTOMERS`; transactions and balances may be Parquet paths: they are only
+    selects the purchase days and AUM snapshots of the customers of about ``batch_cells``
+    customer-months at a time (default :data:`BEHAVIOUR_BATCH_CELLS`; at least one customer a
+    batch; the result does not depend on it; transactions and balances may be Parquet paths: they are only
     scanned there) and :func:`behaviour_cells` counts them per customer-month by binary search.
 
     Returns customer_id, month_start (date), months_since_purchase, activity_change, aum_trend,
@@ -672,9 +706,10 @@ def behaviour_covariates(
     n_base = np.zeros(n_rows, np.int32)
     span = np.zeros(n_rows, np.int32)
     trend = np.zeros(n_rows)
-    step = int(batch_customers or BEHAVIOUR_BATCH_CUSTOMERS)
-    for i in range(0, len(f), step):
-        part = spine.iloc[i:i + step]
+    cells = int(batch_cells or BEHAVIOUR_BATCH_CELLS)
+    ends = np.searchsorted(np.cumsum(n_m), np.arange(cells, n_rows + cells, cells), side="right")
+    for i, j in zip(*_batch_bounds(ends, len(f))):
+        part = spine.iloc[i:j]
         r = behaviour_cells(part, tx, tables["balances"], silence_cap_days=silence_cap_days, recent_days=recent_days,
                             baseline_days=baseline_days, aum_trend_months=aum_trend_months, engine=engine)
         c = r["c"].to_numpy(np.int64)
@@ -899,7 +934,7 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
                      stop_col: str = "stop", frame: pd.DataFrame | None = None, tables: dict[str, Any] | None = None,
                      engine: str = "duckdb") -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
-    :func:`time_varying_frame` that is censored (event 0) at the observation end, with ``tenure``
+    :func:`time_varying_frame` when it is censored (event 0) at the observation end, with ``tenure``
     (days since open at the observation end) for predictions.
 
     ``frame``: the survival frame ``long`` was built from; its columns missing from ``long`` (e.g.
@@ -931,25 +966,33 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     if len(ids) > 1:
         brk = np.flatnonzero(ids[1:] != ids[:-1]) + 1
         run_ids = pd.Index(ids[np.concatenate([[0], brk])])
-        if run_ids.is_unique:
+        stop = long[stop_col].to_numpy()
+        in_order = stop[1:] >= stop[:-1]
+        in_order[brk - 1] = True  # across customers: no condition
+        if run_ids.is_unique and in_order.all():  # (each customer's rows by time, as time_varying_frame makes them)
             run = np.zeros(len(ids), np.int32)
             run[brk] = 1
             np.cumsum(run, out=run)  # run number of each row
-        del brk
+        del brk, in_order
     if "end_date" in long.columns:
         at_end = (long["end_date"] == end).to_numpy()
     elif run is not None:
         at_end = run_ids.isin(frame.loc[frame["end_date"] == end, id_col])[run]
     else:
         at_end = long[id_col].isin(frame.loc[frame["end_date"] == end, id_col]).to_numpy()
-    rows = np.flatnonzero(censored & at_end)
+    # each customer's last row, kept when it is censored at the end (a customer whose follow-up ends
+    # with the event on the observation end has censored earlier rows: not active)
+    if run is not None:
+        last = np.concatenate([np.flatnonzero(run[1:] != run[:-1]), [len(ids) - 1]])
+        del run
+    else:  # the row with the latest stop of each customer
+        codes = pd.factorize(long[id_col])[0]
+        order = np.lexsort((long[stop_col].to_numpy(), codes))
+        cs = codes[order]
+        last = np.sort(order[np.concatenate([cs[1:] != cs[:-1], [True]])]) if len(cs) else order
+        del codes, order, cs
+    last = last[censored[last] & at_end[last]]
     del at_end, censored
-    if run is not None:  # the last selected row of each run
-        r = run[rows]
-        last = rows[np.concatenate([r[1:] != r[:-1], [True]])] if len(rows) else rows
-        del r, run
-    else:
-        last = rows[~long[id_col].iloc[rows].duplicated(keep="last").to_numpy()]
     out = long.iloc[last]
     if frame is not None:
         extra = [c for c in frame.columns if c not in out.columns]

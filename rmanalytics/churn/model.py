@@ -64,8 +64,10 @@ class _Design:
             if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
                 numeric.append(c)
             else:
-                counts = s.astype("object").value_counts()
-                levels = sorted(counts.index.tolist(), key=lambda v: (-counts[v], str(v)))
+                # a categorical column counted by codes (no object copy of a long frame), unused levels dropped
+                counts = (s if isinstance(s.dtype, pd.CategoricalDtype) else s.astype("object")).value_counts()
+                counts = dict(zip(counts.index.tolist(), counts.to_numpy().tolist()))
+                levels = sorted((v for v, m in counts.items() if m > 0), key=lambda v: (-counts[v], str(v)))
                 reference[c] = levels[0]
                 categorical[c] = sorted(levels[1:], key=str)
         return cls(numeric, categorical, reference)
@@ -128,22 +130,21 @@ class _DesignRows:
     """Rows of a :class:`_Design`'s matrix built on demand from the frame's columns.
 
     Holds references to the numeric columns (no copies for numpy dtypes) and the categorical
-    columns' codes; :meth:`rows` writes the float64 rows of a slice or of row positions, with the
-    values of :meth:`_Design.transform` (ints and bools converted to float exactly, one-hot columns
-    1.0 / 0.0). The fast Cox solver visits the rows in chunks, so a long frame of tens of millions
-    of customer-months never has its n x d float64 design in memory (9 columns: 72 bytes a row).
+    columns' codes; :meth:`column` and :meth:`rows` write float64 values of a slice or of row
+    positions, with the values of :meth:`_Design.transform` (ints and bools converted to float
+    exactly, one-hot columns 1.0 / 0.0). The fast Cox solver visits the rows in chunks, so a long
+    frame of tens of millions of customer-months never has its n x d float64 design in memory
+    (9 columns: 72 bytes a row). Column statistics are computed column by column from the sources.
     """
 
     def __init__(self, design: _Design, frame: pd.DataFrame) -> None:
         self.columns = design.columns
         pos = {c: i for i, c in enumerate(self.columns)}
         self.shape = (len(frame), len(self.columns))
-        self._numeric = []
+        sources = {}  # design position -> (values, None) or (categorical codes or values, the level's code)
         for c in design.numeric:
             s = frame[c]
-            a = s.to_numpy() if isinstance(s.dtype, np.dtype) else s.astype(float).to_numpy()
-            self._numeric.append((pos[c], a))
-        self._codes = []  # (codes, [(code, design position)]) per categorical column
+            sources[pos[c]] = (s.to_numpy() if isinstance(s.dtype, np.dtype) else s.astype(float).to_numpy(), None)
         for c, levels in design.categorical.items():
             s = frame[c]
             if isinstance(s.dtype, pd.CategoricalDtype):
@@ -154,26 +155,77 @@ class _DesignRows:
                 if not ok_code[codes].all():
                     design._check_levels(frame, c)
                 pos_of = {v: i for i, v in enumerate(cat.categories)}
-                self._codes.append((codes, [(pos_of.get(v, -2), pos[f"{c}[{v}]"]) for v in levels]))
+                sources.update({pos[f"{c}[{v}]"]: (codes, pos_of.get(v, -2)) for v in levels})
             else:  # object values: compared as transform does (s == v), as they are
                 so = s.astype("object")
                 design._check_levels(frame, c, so)
-                self._codes.append((so.to_numpy(), [(v, pos[f"{c}[{v}]"]) for v in levels]))
+                sources.update({pos[f"{c}[{v}]"]: (so.to_numpy(), v) for v in levels})
+        self._sources = [sources[j] for j in range(len(self.columns))]
+        self._stats = None  # (means, minima, maxima) once computed
+        self._table_key = None  # (center, scale, tables) of the last standardisation asked for
 
     def __len__(self) -> int:
         return self.shape[0]
 
-    def rows(self, sel: slice | np.ndarray) -> np.ndarray:
-        """The float64 design rows ``sel`` (a slice or row positions), C-contiguous (m x d)."""
-        m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
-        out = np.empty((m, self.shape[1]))
-        for j, a in self._numeric:
-            out[:, j] = a[sel]
-        for codes, targets in self._codes:
-            cc = codes[sel]
-            for code, j in targets:
-                out[:, j] = cc == code
+    def column(self, j: int, sel: slice | np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Design column ``j`` on rows ``sel`` as float64 (written into ``out`` when given)."""
+        a, level = self._sources[j]
+        out = np.empty(len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)) \
+            if out is None else out
+        if level is None:
+            np.copyto(out, a[sel], casting="unsafe")  # ints and bools: exactly
+        else:
+            np.equal(a[sel], level, out=out, casting="unsafe")
         return out
+
+    def block(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
+              scale: np.ndarray | None = None) -> np.ndarray:
+        """The transposed design rows ``sel`` (a slice or row positions): a C-contiguous d x m array,
+        one column a row; with ``center`` (and ``scale``), d-vectors, standardised: (x - center) /
+        scale, the same values as computing them from the rows. Built with contiguous operations:
+        numpy's broadcasting over rows of a few columns is several times slower."""
+        m = len(range(*sel.indices(self.shape[0]))) if isinstance(sel, slice) else len(sel)
+        cols = np.empty((self.shape[1], m))
+        if center is None:
+            for j in range(self.shape[1]):
+                self.column(j, sel, out=cols[j])
+            return cols
+        tables = self._tables(center, scale)
+        for j, (a, level) in enumerate(self._sources):
+            if tables[j] is not None:  # one byte a value: its standardised value looked up
+                np.take(tables[j], a[sel].view(np.uint8), out=cols[j], mode="clip")  # in range: no check
+                continue
+            if level is None:
+                np.subtract(a[sel], center[j], out=cols[j])
+            else:
+                np.subtract(np.equal(a[sel], level, out=cols[j], casting="unsafe"), center[j], out=cols[j])
+            if scale is not None:
+                np.divide(cols[j], scale[j], out=cols[j])
+        return cols
+
+    def _tables(self, center: np.ndarray, scale: np.ndarray | None) -> list:
+        """Per column whose values are single bytes (int8, uint8 and bool columns, categorical codes
+        of fewer than 128 categories): the table of the standardised value of each of the 256 byte
+        values, the same arithmetic as on the column ((float(v) - center) / scale); None for other
+        columns. Kept for the last (center, scale) given (the solver asks with the same ones)."""
+        if self._table_key is not None and self._table_key[0] is center and self._table_key[1] is scale:
+            return self._table_key[2]
+        byte = np.arange(256, dtype=np.uint8)
+        tables = []
+        for j, (a, level) in enumerate(self._sources):
+            if not (isinstance(a, np.ndarray) and a.dtype.itemsize == 1 and a.dtype.kind in "biu"):
+                tables.append(None)
+                continue
+            v = byte.view(a.dtype).astype(float) if level is None else (byte.view(a.dtype) == level).astype(float)
+            t = v - center[j]
+            tables.append(t if scale is None else t / scale[j])
+        self._table_key = (center, scale, tables)
+        return tables
+
+    def rows(self, sel: slice | np.ndarray, center: np.ndarray | None = None,
+             scale: np.ndarray | None = None) -> np.ndarray:
+        """The float64 design rows ``sel``, C-contiguous (m x d): :meth:`block` transposed."""
+        return np.ascontiguousarray(self.block(sel, center, scale).T)
 
     def chunks(self, step: int = 0):
         """(slice, rows) over all rows in order, ``step`` rows at a time (default CHUNK_ROWS)."""
@@ -182,14 +234,76 @@ class _DesignRows:
             sl = slice(i, min(i + step, self.shape[0]))
             yield sl, self.rows(sl)
 
+    def _sums(self, cols: list[int], center: np.ndarray | None = None) -> np.ndarray:
+        """Sums over the rows of the design columns ``cols`` (or of their squared deviations from
+        ``center``, a d-vector), added as numpy sums a C-contiguous matrix over axis 0: row after row,
+        in chunks of CHUNK_ROWS rows whose sums are added in order to totals starting at 0 (without
+        ``center``, the totals are carried into each next chunk as its first row instead, as a
+        running sum over all rows). The columns are summed side by side (a chunk of rows of those
+        columns, one more zero column when there is only one: a single contiguous column would be
+        summed pairwise)."""
+        total = np.zeros(len(cols))
+        if not cols:
+            return total
+        width = max(len(cols), 2)
+        for i in range(0, self.shape[0], CHUNK_ROWS):
+            sl = slice(i, min(i + CHUNK_ROWS, self.shape[0]))
+            v = np.zeros((sl.stop - sl.start, width))
+            for c, j in enumerate(cols):
+                self.column(j, sl, out=v[:, c])
+            if center is None:
+                v[0, :len(cols)] += total
+                total = v.sum(0)[:len(cols)]
+            else:
+                v[:, :len(cols)] -= center[cols]
+                total += (v * v).sum(0)[:len(cols)]
+        return total
+
+    def _scan(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Column means, minima and maxima, computed once (the fit's design check, the solver's
+        standardisation and ``design_mean_`` all need them). The sums are added row after row as
+        numpy's ``X.mean(0)`` of the C-contiguous matrix does: the same bits."""
+        if self._stats is None:
+            n, d = self.shape
+            lo, hi = np.full(d, np.inf), np.full(d, -np.inf)
+            for j, (a, level) in enumerate(self._sources):
+                if n:
+                    v = a if level is None else (a == level)
+                    lo[j], hi[j] = v.min(), v.max()
+            # small integers (one-hot 0/1 included): every partial sum is an integer below 2**53, so the
+            # float sum is exact whatever the order, and equals the integer sum
+            small = [level is not None or (a.dtype.kind in "bui" and a.dtype.itemsize <= 2)
+                     for a, level in self._sources]
+            sums = np.array([float((a == level).sum() if level is not None else a.sum(dtype=np.int64))
+                             if small[j] else 0.0 for j, (a, level) in enumerate(self._sources)])
+            other = [j for j in range(d) if not small[j]]
+            sums[other] = self._sums(other)
+            self._stats = (sums / n if n else np.full(d, np.nan), lo, hi)
+        return self._stats
+
     def mean(self) -> np.ndarray:
-        """Column means, summed row after row as numpy's ``X.mean(0)`` of the C-contiguous matrix
-        does (the running sums carried as the first row of each chunk): the same bits."""
-        n, d = self.shape
-        acc = np.zeros((1, d))
-        for _, r in self.chunks():
-            acc = np.add.reduce(np.concatenate([acc, r]), axis=0, keepdims=True)
-        return acc[0] / n if n else np.full(d, np.nan)
+        """Column means, the same bits as ``X.mean(0)`` of the materialised matrix (see :meth:`_scan`)."""
+        return self._scan()[0]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Column minima and maxima (+-inf for no rows)."""
+        return self._scan()[1:]
+
+    def square_sums(self, center: np.ndarray) -> np.ndarray:
+        """Per column, the sum of squared deviations from ``center``: the same bits as summing
+        ``((rows - center) ** 2).sum(0)`` over chunks of CHUNK_ROWS rows."""
+        return self._sums(list(range(self.shape[1])), center)
+
+    def risk_and_hazard(self, b: np.ndarray, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X @ b`` and ``exp((X - mean) @ b)`` per row (a Cox model's linear risk and partial
+        hazard), from one build of each chunk of rows."""
+        n = self.shape[0]
+        risk, ph = np.empty(n), np.empty(n)
+        for sl, r in self.chunks(min(CHUNK_ROWS, SMALL_CHUNK_ROWS)):
+            np.matmul(r, b, out=risk[sl])
+            np.subtract(r, mean, out=r)
+            ph[sl] = np.exp(r @ b)
+        return risk, ph
 
 
 def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_col: str,
@@ -202,20 +316,26 @@ def _check_frame(frame: pd.DataFrame, cols: list[str], duration_col: str, event_
             raise DataError(rule_message(f"frame.{c}", "rule 'not missing (NaN)'", int(bad.sum()),
                                          [f"row {i}" for i in frame.index[bad][:5]],
                                          hint="impute or drop them explicitly before fitting"))
-    d = frame[duration_col].astype(float)
+    d = frame[duration_col].to_numpy(dtype=float)  # float64 columns: no copy
     if (d <= 0).any():
+        d = frame[duration_col].astype(float)
         bad = d <= 0
         raise DataError(rule_message(f"frame.{duration_col}", "rule 'duration > 0 days'", int(bad.sum()),
                                      [{"row": i, duration_col: v} for i, v in d[bad].head(5).items()]))
     if entry_col:
-        e = frame[entry_col].astype(float)
+        e = frame[entry_col].to_numpy(dtype=float)
         bad = (e >= d) | (e < 0)
         if bad.any():
+            e, d = frame[entry_col].astype(float), frame[duration_col].astype(float)
             raise DataError(rule_message(
                 f"frame.{entry_col}", f"rule '0 <= entry < {duration_col}'", int(bad.sum()),
                 [{"row": i, entry_col: e[i], duration_col: d[i]} for i in frame.index[bad][:5]]))
     ev = frame[event_col]
-    bad = ~ev.isin([0, 1, True, False])
+    if isinstance(ev.dtype, np.dtype) and ev.dtype.kind in "biuf":  # the same test as isin, by comparisons
+        v = ev.to_numpy()
+        bad = pd.Series(~((v == 0) | (v == 1)), index=frame.index)
+    else:
+        bad = ~ev.isin([0, 1, True, False])
     if bad.any():
         raise DataError(rule_message(f"frame.{event_col}", "rule 'event is 0 or 1'", int(bad.sum()),
                                      [{"row": i, event_col: v} for i, v in ev[bad].head(5).items()]))
@@ -230,11 +350,8 @@ def _require_columns(frame: pd.DataFrame, columns: list[str]) -> None:
 
 def _check_design(X: "pd.DataFrame | _DesignRows") -> None:
     cols = pd.Index(X.columns)
-    if isinstance(X, _DesignRows):  # min and max by row chunks
-        lo, hi = np.full(len(cols), np.inf), np.full(len(cols), -np.inf)
-        for _, r in X.chunks():
-            np.minimum(lo, r.min(0), out=lo)
-            np.maximum(hi, r.max(0), out=hi)
+    if isinstance(X, _DesignRows):  # min and max by row chunks (with the means, one pass)
+        lo, hi = X.bounds()
     else:
         a = X.to_numpy()  # the values are finite (checked before): constant <=> min == max (std 0); reductions
         lo, hi = (a.min(0), a.max(0)) if len(a) else (None, None)  # over rows, no copy
@@ -258,6 +375,18 @@ def _check_design(X: "pd.DataFrame | _DesignRows") -> None:
                               f"({[X.columns[k] for k in kept]}); drop them or add a penalizer. " + ADVICE)
 
 
+def _time_index(times: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(times, x, side="right")``: the number of the sorted ``times`` at or before
+    each value of ``x``. Whole numbers of days (tenures on a day, week or month grid) in a modest
+    range are looked up in a table over the days, built by the same search: the same indexes,
+    without a binary search per row."""
+    x = np.asarray(x, float)
+    days = x.astype(np.int64)
+    if len(x) and days.min() >= 0 and days.max() < 1 << 20 and np.array_equal(days, x):
+        return np.searchsorted(times, np.arange(days.max() + 1), side="right")[days]
+    return np.searchsorted(times, x, side="right")
+
+
 def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.ndarray,
                      start: np.ndarray | None = None, weights: np.ndarray | None = None) -> pd.Series:
     """Breslow cumulative baseline hazard with delayed entry and weights.
@@ -278,9 +407,8 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
     for i in range(0, len(stop), CHUNK_ROWS):
         sl = slice(i, i + CHUNK_ROWS)
         wph = ph[sl] if w is None else w[sl] * ph[sl]
-        hi = np.searchsorted(times, stop[sl], side="right")       # at risk at times[j] for j < hi (t <= stop)
-        lo = (np.zeros(len(wph), np.intp) if start is None
-              else np.searchsorted(times, np.asarray(start[sl], float), side="right"))  # and j >= lo (t > start)
+        hi = _time_index(times, stop[sl])       # at risk at times[j] for j < hi (t <= stop)
+        lo = np.zeros(len(wph), np.intp) if start is None else _time_index(times, start[sl])  # and j >= lo (t > start)
         by_hi += np.bincount(hi, weights=wph, minlength=k + 1)
         by_lo += np.bincount(lo, weights=wph, minlength=k + 1)
     # suffix sums (rows still at risk after t), as the partial likelihood: no cancellation in the tail
@@ -292,6 +420,40 @@ def breslow_baseline(stop: np.ndarray, event: np.ndarray, partial_hazard: np.nda
 
 #: Rows per chunk of the fast Cox solver's passes over the data (bounds its working memory).
 CHUNK_ROWS = 1 << 16
+#: At most this many rows per chunk in the passes repeated per Newton step and the per-row scores
+#: (temporaries reused by the allocator, no page faults per pass).
+SMALL_CHUNK_ROWS = 1 << 14
+
+
+def _group_index(size: int, *groupings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each group under each of ``groupings`` (m-vectors of group numbers in
+    0..size-1), as the structure of a sparse 0/1 matrix (len(groupings) * size x m) in CSR form:
+    row i * size + g lists, in increasing order, the positions of group g of grouping i. From one
+    stable sort of the keys (a radix sort when they fit int16). Returns (positions, int16 when m
+    allows, and row pointers); :func:`_group_sums` takes them."""
+    m, nk = len(groupings[0]), len(groupings) * size
+    key_type = np.int16 if nk <= np.iinfo(np.int16).max else np.int64
+    key = np.concatenate([np.add(g, i * size, dtype=key_type) for i, g in enumerate(groupings)])
+    indptr = np.zeros(nk + 1, np.int64)
+    np.cumsum(np.bincount(key, minlength=nk), out=indptr[1:])
+    pos = np.argsort(key, kind="stable")
+    if len(groupings) > 1:
+        pos %= m
+    small = np.int16 if m <= np.iinfo(np.int16).max else np.int32
+    return pos.astype(small), indptr.astype(np.int32 if len(key) <= np.iinfo(np.int32).max else np.int64)
+
+
+def _group_sums(values: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Group sums of the rows of ``values`` (m x c) for a :func:`_group_index`: row i * size + g of
+    the result is the sum of the rows of group g under grouping i, added in row order, so the same
+    sums, bit for bit, as ``np.bincount(grouping, weights=values[:, j])`` for each column j. One
+    sparse matrix product instead of c scattered bincount passes per grouping."""
+    from scipy.sparse import csr_matrix
+
+    pos, indptr = index
+    groups = csr_matrix((np.ones(len(pos)), pos.astype(indptr.dtype), indptr),
+                        shape=(len(indptr) - 1, len(values)))
+    return groups @ values
 
 
 def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
@@ -304,28 +466,36 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     Risk-set sums at each distinct event time t are obtained as sums over ``stop >= t`` minus
     sums over ``start >= t`` from reverse cumulative sums, so one Newton step costs O(n d^2).
     The rows are visited in small chunks (at most ``chunk_rows``, default :data:`CHUNK_ROWS`):
-    besides ``X`` the working memory is a few arrays of one chunk, whatever n (tens of millions of
-    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (bincount);
+    besides ``X`` the working memory is a few arrays of one chunk and 16 bytes a row (the rows'
+    event-time indexes, their per-chunk grouping, their phi), whatever n (tens of millions of
+    start/stop rows). Per Newton step one pass sums phi and phi z per event-time group (a sparse
+    product per chunk with the grouping built once per fit: the sums of one bincount per column);
     the Hessian's risk-set second moments enter only as sum_j alpha_j R2(t_j), which is one
     weighted Gram matrix of the rows (each row weighted by the alpha of the event times it is at
-    risk for), so no per-time d x d sums are formed.
+    risk for; a second pass, reusing the first pass's phi), so no per-time d x d sums are formed.
     ``X`` may also be a :class:`_DesignRows` (``ChurnModel.fit`` with ``solver="fast"`` passes one):
     the rows are then built from the frame's columns chunk by chunk, and no n x d array is held
     (same values, same estimates).
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     lazy = isinstance(X, _DesignRows)
-    if lazy:
-        src = X
-        get = src.rows
-    else:
+    if not lazy:
         X = np.asarray(X, float)
-        get = X.__getitem__
     n, d = X.shape
     mu = X.mean() if lazy else X.mean(0)
-    ss = np.zeros(d)
-    for i in range(0, n, CHUNK_ROWS):  # standard deviations without an n x d temporary
-        ss += ((get(slice(i, i + CHUNK_ROWS)) - mu) ** 2).sum(0)
+
+    def standardised(sel, scale):
+        """Rows ``sel`` minus the means, divided by ``scale`` when given (a fresh array)."""
+        if lazy:
+            return X.rows(sel, mu, scale)
+        return (X[sel] - mu) if scale is None else (X[sel] - mu) / scale
+
+    if lazy:  # standard deviations without an n x d temporary
+        ss = X.square_sums(mu)
+    else:
+        ss = np.zeros(d)
+        for i in range(0, n, CHUNK_ROWS):
+            ss += (standardised(slice(i, i + CHUNK_ROWS), None) ** 2).sum(0)
     sd = np.sqrt(ss / (n - 1))
     stop = np.asarray(stop, float)
     ev = np.asarray(event).astype(bool)
@@ -333,18 +503,19 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     times, inv_t = np.unique(stop[ev], return_inverse=True)
     k = len(times)
     # index of each row's stop/start among event times: rows enter sums of times <= stop, > start
-    stop_idx = np.empty(n, np.int32)   # row in risk set of times[:stop_idx]
-    start_idx = np.zeros(n, np.int32)
+    idx_type = np.int16 if k < np.iinfo(np.int16).max else np.int32
+    stop_idx = np.empty(n, idx_type)   # row in risk set of times[:stop_idx]
+    start_idx = np.zeros(n, idx_type)
     start = None if start is None else np.asarray(start, float)
     for i in range(0, n, CHUNK_ROWS):  # by chunks: no n-long int64 temporaries
-        stop_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, stop[i:i + CHUNK_ROWS], side="right")
+        stop_idx[i:i + CHUNK_ROWS] = _time_index(times, stop[i:i + CHUNK_ROWS])
         if start is not None:
-            start_idx[i:i + CHUNK_ROWS] = np.searchsorted(times, start[i:i + CHUNK_ROWS], side="right")
+            start_idx[i:i + CHUNK_ROWS] = _time_index(times, start[i:i + CHUNK_ROWS])
     step = int(chunk_rows or CHUNK_ROWS)
     n_dead = np.bincount(inv_t, minlength=k).astype(float)
     wd = np.ones(int(ev.sum())) if w is None else w[ev]
     w_dead = np.bincount(inv_t, weights=wd, minlength=k)
-    Zd = (get(np.flatnonzero(ev) if lazy else ev) - mu) / sd
+    Zd = standardised(np.flatnonzero(ev) if lazy else ev, sd)
     zdead = np.stack([np.bincount(inv_t, weights=wd * Zd[:, j], minlength=k) for j in range(d)], axis=1)
     jj = np.repeat(np.arange(k), n_dead.astype(int))
     frac = (np.arange(len(jj)) - np.repeat(np.cumsum(n_dead) - n_dead, n_dead.astype(int))) / n_dead[jj]
@@ -363,47 +534,56 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
             s2[:, i, j] = s2[:, j, i] = np.bincount(idx, weights=pz[:, i] * Zg[:, j], minlength=size)
         return s0, s1, s2
 
-    step2 = min(step, 1 << 14)  # small chunks: temporaries reused by the allocator, no page faults per pass
+    step2 = min(step, SMALL_CHUNK_ROWS)
+    chunks = [slice(i, min(i + step2, n)) for i in range(0, n, step2)]
+    # per chunk, the rows of each event-time group of the stop and of the start index, for every
+    # Newton step: 4 bytes a row (as the two indexes), in one array (freed at once, no heap of pieces)
+    positions = np.empty(2 * n, np.int16 if step2 <= np.iinfo(np.int16).max else np.int32)
+    pointers = np.empty((len(chunks), 2 * (k + 1) + 1), np.int32)
+    for c, sl in enumerate(chunks):
+        pos, pointers[c] = _group_index(k + 1, stop_idx[sl], start_idx[sl])
+        positions[2 * sl.start:2 * sl.stop] = pos
+    groups = [(positions[2 * sl.start:2 * sl.stop], pointers[c]) for c, sl in enumerate(chunks)]
 
-    def standardised_chunk(sl: slice, beta):
-        """Rows ``sl``: standardised covariates z and their (weighted) relative risks phi."""
-        Zc = get(sl)
-        Zc = np.subtract(Zc, mu, out=Zc) if lazy else Zc - mu  # lazy rows: a fresh array already
-        np.divide(Zc, sd, out=Zc)
-        phi = np.exp(Zc @ beta)
-        return Zc, (phi if w is None else w[sl] * phi)
+    def standardised_block(sl: slice) -> np.ndarray:
+        """Rows ``sl``: standardised covariates z as a d x m block."""
+        return X.block(sl, mu, sd) if lazy else ((X[sl] - mu) / sd).T
+
+    # each row's (weighted) relative risk phi at the beta of the last first_moments: the Hessian's
+    # pass at the same beta reads them (8 bytes a row) instead of building the rows again
+    phi_rows = np.empty(n)
 
     def first_moments(beta, derivs: bool):
         """Per event-time group of the stop index (a) and of the start index (b): sums of phi and
-        (with derivs) phi z over all rows, chunk by chunk (bincount, 1 + d per index)."""
-        a0, b0 = np.zeros(k + 1), np.zeros(k + 1)
-        a1 = b1 = None
-        if derivs:
-            a1, b1 = np.zeros((k + 1, d)), np.zeros((k + 1, d))
-        for i in range(0, n, step2):
-            sl = slice(i, min(i + step2, n))
-            Zc, phi = standardised_chunk(sl, beta)
-            hi, lo = stop_idx[sl].astype(np.intp), start_idx[sl].astype(np.intp)
-            a0 += np.bincount(hi, weights=phi, minlength=k + 1)
-            b0 += np.bincount(lo, weights=phi, minlength=k + 1)
+        (with derivs) phi z over all rows, chunk by chunk (bincount for phi alone; with derivs one
+        :func:`_group_sums` of the rows (phi, phi z) under both indexes)."""
+        ab = np.zeros((2 * (k + 1), 1 + d if derivs else 1))  # a then b: [group, (phi, phi z)]
+        for sl, index in zip(chunks, groups):
+            B = standardised_block(sl)
+            phi = np.exp(np.ascontiguousarray(B.T) @ beta)  # z'beta from rows (m x d), as before: the same bits
+            phi = phi_rows[sl] = phi if w is None else w[sl] * phi
             if derivs:
-                pz = phi * Zc.T  # d x rows: each covariate's weights contiguous for bincount (no copies)
-                for j in range(d):
-                    a1[:, j] += np.bincount(hi, weights=pz[j], minlength=k + 1)
-                    b1[:, j] += np.bincount(lo, weights=pz[j], minlength=k + 1)
+                P = np.empty((1 + d, len(phi)))
+                P[0] = phi
+                np.multiply(B, phi, out=P[1:])
+                ab += _group_sums(np.ascontiguousarray(P.T), index)
+            else:
+                ab[:k + 1, 0] += np.bincount(stop_idx[sl], weights=phi, minlength=k + 1)
+                ab[k + 1:, 0] += np.bincount(start_idx[sl], weights=phi, minlength=k + 1)
+        (a0, a1), (b0, b1) = ((s[:, 0], s[:, 1:] if derivs else None) for s in (ab[:k + 1], ab[k + 1:]))
         return a0, a1, b0, b1
 
-    def weighted_gram(beta, alpha):
-        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z': a row at risk at
-        the event times j in [start_idx, stop_idx) enters once with weight phi * sum of alpha over
-        them (prefix sums), so no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
+    def weighted_gram(alpha):
+        """sum_j alpha_j R2(t_j) with R2(t) = sum over rows at risk at t of phi z z' (phi: ``phi_rows``,
+        of the first_moments just before, at the same beta): a row at risk at the event times j in
+        [start_idx, stop_idx) enters once with weight phi * sum of alpha over them (prefix sums), so
+        no per-time d x d sums are needed: one weighted Gram matrix (BLAS)."""
         C = np.concatenate([[0.0], np.cumsum(alpha)])
         M = np.zeros((d, d))
-        for i in range(0, n, step2):
-            sl = slice(i, min(i + step2, n))
-            Zc, phi = standardised_chunk(sl, beta)
-            wt = phi * (C[stop_idx[sl]] - C[start_idx[sl]])
-            M += (Zc * wt[:, None]).T @ Zc
+        for sl in chunks:
+            B = standardised_block(sl)
+            wt = phi_rows[sl] * (np.take(C, stop_idx[sl], mode="clip") - np.take(C, start_idx[sl], mode="clip"))
+            M += (B * wt) @ B.T
         return M
 
     def above(s):
@@ -436,7 +616,7 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         grad = zdead.sum(0) - ((a * c1)[:, None] * R1 - (a * c2)[:, None] * T1).sum(0)
         outer = (np.einsum("k,ki,kj->ij", a * q0, R1, R1) - np.einsum("k,ki,kj->ij", a * q1, R1, T1)
                  - np.einsum("k,ki,kj->ij", a * q1, T1, R1) + np.einsum("k,ki,kj->ij", a * q2, T1, T1))
-        hess = -(weighted_gram(beta, a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
+        hess = -(weighted_gram(a * c1) - np.einsum("k,kij->ij", a * c2, T2) - outer)
         if penalizer:
             ll -= 0.5 * penalizer * n * float(beta @ beta)
             grad -= penalizer * n * beta
@@ -571,7 +751,8 @@ class ChurnModel(BaseEstimator):
         self.columns_ = list(X.columns)
         # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
         T = frame[duration_col].to_numpy(dtype=float)
-        E = frame[event_col].astype(int).to_numpy()
+        # events as int (lifelines' frame) or, for the fast solver, one byte a row (0/1 checked above)
+        E = frame[event_col].to_numpy(dtype=np.int8) if fast else frame[event_col].astype(int).to_numpy()
         S = frame[entry_col].to_numpy(dtype=float) if entry_col else None
         W = frame[weights_col].to_numpy(dtype=float) if weights_col else None
         df = None
@@ -636,10 +817,15 @@ class ChurnModel(BaseEstimator):
         if not np.all(np.isfinite(np.asarray(self.params_, float))):
             raise ChurnModelError(f"{self.model} fit returned non-finite coefficients. " + ADVICE)
         self._set_summary()
+        risk = None
         if self.model == "cox":
-            # = X.mean(0), without pandas' n x d missing-value mask (design rows: the same sums by chunks)
+            # = X.mean(0), without pandas' n x d missing-value mask (design rows: the same sums by chunks,
+            # computed once for the solver already)
             self.design_mean_ = X.mean() if fast else X.to_numpy().mean(0)
-            ph = self._partial_hazard(X)
+            if fast:  # both from one pass over the rows
+                risk, ph = X.risk_and_hazard(self.params_.to_numpy(), self.design_mean_)
+            else:
+                ph = self._partial_hazard(X)
             if strata:
                 keys = frame[strata].astype(str).agg("|".join, axis=1).to_numpy()
                 self.baseline_cumulative_hazard_ = {
@@ -648,7 +834,8 @@ class ChurnModel(BaseEstimator):
                     for k in np.unique(keys)}
             else:
                 self.baseline_cumulative_hazard_ = breslow_baseline(T, E, ph, S, W)
-        risk = self._linear_risk(X)
+        if risk is None:
+            risk = self._linear_risk(X)
         del X, df  # the design matrix is freed before the concordance's per-customer pass
         self.concordance_ = self._concordance(frame, risk=risk)
         if fast:
@@ -707,22 +894,17 @@ class ChurnModel(BaseEstimator):
             raise ParameterError("partial_hazard needs model='cox'")
         return pd.Series(self._partial_hazard(self.design_matrix(frame)), index=frame.index, name="partial_hazard")
 
-    def _partial_hazard(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
-        get = X.rows if isinstance(X, _DesignRows) else X.to_numpy().__getitem__
+    def _partial_hazard(self, X: pd.DataFrame) -> np.ndarray:
+        a = X.to_numpy()
         b = self.params_.to_numpy()
         out = np.empty(len(X))
         for i in range(0, len(X), CHUNK_ROWS):  # row chunks: no n x d temporary
-            out[i:i + CHUNK_ROWS] = np.exp((get(slice(i, i + CHUNK_ROWS)) - self.design_mean_) @ b)
+            out[i:i + CHUNK_ROWS] = np.exp((a[i:i + CHUNK_ROWS] - self.design_mean_) @ b)
         return out
 
-    def _linear_risk(self, X: "pd.DataFrame | _DesignRows") -> np.ndarray:
-        """A score that increases with churn risk (for concordance)."""
-        if isinstance(X, _DesignRows):  # Cox (fast solver): by row chunks
-            b = self.params_.to_numpy()
-            out = np.empty(len(X))
-            for sl, r in X.chunks():
-                out[sl] = r @ b
-            return out
+    def _linear_risk(self, X: pd.DataFrame) -> np.ndarray:
+        """A score that increases with churn risk (for concordance). Design rows of the fast solver:
+        :meth:`_DesignRows.risk_and_hazard`."""
         if self.model == "cox":
             return X.to_numpy() @ self.params_.to_numpy()
         lam = self.params_.loc[AFT_LOCATION[self.model]]
@@ -735,10 +917,11 @@ class ChurnModel(BaseEstimator):
         if risk is None:
             risk = self._linear_risk(self.design_matrix(frame) if X is None else X)
         T = frame[self.duration_col_].to_numpy(float)
-        E = frame[self.event_col_].to_numpy(int)
+        E = frame[self.event_col_].to_numpy()
         if self.id_col_ and self.id_col_ in frame.columns:
             last = ~frame[self.id_col_].duplicated(keep="last").to_numpy()
             risk, T, E = risk[last], T[last], E[last]
+        E = E.astype(int)  # after the selection: no int64 copy of a long frame's events
         if len(T) > 200_000:  # concordance on a fixed subsample for very large frames
             idx = np.random.default_rng(self.random_state).choice(len(T), 200_000, replace=False)
             risk, T, E = risk[idx], T[idx], E[idx]

@@ -52,7 +52,7 @@ def test_behaviour_covariates_current_state(both):
     f = churn.survival_frame(frames, time_grid="week")
     _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f))
     # small batches give the same grid
-    _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f, batch_customers=700))
+    _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f, batch_cells=700))
     end = pd.Timestamp(f.attrs["observation_end"])
     _same(churn.current_state(frames, end), churn.current_state(lazy, end))
 

@@ -328,3 +328,123 @@ def test_fast_fit_on_design_rows_equals_full_design_and_lifelines(monkeypatch):
     with pytest.raises(ChurnModelError, match="constant"):
         ChurnModel(covariates=["risk_level", "c"], solver="fast").fit(long.assign(c=1), "stop", "event",
                                                                       entry_col="start")
+
+
+# ------------------------------------------------------------------ the fast solver's building blocks
+def _bincount_group_sums(values: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Reference for ``model._group_sums``: each grouping's group of each row recovered from the index,
+    then one ``np.bincount`` per column in row order (what the solver computed before)."""
+    pos, indptr = index
+    m, nk = len(values), len(indptr) - 1
+    n_groupings = len(pos) // m
+    size = nk // n_groupings
+    group_of_listed = np.repeat(np.arange(nk), np.diff(indptr))
+    out = np.zeros((nk, values.shape[1]))
+    for i in range(n_groupings):
+        listed = slice(indptr[i * size], indptr[(i + 1) * size])
+        key = np.empty(m, np.intp)
+        key[pos[listed]] = group_of_listed[listed]
+        for j in range(values.shape[1]):
+            out[:, j] += np.bincount(key, weights=values[:, j], minlength=nk)
+    return out
+
+
+def _week_long_frame(seed: int = 5) -> pd.DataFrame:
+    """Start/stop frame on the week grid (tied event times), delayed entry, RM turnover, weights."""
+    df = simulate_book(2000, seed, rm_switch=True)
+    df = df.assign(duration=to_grid(df["duration"], "week", how="ceil"),
+                   entry=to_grid(df["entry"], "week", how="floor"),
+                   rm_exit_days=to_grid(df["rm_exit_days"], "week", how="floor"))
+    long = time_varying_frame(df, columns=["customer_type", "risk_level", "scenario"])
+    rng = np.random.default_rng(seed)
+    long["risk_level"] = long["risk_level"].astype("int8")  # one-byte columns: standardised by table lookup
+    long["customer_type"] = long["customer_type"].astype("category")
+    long["noise"] = rng.normal(size=len(long))
+    long["w"] = rng.integers(1, 4, len(long)).astype(float)
+    return long
+
+
+def test_group_sums_equal_bincount_per_column():
+    from rmanalytics.churn.model import _group_index, _group_sums
+
+    rng = np.random.default_rng(0)
+    for m, size, n_groupings in [(1000, 7, 2), (1, 3, 2), (500, 20_000, 2), (300, 50, 1)]:
+        groupings = [rng.integers(0, min(size, 40) if g else size, m).astype(np.int16 if size < 30_000 else np.int64)
+                     for g in range(n_groupings)]  # empty groups, and keys beyond int16 (another sort)
+        values = rng.normal(size=(m, 4))
+        index = _group_index(size, *groupings)
+        got = _group_sums(values, index)
+        assert got.shape == (n_groupings * size, 4)
+        for i, g in enumerate(groupings):
+            for j in range(4):
+                np.testing.assert_array_equal(got[i * size:(i + 1) * size, j],
+                                              np.bincount(g, weights=values[:, j], minlength=size))
+        np.testing.assert_array_equal(got, _bincount_group_sums(values, index))
+
+
+def test_time_index_equals_searchsorted():
+    from rmanalytics.churn.model import _time_index
+
+    times = np.array([7.0, 14.0, 14.5, 28.0, 91.0])
+    for x in [np.arange(0, 120, 7.0), np.array([0.0, 7.0, 13.0, 14.0, 15.0, 1e9]), np.array([3.5, 14.5, 28.0]),
+              np.array([-7.0, 0.0, 14.0]), np.array([]), np.array([2.0 ** 40])]:
+        np.testing.assert_array_equal(_time_index(times, x), np.searchsorted(times, x, side="right"))
+    assert len(_time_index(np.array([]), np.array([1.0, 2.0]))) == 2
+
+
+def test_design_rows_block_and_column_statistics(monkeypatch):
+    """Standardised blocks (table lookups for one-byte columns) and the column statistics computed
+    from the sources equal the arithmetic on the materialised design matrix, bit for bit."""
+    import rmanalytics.churn.model as cm
+
+    long = _mixed_frame()
+    long["risk_level"] = long["risk_level"].astype("int8")
+    covs = ["customer_type", "risk_level", "scenario", "flag", "noise", "rm_left"]
+    monkeypatch.setattr(cm, "CHUNK_ROWS", 1000)  # several chunks
+    design = cm._Design.fit(long, covs)
+    X = design.transform(long).to_numpy()
+    rows = design.rows(long)
+    center, scale = X.mean(0), X.std(0) + 0.5
+    for sel in (slice(0, len(long)), slice(37, 2500), np.array([5, 0, len(long) - 1, 17])):
+        np.testing.assert_array_equal(rows.block(sel, center, scale), ((X[sel] - center) / scale).T)
+        np.testing.assert_array_equal(rows.block(sel, center), (X[sel] - center).T)
+        np.testing.assert_array_equal(rows.rows(sel, center, scale), (X[sel] - center) / scale)
+        np.testing.assert_array_equal(rows.rows(sel), X[sel])
+    assert np.array_equal(rows.mean(), X.mean(0))
+    lo, hi = rows.bounds()
+    assert np.array_equal(lo, X.min(0)) and np.array_equal(hi, X.max(0))
+    ss = np.zeros(X.shape[1])
+    for i in range(0, len(X), 1000):  # how the solver summed the squares before
+        ss += ((X[i:i + 1000] - center) ** 2).sum(0)
+    assert np.array_equal(rows.square_sums(center), ss)
+    b = np.linspace(-0.3, 0.4, X.shape[1])
+    risk, ph = rows.risk_and_hazard(b, center)
+    np.testing.assert_array_equal(risk, X @ b)
+    np.testing.assert_allclose(ph, np.exp((X - center) @ b), rtol=1e-14)
+
+
+def test_fast_solver_passes_equal_bincount_reference(monkeypatch):
+    """The solver's per-chunk group sums (sparse products over an index built once per fit) give the
+    same fit, bit for bit, as one bincount per column, on a frame with tied event times, delayed
+    entry, weights and a penalizer, over many chunks, from design rows and from the full matrix."""
+    import rmanalytics.churn.model as cm
+
+    long = _week_long_frame()
+    covs = ["customer_type", "risk_level", "scenario", "noise", "rm_left"]
+    design = cm._Design.fit(long, covs)
+    args = (long["stop"].to_numpy(float), long["event"].to_numpy(), long["start"].to_numpy(float),
+            long["w"].to_numpy(float))
+    assert len(np.unique(args[0][args[1] == 1])) < (args[1] == 1).sum()  # ties
+    fits = {}
+    for name, group_sums in (("new", cm._group_sums), ("reference", _bincount_group_sums)):
+        monkeypatch.setattr(cm, "_group_sums", group_sums)
+        fits[name] = [cm.fit_cox_efron(design.rows(long), *args, penalizer=0.02, chunk_rows=500),
+                      cm.fit_cox_efron(design.transform(long).to_numpy(), *args, penalizer=0.02, chunk_rows=500)]
+    for new, ref in zip(fits["new"], fits["reference"]):
+        for a, b in zip(new, ref):
+            np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(fits["new"][0][0], fits["new"][1][0], rtol=1e-12)  # rows vs matrix
+    df = design.transform(long).assign(start=args[2], stop=args[0], event=args[1], w=args[3])
+    ctv = CoxTimeVaryingFitter(penalizer=0.02).fit(df, event_col="event", start_col="start", stop_col="stop",
+                                                   weights_col="w")
+    np.testing.assert_allclose(fits["new"][0][0], ctv.params_.to_numpy(), atol=1e-7)

@@ -129,8 +129,8 @@ def test_connect_sets_the_memory_budget_and_spill_folder(tmp_path, monkeypatch):
 def test_default_memory_limit_is_a_share_of_ram_per_job(monkeypatch):
     monkeypatch.delenv(engine.MEMORY_LIMIT_ENV, raising=False)
     monkeypatch.setattr(engine, "total_memory", lambda: 16 * 2**30)
-    assert engine.default_memory_limit() == "8192MB"
-    assert engine.default_memory_limit(jobs=2) == "4096MB"
+    assert engine.default_memory_limit() == "4096MB"  # a quarter of the RAM, split between the jobs
+    assert engine.default_memory_limit(jobs=2) == "2048MB"
     monkeypatch.setenv(engine.MEMORY_LIMIT_ENV, "2GB")
     assert engine.default_memory_limit(jobs=2) == "2GB"
 

@@ -64,28 +64,32 @@ def test_holdout_cutoff_waits_for_resolved_churn():
 def test_active_customers_are_censored_at_the_end():
     end = pd.Timestamp("2024-12-31")
     long = pd.DataFrame({
-        "customer_id": ["a", "a", "b", "c", "d"],
-        "start": [0.0, 100.0, 0.0, 0.0, 0.0], "stop": [100.0, 400.0, 200.0, 300.0, 250.0],
-        "event": [0, 0, 1, 0, 0],
-        "end_date": pd.to_datetime(["2024-12-31", "2024-12-31", "2024-06-01", "2024-12-31", "2024-10-01"]),
+        "customer_id": ["a", "a", "b", "c", "d", "e", "e"],
+        "start": [0.0, 100.0, 0.0, 0.0, 0.0, 0.0, 31.0], "stop": [100.0, 400.0, 200.0, 300.0, 250.0, 31.0, 60.0],
+        "event": [0, 0, 1, 0, 0, 0, 1],
+        "end_date": pd.to_datetime(["2024-12-31", "2024-12-31", "2024-06-01", "2024-12-31", "2024-10-01",
+                                    "2024-12-31", "2024-12-31"]),
     })
     act = active_customers(long, end)
-    assert act["customer_id"].tolist() == ["a", "c"]  # b churned, d censored before the end
+    # b churned, d censored before the end, e churned on the last day (its earlier row is censored)
+    assert act["customer_id"].tolist() == ["a", "c"]
+    assert active_customers(long.iloc[::-1], end)["customer_id"].tolist() == ["c", "a"]  # any row order
     assert act["tenure"].tolist() == [400.0, 300.0]  # the last row of a
 
 
 def _active_by_hashing(long, end, frame):
-    """active_customers' selection by id hashing (its general path), for comparison."""
-    censored = long["event"].to_numpy() == 0
-    at_end = long["customer_id"].isin(frame.loc[frame["end_date"] == end, "customer_id"]).to_numpy()
-    rows = np.flatnonzero(censored & at_end)
-    return rows[~long["customer_id"].iloc[rows].duplicated(keep="last").to_numpy()]
+    """active_customers' selection, written plainly: each customer's row with the latest stop, when
+    it is censored and the customer's follow-up ends on the observation end (row positions)."""
+    pos = long.reset_index(drop=True).groupby("customer_id", sort=False)["stop"].idxmax().to_numpy()
+    lg = long.iloc[pos]
+    ok = (lg["event"].to_numpy() == 0) & lg["customer_id"].isin(frame.loc[frame["end_date"] == end, "customer_id"]).to_numpy()
+    return np.sort(pos[ok])
 
 
 def test_active_customers_by_runs_equal_by_ids():
     """Rows grouped by customer (a time_varying_frame) are matched by runs; shuffled rows by ids:
     the same rows either way, with or without end_date in the long frame, also for a customer whose
-    last row carries an event on the last day (its earlier censored rows are picked, as before)."""
+    last row carries an event on the last day (not active, though its earlier rows are censored)."""
     end = pd.Timestamp("2024-12-31")
     rng = np.random.default_rng(5)
     n = 300
