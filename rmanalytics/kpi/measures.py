@@ -571,10 +571,11 @@ BATCH_BALANCE_ROWS: int | None = None
 #: Memory budgeted per balance row of a batch (one thread used about 100 bytes per row at 1M
 #: customers; two threads about twice that): a 5 GB limit gives batches of 12.5M balance rows.
 BATCH_BYTES_PER_ROW = 400
-#: DuckDB threads when running in batches. One, as :data:`SQL_THREADS`: on the shared two-core machine
-#: (run-all's two jobs) two threads cost more CPU and memory (1M customers, 5GB limit, two batches:
-#: 26 CPU s / 1.6 GB with one thread, 31 CPU s / 2.2 GB with two); on an idle machine two halve the wall.
-BATCH_SQL_THREADS = 1
+#: DuckDB threads when running in batches. Two: a batch fits two threads' memory under the limit, and
+#: on an idle two-core machine they halve the wall for the same CPU (10M customers, 5GB limit: 125 s
+#: wall / 238 CPU s / 1.65 GB peak RSS, against 240 CPU s on one thread); on a loaded machine (other
+#: jobs on both cores) two threads gain nothing and cost some CPU (1M, 5GB: 31 against 26 CPU s).
+BATCH_SQL_THREADS = 2
 #: Tables whose rows belong to one customer each: filtered to the batch's customers.
 PER_CUSTOMER_TABLES = ("customers", "transactions", "balances", "assignments", "daily_balances")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
