@@ -376,3 +376,46 @@ def test_sql_reproduces_the_replaced_sql_on_the_hand_built_bank(tables, monkeypa
     for t, g in zip(variants, got):
         pd.testing.assert_frame_equal(g, measures.rm_month_measures(t, quality=QualityRule(aum_retail=500.0)),
                                       check_exact=False, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# batches of customers (DuckDB, large balances): the per-customer stage on customer_id ranges
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", ["plain", "derived_npl_month_end", "daily_balances", "duplicate_snapshots"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_batches_of_customers_equal_one_statement(sample_tables, monkeypatch, tmp_path, variant, lazy):
+    import rmanalytics.kpi.measures as measures
+
+    t = _sample_variant(sample_tables, variant)
+    t["customers"] = t["customers"].sample(frac=1.0, random_state=1)  # batches do not need sorted ids
+    if lazy:  # Parquet paths, as the notebooks pass the big tables
+        for name in ("customers", "transactions", "balances", "assignments", "daily_balances"):
+            if name in t:
+                t[name].to_parquet(tmp_path / f"{name}.parquet", index=False)
+                t[name] = str(tmp_path / f"{name}.parquet")
+    rules = {"effective": EffectiveRule(aum_retail=20_000.0, hold_months=2)}
+    monkeypatch.setattr(measures, "BATCH_BALANCE_ROWS", 10**12)
+    one = measures.rm_month_measures(t, **rules)
+    calls = []
+    batched = measures._run_in_batches
+    monkeypatch.setattr(measures, "_run_in_batches", lambda *a: calls.append(a[2]) or batched(*a))
+    n_bal = measures._row_count(t["balances"], None)
+    monkeypatch.setattr(measures, "BATCH_BALANCE_ROWS", n_bal // 7)
+    got = measures.rm_month_measures(t, **rules)
+    assert calls == [8]
+    assert len(got) > 100 and got["cross_sell_base"].sum() > 0 and got["new_effective_customers"].sum() > 0
+    pd.testing.assert_frame_equal(got, one, check_exact=False, rtol=1e-12)
+    assert got.attrs == one.attrs
+
+
+def test_batch_count_follows_the_memory_limit(monkeypatch):
+    import rmanalytics.kpi.measures as measures
+
+    assert measures._limit_bytes("5GB") == 5 * 10**9 and measures._limit_bytes("500 MiB") == 500 * 2**20
+    assert measures._limit_bytes("lots") is None and measures._limit_bytes(None) is None
+    monkeypatch.setattr(measures, "BATCH_BALANCE_ROWS", None)
+    monkeypatch.setenv("RMANALYTICS_MEMORY_LIMIT", "5GB")  # 12.5M balance rows per batch
+    assert measures._customer_batches(21_786_694) == 2 and measures._customer_batches(217_575_709) == 18
+    assert measures._customer_batches(1_000) == 1
+    monkeypatch.setenv("RMANALYTICS_MEMORY_LIMIT", "100MB")  # never below 1M rows per batch
+    assert measures._customer_batches(21_786_694) == 22
