@@ -314,22 +314,26 @@ def fetch_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         if parts and not len(chunk):
             break
         for c in chunk.columns:
-            if chunk[c].dtype == object and len(chunk):
-                chunk[c] = _shared_strings(chunk[c].to_numpy(), canon.setdefault(c, {}))
+            if chunk[c].dtype == object:
+                chunk[c] = share_strings(chunk[c].to_numpy(), canon.setdefault(c, {}))
         parts.append(chunk)
         if not len(chunk):
             break
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)  # dtypes follow the SQL types
 
 
-def _shared_strings(values: np.ndarray, canon: dict) -> np.ndarray:
-    """``values`` (object) with each str replaced by the first equal one seen (``canon``: value ->
-    object, updated); other values unchanged. Mostly distinct values are returned as they are."""
+def share_strings(values: np.ndarray, canon: dict | None = None) -> np.ndarray:
+    """``values`` (an object array) with equal strings replaced by one object per value: the first
+    one seen, kept in ``canon`` (value -> object, updated; shared across calls, e.g. the chunks of
+    one column). Returned as it is unless every non-missing value is a str and at most half of them
+    are distinct (ids have nothing to share); missing values (None, NaN) stay as they were."""
+    if len(values) < 2 or pd.api.types.infer_dtype(values, skipna=True) != "string":
+        return values
     codes, uniq = pd.factorize(values)
     if len(uniq) * 2 > len(values):
         return values
-    shared = np.array([canon.setdefault(u, u) if isinstance(u, str) else u for u in uniq.tolist()]
-                      + [None], dtype=object)
+    canon = {} if canon is None else canon
+    shared = np.array([canon.setdefault(u, u) for u in uniq.tolist()], dtype=object)
     out = values.copy()
     ok = codes >= 0
     out[ok] = shared[codes[ok]]

@@ -399,11 +399,11 @@ def holdout_scores(
         if monthly is not None:  # every month of a customer's run is there when both ends are
             ids = train["customer_id"].to_numpy()
             pos = monthly_positions(monthly, np.concatenate([ids, ids]), np.concatenate(follow_up_months(train)))
-            probe_pos = monthly_positions(monthly, probe["customer_id"].to_numpy(), follow_up_months(probe)[1])
             if pos is None:
-                monthly = probe_pos = None
-            else:
+                monthly = None
+            else:  # the scored customers' month too, when it is there (else computed below)
                 reused.append("monthly")
+                probe_pos = monthly_positions(monthly, probe["customer_id"].to_numpy(), follow_up_months(probe)[1])
             del ids, pos
         if monthly is None:
             monthly = behaviour_covariates(tables, train, engine=engine)

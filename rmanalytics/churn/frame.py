@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.churn.sample import is_sample
-from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.engine import columns_of, run_sql, share_strings
 from rmanalytics.errors import DataError, ParameterError, rule_message
 from rmanalytics.window import analysis_window
 
@@ -322,24 +322,19 @@ def survival_frame(
 
 
 def _share_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """String columns with repeated values hold one Python object per distinct value (in place).
+    """String columns with repeated values hold one Python object per distinct value (in place;
+    :func:`rmanalytics.engine.share_strings` per column).
 
-    The engine hands over one new str object per row (about 55 bytes each): nine such columns of a
-    million customers (branch, RM, level, ...) held 0.5 GB for a few hundred distinct values. Only
-    columns whose non-missing values are all str are touched; values, missing values and dtypes stay
-    as they were (equal strings replaced by one of them)."""
+    Results of DuckDB share their strings already (:func:`rmanalytics.engine.fetch_frame`); those of
+    Spark and the columns added in pandas may not: nine such columns of a million customers (branch,
+    RM, level, ...) held 0.5 GB for a few hundred distinct values. Only columns whose non-missing
+    values are all str are touched; values, missing values and dtypes stay as they were."""
     for c in df.columns:
         a = df[c].to_numpy()
-        if a.dtype != object or len(a) < 2 or pd.api.types.infer_dtype(a, skipna=True) != "string":
-            continue
-        codes, uniq = pd.factorize(a)
-        if len(uniq) > len(a) // 2:  # mostly distinct (e.g. ids): nothing to share
-            continue
-        out = np.asarray(uniq, dtype=object).take(np.maximum(codes, 0))
-        miss = codes < 0
-        if miss.any():
-            out[miss] = a[miss]  # the missing values as they were (None or NaN)
-        df[c] = out
+        if a.dtype == object:
+            shared = share_strings(a)
+            if shared is not a:
+                df[c] = shared
     return df
 
 
@@ -554,7 +549,7 @@ def behaviour_cells(spine: pd.DataFrame, transactions: Any, balances: Any, *, si
     first_of_c = np.searchsorted(kp, cc * width, side="left")
     last = at_e - 1
     has_last = last >= first_of_c
-    last_day = np.where(has_last, pday[np.maximum(last, 0)], first_day)
+    last_day = np.where(has_last, pday[np.maximum(last, 0)] if len(pday) else 0, first_day)  # (no purchase fetched)
     has_last &= last_day >= e - lo  # only purchases within the look-back window count
     seen = np.where(has_last, np.maximum(last_day, first_day), first_day)
     silent = e - seen
@@ -617,25 +612,6 @@ def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -
 #: customers: each batch scans the transactions and balances once, so the one-month follow-ups of
 #: scoring (millions of customers, one month each) take few batches.
 BEHAVIOUR_BATCH_CELLS = 1_000_000
-
-
-def _batch_bounds(ends: np.ndarray, n: int) -> tuple[list[int], list[int]]:
-    """Start and end positions of consecutive batches of ``n`` items from candidate batch ends (the
-    number of items whose cumulative size fits each multiple of the batch size): every batch holds
-    at least one item, none is empty, and together they cover ``0..n`` in order."""
-    starts, stops, i = [], [], 0
-    for e in ends.tolist():
-        j = min(max(int(e), i + 1), n)
-        if j > i:
-            starts.append(i)
-            stops.append(j)
-            i = j
-        if i >= n:
-            break
-    if i < n:
-        starts.append(i)
-        stops.append(n)
-    return starts, stops
 
 
 def behaviour_covariates(
@@ -707,9 +683,12 @@ def behaviour_covariates(
     span = np.zeros(n_rows, np.int32)
     trend = np.zeros(n_rows)
     cells = int(batch_cells or BEHAVIOUR_BATCH_CELLS)
-    ends = np.searchsorted(np.cumsum(n_m), np.arange(cells, n_rows + cells, cells), side="right")
-    for i, j in zip(*_batch_bounds(ends, len(f))):
+    upto = offset + n_m  # customer-months up to and including each customer
+    i = 0
+    while i < len(f):  # the customers of about `cells` customer-months, at least one
+        j = max(int(np.searchsorted(upto, offset[i] + cells, side="right")), i + 1)
         part = spine.iloc[i:j]
+        i = j
         r = behaviour_cells(part, tx, tables["balances"], silence_cap_days=silence_cap_days, recent_days=recent_days,
                             baseline_days=baseline_days, aum_trend_months=aum_trend_months, engine=engine)
         c = r["c"].to_numpy(np.int64)

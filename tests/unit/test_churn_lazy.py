@@ -53,6 +53,8 @@ def test_behaviour_covariates_current_state(both):
     _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f))
     # small batches give the same grid
     _same(churn.behaviour_covariates(frames, f), churn.behaviour_covariates(lazy, f, batch_cells=700))
+    head = f.head(12)  # batches smaller than one customer's months: one customer a batch
+    _same(churn.behaviour_covariates(frames, head), churn.behaviour_covariates(lazy, head, batch_cells=1))
     end = pd.Timestamp(f.attrs["observation_end"])
     _same(churn.current_state(frames, end), churn.current_state(lazy, end))
 

@@ -189,3 +189,30 @@ def test_resolve_engine():
         columns = ["a"]
     FakeSparkFrame.__module__ = "pyspark.sql.dataframe"
     assert resolve_engine(None, {"t": FakeSparkFrame()}) == "spark"
+
+
+def test_fetch_frame_equals_df_in_chunks_and_shares_strings(monkeypatch):
+    """Chunked fetching gives .df()'s values and dtypes (NULLs, decimals, dates, booleans, ints),
+    with one object per repeated string and ids left as they come."""
+    import duckdb
+    import numpy as np
+
+    from rmanalytics import engine
+
+    monkeypatch.setattr(engine, "FETCH_VECTORS", 1)  # 2,048-row chunks: several of them
+    sql = ("SELECT i, CASE WHEN i % 3 = 0 THEN NULL ELSE i END AS a, "
+           "CASE WHEN i % 2 = 0 THEN 'x' || CAST(i % 5 AS VARCHAR) ELSE NULL END AS s, "
+           "'id' || CAST(i AS VARCHAR) AS id, CASE WHEN i % 5 = 0 THEN NULL ELSE CAST(i AS DECIMAL(18, 2)) END AS d, "
+           "CASE WHEN i % 7 = 0 THEN NULL ELSE DATE '2024-01-01' + CAST(i % 100 AS INTEGER) END AS dt, "
+           "CASE WHEN i % 4 = 0 THEN NULL ELSE i > 3 END AS b FROM range(10000) t(i)")
+    con = duckdb.connect()
+    ref = con.sql(sql).df()
+    con.execute(sql)
+    got = engine.fetch_frame(con)
+    pd.testing.assert_frame_equal(got, ref, check_exact=True)
+    assert len({id(v) for v in got["s"] if v is not None}) == 5  # one object per value across chunks
+    assert got["s"].isna().sum() == 5000
+    con.execute("SELECT 1 AS x WHERE false")
+    pd.testing.assert_frame_equal(engine.fetch_frame(con), con.sql("SELECT 1 AS x WHERE false").df())
+    mixed = np.array([1, 1.0, True, "1", 1, 1], dtype=object)  # not all strings: left alone
+    assert engine.share_strings(mixed) is mixed
