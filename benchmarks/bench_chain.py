@@ -138,8 +138,8 @@ def slowest_cells(run_dir: Path, n: int = 3) -> list[tuple[float, str]]:
     return sorted(cells, reverse=True)[:n]
 
 
-def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str]) -> dict:
-    out = Path(tempfile.mkdtemp(prefix="bench_chain_"))
+def run_chain(data: Path, jobs: int, variant: str | None, extra: list[str], out: Path | None = None) -> dict:
+    out = Path(tempfile.mkdtemp(prefix="bench_chain_")) if out is None else out
     cmd = [sys.executable, "-m", "rmanalytics", "run-all", "--data", str(data), "--out", str(out),
            "--jobs", str(jobs), "--no-progress", *(["--variant", variant] if variant else []), *extra]
     load_before = round(os.getloadavg()[0], 1)
@@ -201,6 +201,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="run-all --jobs (default 2)")
     ap.add_argument("--variant", default=None)
     ap.add_argument("--compare-to", type=Path, help="run root of a reference run: compare metrics.json")
+    ap.add_argument("--out", type=Path, help="run root (default: a new temporary folder); a second run with "
+                    "`-- --only ...` into the same root adds the notebooks it runs")
     ap.add_argument("--json", type=Path, help="append the results as one JSON line to this file")
     ap.add_argument("extra", nargs="*", help="more run-all arguments after --")
     args = ap.parse_args()
@@ -214,7 +216,7 @@ def main() -> None:
         if gen:
             print(f"bank: {n:,} customers generated in {gen['shards']} shard(s), {gen['wall_s']:.0f} s, "
                   f"peak summed RSS {gen['peak_rss_GB']:.2f} GB ({gen['date']})", flush=True)
-        res = run_chain(data, args.jobs, args.variant, args.extra)
+        res = run_chain(data, args.jobs, args.variant, args.extra, args.out)
         res["generate"] = gen
         print(f"\n{n:,} customers: run-all rc={res['rc']} wall {res['wall_s']:.0f} s, "
               f"peak summed RSS {res['peak_rss_GB']:.2f} GB, run folders {res['run_folders_MB']:.0f} MB")

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
+from rmanalytics.keys import isin_keys
 
 Z95 = 1.959963984540054
 
@@ -387,11 +388,13 @@ def holdout_scores(
         frame = survival_frame(tables, observation_end=observation_end, window_start=window_start,
                                lookback_days=lookback_days, time_grid="day", engine=engine)
     need = ["customer_id", "open_date", "entry", "duration", "event", "rm_exit_days", *covariates]
-    frame = frame[list(dict.fromkeys(c for c in need if c in frame.columns))]  # what the fit and scoring use
-    train, test = holdout_split(frame, cutoff)
+    cols = [c for c in dict.fromkeys(need) if c in frame.columns]  # what the fit and scoring use
+    if fit_customers is None:
+        train, test = holdout_split(frame, cutoff, columns=cols)
+    else:  # the sample's rows only are split for the fit; everyone's for scoring
+        train = holdout_split(frame[isin_keys(frame["customer_id"], fit_customers)], cutoff, columns=cols)[0]
+        test = holdout_split(frame, cutoff, columns=cols)[1]
     del frame
-    if fit_customers is not None:
-        train = train[train["customer_id"].isin(pd.Index(fit_customers))]
     probe_pos = None
     if behaviour:
         # covariates of the month that contains the cutoff day, from data before that month

@@ -132,10 +132,10 @@ def evaluate_holdout(model, baseline: KMBaseline, test: pd.DataFrame, horizon_da
     remaining = test[duration_col].to_numpy(float) - t0
     event = test[event_col].to_numpy(int)
     u = np.linspace(0, float(horizon_days), n_grid + 1)[1:]
-    preds = {"model": model.conditional_survival(test, t0, u)}
-    preds["baseline (KM by segment)"] = baseline.conditional_survival(test, t0, u)
+    methods = {"model": model, "baseline (KM by segment)": baseline}
     rows, cal = [], {}
-    for name, S in preds.items():
+    for name, m in methods.items():  # one method's survival matrix (grid x customers) at a time
+        S = m.conditional_survival(test, t0, u)
         p_h = 1 - S[-1]
         c = cal[name] = calibration_table(p_h, remaining, event, horizon_days)
         rows.append({
@@ -146,6 +146,7 @@ def evaluate_holdout(model, baseline: KMBaseline, test: pd.DataFrame, horizon_da
             "calibration_error": float((c["predicted"] - c["observed"]).abs().mean()),
             "mean_predicted": float(p_h.mean()),
         })
+        del S
     km_obs = calibration_table(np.zeros(len(test)), remaining, event, horizon_days, n_bins=1)["observed"].iloc[0]
     table = pd.DataFrame(rows).set_index("method")
     table["observed_churn"] = float(km_obs)

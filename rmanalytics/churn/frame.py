@@ -868,23 +868,30 @@ def compress_frame(
 
 def holdout_split(frame: pd.DataFrame, cutoff: str | pd.Timestamp, *, horizon_days: int | None = None,
                   open_col: str = "open_date", duration_col: str = "duration", event_col: str = "event",
-                  entry_col: str = "entry") -> tuple[pd.DataFrame, pd.DataFrame]:
+                  entry_col: str = "entry", columns: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time-based hold-out: train on follow-up up to ``cutoff``, test on what happens after it.
 
     Train: every customer's follow-up censored at ``cutoff`` (events after it become censored);
     customers whose entry lies after the cutoff are not in train. Test: customers still active at
     ``cutoff`` (past their landmark), with ``tenure`` = their tenure at the cutoff, followed from
     the cutoff for at most ``horizon_days`` (or to the end). Durations in days since open.
+
+    ``columns``: the other columns of ``frame`` both keep, e.g. the model's covariates and the
+    baseline's grouping (None: all). At 10M customers each copy of every column takes GBs.
     """
     cutoff = pd.Timestamp(cutoff)
     f = frame
+    keep = slice(None)
+    if columns is not None:  # one copy of the kept columns per part
+        own = [c for c in ("customer_id", open_col, entry_col, duration_col, event_col) if c in frame.columns]
+        keep = list(dict.fromkeys([*own, *columns]))
     t_cut = (cutoff - f[open_col]).dt.days.astype(float)
-    train = f[f[entry_col] < t_cut].copy()
+    train = f.loc[f[entry_col] < t_cut, keep].copy()
     tc = t_cut[train.index]
     after = train[duration_col] > tc
     train.loc[after, event_col] = 0
     train.loc[after, duration_col] = tc[after]
-    test = f[(f[entry_col] <= t_cut) & (f[duration_col] > t_cut)].copy()
+    test = f.loc[(f[entry_col] <= t_cut) & (f[duration_col] > t_cut), keep].copy()
     test["tenure"] = t_cut[test.index]
     if horizon_days is not None:
         lim = test["tenure"] + float(horizon_days)
@@ -911,7 +918,7 @@ def holdout_cutoff(observation_end: str | pd.Timestamp, holdout_days: int, *, de
 
 def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *, id_col: str = "customer_id",
                      stop_col: str = "stop", frame: pd.DataFrame | None = None, tables: dict[str, Any] | None = None,
-                     engine: str = "duckdb") -> pd.DataFrame:
+                     engine: str = "duckdb", columns: list[str] | None = None) -> pd.DataFrame:
     """The customers still active at ``observation_end``: the last row of each customer of a
     :func:`time_varying_frame` when it is censored (event 0) at the observation end, with ``tenure``
     (days since open at the observation end) for predictions.
@@ -919,7 +926,8 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     ``frame``: the survival frame ``long`` was built from; its columns missing from ``long`` (e.g.
     ``end_date``, ``segment``, the value columns, when ``long`` carries only the model's columns)
     are added by ``id_col``. Without it ``long`` needs ``end_date``. Only the selected rows are
-    copied, so this stays cheap on a long frame of tens of millions of rows.
+    copied, so this stays cheap on a long frame of tens of millions of rows. ``columns``: only
+    these of ``frame``'s columns are added (None: all); at 10M customers each column is 60 MB.
 
     When ``long`` was built from a sample of ``frame``'s customers
     (:func:`~rmanalytics.churn.sample.sample_customers`, its ``attrs["fit_sample"]``), the rows of
@@ -933,7 +941,8 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
         if frame is None or tables is None:
             raise ChurnDataError("active_customers: the long frame holds a sample of the customers; pass frame= "
                                  "(the survival frame it was drawn from) and tables= (for the behaviour covariates)")
-        return _active_from_frame(long, frame, tables, end, id_col=id_col, stop_col=stop_col, engine=engine)
+        return _active_from_frame(long, frame, tables, end, id_col=id_col, stop_col=stop_col, engine=engine,
+                                  columns=columns)
     censored = long["event"].to_numpy() == 0
     if "end_date" not in long.columns and frame is None:
         raise ChurnDataError("active_customers: the long frame has no end_date column; pass frame= "
@@ -974,7 +983,7 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
     del at_end, censored
     out = long.iloc[last]
     if frame is not None:
-        extra = [c for c in frame.columns if c not in out.columns]
+        extra = [c for c in frame.columns if c not in out.columns and (columns is None or c in columns)]
         if extra:
             f = frame.drop_duplicates(id_col).set_index(id_col)[extra]
             add = f.reindex(out[id_col].to_numpy())
@@ -984,12 +993,17 @@ def active_customers(long: pd.DataFrame, observation_end: str | pd.Timestamp, *,
 
 
 def _active_from_frame(long: pd.DataFrame, frame: pd.DataFrame, tables: dict[str, Any], end: pd.Timestamp, *,
-                       id_col: str, stop_col: str, engine: str) -> pd.DataFrame:
+                       id_col: str, stop_col: str, engine: str, columns: list[str] | None = None) -> pd.DataFrame:
     """:func:`active_customers` of every customer of ``frame`` when ``long`` holds a sample of them:
     each active customer's last row of :func:`time_varying_frame` (with ``long``'s columns), made
     from ``frame`` (defaults: ``rm_exit_days``, ``entry``, ``duration``) and, when ``long`` has them,
     the behaviour covariates of the month of the row's last day."""
-    act = frame[(frame["end_date"] == end).to_numpy() & (frame["event"] == 0).to_numpy()]
+    rows = (frame["end_date"] == end).to_numpy() & (frame["event"] == 0).to_numpy()
+    if columns is None:
+        act = frame[rows]
+    else:  # what the rows are made from, long's columns and the ones asked for
+        own = [id_col, "open_date", "rm_exit_days", "entry", "duration", *long.columns, *columns]
+        act = frame.loc[rows, [c for c in frame.columns if c in own]]
     s = act["rm_exit_days"].to_numpy(float)
     entry, stop = act["entry"].to_numpy(float), act["duration"].to_numpy(float)
     with np.errstate(invalid="ignore"):
@@ -1007,7 +1021,7 @@ def _active_from_frame(long: pd.DataFrame, frame: pd.DataFrame, tables: dict[str
             made[c] = mon[c].to_numpy()
     cols = {c: made[c] if c in made else act[c].to_numpy() for c in long.columns if c in made or c in act.columns}
     out = pd.DataFrame(cols, index=act.index)
-    extra = [c for c in act.columns if c not in out.columns]
+    extra = [c for c in act.columns if c not in out.columns and (columns is None or c in columns)]
     out = pd.concat([out, act[extra]], axis=1).reset_index(drop=True)
     return out.assign(tenure=out[stop_col])
 
@@ -1025,9 +1039,9 @@ def add_segments(frame: pd.DataFrame, segments: pd.DataFrame | None = None, *,
     are joined by customer_id (customers missing there get ``"unsegmented"``, counted in
     ``attrs["unsegmented"]``). Without: ``segment`` = customer_type and ``tier`` = value tier from
     ``value_col`` at the landmark (terciles: ``value_low``, ``value_mid``, ``value_high``), which
-    uses no data after the landmark.
+    uses no data after the landmark. ``frame`` is left unchanged; its columns are shared, not copied.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # new columns only: frame's stay as they are (a 10M frame: GBs)
     if segments is not None:
         need = {"customer_id", "segment", "tier"} - set(segments.columns)
         if need:

@@ -30,12 +30,6 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
     have left). Customers whose current RM list is empty are listed under ``"unassigned"``.
     """
     p = model.predict_churn_probability(active, horizon_days, tenure_col=tenure_col)
-    contrib = model.risk_contributions(active)
-    cols = np.array([_pretty(c) for c in contrib.columns])
-    vals = contrib.to_numpy()
-    order = np.argsort(-vals, axis=1)[:, :n_drivers]
-    drivers = [", ".join(f"{cols[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
-               for i in range(len(active))]
     if current is not None:
         miss = [c for c in (id_col, rm_col, value_col) if c not in current.columns]
         if miss:
@@ -52,10 +46,16 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
         "value": value.to_numpy(float),
     })
     out["value_at_stake"] = out["p_churn"] * out["value"]
-    out["risk_drivers"] = drivers
     out = out.sort_values([rm_col, "value_at_stake", "p_churn"], ascending=[True, False, False], kind="stable")
     out["rank"] = out.groupby(rm_col).cumcount() + 1
     if top_n is not None:
         out = out[out["rank"] <= top_n]
+    # the drivers' text only for the listed customers (at 10M customers, text for all took minutes and GBs)
+    contrib = model.risk_contributions(active.iloc[out.index.to_numpy()])
+    cols = np.array([_pretty(c) for c in contrib.columns])
+    vals = contrib.to_numpy()
+    order = np.argsort(-vals, axis=1)[:, :n_drivers]
+    out["risk_drivers"] = [", ".join(f"{cols[j]} (x{np.exp(vals[i, j]):.2f})" for j in order[i] if vals[i, j] > 0)
+                           for i in range(len(out))]
     out = out[[rm_col, "rank", id_col, "p_churn", "value", "value_at_stake", "risk_drivers"]].reset_index(drop=True)
     return out

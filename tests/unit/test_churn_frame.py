@@ -136,6 +136,13 @@ def test_holdout_split():
     assert train["duration"].tolist() == [100.0, 200.0] and train["event"].tolist() == [1, 0]
     assert test["tenure"].tolist() == [200.0, 200.0]
     assert test["duration"].tolist() == [260.0, 260.0] and test["event"].tolist() == [0, 0]
+    # columns=: the split's own columns and the ones asked for, with the same values
+    f = f.assign(customer_id=["a", "b", "c"], x=[1.0, 2.0, 3.0], y=["u", "v", "w"])
+    full = holdout_split(f, "2022-07-20", horizon_days=60)
+    lean = holdout_split(f, "2022-07-20", horizon_days=60, columns=["x"])
+    assert list(lean[0].columns) == ["customer_id", "open_date", "entry", "duration", "event", "x"]
+    for a, b in zip(lean, full):
+        pd.testing.assert_frame_equal(a, b[a.columns])
 
 
 def test_split_monthly_output_owns_its_columns_and_event_dtype():

@@ -134,6 +134,10 @@ def test_worklist_ranked_with_raw_ids(book):
     # risk drivers name covariates that raise the hazard (risk_level > mean, coefficient > 0)
     hi = raw[raw["risk_drivers"].str.contains("risk_level")]
     assert len(hi) > 0
+    # the drivers' text is made for the listed customers only: the same as in the full listing
+    full = retention_worklist(m, active, 180, top_n=None).set_index("customer_id")
+    assert len(full) == len(active)
+    assert raw["risk_drivers"].tolist() == full.loc[raw["customer_id"], "risk_drivers"].tolist()
 
 
 def test_plots_return_figures(book):

@@ -97,6 +97,15 @@ def test_active_customers_of_a_sample_equal_the_whole_long_frame(tables, frames)
     for c in whole.columns.drop("customer_id"):
         a, b = whole[c].astype(object).to_numpy(), got[c].astype(object).to_numpy()
         assert pd.Series(a).equals(pd.Series(b)), c  # same values (the dtypes of long's compact columns aside)
+    # columns=: long's columns and only these of the frame's, the same values (both paths)
+    lean = churn.active_customers(long, w.end, frame=week, tables=tables, columns=["branch_id", "aum"])
+    assert set(lean.columns) == set(long.columns) | {"branch_id", "aum", "tenure"}
+    full = churn.active_customers(long, w.end, frame=week, tables=tables)
+    pd.testing.assert_frame_equal(lean, full[lean.columns])
+    whole_long = churn.time_varying_frame(week, monthly=mon, columns=COVS)
+    lean = churn.active_customers(whole_long, w.end, frame=week, columns=["branch_id", "aum"])
+    assert set(lean.columns) == set(whole_long.columns) | {"branch_id", "aum", "tenure"}
+    pd.testing.assert_frame_equal(lean, whole[lean.columns])
     # without behaviour covariates in the long frame
     plain = churn.time_varying_frame(half, columns=COVS)
     got = churn.active_customers(plain, w.end, frame=week, tables=tables)
