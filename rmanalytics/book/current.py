@@ -15,6 +15,8 @@ before ``as_of``. An assignment *runs* at ``as_of`` when ``start_date <= as_of``
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -118,14 +120,27 @@ def departed_rms(rms: pd.DataFrame, as_of) -> pd.Index:
     return pd.Index(rms.loc[rms["exit_date"].notna() & (rms["exit_date"] <= as_of), "rm_id"])
 
 
-def rm_lost(customer_ids, assignments: pd.DataFrame, rms: pd.DataFrame, as_of, *, min_share: float = 0.5) -> pd.Series:
+def rm_lost(customer_ids, assignments: Any, rms: pd.DataFrame, as_of, *, min_share: float = 0.5,
+            engine: str = "duckdb") -> pd.Series:
     """Per customer (index customer_id): 1 if an RM with share >= ``min_share`` left the bank on or
     before ``as_of`` while serving it (the customer lost an RM, successor or not), else 0. Same
-    rule as the churn model's time-varying ``rm_left`` covariate (:mod:`rmanalytics.churn.frame`)."""
+    rule as the churn model's time-varying ``rm_left`` covariate (:mod:`rmanalytics.churn.frame`).
+
+    ``assignments``: a frame, or a table the engine reads (a Parquet path): then only the ids of
+    the customers who lost an RM reach pandas."""
     as_of = pd.Timestamp(as_of)
+    ids = pd.Index(pd.unique(pd.Series(customer_ids)), name="customer_id")
+    if not isinstance(assignments, pd.DataFrame):
+        from rmanalytics.engine import run_sql
+
+        lost_ids = run_sql(
+            "SELECT DISTINCT a.customer_id FROM assignments a JOIN rms r ON a.rm_id = r.rm_id "
+            f"WHERE r.exit_date <= TIMESTAMP '{as_of.isoformat(sep=' ')}' AND r.exit_date >= a.start_date "
+            f"AND a.share >= {float(min_share)!r} AND (a.end_date IS NULL OR a.end_date >= r.exit_date)",
+            {"assignments": assignments, "rms": rms[["rm_id", "exit_date"]]}, engine=engine)["customer_id"]
+        return pd.Series(ids.isin(set(lost_ids)).astype(int), index=ids, name="rm_left")
     a = assignments
     exit_ = a["rm_id"].map(rms.set_index("rm_id")["exit_date"])
     lost = (exit_.notna() & (exit_ <= as_of) & (exit_ >= a["start_date"]) & (a["share"] >= min_share)
             & (a["end_date"].isna() | (a["end_date"] >= exit_)))
-    ids = pd.Index(pd.unique(pd.Series(customer_ids)), name="customer_id")
     return pd.Series(ids.isin(set(a.loc[lost, "customer_id"])).astype(int), index=ids, name="rm_left")

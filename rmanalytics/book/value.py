@@ -19,6 +19,19 @@ import numpy as np
 import pandas as pd
 
 
+def _customer_columns(tables: dict[str, Any], columns: tuple[str, ...], engine: str) -> pd.DataFrame:
+    """Those of ``columns`` the customers table has, indexed by customer_id; a table the engine
+    reads (a Parquet path) is read for these columns only."""
+    from rmanalytics.engine import columns_of, run_sql
+
+    cust = tables["customers"]
+    have = [c for c in columns if c in columns_of(cust, engine)]
+    if isinstance(cust, pd.DataFrame):
+        return cust.set_index("customer_id")[have]
+    return run_sql(f"SELECT customer_id, {', '.join(have)} FROM customers", {"customers": cust},
+                   engine=engine).set_index("customer_id")
+
+
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
@@ -76,7 +89,8 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
             or a.get("recent_days", lookback_days) != lookback_days:
         current = churn.current_state(tables, as_of, recent_days=lookback_days, engine=engine)
     cur = current
-    cust = tables["customers"].set_index("customer_id")
+    cust = _customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",
+                                      "branch_id", "open_date"), engine)
     now = cur[["customer_id"]].copy()
     for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):
         if c in cust.columns:
@@ -89,7 +103,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     now["n_products"] = cur["n_products"].to_numpy(int)
     now["n_tx"] = cur["n_tx_recent"].to_numpy(int)
     now["tenure"] = (as_of - now["customer_id"].map(cust["open_date"])).dt.days.astype(float)
-    lost = rm_lost(now["customer_id"], tables["assignments"], tables["rms"], as_of)
+    lost = rm_lost(now["customer_id"], tables["assignments"], tables["rms"], as_of, engine=engine)
     now["rm_left"] = now["customer_id"].map(lost).fillna(0).astype(int)
     now.loc[cur["rm_id"].isna().to_numpy(), "rm_left"] = 1
     if behaviour:  # today's month, from data before it (as the model saw each month)

@@ -60,6 +60,17 @@ def test_current_book_shares_successor_and_unassigned():
     assert lost.to_dict() == {"C1": 0, "C2": 1, "C3": 1}
 
 
+def test_rm_lost_from_a_parquet_table_equals_the_frame(tmp_path):
+    """Notebook 02 leaves assignments to DuckDB (a Parquet path): the same answer as for a frame."""
+    _, a, r = _small()
+    a.to_parquet(tmp_path / "assignments.parquet")
+    ids = ["C1", "C2", "C3", "C4", "C5", "C9"]
+    for day in ("2024-01-01", "2024-06-01", "2024-12-31"):
+        for share in (0.5, 0.9):
+            pd.testing.assert_series_equal(B.rm_lost(ids, str(tmp_path / "assignments.parquet"), r, day, min_share=share),
+                                           B.rm_lost(ids, a, r, day, min_share=share))
+
+
 def test_health_drops_missing_components_and_reweights():
     cfg = B.HealthConfig()
     f = pd.DataFrame({"aum": [100.0, 300.0, 200.0], "n_products": [5, 0, 2], "recency_days": [0.0, 90.0, 180.0],

@@ -1,5 +1,6 @@
-"""Churn functions given transactions and balances as Parquet paths (DuckDB scans them, no pandas
-copy) return what they return for pandas frames: the lazy path of notebook 02 (issue 16)."""
+"""Churn functions given transactions, balances, customers and assignments as Parquet paths (DuckDB
+scans them, no pandas copy) return what they return for pandas frames: the lazy path of notebook 02
+(issue 16)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ NEEDED = ["customers", "transactions", "balances", "assignments", "rms"]
 def both():
     frames = load_tables(SAMPLE, tables=NEEDED, optional=["interactions", "feedback"], validate=False)
     lazy = dict(frames)
-    for t in ("transactions", "balances", "interactions", "feedback"):
+    for t in ("transactions", "balances", "interactions", "feedback", "customers", "assignments"):
         lazy[t] = str(SAMPLE / f"{t}.parquet")
     return frames, lazy
 
