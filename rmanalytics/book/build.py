@@ -9,6 +9,7 @@ import pandas as pd
 from rmanalytics.book.current import current_book, unassigned_customers
 from rmanalytics.book.health import HealthConfig, health_features, health_score
 from rmanalytics.book.priority import ActionRules, priority_list
+from rmanalytics.keys import left_join
 
 
 def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segments: pd.DataFrame | None,
@@ -24,9 +25,8 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
     out = pd.concat([f[["customer_id", "aum", "aum_change_3m"]], h], axis=1)
     for frame, cols in ((segments, ["segment", "lifecycle_stage", "tier"]), (cells, ["cell", "service_plan"]),
                         (risk, ["p_churn", "rm_left", "risk_drivers"]), (clv, ["p_alive", "clv_income"])):
-        if frame is not None:
-            out = out.merge(frame[["customer_id", *[c for c in cols if c in frame.columns]]].drop_duplicates("customer_id"),
-                            on="customer_id", how="left")
+        if frame is not None:  # columns added to out, not a copy of it per table (10M customers: GBs)
+            out = left_join(out, frame[["customer_id", *[c for c in cols if c in frame.columns]]].drop_duplicates("customer_id"))
     if warnings is not None and len(warnings):
         out["warning_detail"] = out["customer_id"].map(warnings.drop_duplicates("customer_id").set_index("customer_id")["detail"])
     it = tables.get("interactions")

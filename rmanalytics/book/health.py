@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rmanalytics.keys import left_join
+
 GROUPS: dict[str, tuple[str, ...]] = {
     "value": ("aum", "penetration", "clv"),
     "behaviour": ("activity_trend", "logins", "recency"),
@@ -200,11 +202,11 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
     tenure = (as_of - f["customer_id"].map(cust["open_date"])).dt.days.astype(float)
     f["recency_days"] = f["recency_days"].fillna(tenure)
     opt = _optional_features(tables, f["customer_id"], as_of)
-    f = f.merge(opt, on="customer_id", how="left")
+    f = left_join(f, opt) if len(opt.columns) > 1 else f  # (no optional table: nothing to add)
     if "n_products_holdings" in f.columns:
         f["n_products"] = f["n_products_holdings"]
     if clv is not None:
-        f = f.merge(clv[["customer_id", "clv_income"]], on="customer_id", how="left")
+        f = left_join(f, clv[["customer_id", "clv_income"]])
     return f
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rmanalytics.book.health import COMPONENTS
+from rmanalytics.keys import left_join
 
 
 class ActionRules(BaseModel):
@@ -161,16 +162,20 @@ def priority_list(book: pd.DataFrame, customers: pd.DataFrame, as_of, *, value_b
     if value_basis not in customers.columns:
         raise ValueError(f"priority_list: value_basis {value_basis!r} is not a column of the customer frame")
     as_of = pd.Timestamp(as_of).normalize()
-    cust = customers.drop_duplicates("customer_id").copy()
-    cust["value_at_stake"] = cust["p_churn"].astype(float) * cust[value_basis].astype(float).fillna(0.0)
-    b = book[["customer_id", "rm_id", "share", "start_date"]].rename(columns={"start_date": "assignment_start"})
-    rows = b.merge(cust, on="customer_id", how="left").reset_index(drop=True)
+    # at 10M customers every copy of the book's rows is GBs: columns are added, rows taken once
+    cust = customers if customers["customer_id"].is_unique else customers.drop_duplicates("customer_id")
+    b = book[["rm_id", "customer_id", "share", "start_date"]].rename(columns={"start_date": "assignment_start"})
+    b.index = pd.RangeIndex(len(b))
+    rows = left_join(b, cust)
+    rows["value_at_stake"] = rows["p_churn"].astype(float) * rows[value_basis].astype(float).fillna(0.0)
     acts = next_actions(rows, as_of, rules=rules, horizon_days=horizon_days, currency=currency)
-    rows = pd.concat([rows, acts], axis=1)
-    rows = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
-                            ascending=[True, False, False, False, True], kind="mergesort")
-    rows.insert(1, "rank", rows.groupby("rm_id").cumcount() + 1)
-    rows = rows.reset_index(drop=True)
+    for c in acts.columns:
+        rows[c] = acts[c].to_numpy()
+    del acts
+    order = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
+                             ascending=[True, False, False, False, True], kind="mergesort").index.to_numpy()
+    rows = rows.take(order)
+    rows.index = pd.RangeIndex(len(rows))
+    rows.insert(1, "rank", rows.groupby("rm_id").cumcount().to_numpy() + 1)
     rows.attrs.update(as_of=as_of.date().isoformat(), value_basis=value_basis, horizon_days=int(horizon_days))
-    first = ["rm_id", "rank", "customer_id", "share"]
-    return rows[first + [c for c in rows.columns if c not in first]]
+    return rows  # rm_id, rank, customer_id, share, assignment_start, the customer columns, the actions

@@ -163,6 +163,29 @@ def sample_book(tmp_path_factory):
     return t, end, res, out
 
 
+def test_sample_priority_list_equals_the_merge_it_replaced(sample_book):
+    """priority_list adds columns to the book's rows and takes them once (10M customers: every copy
+    is GBs); the same frame as the merge / concat / sort / reorder it replaced (kept here)."""
+    from rmanalytics.book.priority import next_actions
+
+    _, end, res, _ = sample_book
+    book, customers, as_of = res["book"], res["customers"], pd.Timestamp(end).normalize()
+    cust = customers.drop_duplicates("customer_id").copy()
+    cust["value_at_stake"] = cust["p_churn"].astype(float) * cust["clv_income"].astype(float).fillna(0.0)
+    b = book[["customer_id", "rm_id", "share", "start_date"]].rename(columns={"start_date": "assignment_start"})
+    rows = b.merge(cust, on="customer_id", how="left").reset_index(drop=True)
+    rows = pd.concat([rows, next_actions(rows, as_of)], axis=1)
+    rows = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
+                            ascending=[True, False, False, False, True], kind="mergesort")
+    rows.insert(1, "rank", rows.groupby("rm_id").cumcount() + 1)
+    rows = rows.reset_index(drop=True)
+    first = ["rm_id", "rank", "customer_id", "share"]
+    ref = rows[first + [c for c in rows.columns if c not in first]]
+    pd.testing.assert_frame_equal(res["priority"], ref, check_exact=True)
+    pd.testing.assert_frame_equal(B.priority_list(book, pd.concat([customers, customers.head(3)]), end), ref,
+                                  check_exact=True)  # repeated customers: the first row of each
+
+
 def test_sample_every_employed_rm_gets_a_pack_with_exactly_its_current_customers(sample_book):
     t, end, res, out = sample_book
     a, rms = t["assignments"], t["rms"]
