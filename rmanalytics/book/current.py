@@ -120,6 +120,19 @@ def departed_rms(rms: pd.DataFrame, as_of) -> pd.Index:
     return pd.Index(rms.loc[rms["exit_date"].notna() & (rms["exit_date"] <= as_of), "rm_id"])
 
 
+def customer_columns(tables: dict[str, Any], columns: tuple[str, ...] | list[str], engine: str = "duckdb") -> pd.DataFrame:
+    """Those of ``columns`` the customers table has, indexed by customer_id: only these columns
+    are copied from a frame, or read from a table the engine reads (a Parquet path)."""
+    from rmanalytics.engine import columns_of, run_sql
+
+    cust = tables["customers"]
+    have = [c for c in columns if c in columns_of(cust, engine)]
+    if isinstance(cust, pd.DataFrame):
+        return cust[["customer_id", *have]].set_index("customer_id")
+    return run_sql(f"SELECT {', '.join(['customer_id', *have])} FROM customers", {"customers": cust},
+                   engine=engine).set_index("customer_id")
+
+
 def rm_lost(customer_ids, assignments: Any, rms: pd.DataFrame, as_of, *, min_share: float = 0.5,
             engine: str = "duckdb") -> pd.Series:
     """Per customer (index customer_id): 1 if an RM with share >= ``min_share`` left the bank on or

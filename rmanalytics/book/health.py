@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from rmanalytics.book.current import customer_columns
 from rmanalytics.keys import left_join
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -198,7 +199,7 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
     cur = current if current is not None else current_state(tables, as_of, recent_days=recent_days,
                                                              baseline_days=baseline_days, engine=engine)
     f = cur.copy()
-    cust = tables["customers"].set_index("customer_id")
+    cust = customer_columns(tables, ["open_date"], engine)
     tenure = (as_of - f["customer_id"].map(cust["open_date"])).dt.days.astype(float)
     f["recency_days"] = f["recency_days"].fillna(tenure)
     opt = _optional_features(tables, f["customer_id"], as_of)
@@ -252,7 +253,7 @@ def validate_health(tables: dict[str, Any], cutoff, end, *, config: HealthConfig
         raise ValueError(f"validate_health: cutoff {cutoff.date()} must be before end {end.date()}")
     f = health_features(tables, cutoff, recent_days=recent_days, baseline_days=baseline_days, engine=engine)
     h = health_score(f, cfg)
-    cust = tables["customers"].set_index("customer_id")
+    cust = customer_columns(tables, ["close_date"], engine)
     close = f["customer_id"].map(cust["close_date"])
     churned = (close.notna() & (close > cutoff) & (close <= end)).astype(int).to_numpy()
     fee_col = "fee" if "fee" in columns_of(tables["transactions"], engine) else "0.0"

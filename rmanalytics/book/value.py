@@ -19,19 +19,6 @@ import numpy as np
 import pandas as pd
 
 
-def _customer_columns(tables: dict[str, Any], columns: tuple[str, ...], engine: str) -> pd.DataFrame:
-    """Those of ``columns`` the customers table has, indexed by customer_id; a table the engine
-    reads (a Parquet path) is read for these columns only."""
-    from rmanalytics.engine import columns_of, run_sql
-
-    cust = tables["customers"]
-    have = [c for c in columns if c in columns_of(cust, engine)]
-    if isinstance(cust, pd.DataFrame):
-        return cust.set_index("customer_id")[have]
-    return run_sql(f"SELECT customer_id, {', '.join(have)} FROM customers", {"customers": cust},
-                   engine=engine).set_index("customer_id")
-
-
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
@@ -64,7 +51,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     customer, "name (xhazard ratio)").
     """
     from rmanalytics import churn
-    from rmanalytics.book.current import rm_lost
+    from rmanalytics.book.current import customer_columns, rm_lost
 
     as_of = pd.Timestamp(as_of).normalize()
     covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
@@ -89,7 +76,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
             or a.get("recent_days", lookback_days) != lookback_days:
         current = churn.current_state(tables, as_of, recent_days=lookback_days, engine=engine)
     cur = current
-    cust = _customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",
+    cust = customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",
                                       "branch_id", "open_date"), engine)
     now = cur[["customer_id"]].copy()
     for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):
