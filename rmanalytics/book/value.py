@@ -19,6 +19,11 @@ import numpy as np
 import pandas as pd
 
 
+#: Customers scored at a time by :func:`churn_risk_now` (the design and contribution matrices of a
+#: chunk: about 0.5 GB at a million rows; every row is scored on its own, so the chunk changes nothing).
+SCORE_CHUNK_ROWS = 1_000_000
+
+
 def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lookback_days: int = 90,
                    covariates: tuple[str, ...] = ("customer_type", "risk_level", "log_aum", "n_products", "n_tx"),
                    time_grid: str = "week", current: pd.DataFrame | None = None, n_drivers: int = 3,
@@ -103,16 +108,21 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     missing = [c for c in covs if c not in now.columns]
     if missing:
         raise ValueError(f"churn_risk_now: covariates {missing} are not available for today's customers")
-    p = model.predict_churn_probability(now, horizon_days, tenure_col="tenure")
-    contrib = model.risk_contributions(now)
-    names = np.array([c.replace("[", "=").replace("]", "") for c in contrib.columns])
-    vals = contrib.to_numpy().copy()
-    X = model.design_.transform(now[model.covariates]).to_numpy(float)
-    dummy = np.array(["=" in n for n in names])
-    vals[:, dummy] = np.where(X[:, dummy] != 0, vals[:, dummy], 0.0)  # "customer_type=corporate" only if it is
-    order = np.argsort(-vals, axis=1)[:, :n_drivers]
-    drivers = _driver_text(names, vals, order)
-    out = pd.DataFrame({"customer_id": now["customer_id"].to_numpy(), "p_churn": p.to_numpy(float),
+    p = np.empty(len(now))
+    drivers = np.empty(len(now), dtype=object)
+    for lo in range(0, len(now), SCORE_CHUNK_ROWS):  # each row on its own: chunks bound the design copies
+        part = now.iloc[lo:lo + SCORE_CHUNK_ROWS]
+        p[lo:lo + len(part)] = model.predict_churn_probability(part, horizon_days, tenure_col="tenure").to_numpy(float)
+        contrib = model.risk_contributions(part)
+        names = np.array([c.replace("[", "=").replace("]", "") for c in contrib.columns])
+        vals = contrib.to_numpy().copy()
+        X = model.design_.transform(part[model.covariates]).to_numpy(float)
+        dummy = np.array(["=" in n for n in names])
+        vals[:, dummy] = np.where(X[:, dummy] != 0, vals[:, dummy], 0.0)  # "customer_type=corporate" only if it is
+        order = np.argsort(-vals, axis=1)[:, :n_drivers]
+        drivers[lo:lo + len(part)] = _driver_text(names, vals, order)
+        del contrib, vals, X, order
+    out = pd.DataFrame({"customer_id": now["customer_id"].to_numpy(), "p_churn": p,
                         "rm_left": now["rm_left"].to_numpy(int), "risk_drivers": drivers})
     out.attrs.update(horizon_days=int(horizon_days), hr_rm_left=float(model.hazard_ratios_["rm_left"]),
                      model_reused=bool(reused))

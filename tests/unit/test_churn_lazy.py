@@ -72,7 +72,7 @@ def test_audit_and_scores(both):
     _same(churn.warning_tradeoff(frames, as_of), churn.warning_tradeoff(lazy, as_of))
 
 
-def test_churn_risk_now_lazy_and_with_a_given_model(both):
+def test_churn_risk_now_lazy_and_with_a_given_model(both, monkeypatch):
     frames, lazy = both
     end = analysis_window(frames, None, None).end
     a = churn_risk_now(frames, end, time_grid="week")
@@ -86,6 +86,11 @@ def test_churn_risk_now_lazy_and_with_a_given_model(both):
         long, "stop", "event", entry_col="start", id_col="customer_id")
     c = churn_risk_now(lazy, end, time_grid="week", model=m)
     _same(a, c)
+    # scored in chunks of customers (bounded design copies at 10M): the same risks and drivers
+    import rmanalytics.book.value as value
+
+    monkeypatch.setattr(value, "SCORE_CHUNK_ROWS", 7)
+    _same(churn_risk_now(lazy, end, time_grid="week", model=m), c)
     with pytest.raises(ValueError, match="covariates"):
         churn_risk_now(lazy, end, time_grid="week", model=m, behaviour=False)
 
