@@ -34,7 +34,7 @@ def retention_worklist(model, active: pd.DataFrame, horizon_days: float, *, valu
         miss = [c for c in (id_col, rm_col, value_col) if c not in current.columns]
         if miss:
             raise ValueError(f"retention_worklist: current state lacks column(s) {miss}")
-        cur = current.drop_duplicates(id_col).set_index(id_col)
+        cur = current[[id_col, rm_col, value_col]].drop_duplicates(id_col).set_index(id_col)  # (its other columns: GBs at 10M)
         rm = active[id_col].map(cur[rm_col])
         value = active[id_col].map(cur[value_col]).astype(float)
     else:
