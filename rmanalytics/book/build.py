@@ -52,29 +52,37 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
     return out
 
 
-def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame, clv: pd.DataFrame | None,
+def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame | None = None, clv: pd.DataFrame | None = None,
                segments: pd.DataFrame | None = None, cells: pd.DataFrame | None = None,
                warnings: pd.DataFrame | None = None, current: pd.DataFrame | None = None,
                branch_level: str = "sub_branch", value_basis: str = "clv_income", horizon_days: int = 180,
                health: HealthConfig | None = None, rules: ActionRules | None = None,
-               currency: str = "CNY", engine: str = "duckdb") -> dict[str, pd.DataFrame]:
+               currency: str = "CNY", engine: str = "duckdb",
+               customers: pd.DataFrame | None = None) -> dict[str, pd.DataFrame]:
     """The whole book in one pass: ``{"book", "unassigned", "customers", "priority"}``.
 
     ``risk`` from :func:`rmanalytics.book.value.churn_risk_now`, ``clv`` from
     :func:`rmanalytics.book.value.clv_income` (or None), ``segments``/``cells``/``warnings`` from
-    notebook 01 (tables segments, customer_cells, warnings) or recomputed.
+    notebook 01 (tables segments, customer_cells, warnings) or recomputed. ``customers``: their
+    :func:`customer_frame`, when made already (then ``risk`` ... ``current`` and ``health`` are
+    not used): the caller can free those inputs first, GBs at 10M customers.
     """
     from rmanalytics.churn.frame import current_state
 
     as_of = pd.Timestamp(as_of).normalize()
-    cur = current if current is not None else current_state(tables, as_of, engine=engine)
+    if customers is None and risk is None:
+        raise ValueError("build_book needs risk (churn_risk_now) or customers (customer_frame)")
     book = current_book(tables["customers"], tables["assignments"], tables["rms"], as_of, branch_level=branch_level)
     un = unassigned_customers(tables["customers"], tables["assignments"], tables["rms"], as_of,
                               branch_level=branch_level, book=book)
-    cust = customer_frame(tables, as_of, current=cur, segments=segments, cells=cells, warnings=warnings, risk=risk,
-                          clv=clv, health=health)
-    if value_basis == "clv_income" and "clv_income" in cust.columns:
-        cust["clv_income"] = cust["clv_income"].astype(float)
+    if customers is not None:
+        cust = customers
+    else:
+        cur = current if current is not None else current_state(tables, as_of, engine=engine)
+        cust = customer_frame(tables, as_of, current=cur, segments=segments, cells=cells, warnings=warnings,
+                              risk=risk, clv=clv, health=health)
+    if value_basis == "clv_income" and "clv_income" in cust.columns and cust["clv_income"].dtype != float:
+        cust["clv_income"] = cust["clv_income"].astype(float)  # (in place: a given frame is not copied)
     pri = priority_list(book, cust, as_of, value_basis=value_basis, rules=rules, horizon_days=horizon_days,
                         currency=currency)
     return {"book": book, "unassigned": un, "customers": cust, "priority": pri}

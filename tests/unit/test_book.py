@@ -186,6 +186,16 @@ def test_sample_priority_list_equals_the_merge_it_replaced(sample_book):
                                   check_exact=True)  # repeated customers: the first row of each
 
 
+def test_sample_build_book_from_a_customer_frame_made_first(sample_book):
+    """Notebook 05 makes the customer frame first and frees its inputs: the same book."""
+    t, end, res, _ = sample_book
+    again = B.build_book(t, end, customers=res["customers"].copy())
+    for k in ("book", "unassigned", "customers", "priority"):
+        pd.testing.assert_frame_equal(again[k], res[k], check_exact=True)
+    with pytest.raises(ValueError, match="risk"):
+        B.build_book(t, end)
+
+
 def test_sample_every_employed_rm_gets_a_pack_with_exactly_its_current_customers(sample_book):
     t, end, res, out = sample_book
     a, rms = t["assignments"], t["rms"]
