@@ -15,6 +15,9 @@ children such as 05's pack workers) and the three slowest cells.
     python benchmarks/bench_chain.py --jobs 1 --variant ci
     python benchmarks/bench_chain.py --jobs 2 --compare-to /tmp/bench_chain_xxx   # results equal to 1e-9?
     python benchmarks/bench_chain.py --jobs 1 -- --memory-limit 100GB            # run-all arguments after --
+    python benchmarks/bench_chain.py --customers 10000000 --rms 5000 --jobs 1 --out R -- --only 00 01 03 04
+    python benchmarks/bench_chain.py ... --out R -- --only 02 05 06 --params-dir P  # adds to the run root R;
+                                                      # P's 05/06 files name 01's and 04's tables in R
 
 ``--compare-to`` compares every notebook's ``metrics.json`` with the one of an earlier run root
 (e.g. the 1-job, unlimited-memory run) and prints the largest relative difference of the numbers.
