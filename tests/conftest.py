@@ -150,8 +150,9 @@ def parquet_paths(tables: dict[str, pd.DataFrame], folder) -> dict[str, str]:
 
 
 def sample_churn_tables() -> dict:
-    """The bundled sample's tables as notebook 02 holds them: customers, assignments and rms as
-    frames, transactions, balances, interactions and feedback as Parquet paths (lazy)."""
+    """The bundled sample's tables for the churn functions: customers, assignments and rms as
+    frames, transactions, balances, interactions and feedback as Parquet paths (lazy). Notebook 02
+    leaves customers and assignments lazy as well (tests/unit/test_churn_lazy.py)."""
     from pathlib import Path
 
     from rmanalytics.io import load_tables
@@ -162,3 +163,14 @@ def sample_churn_tables() -> dict:
     for k in ("transactions", "balances", "interactions", "feedback"):
         t[k] = str(sample / f"{k}.parquet")
     return t
+
+
+def sample_churn_frames(tables: dict) -> tuple:
+    """``(window, day-grid survival frame, its week grid)`` of :func:`sample_churn_tables`, with
+    the data's window and a 90-day lookback, as notebook 02 builds them."""
+    from rmanalytics import churn
+    from rmanalytics.window import analysis_window
+
+    w = analysis_window(tables, None, None)
+    day = churn.survival_frame(tables, observation_end=w.end, window_start=w.start, lookback_days=90, time_grid="day")
+    return w, day, churn.regrid(day, "week")

@@ -139,21 +139,16 @@ def rm_lost(customer_ids, assignments: Any, rms: pd.DataFrame, as_of, *, min_sha
     before ``as_of`` while serving it (the customer lost an RM, successor or not), else 0. Same
     rule as the churn model's time-varying ``rm_left`` covariate (:mod:`rmanalytics.churn.frame`).
 
-    ``assignments``: a frame, or a table the engine reads (a Parquet path): then only the ids of
-    the customers who lost an RM reach pandas."""
+    ``assignments``: a frame (read by DuckDB), or a table ``engine`` reads (a Parquet path): only
+    the ids of the customers who lost an RM reach pandas."""
+    from rmanalytics.engine import run_sql
+
     as_of = pd.Timestamp(as_of)
     ids = pd.Index(pd.unique(pd.Series(customer_ids)), name="customer_id")
-    if not isinstance(assignments, pd.DataFrame):
-        from rmanalytics.engine import run_sql
-
-        lost_ids = run_sql(
-            "SELECT DISTINCT a.customer_id FROM assignments a JOIN rms r ON a.rm_id = r.rm_id "
-            f"WHERE r.exit_date <= TIMESTAMP '{as_of.isoformat(sep=' ')}' AND r.exit_date >= a.start_date "
-            f"AND a.share >= {float(min_share)!r} AND (a.end_date IS NULL OR a.end_date >= r.exit_date)",
-            {"assignments": assignments, "rms": rms[["rm_id", "exit_date"]]}, engine=engine)["customer_id"]
-        return pd.Series(ids.isin(set(lost_ids)).astype(int), index=ids, name="rm_left")
-    a = assignments
-    exit_ = a["rm_id"].map(rms.set_index("rm_id")["exit_date"])
-    lost = (exit_.notna() & (exit_ <= as_of) & (exit_ >= a["start_date"]) & (a["share"] >= min_share)
-            & (a["end_date"].isna() | (a["end_date"] >= exit_)))
-    return pd.Series(ids.isin(set(a.loc[lost, "customer_id"])).astype(int), index=ids, name="rm_left")
+    lost_ids = run_sql(
+        "SELECT DISTINCT a.customer_id FROM assignments a JOIN rms r ON a.rm_id = r.rm_id "
+        f"WHERE r.exit_date <= TIMESTAMP '{as_of.isoformat(sep=' ')}' AND r.exit_date >= a.start_date "
+        f"AND a.share >= {float(min_share)!r} AND (a.end_date IS NULL OR a.end_date >= r.exit_date)",
+        {"assignments": assignments, "rms": rms[["rm_id", "exit_date"]]},
+        engine="duckdb" if isinstance(assignments, pd.DataFrame) else engine)["customer_id"]
+    return pd.Series(ids.isin(set(lost_ids)).astype(int), index=ids, name="rm_left")

@@ -203,7 +203,7 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
     tenure = (as_of - f["customer_id"].map(cust["open_date"])).dt.days.astype(float)
     f["recency_days"] = f["recency_days"].fillna(tenure)
     opt = _optional_features(tables, f["customer_id"], as_of)
-    f = left_join(f, opt) if len(opt.columns) > 1 else f  # (no optional table: nothing to add)
+    f = left_join(f, opt)
     if "n_products_holdings" in f.columns:
         f["n_products"] = f["n_products_holdings"]
     if clv is not None:

@@ -172,9 +172,8 @@ def priority_list(book: pd.DataFrame, customers: pd.DataFrame, as_of, *, value_b
     for c in acts.columns:
         rows[c] = acts[c].to_numpy()
     del acts
-    order = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
-                             ascending=[True, False, False, False, True], kind="mergesort").index.to_numpy()
-    rows = rows.take(order)
+    rows = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
+                            ascending=[True, False, False, False, True], kind="mergesort")
     rows.index = pd.RangeIndex(len(rows))
     rows.insert(1, "rank", rows.groupby("rm_id").cumcount().to_numpy() + 1)
     rows.attrs.update(as_of=as_of.date().isoformat(), value_basis=value_basis, horizon_days=int(horizon_days))

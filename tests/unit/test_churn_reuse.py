@@ -8,11 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import sample_churn_tables
+from tests.conftest import sample_churn_frames, sample_churn_tables
 
 from rmanalytics import churn
 from rmanalytics.churn.frame import follow_up_months, monthly_positions
-from rmanalytics.window import analysis_window
 
 COVS = ["customer_type", "risk_level", "log_aum", "n_products", "n_tx"]
 
@@ -24,10 +23,7 @@ def tables():
 
 @pytest.fixture(scope="module")
 def frames(tables):
-    w = analysis_window(tables, None, None)
-    kw = dict(observation_end=w.end, window_start=w.start, lookback_days=90)
-    day = churn.survival_frame(tables, time_grid="day", **kw)
-    week = churn.regrid(day, "week")
+    w, day, week = sample_churn_frames(tables)
     return w, day, week, churn.behaviour_covariates(tables, week)
 
 

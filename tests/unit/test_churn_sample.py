@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from tests.conftest import sample_churn_tables
+from tests.conftest import sample_churn_frames, sample_churn_tables
 
 from rmanalytics import churn
 from rmanalytics.churn.sample import is_sample, same_sample, sample_customers
-from rmanalytics.window import analysis_window
 
 COVS = ["customer_type", "risk_level", "log_aum", "n_products", "n_tx"]
 MODEL_COVS = COVS + ["rm_left", *churn.BEHAVIOUR_COVARIATES]
@@ -27,9 +26,7 @@ def tables():
 
 @pytest.fixture(scope="module")
 def frames(tables):
-    w = analysis_window(tables, None, None)
-    day = churn.survival_frame(tables, observation_end=w.end, window_start=w.start, lookback_days=90, time_grid="day")
-    return w, day, churn.regrid(day, "week")
+    return sample_churn_frames(tables)
 
 
 def _fit(frame, monthly):
