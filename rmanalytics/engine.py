@@ -747,6 +747,15 @@ def run_sql(
     return _run_duckdb(sql, inputs, output, con, normalize)
 
 
+def as_frame(src: Source, engine: str | None = None, columns: str = "*") -> pd.DataFrame:
+    """An input of :func:`run_sql` as a pandas frame: a pandas frame is returned as it is (not
+    copied, ``columns`` ignored); a path or Spark table is read through ``engine``, whole or for
+    ``columns`` (an SQL select list). For tables a caller needs whole in pandas after all."""
+    if isinstance(src, pd.DataFrame):
+        return src
+    return run_sql(f"SELECT {columns} FROM t", {"t": src}, engine=engine)
+
+
 def columns_of(src: Source, engine: str | None = None) -> list[str]:
     """Column names of an input of :func:`run_sql`, reading only its schema.
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from rmanalytics.engine import columns_of, run_sql
+from rmanalytics.engine import as_frame, columns_of, run_sql
 
 __all__ = ["FINDINGS", "QUALITY_COLUMNS", "quality_report"]
 
@@ -288,13 +288,6 @@ def _plain(v):
     return v
 
 
-def _frame(src, engine: str | None, columns: str = "*") -> pd.DataFrame:
-    """A small table as a frame (a path is read through the engine)."""
-    if isinstance(src, pd.DataFrame):
-        return src
-    return run_sql(f"SELECT {columns} FROM t", {"t": src}, engine=engine)
-
-
 def _n_rows(src, engine: str | None) -> int:
     if isinstance(src, pd.DataFrame):
         return len(src)
@@ -307,7 +300,7 @@ def _kpi_findings(tables: Mapping[str, pd.DataFrame], engine: str | None = None)
     k = tables.get("kpi_targets")
     if k is None:
         return out
-    k = _frame(k, engine)
+    k = as_frame(k, engine)
     if len(k) == 0:
         return out
     ok = k["period"].astype(str).str.fullmatch(r"\d{4}(Q[1-4]|-(0[1-9]|1[0-2]))?")
@@ -319,7 +312,7 @@ def _kpi_findings(tables: Mapping[str, pd.DataFrame], engine: str | None = None)
                         severity="warning"))
     if "rms" in tables:
         rm = k["unit_level"].eq("rm").to_numpy(dtype=bool)
-        rm_ids = _frame(tables["rms"], engine, "rm_id")["rm_id"]
+        rm_ids = as_frame(tables["rms"], engine, "rm_id")["rm_id"]
         bad = k[rm & ~k["unit_id"].isin(rm_ids).to_numpy(dtype=bool)]
         if len(bad):
             out.append(dict(table="kpi_targets", column="unit_id", finding="targets for rm_ids not in rms",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.book.current import current_book, unassigned_customers
+from rmanalytics.book.current import book_inputs, current_book, customer_columns, unassigned_customers
 from rmanalytics.book.health import HealthConfig, health_features, health_score
 from rmanalytics.book.priority import ActionRules, priority_list
 from rmanalytics.keys import left_join
@@ -45,7 +45,7 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
             if e is not None:
                 held = held[e.isna() | (e > as_of)]
             prisk = held["product_id"].map(pr.set_index("product_id")["risk_level"])
-            crisk = held["customer_id"].map(tables["customers"].set_index("customer_id")["risk_level"])
+            crisk = held["customer_id"].map(customer_columns(tables, ["risk_level"])["risk_level"])
             bad = set(held.loc[(prisk > crisk).to_numpy(), "customer_id"])
             out["suitability_breach"] = out["customer_id"].isin(bad)
     out.attrs["coverage"] = dict(h.attrs["coverage"])  # share of customers with data per health component
@@ -72,9 +72,10 @@ def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame | None = Non
     as_of = pd.Timestamp(as_of).normalize()
     if customers is None and risk is None:
         raise ValueError("build_book needs risk (churn_risk_now) or customers (customer_frame)")
-    book = current_book(tables["customers"], tables["assignments"], tables["rms"], as_of, branch_level=branch_level)
-    un = unassigned_customers(tables["customers"], tables["assignments"], tables["rms"], as_of,
-                              branch_level=branch_level, book=book)
+    cust_rows, asg_rows = book_inputs(tables, as_of, engine)  # frames as they are; paths: only what is used
+    book = current_book(cust_rows, asg_rows, tables["rms"], as_of, branch_level=branch_level)
+    un = unassigned_customers(cust_rows, asg_rows, tables["rms"], as_of, branch_level=branch_level, book=book)
+    del cust_rows, asg_rows
     if customers is not None:
         cust = customers
     else:

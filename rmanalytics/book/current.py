@@ -133,6 +133,30 @@ def customer_columns(tables: dict[str, Any], columns: tuple[str, ...] | list[str
                    engine=engine).set_index("customer_id")
 
 
+def book_inputs(tables: dict[str, Any], as_of, engine: str = "duckdb") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(customers, assignments)`` for :func:`current_book` and :func:`unassigned_customers`.
+
+    Frames are returned as they are. Tables the engine reads (Parquet paths) are read for what
+    those two functions use only: the customers open at ``as_of`` (customer_id, open_date,
+    close_date, branch_id) and the assignments started on or before ``as_of``, so that a notebook
+    need not hold either table in pandas (GBs at 10M customers). The book is the same either way.
+    """
+    from rmanalytics.engine import columns_of, run_sql
+
+    cust, asg = tables["customers"], tables["assignments"]
+    day = f"TIMESTAMP '{pd.Timestamp(as_of).isoformat(sep=' ')}'"
+    if not isinstance(cust, pd.DataFrame):
+        have = [c for c in ("customer_id", "open_date", "close_date", "branch_id") if c in columns_of(cust, engine)]
+        where = (f" WHERE open_date <= {day} AND (close_date IS NULL OR close_date > {day})"
+                 if {"open_date", "close_date"} <= set(have) else "")  # else current_book names what is missing
+        cust = run_sql(f"SELECT {', '.join(have)} FROM customers{where}", {"customers": cust}, engine=engine)
+    if not isinstance(asg, pd.DataFrame):
+        have = [c for c in ("customer_id", "rm_id", "start_date", "end_date", "share") if c in columns_of(asg, engine)]
+        where = f" WHERE start_date <= {day}" if "start_date" in have else ""
+        asg = run_sql(f"SELECT {', '.join(have)} FROM assignments{where}", {"assignments": asg}, engine=engine)
+    return cust, asg
+
+
 def rm_lost(customer_ids, assignments: Any, rms: pd.DataFrame, as_of, *, min_share: float = 0.5,
             engine: str = "duckdb") -> pd.Series:
     """Per customer (index customer_id): 1 if an RM with share >= ``min_share`` left the bank on or

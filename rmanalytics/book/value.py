@@ -173,6 +173,7 @@ def clv_income(tables: dict[str, Any], as_of, *, horizon_days: int = 365, discou
     Customers without any transaction get no row (no CLV: the health score drops the component).
     """
     from rmanalytics import loyalty as L
+    from rmanalytics.book.current import customer_columns
     from rmanalytics.engine import columns_of
     from rmanalytics.rfm import btyd_summary
 
@@ -182,7 +183,7 @@ def clv_income(tables: dict[str, Any], as_of, *, horizon_days: int = 365, discou
     as_of = pd.Timestamp(as_of).normalize()
     summary = btyd_summary(tx, observation_end=as_of.date(), amount_col="fee", time_unit_days=time_unit_days,
                            refunds="include", engine=engine)
-    ctype = tables["customers"][["customer_id", "customer_type"]]
+    ctype = customer_columns(tables, ["customer_type"], engine).reset_index()  # a frame or a Parquet path
     summary = summary.merge(ctype, on="customer_id", how="left")
     models = L.fit_models(summary, by="customer_type", penalizer=penalizer)
     clv = L.apply_by_group(models, summary, "customer_type", lambda m, g: L.customer_lifetime_value(

@@ -209,6 +209,40 @@ def test_sample_build_book_from_a_customer_frame_made_first(sample_book):
         B.build_book(t, end)
 
 
+def test_sample_book_from_parquet_customers_and_assignments_equals_frames(sample_book):
+    """Notebook 05 leaves customers and assignments to the engine (issue 16): the same book and CLV."""
+    t, end, res, _ = sample_book
+    lazy = dict(t)
+    for k in ("customers", "assignments", "transactions", "balances"):
+        lazy[k] = str(SAMPLE / f"{k}.parquet")
+    again = B.build_book(lazy, end, customers=res["customers"].copy())
+    for k in ("book", "unassigned", "customers", "priority"):
+        pd.testing.assert_frame_equal(again[k], res[k], check_exact=True)
+    pd.testing.assert_frame_equal(B.clv_income(lazy, end), B.clv_income(t, end), check_exact=True)
+
+
+def test_book_inputs_read_from_parquet_give_the_frames_book(tmp_path):
+    """book_inputs reads only open customers and started assignments; every day of the hand-made
+    case (before, between and after its changes) gives the frames' book and unassigned list."""
+    customers, assignments, rms = _small()
+    customers.to_parquet(tmp_path / "customers.parquet")
+    assignments.to_parquet(tmp_path / "assignments.parquet")
+    frames = {"customers": customers, "assignments": assignments, "rms": rms}
+    lazy = {"customers": str(tmp_path / "customers.parquet"), "assignments": str(tmp_path / "assignments.parquet"),
+            "rms": rms}
+    c0, a0 = B.book_inputs(frames, D("2025-01-01"))
+    assert c0 is customers and a0 is assignments  # frames: as they are, not copied
+    for day in ("2019-12-31", "2020-01-01", "2024-03-01", "2024-06-01", "2024-09-01", "2025-01-31", "2025-02-01"):
+        c, a = B.book_inputs(lazy, D(day))
+        assert set(c.columns) == {"customer_id", "open_date", "close_date", "branch_id"}
+        assert (c["open_date"] <= D(day)).all() and (a["start_date"] <= D(day)).all()
+        want = B.current_book(customers, assignments, rms, D(day))
+        got = B.current_book(c, a, rms, D(day))
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        pd.testing.assert_frame_equal(B.unassigned_customers(c, a, rms, D(day), book=got),
+                                      B.unassigned_customers(customers, assignments, rms, D(day)), check_exact=True)
+
+
 def test_sample_every_employed_rm_gets_a_pack_with_exactly_its_current_customers(sample_book):
     t, end, res, out = sample_book
     a, rms = t["assignments"], t["rms"]
