@@ -127,3 +127,38 @@ def isin_keys(keys: pd.Series, values: Any) -> pd.Series:
     if not isinstance(keys.dtype, np.dtype) or not strictly_increasing(vals):
         return keys.isin(values)
     return pd.Series(positions(keys.to_numpy(), vals) >= 0, index=keys.index, name=keys.name)
+
+
+def sort_order(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = True) -> np.ndarray:
+    """Row positions (int64) that order ``df`` as ``df.sort_values(by, ascending=ascending,
+    kind="stable")`` does: stable, missing values (None, NaN, NaT) last for every key, ascending
+    or not.
+
+    pandas sorts string keys by comparing Python objects (several seconds per million rows and
+    key, about 40 s for the 8M rows of a 10M-customer book); Arrow's stable multi-key sort
+    (``pyarrow.compute.sort_indices``) compares them in C, in the same order (UTF-8 bytes order
+    as code points). Keys Arrow cannot take as they are (categoricals, which pandas sorts by their
+    category order; mixed types) are left to pandas itself."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    asc = [bool(ascending)] * len(by) if isinstance(ascending, bool) else [bool(a) for a in ascending]
+    if len(asc) != len(by):
+        raise ValueError(f"sort_order: {len(by)} keys but {len(asc)} ascending flags")
+    arrays = []
+    for c in by:
+        s = df[c]
+        if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype.kind not in "biufMO":
+            arrays = None
+            break
+        try:  # None, NaN and NaT become nulls, which sort last either way (pandas' na_position="last")
+            arrays.append(pa.array(s.to_numpy(), from_pandas=True))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            arrays = None
+            break
+    if arrays is None or len(df) == 0:
+        pos = df.reset_index(drop=True).sort_values(by, ascending=asc, kind="stable").index
+        return np.asarray(pos, dtype=np.int64)
+    table = pa.table({f"k{i}": a for i, a in enumerate(arrays)})
+    keys = [(f"k{i}", "ascending" if a else "descending") for i, a in enumerate(asc)]
+    return pc.sort_indices(table, sort_keys=keys).to_numpy().astype(np.int64)  # nulls at the end (the default)

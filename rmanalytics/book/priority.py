@@ -30,7 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rmanalytics.book.health import COMPONENTS
-from rmanalytics.keys import left_join
+from rmanalytics.keys import left_join, sort_order
 
 
 class ActionRules(BaseModel):
@@ -52,7 +52,7 @@ class ActionRules(BaseModel):
 def _days(rules: ActionRules, stage: pd.Series) -> pd.Series:
     d = rules.contact_days
     days = {s: d.get(s, d.get("other", 90)) for s in pd.unique(stage.to_numpy(dtype=object))}  # once per stage
-    return stage.map(lambda s: days[s]).astype(float)
+    return stage.map(days).astype(float)  # a dict lookup in pandas, not a Python call per customer
 
 
 def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None, horizon_days: int = 180,
@@ -93,18 +93,22 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
     actions = np.array([a for _, a in cands], dtype=object)[first]
     due_date = pd.Series(due.to_numpy()[np.arange(n), first], index=cust.index)
 
-    reasons: list[list[str]] = [[] for _ in range(n)]
+    reasons = np.full(n, None, dtype=object)  # per row: its reasons so far, joined by "; " (None: none yet)
 
     def add(mask: pd.Series, texts) -> None:
         """Append a reason to the rows of ``mask``: one text, or ``texts(rows)`` -> one text per row
-        (built for those rows only)."""
+        (built for those rows only); empty texts add nothing. Whole arrays at a time (object-array
+        concatenation), not a Python list per customer: millions of customers."""
         rows = np.flatnonzero(mask.to_numpy())
-        if isinstance(texts, str):
-            for i in rows.tolist():
-                reasons[i].append(texts)
-        elif len(rows):
-            for i, t in zip(rows.tolist(), texts(rows)):
-                reasons[i].append(t)
+        if not len(rows) or (isinstance(texts, str) and not texts):
+            return
+        t = np.full(len(rows), texts, dtype=object) if isinstance(texts, str) else np.asarray(list(texts(rows)), dtype=object)
+        ok = t.astype(bool)  # None and "" add nothing
+        rows, t = rows[ok], t[ok]
+        cur = reasons[rows]
+        more = np.not_equal(cur, None)
+        reasons[rows[~more]] = t[~more]
+        reasons[rows[more]] = cur[more] + "; " + t[more]
 
     add(breach, "holds a product above their risk tolerance (suitability)")
     wd = get("warning_detail", None)
@@ -135,8 +139,9 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
     add(soon, lambda rows: [f"a product matures on {m.date()}" for m in mat.iloc[rows]])
     vas = get("value_at_stake").astype(float).fillna(0)
     out = pd.DataFrame(index=cust.index)
-    out["reasons"] = ["; ".join(x for x in rs if x) or f"value at stake {v:,.0f} {currency}"
-                      for rs, v in zip(reasons, vas.to_numpy())]
+    plain = np.flatnonzero(np.equal(reasons, None))  # no reason: the value at stake says why they are listed
+    reasons[plain] = [f"value at stake {v:,.0f} {currency}" for v in vas.to_numpy()[plain].tolist()]
+    out["reasons"] = reasons
     out["next_action"] = actions
     out["due_date"] = pd.to_datetime(due_date).dt.normalize()
     out["overdue"] = out["due_date"] <= as_of  # due today ("at once") or earlier: act now
@@ -172,8 +177,8 @@ def priority_list(book: pd.DataFrame, customers: pd.DataFrame, as_of, *, value_b
     for c in acts.columns:
         rows[c] = acts[c].to_numpy()
     del acts
-    rows = rows.sort_values(["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
-                            ascending=[True, False, False, False, True], kind="mergesort")
+    rows = rows.take(sort_order(rows, ["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
+                                [True, False, False, False, True]))  # as a stable sort_values, strings compared in C
     rows.index = pd.RangeIndex(len(rows))
     rows.insert(1, "rank", rows.groupby("rm_id").cumcount().to_numpy() + 1)
     rows.attrs.update(as_of=as_of.date().isoformat(), value_basis=value_basis, horizon_days=int(horizon_days))

@@ -76,9 +76,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
         model = churn.ChurnModel("cox", covariates=covs, solver="fast").fit(
             long, "stop", "event", entry_col="start", id_col="customer_id")
         del long
-    a = {} if current is None else current.attrs  # a current_state for another day or window is not used
-    if current is None or a.get("as_of", as_of.date().isoformat()) != as_of.date().isoformat() \
-            or a.get("recent_days", lookback_days) != lookback_days:
+    if not churn.state_fits(current, as_of, recent_days=lookback_days):  # another day or window: not used
         current = churn.current_state(tables, as_of, recent_days=lookback_days, engine=engine)
     cur = current
     cust = customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",

@@ -3,8 +3,8 @@
 from rmanalytics.churn.frame import (BEHAVIOUR_COVARIATES, ChurnDataError, active_customers, add_relationship_covariates,
                                      add_segments, behaviour_covariates, compress_frame, covariates_sql,
                                      current_state, current_state_sql, holdout_cutoff, holdout_split, last_activity_sql,
-                                     regrid, relationship_events, relationship_frame, split_monthly, survival_frame,
-                                     time_varying_frame, to_grid)
+                                     regrid, relationship_events, relationship_frame, split_monthly, state_fits,
+                                     survival_frame, time_varying_frame, to_grid)
 from rmanalytics.churn.model import ChurnModel, ChurnModelError, breslow_baseline, fit_cox_efron
 from rmanalytics.churn.retention import km_by_group, logrank_table, logrank_test, retention_table
 from rmanalytics.churn.evaluate import (KMBaseline, brier_scores, calibration_table, evaluate_holdout,
@@ -15,7 +15,7 @@ from rmanalytics.churn.audit import (audit_population, customers_at, default_as_
                                      silent_alert, silent_eligible, warning_audit, warning_tradeoff)
 
 __all__ = [
-    "BEHAVIOUR_COVARIATES", "behaviour_covariates", "split_monthly",
+    "BEHAVIOUR_COVARIATES", "behaviour_covariates", "split_monthly", "state_fits",
     "audit_population", "customers_at", "default_as_of", "holdout_scores", "rule_flags", "score_alerts", "silent_alert",
     "silent_eligible", "warning_audit", "warning_tradeoff",
     "KMBaseline", "active_customers", "add_segments", "holdout_cutoff", "brier_scores", "calibration_table", "evaluate_holdout", "integrated_brier_score",

@@ -47,6 +47,7 @@ import pandas as pd
 from rmanalytics.churn.sample import is_sample
 from rmanalytics.engine import columns_of, run_sql, share_strings
 from rmanalytics.errors import DataError, ParameterError, rule_message
+from rmanalytics.keys import sort_order
 from rmanalytics.window import analysis_window
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
@@ -424,8 +425,7 @@ def time_varying_frame(
     base.loc[inside, "start"] = s[inside]
     base.loc[inside, covariate] = 1
     out = pd.concat([first, base], ignore_index=False)
-    out["_order"] = out["start"]
-    out = out.sort_values([id_col, "_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    out = out.take(sort_order(out, [id_col, "start"])).reset_index(drop=True)  # stable: first piece first
     if columns is not None:  # per customer, before the split: the customer-month copies are small already
         out = _compact(out, exclude=[id_col, "start", "stop", *drop_after])
     if monthly is not None:
@@ -1130,7 +1130,8 @@ def relationship_events(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_da
         d = pd.concat([pd.DataFrame({"customer_id": f["customer_id"], "day": f["cov_start"]}),
                        pd.DataFrame({"customer_id": x["customer_id"], "day": x["timestamp"].dt.normalize()})
                        [x["timestamp"].dt.normalize().to_numpy() >= x["cov_start"].to_numpy()]])
-        d = d.drop_duplicates().sort_values(["customer_id", "day"], kind="mergesort")
+        d = d.drop_duplicates()
+        d = d.take(sort_order(d, ["customer_id", "day"]))
         nxt = d.groupby("customer_id")["day"].shift(-1)
         on = d["day"] + pd.Timedelta(days=int(lapse_days))
         lapse = nxt.isna() | (nxt > on)
@@ -1175,7 +1176,7 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
     lim = ev.merge(base[["customer_id", "start", "stop"]], on="customer_id")
     cuts = lim[(lim["t"] > lim["start"]) & (lim["t"] < lim["stop"])][["customer_id", "t"]].drop_duplicates()
     pts = pd.concat([base[["customer_id", "start"]].rename(columns={"start": "t"}), cuts], ignore_index=True)
-    pts = pts.sort_values(["customer_id", "t"], kind="mergesort").reset_index(drop=True)
+    pts = pts.take(sort_order(pts, ["customer_id", "t"])).reset_index(drop=True)
     pts["t_next"] = pts.groupby("customer_id")["t"].shift(-1)
     long = pts.merge(base.drop(columns=["start"]), on="customer_id")
     last = long["t_next"].isna()
@@ -1184,7 +1185,8 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
     long["event"] = np.where(last, long["event"], 0)
     long = long.drop(columns=["t", "t_next"])
     for cov in covariates:
-        e = ev[ev["covariate"] == cov].sort_values(["t", "customer_id"])[["customer_id", "t", "value"]]
+        e = ev[ev["covariate"] == cov]
+        e = e.take(sort_order(e, ["t", "customer_id"]))[["customer_id", "t", "value"]]
         long = long.sort_values("start", kind="mergesort")
         if len(e):
             long = pd.merge_asof(long, e.rename(columns={"t": "start", "value": cov}), on="start", by="customer_id",
@@ -1192,7 +1194,7 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
         else:
             long[cov] = 0
         long[cov] = long[cov].fillna(0).astype(int)
-    return long.sort_values(["customer_id", "start"], kind="mergesort").reset_index(drop=True)
+    return long.take(sort_order(long, ["customer_id", "start"])).reset_index(drop=True)
 
 
 def current_state_sql(as_of: str, *, recent_days: int = 90, baseline_days: int = 365, change_days: int = 91,
@@ -1259,6 +1261,19 @@ LEFT JOIN bal0 ON bal0.customer_id = s.customer_id
 LEFT JOIN prm ON prm.customer_id = s.customer_id
 ORDER BY s.customer_id
 """
+
+
+def state_fits(state: pd.DataFrame | None, as_of: str | pd.Timestamp, *, recent_days: int = 90,
+               baseline_days: int = 365, change_days: int = 91) -> bool:
+    """Whether ``state`` (a :func:`current_state`, e.g. read back from an upstream run's Parquet,
+    which keeps its ``attrs``) was measured at ``as_of`` with these windows (days), so a caller can
+    reuse it instead of scanning the data again. Settings its ``attrs`` do not record count as
+    matching (a frame a caller built some other way); None never fits."""
+    if state is None:
+        return False
+    want = {"as_of": pd.Timestamp(as_of).date().isoformat(), "recent_days": int(recent_days),
+            "baseline_days": int(baseline_days), "change_days": int(change_days)}
+    return all(state.attrs.get(k, v) == v for k, v in want.items())
 
 
 def current_state(tables: dict[str, Any], as_of: str | pd.Timestamp, *, recent_days: int = 90,

@@ -225,7 +225,8 @@ def kpi_points(kpis: pd.DataFrame, targets: pd.DataFrame, config: ScorecardConfi
         if config.missing_actual == "error":
             ex = long.loc[long["missing_actual"], ["rm_id", "period", "kpi"]].head(5).values.tolist()
             raise DataError(f"{int(long['missing_actual'].sum())} KPI values are missing (NaN), e.g. {ex}")
-        floors = long.apply(lambda r: config.dimensions[r["dimension"]].kpis[r["kpi"]].floor, axis=1)
+        floor = {(dim, kpi): rule.floor for dim, d in config.dimensions.items() for kpi, rule in d.kpis.items()}
+        floors = pd.Series([floor[k] for k in zip(long["dimension"], long["kpi"])], index=long.index, dtype=float)
         long["achievement"] = long["achievement"].fillna(floors)
     long["points"] = 100.0 * long["achievement"]
     return long[["rm_id", "period", "dimension", "kpi", "actual", "target", "target_source", "achievement", "points",

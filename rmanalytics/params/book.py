@@ -41,7 +41,7 @@ class BookParams(NotebookParams):
     segmentation_tables_path: str | None = Field(
         None, description="tables/ folder of a 01 run (segments, customer_cells, warnings); None: recompute.")
     churn_tables_path: str | None = Field(
-        None, description="tables/ folder of a 02 run (churn_risk); None: recompute.")
+        None, description="tables/ folder of a 02 run (churn_risk, current_state); None: recompute.")
     kpi_tables_path: str | None = Field(
         None, description="tables/ folder of a 04 run (kpis, scorecard, kpi_points); None: recompute.")
     monthly_measures_path: str | None = Field(

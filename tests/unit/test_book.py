@@ -146,6 +146,25 @@ def test_next_actions_seed_rules():
     assert a.loc[3, "next_action"] == "review suitability of holdings" and a.loc[3, "due_date"] == as_of
 
 
+def test_next_actions_reasons_in_rule_order_joined_or_the_value_at_stake():
+    """Every reason of a customer, in the rules' order and joined by "; "; an empty warning text adds
+    nothing; a customer with no reason is listed for its value at stake."""
+    as_of = D("2024-12-31")
+    cust = pd.DataFrame({
+        "lifecycle_stage": ["mature", "decline_warning", "mature", "mature"],
+        "warning_detail": ["no purchase for 3 months", None, "", None],
+        "suitability_breach": [True, False, False, False], "rm_left": [1, 0, 0, 0],
+        "p_churn": [0.9, 0.1, 0.1, 0.1], "risk_drivers": ["aum_change", "", "", ""],
+        "last_contact": [as_of] * 4, "value_at_stake": [10.0, 20.0, 1234.5, 0.0]})
+    r = B.next_actions(cust, as_of, horizon_days=180)["reasons"].tolist()
+    assert r[0] == ("holds a product above their risk tolerance (suitability); no purchase for 3 months; "
+                    "lost their RM (the previous RM left the bank); churn risk 90% within 180 days (raised by aum_change)")
+    assert r[1] == "in the decline-warning stage"
+    assert r[2] == "value at stake 1,234 CNY"  # the empty warning text is no reason
+    assert r[3] == "value at stake 0 CNY"
+    assert all(type(x) is str for x in r)
+
+
 def test_worklist_uses_current_rm_and_value():
     class _M:  # a fitted model stand-in: constant risk, no drivers
         def predict_churn_probability(self, df, h, tenure_col=None):
@@ -219,6 +238,28 @@ def test_sample_book_from_parquet_customers_and_assignments_equals_frames(sample
     for k in ("book", "unassigned", "customers", "priority"):
         pd.testing.assert_frame_equal(again[k], res[k], check_exact=True)
     pd.testing.assert_frame_equal(B.clv_income(lazy, end), B.clv_income(t, end), check_exact=True)
+
+
+def test_current_state_written_by_02_is_reused_only_when_measured_alike(sample_book, tmp_path):
+    """02 records today's state (restricted Parquet); 05 reads it back with its settings (attrs)
+    and reuses it only for the same day and windows."""
+    from rmanalytics.churn import state_fits
+    from rmanalytics.report import Recorder
+
+    t, end, _, _ = sample_book
+    state = current_state(t, end, recent_days=60)
+    Recorder(tmp_path, mask_ids=True).table("current_state", state, csv=False)
+    back = pd.read_parquet(tmp_path / "restricted" / "tables" / "current_state.parquet")
+    pd.testing.assert_frame_equal(back, state, check_exact=True)
+    assert not (tmp_path / "tables" / "current_state.csv").exists()
+    assert state_fits(back, end, recent_days=60)
+    assert not state_fits(back, end, recent_days=90)
+    assert not state_fits(back, end - pd.Timedelta(days=1), recent_days=60)
+    assert not state_fits(back, end, recent_days=60, change_days=30)
+    assert not state_fits(None, end)
+    bare = state.copy()
+    bare.attrs = {}
+    assert state_fits(bare, end, recent_days=60)  # settings not recorded count as matching
 
 
 def test_book_inputs_read_from_parquet_give_the_frames_book(tmp_path):

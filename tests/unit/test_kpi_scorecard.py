@@ -92,6 +92,25 @@ def test_missing_targets_is_an_error():
         scorecard(kpis(), t, CFG)
 
 
+def test_missing_actual_gets_the_kpis_floor_or_an_error():
+    """A KPI value that is missing (NaN) scores that KPI's floor (per dimension and KPI), or is an
+    error with missing_actual: error."""
+    cfg = copy.deepcopy(CFG)
+    cfg["dimensions"]["business_contribution"]["kpis"]["fee_income"]["floor"] = 0.3
+    cfg["dimensions"]["risk_compliance"]["kpis"]["npl_ratio"]["floor"] = 0.1
+    k = kpis()
+    k.loc[0, "fee_income"] = float("nan")   # R1
+    k.loc[1, "npl_ratio"] = float("nan")    # R2
+    p = kpi_points(k, targets(), load_scorecard_config(cfg)).set_index(["rm_id", "kpi"])
+    assert p.loc[("R1", "fee_income"), "achievement"] == 0.3 and p.loc[("R1", "fee_income"), "points"] == 30.0
+    assert p.loc[("R2", "npl_ratio"), "achievement"] == 0.1 and bool(p.loc[("R2", "npl_ratio"), "missing_actual"])
+    assert p["missing_actual"].sum() == 2
+    assert p.loc[("R3", "fee_income"), "achievement"] == 1.5  # others as before (capped ratio)
+    cfg["missing_actual"] = "error"
+    with pytest.raises(ValueError, match="2 KPI values are missing"):
+        kpi_points(k, targets(), load_scorecard_config(cfg))
+
+
 def test_ratio_rule_rejects_nonpositive_target():
     t = targets()
     t.loc[0, "target"] = 0.0
