@@ -162,3 +162,9 @@ def sort_order(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = T
     table = pa.table({f"k{i}": a for i, a in enumerate(arrays)})
     keys = [(f"k{i}", "ascending" if a else "descending") for i, a in enumerate(asc)]
     return pc.sort_indices(table, sort_keys=keys).to_numpy().astype(np.int64)  # nulls at the end (the default)
+
+
+def first_per_key(df: pd.DataFrame, on: str = "customer_id") -> pd.DataFrame:
+    """``df.drop_duplicates(on)`` (the first row of each key), without hashing the keys when they
+    are sorted and unique already (one pass of comparisons; then ``df`` itself is returned)."""
+    return df if strictly_increasing(df[on].to_numpy()) else df.drop_duplicates(on)

@@ -9,7 +9,7 @@ import pandas as pd
 from rmanalytics.book.current import book_inputs, current_book, customer_columns, unassigned_customers
 from rmanalytics.book.health import HealthConfig, health_features, health_score
 from rmanalytics.book.priority import ActionRules, priority_list
-from rmanalytics.keys import left_join
+from rmanalytics.keys import first_per_key, left_join, map_keys
 
 
 def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segments: pd.DataFrame | None,
@@ -26,9 +26,9 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
     for frame, cols in ((segments, ["segment", "lifecycle_stage", "tier"]), (cells, ["cell", "service_plan"]),
                         (risk, ["p_churn", "rm_left", "risk_drivers"]), (clv, ["p_alive", "clv_income"])):
         if frame is not None:  # columns added to out, not a copy of it per table (10M customers: GBs)
-            out = left_join(out, frame[["customer_id", *[c for c in cols if c in frame.columns]]].drop_duplicates("customer_id"))
+            out = left_join(out, first_per_key(frame[["customer_id", *[c for c in cols if c in frame.columns]]]))
     if warnings is not None and len(warnings):
-        out["warning_detail"] = out["customer_id"].map(warnings.drop_duplicates("customer_id").set_index("customer_id")["detail"])
+        out["warning_detail"] = map_keys(out["customer_id"], first_per_key(warnings).set_index("customer_id")["detail"])
     it = tables.get("interactions")
     if isinstance(it, pd.DataFrame) and {"customer_id", "timestamp"} <= set(it.columns):
         t = pd.to_datetime(it["timestamp"])

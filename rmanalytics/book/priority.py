@@ -30,7 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rmanalytics.book.health import COMPONENTS
-from rmanalytics.keys import left_join, sort_order
+from rmanalytics.keys import first_per_key, left_join, sort_order
 
 
 class ActionRules(BaseModel):
@@ -168,7 +168,7 @@ def priority_list(book: pd.DataFrame, customers: pd.DataFrame, as_of, *, value_b
         raise ValueError(f"priority_list: value_basis {value_basis!r} is not a column of the customer frame")
     as_of = pd.Timestamp(as_of).normalize()
     # at 10M customers every copy of the book's rows is GBs: columns are added, rows taken once
-    cust = customers if customers["customer_id"].is_unique else customers.drop_duplicates("customer_id")
+    cust = first_per_key(customers)  # sorted unique ids: no hashing
     b = book[["rm_id", "customer_id", "share", "start_date"]].rename(columns={"start_date": "assignment_start"})
     b.index = pd.RangeIndex(len(b))
     rows = left_join(b, cust)

@@ -195,3 +195,13 @@ def test_sort_order_equals_a_stable_sort_values_for_every_key_kind_and_direction
     assert sort_order(df.head(0), ["s"]).tolist() == []
     with pytest.raises(ValueError, match="2 keys but 1"):
         sort_order(df, ["s", "f"], [True])
+
+
+def test_first_per_key_is_drop_duplicates_and_skips_the_hash_for_sorted_unique_keys():
+    from rmanalytics.keys import first_per_key
+
+    sorted_unique = pd.DataFrame({"customer_id": ["A", "B", "C"], "x": [1, 2, 3]})
+    assert first_per_key(sorted_unique) is sorted_unique  # nothing to drop: the frame itself
+    for ids in (["B", "A", "B", "C", "A"], ["A", "A", "B"], ["C", "B", "A"], ["A", None, "B", None]):
+        df = pd.DataFrame({"customer_id": ids, "x": range(len(ids))})
+        assert_frame_equal(first_per_key(df), df.drop_duplicates("customer_id"))
