@@ -186,6 +186,14 @@ def test_sort_order_equals_a_stable_sort_values_for_every_key_kind_and_direction
             for asc in itertools.product([True, False], repeat=k):
                 want = df.reset_index(drop=True).sort_values(list(by), ascending=list(asc), kind="stable").index
                 np.testing.assert_array_equal(sort_order(df, list(by), list(asc)), want.to_numpy())
+    # nullable and time-zone-aware dtypes: their missing values last as well
+    ext = pd.DataFrame({"a": pd.array([3, None, 1, 2, None], dtype="Int64"),
+                        "s": pd.array(["b", None, "a", "c", "a"], dtype="string"),
+                        "t": pd.to_datetime(["2024-01-02", None, "2024-01-01", "2024-01-03", "2024-01-01"]).tz_localize("UTC")})
+    for by in (["a"], ["s"], ["t"], ["s", "a"]):
+        for asc in (True, False):
+            want = ext.sort_values(by, ascending=asc, kind="stable").index
+            np.testing.assert_array_equal(sort_order(ext, by, asc), want.to_numpy())
     # keys Arrow does not take as they are are sorted by pandas: categories in their own order
     cat = pd.DataFrame({"c": pd.Categorical(["lo", "hi", "mid", "hi"], categories=["hi", "mid", "lo"]), "x": [1, 2, 3, 4]})
     np.testing.assert_array_equal(sort_order(cat, ["c", "x"], [True, False]), [3, 1, 2, 0])
