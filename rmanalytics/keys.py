@@ -164,6 +164,11 @@ def sort_order(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = T
     return pc.sort_indices(table, sort_keys=keys).to_numpy().astype(np.int64)  # nulls at the end (the default)
 
 
+def sort_rows(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = True) -> pd.DataFrame:
+    """``df.sort_values(by, ascending=ascending, kind="stable")``: the same rows, index labels and
+    order, sorted in Arrow (:func:`sort_order`)."""
+    return df.take(sort_order(df, by, ascending))
+
 def first_per_key(df: pd.DataFrame, on: str = "customer_id") -> pd.DataFrame:
     """``df.drop_duplicates(on)`` (the first row of each key), without hashing the keys when they
     are sorted and unique already (one pass of comparisons; then ``df`` itself is returned)."""

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.errors import DataError, rule_message
-from rmanalytics.keys import sort_order
+from rmanalytics.keys import sort_rows
 
 ORG_LEVELS = ("outlet", "sub_branch", "tier2_branch", "tier1_branch")
 
@@ -70,7 +70,7 @@ def current_book(customers: pd.DataFrame, assignments: pd.DataFrame, rms: pd.Dat
     exit_ = a["rm_id"].map(org["exit_date"])
     a = a[exit_.isna() | (exit_ > as_of)]
     book = a[["customer_id", "rm_id", "share", "start_date"]].copy()
-    book = book.take(sort_order(book, ["customer_id", "share", "rm_id"], [True, False, True]))  # as sort_values, stable
+    book = sort_rows(book, ["customer_id", "share", "rm_id"], [True, False, True])
     book["is_primary"] = ~book["customer_id"].duplicated()
     book["n_rms"] = book.groupby("customer_id")["rm_id"].transform("size").astype(int)
     book["rm_branch"] = book["rm_id"].map(org[branch_level])

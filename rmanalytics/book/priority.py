@@ -30,7 +30,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from rmanalytics.book.health import COMPONENTS
-from rmanalytics.keys import first_per_key, left_join, sort_order
+from rmanalytics.keys import first_per_key, left_join, sort_rows
 
 
 class ActionRules(BaseModel):
@@ -177,8 +177,8 @@ def priority_list(book: pd.DataFrame, customers: pd.DataFrame, as_of, *, value_b
     for c in acts.columns:
         rows[c] = acts[c].to_numpy()
     del acts
-    rows = rows.take(sort_order(rows, ["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
-                                [True, False, False, False, True]))  # as a stable sort_values, strings compared in C
+    rows = sort_rows(rows, ["rm_id", "overdue", "value_at_stake", "p_churn", "customer_id"],
+                     [True, False, False, False, True])
     rows.index = pd.RangeIndex(len(rows))
     rows.insert(1, "rank", rows.groupby("rm_id").cumcount().to_numpy() + 1)
     rows.attrs.update(as_of=as_of.date().isoformat(), value_basis=value_basis, horizon_days=int(horizon_days))

@@ -47,7 +47,7 @@ import pandas as pd
 from rmanalytics.churn.sample import is_sample
 from rmanalytics.engine import columns_of, run_sql, share_strings
 from rmanalytics.errors import DataError, ParameterError, rule_message
-from rmanalytics.keys import sort_order
+from rmanalytics.keys import sort_rows
 from rmanalytics.window import analysis_window
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
@@ -425,7 +425,7 @@ def time_varying_frame(
     base.loc[inside, "start"] = s[inside]
     base.loc[inside, covariate] = 1
     out = pd.concat([first, base], ignore_index=False)
-    out = out.take(sort_order(out, [id_col, "start"])).reset_index(drop=True)  # stable: first piece first
+    out = sort_rows(out, [id_col, "start"]).reset_index(drop=True)  # stable: first piece first
     if columns is not None:  # per customer, before the split: the customer-month copies are small already
         out = _compact(out, exclude=[id_col, "start", "stop", *drop_after])
     if monthly is not None:
@@ -1130,8 +1130,7 @@ def relationship_events(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_da
         d = pd.concat([pd.DataFrame({"customer_id": f["customer_id"], "day": f["cov_start"]}),
                        pd.DataFrame({"customer_id": x["customer_id"], "day": x["timestamp"].dt.normalize()})
                        [x["timestamp"].dt.normalize().to_numpy() >= x["cov_start"].to_numpy()]])
-        d = d.drop_duplicates()
-        d = d.take(sort_order(d, ["customer_id", "day"]))
+        d = sort_rows(d.drop_duplicates(), ["customer_id", "day"])
         nxt = d.groupby("customer_id")["day"].shift(-1)
         on = d["day"] + pd.Timedelta(days=int(lapse_days))
         lapse = nxt.isna() | (nxt > on)
@@ -1176,7 +1175,7 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
     lim = ev.merge(base[["customer_id", "start", "stop"]], on="customer_id")
     cuts = lim[(lim["t"] > lim["start"]) & (lim["t"] < lim["stop"])][["customer_id", "t"]].drop_duplicates()
     pts = pd.concat([base[["customer_id", "start"]].rename(columns={"start": "t"}), cuts], ignore_index=True)
-    pts = pts.take(sort_order(pts, ["customer_id", "t"])).reset_index(drop=True)
+    pts = sort_rows(pts, ["customer_id", "t"]).reset_index(drop=True)
     pts["t_next"] = pts.groupby("customer_id")["t"].shift(-1)
     long = pts.merge(base.drop(columns=["start"]), on="customer_id")
     last = long["t_next"].isna()
@@ -1185,8 +1184,7 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
     long["event"] = np.where(last, long["event"], 0)
     long = long.drop(columns=["t", "t_next"])
     for cov in covariates:
-        e = ev[ev["covariate"] == cov]
-        e = e.take(sort_order(e, ["t", "customer_id"]))[["customer_id", "t", "value"]]
+        e = sort_rows(ev[ev["covariate"] == cov], ["t", "customer_id"])[["customer_id", "t", "value"]]
         long = long.sort_values("start", kind="mergesort")
         if len(e):
             long = pd.merge_asof(long, e.rename(columns={"t": "start", "value": cov}), on="start", by="customer_id",
@@ -1194,7 +1192,7 @@ def relationship_frame(frame: pd.DataFrame, tables: dict[str, Any], *, lapse_day
         else:
             long[cov] = 0
         long[cov] = long[cov].fillna(0).astype(int)
-    return long.take(sort_order(long, ["customer_id", "start"])).reset_index(drop=True)
+    return sort_rows(long, ["customer_id", "start"]).reset_index(drop=True)
 
 
 def current_state_sql(as_of: str, *, recent_days: int = 90, baseline_days: int = 365, change_days: int = 91,

@@ -71,25 +71,26 @@ def retention_table(frame: pd.DataFrame, group_col: str | None = None, *, months
     return pd.DataFrame(rows).set_index("group")
 
 
-def logrank_test(frame: pd.DataFrame, group_col: str, *, duration_col: str = "duration", event_col: str = "event",
-                 entry_col: str | None = "entry") -> dict:
-    """k-group log-rank test with delayed entry: risk set at t = {entry < t <= duration}.
-
-    Returns ``{"statistic", "df", "p_value", "groups"}`` (chi-square with groups - 1 df).
-    """
+def _logrank_inputs(frame: pd.DataFrame, group_col: str, duration_col: str, event_col: str,
+                    entry_col: str | None) -> tuple:
+    """``(stop, start, ev, g, k, times)`` of :func:`_at_risk_and_events`: groups numbered in sorted
+    order of ``str(group)`` (NaN: no group), the distinct event times."""
     groups = sorted(frame[group_col].dropna().unique(), key=str)
-    if len(groups) < 2:
-        return {"statistic": float("nan"), "df": 0, "p_value": float("nan"), "groups": len(groups)}
     stop = frame[duration_col].to_numpy(float)
     ev = frame[event_col].to_numpy().astype(bool)
     start = frame[entry_col].to_numpy(float) if entry_col else np.zeros(len(frame))
     g = frame[group_col].map({v: i for i, v in enumerate(groups)}).to_numpy()
-    times = np.unique(stop[ev])
-    k = len(groups)
+    return stop, start, ev, g, len(groups), np.unique(stop[ev])
+
+
+def _at_risk_and_events(stop: np.ndarray, start: np.ndarray, ev: np.ndarray, g: np.ndarray, k: int,
+                        times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per event time (rows) and group (columns): the number at risk {start < t <= stop} and the
+    number of events. ``g``: each row's group number 0..k-1, NaN for none (the row is left out).
+    The rows of each group are one slice of a single stable sort by group (a mask per group would
+    be O(k n): minutes for thousands of branches and 10M customers)."""
     n = np.zeros((len(times), k))
     d = np.zeros((len(times), k))
-    # the rows of each group as one slice of a single stable sort by group (not a mask per group:
-    # k masks over n rows are O(k n), minutes for thousands of branches and 10M customers)
     gi = np.where(pd.isna(g), k, g).astype(np.int64)  # rows without a group sort last, unused
     order = np.argsort(gi, kind="stable")
     bounds = np.searchsorted(gi[order], np.arange(k + 1), side="left")
@@ -99,6 +100,11 @@ def logrank_test(frame: pd.DataFrame, group_col: str, *, duration_col: str = "du
         n[:, i] = (len(s_stop) - np.searchsorted(s_stop, times, "left")) - (len(s_start) - np.searchsorted(
             s_start, times, "left"))
         d[:, i] = np.bincount(np.searchsorted(times, stop[rows[ev[rows]]]), minlength=len(times))
+    return n, d
+
+
+def _logrank_statistic(n: np.ndarray, d: np.ndarray) -> float:
+    """The k-group log-rank chi-square from the at-risk and event counts (event times x groups)."""
     N, D = n.sum(1), d.sum(1)
     ok = N > 0
     n, d, N, D = n[ok], d[ok], N[ok], D[ok]
@@ -106,7 +112,20 @@ def logrank_test(frame: pd.DataFrame, group_col: str, *, duration_col: str = "du
     oe = (d - expected).sum(0)
     factor = np.where(N > 1, D * (N - D) / (N - 1), 0.0) / N
     V = np.einsum("t,ti,tj->ij", factor, n, -n / N[:, None]) + np.diag((factor[:, None] * n).sum(0))
-    stat = float(oe[:-1] @ np.linalg.solve(V[:-1, :-1], oe[:-1]))
+    return float(oe[:-1] @ np.linalg.solve(V[:-1, :-1], oe[:-1]))
+
+
+def logrank_test(frame: pd.DataFrame, group_col: str, *, duration_col: str = "duration", event_col: str = "event",
+                 entry_col: str | None = "entry") -> dict:
+    """k-group log-rank test with delayed entry: risk set at t = {entry < t <= duration}.
+
+    Returns ``{"statistic", "df", "p_value", "groups"}`` (chi-square with groups - 1 df).
+    """
+    args = _logrank_inputs(frame, group_col, duration_col, event_col, entry_col)
+    k = args[4]
+    if k < 2:
+        return {"statistic": float("nan"), "df": 0, "p_value": float("nan"), "groups": k}
+    stat = _logrank_statistic(*_at_risk_and_events(*args))
     return {"statistic": stat, "df": k - 1, "p_value": float(stats.chi2.sf(stat, k - 1)), "groups": k}
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from rmanalytics.engine import run_sql
-from rmanalytics.keys import left_join, map_keys, sort_order
+from rmanalytics.keys import left_join, map_keys, sort_rows
 from rmanalytics.rfm.summary import as_date, date_literal, scan_findings, transaction_inputs, window_sql
 from rmanalytics.rules import Rule, apply_rules
 
@@ -108,8 +108,7 @@ def activity_frame(df: pd.DataFrame, *, recent_start: dt.date, recent_days: int,
     ok = (df["exposure_days"] >= min_baseline_days) & (df["baseline_transactions"] >= min_baseline_transactions)
     df["baseline_rate"] = rate.where(ok)
     df["activity_drop"] = (1 - df["recent_transactions"] / df["baseline_rate"]).where(ok)
-    df = df.drop(columns="first_date")
-    df = df.take(sort_order(df, ["customer_id"])).reset_index(drop=True)
+    df = sort_rows(df.drop(columns="first_date"), ["customer_id"]).reset_index(drop=True)
     return df
 
 

@@ -42,7 +42,7 @@ import pandas as pd
 
 from rmanalytics.engine import Source, connect, is_spark_frame, resolve_engine, run_sql, scan_expr
 from rmanalytics.errors import N_EXAMPLES, DataError, ParameterError, row_examples
-from rmanalytics.keys import sort_order
+from rmanalytics.keys import sort_rows
 from rmanalytics.window import parse_day
 
 Refunds = Literal["include", "exclude", "error"]
@@ -295,7 +295,7 @@ def window_sql(base: str, end: dt.date, refunds: str, start: dt.date | None = No
 
 def _finish(df: pd.DataFrame, findings: list[dict], sort: bool = False) -> pd.DataFrame:
     if sort:
-        df = df.take(sort_order(df, ["customer_id"]))
+        df = sort_rows(df, ["customer_id"])
     df = df.reset_index(drop=True)
     df.attrs["findings"] = findings
     return df

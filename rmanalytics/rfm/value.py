@@ -19,7 +19,7 @@ import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
 from rmanalytics.errors import DataError
-from rmanalytics.keys import sort_order, strictly_increasing
+from rmanalytics.keys import sort_rows, strictly_increasing
 from rmanalytics.rfm.summary import as_date, date_literal
 
 
@@ -75,7 +75,7 @@ def _one_per_customer(df: pd.DataFrame) -> pd.DataFrame:
     if dup.any():
         raise DataError(f"balances: {int(dup.sum())} rows share (customer_id, snapshot_date), "
                          f"e.g. {df.loc[dup, 'customer_id'].head(5).tolist()}")
-    return df.take(sort_order(df, ["customer_id"])).reset_index(drop=True)
+    return sort_rows(df, ["customer_id"]).reset_index(drop=True)
 
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from rmanalytics.assignments import primary_rm_at
 from rmanalytics.engine import columns_of, run_sql
-from rmanalytics.keys import isin_keys, left_join, sort_order
+from rmanalytics.keys import isin_keys, left_join, sort_rows
 from rmanalytics.rfm.summary import as_date, date_literal, transaction_inputs
 
 
@@ -64,7 +64,7 @@ def silent_families(transactions: Any, *, observation_end: Any, families: list[s
     lp = hit["last_purchase"]
     months = (e.year - lp.dt.year) * 12 + (e.month - lp.dt.month) - (e.day < lp.dt.day).astype(int)
     hit["months_silent"] = months.astype("int64")
-    return hit.take(sort_order(hit, ["customer_id", "product_family"])).reset_index(drop=True)
+    return sort_rows(hit, ["customer_id", "product_family"]).reset_index(drop=True)
 
 
 def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def primary_rm(assignments: pd.DataFrame, *, on: Any) -> pd.DataFrame:
     start = pd.to_datetime(a["start_date"])
     stop = pd.to_datetime(a["end_date"])
     cur = a[(start <= day) & (stop.isna() | (stop > day))]
-    cur = cur.take(sort_order(cur, ["customer_id", "share", "rm_id"], [True, False, True]))
+    cur = sort_rows(cur, ["customer_id", "share", "rm_id"], [True, False, True])
     return cur.drop_duplicates("customer_id")[["customer_id", "rm_id", "share"]].reset_index(drop=True)
 
 
@@ -163,7 +163,7 @@ def early_warnings(
                     drop["baseline_rate"].tolist())]}))
     sig = (pd.concat(parts, ignore_index=True) if parts
            else pd.DataFrame(columns=["customer_id", "reason", "detail"]))
-    sig = sig.take(sort_order(sig, ["customer_id", "reason"]))
+    sig = sort_rows(sig, ["customer_id", "reason"])
     if customers is not None and "close_date" in customers.columns and len(sig):
         closed = customers.loc[pd.to_datetime(customers["close_date"]) <= pd.Timestamp(end), "customer_id"]
         sig = sig[~isin_keys(sig["customer_id"], closed)]  # sorted ids: a linear merge, no hashing
@@ -179,7 +179,7 @@ def early_warnings(
     out["has_balance"] = out["aum"].notna()
     out["value_at_stake"] = out["aum"].fillna(0.0).astype("float64")
     out = out.drop(columns="aum")
-    out = out.take(sort_order(out, ["value_at_stake", "rm_id", "customer_id"], [False, True, True])).reset_index(drop=True)
+    out = sort_rows(out, ["value_at_stake", "rm_id", "customer_id"], [False, True, True]).reset_index(drop=True)
     out["rank_in_rm"] = out.groupby(out["rm_id"].fillna("(unassigned)")).cumcount() + 1
     return out[["rm_id", "customer_id", "reason", "n_signals", "detail", "value_at_stake", "has_balance",
                 "rank_in_rm"]]

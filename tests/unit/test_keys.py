@@ -168,7 +168,7 @@ def test_sort_order_equals_a_stable_sort_values_for_every_key_kind_and_direction
     NaT; one to three keys, each direction: the order of sort_values(kind="stable"), nulls last."""
     import itertools
 
-    from rmanalytics.keys import sort_order
+    from rmanalytics.keys import sort_order, sort_rows
 
     rng = np.random.default_rng(1)
     n = 2000
@@ -186,6 +186,9 @@ def test_sort_order_equals_a_stable_sort_values_for_every_key_kind_and_direction
             for asc in itertools.product([True, False], repeat=k):
                 want = df.reset_index(drop=True).sort_values(list(by), ascending=list(asc), kind="stable").index
                 np.testing.assert_array_equal(sort_order(df, list(by), list(asc)), want.to_numpy())
+    # sort_rows: the frame sort_values gives, index labels included
+    assert_frame_equal(sort_rows(df, ["s", "f"], [False, True]), df.sort_values(["s", "f"], ascending=[False, True],
+                                                                               kind="stable"))
     # nullable and time-zone-aware dtypes: their missing values last as well
     ext = pd.DataFrame({"a": pd.array([3, None, 1, 2, None], dtype="Int64"),
                         "s": pd.array(["b", None, "a", "c", "a"], dtype="string"),
