@@ -1072,23 +1072,35 @@ def last_durations(out_dir: str | os.PathLike, notebooks: Iterable[str]) -> dict
     return out
 
 
+#: Typical share of each notebook in a run-all (seconds of a 1M-customer run with 2 jobs, 2026-12-01, README
+#: Performance): the weights of :func:`critical_path_order` for notebooks with no run on record.
+TYPICAL_SECONDS = {"00_data_overview": 21.0, "01_segmentation": 37.0, "02_churn_survival": 117.0,
+                   "03_loyalty_clv": 28.0, "04_kpi_attribution": 64.0, "05_rm_book": 64.0, "06_rm_review": 8.0}
+
+
 def critical_path_order(notebooks: list[str], deps_of: Callable[[str], set[str]],
                         durations: Mapping[str, float] | None = None) -> list[str]:
     """``notebooks`` ordered for a pool of workers: longest remaining chain first.
 
-    A notebook's weight is its own duration (seconds of its last run; 1 when none is on record) plus
-    the heaviest chain of notebooks that wait for it. A pool that starts the ready notebook with the
-    largest weight starts the critical path (e.g. 02 -> 05) first instead of in file order. Ties
-    keep the given order; the order among notebooks is a preference only, dependencies still decide
-    when a notebook may start.
+    A notebook's weight is its own duration plus the heaviest chain of notebooks that wait for it.
+    Its duration is that of its last run (``durations``, seconds); without one, its
+    :data:`TYPICAL_SECONDS` scaled by the median ratio of recorded to typical seconds of the
+    notebooks that have both (1 for a notebook unknown there). A pool that starts the ready
+    notebook with the largest weight starts the critical path (e.g. 02 -> 05) first instead of in
+    file order, and when 02 ends picks 05 before the lighter 03. Ties keep the given order; the
+    order among notebooks is a preference only, dependencies still decide when a notebook may start.
     """
-    durations = durations or {}
+    recorded = dict(durations or {})
+    ratios = sorted(recorded[nb] / TYPICAL_SECONDS[nb] for nb in recorded if TYPICAL_SECONDS.get(nb))
+    scale = ratios[len(ratios) // 2] if ratios else 1.0
+    durations = {nb: recorded[nb] if nb in recorded else TYPICAL_SECONDS[nb] * scale if nb in TYPICAL_SECONDS else 1.0
+                 for nb in notebooks}
     waiting = {nb: [d for d in notebooks if nb in deps_of(d)] for nb in notebooks}
     weight: dict[str, float] = {}
 
     def chain(nb: str) -> float:  # dependencies form a DAG (CHAIN_INPUTS)
         if nb not in weight:
-            weight[nb] = durations.get(nb, 1.0) + max((chain(d) for d in waiting[nb]), default=0.0)
+            weight[nb] = durations[nb] + max((chain(d) for d in waiting[nb]), default=0.0)
         return weight[nb]
 
     pos = {nb: i for i, nb in enumerate(notebooks)}

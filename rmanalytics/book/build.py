@@ -6,21 +6,23 @@ from typing import Any
 
 import pandas as pd
 
-from rmanalytics.book.current import book_inputs, current_book, customer_columns, unassigned_customers
+from rmanalytics.book.current import book_inputs, current_book, unassigned_customers
 from rmanalytics.book.health import HealthConfig, health_features, health_score
 from rmanalytics.book.priority import ActionRules, priority_list
+from rmanalytics.book.relationship import add_relationship
 from rmanalytics.keys import first_per_key, left_join, map_keys
 
 
 def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segments: pd.DataFrame | None,
                    cells: pd.DataFrame | None, warnings: pd.DataFrame | None, risk: pd.DataFrame,
-                   clv: pd.DataFrame | None, health: HealthConfig | None = None) -> pd.DataFrame:
+                   clv: pd.DataFrame | None, health: HealthConfig | None = None,
+                   engine: str = "duckdb") -> pd.DataFrame:
     """Per open customer at ``as_of``: segment, lifecycle_stage, tier, cell, service_plan, aum,
     aum_change_3m, p_churn, rm_left, risk_drivers, p_alive, clv_income, health (+ groups, hc_*),
     warning_detail, and the optional last_contact / next_maturity / suitability_breach.
     ``attrs["coverage"]``: the health components' coverage (see :func:`health_score`)."""
     as_of = pd.Timestamp(as_of).normalize()
-    f = health_features(tables, as_of, current=current, clv=clv)
+    f = health_features(tables, as_of, current=current, clv=clv, engine=engine)
     h = health_score(f, health)
     out = pd.concat([f[["customer_id", "aum", "aum_change_3m"]], h], axis=1)
     for frame, cols in ((segments, ["segment", "lifecycle_stage", "tier"]), (cells, ["cell", "service_plan"]),
@@ -29,25 +31,10 @@ def customer_frame(tables: dict[str, Any], as_of, *, current: pd.DataFrame, segm
             out = left_join(out, first_per_key(frame[["customer_id", *[c for c in cols if c in frame.columns]]]))
     if warnings is not None and len(warnings):
         out["warning_detail"] = map_keys(out["customer_id"], first_per_key(warnings).set_index("customer_id")["detail"])
-    it = tables.get("interactions")
-    if isinstance(it, pd.DataFrame) and {"customer_id", "timestamp"} <= set(it.columns):
-        t = pd.to_datetime(it["timestamp"])
-        out["last_contact"] = out["customer_id"].map(it[t <= as_of + pd.Timedelta(days=1)].assign(t=t)
-                                                     .groupby("customer_id")["t"].max())
-    ho = tables.get("holdings")
-    if isinstance(ho, pd.DataFrame) and "maturity_date" in ho.columns:
-        m = pd.to_datetime(ho["maturity_date"])
-        out["next_maturity"] = out["customer_id"].map(ho[m >= as_of].assign(m=m).groupby("customer_id")["m"].min())
-        pr = tables.get("products")
-        if isinstance(pr, pd.DataFrame) and {"product_id", "risk_level"} <= set(pr.columns):
-            held = ho[pd.to_datetime(ho["start_date"]) <= as_of]
-            e = pd.to_datetime(held["end_date"]) if "end_date" in held.columns else None
-            if e is not None:
-                held = held[e.isna() | (e > as_of)]
-            prisk = held["product_id"].map(pr.set_index("product_id")["risk_level"])
-            crisk = held["customer_id"].map(customer_columns(tables, ["risk_level"])["risk_level"])
-            bad = set(held.loc[(prisk > crisk).to_numpy(), "customer_id"])
-            out["suitability_breach"] = out["customer_id"].isin(bad)
+    for c in ("next_maturity", "suitability_breach"):  # the holdings' (read once, with the health features)
+        if c in f.columns:
+            out[c] = f[c].to_numpy()
+    out = add_relationship(out, tables, as_of, engine=engine, read=("interactions",))  # last_contact
     out.attrs["coverage"] = dict(h.attrs["coverage"])  # share of customers with data per health component
     return out
 
@@ -81,7 +68,7 @@ def build_book(tables: dict[str, Any], as_of, *, risk: pd.DataFrame | None = Non
     else:
         cur = current if current is not None else current_state(tables, as_of, engine=engine)
         cust = customer_frame(tables, as_of, current=cur, segments=segments, cells=cells, warnings=warnings,
-                              risk=risk, clv=clv, health=health)
+                              risk=risk, clv=clv, health=health, engine=engine)
     if value_basis == "clv_income" and "clv_income" in cust.columns and cust["clv_income"].dtype != float:
         cust["clv_income"] = cust["clv_income"].astype(float)  # (in place: a given frame is not copied)
     pri = priority_list(book, cust, as_of, value_basis=value_basis, rules=rules, horizon_days=horizon_days,

@@ -33,6 +33,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rmanalytics.book.current import customer_columns
+from rmanalytics.book.relationship import add_relationship
 from rmanalytics.keys import left_join, map_keys
 
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -156,31 +157,6 @@ def health_score(features: pd.DataFrame, config: HealthConfig | None = None) -> 
 
 
 # ----------------------------------------------------------------------------- features
-def _optional_features(tables: dict[str, Any], ids: pd.Series, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Features from the optional relationship tables (digital_activity, feedback, holdings), when present."""
-    out = pd.DataFrame(index=pd.Index(ids, name="customer_id"))
-    da = tables.get("digital_activity")
-    if isinstance(da, pd.DataFrame) and {"customer_id", "month", "logins"} <= set(da.columns):
-        m = pd.to_datetime(da["month"])
-        recent = da[(m <= as_of) & (m > as_of - pd.DateOffset(months=3))]
-        out["logins_per_month"] = recent.groupby("customer_id")["logins"].sum().reindex(out.index) / 3.0
-    fb = tables.get("feedback")
-    if isinstance(fb, pd.DataFrame) and {"customer_id", "opened_at", "kind"} <= set(fb.columns):
-        t = pd.to_datetime(fb["opened_at"])
-        yr = fb[(t <= as_of) & (t > as_of - pd.Timedelta(days=365))]
-        comp = yr[yr["kind"] == "complaint"].groupby("customer_id").size()
-        out["complaints_12m"] = comp.reindex(out.index).fillna(0).astype(float)  # table present: none = 0
-        if "score" in yr.columns:
-            nps = yr[(yr["kind"] == "nps") & yr["score"].notna()].groupby("customer_id")["score"].mean()
-            out["nps_mean"] = nps.reindex(out.index)  # no answer = missing, not 0
-    ho = tables.get("holdings")
-    if isinstance(ho, pd.DataFrame) and {"customer_id", "product_id", "start_date"} <= set(ho.columns):
-        s, e = pd.to_datetime(ho["start_date"]), pd.to_datetime(ho.get("end_date"))
-        held = ho[(s <= as_of) & (e.isna() | (e > as_of))] if "end_date" in ho.columns else ho[s <= as_of]
-        out["n_products_holdings"] = held.groupby("customer_id")["product_id"].nunique().reindex(out.index).fillna(0)
-    return out.reset_index()
-
-
 def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | None = None,
                     clv: pd.DataFrame | None = None, recent_days: int = 90, baseline_days: int = 365,
                     engine: str = "duckdb") -> pd.DataFrame:
@@ -188,10 +164,11 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
 
     ``current`` is :func:`rmanalytics.churn.current_state` at ``as_of`` (computed when None);
     ``clv`` a frame ``customer_id, clv_income`` (no CLV component without it). Optional tables in
-    ``tables`` add logins (``digital_activity``), complaints and NPS (``feedback``) and product
-    penetration from ``holdings`` (distinct products held at ``as_of``, replacing the balances'
-    ``n_products``). ``recency_days`` falls back to days since opening for customers who never
-    transacted.
+    ``tables`` (frames or Parquet paths, aggregated in the engine) add logins (``digital_activity``),
+    complaints and NPS (``feedback``) and product penetration from ``holdings`` (distinct products
+    held at ``as_of``, replacing the balances' ``n_products``), with the holdings' next maturity and
+    suitability breach (:func:`rmanalytics.book.relationship.relationship_features`).
+    ``recency_days`` falls back to days since opening for customers who never transacted.
     """
     from rmanalytics.churn.frame import current_state
 
@@ -202,8 +179,7 @@ def health_features(tables: dict[str, Any], as_of, *, current: pd.DataFrame | No
     cust = customer_columns(tables, ["open_date"], engine)
     tenure = (as_of - map_keys(f["customer_id"], cust["open_date"])).dt.days.astype(float)  # sorted ids: linear
     f["recency_days"] = f["recency_days"].fillna(tenure)
-    opt = _optional_features(tables, f["customer_id"], as_of)
-    f = left_join(f, opt)
+    f = add_relationship(f, tables, as_of, engine=engine, read=("digital_activity", "feedback", "holdings"))
     if "n_products_holdings" in f.columns:
         f["n_products"] = f["n_products_holdings"]
     if clv is not None:

@@ -8,15 +8,21 @@ from pydantic import Field
 
 from rmanalytics.book.health import HealthConfig
 from rmanalytics.book.priority import ActionRules
-from rmanalytics.params.base import NotebookParams
+from rmanalytics.params.base import SeededParams
 
 
-class BookParams(NotebookParams):
+class BookParams(SeededParams):
     """Parameters of `notebooks/05_rm_book.ipynb` (the RM book, branch review and packs)."""
 
     tables_required: ClassVar[tuple[str, ...]] = (
         "customers", "transactions", "balances", "rms", "assignments", "rm_activity", "kpi_targets")
-    tables_optional: ClassVar[dict[str, str]] = {}  # issue 14's relationship tables, used when present
+    tables_optional: ClassVar[dict[str, str]] = {  # issue 14's relationship tables, read by the engine when present
+        "digital_activity": "the health score's logins component",
+        "feedback": "the health score's complaints and NPS components",
+        "holdings": "products held (else the balances' count), maturity reminders and the suitability check",
+        "products": "the suitability check (product risk levels)",
+        "interactions": "the last contact date, the contact-overdue action and the branch's contact coverage",
+    }
     columns_required: ClassVar[dict[str, tuple[str, ...]]] = {"transactions": ("fee", "product_family")}
     span_fields: ClassVar[tuple[str, ...]] = ("validation_days",)
 
@@ -26,6 +32,10 @@ class BookParams(NotebookParams):
     lookback_days: int = Field(90, ge=1, description="Days of recent behaviour for today's churn covariates and activity trend.")
     value_basis: Literal["clv_income", "aum"] = Field(
         "clv_income", description="Value at stake = P(churn) x this: CLV in the bank's fee income, or AUM (currency).")
+    fit_max_customers: int = Field(
+        1_000_000, ge=0, description="When churn risk is recomputed here (no 02 run): fit its Cox model on a seeded random "
+                                     "sample of at most this many customers (0: all), as notebook 02 does; every customer "
+                                     "is scored.")
     clv_horizon_days: int = Field(365, gt=0, description="CLV horizon in days.")
     discount_rate: float = Field(0.1, gt=-1, lt=10, description="Annual discount rate of the CLV.")
     health: HealthConfig = Field(default_factory=HealthConfig, description="Health-score weights and scalings.")

@@ -369,11 +369,14 @@ CHAIN = ["00_data_overview", "01_segmentation", "02_churn_survival", "03_loyalty
          "05_rm_book", "06_rm_review"]
 
 
-def test_critical_path_order_without_history_starts_notebooks_others_wait_for():
+def test_critical_path_order_without_history_uses_typical_durations():
     order = runner.critical_path_order(CHAIN, lambda nb: CHAIN_DEPS.get(nb, set()))
-    # 01, 02 and 04 head chains of two notebooks; the rest keep file order
-    assert order == ["01_segmentation", "02_churn_survival", "04_kpi_attribution", "00_data_overview",
-                     "03_loyalty_clv", "05_rm_book", "06_rm_review"]
+    # typical seconds: 02 -> 05 (181) first, then 04 -> 05 (128), 01 -> 05 (101), 05 (64): when 02 ends
+    # the pool starts 05 before 03 (the 1M run of 2026-12-01 started 03 first, and 05 waited 5 s)
+    assert order == ["02_churn_survival", "04_kpi_attribution", "01_segmentation", "05_rm_book",
+                     "03_loyalty_clv", "00_data_overview", "06_rm_review"]
+    unknown = runner.critical_path_order(["b_extra", "a_extra"], lambda nb: set())
+    assert unknown == ["b_extra", "a_extra"]  # no typical figure, no record: weight 1, file order
 
 
 def test_critical_path_order_uses_last_durations(tmp_path):
@@ -386,13 +389,17 @@ def test_critical_path_order_uses_last_durations(tmp_path):
         (run / "manifest.json").write_text(json.dumps({"started_utc": t0.isoformat(),
                                                        "ended_utc": (t0 + pd.Timedelta(seconds=s)).isoformat()}))
         (tmp_path / nb / "latest").symlink_to("run1")
-    (tmp_path / "06_rm_review" / "latest" / "manifest.json").write_text("{broken")  # unreadable: default weight
+    (tmp_path / "06_rm_review" / "latest" / "manifest.json").write_text("{broken")  # unreadable: typical weight
     durations = runner.last_durations(tmp_path, CHAIN)
     assert durations["02_churn_survival"] == 245 and "06_rm_review" not in durations
     order = runner.critical_path_order(CHAIN, lambda nb: CHAIN_DEPS.get(nb, set()), durations)
-    # 02 -> 05 (407 s) first, then 04 -> 05 (254 s), 01 -> 05 (228 s), 05, 03, 00, 06 (no history: 1 s)
+    # 02 -> 05 (407 s) first, then 04 -> 05 (254 s), 01 -> 05 (228 s), 05, 03, 00 (20 s), 06 (no record:
+    # typical 8 s x the median recorded/typical ratio, 66/37: 14 s)
     assert order == ["02_churn_survival", "04_kpi_attribution", "01_segmentation", "05_rm_book",
                      "03_loyalty_clv", "00_data_overview", "06_rm_review"]
+    short = runner.critical_path_order(CHAIN, lambda nb: CHAIN_DEPS.get(nb, set()),
+                                       {**durations, "00_data_overview": 10})
+    assert short.index("06_rm_review") < short.index("00_data_overview")  # 06: 14 s (typical, scaled) > 10 s
 
 
 def test_blas_threads_share_the_cores_between_jobs(monkeypatch):
