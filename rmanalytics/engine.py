@@ -139,6 +139,25 @@ ENGINES = ("duckdb", "spark")
 # --------------------------------------------------------------------------------------------
 # DuckDB
 # --------------------------------------------------------------------------------------------
+#: Variables run-all sets to each kernel's share of the CPUs when notebooks run side by side.
+CPU_SHARE_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cpu_share() -> int:
+    """CPUs this process may keep busy: the thread count run-all gives each kernel when notebooks
+    share the machine (the first of :data:`CPU_SHARE_VARS` set to a positive integer), else every
+    CPU (``os.cpu_count()``). For work that runs in threads and gives the same results with any
+    number of them (e.g. building a random forest's trees)."""
+    for v in CPU_SHARE_VARS:
+        try:
+            n = int(os.environ.get(v, ""))
+        except ValueError:
+            continue
+        if n > 0:
+            return n
+    return os.cpu_count() or 1
+
+
 def one_blas_thread() -> contextlib.AbstractContextManager:
     """Context manager: BLAS (numpy's matrix products) on one thread inside the block.
 

@@ -121,16 +121,21 @@ def _time_folds(periods: pd.Series, n_splits: int) -> list[tuple[np.ndarray, np.
 
 
 def default_models(seed: int = 0, n_jobs: int = 1) -> dict[str, object]:
-    """Ridge (standardised features) and a small random forest (single-threaded by default:
-    predictable run time on shared machines, where OpenMP-based boosting can stall). ``n_jobs``:
-    threads building the forest's trees; the trees are the same for any value (each tree's random
-    state is drawn before they are built), only the wall time changes (:func:`driver_analysis`
-    predicts with one thread, so the sum over trees keeps its order and the scores are identical)."""
+    """Ridge (standardised features) and a small random forest. ``n_jobs``: threads building the
+    forest's trees (0: :func:`rmanalytics.engine.cpu_share`, the CPUs this kernel may use: all of
+    them alone, its share when run-all runs notebooks side by side); the trees are the same for any
+    value (each tree's random state is drawn before they are built), only the wall time changes
+    (:func:`driver_analysis` predicts with one thread, so the sum over trees keeps its order and the
+    scores are identical)."""
     from sklearn.ensemble import RandomForestRegressor  # scikit-learn on first use: 2 s of imports
     from sklearn.linear_model import RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    if n_jobs == 0:
+        from rmanalytics.engine import cpu_share
+
+        n_jobs = cpu_share()
     return {
         "ridge": make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13))),
         "forest": RandomForestRegressor(n_estimators=100, max_depth=6, min_samples_leaf=10, n_jobs=n_jobs,
@@ -189,8 +194,8 @@ def driver_analysis(
 
     Importance: drop in held-out R^2 (GroupKFold folds) when a feature group is permuted, for
     ``importance_model``; ``low``/``high`` are the 2.5/97.5 percentiles over folds x repeats.
-    ``n_jobs``: threads of the default forest (the results do not depend on it; see
-    :func:`default_models`).
+    ``n_jobs``: threads of the default forest (0: the CPUs this kernel may use; the results do not
+    depend on it; see :func:`default_models`).
     """
     from sklearn.base import clone
     from sklearn.dummy import DummyRegressor

@@ -49,5 +49,6 @@ class KpiParams(SeededParams):
     corr_threshold: float = Field(
         0.9, gt=0, le=1, description="Activities correlated above this (|r|) are permuted as one group.")
     driver_jobs: int = Field(
-        1, ge=1, le=8, description="Threads building the driver forest's trees (the results are the same for "
-                                   "any value; more threads only shorten the wall time when cores are free).")
+        0, ge=0, le=8, description="Threads building the driver forest's trees (0: the CPUs this notebook may use: all of "
+                                   "them alone, its share when run-all runs notebooks side by side). The results are "
+                                   "the same for any value; more threads only shorten the wall time.")

@@ -147,5 +147,24 @@ def test_driver_analysis_same_results_with_forest_threads():
     panel = activity_panel(monthly)
     a = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1)
     b = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1, n_jobs=2)
-    pd.testing.assert_frame_equal(a.cv_scores, b.cv_scores, check_exact=True)
-    pd.testing.assert_frame_equal(a.importance, b.importance, check_exact=True)
+    c = driver_analysis(panel, n_splits=3, n_repeats=2, seed=1, n_jobs=0)  # the CPUs this process may use
+    for other in (b, c):
+        pd.testing.assert_frame_equal(a.cv_scores, other.cv_scores, check_exact=True)
+        pd.testing.assert_frame_equal(a.importance, other.importance, check_exact=True)
+
+
+def test_cpu_share_is_run_alls_thread_share_or_every_cpu(monkeypatch):
+    import os
+
+    from rmanalytics.engine import CPU_SHARE_VARS, cpu_share
+    from rmanalytics.kpi.drivers import default_models
+    from rmanalytics.runner import blas_threads_env
+
+    for v in CPU_SHARE_VARS:
+        monkeypatch.delenv(v, raising=False)
+    assert cpu_share() == (os.cpu_count() or 1)
+    for v, n in blas_threads_env(2, cpus=8).items():  # what run-all gives each of two kernels on 8 CPUs
+        monkeypatch.setenv(v, n)
+    assert cpu_share() == 4 and default_models(n_jobs=0)["forest"].n_jobs == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")  # not a count: the next variable decides
+    assert cpu_share() == 4

@@ -190,6 +190,15 @@ def test_run_all_upstream_failure_noted_and_reported(tiny, fake_pm):
     assert any("did not succeed" in n for n in results[1].notes)
 
 
+def test_run_all_without_the_upstream_notes_the_recomputation(tiny, fake_pm):
+    """run-all --only 01_down: 00 is not run, so 01 recomputes, and its result says so and how not to."""
+    results = runner.run_all(params_dir="params", out_dir="runs", notebooks_dir="notebooks", notebooks=["01_down"],
+                             progress_bar=False, echo=lambda s: None)
+    assert [r.notebook for r in results] == ["01_down"] and fake_pm.calls[0]["parameters"]["segments_path"] is None
+    assert results[0].notes == ["segments_path: 00_tiny is not part of this run-all; recomputed "
+                                "(run it too, or pass -p segments_path PATH)"]
+
+
 def test_run_all_validates_everything_before_running(tiny, fake_pm):
     (tiny / "params" / "01_down.yaml").write_text("segment_path: x\n")
     with pytest.raises(ParameterError, match="segment_path"):
