@@ -69,16 +69,14 @@ def add_relationship(f: pd.DataFrame, tables: dict[str, Any], as_of, *, engine: 
     """``f`` (one row per customer, ``customer_id``) with the columns of :func:`relationship_features`
     at ``as_of`` added, and what absence means filled in for a table that is present: no complaint
     = 0, no position held = 0 products, no breach = False (logins, NPS, maturity and last contact
-    stay missing). ``f`` is modified and returned. The engine joins each table's aggregates to
-    ``f``'s customers and returns them by row position (no customer id strings come back: at 10M
-    customers each would be a GB). ``read``: as :func:`relationship_features`."""
+    stay missing). ``f`` is modified and returned. The engine joins each table's rows to ``f``'s
+    customers, aggregates them by ``f``'s row positions and returns those (no customer id strings
+    come back: at 10M customers each would be a GB). ``read``: as :func:`relationship_features`."""
     n = len(f)
     spine = pd.DataFrame({"customer_id": f["customer_id"].to_numpy(), "pos": np.arange(n, dtype=np.int64)})
     fill = {"complaints_12m": 0.0, "n_products_holdings": 0.0, "suitability_breach": False}
-    for sql, inputs, cols in _queries(tables, as_of, engine, read):
-        part = _typed(run_sql(f"SELECT s.pos, {', '.join('q.' + c for c in cols)} FROM ({sql}) q "
-                              f"JOIN spine s ON q.customer_id = s.customer_id ORDER BY s.pos",
-                              {**inputs, "spine": spine}, engine=engine))
+    for sql, inputs, cols in _queries(tables, as_of, engine, read, spine=True):
+        part = _typed(run_sql(f"SELECT * FROM ({sql}) q ORDER BY pos", {**inputs, "spine": spine}, engine=engine))
         pos = part["pos"].to_numpy()
         for c in cols:
             v = part[c].to_numpy()
@@ -89,52 +87,57 @@ def add_relationship(f: pd.DataFrame, tables: dict[str, Any], as_of, *, engine: 
     return f
 
 
-def _queries(tables: dict[str, Any], as_of, engine: str, read: tuple[str, ...]) -> list[tuple[str, dict, list[str]]]:
-    """Per table of ``read`` present: (SELECT of customer_id and its columns, one row per customer
-    with data; its inputs; those columns)."""
+def _queries(tables: dict[str, Any], as_of, engine: str, read: tuple[str, ...],
+             spine: bool = False) -> list[tuple[str, dict, list[str]]]:
+    """Per table of ``read`` present: (SELECT of the key and the table's columns, one row per
+    customer with data; its inputs; those columns). The key is ``customer_id``; with ``spine`` the
+    rows are first joined to a table ``spine(customer_id, pos)`` and grouped by ``pos``: grouping
+    millions of customers by an integer after a join is several times faster in DuckDB than by the
+    id strings (10M customers, three months of logins: 2.8 s against 22 s)."""
     as_of = pd.Timestamp(as_of).normalize()
     day, next_day = f"DATE '{as_of.date()}'", f"DATE '{(as_of + pd.Timedelta(days=1)).date()}'"
+    key, join = ("s.pos", "JOIN spine s ON x.customer_id = s.customer_id") if spine else ("x.customer_id", "")
     out: list[tuple[str, dict, list[str]]] = []
     if "digital_activity" in read and _has(tables, "digital_activity", {"customer_id", "month", "logins"}, engine):
         lo = (as_of - pd.DateOffset(months=3)).date()
         out.append((f"""
-SELECT customer_id, CAST(SUM(logins) AS DOUBLE) / 3 AS logins_per_month FROM digital_activity
-WHERE CAST(month AS DATE) <= {day} AND CAST(month AS DATE) > DATE '{lo}'
-GROUP BY customer_id""", {"digital_activity": tables["digital_activity"]}, ["logins_per_month"]))
+SELECT {key}, CAST(SUM(x.logins) AS DOUBLE) / 3 AS logins_per_month FROM digital_activity x {join}
+WHERE CAST(x.month AS DATE) <= {day} AND CAST(x.month AS DATE) > DATE '{lo}'
+GROUP BY {key}""", {"digital_activity": tables["digital_activity"]}, ["logins_per_month"]))
     if "feedback" in read and _has(tables, "feedback", {"customer_id", "opened_at", "kind"}, engine):
         lo = (as_of - pd.Timedelta(days=365)).date()
         cols = ["complaints_12m"] + (["nps_mean"] if "score" in columns_of(tables["feedback"], engine) else [])
-        nps = ", AVG(CASE WHEN kind = 'nps' THEN CAST(score AS DOUBLE) END) AS nps_mean" if "nps_mean" in cols else ""
+        nps = ", AVG(CASE WHEN x.kind = 'nps' THEN CAST(x.score AS DOUBLE) END) AS nps_mean" if "nps_mean" in cols else ""
         out.append((f"""
-SELECT customer_id, CAST(SUM(CASE WHEN kind = 'complaint' THEN 1 ELSE 0 END) AS DOUBLE) AS complaints_12m{nps}
-FROM feedback
-WHERE CAST(opened_at AS DATE) <= {day} AND CAST(opened_at AS DATE) > DATE '{lo}'
-GROUP BY customer_id""", {"feedback": tables["feedback"]}, cols))
+SELECT {key}, CAST(SUM(CASE WHEN x.kind = 'complaint' THEN 1 ELSE 0 END) AS DOUBLE) AS complaints_12m{nps}
+FROM feedback x {join}
+WHERE CAST(x.opened_at AS DATE) <= {day} AND CAST(x.opened_at AS DATE) > DATE '{lo}'
+GROUP BY {key}""", {"feedback": tables["feedback"]}, cols))
     if "holdings" in read and _has(tables, "holdings", {"customer_id", "product_id", "start_date"}, engine):
         ho = tables["holdings"]
         hcols = set(columns_of(ho, engine))
-        held = f"CAST(h.start_date AS DATE) <= {day}" + (
-            f" AND (h.end_date IS NULL OR CAST(h.end_date AS DATE) > {day})" if "end_date" in hcols else "")
-        cols, sel = ["n_products_holdings"], ["CAST(COUNT(DISTINCT h.product_id) AS DOUBLE) AS n_products_holdings"]
+        held = f"CAST(x.start_date AS DATE) <= {day}" + (
+            f" AND (x.end_date IS NULL OR CAST(x.end_date AS DATE) > {day})" if "end_date" in hcols else "")
+        cols, sel = ["n_products_holdings"], ["CAST(COUNT(DISTINCT x.product_id) AS DOUBLE) AS n_products_holdings"]
         if "maturity_date" in hcols:
             cols.append("next_maturity")
-            sel.append(f"MIN(CASE WHEN CAST(h.maturity_date AS DATE) >= {day} "
-                       f"THEN CAST(h.maturity_date AS DATE) END) AS next_maturity")
-        inputs, join = {"holdings": ho}, ""
+            sel.append(f"MIN(CASE WHEN CAST(x.maturity_date AS DATE) >= {day} "
+                       f"THEN CAST(x.maturity_date AS DATE) END) AS next_maturity")
+        inputs, risk = {"holdings": ho}, ""
         if (_has(tables, "products", {"product_id", "risk_level"}, engine)
                 and "risk_level" in columns_of(tables["customers"], engine)):
             cols.append("suitability_breach")
             sel.append("MAX(CASE WHEN p.risk_level > c.risk_level THEN 1 ELSE 0 END) = 1 AS suitability_breach")
-            join = ("LEFT JOIN products p ON h.product_id = p.product_id "
-                    "LEFT JOIN (SELECT customer_id, risk_level FROM customers) c ON h.customer_id = c.customer_id")
+            risk = ("LEFT JOIN products p ON x.product_id = p.product_id "
+                    "LEFT JOIN (SELECT customer_id, risk_level FROM customers) c ON x.customer_id = c.customer_id")
             inputs |= {"products": tables["products"], "customers": tables["customers"]}
-        out.append((f"SELECT h.customer_id, {', '.join(sel)} FROM holdings h {join} WHERE {held} GROUP BY h.customer_id",
+        out.append((f"SELECT {key}, {', '.join(sel)} FROM holdings x {join} {risk} WHERE {held} GROUP BY {key}",
                     inputs, cols))
     if "interactions" in read and _has(tables, "interactions", {"customer_id", "timestamp"}, engine):
         out.append((f"""
-SELECT customer_id, MAX(CAST(timestamp AS TIMESTAMP)) AS last_contact FROM interactions
-WHERE CAST(timestamp AS DATE) < {next_day}
-GROUP BY customer_id""", {"interactions": tables["interactions"]}, ["last_contact"]))
+SELECT {key}, MAX(CAST(x.timestamp AS TIMESTAMP)) AS last_contact FROM interactions x {join}
+WHERE CAST(x.timestamp AS DATE) < {next_day}
+GROUP BY {key}""", {"interactions": tables["interactions"]}, ["last_contact"]))
     return out
 
 

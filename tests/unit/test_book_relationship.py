@@ -150,3 +150,14 @@ def test_sample_add_relationship_equals_a_merge_of_the_features_in_any_row_order
     want[["complaints_12m", "n_products_holdings"]] = want[["complaints_12m", "n_products_holdings"]].fillna(0.0)
     want["suitability_breach"] = want["suitability_breach"].astype("boolean").fillna(False).astype(bool)
     pd.testing.assert_frame_equal(got, want)
+
+
+def test_relationship_sql_follows_the_portable_rules(sample):
+    from rmanalytics.engine import portability_problems, record_sql
+
+    end = sample["transactions"]["date"].max().normalize()
+    with record_sql() as log:
+        B.relationship_features(sample, end)
+        B.add_relationship(pd.DataFrame({"customer_id": ["C0000001"]}), sample, end)
+    assert len(log) == 8
+    assert {q[:80]: portability_problems(q) for q in log if portability_problems(q)} == {}
