@@ -220,6 +220,29 @@ def test_restricted_parquet_owner_only(tmp_path):
     assert privacy.people_facing_files(tmp_path / "run") == []
 
 
+def test_restricted_parquet_in_row_groups_reads_back_as_to_parquet(tmp_path, monkeypatch):
+    """Written a row group at a time (a big table's Arrow copy is one group's): pd.read_parquet gives
+    what it gives for DataFrame.to_parquet, dtypes and row groups included, across the columns a
+    priority list has (ids, categories, dates with NaT, text that is all missing in a group, ints,
+    floats with NaN, bools)."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(privacy, "PARQUET_ROW_GROUP_ROWS", 3)
+    df = pd.DataFrame({
+        "customer_id": [f"C{i}" for i in range(8)],
+        "segment": pd.Categorical(["a", "b", None, "a", "c", "b", "a", "a"], categories=["a", "b", "c", "z"]),
+        "due_date": pd.to_datetime(["2024-01-02", None, "2024-03-04", "2024-01-01", None, None, "2024-05-06", "2024-07-08"]),
+        "reasons": [None, None, None, "x", None, "y; z", None, "w"],
+        "rank": np.arange(8, dtype=np.int64), "share": [1.0, np.nan, 0.5, 1, 1, 1, 0.25, 1],
+        "overdue": [True, False] * 4,
+    })
+    got = privacy.write_restricted_parquet(df, tmp_path / "r" / "t.parquet")
+    df.to_parquet(tmp_path / "want.parquet", index=False, row_group_size=3)
+    pd.testing.assert_frame_equal(pd.read_parquet(got), pd.read_parquet(tmp_path / "want.parquet"))
+    pd.testing.assert_frame_equal(pd.read_parquet(got), df)
+    assert pq.ParquetFile(got).num_row_groups == 3 and _mode(got) == 0o600
+
+
 def test_recorder_restricted_layout_and_masked_outputs(tmp_path):
     from rmanalytics.report import Recorder
 
