@@ -16,21 +16,14 @@ import pandas as pd
 
 from rmanalytics.engine import columns_of, run_sql
 
-#: Columns :func:`relationship_features` can return, and the table each comes from.
-FEATURES = {
-    "logins_per_month": "digital_activity", "complaints_12m": "feedback", "nps_mean": "feedback",
-    "n_products_holdings": "holdings", "next_maturity": "holdings", "suitability_breach": "holdings",
-    "last_contact": "interactions",
-}
+#: The relationship tables, in the order they are read.
+TABLES = ("digital_activity", "feedback", "holdings", "interactions")
 
 
 def _has(tables: dict[str, Any], name: str, columns: set[str], engine: str) -> bool:
+    """True when ``tables`` holds table ``name`` with all of ``columns``."""
     t = tables.get(name)
     return t is not None and columns <= set(columns_of(t, engine))
-
-
-#: The relationship tables, in the order they are read.
-TABLES = ("digital_activity", "feedback", "holdings", "interactions")
 
 
 def relationship_features(tables: dict[str, Any], as_of, *, engine: str = "duckdb",
