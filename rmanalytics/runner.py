@@ -1026,7 +1026,8 @@ def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key
             elif up in plan:
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
             else:  # e.g. run-all --only 05: its upstream is not run, so the notebook recomputes (at 10M, minutes)
-                notes.append(f"{key}: {up} is not part of this run-all; recomputed (run it too, or pass -p {key} PATH)")
+                notes.append(f"{key}: {up} is not part of this run-all; recomputed (run it too, or set {key} "
+                             f"in the notebook's parameters file)")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_paths[nb]),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
                  "progress_bar": progress_bar and jobs <= 1, "mask_key": mask_key}, notes)

@@ -196,7 +196,7 @@ def test_run_all_without_the_upstream_notes_the_recomputation(tiny, fake_pm):
                              progress_bar=False, echo=lambda s: None)
     assert [r.notebook for r in results] == ["01_down"] and fake_pm.calls[0]["parameters"]["segments_path"] is None
     assert results[0].notes == ["segments_path: 00_tiny is not part of this run-all; recomputed "
-                                "(run it too, or pass -p segments_path PATH)"]
+                                "(run it too, or set segments_path in the notebook's parameters file)"]
 
 
 def test_run_all_validates_everything_before_running(tiny, fake_pm):
