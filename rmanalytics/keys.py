@@ -169,6 +169,7 @@ def sort_rows(df: pd.DataFrame, by: list[str], ascending: bool | list[bool] = Tr
     order, sorted in Arrow (:func:`sort_order`)."""
     return df.take(sort_order(df, by, ascending))
 
+
 def first_per_key(df: pd.DataFrame, on: str = "customer_id") -> pd.DataFrame:
     """``df.drop_duplicates(on)`` (the first row of each key), without hashing the keys when they
     are sorted and unique already (one pass of comparisons; then ``df`` itself is returned)."""
