@@ -324,17 +324,22 @@ def fetch_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     at 10M customers the nine repeated text columns of the churn frame (type, branch, RM, level,
     ...) held 5 GB for a few thousand distinct values. Here each chunk's strings are mapped to one
     object per value (a dictionary kept per column across chunks); values, missing values (None)
-    and dtypes are as ``.df()`` gives them. Columns whose chunk has mostly distinct values (ids)
-    are left as they come.
+    and dtypes are as ``.df()`` gives them. Columns whose first chunk has mostly distinct values
+    (ids) are left as they come, in every chunk (not hashed again: 10M ids took seconds).
     """
-    parts, canon = [], {}
+    parts, canon, ids = [], {}, set()
     while True:
         chunk = con.fetch_df_chunk(FETCH_VECTORS)
         if parts and not len(chunk):
             break
         for c in chunk.columns:
-            if chunk[c].dtype == object:
-                chunk[c] = share_strings(chunk[c].to_numpy(), canon.setdefault(c, {}))
+            if chunk[c].dtype == object and c not in ids:
+                a = chunk[c].to_numpy()
+                shared = share_strings(a, canon.setdefault(c, {}))
+                if shared is a and not parts and len(a) == FETCH_VECTORS * 2048 \
+                        and 2 * len(set(a[:4096])) > len(a[:4096]):
+                    ids.add(c)  # a full first chunk of mostly distinct values: ids
+                chunk[c] = shared
         parts.append(chunk)
         if not len(chunk):
             break

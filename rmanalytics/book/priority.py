@@ -133,8 +133,9 @@ def next_actions(cust: pd.DataFrame, as_of, *, rules: ActionRules | None = None,
     ch = get("aum_change_3m").astype(float)
     add(ch <= -r.aum_drop, lambda rows: [f"AUM down {-c:.0%} in 3 months" for c in ch.to_numpy()[rows]])
     overdue_contact = (last + rhythm) < as_of
-    add(overdue_contact, lambda rows: [f"last contact {(as_of - lc).days} days ago (due every {int(d)} days)"
-                                       for lc, d in zip(last.iloc[rows], contact_days.iloc[rows])])
+    add(overdue_contact, lambda rows: [  # a rhythm of 0 days (decline warning, 002): contact at once
+        f"last contact {(as_of - lc).days} days ago ({f'due every {int(d)} days' if d else 'due at once in this stage'})"
+        for lc, d in zip(last.iloc[rows], contact_days.iloc[rows])])
     soon = mat.notna() & (mat >= as_of) & (mat <= as_of + pd.Timedelta(days=r.maturity_lead_days * 2))
     add(soon, lambda rows: [f"a product matures on {m.date()}" for m in mat.iloc[rows]])
     vas = get("value_at_stake").astype(float).fillna(0)

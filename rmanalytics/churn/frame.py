@@ -47,7 +47,7 @@ import pandas as pd
 from rmanalytics.churn.sample import is_sample
 from rmanalytics.engine import columns_of, run_sql, share_strings
 from rmanalytics.errors import DataError, ParameterError, rule_message
-from rmanalytics.keys import sort_rows
+from rmanalytics.keys import map_keys, sort_rows
 from rmanalytics.window import analysis_window
 
 GRID_DAYS: dict[str, float] = {"day": 1.0, "week": 7.0, "month": 365.25 / 12}
@@ -1086,11 +1086,11 @@ def add_relationship_covariates(frame: pd.DataFrame, tables: dict[str, Any], *, 
 SELECT k.customer_id, COUNT(*) AS n_contacts, MAX(CAST(i.timestamp AS DATE)) AS last_day
 FROM interactions i JOIN spine k ON i.customer_id = k.customer_id
 WHERE CAST(i.timestamp AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(i.timestamp AS DATE) < CAST(k.landmark AS DATE)
-GROUP BY k.customer_id""", {"interactions": it, "spine": key}, engine=engine).set_index("customer_id")
+GROUP BY k.customer_id ORDER BY k.customer_id""", {"interactions": it, "spine": key}, engine=engine).set_index("customer_id")
         n_contacts, last_day = r["n_contacts"], pd.to_datetime(r["last_day"])
     if it is not None:
-        out["n_contacts"] = out["customer_id"].map(n_contacts).fillna(0).astype(int)
-        last = out["customer_id"].map(last_day)
+        out["n_contacts"] = map_keys(out["customer_id"], n_contacts).fillna(0).astype(int)  # sorted ids: linear
+        last = map_keys(out["customer_id"], last_day)
         ref = last.where(last.notna(), out["cov_start"])
         out["days_since_contact"] = (out["landmark"] - ref).dt.days.astype(float)
         out["contact_lapsed"] = (out["days_since_contact"] >= int(lapse_days)).astype(int)
@@ -1106,9 +1106,9 @@ SELECT k.customer_id, COUNT(*) AS n_complaints
 FROM feedback f JOIN spine k ON f.customer_id = k.customer_id
 WHERE f.kind = 'complaint'
   AND CAST(f.opened_at AS DATE) >= CAST(k.cov_start AS DATE) AND CAST(f.opened_at AS DATE) < CAST(k.landmark AS DATE)
-GROUP BY k.customer_id""", {"feedback": fb, "spine": key}, engine=engine).set_index("customer_id")["n_complaints"]
+GROUP BY k.customer_id ORDER BY k.customer_id""", {"feedback": fb, "spine": key}, engine=engine).set_index("customer_id")["n_complaints"]
     if fb is not None:
-        out["n_complaints"] = out["customer_id"].map(n_complaints).fillna(0).astype(int)
+        out["n_complaints"] = map_keys(out["customer_id"], n_complaints).fillna(0).astype(int)
         out["complained"] = (out["n_complaints"] > 0).astype(int)
     return out
 

@@ -125,7 +125,9 @@ def test_priority_rank_rule_overdue_first_then_value_at_stake():
     r1 = p[p["rm_id"] == "R1"]
     assert r1["customer_id"].tolist() == ["C", "A", "B"]  # C overdue (contact due every 90 days); A 100 > B 50
     assert r1["rank"].tolist() == [1, 2, 3] and bool(r1.iloc[0]["overdue"])
-    assert "last contact 213 days ago" in r1.iloc[0]["reasons"]
+    assert "last contact 213 days ago (due every 90 days)" in r1.iloc[0]["reasons"]
+    warned = B.priority_list(book, cust.assign(lifecycle_stage="decline_warning"), "2024-12-31")
+    assert "last contact 11 days ago (due at once in this stage)" in warned.set_index("customer_id").loc["A", "reasons"]
     assert "churn risk 50%" in p.set_index("customer_id").loc["B", "reasons"]
     assert "health 30/100" in p.set_index("customer_id").loc["B", "reasons"]
     assert (p["reasons"].str.len() > 0).all()
@@ -413,3 +415,36 @@ def test_packs_in_worker_processes_equal_one_process(sample_book, tmp_path):
     assert got == [tmp_path / "by_rm" / rm for rm in some]
     for rm in some:
         assert (tmp_path / "by_rm" / rm / "book.csv").read_bytes() == (out / "by_rm" / rm / "book.csv").read_bytes()
+
+
+def test_pack_csv_reads_back_as_the_localized_frame(tmp_path):
+    """book.csv (Arrow's writer): BOM for Excel, text with commas, quotes and newlines quoted,
+    numbers exact, missing values empty, booleans and dates readable; mixed columns via pandas."""
+    from rmanalytics.book.packs import _csv, _localize
+
+    df = pd.DataFrame({
+        "rank": [1, 2, 3],
+        "customer_id": ["C1", "C,2", 'C"3'],
+        "aum": [1.0, 1234567.891, np.nan],
+        "p_churn": [0.1, 1e-7, 0.3333333333333333],
+        "reasons": ["活跃下降 47%; 联系", "line\nbreak", None],
+        "due_date": pd.to_datetime(["2024-10-06", None, "2024-12-31"]),
+        "overdue": [True, False, True],
+    })
+    path = tmp_path / "book.csv"
+    _csv(path, df, "zh")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    back = pd.read_csv(path, encoding="utf-8-sig", keep_default_na=False, na_values=[""])
+    want = _localize(df, "zh")
+    assert list(back.columns) == list(want.columns)
+    pd.testing.assert_series_equal(back.iloc[:, 0], want.iloc[:, 0])
+    assert back.iloc[:, 1].tolist() == ["C1", "C,2", 'C"3']
+    np.testing.assert_array_equal(back.iloc[:, 2].to_numpy(), df["aum"].to_numpy())  # exact, NaN empty
+    np.testing.assert_array_equal(back.iloc[:, 3].to_numpy(), df["p_churn"].to_numpy())
+    assert back.iloc[:2, 4].tolist() == ["活跃下降 47%; 联系", "line\nbreak"] and pd.isna(back.iloc[2, 4])
+    assert back.iloc[[0, 2], 5].tolist() == ["2024-10-06", "2024-12-31"] and pd.isna(back.iloc[1, 5])
+    assert back.iloc[:, 6].tolist() == [True, False, True]
+    mixed = pd.DataFrame({"rating": ["A", 3, None]})  # Arrow cannot type it: pandas writes it
+    _csv(path, mixed, "en")
+    assert pd.read_csv(path, encoding="utf-8-sig").iloc[:, 0].tolist()[:2] == ["A", "3"]

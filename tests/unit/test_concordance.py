@@ -87,3 +87,47 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="same shape"):
         concordance_index([1, 2, 3], [1, 2])
     assert concordance_index(np.array([[1], [2], [3]]), np.array([[1, 2, 3]])) == 1.0
+
+
+def _radix(t, s):
+    """The censored path's counts (dominance count), which the all-events fast path must equal."""
+    from unittest import mock
+
+    import rmanalytics.concordance as C
+
+    with mock.patch.object(C, "_uncensored_summary", lambda t, s: None):
+        return concordance_summary(t, s)
+
+
+def test_all_events_fast_path_gives_the_exact_counts_of_the_general_path():
+    import rmanalytics.concordance as C
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(2, 60))
+        t = rng.integers(0, int(rng.integers(1, 12)), n).astype(float)
+        s = rng.integers(-5, int(rng.integers(-4, 8)), n).astype(float) * rng.choice([1.0, -0.0], n)
+        if rng.random() < 0.3:
+            s = -s  # -0.0 next to 0.0: equal scores
+        fast = C._uncensored_summary(t, s)
+        assert fast == _radix(t, s), (t, s)
+        assert concordance_summary(t, s, np.ones(n)) == fast  # an all-ones event vector takes it too
+    # larger, with many ties (fees: zeros and cents) and scores with ties: exact integers
+    n = 200_000
+    t = np.round(rng.gamma(0.5, 100, n) * (rng.random(n) < 0.7), 2)
+    s = np.round(rng.normal(size=n) + t / 300, 2)
+    assert C._uncensored_summary(t, s) == _radix(t, s)
+    assert concordance_index(t[:20_000], s[:20_000]) == lifelines_ci(t[:20_000], s[:20_000])
+
+
+def test_all_events_fast_path_edge_cases_and_fallback(monkeypatch):
+    import rmanalytics.concordance as C
+
+    assert C._uncensored_summary(np.array([1.0, 1.0, 1.0]), np.array([1.0, 2.0, 3.0])) == (0, 0, 0)
+    assert C._uncensored_summary(np.array([1.0, 2.0, 2.0]), np.array([5.0, 5.0, 5.0])) == (0, 2, 2)
+    assert C._uncensored_summary(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0])) == (3, 0, 3)
+    assert C._uncensored_summary(np.array([1.0, 2.0, 3.0]), np.array([3.0, 2.0, 1.0])) == (0, 0, 3)
+    monkeypatch.setattr(C, "EXACT_TAU_PAIRS", 10)  # more pairs than tau-b gives exactly: the general path
+    t, s = np.arange(6.0), np.array([1.0, 0.0, 3.0, 2.0, 2.0, 5.0])
+    assert C._uncensored_summary(t, s) is None
+    assert concordance_summary(t, s) == _radix(t, s)

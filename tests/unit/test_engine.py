@@ -208,9 +208,14 @@ def test_fetch_frame_equals_df_in_chunks_and_shares_strings(monkeypatch):
     con = duckdb.connect()
     ref = con.sql(sql).df()
     con.execute(sql)
+    seen = []  # the first non-missing value of each array share_strings is asked to share
+    share = engine.share_strings
+    monkeypatch.setattr(engine, "share_strings", lambda a, canon=None: (seen.append(next(v for v in a if v)), share(a, canon))[1])
     got = engine.fetch_frame(con)
     pd.testing.assert_frame_equal(got, ref, check_exact=True)
     assert len({id(v) for v in got["s"] if v is not None}) == 5  # one object per value across chunks
+    assert sum(str(v).startswith("id") for v in seen) == 1  # ids: looked at in the first chunk only
+    assert sum(str(v).startswith("x") for v in seen) == 5  # the repeated strings: every chunk
     assert got["s"].isna().sum() == 5000
     con.execute("SELECT 1 AS x WHERE false")
     pd.testing.assert_frame_equal(engine.fetch_frame(con), con.sql("SELECT 1 AS x WHERE false").df())
