@@ -336,9 +336,9 @@ def fetch_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             if chunk[c].dtype == object and c not in ids:
                 a = chunk[c].to_numpy()
                 shared = share_strings(a, canon.setdefault(c, {}))
-                if shared is a and not parts and len(a) == FETCH_VECTORS * 2048 \
-                        and 2 * len(set(a[:4096])) > len(a[:4096]):
-                    ids.add(c)  # a full first chunk of mostly distinct values: ids
+                if (shared is a and not parts and len(a) == FETCH_VECTORS * 2048
+                        and pd.api.types.infer_dtype(a[:4096], skipna=True) == "string"):
+                    ids.add(c)  # strings, yet the whole first chunk was mostly distinct: ids
                 chunk[c] = shared
         parts.append(chunk)
         if not len(chunk):

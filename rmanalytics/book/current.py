@@ -130,8 +130,8 @@ def customer_columns(tables: dict[str, Any], columns: tuple[str, ...] | list[str
     have = [c for c in columns if c in columns_of(cust, engine)]
     if isinstance(cust, pd.DataFrame):
         return cust[["customer_id", *have]].set_index("customer_id")
-    return run_sql(f"SELECT {', '.join(['customer_id', *have])} FROM customers", {"customers": cust},
-                   engine=engine).set_index("customer_id")
+    return run_sql(f"SELECT {', '.join(['customer_id', *have])} FROM customers ORDER BY customer_id",
+                   {"customers": cust}, engine=engine).set_index("customer_id")  # sorted: aligned without hashing
 
 
 def book_inputs(tables: dict[str, Any], as_of, engine: str = "duckdb") -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -57,6 +57,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     """
     from rmanalytics import churn
     from rmanalytics.book.current import customer_columns, rm_lost
+    from rmanalytics.keys import map_keys, positions, take
 
     as_of = pd.Timestamp(as_of).normalize()
     covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
@@ -82,9 +83,10 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     cust = customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",
                                       "branch_id", "open_date"), engine)
     now = cur[["customer_id"]].copy()
-    for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id"):
+    at = positions(now["customer_id"].to_numpy(), cust.index.to_numpy())  # once (sorted ids: linear), not per column
+    for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id", "open_date"):
         if c in cust.columns:
-            now[c] = now["customer_id"].map(cust[c])
+            now[c] = take(cust[c].reset_index(drop=True), at, now.index)  # = now["customer_id"].map(cust[c])
     for c in ("industry", "scenario", "acquisition_channel"):
         if c in now.columns:
             now[c] = now[c].astype(object).where(now[c].notna(), "none")
@@ -92,17 +94,19 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     now["log_aum"] = np.log1p(now["aum"].clip(lower=0))
     now["n_products"] = cur["n_products"].to_numpy(int)
     now["n_tx"] = cur["n_tx_recent"].to_numpy(int)
-    now["tenure"] = (as_of - now["customer_id"].map(cust["open_date"])).dt.days.astype(float)
+    opened = now.pop("open_date")
+    now["tenure"] = (as_of - opened).dt.days.astype(float)
     lost = rm_lost(now["customer_id"], tables["assignments"], tables["rms"], as_of, engine=engine)
-    now["rm_left"] = now["customer_id"].map(lost).fillna(0).astype(int)
+    now["rm_left"] = map_keys(now["customer_id"], lost).fillna(0).astype(int)
     now.loc[cur["rm_id"].isna().to_numpy(), "rm_left"] = 1
     if behaviour:  # today's month, from data before it (as the model saw each month)
-        probe = now[["customer_id"]].assign(open_date=now["customer_id"].map(cust["open_date"]),
+        probe = now[["customer_id"]].assign(open_date=opened,
                                             entry=now["tenure"], duration=now["tenure"] + 1)
         mon = churn.behaviour_covariates(tables, probe, engine=engine)
-        mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last").set_index("customer_id")
+        mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last")
+        at = positions(now["customer_id"].to_numpy(), mon["customer_id"].to_numpy())  # once for the columns
         for c in churn.BEHAVIOUR_COVARIATES:
-            now[c] = now["customer_id"].map(mon[c]).fillna(0.0)
+            now[c] = take(mon[c].reset_index(drop=True), at, now.index).fillna(0.0)
     missing = [c for c in covs if c not in now.columns]
     if missing:
         raise ValueError(f"churn_risk_now: covariates {missing} are not available for today's customers")

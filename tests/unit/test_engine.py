@@ -217,6 +217,12 @@ def test_fetch_frame_equals_df_in_chunks_and_shares_strings(monkeypatch):
     assert sum(str(v).startswith("id") for v in seen) == 1  # ids: looked at in the first chunk only
     assert sum(str(v).startswith("x") for v in seen) == 5  # the repeated strings: every chunk
     assert got["s"].isna().sum() == 5000
+    # many distinct values near the start (an RM per customer at a bank of 5,000 RMs), yet repeated
+    # over the whole chunk: shared, as in every later chunk
+    monkeypatch.setattr(engine, "FETCH_VECTORS", 4)  # 8,192-row chunks
+    con.execute("SELECT 'R' || CAST((i * 7919) % 3000 AS VARCHAR) AS rm FROM range(32768) t(i)")
+    got = engine.fetch_frame(con)
+    assert len({id(v) for v in got["rm"]}) == 3000
     con.execute("SELECT 1 AS x WHERE false")
     pd.testing.assert_frame_equal(engine.fetch_frame(con), con.sql("SELECT 1 AS x WHERE false").df())
     mixed = np.array([1, 1.0, True, "1", 1, 1], dtype=object)  # not all strings: left alone
