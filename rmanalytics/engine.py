@@ -325,25 +325,33 @@ def fetch_frame(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ...) held 5 GB for a few thousand distinct values. Here each chunk's strings are mapped to one
     object per value (a dictionary kept per column across chunks); values, missing values (None)
     and dtypes are as ``.df()`` gives them. Columns whose first chunk has mostly distinct values
-    (ids) are left as they come, in every chunk (not hashed again: 10M ids took seconds).
+    (ids) keep their strings and are not hashed again in later chunks (10M ids took seconds).
     """
     parts, canon, ids = [], {}, set()
     while True:
         chunk = con.fetch_df_chunk(FETCH_VECTORS)
         if parts and not len(chunk):
             break
-        for c in chunk.columns:
-            if chunk[c].dtype == object and c not in ids:
-                a = chunk[c].to_numpy()
-                shared = share_strings(a, canon.setdefault(c, {}))
-                if (shared is a and not parts and len(a) == FETCH_VECTORS * 2048
-                        and pd.api.types.infer_dtype(a[:4096], skipna=True) == "string"):
-                    ids.add(c)  # strings, yet the whole first chunk was mostly distinct: ids
-                chunk[c] = shared
-        parts.append(chunk)
+        parts.append(_shared_chunk(chunk, canon, ids, first=not parts))
         if not len(chunk):
             break
     return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)  # dtypes follow the SQL types
+
+
+def _shared_chunk(chunk: pd.DataFrame, canon: dict, ids: set, first: bool) -> pd.DataFrame:
+    """One chunk of :func:`fetch_frame` with its text columns shared (``canon``: column -> value ->
+    object; ``ids``: columns taken for ids, updated from the first chunk)."""
+    for c in chunk.columns:
+        if chunk[c].dtype == object:
+            a = chunk[c].to_numpy()
+            shared = a if c in ids else share_strings(a, canon.setdefault(c, {}))
+            if (shared is a and first and len(a) == FETCH_VECTORS * 2048
+                    and pd.api.types.infer_dtype(a[:4096], skipna=True) == "string"):
+                ids.add(c)  # strings, yet the whole first chunk was mostly distinct: ids
+            # set every text column, ids too: that copies it out of the chunk's 2-D block of text
+            # columns, which would otherwise stay alive with every row's own strings (10M: +4 GB)
+            chunk[c] = shared
+    return chunk
 
 
 def share_strings(values: np.ndarray, canon: dict | None = None) -> np.ndarray:

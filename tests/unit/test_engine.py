@@ -227,3 +227,38 @@ def test_fetch_frame_equals_df_in_chunks_and_shares_strings(monkeypatch):
     pd.testing.assert_frame_equal(engine.fetch_frame(con), con.sql("SELECT 1 AS x WHERE false").df())
     mixed = np.array([1, 1.0, True, "1", 1, 1], dtype=object)  # not all strings: left alone
     assert engine.share_strings(mixed) is mixed
+
+
+def test_fetch_frame_keeps_no_chunk_block_of_unshared_strings_alive(monkeypatch):
+    """DuckDB's chunks hold their text columns in one 2-D block; a column kept as it came (ids) would
+    keep that block, and with it every row's own strings of the shared columns, alive until the end
+    (+4 GB for the 10M churn frame). Every text column is set anew, so the blocks are freed."""
+    import gc
+    import weakref
+
+    import duckdb
+
+    from rmanalytics import engine
+
+    monkeypatch.setattr(engine, "FETCH_VECTORS", 1)
+    con = duckdb.connect()
+    con.execute("SELECT 'id' || CAST(i AS VARCHAR) AS id, 'x' || CAST(i % 5 AS VARCHAR) AS s, "
+                "'y' || CAST(i % 3 AS VARCHAR) AS t FROM range(10000) t(i)")
+    blocks = []
+
+    class Recording:
+        def fetch_df_chunk(self, n):
+            chunk = con.fetch_df_chunk(n)
+            blocks.extend(weakref.ref(b.values) for b in chunk._mgr.blocks if b.values.ndim == 2 and b.values.shape[0] > 1 and len(chunk))
+            return chunk
+
+    concat = pd.concat
+
+    def checked_concat(parts, **kw):
+        gc.collect()
+        assert blocks and not [r for r in blocks if r() is not None]  # no chunk's 2-D text block survives
+        return concat(parts, **kw)
+
+    monkeypatch.setattr(pd, "concat", checked_concat)
+    got = engine.fetch_frame(Recording())
+    assert got["id"].tolist() == [f"id{i}" for i in range(10000)] and got["s"].nunique() == 5
