@@ -29,8 +29,9 @@ catches it. NaNs raise ``ValueError`` as in lifelines.
 
 Algorithm: when every subject is an event (e.g. a score against next year's fees), the pairs are
 Kendall's, and ``scipy.stats.kendalltau`` counts them in compiled code (:func:`_uncensored_summary`:
-exact counts recovered from tau-b; 6.5 s against 56 s for 10M subjects). Otherwise the events sorted by time define, for every subject ``i``, a prefix of "earlier events"
-(``m_i`` distinct event times: times ``< t_i`` for an event, ``<= t_i`` for a censored subject).
+exact counts recovered from tau-b; 6.5 s against 56 s for 10M subjects). Otherwise the events
+sorted by time define, for every subject ``i``, a prefix of "earlier events" (``m_i`` distinct
+event times: times ``< t_i`` for an event, ``<= t_i`` for a censored subject).
 Admissible pairs are ``sum_i |prefix_i|``; tied pairs are counted by one sort on (score, time group)
 and two binary searches; correct pairs — earlier events with a smaller score — are a 2-D dominance
 count done as a most-significant-bit-first radix partition over the time-group index with the
@@ -124,10 +125,10 @@ def _uncensored_summary(t: np.ndarray, s: np.ndarray) -> tuple[int, int, int] | 
 
     With no censoring, Harrell's pairs are Kendall's: admissible = pairs with different times,
     correct = concordant pairs, tied = pairs tied in score only. ``scipy.stats.kendalltau`` counts
-    the discordant pairs in compiled code (Knight's merge sort, O(n log n)), ten times faster than
-    :func:`_dominance_count` at a million subjects, and returns tau-b = (con - dis) /
-    sqrt((pairs - t_ties)(pairs - s_ties)). con - dis is an integer below 2**48, so it is recovered
-    exactly by rounding tau-b times the (exact) denominator; the tie counts are counted here.
+    the discordant pairs in compiled code (Knight's merge sort, O(n log n)): with the ties counted
+    here, 3 times faster than :func:`_dominance_count` at 2M subjects and 8.6 times at 10M. It
+    returns tau-b = (con - dis) / sqrt((pairs - t_ties)(pairs - s_ties)); con - dis is an integer
+    below 2**48, so it is recovered exactly by rounding tau-b times the (exact) denominator.
     """
     from scipy.stats import kendalltau
 
