@@ -57,7 +57,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     """
     from rmanalytics import churn
     from rmanalytics.book.current import customer_columns, rm_lost
-    from rmanalytics.keys import map_keys, positions, take
+    from rmanalytics.keys import left_join, map_keys
 
     as_of = pd.Timestamp(as_of).normalize()
     covs = list(covariates) + ["rm_left"] + (list(churn.BEHAVIOUR_COVARIATES) if behaviour else [])
@@ -82,11 +82,7 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
     cur = current
     cust = customer_columns(tables, ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel",
                                       "branch_id", "open_date"), engine)
-    now = cur[["customer_id"]].copy()
-    at = positions(now["customer_id"].to_numpy(), cust.index.to_numpy())  # once (sorted ids: linear), not per column
-    for c in ("customer_type", "risk_level", "industry", "scenario", "acquisition_channel", "branch_id", "open_date"):
-        if c in cust.columns:
-            now[c] = take(cust[c].reset_index(drop=True), at, now.index)  # = now["customer_id"].map(cust[c])
+    now = left_join(cur[["customer_id"]].copy(), cust.reset_index())  # ids looked up once (sorted: linear)
     for c in ("industry", "scenario", "acquisition_channel"):
         if c in now.columns:
             now[c] = now[c].astype(object).where(now[c].notna(), "none")
@@ -104,9 +100,9 @@ def churn_risk_now(tables: dict[str, Any], as_of, *, horizon_days: int = 180, lo
                                             entry=now["tenure"], duration=now["tenure"] + 1)
         mon = churn.behaviour_covariates(tables, probe, engine=engine)
         mon = mon.sort_values("month_start").drop_duplicates("customer_id", keep="last")
-        at = positions(now["customer_id"].to_numpy(), mon["customer_id"].to_numpy())  # once for the columns
+        now = left_join(now, mon[["customer_id", *churn.BEHAVIOUR_COVARIATES]])
         for c in churn.BEHAVIOUR_COVARIATES:
-            now[c] = take(mon[c].reset_index(drop=True), at, now.index).fillna(0.0)
+            now[c] = now[c].fillna(0.0)
     missing = [c for c in covs if c not in now.columns]
     if missing:
         raise ValueError(f"churn_risk_now: covariates {missing} are not available for today's customers")
