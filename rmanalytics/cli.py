@@ -4,6 +4,7 @@
 
     rmanalytics run NOTEBOOK [--params FILE] [-p KEY VALUE ...] [--data DIR] [--out DIR] [--mask-key-file F]
     rmanalytics run-all [--params-dir DIR] [--variant ci] [--data DIR] [--out DIR] [--jobs N] [--mask-key-file F]
+                        [--only NB ...] [--no-reuse]
     rmanalytics params NOTEBOOK [--yaml]
     rmanalytics validate DATA_DIR
     rmanalytics clean [--out DIR] [--older-than 7d] [--keep N] [--dry-run]
@@ -112,7 +113,8 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     try:
         results = run_all(params_dir=args.params_dir, data_dir=args.data, out_dir=args.out, variant=args.variant,
                           notebooks=args.only, notebooks_dir=args.notebooks_dir, jobs=args.jobs,
-                          progress_bar=not args.no_progress, memory_limit=args.memory_limit)
+                          progress_bar=not args.no_progress, memory_limit=args.memory_limit,
+                          reuse=not args.no_reuse)
     except DataError as exc:  # found by the fast pre-check of the data folder, before any kernel
         _err(str(exc))
         return 1
@@ -301,7 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="DIR", help="data folder for every notebook (default: each file's data_dir, "
                                                  "i.e. the bundled sample)")
     p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
-    p.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebooks (chain order kept)")
+    p.add_argument("--only", nargs="+", metavar="NOTEBOOK",
+                   help="run only these notebooks (chain order kept); an upstream left out is read from its last "
+                        "successful run in --out when that run had the same data, parameters and notebook, else "
+                        "recomputed (the summary says which)")
+    p.add_argument("--no-reuse", action="store_true",
+                   help="with --only: never read a left-out upstream's earlier run, always recompute")
     p.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: the project's notebooks/, then the packaged ones)")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="notebooks run in parallel when independent (default: as many as the CPUs and the memory "

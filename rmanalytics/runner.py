@@ -234,6 +234,13 @@ def file_fingerprint(path: Path) -> dict[str, Any]:
     return out
 
 
+def _input_paths(params: NotebookParams) -> list[str]:
+    """What a run fingerprints: ``data_dir`` and the ``*_path`` parameters that are set."""
+    out = [params.data_dir] if getattr(params, "data_dir", None) else []
+    return out + [getattr(params, k) for k in type(params).model_fields
+                  if k.endswith("_path") and isinstance(getattr(params, k), str)]
+
+
 def input_fingerprints(paths: Iterable[str | os.PathLike]) -> dict[str, Any]:
     """Fingerprints of every file under the given files/folders, keyed by absolute path."""
     out: dict[str, Any] = {}
@@ -568,10 +575,7 @@ def run_notebook(
         yaml.safe_dump(recorded, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
     font_entry, font_notice = _font_check(params)
-    fp_paths = [params.data_dir] if getattr(params, "data_dir", None) else []
-    fp_paths += [getattr(params, k) for k in type(params).model_fields
-                 if k.endswith("_path") and isinstance(getattr(params, k), str)]
-    fp_paths += [str(p) for p in extra_inputs]
+    fp_paths = _input_paths(params) + [str(p) for p in extra_inputs]
     manifest: dict[str, Any] = {
         "notebook": name,
         "notebook_path": str(nb_in),
@@ -763,6 +767,76 @@ def dependencies(notebook: str) -> dict[str, tuple[str, str]]:
     return {k: v for k, v in CHAIN_INPUTS.get(notebook, {}).items() if k in model.model_fields}
 
 
+#: Parameters that only say where a run writes, not what it computes: not compared by :func:`reusable_run`.
+WHERE_PARAMS = frozenset({"output_dir"})
+
+
+def _last_successful_run(base: Path) -> Path | None:
+    """``<base>/latest`` when it exists, else the newest complete run folder of ``base`` (run ids
+    start with the UTC time), else None."""
+    latest = base / "latest"
+    if latest.exists():
+        return latest.resolve()
+    runs = [p for p in base.iterdir() if p.is_dir() and p.name != "latest" and is_complete(p)] if base.is_dir() else []
+    return max(runs, key=lambda p: p.name, default=None)
+
+
+def _within(path: str, roots: Iterable[str]) -> bool:
+    p = Path(path)
+    return any(p == Path(r) or Path(r) in p.parents for r in roots)
+
+
+def reusable_run(out_dir: str | os.PathLike, up: str, rel: str, fresh_params: NotebookParams,
+                 notebooks_dir: str | os.PathLike | None = None, *,
+                 fingerprints: dict[str, dict[str, Any]] | None = None) -> tuple[Path | None, str]:
+    """``(file, why)``: the file ``rel`` of ``up``'s last successful run under ``out_dir`` when that run
+    is what running ``up`` now would give, else ``(None, why not)``; ``why`` is said in run-all's notes.
+
+    The same means: the run (``latest``, or the newest complete folder) is complete and holds
+    ``rel``; its recorded parameters equal ``fresh_params`` (those run-all would give ``up`` now),
+    except :data:`WHERE_PARAMS` and ``up``'s own chain inputs that are None in ``fresh_params``
+    (run-all set them from a run of their upstream); the notebook that would run now has the
+    sha256 of the one that ran; the files under ``data_dir`` and the ``*_path`` inputs now have the
+    fingerprints it recorded (none added or removed). ``fingerprints`` caches
+    :func:`input_fingerprints` per path across calls.
+    """
+    run = _last_successful_run(Path(out_dir).resolve() / up)
+    if run is None:
+        return None, f"no successful run of {up} in {out_dir}"
+    if not is_complete(run):
+        return None, f"last run {run.name} is not complete"
+    if not (run / rel).exists():
+        return None, f"last run {run.name} has no {rel}"
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    then, now = manifest.get("parameters") or {}, fresh_params.model_dump(mode="json", by_alias=True)
+    skip = WHERE_PARAMS | {k for k in CHAIN_INPUTS.get(up, {}) if now.get(k) is None}
+    unset = object()
+    diffs = [f"{k} {then.get(k, '(unset)')} → {now.get(k, '(unset)')}"
+             for k in sorted((then.keys() | now.keys()) - skip) if then.get(k, unset) != now.get(k, unset)]
+    if diffs:
+        return None, f"last run {run.name} had other parameters: {', '.join(diffs)}"
+    try:
+        nb = notebook_path(up, notebooks_dir)
+    except FileNotFoundError as exc:
+        return None, str(exc)
+    if file_fingerprint(nb)["sha256"] != manifest.get("notebook_sha256"):
+        return None, f"notebook {nb.name} changed since last run {run.name}"
+    paths = _input_paths(fresh_params)
+    cache = {} if fingerprints is None else fingerprints
+    current: dict[str, Any] = {}
+    for path in paths:
+        if path not in cache:
+            cache[path] = input_fingerprints([path])
+        current.update(cache[path])
+    recorded = {k: v for k, v in (manifest.get("inputs") or {}).items() if _within(k, paths)}
+    if recorded != current:
+        changed = [f"{Path(k).name} {'added' if k not in recorded else 'removed' if k not in current else 'changed'}"
+                   for k in sorted(recorded.keys() | current.keys()) if recorded.get(k) != current.get(k)]
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        return None, f"data changed since last run {run.name}: {', '.join(changed[:3])}{more}"
+    return run / rel, f"reused {up} run {run.name} (same data, parameters and notebook)"
+
+
 def _run_one(kwargs: dict[str, Any]) -> RunResult:  # top level: picklable for worker processes
     params = validate(kwargs.pop("notebook_name"), kwargs.pop("values"))
     return run_notebook(params=params, **kwargs)
@@ -855,6 +929,7 @@ def run_all(
     progress_bar: bool = True,
     echo: Callable[[str], None] = print,
     memory_limit: str | None = None,
+    reuse: bool = True,
 ) -> list[RunResult]:
     """Run the notebooks of the chain in dependency order; return one result per notebook.
 
@@ -863,8 +938,11 @@ def run_all(
     notebooks run in :data:`~rmanalytics.params.NOTEBOOKS` order; a notebook with chain inputs
     (:data:`~rmanalytics.params.CHAIN_INPUTS`) waits for its upstream run and reads its output
     when that run succeeded and the parameter is not set explicitly (otherwise it recomputes, and
-    the result notes it). With ``jobs > 1`` independent notebooks run in parallel worker processes;
-    ``jobs=None`` picks :func:`auto_jobs`. Notebooks missing from ``notebooks_dir`` are skipped with a note.
+    the result notes it). An upstream that is not part of this run (``notebooks``) is read from its
+    last successful run under ``out_dir`` when that run is what running it now would give (same
+    data, parameters and notebook, :func:`reusable_run`; ``reuse=False``: never); the notes say
+    which run was reused, or why none was. With ``jobs > 1`` independent notebooks run in parallel
+    worker processes; ``jobs=None`` picks :func:`auto_jobs`. Notebooks missing from ``notebooks_dir`` are skipped with a note.
 
     The data are validated once, before any kernel, in a separate process (:func:`prevalidate`), so
     the notebooks find the validation on record and skip it. Every kernel's DuckDB connections
@@ -876,6 +954,7 @@ def run_all(
 
     plan: dict[str, tuple[NotebookParams, dict[str, Any]]] = {}
     nb_paths: dict[str, Path] = {}
+    extra = {"data_dir": str(data_dir)} if data_dir is not None else {}
     for nb in order:
         try:
             nb_paths[nb] = notebook_path(nb, notebooks_dir)
@@ -883,9 +962,21 @@ def run_all(
             echo(f"skip {nb}: {exc}")
             continue
         pfile = params_file(None if params_dir is None else Path(params_dir), nb, variant)
-        extra = {"data_dir": str(data_dir)} if data_dir is not None else {}
         params = resolve(nb, pfile, **extra)  # raises ParameterError before any kernel starts
         plan[nb] = (absolutize_paths(params), {"params_file": str(pfile) if pfile else None, **extra})
+
+    upstream: dict[str, NotebookParams | str] | None = None  # upstreams not run -> their parameters now
+    if reuse:
+        upstream = {}
+        for nb, (params, _) in plan.items():
+            for key, (up, _rel) in dependencies(nb).items():
+                if up in plan or up in upstream or getattr(params, key) is not None:
+                    continue
+                try:
+                    pfile = params_file(None if params_dir is None else Path(params_dir), up, variant)
+                    upstream[up] = absolutize_paths(resolve(up, pfile, **extra))
+                except ParameterError as exc:
+                    upstream[up] = f"its parameters do not resolve now: {str(exc).splitlines()[0]}"
 
     mask_key = None
     if plan:
@@ -911,7 +1002,8 @@ def run_all(
             for data in data_dirs:
                 if Path(data).is_dir():
                     prevalidate(data, echo)
-        return _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key)
+        return _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key, upstream,
+                                notebooks_dir)
 
 
 #: Environment variables that set the thread count of numpy's BLAS (OpenBLAS, MKL, OpenMP builds).
@@ -1002,8 +1094,13 @@ def prevalidate(data_dir: str | os.PathLike, echo: Callable[[str], None] = print
     return ok
 
 
-def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key) -> list[RunResult]:
-    """The notebooks of a resolved plan, run in dependency order (the body of :func:`run_all`)."""
+def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key, upstream=None,
+                     notebooks_dir=None) -> list[RunResult]:
+    """The notebooks of a resolved plan, run in dependency order (the body of :func:`run_all`).
+
+    ``upstream``: upstream notebook not in the plan -> its parameters now (or why they do not
+    resolve), for :func:`reusable_run`; None: no reuse.
+    """
     results: dict[str, RunResult] = {}
     for nb in list(plan):  # notebooks the data cannot support are skipped with the reason
         problem = _support_problem(nb, plan[nb][0])
@@ -1012,6 +1109,14 @@ def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key
             results[nb] = RunResult(notebook=nb, status="skipped", run_dir=folder, executed_notebook=folder,
                                     error=problem)
             echo(f"skip {nb}: {problem}")
+
+    fingerprints: dict[str, dict[str, Any]] = {}  # of the data, shared by the upstreams reused
+
+    def reuse_of(up: str, rel: str) -> tuple[Path | None, str]:
+        fresh = None if upstream is None else upstream.get(up)
+        if not isinstance(fresh, NotebookParams):
+            return None, fresh or "reuse of earlier runs turned off (--no-reuse)"
+        return reusable_run(out_dir, up, rel, fresh, notebooks_dir, fingerprints=fingerprints)
 
     def job_for(nb: str) -> tuple[dict[str, Any], list[str]]:
         params, source = plan[nb]
@@ -1025,9 +1130,14 @@ def _run_all_planned(plan, nb_paths, out_dir, jobs, progress_bar, echo, mask_key
                 values[key] = str(res.run_dir / rel)
             elif up in plan:
                 notes.append(f"{key}: upstream {up} did not succeed; recomputed")
-            else:  # e.g. run-all --only 05: its upstream is not run, so the notebook recomputes (at 10M, minutes)
-                notes.append(f"{key}: {up} is not part of this run-all; recomputed (run it too, or set {key} "
-                             f"in the notebook's parameters file)")
+            else:  # e.g. run-all --only 05: its upstream is not run; reuse its last run if a run now gives the same
+                found, why = reuse_of(up, rel)
+                if found is not None:
+                    values[key] = str(found)
+                    notes.append(f"{key}: {why}")
+                else:  # the notebook recomputes (at 10M, minutes)
+                    notes.append(f"{key}: {up} is not part of this run-all; recomputed ({why}; run it too, or set "
+                                 f"{key} in the notebook's parameters file)")
         return ({"notebook_name": nb, "values": values, "notebook": str(nb_paths[nb]),
                  "out_dir": str(out_dir), "name": nb, "params_source": source,
                  "progress_bar": progress_bar and jobs <= 1, "mask_key": mask_key}, notes)
@@ -1185,5 +1295,5 @@ def summary_table(results: Iterable[RunResult]) -> str:
 
 __all__ = [
     "KERNEL_NAME", "KernelNotFound", "ParameterError", "check_kernel", "RunResult", "absolutize_paths", "dependencies", "export_html", "input_fingerprints",
-    "is_complete", "notebook_path", "params_file", "run_all", "run_notebook", "summary_table",
+    "is_complete", "notebook_path", "params_file", "reusable_run", "run_all", "run_notebook", "summary_table",
 ]

@@ -192,3 +192,16 @@ def test_package_errors_print_one_line(monkeypatch, capsys):
     assert cli.main(["params", "00"]) == 2
     err = capsys.readouterr().err
     assert "broken by 2 rows" in err and "Traceback" not in err
+
+
+def test_run_all_only_reuses_upstream_unless_no_reuse(tiny, fake_pm, capsys):  # noqa: F811
+    base = ["run-all", "--notebooks-dir", "notebooks", "--params-dir", "params", "--data", "data", "--jobs", "1",
+            "--no-progress", "--only"]
+    assert cli.main([*base, "00_tiny"]) == 0
+    assert cli.main([*base, "01_down"]) == 0
+    assert "segments_path: reused 00_tiny run" in capsys.readouterr().out
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is not None
+    assert cli.main([*base, "01_down", "--no-reuse"]) == 0
+    out = capsys.readouterr().out
+    assert "reused" not in out and "turned off (--no-reuse)" in out
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is None

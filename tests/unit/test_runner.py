@@ -196,7 +196,141 @@ def test_run_all_without_the_upstream_notes_the_recomputation(tiny, fake_pm):
                              progress_bar=False, echo=lambda s: None)
     assert [r.notebook for r in results] == ["01_down"] and fake_pm.calls[0]["parameters"]["segments_path"] is None
     assert results[0].notes == ["segments_path: 00_tiny is not part of this run-all; recomputed "
-                                "(run it too, or set segments_path in the notebook's parameters file)"]
+                                "(no successful run of 00_tiny in runs; run it too, or set segments_path in the "
+                                "notebook's parameters file)"]
+
+
+# ----------------------------------------------------------------------------- reuse of upstream runs
+SEGMENTS = "restricted/tables/segments.parquet"
+
+
+def _run_only(nb: str, **kw) -> runner.RunResult:
+    """run-all --only nb --params-dir params --data data --out runs (fake papermill)."""
+    results = runner.run_all(params_dir="params", data_dir="data", out_dir="runs", notebooks_dir="notebooks",
+                             notebooks=[nb], progress_bar=False, echo=lambda s: None, **kw)
+    assert [r.notebook for r in results] == [nb]
+    return results[0]
+
+
+def test_run_all_only_reuses_the_upstream_run_that_matches(tiny, fake_pm):
+    up = _run_only("00_tiny")
+    down = _run_only("01_down")
+    assert down.ok and fake_pm.calls[-1]["parameters"]["segments_path"] == str(up.run_dir / SEGMENTS)
+    assert down.notes == [f"segments_path: reused 00_tiny run {up.run_dir.name} (same data, parameters and notebook)"]
+    m = json.loads((down.run_dir / "manifest.json").read_text())
+    assert m["parameters"]["segments_path"] == str(up.run_dir / SEGMENTS)  # the manifest names the run read
+    (tiny / "runs" / "00_tiny" / "latest").unlink()  # no symlinks: the newest complete run folder
+    newer = _run_only("00_tiny")
+    (tiny / "runs" / "00_tiny" / "latest").unlink()
+    _run_only("01_down")
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] == str(newer.run_dir / SEGMENTS)
+    assert runner.summary_table([down]).count("reused 00_tiny run") == 1
+
+
+def _change_params(tiny: Path, up: runner.RunResult) -> str:
+    (tiny / "params" / "00_tiny.yaml").write_text("n: 4\n")
+    return f"last run {up.run_dir.name} had other parameters: n 3 → 4"
+
+
+def _change_data(tiny: Path, up: runner.RunResult) -> str:
+    (tiny / "data" / "customers.csv").write_text("customer_id\nC2\n")
+    return f"data changed since last run {up.run_dir.name}: customers.csv changed"
+
+
+def _add_data(tiny: Path, up: runner.RunResult) -> str:
+    (tiny / "data" / "accounts.csv").write_text("customer_id\nC2\n")
+    return f"data changed since last run {up.run_dir.name}: accounts.csv added"
+
+
+def _change_notebook(tiny: Path, up: runner.RunResult) -> str:
+    nb = nbformat.read(tiny / "notebooks" / "00_tiny.ipynb", as_version=4)
+    nb.cells.append(new_code_cell("x = 1"))
+    nbformat.write(nb, tiny / "notebooks" / "00_tiny.ipynb")
+    return f"notebook 00_tiny.ipynb changed since last run {up.run_dir.name}"
+
+
+def _incomplete_latest(tiny: Path, up: runner.RunResult) -> str:
+    (up.run_dir / "report.html").unlink()
+    return f"last run {up.run_dir.name} is not complete"
+
+
+def _incomplete_folder(tiny: Path, up: runner.RunResult) -> str:
+    (up.run_dir.parent / "latest").unlink()
+    up.run_dir.rename(up.run_dir.with_name(up.run_dir.name + ".partial"))
+    return "no successful run of 00_tiny in runs"
+
+
+def _missing_file(tiny: Path, up: runner.RunResult) -> str:
+    (up.run_dir / SEGMENTS).unlink()
+    return f"last run {up.run_dir.name} has no {SEGMENTS}"
+
+
+def _broken_params(tiny: Path, up: runner.RunResult) -> str:
+    (tiny / "params" / "00_tiny.yaml").write_text("nn: 4\n")
+    return "its parameters do not resolve now: "
+
+
+@pytest.mark.parametrize("change", [_change_params, _change_data, _add_data, _change_notebook, _incomplete_latest,
+                                    _incomplete_folder, _missing_file, _broken_params])
+def test_run_all_only_recomputes_when_the_upstream_run_is_not_the_same(tiny, fake_pm, change):
+    up = _run_only("00_tiny")
+    why = change(tiny, up)
+    down = _run_only("01_down")
+    assert down.ok and fake_pm.calls[-1]["parameters"]["segments_path"] is None
+    assert len(down.notes) == 1 and down.notes[0].startswith(
+        f"segments_path: 00_tiny is not part of this run-all; recomputed ({why}"), down.notes
+
+
+def test_run_all_only_does_not_reuse_a_failed_run_or_with_reuse_off(tiny, fake_pm):
+    (tiny / "params" / "00_tiny.yaml").write_text("fail: true\n")
+    assert _run_only("00_tiny").status == "failed"
+    down = _run_only("01_down")
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is None
+    assert "recomputed (no successful run of 00_tiny in runs;" in down.notes[0]
+    (tiny / "params" / "00_tiny.yaml").write_text("fail: false\n")
+    assert _run_only("00_tiny").ok
+    down = _run_only("01_down", reuse=False)
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is None
+    assert "recomputed (reuse of earlier runs turned off (--no-reuse);" in down.notes[0]
+    assert "reused 00_tiny run" in _run_only("01_down").notes[0]  # the same runs, reuse on
+
+
+def test_run_all_only_an_explicit_parameter_wins_over_reuse(tiny, fake_pm):
+    _run_only("00_tiny")
+    own = tiny / "own.parquet"
+    own.write_bytes(b"PAR1")
+    (tiny / "params" / "01_down.yaml").write_text(f"segments_path: {own}\n")
+    down = _run_only("01_down")
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] == str(own) and down.notes == []
+
+
+class LeafParams(NotebookParams):
+    """A notebook downstream of 01_down."""
+
+    down_path: str | None = Field(None, description="01_down's table.")
+
+
+def test_reuse_ignores_the_upstreams_own_chain_inputs_set_by_run_all(tiny, fake_pm, monkeypatch):
+    """01_down's run read 00_tiny's run (segments_path set by run-all); resolved now it is None: still the same.
+    A segments_path set in 01_down's parameters file now is compared like any parameter."""
+    monkeypatch.setitem(params_mod.REGISTRY, "02_leaf", LeafParams)
+    monkeypatch.setattr(runner, "NOTEBOOKS", ("00_tiny", "01_down", "02_leaf"))
+    chain = {"01_down": {"segments_path": ("00_tiny", SEGMENTS)}, "02_leaf": {"down_path": ("01_down", SEGMENTS)}}
+    monkeypatch.setattr(runner, "CHAIN_INPUTS", chain)
+    write_notebook(tiny / "notebooks" / "02_leaf.ipynb", "02_leaf", LeafParams)
+    results = runner.run_all(params_dir="params", data_dir="data", out_dir="runs", notebooks_dir="notebooks",
+                             notebooks=["00_tiny", "01_down"], progress_bar=False, echo=lambda s: None)
+    down = results[1]
+    assert json.loads((down.run_dir / "manifest.json").read_text())["parameters"]["segments_path"] is not None
+    leaf = _run_only("02_leaf")
+    assert fake_pm.calls[-1]["parameters"]["down_path"] == str(down.run_dir / SEGMENTS)
+    assert leaf.notes == [f"down_path: reused 01_down run {down.run_dir.name} (same data, parameters and notebook)"]
+    own = tiny / "own.parquet"
+    own.write_bytes(b"PAR1")
+    (tiny / "params" / "01_down.yaml").write_text(f"segments_path: {own}\n")
+    leaf = _run_only("02_leaf")
+    assert fake_pm.calls[-1]["parameters"]["down_path"] is None
+    assert f"had other parameters: segments_path {results[0].run_dir / SEGMENTS} → {own}" in leaf.notes[0]
 
 
 def test_run_all_validates_everything_before_running(tiny, fake_pm):
