@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", metavar="DIR", help="root of the run folders (default: runs)")
     p.add_argument("--only", nargs="+", metavar="NOTEBOOK",
                    help="run only these notebooks (chain order kept); an upstream left out is read from its last "
-                        "successful run in --out when that run had the same data, parameters and notebook, else "
+                        "successful run in --out when that run had the same data, parameters, notebook and code, else "
                         "recomputed (the summary says which)")
     p.add_argument("--no-reuse", action="store_true",
                    help="with --only: never read a left-out upstream's earlier run, always recompute")

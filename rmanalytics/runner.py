@@ -786,6 +786,21 @@ def _within(path: str, roots: Iterable[str]) -> bool:
     return any(p == Path(r) or Path(r) in p.parents for r in roots)
 
 
+def _code_change(manifest: dict[str, Any], notebook: Path) -> str | None:
+    """Why the package code that would run now may differ from the one a run recorded, or None:
+    another rmanalytics version, another commit of the project's git work tree, or uncommitted
+    changes in it (then or now: the code that ran cannot be confirmed)."""
+    version = package_versions(["rmanalytics"])["rmanalytics"]
+    if manifest.get("package_version") != version:
+        return f"rmanalytics {manifest.get('package_version')} → {version}"
+    then, now = manifest.get("git") or {}, git_info(notebook.parent)
+    if then.get("sha") != now.get("sha"):
+        return f"project commit {then.get('sha') or '(none)'} → {now.get('sha') or '(none)'}"
+    if then.get("dirty") or now.get("dirty"):
+        return "uncommitted changes in the project (the code that ran cannot be confirmed)"
+    return None
+
+
 def reusable_run(out_dir: str | os.PathLike, up: str, rel: str, fresh_params: NotebookParams,
                  notebooks_dir: str | os.PathLike | None = None, *,
                  fingerprints: dict[str, dict[str, Any]] | None = None) -> tuple[Path | None, str]:
@@ -796,7 +811,8 @@ def reusable_run(out_dir: str | os.PathLike, up: str, rel: str, fresh_params: No
     ``rel``; its recorded parameters equal ``fresh_params`` (those run-all would give ``up`` now),
     except :data:`WHERE_PARAMS` and ``up``'s own chain inputs that are None in ``fresh_params``
     (run-all set them from a run of their upstream); the notebook that would run now has the
-    sha256 of the one that ran; the files under ``data_dir`` and the ``*_path`` inputs now have the
+    sha256 of the one that ran, and the package the same version and project commit, with no
+    uncommitted changes then or now (:func:`_code_change`); the files under ``data_dir`` and the ``*_path`` inputs now have the
     fingerprints it recorded (none added or removed). ``fingerprints`` caches
     :func:`input_fingerprints` per path across calls.
     """
@@ -821,6 +837,9 @@ def reusable_run(out_dir: str | os.PathLike, up: str, rel: str, fresh_params: No
         return None, str(exc)
     if file_fingerprint(nb)["sha256"] != manifest.get("notebook_sha256"):
         return None, f"notebook {nb.name} changed since last run {run.name}"
+    code = _code_change(manifest, nb)
+    if code:
+        return None, f"{code} since last run {run.name}"
     paths = _input_paths(fresh_params)
     cache = {} if fingerprints is None else fingerprints
     current: dict[str, Any] = {}

@@ -281,6 +281,35 @@ def test_run_all_only_recomputes_when_the_upstream_run_is_not_the_same(tiny, fak
         f"segments_path: 00_tiny is not part of this run-all; recomputed ({why}"), down.notes
 
 
+@pytest.mark.parametrize("version, git, why", [
+    ("9.9.9", {}, "rmanalytics {v} → 9.9.9"),
+    (None, {"sha": "abc1234", "dirty": False}, "project commit (none) → abc1234"),
+])
+def test_run_all_only_recomputes_when_the_package_code_changed(tiny, fake_pm, monkeypatch, version, git, why):
+    """Same notebook, data and parameters, but another rmanalytics version or project commit: not reused."""
+    up = _run_only("00_tiny")
+    v = runner.package_versions(["rmanalytics"])["rmanalytics"]
+    if version:
+        monkeypatch.setattr(runner, "package_versions", lambda names=(): {n: version for n in names})
+    monkeypatch.setattr(runner, "git_info", lambda folder: git)
+    down = _run_only("01_down")
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is None
+    assert f"recomputed ({why.format(v=v)} since last run {up.run_dir.name};" in down.notes[0], down.notes
+
+
+def test_run_all_only_does_not_reuse_from_a_dirty_work_tree(tiny, fake_pm, monkeypatch):
+    """Uncommitted changes (then or now): the code that ran cannot be confirmed, so nothing is reused."""
+    monkeypatch.setattr(runner, "git_info", lambda folder: {"sha": "abc1234", "dirty": True})
+    up = _run_only("00_tiny")
+    down = _run_only("01_down")
+    assert fake_pm.calls[-1]["parameters"]["segments_path"] is None
+    assert f"uncommitted changes in the project (the code that ran cannot be confirmed) since last run {up.run_dir.name}" \
+        in down.notes[0]
+    monkeypatch.setattr(runner, "git_info", lambda folder: {"sha": "abc1234", "dirty": False})
+    up = _run_only("00_tiny")
+    assert "reused 00_tiny run" in _run_only("01_down").notes[0]  # committed: reused
+
+
 def test_run_all_only_does_not_reuse_a_failed_run_or_with_reuse_off(tiny, fake_pm):
     (tiny / "params" / "00_tiny.yaml").write_text("fail: true\n")
     assert _run_only("00_tiny").status == "failed"
