@@ -354,7 +354,8 @@ def holdout_scores(
     behaviour covariates (:func:`~rmanalytics.churn.frame.behaviour_covariates`) are added and
     taken at ``as_of`` for scoring (carried forward over the horizon). Customers open at ``as_of``
     but not in the frame (before their landmark) get the mean score. Returns a Series indexed by
-    customer_id.
+    customer_id; its ``attrs["coefficients"]`` are the hold-out model's ``params_`` (a good
+    ``initial_point`` for fitting the same model on the whole follow-up).
 
     What a caller has computed already can be passed to save the engine work (the scores are
     the same; whatever does not fit is recomputed, and ``attrs["reused"]`` lists what was used):
@@ -438,6 +439,7 @@ def holdout_scores(
         pop = customers_at(tables, day, [horizon_days], engine=engine)["customer_id"]
     out = s.reindex(pop.to_numpy()).fillna(float(s.mean()))
     out.attrs["reused"] = reused
+    out.attrs["coefficients"] = model.params_.copy()  # e.g. a warm start of the full model's fit
     return out
 
 

@@ -458,7 +458,8 @@ def _group_sums(values: np.ndarray, index: tuple[np.ndarray, np.ndarray]) -> np.
 
 def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.ndarray, start: np.ndarray | None = None,
                   weights: np.ndarray | None = None, penalizer: float = 0.0, max_steps: int = 50,
-                  tol: float = 1e-9, chunk_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+                  tol: float = 1e-9, chunk_rows: int | None = None, init: np.ndarray | None = None,
+                  info: dict | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Efron partial likelihood Cox fit with delayed entry, vectorised over event times.
 
     Same likelihood, weights convention and L2 penalty (``0.5 * penalizer * n * |b|^2`` on
@@ -476,6 +477,9 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
     ``X`` may also be a :class:`_DesignRows` (``ChurnModel.fit`` with ``solver="fast"`` passes one):
     the rows are then built from the frame's columns chunk by chunk, and no n x d array is held
     (same values, same estimates).
+    ``init``: the starting coefficients (original scale; default zeros), e.g. those of a similar
+    model: Newton's method converges to the same estimates (to ``tol``) in fewer steps. ``info``, a
+    dict, receives ``n_steps`` (Newton steps taken).
     Returns (coefficients on the original scale, their covariance matrix, log partial likelihood).
     """
     lazy = isinstance(X, _DesignRows)
@@ -624,9 +628,16 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         return ll, grad, hess
 
     beta = np.zeros(d)
+    if init is not None:
+        init = np.asarray(init, float)
+        if init.shape != (d,) or not np.all(np.isfinite(init)):
+            raise ParameterError(f"init must be {d} finite coefficients, got {init!r}")
+        beta = init * sd  # the standardised scale the steps are taken on
     ll_old = None
+    n_steps = 0
     at_beta = None  # parts(beta) when the line search computed them already (the full step, usually taken)
     for _ in range(max_steps):
+        n_steps += 1
         ll, grad, hess = at_beta if at_beta is not None else parts(beta)
         if not np.all(np.isfinite(hess)) or not np.isfinite(ll):
             raise ChurnModelError("Cox fit diverged (non-finite likelihood). " + ADVICE)
@@ -652,6 +663,8 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
         ll_old = ll
     else:
         raise ChurnModelError(f"Cox fit did not converge in {max_steps} Newton steps. " + ADVICE)
+    if info is not None:
+        info["n_steps"] = n_steps
     ll, grad, hess = at_beta if at_beta is not None else parts(beta)
     cov_z = np.linalg.inv(-hess)
     return beta / sd, cov_z / np.outer(sd, sd), ll
@@ -685,7 +698,8 @@ class ChurnModel(BaseEstimator):
     training frame's ``attrs``: a :func:`~rmanalytics.churn.frame.survival_frame` records its window,
     churn definition, time grid and lookback there, and its time-varying frames keep them),
     ``baseline_cumulative_hazard_`` and ``design_mean_`` (Cox), ``fitter_`` (the lifelines fitter,
-    None for solver="fast"), ``design_``, ``reference_levels_``.
+    None for solver="fast"), ``n_iter_`` (Newton steps of the fast solver; None with lifelines),
+    ``design_``, ``reference_levels_``.
     """
 
     def __init__(self, model: str = "cox", covariates: list[str] | None = None, penalizer: float = 0.0,
@@ -721,11 +735,18 @@ class ChurnModel(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, frame: pd.DataFrame, duration_col: str = "duration", event_col: str = "event",
-            entry_col: str | None = None, weights_col: str | None = None, id_col: str | None = None) -> "ChurnModel":
+            entry_col: str | None = None, weights_col: str | None = None, id_col: str | None = None,
+            initial_point: "pd.Series | np.ndarray | None" = None) -> "ChurnModel":
         """Fit on ``frame`` (durations in days). ``entry_col``: delayed entry (left truncation) or the
         start of start/stop rows of a time-varying frame. ``weights_col``: frequency weights (e.g. from
         :func:`~rmanalytics.churn.frame.compress_frame`). ``id_col``: customer id of a long frame, used
-        to compute concordance on one row per customer."""
+        to compute concordance on one row per customer.
+
+        ``initial_point`` (Cox only, as lifelines' ``fit(initial_point=...)``): starting coefficients
+        on the coefficient scale, e.g. ``params_`` of a similar model (a warm start: the same
+        estimates, to the solver's tolerance, in fewer Newton steps; ``n_iter_`` says how many with
+        the fast solver). A Series is matched to the design columns by name (columns it lacks start
+        at 0); an array gives one value per design column. Default: zeros."""
         from lifelines import CoxPHFitter, CoxTimeVaryingFitter, LogLogisticAFTFitter, LogNormalAFTFitter, \
             WeibullAFTFitter
         from lifelines.exceptions import ConvergenceError as LifelinesConvergenceError
@@ -749,6 +770,7 @@ class ChurnModel(BaseEstimator):
         X = self.design_.rows(frame) if fast else self.design_.transform(frame)
         _check_design(X)
         self.columns_ = list(X.columns)
+        init = self._initial_point(initial_point)
         # float columns as they are (no copy of a long frame's tens of millions of rows; nothing writes to them)
         T = frame[duration_col].to_numpy(dtype=float)
         # events as int (lifelines' frame) or, for the fast solver, one byte a row (0/1 checked above)
@@ -767,24 +789,29 @@ class ChurnModel(BaseEstimator):
                 df[c] = frame[c].to_numpy()
 
         self.fitter_ = None
+        self.n_iter_ = None
+        info: dict = {}
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 if fast:
-                    beta, cov, ll = fit_cox_efron(X, T, E, S, W, penalizer=self.penalizer)
+                    beta, cov, ll = fit_cox_efron(X, T, E, S, W, penalizer=self.penalizer, init=init, info=info)
+                    self.n_iter_ = info["n_steps"]
                     self.params_ = pd.Series(beta, index=pd.Index(self.columns_, name="covariate"), name="coef")
                     self.variance_matrix_ = pd.DataFrame(cov, index=self.columns_, columns=self.columns_)
                     self.log_likelihood_ = ll
                 elif self.model == "cox" and S is None:
                     f = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
                                     strata=strata)
-                    f.fit(df, "__T", "__E", weights_col="__W" if W is not None else None, robust=False)
+                    f.fit(df, "__T", "__E", weights_col="__W" if W is not None else None, robust=False,
+                          initial_point=None if init is None else init * X.std(0).to_numpy())  # lifelines' scale
                     self.fitter_ = f
                 elif self.model == "cox":
                     f = CoxTimeVaryingFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
                                              strata=strata)
                     f.fit(df, event_col="__E", start_col="__S", stop_col="__T",
-                          weights_col="__W" if W is not None else None)
+                          weights_col="__W" if W is not None else None,
+                          initial_point=None if init is None else init * X.std(0).to_numpy())
                     self.fitter_ = f
                 else:
                     cls = {"weibull_aft": WeibullAFTFitter, "lognormal_aft": LogNormalAFTFitter,
@@ -843,6 +870,21 @@ class ChurnModel(BaseEstimator):
 
             release_free_memory()  # the row chunks' temporaries
         return self
+
+    def _initial_point(self, initial_point: "pd.Series | np.ndarray | None") -> np.ndarray | None:
+        """``initial_point`` as one float per design column (``columns_``), checked; None stays None."""
+        if initial_point is None:
+            return None
+        if self.model != "cox":
+            raise ParameterError(f"initial_point is supported for model='cox' only, not {self.model!r}")
+        if isinstance(initial_point, pd.Series):
+            init = initial_point.reindex(self.columns_).fillna(0.0).to_numpy(dtype=float)
+        else:
+            init = np.asarray(initial_point, dtype=float)
+        if init.shape != (len(self.columns_),) or not np.all(np.isfinite(init)):
+            raise ParameterError(f"initial_point must hold {len(self.columns_)} finite coefficients (design "
+                                 f"columns {self.columns_}), got {initial_point!r}")
+        return init
 
     def _set_summary(self) -> None:
         from scipy import stats
