@@ -10,6 +10,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
 UV_VERSION ?= 0.13.9
+TEST_JOBS ?= 2
 PYTEST := $(PY) -m pytest -p no:cacheprovider
 export ARROW_DEFAULT_MEMORY_POOL ?= system
 export MPLBACKEND ?= Agg
@@ -22,10 +23,12 @@ demo: $(VENV)/.stamp-base kernel
 test: $(VENV)/.stamp-dev kernel pytest
 
 # The suite itself, on whatever $(VENV) holds (make test: the lock; make test-latest: the newest).
+# TEST_JOBS worker processes (pytest-xdist; 0 runs in this process): each test file, and each
+# notebook, on one worker (tests/conftest.py groups them; nbval keeps a notebook's cells together).
 pytest:
 	$(VENV)/bin/lint-imports
-	$(PYTEST) tests -q
-	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PYTEST) --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
+	$(PYTEST) tests -q -n $(TEST_JOBS) --dist loadgroup
+	RMANALYTICS_CONFIG_DIR=$$(mktemp -d) $(PYTEST) -n $(TEST_JOBS) --dist loadscope --nbval-lax --nbval-current-env --nbval-sanitize-with tests/notebooks/nbval_sanitize.cfg -q notebooks
 
 # JupyterLab with the project's kernel; --allow-root where it runs as root (containers).
 lab: $(VENV)/.stamp-dev kernel

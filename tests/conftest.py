@@ -174,3 +174,15 @@ def sample_churn_frames(tables: dict) -> tuple:
     w = analysis_window(tables, None, None)
     day = churn.survival_frame(tables, observation_end=w.end, window_start=w.start, lookback_days=90, time_grid="day")
     return w, day, churn.regrid(day, "week")
+
+
+# ------------------------------------------------------------------ parallel runs (pytest-xdist)
+def pytest_collection_modifyitems(config, items):
+    """Group tests for ``pytest -n N --dist loadgroup`` (``make test``): each test file runs on one
+    worker, as with ``--dist loadfile``, so its module fixtures are built once; and every file that
+    uses the session's notebook chain (``chain_results``) runs on the same worker, so the chain runs
+    once. Without xdist the marks do nothing."""
+    chain_files = {item.path for item in items if "chain_results" in getattr(item, "fixturenames", ())}
+    for item in items:
+        group = "notebook-chain" if item.path in chain_files else str(item.path)
+        item.add_marker(pytest.mark.xdist_group(group))
