@@ -634,10 +634,8 @@ def fit_cox_efron(X: "np.ndarray | _DesignRows", stop: np.ndarray, event: np.nda
             raise ParameterError(f"init must be {d} finite coefficients, got {init!r}")
         beta = init * sd  # the standardised scale the steps are taken on
     ll_old = None
-    n_steps = 0
     at_beta = None  # parts(beta) when the line search computed them already (the full step, usually taken)
-    for _ in range(max_steps):
-        n_steps += 1
+    for n_steps in range(1, max_steps + 1):
         ll, grad, hess = at_beta if at_beta is not None else parts(beta)
         if not np.all(np.isfinite(hess)) or not np.isfinite(ll):
             raise ChurnModelError("Cox fit diverged (non-finite likelihood). " + ADVICE)
@@ -791,6 +789,8 @@ class ChurnModel(BaseEstimator):
         self.fitter_ = None
         self.n_iter_ = None
         info: dict = {}
+        # lifelines' fitters take the start on their standardised scale (each column over its sd)
+        lifelines_init = None if init is None or fast else init * X.std(0).to_numpy()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
@@ -804,14 +804,13 @@ class ChurnModel(BaseEstimator):
                     f = CoxPHFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
                                     strata=strata)
                     f.fit(df, "__T", "__E", weights_col="__W" if W is not None else None, robust=False,
-                          initial_point=None if init is None else init * X.std(0).to_numpy())  # lifelines' scale
+                          initial_point=lifelines_init)
                     self.fitter_ = f
                 elif self.model == "cox":
                     f = CoxTimeVaryingFitter(penalizer=self.penalizer, l1_ratio=self.l1_ratio, alpha=self.alpha,
                                              strata=strata)
                     f.fit(df, event_col="__E", start_col="__S", stop_col="__T",
-                          weights_col="__W" if W is not None else None,
-                          initial_point=None if init is None else init * X.std(0).to_numpy())
+                          weights_col="__W" if W is not None else None, initial_point=lifelines_init)
                     self.fitter_ = f
                 else:
                     cls = {"weibull_aft": WeibullAFTFitter, "lognormal_aft": LogNormalAFTFitter,
