@@ -402,12 +402,15 @@ def holdout_scores(
         probe = test[["customer_id", "open_date"]].assign(entry=test["tenure"], duration=test["tenure"] + 1)
         if monthly is not None:  # every month of a customer's run is there when both ends are
             ids = train["customer_id"].to_numpy()
-            pos = monthly_positions(monthly, np.concatenate([ids, ids]), np.concatenate(follow_up_months(train)))
-            if pos is None:
+            # the fit's first and last months, and the scored customers' month, in one lookup
+            pos = monthly_positions(monthly, np.concatenate([ids, ids, probe["customer_id"].to_numpy()]),
+                                    np.concatenate([*follow_up_months(train), follow_up_months(probe)[1]]),
+                                    allow_missing=True)
+            if pos is None or (pos[:2 * len(ids)] < 0).any():
                 monthly = None
             else:  # the scored customers' month too, when it is there (else computed below)
                 reused.append("monthly")
-                probe_pos = monthly_positions(monthly, probe["customer_id"].to_numpy(), follow_up_months(probe)[1])
+                probe_pos = pos[2 * len(ids):] if (pos[2 * len(ids):] >= 0).all() else None
             del ids, pos
         if monthly is None:
             monthly = behaviour_covariates(tables, train, engine=engine)

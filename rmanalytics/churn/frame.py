@@ -578,12 +578,15 @@ def follow_up_months(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return m_lo, np.maximum(last_m.array.asi8.astype(np.int64), m_lo)
 
 
-def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -> np.ndarray | None:
+def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray, *,
+                      allow_missing: bool = False) -> np.ndarray | None:
     """Row positions in ``monthly`` (an output of :func:`behaviour_covariates`: each customer's
     months contiguous and in order) of the cells (``customer_ids[i]``, ``months[i]``) (month numbers
-    since 1970-01); None when one of them is not in ``monthly``. Lets a caller reuse behaviour
-    covariates computed for a wider follow-up (e.g. the week grid's, which covers the day grid's)
-    only when they hold every cell it needs."""
+    since 1970-01); None when one of them is not in ``monthly`` (with ``allow_missing``: -1 for
+    those cells), or when ``monthly`` is not laid out so. Lets a caller reuse behaviour covariates
+    computed for a wider follow-up (e.g. the week grid's, which covers the day grid's) only when
+    they hold every cell it needs; ``allow_missing`` looks up cells of several uses in one pass
+    over ``monthly``."""
     ids = monthly["customer_id"].to_numpy()
     m = pd.to_datetime(monthly["month_start"]).to_numpy().astype("datetime64[M]").astype(np.int64)
     n = len(ids)
@@ -597,13 +600,19 @@ def monthly_positions(monthly: pd.DataFrame, customer_ids, months: np.ndarray) -
     if not run_ids.is_unique or not (step == 1).all():  # not one contiguous run of months per customer
         return None
     k = run_ids.get_indexer(pd.Index(customer_ids))
-    if (k < 0).any():
-        return None
+    miss = k < 0
+    if miss.any():
+        if not allow_missing:
+            return None
+        k = np.where(miss, 0, k)
     lengths = np.diff(np.concatenate([starts, [n]]))
     off = np.asarray(months, np.int64) - m[starts][k]
-    if ((off < 0) | (off >= lengths[k])).any():
+    miss |= (off < 0) | (off >= lengths[k])
+    if miss.any() and not allow_missing:
         return None
-    return starts[k] + off
+    out = starts[k] + off
+    out[miss] = -1
+    return out
 
 
 #: Customer-months per batch of :func:`behaviour_covariates` (bounds the engine's and pandas' memory:

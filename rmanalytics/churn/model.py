@@ -954,13 +954,14 @@ class ChurnModel(BaseEstimator):
 
     def _concordance(self, frame: pd.DataFrame, X: pd.DataFrame | None = None, risk: np.ndarray | None = None) -> float:
         from rmanalytics.concordance import concordance_index
+        from rmanalytics.keys import last_per_key
 
         if risk is None:
             risk = self._linear_risk(self.design_matrix(frame) if X is None else X)
         T = frame[self.duration_col_].to_numpy(float)
         E = frame[self.event_col_].to_numpy()
         if self.id_col_ and self.id_col_ in frame.columns:
-            last = ~frame[self.id_col_].duplicated(keep="last").to_numpy()
+            last = last_per_key(frame[self.id_col_].to_numpy())  # one row per customer: its last
             risk, T, E = risk[last], T[last], E[last]
         E = E.astype(int)  # after the selection: no int64 copy of a long frame's events
         if len(T) > 200_000:  # concordance on a fixed subsample for very large frames

@@ -53,6 +53,11 @@ def test_monthly_positions(frames):
     assert monthly_positions(mon, ids, hi + 1) is None  # a month after the follow-up is not there
     assert monthly_positions(mon, np.array(["no such customer"]), hi[:1]) is None
     assert monthly_positions(mon.drop(index=[1]), ids, lo) is None  # a gap in a customer's months
+    # allow_missing: -1 for the cells that are not there, the others' positions as before
+    cells = monthly_positions(mon, np.concatenate([ids, ids, ["no such customer"]]),
+                              np.concatenate([hi, hi + 1, hi[:1]]), allow_missing=True)
+    assert (cells[:len(ids)] == pos).all() and (cells[len(ids):] == -1).all()
+    assert monthly_positions(mon.drop(index=[1]), ids, lo, allow_missing=True) is None  # not one run a customer
 
 
 def test_holdout_scores_reuse_equals_rebuild(tables, frames):

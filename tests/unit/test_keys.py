@@ -216,3 +216,18 @@ def test_first_per_key_is_drop_duplicates_and_skips_the_hash_for_sorted_unique_k
     for ids in (["B", "A", "B", "C", "A"], ["A", "A", "B"], ["C", "B", "A"], ["A", None, "B", None]):
         df = pd.DataFrame({"customer_id": ids, "x": range(len(ids))})
         assert_frame_equal(first_per_key(df), df.drop_duplicates("customer_id"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_last_per_key_is_not_duplicated_keep_last(seed):
+    from rmanalytics.keys import last_per_key
+
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(_ids(rng, 30), 200)
+    cases = [np.sort(ids), ids, np.sort(rng.integers(0, 20, 100)), rng.integers(0, 20, 100),  # sorted or not
+             np.array(["A", None, "A", "B", None], dtype=object), np.array(["A"], dtype=object),
+             np.array([], dtype=object), np.array([1.0, np.nan, np.nan, 2.0])]
+    for keys in cases:
+        expected = ~pd.Series(keys).duplicated(keep="last").to_numpy()
+        got = last_per_key(keys)
+        assert got.dtype == bool and (got == expected).all()
