@@ -252,7 +252,7 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
                      "daily_balances": "CASE WHEN d.deposits_avg IS NULL THEN 1.0 ELSE 0.0 END"}[deposits_avg])
     daily_cte = (f"""daily AS (
     SELECT customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE) AS month_start,
-           CAST(SUM(CAST(deposits AS {EXACT})) AS DOUBLE) / COUNT(deposits) AS deposits_avg
+           CAST(SUM(CAST(deposits AS {EXACT})) AS DOUBLE) / NULLIF(COUNT(deposits), 0) AS deposits_avg
     FROM daily_balances GROUP BY customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE)
 ),
 """ if deposits_avg == "daily_balances" else "")
