@@ -38,7 +38,7 @@ from rmanalytics.assignments import primary_rm_at  # noqa: F401  (the rule prima
 from rmanalytics.contract import VISIT_KINDS
 from rmanalytics.engine import columns_of, connect, resolve_engine, run_sql, scan_expr
 from rmanalytics.errors import DataError, ParameterError
-from rmanalytics.rfm.summary import EXACT_MONEY
+from rmanalytics.rfm.summary import EXACT_MONEY, exact_sum
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,8 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
     (``months`` from :func:`month_calendar`), and ``daily_balances`` when
     ``deposits_avg="daily_balances"``. One row per ``rm_id, month_start``.
 
-    Every sum of doubles is exact: each term is rounded once to ``DECIMAL(38, 18)``
-    (:data:`rmanalytics.rfm.summary.EXACT_MONEY`; relative change below 1e-16 for currency amounts
+    Every sum of doubles is exact (:func:`rmanalytics.rfm.summary.exact_sum`): each term is rounded
+    once to ``DECIMAL(38, 18)`` (relative change below 1e-16 for currency amounts
     and shares of a day) and added as a decimal, and the totals are cast to DOUBLE at the end. So
     the result does not depend on the order DuckDB's threads add rows in, nor on how the customers
     are cut into batches: a double SUM made 1-thread and 2-thread runs differ by about 1e-15, which
@@ -238,7 +238,6 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
     """
     effective = effective or EffectiveRule(window_days=effective_window_days)
     quality = quality or QualityRule()
-    EXACT = EXACT_MONEY  # every sum of doubles is exact (order-independent): see the docstring
     fee = "t.fee" if has_fee else "0.0"
     strat = "COALESCE(b.loans_strategic, 0.0)" if has_strategic else "0.0"
     npl = "COALESCE(b.npl, 0.0)" if has_npl else "0.0"
@@ -252,7 +251,7 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
                      "daily_balances": "CASE WHEN d.deposits_avg IS NULL THEN 1.0 ELSE 0.0 END"}[deposits_avg])
     daily_cte = (f"""daily AS (
     SELECT customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE) AS month_start,
-           CAST(SUM(CAST(deposits AS {EXACT})) AS DOUBLE) / NULLIF(COUNT(deposits), 0) AS deposits_avg
+           CAST({exact_sum("deposits")} AS DOUBLE) / NULLIF(COUNT(deposits), 0) AS deposits_avg
     FROM daily_balances GROUP BY customer_id, CAST(date_trunc('month', CAST(date AS DATE)) AS DATE)
 ),
 """ if deposits_avg == "daily_balances" else "")
@@ -264,14 +263,14 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
     # the sums that need the snapshot sequence: one window over few columns, see bal_seq).
     if has_npl_new:
         npl_new_plain, npl_new_col_plain = "\n           COALESCE(b.npl_new, 0.0) AS npl_new,", " bal.npl_new,"
-        npl_new_sum_plain, npl_new_src = f"SUM(CAST(am.w * am.npl_new AS {EXACT})) AS npl_new, ", "b"
+        npl_new_sum_plain, npl_new_src = f"{exact_sum('am.w * am.npl_new')} AS npl_new, ", "b"
         npl_new_seq = npl_new_col_seq = npl_new_sum_seq = ""
     else:
         npl_new_plain = npl_new_col_plain = npl_new_sum_plain = ""
         npl_new_seq = (f",\n           CASE WHEN {prev_npl} IS NULL THEN 0.0 "
                        f"ELSE GREATEST({npl} - {prev_npl}, 0.0) END AS npl_new")
         npl_new_col_seq, npl_new_src = ", s.npl_new", "bq"
-        npl_new_sum_seq = f",\n           SUM(CAST(CASE WHEN am.ov = 1 THEN am.w * am.npl_new ELSE 0.0 END AS {EXACT})) AS npl_new"
+        npl_new_sum_seq = f",\n           {exact_sum('CASE WHEN am.ov = 1 THEN am.w * am.npl_new ELSE 0.0 END')} AS npl_new"
     recovered = "COALESCE(b.recovered, 0.0)" if has_recovered else "CAST(NULL AS DOUBLE)"
     written_off = "COALESCE(b.written_off, 0.0)" if has_written_off else "CAST(NULL AS DOUBLE)"
     h = int(effective.hold_months)
@@ -317,7 +316,7 @@ def rm_month_sql_stages(*, has_fee: bool = True, has_strategic: bool = True, has
     parts = "\n    UNION ALL\n".join(
         f"    SELECT '{p}' AS part, rm_id, month_start, "
         + ("month_end, " if p == "book_seq" else "CAST(NULL AS DATE) AS month_end, ")
-        + ", ".join(c if c in cols else f"CAST(NULL AS {EXACT}) AS {c}" for c in all_cols)
+        + ", ".join(c if c in cols else f"CAST(NULL AS {EXACT_MONEY}) AS {c}" for c in all_cols)
         + f" FROM {p}"
         for p, cols in part_cols.items())
     # The final stage: each part added up over the batches of customers (one batch: the sums themselves).
@@ -388,8 +387,8 @@ ORDER BY k.rm_id, k.month_start
     return {"ctes": ([daily_cte.rstrip().rstrip(",")] if daily_cte else []) + [ASG_CTE, MON_CTE],
             "mon": MON_CTE, "fam": f"""fam AS (
     SELECT product_family,
-           CASE WHEN SUM(CAST(t.amount AS {EXACT})) > 0
-                THEN CAST(SUM(CAST({fee} AS {EXACT})) AS DOUBLE) / NULLIF(CAST(SUM(CAST(t.amount AS {EXACT})) AS DOUBLE), 0)
+           CASE WHEN {exact_sum("t.amount")} > 0
+                THEN CAST({exact_sum(fee)} AS DOUBLE) / NULLIF(CAST({exact_sum("t.amount")} AS DOUBLE), 0)
                 ELSE 0.0 END AS fee_rate
     FROM transactions t WHERE t.amount > 0 GROUP BY product_family
 )""", "per_customer": f"""asg_month AS (
@@ -423,15 +422,15 @@ bal_seq AS (
 ),
 book AS (
     SELECT am.rm_id, am.month_start,
-           SUM(CAST(am.w AS {EXACT})) AS w_balances,
-           SUM(CAST(am.w * am.aum AS {EXACT})) AS aum, SUM(CAST(am.w * am.deposits AS {EXACT})) AS deposits,
-           SUM(CAST(am.w * am.loans AS {EXACT})) AS loans,
-           SUM(CAST(am.w * am.loans_strategic AS {EXACT})) AS loans_strategic,
-           SUM(CAST(am.w * am.npl AS {EXACT})) AS npl, SUM(CAST(am.w * am.n_products AS {EXACT})) AS products_w,
-           SUM(CAST(am.w * am.deposits_avg AS {EXACT})) AS deposits_avg,
-           SUM(CAST(am.w * am.dep_fallback AS {EXACT})) AS deposits_avg_fallback,
-           {npl_new_sum_plain}SUM(CAST(am.w * am.recovered AS {EXACT})) AS recovered,
-           SUM(CAST(am.w * am.written_off AS {EXACT})) AS written_off
+           {exact_sum("am.w")} AS w_balances,
+           {exact_sum("am.w * am.aum")} AS aum, {exact_sum("am.w * am.deposits")} AS deposits,
+           {exact_sum("am.w * am.loans")} AS loans,
+           {exact_sum("am.w * am.loans_strategic")} AS loans_strategic,
+           {exact_sum("am.w * am.npl")} AS npl, {exact_sum("am.w * am.n_products")} AS products_w,
+           {exact_sum("am.w * am.deposits_avg")} AS deposits_avg,
+           {exact_sum("am.w * am.dep_fallback")} AS deposits_avg_fallback,
+           {npl_new_sum_plain}{exact_sum("am.w * am.recovered")} AS recovered,
+           {exact_sum("am.w * am.written_off")} AS written_off
     FROM (
         SELECT a.rm_id, bal.month_start,
                a.share * date_diff('day', GREATEST(a.start_date, bal.month_start), LEAST(a.end_date, bal.month_end))
@@ -445,13 +444,13 @@ book AS (
 ),
 book_seq AS (
     SELECT am.rm_id, am.month_start, am.month_end,
-           SUM(CAST(CASE WHEN am.ov = 1 AND am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END AS {EXACT}))
+           {exact_sum("CASE WHEN am.ov = 1 AND am.prev_products IS NOT NULL THEN am.w ELSE 0.0 END")}
                AS cross_sell_base,
-           SUM(CAST(CASE WHEN am.ov = 1 AND am.n_products > am.prev_products THEN am.w ELSE 0.0 END AS {EXACT}))
+           {exact_sum("CASE WHEN am.ov = 1 AND am.n_products > am.prev_products THEN am.w ELSE 0.0 END")}
                AS cross_sell_w,
-           SUM(CAST(CASE WHEN am.ov = 1 THEN am.w * am.npl_prev ELSE 0.0 END AS {EXACT})) AS npl_open{npl_new_sum_seq},
-           SUM(CAST(am.share_next * am.quality AS {EXACT})) AS start_quality_next,
-           SUM(CAST(CASE WHEN am.dup = 1 THEN am.share_next ELSE 0.0 END AS {EXACT})) AS start_extra_next
+           {exact_sum("CASE WHEN am.ov = 1 THEN am.w * am.npl_prev ELSE 0.0 END")} AS npl_open{npl_new_sum_seq},
+           {exact_sum("am.share_next * am.quality")} AS start_quality_next,
+           {exact_sum("CASE WHEN am.dup = 1 THEN am.share_next ELSE 0.0 END")} AS start_extra_next
     FROM (
         SELECT a.rm_id, s.month_start, s.month_end,
                CASE WHEN a.start_date < s.month_end AND a.end_date > s.month_start THEN 1 ELSE 0 END AS ov,
@@ -470,13 +469,13 @@ book_seq AS (
     GROUP BY am.rm_id, am.month_start, am.month_end
 ),
 book_size AS (
-    SELECT rm_id, month_start, SUM(CAST(w AS {EXACT})) AS customers_credited FROM asg_month GROUP BY rm_id, month_start
+    SELECT rm_id, month_start, {exact_sum("w")} AS customers_credited FROM asg_month GROUP BY rm_id, month_start
 ),
 fees AS (
-    SELECT a.rm_id, {month_of("t.date")} AS month_start, SUM(CAST(a.share * {fee} AS {EXACT})) AS fee_income,
-           SUM(CAST(a.share * t.amount AS {EXACT})) AS volume,
-           SUM(CAST(a.share * t.amount * fr.fee_rate AS {EXACT})) AS expected_fee,
-           SUM(CAST(a.share AS {EXACT})) AS n_transactions
+    SELECT a.rm_id, {month_of("t.date")} AS month_start, {exact_sum(f"a.share * {fee}")} AS fee_income,
+           {exact_sum("a.share * t.amount")} AS volume,
+           {exact_sum("a.share * t.amount * fr.fee_rate")} AS expected_fee,
+           {exact_sum("a.share")} AS n_transactions
     FROM transactions t
     JOIN fam fr ON fr.product_family = t.product_family
     JOIN asg a ON t.customer_id = a.customer_id
@@ -493,7 +492,7 @@ qual AS (
       AND c.close_date IS NOT NULL AND {next_month("b.snapshot_date")} = {month_of("c.close_date")}
 ),
 book_base AS (
-    SELECT a.rm_id, m.month_start, SUM(CAST(a.share AS {EXACT})) AS book_start
+    SELECT a.rm_id, m.month_start, {exact_sum("a.share")} AS book_start
     FROM asg a
     JOIN mon m ON a.start_date <= m.month_start AND a.end_date > m.month_start
     JOIN customers c ON c.customer_id = a.customer_id
@@ -502,8 +501,8 @@ book_base AS (
     GROUP BY a.rm_id, m.month_start
 ),
 churn AS (
-    SELECT a.rm_id, m.month_start, SUM(CAST(a.share AS {EXACT})) AS churned,
-           SUM(CAST(a.share * COALESCE(q.quality, 0.0) AS {EXACT})) AS churned_quality
+    SELECT a.rm_id, m.month_start, {exact_sum("a.share")} AS churned,
+           {exact_sum("a.share * COALESCE(q.quality, 0.0)")} AS churned_quality
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date < CAST(c.close_date AS DATE) AND a.end_date >= CAST(c.close_date AS DATE)
@@ -529,12 +528,12 @@ effective_assets AS (
       AND date_diff('day', CAST(c.open_date AS DATE), h.snapshot_date) < {ew}
 ),
 new_cust AS (
-    SELECT a.rm_id, m.month_start, SUM(CAST(a.share AS {EXACT})) AS new_customers,
-           SUM(CAST(CASE WHEN e.customer_id IS NOT NULL THEN a.share ELSE 0.0 END AS {EXACT}))
+    SELECT a.rm_id, m.month_start, {exact_sum("a.share")} AS new_customers,
+           {exact_sum("CASE WHEN e.customer_id IS NOT NULL THEN a.share ELSE 0.0 END")}
                AS new_active_customers,
-           SUM(CAST(CASE WHEN ea.customer_id IS NOT NULL THEN a.share ELSE 0.0 END AS {EXACT}))
+           {exact_sum("CASE WHEN ea.customer_id IS NOT NULL THEN a.share ELSE 0.0 END")}
                AS new_effective_customers,
-           SUM(CAST(CASE WHEN {channel} = 'referral' THEN a.share ELSE 0.0 END AS {EXACT})) AS new_referred
+           {exact_sum(f"CASE WHEN {channel} = 'referral' THEN a.share ELSE 0.0 END")} AS new_referred
     FROM customers c
     JOIN asg a ON c.customer_id = a.customer_id
               AND a.start_date <= CAST(c.open_date AS DATE) AND a.end_date > CAST(c.open_date AS DATE)
